@@ -1,0 +1,32 @@
+//! Siirto: a mutual-TLS gateway that moves a student's records between Finnish municipalities
+//! and national registers on the student's own signed authorization.
+//!
+//! # Layout — one line per module, what it owns
+//! - [`clock`]: time and randomness as injected values; hex and id helpers.
+//! - [`config`]: TOML + environment overrides → validated [`config::Config`] and the directory.
+//! - [`scope`]: the data categories of an authorization's `scope`.
+//! - [`student_id`]: henkilötunnus and learner-number parsing.
+//! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit).
+//! - [`identity`]: client certificate → participant (x509-parser).
+//! - [`tls`]: rustls server and client configurations from the validated config.
+//! - [`pki`]: development certificates and keys (rcgen); never for production.
+//! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
+//! - [`xml`]: hardened XML parsing, the XML Schema compiler and streaming validator.
+//! - [`record`]: the format-neutral student record and scope pruning.
+//! - [`formats`]: one module per record format, to and from the [`record`] model.
+//! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
+//! - [`receipt`]: the gateway-signed transfer receipt.
+pub mod audit;
+pub mod authz;
+pub mod clock;
+pub mod config;
+pub mod formats;
+pub mod identity;
+pub mod outbound;
+pub mod pki;
+pub mod receipt;
+pub mod record;
+pub mod scope;
+pub mod student_id;
+pub mod tls;
+pub mod xml;
