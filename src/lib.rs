@@ -27,6 +27,8 @@ pub mod pki;
 pub mod receipt;
 pub mod record;
 pub mod scope;
+pub mod store;
 pub mod student_id;
 pub mod tls;
+pub mod transfer;
 pub mod xml;
