@@ -18,6 +18,7 @@
 //! - [`receipt`]: the gateway-signed transfer receipt.
 pub mod audit;
 pub mod authz;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod formats;
