@@ -29,10 +29,21 @@ audit log), 2 unusable input (bad arguments, unreadable configuration or files).
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Serve { config: PathBuf },
-    Demo { keep: Option<PathBuf> },
-    PkiInit { dir: PathBuf, api_port: u16, admin_port: u16 },
-    Validate { schema: SchemaSource, file: PathBuf },
+    Serve {
+        config: PathBuf,
+    },
+    Demo {
+        keep: Option<PathBuf>,
+    },
+    PkiInit {
+        dir: PathBuf,
+        api_port: u16,
+        admin_port: u16,
+    },
+    Validate {
+        schema: SchemaSource,
+        file: PathBuf,
+    },
     Convert {
         config: PathBuf,
         from: Format,
@@ -41,11 +52,25 @@ pub enum Command {
         subject: Option<String>,
         file: PathBuf,
     },
-    AuditVerify { config: PathBuf },
-    AuditExport { config: PathBuf, since: Option<String> },
-    AuditVerifyProof { checkpoint: PathBuf, public_key: PathBuf, proof: PathBuf },
-    Migrate { config: PathBuf },
-    Bench { what: String, options: Vec<(String, String)> },
+    AuditVerify {
+        config: PathBuf,
+    },
+    AuditExport {
+        config: PathBuf,
+        since: Option<String>,
+    },
+    AuditVerifyProof {
+        checkpoint: PathBuf,
+        public_key: PathBuf,
+        proof: PathBuf,
+    },
+    Migrate {
+        config: PathBuf,
+    },
+    Bench {
+        what: String,
+        options: Vec<(String, String)>,
+    },
     Help,
 }
 
@@ -119,7 +144,11 @@ impl Parsed {
     }
 
     fn opt(&self, name: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.options
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn required(&self, name: &str) -> Result<&str, CliError> {
@@ -230,7 +259,11 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
             Ok(Command::Validate { schema, file })
         }
         "convert" => {
-            let p = Parsed::new("convert", rest, &["config", "from", "to", "scope", "subject"])?;
+            let p = Parsed::new(
+                "convert",
+                rest,
+                &["config", "from", "to", "scope", "subject"],
+            )?;
             Ok(Command::Convert {
                 config: p.required("config")?.into(),
                 from: p.format("from")?,
@@ -262,7 +295,11 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     })
                 }
                 "verify-proof" => {
-                    let p = Parsed::new("audit verify-proof", rest, &["checkpoint", "public-key", "proof"])?;
+                    let p = Parsed::new(
+                        "audit verify-proof",
+                        rest,
+                        &["checkpoint", "public-key", "proof"],
+                    )?;
                     p.none()?;
                     Ok(Command::AuditVerifyProof {
                         checkpoint: p.required("checkpoint")?.into(),
@@ -279,7 +316,13 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 what: "what to measure (`transfers` or `audit`)".into(),
             })?;
             let allowed = [
-                "config", "transfers", "concurrency", "record-kb", "backend", "entries", "postgres",
+                "config",
+                "transfers",
+                "concurrency",
+                "record-kb",
+                "backend",
+                "entries",
+                "postgres",
             ];
             let p = Parsed::new("bench", rest, &allowed)?;
             p.none()?;
@@ -326,7 +369,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&words("convert --config c --from virta --to=elmo --scope identity f.xml")),
+            parse(&words(
+                "convert --config c --from virta --to=elmo --scope identity f.xml"
+            )),
             Ok(Command::Convert {
                 config: "c".into(),
                 from: Format::Virta,
@@ -337,7 +382,9 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&words("audit export --config c --since 2026-01-01T00:00:00Z")),
+            parse(&words(
+                "audit export --config c --since 2026-01-01T00:00:00Z"
+            )),
             Ok(Command::AuditExport {
                 config: "c".into(),
                 since: Some("2026-01-01T00:00:00Z".into())
@@ -357,15 +404,33 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         assert_eq!(parse(&[]), Err(CliError::NoCommand));
-        assert_eq!(parse(&words("fly")), Err(CliError::UnknownCommand("fly".into())));
-        assert!(matches!(parse(&words("serve")), Err(CliError::Missing { .. })));
-        assert!(matches!(parse(&words("serve --conf x")), Err(CliError::UnknownOption { .. })));
-        assert!(matches!(parse(&words("serve --config")), Err(CliError::MissingValue { .. })));
+        assert_eq!(
+            parse(&words("fly")),
+            Err(CliError::UnknownCommand("fly".into()))
+        );
+        assert!(matches!(
+            parse(&words("serve")),
+            Err(CliError::Missing { .. })
+        ));
+        assert!(matches!(
+            parse(&words("serve --conf x")),
+            Err(CliError::UnknownOption { .. })
+        ));
+        assert!(matches!(
+            parse(&words("serve --config")),
+            Err(CliError::MissingValue { .. })
+        ));
         assert_eq!(
             parse(&words("validate --format xml --config c f")),
             Err(CliError::UnknownFormat("xml".into()))
         );
-        assert!(matches!(parse(&words("validate --schema s a b")), Err(CliError::Unexpected { .. })));
-        assert!(matches!(parse(&words("pki init d --api-port x")), Err(CliError::Port { .. })));
+        assert!(matches!(
+            parse(&words("validate --schema s a b")),
+            Err(CliError::Unexpected { .. })
+        ));
+        assert!(matches!(
+            parse(&words("pki init d --api-port x")),
+            Err(CliError::Port { .. })
+        ));
     }
 }

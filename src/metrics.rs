@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Histogram bucket upper bounds, in seconds.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+];
 
 type Key = (&'static str, Vec<(&'static str, String)>);
 
@@ -45,13 +47,19 @@ impl Metrics {
         self.add(name, help, labels, 1);
     }
 
-    pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], n: u64) {
+    pub fn add(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        n: u64,
+    ) {
         let key = key(name, labels);
-        if let Ok(map) = self.counters.read() {
-            if let Some(c) = map.get(&key) {
-                c.fetch_add(n, Ordering::Relaxed);
-                return;
-            }
+        if let Ok(map) = self.counters.read()
+            && let Some(c) = map.get(&key)
+        {
+            c.fetch_add(n, Ordering::Relaxed);
+            return;
         }
         self.describe(name, help);
         if let Ok(mut map) = self.counters.write() {
@@ -60,7 +68,13 @@ impl Metrics {
     }
 
     /// Records a duration in a histogram.
-    pub fn observe(&self, name: &'static str, help: &'static str, labels: &[(&'static str, &str)], d: Duration) {
+    pub fn observe(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        d: Duration,
+    ) {
         let key = key(name, labels);
         let record = |h: &Histogram| {
             let secs = d.as_secs_f64();
@@ -70,14 +84,16 @@ impl Metrics {
                 }
             }
             h.count.fetch_add(1, Ordering::Relaxed);
-            h.sum_micros
-                .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            h.sum_micros.fetch_add(
+                u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         };
-        if let Ok(map) = self.histograms.read() {
-            if let Some(h) = map.get(&key) {
-                record(h);
-                return;
-            }
+        if let Ok(map) = self.histograms.read()
+            && let Some(h) = map.get(&key)
+        {
+            record(h);
+            return;
         }
         self.describe(name, help);
         if let Ok(mut map) = self.histograms.write() {
@@ -99,17 +115,30 @@ impl Metrics {
         if let Ok(map) = self.counters.read() {
             for ((name, labels), v) in map.iter() {
                 if *name != last {
-                    let _ = writeln!(out, "# HELP {name} {}", help.get(name).copied().unwrap_or(""));
+                    let _ = writeln!(
+                        out,
+                        "# HELP {name} {}",
+                        help.get(name).copied().unwrap_or("")
+                    );
                     let _ = writeln!(out, "# TYPE {name} counter");
                     last = name;
                 }
-                let _ = writeln!(out, "{name}{} {}", render_labels(labels, None), v.load(Ordering::Relaxed));
+                let _ = writeln!(
+                    out,
+                    "{name}{} {}",
+                    render_labels(labels, None),
+                    v.load(Ordering::Relaxed)
+                );
             }
         }
         if let Ok(map) = self.histograms.read() {
             for ((name, labels), h) in map.iter() {
                 if *name != last {
-                    let _ = writeln!(out, "# HELP {name} {}", help.get(name).copied().unwrap_or(""));
+                    let _ = writeln!(
+                        out,
+                        "# HELP {name} {}",
+                        help.get(name).copied().unwrap_or("")
+                    );
                     let _ = writeln!(out, "# TYPE {name} histogram");
                     last = name;
                 }
@@ -123,27 +152,44 @@ impl Metrics {
                     );
                 }
                 let count = h.count.load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}_bucket{} {count}", render_labels(labels, Some("+Inf")));
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {count}",
+                    render_labels(labels, Some("+Inf"))
+                );
                 let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
                 let _ = writeln!(out, "{name}_sum{} {sum}", render_labels(labels, None));
                 let _ = writeln!(out, "{name}_count{} {count}", render_labels(labels, None));
             }
         }
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         out
     }
 }
 
 fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
-    (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect())
+    (
+        name,
+        labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+    )
 }
 
 fn render_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
         .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
@@ -164,8 +210,17 @@ mod tests {
         let m = Metrics::new();
         m.inc("siirto_requests_total", "API requests.", &[("code", "ok")]);
         m.inc("siirto_requests_total", "API requests.", &[("code", "ok")]);
-        m.inc("siirto_requests_total", "API requests.", &[("code", "bad\"one")]);
-        m.observe("siirto_transfer_seconds", "Transfer latency.", &[], Duration::from_millis(20));
+        m.inc(
+            "siirto_requests_total",
+            "API requests.",
+            &[("code", "bad\"one")],
+        );
+        m.observe(
+            "siirto_transfer_seconds",
+            "Transfer latency.",
+            &[],
+            Duration::from_millis(20),
+        );
         let text = m.render(&[("siirto_pending_transfers", "Unfinished transfers.", 3.0)]);
         assert!(text.contains("# TYPE siirto_requests_total counter"));
         assert!(text.contains("siirto_requests_total{code=\"ok\"} 2"));

@@ -29,7 +29,14 @@ impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
             .field("current", &self.current.id)
-            .field("previous", &self.previous.iter().map(|k| k.id.as_str()).collect::<Vec<_>>())
+            .field(
+                "previous",
+                &self
+                    .previous
+                    .iter()
+                    .map(|k| k.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -57,7 +64,10 @@ impl Vault {
     pub fn new(current: &[u8], previous: &[Vec<u8>]) -> Result<Vault, VaultError> {
         Ok(Vault {
             current: make_key(current)?,
-            previous: previous.iter().map(|k| make_key(k)).collect::<Result<_, _>>()?,
+            previous: previous
+                .iter()
+                .map(|k| make_key(k))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -95,7 +105,11 @@ impl Vault {
         if self
             .current
             .key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(purpose.as_bytes()), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(purpose.as_bytes()),
+                &mut body,
+            )
             .is_err()
         {
             body.clear();
@@ -124,7 +138,11 @@ impl Vault {
         let mut body = rest[len + NONCE_LEN..].to_vec();
         let plain = key
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(purpose.as_bytes()), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(purpose.as_bytes()),
+                &mut body,
+            )
             .map_err(|_| VaultError::Authentication)?;
         Ok(plain.to_vec())
     }
@@ -163,12 +181,18 @@ mod tests {
         assert_eq!(old.open("payload:t1", &sealed.bytes).unwrap(), b"<record/>");
         // After rotation the old key still opens what it sealed; new seals use the new key.
         let rotated = Vault::new(&[2u8; 32], &[vec![1u8; 32]]).unwrap();
-        assert_eq!(rotated.open("payload:t1", &sealed.bytes).unwrap(), b"<record/>");
+        assert_eq!(
+            rotated.open("payload:t1", &sealed.bytes).unwrap(),
+            b"<record/>"
+        );
         let fresh = rotated.seal("payload:t1", b"x", &r);
         assert_ne!(fresh.key_id, sealed.key_id);
         // Without the old key: a clear error naming the key id.
         let only_new = Vault::new(&[2u8; 32], &[]).unwrap();
-        assert_eq!(only_new.open("payload:t1", &sealed.bytes), Err(VaultError::UnknownKey(sealed.key_id.clone())));
+        assert_eq!(
+            only_new.open("payload:t1", &sealed.bytes),
+            Err(VaultError::UnknownKey(sealed.key_id.clone()))
+        );
     }
 
     #[test]
@@ -176,18 +200,36 @@ mod tests {
         let r = SeededRandom::new(4);
         let v = Vault::new(&[7u8; 32], &[]).unwrap();
         let mut sealed = v.seal("payload:t1", b"secret", &r).bytes;
-        assert_eq!(v.open("payload:t2", &sealed), Err(VaultError::Authentication));
+        assert_eq!(
+            v.open("payload:t2", &sealed),
+            Err(VaultError::Authentication)
+        );
         let last = sealed.len() - 1;
         sealed[last] ^= 1;
-        assert_eq!(v.open("payload:t1", &sealed), Err(VaultError::Authentication));
-        assert_eq!(v.open("payload:t1", &sealed[..10]), Err(VaultError::Malformed));
-        assert!(!String::from_utf8_lossy(&v.seal("p", b"plaintext-marker", &r).bytes).contains("plaintext-marker"));
+        assert_eq!(
+            v.open("payload:t1", &sealed),
+            Err(VaultError::Authentication)
+        );
+        assert_eq!(
+            v.open("payload:t1", &sealed[..10]),
+            Err(VaultError::Malformed)
+        );
+        assert!(
+            !String::from_utf8_lossy(&v.seal("p", b"plaintext-marker", &r).bytes)
+                .contains("plaintext-marker")
+        );
     }
 
     #[test]
     fn key_rules() {
-        assert_eq!(Vault::new(&[0u8; 16], &[]).err(), Some(VaultError::KeyLength));
+        assert_eq!(
+            Vault::new(&[0u8; 16], &[]).err(),
+            Some(VaultError::KeyLength)
+        );
         assert_ne!(Vault::derive_key(b"a"), Vault::derive_key(b"b"));
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

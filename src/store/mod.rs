@@ -230,7 +230,7 @@ trait ModifyJob: Send {
 
 enum ModifyStep {
     Apply(
-        TransferChange,
+        Box<TransferChange>,
         Box<dyn FnOnce(Result<Applied, StoreError>) + Send>,
     ),
     Answer(Box<dyn FnOnce() + Send>),
@@ -250,7 +250,7 @@ impl<E: Send + 'static> ModifyJob for ModifyImpl<E> {
             })),
             Some(row) => match decide(row) {
                 Ok(change) => ModifyStep::Apply(
-                    change,
+                    Box::new(change),
                     Box::new(move |r: Result<Applied, StoreError>| {
                         let _ = reply.send(r.map(Modified::Done));
                     }),
@@ -805,7 +805,7 @@ macro_rules! backend {
                         };
                         match job.decide(row.as_ref()) {
                             ModifyStep::Answer(answer) => OpOutcome::Undo(Box::new(move |_| answer())),
-                            ModifyStep::Apply(change, reply) => match apply(conn, head, change).await {
+                            ModifyStep::Apply(change, reply) => match apply(conn, head, *change).await {
                                 Ok(Applied::LeaseLost) => OpOutcome::Undo(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
                                 Ok(done) => OpOutcome::Keep(Box::new(move |c| reply(c.map(|_| done).map_err(unshare)))),
                                 Err(e) => OpOutcome::Undo(Box::new(move |_| reply(Err(e)))),

@@ -19,7 +19,7 @@ pub struct TestDb {
 enum Cleanup {
     Dir(#[allow(dead_code)] tempfile::TempDir),
     Postgres {
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
         name: String,
     },
 }
@@ -61,7 +61,10 @@ impl TestDb {
         Ok(Some(TestDb {
             url,
             backend: "postgres",
-            cleanup: Cleanup::Postgres { admin, name },
+            cleanup: Cleanup::Postgres {
+                admin: Box::new(admin),
+                name,
+            },
         }))
     }
 
@@ -101,7 +104,7 @@ fn with_database(server: &str, name: &str) -> String {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin, name } = &self.cleanup {
-            let admin = admin.clone();
+            let admin = (**admin).clone();
             let name = name.clone();
             // Drop runs outside async context (or inside a runtime we must not block): use a
             // thread with its own small runtime.
