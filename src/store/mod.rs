@@ -219,6 +219,13 @@ enum Op {
         rows::CheckpointRow,
         oneshot::Sender<Result<bool, StoreError>>,
     ),
+    Remember {
+        issuer: String,
+        jti: String,
+        until: Timestamp,
+        audit: Vec<AuditEvent>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     PurgeReplay(Timestamp, oneshot::Sender<Result<u64, StoreError>>),
 }
 
@@ -448,6 +455,26 @@ impl Store {
             note,
         };
         self.send(Op::Checkpoint(row, tx), rx).await
+    }
+
+    /// Records a token id as used, with audit entries written only when it was new. `false`
+    /// when the issuer's `jti` was seen before (replay).
+    pub async fn remember_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        until: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Remember {
+            issuer: issuer.to_owned(),
+            jti: jti.to_owned(),
+            until,
+            audit,
+            reply: tx,
+        };
+        self.send(op, rx).await
     }
 
     /// Forgets replay ids whose authorizations can no longer be valid.
@@ -832,6 +859,22 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e.into()),
                         }
                     }
+                    Op::Remember { issuer, jti, until, audit, reply } => {
+                        let result = async {
+                            let fresh = remember(conn, &issuer, &jti, until).await?;
+                            if fresh {
+                                append(conn, head, audit).await?;
+                            }
+                            Ok::<bool, StoreError>(fresh)
+                        }
+                        .await;
+                        match result {
+                            Ok(fresh) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| fresh).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
                     Op::PurgeReplay(now, reply) => {
                         let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
                         match result {
@@ -847,14 +890,18 @@ macro_rules! backend {
                 }
             }
 
-            async fn insert(conn: &mut Conn, head: &mut Head, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
+            async fn remember(conn: &mut Conn, issuer: &str, jti: &str, until: Timestamp) -> Result<bool, StoreError> {
                 let replay = sqlx::query("INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING")
-                    .bind(&t.issuer)
-                    .bind(&t.jti)
-                    .bind(t.replay_until.millis())
+                    .bind(issuer)
+                    .bind(jti)
+                    .bind(until.millis())
                     .execute(&mut *conn)
                     .await?;
-                if replay.rows_affected() == 0 {
+                Ok(replay.rows_affected() == 1)
+            }
+
+            async fn insert(conn: &mut Conn, head: &mut Head, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
+                if !remember(conn, &t.issuer, &t.jti, t.replay_until).await? {
                     return Ok(Inserted::Replay);
                 }
                 sqlx::query(
@@ -1084,6 +1131,7 @@ fn fail_one(op: Op) -> Finish {
             job.fail(r.err().map(unshare).unwrap_or(StoreError::WriterStopped));
         }),
         Op::Checkpoint(_, r) => send(r),
+        Op::Remember { reply, .. } => send(reply),
         Op::PurgeReplay(_, r) => send(r),
     }
 }

@@ -57,6 +57,19 @@ pub struct TransferRow {
     pub receipt_leaf: Option<u64>,
 }
 
+impl TransferRow {
+    /// What the state machine needs of this transfer.
+    pub fn state(&self) -> crate::transfer::TransferState {
+        crate::transfer::TransferState {
+            status: self.status,
+            reason: self.reason,
+            attempts: self.attempts,
+            next_attempt_at: None,
+            created_at: self.retry_from,
+        }
+    }
+}
+
 /// One step on a transfer's timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRow {
