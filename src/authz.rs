@@ -1132,6 +1132,7 @@ fn shown(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::IdentityRule;
