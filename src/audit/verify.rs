@@ -267,6 +267,11 @@ impl Verifier {
             buf.clear();
             entry.event.encode_into(other, &mut buf);
             if chain_hash(&entry.prev_hash, &buf) == entry.hash {
+                // Written as the previous seq and linked to the entry before the previous one:
+                // the previous entry was slipped in and the rest renumbered.
+                if other + 1 == seq && seq >= 2 && entry.prev_hash == self.previous_head {
+                    return VerifyError::Inserted { seq: seq - 1 };
+                }
                 return VerifyError::Renumbered {
                     seq,
                     written_as: other,
