@@ -24,7 +24,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audit::{self, AuditEntry, AuditEvent};
+use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
 use crate::transfer::{FailureReason, Status};
 
@@ -760,7 +760,7 @@ macro_rules! backend {
             async fn append(conn: &mut Conn, head: &mut Head, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
                 let mut seqs = Vec::with_capacity(events.len());
                 for event in events {
-                    let entry = audit::chain(head.next_seq, head.prev_hash, event);
+                    let entry = AuditEntry::chained(head.next_seq, head.prev_hash, event);
                     let r = rows::AuditColumns::of(&entry)?;
                     sqlx::query(
                         "INSERT INTO audit (seq, at, actor, action, outcome, transfer_id, subject, document_sha256, detail, prev_hash, hash) \

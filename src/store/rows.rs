@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::audit::{AuditEntry, AuditEvent};
-use crate::clock::Timestamp;
+use crate::audit::{AuditEntry, AuditEvent, Pseudonym};
+use crate::clock::{Timestamp, hex, unhex};
 use crate::transfer::{FailureReason, Status};
 
 /// The columns [`transfer_from_row`] decodes, in its order (a literal, for `concat!`).
@@ -265,8 +265,21 @@ pub(super) fn audit_from_row(r: &impl Columns) -> Result<AuditEntry, StoreError>
             action: r.text(3)?,
             outcome: r.text(4)?,
             transfer_id: r.opt_text(5)?,
-            subject: r.opt_text(6)?,
-            document_sha256: r.opt_text(7)?,
+            subject: r
+                .opt_text(6)?
+                .map(|s| {
+                    Pseudonym::parse(&s)
+                        .map_err(|e| corrupt("audit subject", format!("entry {seq}: {e}")))
+                })
+                .transpose()?,
+            document_sha256: r
+                .opt_text(7)?
+                .map(|s| {
+                    unhex(&s)
+                        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                        .ok_or_else(|| corrupt("audit document hash", format!("entry {seq}")))
+                })
+                .transpose()?,
             detail,
         },
         prev_hash: hash32(r.bytes(9)?, "audit prev_hash")?,
@@ -299,8 +312,8 @@ impl AuditColumns {
             action: e.action.clone(),
             outcome: e.outcome.clone(),
             transfer_id: e.transfer_id.clone(),
-            subject: e.subject.clone(),
-            document_sha256: e.document_sha256.clone(),
+            subject: e.subject.as_ref().map(|p| p.as_str().to_owned()),
+            document_sha256: e.document_sha256.as_ref().map(|h| hex(h)),
             detail: serde_json::to_string(&e.detail)
                 .map_err(|err| corrupt("audit detail", err.to_string()))?,
             prev_hash: entry.prev_hash.to_vec(),
