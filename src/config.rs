@@ -550,6 +550,14 @@ pub enum SubjectError {
 /// `organizationIdentifier`) or dotted OIDs; they are normalized to the upper-case short name.
 /// Attributes of a multi-valued RDN are written as separate comma-separated attributes.
 pub fn parse_subject(s: &str) -> Result<Vec<(String, String)>, SubjectError> {
+    let mut attributes = parse_subject_in_order(s)?;
+    attributes.sort();
+    Ok(attributes)
+}
+
+/// [`parse_subject`] without the sorting: attributes in the order written (for issuing
+/// certificates whose subject should read as written).
+pub fn parse_subject_in_order(s: &str) -> Result<Vec<(String, String)>, SubjectError> {
     if s.trim().is_empty() {
         return Err(SubjectError::Empty);
     }
@@ -590,7 +598,6 @@ pub fn parse_subject(s: &str) -> Result<Vec<(String, String)>, SubjectError> {
         }
         out.push((name, value));
     }
-    out.sort();
     Ok(out)
 }
 
