@@ -2296,3 +2296,692 @@ checkpoint_interval = "60s"
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
 # payload_previous_keys = []
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{SeededRandom, Timestamp};
+    use crate::pki::{DevPki, PkiOptions};
+    use proptest::prelude::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        pki: DevPki,
+        text: String,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = PkiOptions::new(Timestamp::from_secs(1_790_000_000));
+        let pki = DevPki::generate(dir.path(), &options, &SeededRandom::new(11)).expect("pki");
+        let text = std::fs::read_to_string(&pki.config).expect("read config");
+        Fixture {
+            _dir: dir,
+            pki,
+            text,
+        }
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    impl Fixture {
+        fn load(&self, text: &str) -> Result<Config, ConfigError> {
+            Config::from_toml(text, &self.pki.config, no_env())
+        }
+
+        fn problems(&self, text: &str) -> Vec<Problem> {
+            match self.load(text) {
+                Err(e @ ConfigError::Invalid { .. }) => e.problems().to_vec(),
+                other => panic!("expected problems, got {other:?} for:\n{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn generated_development_config_loads() {
+        let f = fixture();
+        let cfg = Config::load(&f.pki.config).expect("dev config loads");
+        assert_eq!(cfg.gateway.id, "siirto.dev.test");
+        assert_eq!(cfg.gateway.listen, "127.0.0.1:8443".parse().expect("addr"));
+        assert!(cfg.gateway.server_cert.is_absolute());
+        assert!(cfg.gateway.server_cert.starts_with(&f.pki.dir));
+        assert_eq!(cfg.gateway.crl, vec![f.pki.crl.clone()]);
+        assert_eq!(cfg.issuers.len(), 1);
+        let turku = cfg.directory.get("turku").expect("turku");
+        assert_eq!(
+            turku.roles,
+            vec![Role::Source, Role::Destination, Role::Eservice]
+        );
+        assert_eq!(
+            turku.identity,
+            IdentityRule::Subject(vec![
+                ("C".to_owned(), "FI".to_owned()),
+                ("CN".to_owned(), "turku-education".to_owned()),
+                ("O".to_owned(), "Turun kaupunki".to_owned()),
+            ])
+        );
+        let ep = turku.endpoint.as_ref().expect("endpoint");
+        assert_eq!(ep.base_url, "https://127.0.0.1:9443");
+        assert_eq!((ep.host.as_str(), ep.port), ("127.0.0.1", 9443));
+        assert_eq!(ep.format, Format::SiirtoV1);
+        assert_eq!(
+            cfg.directory.get("eservice").expect("eservice").identity,
+            IdentityRule::SanDns("eservice.siirto.test".to_owned())
+        );
+        assert!(
+            cfg.directory
+                .get("registry-operator")
+                .expect("op")
+                .endpoint
+                .is_none()
+        );
+        assert_eq!(cfg.delivery.max_attempts, 12);
+        assert!(cfg.storage.payload_key.is_some());
+    }
+
+    /// (replace this, with this, expected key, expected cause check)
+    type Case = (&'static str, &'static str, &'static str, fn(&Cause) -> bool);
+
+    #[test]
+    fn each_mistake_is_named_by_key() {
+        let f = fixture();
+        let cases: &[Case] = &[
+            (
+                "roles = [\"source\", \"destination\"]\n",
+                "roles = [\"sorce\", \"destination\"]\n",
+                "participants[1].roles",
+                |c| matches!(c, Cause::UnknownRole(r) if r == "sorce"),
+            ),
+            (
+                "id = \"espoo\"",
+                "id = \"turku\"",
+                "participants[1].id",
+                |c| matches!(c, Cause::DuplicateParticipant { first, .. } if first == "participants[0]"),
+            ),
+            (
+                "id = \"espoo\"",
+                "id = \"es poo\"",
+                "participants[1].id",
+                |c| matches!(c, Cause::BadId(_)),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"\nsan_dns = \"espoo.fi\"",
+                "participants[1]",
+                |c| matches!(c, Cause::IdentityRuleCount { found } if found.len() == 2),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"\n",
+                "",
+                "participants[1]",
+                |c| matches!(c, Cause::IdentityRuleCount { found } if found.is_empty()),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"O=Turun kaupunki, C=FI, CN=turku-education\"",
+                "participants[1]",
+                |c| matches!(c, Cause::AmbiguousIdentity { other } if other == "participants[0]"),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\n",
+                "",
+                "participants[1].base_url",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::EndpointFieldMissing {
+                            field: "base_url",
+                            role: "source"
+                        }
+                    )
+                },
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"",
+                "base_url = \"http://127.0.0.1:9444\"",
+                "participants[1].base_url",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"",
+                "base_url = \"https://user:pw@127.0.0.1:9444\"",
+                "participants[1].base_url",
+                |c| matches!(c, Cause::BadUrl(_)),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v2\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::UnknownFormat(f) if f == "siirto-v2"),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"virta\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::SchemaMissing(Format::Virta)),
+            ),
+            (
+                "roles = [\"operator\"]",
+                "roles = [\"operator\"]\nformat = \"elmo\"",
+                "participants[5].format",
+                |c| matches!(c, Cause::EndpointFieldNotAllowed { field: "format" }),
+            ),
+            (
+                "listen = \"127.0.0.1:8443\"",
+                "listen = \"localhost:8443\"",
+                "gateway.listen",
+                |c| matches!(c, Cause::BadSocketAddress(_)),
+            ),
+            (
+                "admin_listen = \"127.0.0.1:9090\"",
+                "admin_listen = \"127.0.0.1:8443\"",
+                "gateway.admin_listen",
+                |c| matches!(c, Cause::SameListenAddress(_)),
+            ),
+            (
+                "database_url =",
+                "databse_url =",
+                "gateway.databse_url",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "database_url"),
+            ),
+            (
+                "database_url = \"sqlite",
+                "database_url = \"mysql",
+                "gateway.database_url",
+                |c| matches!(c, Cause::BadDatabaseUrl),
+            ),
+            (
+                "server_cert = \"certs/gateway.pem\"",
+                "server_cert = \"certs/missing.pem\"",
+                "gateway.server_cert",
+                |c| matches!(c, Cause::FileUnreadable { path, .. } if path.ends_with("certs/missing.pem")),
+            ),
+            (
+                "server_cert = \"certs/gateway.pem\"",
+                "server_cert = \"certs/gateway.key\"",
+                "gateway.server_cert",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("CERTIFICATE")),
+            ),
+            (
+                "server_key = \"certs/gateway.key\"",
+                "server_key = \"certs/gateway.pem\"",
+                "gateway.server_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("private key")),
+            ),
+            (
+                "audit_key = \"certs/audit-signing.key\"",
+                "audit_key = \"certs/issuer.key\"",
+                "gateway.audit_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("Ed25519")),
+            ),
+            (
+                "crl = [\"certs/participants.crl\"]",
+                "crl = [\"certs/participants-ca.pem\"]",
+                "gateway.crl[0]",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+            (
+                "jwks = \"certs/issuer.jwks.json\"",
+                "jwks = \"siirto.toml\"",
+                "issuers[0].jwks",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("JSON")),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = \"60 seconds\"",
+                "gateway.clock_skew",
+                |c| matches!(c, Cause::BadDuration(_)),
+            ),
+            (
+                "max_authorization_lifetime = \"900s\"",
+                "max_authorization_lifetime = 0",
+                "gateway.max_authorization_lifetime",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nmax_attempts = 0\n\n[storage]",
+                "delivery.max_attempts",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[delivery]\ninitial_backoff = \"5m\"\nmax_backoff = \"1m\"\n\n[storage]",
+                "delivery.max_backoff",
+                |c| matches!(c, Cause::SmallerThan { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits.xml]\nmax_bytes = \"1TiB\"\n\n[storage]",
+                "limits.xml.max_bytes",
+                |c| matches!(c, Cause::BadSize(_)),
+            ),
+            (
+                "[storage]",
+                "[limits.xml]\nmax_bytes = \"64GiB\"\n\n[storage]",
+                "limits.xml.max_bytes",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = \"big\"\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| matches!(c, Cause::BadSize(_)),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nworkers = \"8\"\n\n[storage]",
+                "delivery.workers",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "an integer",
+                            found: "a string"
+                        }
+                    )
+                },
+            ),
+            (
+                "[schemas]",
+                "[schemes]",
+                "schemes",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "schemas"),
+            ),
+            (
+                "[schemas]\n",
+                "[schemas]\nvirta = \"no/such.xsd\"\n",
+                "schemas.virta",
+                |c| matches!(c, Cause::FileUnreadable { .. }),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"CN=espoo-education,Q=Espoon kaupunki\"",
+                "participants[1].subject",
+                |c| matches!(c, Cause::BadSubject(SubjectError::UnknownType(t)) if t == "Q"),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "spki_sha256 = \"abcd\"",
+                "participants[1].spki_sha256",
+                |c| matches!(c, Cause::BadSpkiPin),
+            ),
+        ];
+        for (from, to, key, check) in cases {
+            assert!(f.text.contains(from), "fixture lacks {from:?}");
+            let text = f.text.replacen(from, to, 1);
+            let problems = f.problems(&text);
+            assert!(
+                problems.iter().any(|p| p.key == *key && check(&p.cause)),
+                "replacing {from:?} by {to:?}: expected a problem at {key}, got {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_one_line_each() {
+        let f = fixture();
+        let text = f
+            .text
+            .replacen(
+                "roles = [\"source\", \"destination\"]",
+                "roles = [\"sorce\"]",
+                1,
+            )
+            .replacen("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"", 1)
+            .replacen(
+                "jwks = \"certs/issuer.jwks.json\"",
+                "jwks = \"certs/gone.json\"",
+                1,
+            );
+        let err = f.load(&text).expect_err("invalid");
+        assert_eq!(err.problems().len(), 3, "{err}");
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with(&f.pki.config.display().to_string()))
+        );
+        assert!(
+            shown.contains("siirto.toml: participants[1].roles: unknown role \"sorce\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = Config::from_toml("[gateway]\nid = \n", Path::new("x/siirto.toml"), no_env())
+            .expect_err("syntax");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("x/siirto.toml: not valid TOML: line 2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn missing_sections_and_keys_are_reported() {
+        let err = Config::from_toml("", Path::new("siirto.toml"), no_env()).expect_err("empty");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"gateway"), "{keys:?}");
+        assert!(keys.contains(&"issuers"), "{keys:?}");
+        let err = Config::from_toml("[gateway]\n", Path::new("siirto.toml"), no_env())
+            .expect_err("empty gateway");
+        for key in [
+            "gateway.id",
+            "gateway.listen",
+            "gateway.server_cert",
+            "gateway.database_url",
+        ] {
+            assert!(
+                err.problems()
+                    .iter()
+                    .any(|p| p.key == key && p.cause == Cause::Missing),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_overrides_are_typed_by_their_key() {
+        let f = fixture();
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                (
+                    "SIIRTO__GATEWAY__DATABASE_URL",
+                    "postgres://u:secret@db/siirto",
+                ),
+                ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "5"),
+                ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "250ms"),
+                ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "3"),
+                ("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "2MiB"),
+                (
+                    "SIIRTO__PARTICIPANTS__0__BASE_URL",
+                    "https://localhost:10443/api/",
+                ),
+                ("SIIRTO__PARTICIPANTS__1__ROLES", "source, eservice"),
+                ("SIIRTO__LIMITS__XML__MAX_DEPTH", "64"),
+                ("SIIRTO__GATEWAY__CRL", ""),
+                ("SIIRTO_LOG", "ignored: one underscore"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(cfg.gateway.database_url, "postgres://u:secret@db/siirto");
+        assert!(!format!("{:?}", cfg.gateway).contains("secret"));
+        assert_eq!(cfg.delivery.max_attempts, 5);
+        assert_eq!(cfg.delivery.request_timeout, Duration::from_millis(250));
+        assert_eq!(cfg.delivery.connect_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.delivery.max_response_bytes, 2 << 20);
+        let turku = cfg.directory.get("turku").expect("turku");
+        let ep = turku.endpoint.as_ref().expect("endpoint");
+        assert_eq!(ep.base_url, "https://localhost:10443/api");
+        assert_eq!((ep.host.as_str(), ep.port), ("localhost", 10443));
+        assert_eq!(
+            cfg.directory.get("espoo").expect("espoo").roles,
+            vec![Role::Source, Role::Eservice]
+        );
+        assert_eq!(cfg.limits.xml.max_depth, 64);
+        assert!(cfg.gateway.crl.is_empty());
+    }
+
+    #[test]
+    fn environment_can_append_an_entry() {
+        let f = fixture();
+        let n = f.text.matches("[[participants]]").count().to_string();
+        let var = |k: &str| format!("SIIRTO__PARTICIPANTS__{n}__{k}");
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            vec![
+                (var("ID"), "lahti".to_owned()),
+                (var("ROLES"), "[\"operator\"]".to_owned()),
+                (var("SAN_URI"), "urn:lahti".to_owned()),
+            ],
+        )
+        .expect("append");
+        let lahti = cfg.directory.get("lahti").expect("lahti");
+        assert_eq!(lahti.identity, IdentityRule::SanUri("urn:lahti".to_owned()));
+        assert_eq!(lahti.roles, vec![Role::Operator]);
+    }
+
+    #[test]
+    fn bad_environment_overrides_name_the_variable() {
+        let f = fixture();
+        let err = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                ("SIIRTO__GATEWAY__DATABSE_URL", "sqlite://x"),
+                ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "many"),
+                ("SIIRTO__PARTICIPANTS__99__ID", "x"),
+                ("SIIRTO__PARTICIPANTS__ID", "x"),
+                ("SIIRTO__DELIVERY", "x"),
+                ("SIIRTO__PARTICIPANTS__2__BASE_URL", "http://insecure"),
+            ]),
+        )
+        .expect_err("bad overrides");
+        let p = err.problems();
+        let find = |var: &str| {
+            p.iter()
+                .find(|p| p.set_by.as_deref() == Some(var))
+                .unwrap_or_else(|| panic!("no problem set by {var}: {err}"))
+        };
+        assert!(matches!(
+            &find("SIIRTO__GATEWAY__DATABSE_URL").cause,
+            Cause::UnknownKey { suggestion: Some(s) } if s == "database_url"
+        ));
+        let attempts = find("SIIRTO__DELIVERY__MAX_ATTEMPTS");
+        assert_eq!(attempts.key, "delivery.max_attempts");
+        assert!(matches!(&attempts.cause, Cause::NotAnInteger(v) if v == "many"));
+        assert!(matches!(
+            find("SIIRTO__PARTICIPANTS__99__ID").cause,
+            Cause::IndexPastEnd { index: 99, .. }
+        ));
+        assert!(matches!(
+            find("SIIRTO__PARTICIPANTS__ID").cause,
+            Cause::MalformedVariable(_)
+        ));
+        assert!(matches!(
+            find("SIIRTO__DELIVERY").cause,
+            Cause::MalformedVariable(_)
+        ));
+        // A problem found later, in validation, still names the variable that set the value.
+        let url = find("SIIRTO__PARTICIPANTS__2__BASE_URL");
+        assert_eq!(url.key, "participants[2].base_url");
+        assert!(matches!(url.cause, Cause::NotHttps(_)));
+        assert!(
+            err.to_string()
+                .contains("participants[2].base_url (set by SIIRTO__PARTICIPANTS__2__BASE_URL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn example_configuration_is_complete_apart_from_its_files() {
+        let err = Config::from_toml(
+            Config::example_toml(),
+            Path::new("/nonexistent/siirto.toml"),
+            no_env(),
+        )
+        .expect_err("files are missing");
+        for p in err.problems() {
+            assert!(
+                matches!(p.cause, Cause::FileUnreadable { .. }),
+                "unexpected problem in the example: {p}"
+            );
+        }
+        assert!(err.problems().len() >= 8);
+    }
+
+    #[test]
+    fn subjects_parse_as_sets() {
+        let table: &[(&str, &[(&str, &str)])] = &[
+            (
+                "CN=turku-education,O=Turun kaupunki,C=FI",
+                &[
+                    ("C", "FI"),
+                    ("CN", "turku-education"),
+                    ("O", "Turun kaupunki"),
+                ],
+            ),
+            (
+                "C=FI, O=Turun kaupunki ,  CN=turku-education",
+                &[
+                    ("C", "FI"),
+                    ("CN", "turku-education"),
+                    ("O", "Turun kaupunki"),
+                ],
+            ),
+            ("cn=a\\,b,o=x", &[("CN", "a,b"), ("O", "x")]),
+            ("CN=\\C3\\A4iti", &[("CN", "äiti")]),
+            ("CN=trailing\\ ", &[("CN", "trailing ")]),
+            (
+                "emailAddress=a@b.fi,E=c@d.fi",
+                &[("EMAILADDRESS", "a@b.fi"), ("EMAILADDRESS", "c@d.fi")],
+            ),
+            (
+                "2.5.4.3=x,OID.2.5.4.97=VATFI-123",
+                &[("CN", "x"), ("ORGANIZATIONIDENTIFIER", "VATFI-123")],
+            ),
+            ("1.2.3.4=custom", &[("1.2.3.4", "custom")]),
+            (
+                "OU=a,OU=b,DC=example,DC=fi",
+                &[("DC", "example"), ("DC", "fi"), ("OU", "a"), ("OU", "b")],
+            ),
+            (
+                "SERIALNUMBER=123,ST=Uusimaa,L=Espoo",
+                &[("L", "Espoo"), ("SERIALNUMBER", "123"), ("ST", "Uusimaa")],
+            ),
+        ];
+        for (input, expected) in table {
+            let got = parse_subject(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            let want: Vec<(String, String)> = expected
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect();
+            assert_eq!(got, want, "{input}");
+        }
+        let errors: &[(&str, SubjectError)] = &[
+            ("", SubjectError::Empty),
+            ("CN", SubjectError::NoEquals(1)),
+            ("CN=a,=b", SubjectError::EmptyType(2)),
+            ("XYZ=a", SubjectError::UnknownType("XYZ".to_owned())),
+            ("CN=", SubjectError::EmptyValue(1)),
+            ("CN=a\\", SubjectError::BadEscape(1)),
+            ("CN=a\\q", SubjectError::BadEscape(1)),
+            ("CN=\\FF", SubjectError::NotUtf8(1)),
+            ("CN=a,CN=a", SubjectError::Duplicate(2)),
+        ];
+        for (input, expected) in errors {
+            assert_eq!(parse_subject(input).as_ref(), Err(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("900s"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("60"), Some(Duration::from_secs(60)));
+        for bad in [
+            "",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 parsecs",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(parse_size("64KiB"), Some(65_536));
+        assert_eq!(parse_size("16MiB"), Some(16 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("500KB"), Some(500_000));
+        assert_eq!(parse_size("10"), Some(10));
+        for bad in ["", "KiB", "1TiB", "1.5MiB", "-1"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_and_urls() {
+        assert_eq!(
+            redact_url("postgres://user:pw@host:5432/db"),
+            "postgres://user:***@host:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("postgres://user@host/db"),
+            "postgres://user@host/db"
+        );
+        let hex64 = "ab".repeat(32);
+        assert_eq!(
+            secret_key_bytes(format!("{hex64}\n").as_bytes()),
+            Some(vec![0xab; 32])
+        );
+        assert_eq!(secret_key_bytes(&[7u8; 32]), Some(vec![7u8; 32]));
+        assert_eq!(secret_key_bytes(&[7u8; 31]), None);
+        assert_eq!(payload_key_bytes(hex64.as_bytes()), Some([0xab; 32]));
+        assert_eq!(payload_key_bytes(b"abcd"), None);
+        assert!(
+            parse_base_url("https://[::1]:8443/")
+                .is_ok_and(|(u, h, p)| { u == "https://[::1]:8443" && h == "::1" && p == 8443 })
+        );
+        assert!(parse_base_url("https://example.fi").is_ok_and(|(_, _, p)| p == 443));
+        assert!(matches!(
+            parse_base_url("https://x.fi/?q=1"),
+            Err(Cause::BadUrl(_))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn formatted_subjects_parse_back(
+            attrs in proptest::collection::btree_set(
+                (prop::sample::select(vec!["CN", "O", "OU", "C", "L"]), "[ -~äöå]{1,12}"),
+                1..5,
+            )
+        ) {
+            let attrs: Vec<(String, String)> = attrs
+                .into_iter()
+                .map(|(t, v)| (t.to_owned(), v))
+                .filter(|(_, v)| !v.trim().is_empty())
+                .collect();
+            prop_assume!(!attrs.is_empty());
+            // Leading and trailing spaces are kept because format_subject escapes them.
+            let text = format_subject(&attrs);
+            let parsed = parse_subject(&text)
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let mut want = attrs.clone();
+            want.sort();
+            prop_assert_eq!(parsed, want, "{}", text);
+        }
+
+        #[test]
+        fn durations_round_trip(ms in 0u64..10_000_000_000) {
+            let d = Duration::from_millis(ms);
+            prop_assert_eq!(parse_duration(&format_duration(d)), Some(d));
+        }
+
+        #[test]
+        fn sizes_round_trip(n in 0u64..(1u64 << 40)) {
+            prop_assert_eq!(parse_size(&format_size(n)), Some(n));
+        }
+    }
+}
