@@ -697,15 +697,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// The shortest way [`parse_duration`] reads back the same value.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 || ms == 0 {
+    if !ms.is_multiple_of(1000) || ms == 0 {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
-    if s % 86_400 == 0 {
+    if s.is_multiple_of(86_400) {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -737,11 +737,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub fn format_size(n: u64) -> String {
     if n == 0 {
         "0".to_owned()
-    } else if n % (1 << 30) == 0 {
+    } else if n.is_multiple_of(1 << 30) {
         format!("{}GiB", n >> 30)
-    } else if n % (1 << 20) == 0 {
+    } else if n.is_multiple_of(1 << 20) {
         format!("{}MiB", n >> 20)
-    } else if n % (1 << 10) == 0 {
+    } else if n.is_multiple_of(1 << 10) {
         format!("{}KiB", n >> 10)
     } else {
         n.to_string()

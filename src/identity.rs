@@ -170,7 +170,7 @@ fn attribute_text(attr: &AttributeTypeAndValue<'_>) -> Option<String> {
     let tag = attr.attr_value().tag();
     if tag == x509_parser::der_parser::asn1_rs::Tag::BmpString {
         let bytes = attr.as_slice();
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return None;
         }
         let units: Vec<u16> = bytes
@@ -388,7 +388,7 @@ mod tests {
             "CN=turku-educatio,O=Turun kaupunki,C=FI",          // value differs
         ] {
             let cert = issue(&ca, subject, &[]);
-            let err = identify(&directory, &[cert.der.clone()]).expect_err(subject);
+            let err = identify(&directory, std::slice::from_ref(&cert.der)).expect_err(subject);
             assert_eq!(err.code(), "unknown_participant", "{subject}");
         }
     }
@@ -401,7 +401,7 @@ mod tests {
             participant("a", subject_rule("CN=both")),
             participant("b", IdentityRule::SanUri("urn:x".to_owned())),
         ]);
-        let err = identify(&directory, &[cert.der.clone()]).expect_err("ambiguous");
+        let err = identify(&directory, std::slice::from_ref(&cert.der)).expect_err("ambiguous");
         assert_eq!(err.code(), "ambiguous_participant");
         assert!(err.to_string().contains("a, b"), "{err}");
         assert_eq!(
@@ -432,12 +432,12 @@ mod tests {
             "p",
             IdentityRule::SanDns("portal.example.fi".to_owned()),
         )]);
-        assert!(identify(&dns, &[cert.der.clone()]).is_ok());
+        assert!(identify(&dns, std::slice::from_ref(&cert.der)).is_ok());
         let uri = Directory::from_participants(vec![participant(
             "p",
             IdentityRule::SanUri("urn:case".to_owned()),
         )]);
-        assert!(identify(&uri, &[cert.der.clone()]).is_err());
+        assert!(identify(&uri, std::slice::from_ref(&cert.der)).is_err());
     }
 
     #[test]

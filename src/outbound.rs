@@ -166,18 +166,9 @@ impl CallError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivered {
     /// The destination took the record (a 2xx status).
-    Accepted { status: u16 },
+    Stored,
     /// The destination already had it (409 for this idempotency key); counts as delivered.
     AlreadyDelivered,
-}
-
-impl Delivered {
-    pub fn status(self) -> u16 {
-        match self {
-            Delivered::Accepted { status } => status,
-            Delivered::AlreadyDelivered => 409,
-        }
-    }
 }
 
 /// How a response status maps, for a source fetch (pure; the IO is in [`Outbound`]).
@@ -198,7 +189,7 @@ fn classify_fetch(participant: &str, status: StatusCode) -> Result<(), CallError
 fn classify_delivery(participant: &str, status: StatusCode) -> Result<Delivered, CallError> {
     let code = status.as_u16();
     if status.is_success() {
-        Ok(Delivered::Accepted { status: code })
+        Ok(Delivered::Stored)
     } else if code == 409 {
         Ok(Delivered::AlreadyDelivered)
     } else if status.is_client_error() {
@@ -489,17 +480,16 @@ impl Outbound {
             None,
         )?;
         let limit = self.max_response_bytes;
-        let outcome = self
-            .call(source, peer, request, |status, body| async move {
-                classify_fetch(source, status).map_err(Failure::Call)?;
-                read_limited(body, limit, source).await
-            })
-            .await;
-        outcome
+
+        self.call(source, peer, request, |status, body| async move {
+            classify_fetch(source, status).map_err(Failure::Call)?;
+            read_limited(body, limit, source).await
+        })
+        .await
     }
 
     /// `POST {base_url}/records` with `Idempotency-Key` and `Content-Type: application/xml`.
-    /// 2xx → [`Delivered::Accepted`], 409 → [`Delivered::AlreadyDelivered`], other 4xx →
+    /// 2xx → [`Delivered::Stored`], 409 → [`Delivered::AlreadyDelivered`], other 4xx →
     /// [`CallError::DestinationRejected`] (final), 5xx and transport failures → retryable.
     pub async fn deliver(
         &self,
@@ -706,9 +696,9 @@ mod tests {
     #[test]
     fn delivery_statuses_map_to_outcomes() {
         let ok = |s: u16| classify_delivery("espoo", StatusCode::from_u16(s).expect("status"));
-        assert_eq!(ok(200), Ok(Delivered::Accepted { status: 200 }));
-        assert_eq!(ok(201), Ok(Delivered::Accepted { status: 201 }));
-        assert_eq!(ok(202), Ok(Delivered::Accepted { status: 202 }));
+        assert_eq!(ok(200), Ok(Delivered::Stored));
+        assert_eq!(ok(201), Ok(Delivered::Stored));
+        assert_eq!(ok(202), Ok(Delivered::Stored));
         assert_eq!(ok(409), Ok(Delivered::AlreadyDelivered));
         for s in [400, 403, 413, 422] {
             let e = ok(s).expect_err("rejected");
