@@ -972,6 +972,25 @@ impl DevPki {
     }
 }
 
+/// `siirto pki init DIR [--api-port N] [--admin-port N]`: the development setup with the
+/// system clock and random generator, the gateway on `127.0.0.1:api_port` (admin on
+/// `admin_port`), participant endpoints from port 9443, and `[schemas]` as given.
+pub fn init(
+    dir: &Path,
+    api_port: u16,
+    admin_port: u16,
+    schemas: &crate::config::SchemaPaths,
+) -> Result<DevPki, PkiError> {
+    use crate::clock::{Clock, SystemClock, SystemRandom};
+    let mut options = PkiOptions::new(SystemClock.now());
+    options.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
+    options.admin_listen = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    options.siirto_v1_schema = schemas.siirto_v1.clone();
+    options.virta_schema = schemas.virta.clone();
+    options.elmo_schema = schemas.elmo.clone();
+    DevPki::generate(dir, &options, &SystemRandom::new())
+}
+
 /// A public JWK for an uncompressed P-256 point, and its RFC 7638 thumbprint (base64url).
 fn ec_p256_jwk(point: &[u8]) -> Result<(serde_json::Value, String), PkiError> {
     if point.len() != 65 || point[0] != 4 {
@@ -1105,6 +1124,74 @@ mod tests {
         assert_eq!(jwk["kid"], kid.as_str());
         assert_eq!(kid.len(), 43);
         assert!(ec_p256_jwk(&point[1..]).is_err());
+    }
+
+    #[test]
+    fn whole_setup_loads_as_config_with_private_files_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let schema = dir.path().join("some.xsd");
+        std::fs::write(&schema, "<xs:schema/>").expect("write");
+        let mut options = PkiOptions::new(NOW);
+        options.virta_schema = Some(schema.clone());
+        options.elmo_schema = Some(schema);
+        options.endpoint_ports.insert("virta".to_owned(), 12_345);
+        options.listen = "127.0.0.1:18443".parse().expect("addr");
+        let target = dir.path().join("dev");
+        let pki = DevPki::generate(&target, &options, &SeededRandom::new(6)).expect("generate");
+        let cfg = crate::config::Config::load(&pki.config).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.gateway.listen.port(), 18_443);
+        let virta = cfg.directory.get("virta").expect("virta");
+        assert_eq!(virta.endpoint.as_ref().map(|e| e.port), Some(12_345));
+        assert_eq!(
+            virta.endpoint.as_ref().map(|e| e.format),
+            Some(Format::Virta)
+        );
+        assert!(matches!(
+            virta.identity,
+            crate::config::IdentityRule::SanUri(_)
+        ));
+        let emrex = cfg.directory.get("emrex").expect("emrex");
+        assert_eq!(
+            emrex.endpoint.as_ref().map(|e| e.format),
+            Some(Format::Elmo)
+        );
+        assert_eq!(cfg.directory.len(), pki.participants.len());
+        // Endpoint ports not given explicitly are distinct.
+        let mut ports: Vec<u16> = pki.participants.iter().filter_map(|p| p.port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(
+            ports.len(),
+            pki.participants.iter().filter(|p| p.port.is_some()).count()
+        );
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mut keys = vec![
+                pki.ca.key.clone(),
+                pki.gateway_server.key.clone(),
+                pki.gateway_client.key.clone(),
+                pki.issuer.private_key.clone(),
+                pki.audit_key.clone(),
+                pki.pseudonym_key.clone(),
+                pki.payload_key.clone(),
+                pki.expired_client.key.clone(),
+            ];
+            keys.extend(pki.participants.iter().map(|p| p.client.key.clone()));
+            for key in keys {
+                let mode = std::fs::metadata(&key).expect("meta").permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+            }
+        }
+        let summary = pki.summary();
+        assert!(summary.contains("turku"));
+        assert!(!summary.contains("PRIVATE KEY"));
+        let jwks = std::fs::read_to_string(&pki.issuer.jwks).expect("jwks");
+        assert!(jwks.contains(&pki.issuer.kid) && !jwks.contains("\"d\""));
+
+        let again = DevPki::generate(&target, &options, &SeededRandom::new(7));
+        assert!(matches!(again, Err(PkiError::AlreadyInitialized(_))));
     }
 
     #[test]

@@ -291,3 +291,79 @@ async fn openssl_sees_tls13_and_tls12_aead_and_no_cbc() {
         "TLS 1.1 must be refused: {out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_client_certificate_issued_by_openssl_is_identified_whatever_the_attribute_order() {
+    if !tool_available("openssl") {
+        return;
+    }
+    let t = dev_pki();
+    let dir = t.dir.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .expect("ext");
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        &p("rsa.key"),
+    ]);
+    // Attributes in the opposite order to the directory's `subject`.
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &p("rsa.key"),
+        "-subj",
+        "/C=FI/O=Turun kaupunki/CN=turku-education",
+        "-out",
+        &p("rsa.csr"),
+    ]);
+    let ca_cert = t.pki.ca.cert.to_string_lossy().into_owned();
+    let ca_key = t.pki.ca.key.to_string_lossy().into_owned();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("rsa.csr"),
+        "-CA",
+        &ca_cert,
+        "-CAkey",
+        &ca_key,
+        "-set_serial",
+        "4242",
+        "-days",
+        "30",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("rsa.pem"),
+    ]);
+    let server = gateway(&t).await;
+    let response = call(
+        &server,
+        &t.pki.ca.cert,
+        Some((&dir.join("rsa.pem"), &dir.join("rsa.key"))),
+    )
+    .await
+    .expect("call");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(body_of(&response), "turku");
+}
