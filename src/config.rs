@@ -175,8 +175,7 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Callers other than the config loader use this only in tests; the loader checks uniqueness.
-    #[allow(dead_code)]
+    /// Used by the config loader (which checks ids and identity rules) and by unit tests.
     pub(crate) fn from_participants(participants: Vec<Participant>) -> Directory {
         Directory { participants }
     }
@@ -1063,7 +1062,13 @@ impl Config {
             file: path.to_owned(),
             source,
         })?;
-        Config::from_toml(&text, path, std::env::vars())
+        // `vars_os`, not `vars`: a non-UTF-8 variable elsewhere in the environment must not
+        // panic; a non-UTF-8 `SIIRTO__` value arrives lossily and fails validation by name.
+        let env = std::env::vars_os().filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            Some((k, v.to_string_lossy().into_owned()))
+        });
+        Config::from_toml(&text, path, env)
     }
 
     /// Validates configuration `text` as if read from `source` (relative paths resolve against

@@ -367,3 +367,107 @@ async fn an_rsa_client_certificate_issued_by_openssl_is_identified_whatever_the_
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(body_of(&response), "turku");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_valued_rdn_matches_a_subject_rule_listing_its_parts() {
+    if !tool_available("openssl") {
+        return;
+    }
+    let t = dev_pki();
+    let dir = t.dir.path();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nauthorityKeyIdentifier=keyid\n",
+    )
+    .expect("ext");
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        &p("mv.key"),
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &p("mv.key"),
+        "-multivalue-rdn",
+        "-subj",
+        "/C=FI/O=Espoon kaupunki/CN=espoo-education+OU=Perusopetus",
+        "-out",
+        &p("mv.csr"),
+    ]);
+    let (ca_cert, ca_key) = (
+        t.pki.ca.cert.to_string_lossy().into_owned(),
+        t.pki.ca.key.to_string_lossy().into_owned(),
+    );
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("mv.csr"),
+        "-CA",
+        &ca_cert,
+        "-CAkey",
+        &ca_key,
+        "-set_serial",
+        "77",
+        "-days",
+        "30",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("mv.pem"),
+    ]);
+    let (ok, text) = {
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-in", &p("mv.pem"), "-noout", "-subject"])
+            .output()
+            .expect("openssl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(
+        ok && text.contains(" + "),
+        "expected a multi-valued RDN: {text}"
+    );
+
+    // espoo's rule names the four attributes as a flat list.
+    let var = format!("SIIRTO__PARTICIPANTS__{}__SUBJECT", t.index_of("espoo"));
+    let cfg = t.config(&[(
+        var.as_str(),
+        "OU=Perusopetus, CN=espoo-education, O=Espoon kaupunki, C=FI".to_owned(),
+    )]);
+    let tls = siirto::tls::server_config(&cfg).expect("server config");
+    let directory = cfg.directory.clone();
+    let server = spawn_server(tls, move |seen| match identify(&directory, &seen.peer) {
+        Ok(who) => Reply::new(200, who.id.clone()),
+        Err(e) => Reply::new(403, e.code()),
+    })
+    .await;
+    let response = call(
+        &server,
+        &t.pki.ca.cert,
+        Some((&dir.join("mv.pem"), &dir.join("mv.key"))),
+    )
+    .await
+    .expect("call");
+    assert_eq!(body_of(&response), "espoo", "{response}");
+}
