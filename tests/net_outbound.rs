@@ -379,3 +379,76 @@ async fn deliver_503_is_retryable() {
     assert_eq!(err.status(), Some(503));
     assert!(err.retryable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_the_handshake_is_a_connect_timeout() {
+    let t = dev_pki();
+    // The kernel completes TCP connections into the backlog; nobody ever speaks TLS.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let var = format!("SIIRTO__PARTICIPANTS__{}__BASE_URL", t.index_of("turku"));
+    let cfg = t.config(&[
+        (var.as_str(), format!("https://127.0.0.1:{port}")),
+        ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "200ms".to_owned()),
+    ]);
+    let err = Outbound::new(&cfg)
+        .expect("outbound")
+        .fetch_record("turku", &student(), "t")
+        .await
+        .expect_err("silent peer");
+    assert!(
+        matches!(
+            err,
+            siirto::outbound::CallError::Timeout {
+                phase: Phase::Connect,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.retryable());
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_call_is_retryable() {
+    let t = dev_pki();
+    let tls = participant_server_tls(&t.pki, "espoo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(mut stream) = acceptor.accept(tcp).await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                // Half a response, then the connection goes away.
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+                    .await;
+                let _ = stream.flush().await;
+                drop(stream);
+            }
+        }
+    });
+    let var = format!("SIIRTO__PARTICIPANTS__{}__BASE_URL", t.index_of("espoo"));
+    let cfg = t.config(&[(var.as_str(), format!("https://{addr}"))]);
+    let err = Outbound::new(&cfg)
+        .expect("outbound")
+        .fetch_record("espoo", &student(), "t")
+        .await
+        .expect_err("dropped");
+    assert_eq!(err.code(), "connection_failed", "{err}");
+    assert!(err.retryable());
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains(student().as_str()),
+        "student id leaked: {shown}"
+    );
+    assert!(!shown.contains(&siirto::outbound::encode_path_segment(student().as_str())));
+}
