@@ -974,7 +974,8 @@ impl DevPki {
 
 /// `siirto pki init DIR [--api-port N] [--admin-port N]`: the development setup with the
 /// system clock and random generator, the gateway on `127.0.0.1:api_port` (admin on
-/// `admin_port`), participant endpoints from port 9443, and `[schemas]` as given.
+/// `admin_port`), participant endpoints from port 9443 (moved up past the gateway's ports
+/// when they would clash), and `[schemas]` as given.
 pub fn init(
     dir: &Path,
     api_port: u16,
@@ -988,6 +989,14 @@ pub fn init(
     options.siirto_v1_schema = schemas.siirto_v1.clone();
     options.virta_schema = schemas.virta.clone();
     options.elmo_schema = schemas.elmo.clone();
+    // Keep the participants' endpoints (at most eight) clear of the gateway's own ports.
+    let clashes = |first: u16| {
+        let range = first..first.saturating_add(8);
+        range.contains(&api_port) || range.contains(&admin_port)
+    };
+    while clashes(options.first_endpoint_port) && options.first_endpoint_port < u16::MAX - 16 {
+        options.first_endpoint_port += 8;
+    }
     DevPki::generate(dir, &options, &SystemRandom::new())
 }
 
