@@ -408,8 +408,9 @@ enum Failure {
 }
 
 impl Outbound {
-    /// Builds a client for every participant with an endpoint. Must run inside a tokio runtime
-    /// only when calls are made; building needs none.
+    /// Builds a client for every participant with an endpoint (reading each participant's CA
+    /// and the gateway's client certificate). Opens no connection: those are made, and then
+    /// kept alive, by the calls.
     pub fn new(cfg: &Config) -> Result<Outbound, TlsError> {
         let delivery = &cfg.delivery;
         let mut peers = HashMap::new();
