@@ -19,8 +19,10 @@
 pub mod audit;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
+pub mod eservice;
 pub mod formats;
 pub mod identity;
 pub mod metrics;

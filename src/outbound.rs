@@ -224,7 +224,7 @@ pub fn encode_path_segment(segment: &str) -> String {
 
 /// Why a connection could not be made (the connector's own error, found again in hyper's).
 #[derive(Debug, thiserror::Error)]
-enum ConnectError {
+pub(crate) enum ConnectError {
     #[error("connect timed out")]
     Timeout,
     #[error("{0}")]
@@ -233,8 +233,9 @@ enum ConnectError {
     Tls(String),
 }
 
+/// Connects to one fixed host with one TLS configuration (also used by [`crate::client`]).
 #[derive(Clone)]
-struct TlsConnector {
+pub(crate) struct TlsConnector {
     tls: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
     host: String,
@@ -242,8 +243,26 @@ struct TlsConnector {
     timeout: Duration,
 }
 
+impl TlsConnector {
+    pub(crate) fn new(
+        tls: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        host: String,
+        port: u16,
+        timeout: Duration,
+    ) -> Self {
+        TlsConnector {
+            tls: tokio_rustls::TlsConnector::from(tls),
+            server_name,
+            host,
+            port,
+            timeout,
+        }
+    }
+}
+
 /// A TLS connection as hyper wants it.
-struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
+pub(crate) struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
 
 impl AsyncRead for TlsConnection {
     fn poll_read(

@@ -90,31 +90,6 @@ pub struct Source {
 }
 
 impl Source {
-    /// Starts serving on `listener` until `shutdown`.
-    pub fn spawn(
-        listener: TcpListener,
-        tls: Arc<ServerConfig>,
-        shutdown: Shutdown,
-    ) -> std::io::Result<Source> {
-        let addr = listener.local_addr()?;
-        let state = Arc::new(SourceState::default());
-        let s = state.clone();
-        tokio::spawn(serve_tls(
-            listener,
-            tls,
-            ServerLimits::default(),
-            move |_conn| {
-                let s = s.clone();
-                move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
-                    let s = s.clone();
-                    Box::pin(async move { source_answer(&s, req).await })
-                }
-            },
-            shutdown,
-        ));
-        Ok(Source { addr, state })
-    }
-
     pub fn base_url(&self) -> String {
         format!("https://{}", self.addr)
     }
@@ -192,6 +167,48 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Starts one endpoint that is both a source (`GET /records/{sub}`) and a destination
+/// (`POST /records`), as a municipality's school system is. Use the half you need.
+pub fn spawn_endpoint(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    shutdown: Shutdown,
+) -> std::io::Result<(Source, Destination)> {
+    let addr = listener.local_addr()?;
+    let source = Arc::new(SourceState::default());
+    let destination = Arc::new(DestinationState::default());
+    let (s, d) = (source.clone(), destination.clone());
+    tokio::spawn(serve_tls(
+        listener,
+        tls,
+        ServerLimits::default(),
+        move |_conn| {
+            let (s, d) = (s.clone(), d.clone());
+            move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
+                let (s, d) = (s.clone(), d.clone());
+                Box::pin(async move {
+                    if req.method() == Method::POST {
+                        destination_answer(&d, req).await
+                    } else {
+                        source_answer(&s, req).await
+                    }
+                })
+            }
+        },
+        shutdown,
+    ));
+    Ok((
+        Source {
+            addr,
+            state: source,
+        },
+        Destination {
+            addr,
+            state: destination,
+        },
+    ))
+}
+
 /// One `POST /records` the destination received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -220,30 +237,6 @@ pub struct Destination {
 const DESTINATION_MAX_BODY: usize = 32 * 1024 * 1024;
 
 impl Destination {
-    pub fn spawn(
-        listener: TcpListener,
-        tls: Arc<ServerConfig>,
-        shutdown: Shutdown,
-    ) -> std::io::Result<Destination> {
-        let addr = listener.local_addr()?;
-        let state = Arc::new(DestinationState::default());
-        let s = state.clone();
-        tokio::spawn(serve_tls(
-            listener,
-            tls,
-            ServerLimits::default(),
-            move |_conn| {
-                let s = s.clone();
-                move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
-                    let s = s.clone();
-                    Box::pin(async move { destination_answer(&s, req).await })
-                }
-            },
-            shutdown,
-        ));
-        Ok(Destination { addr, state })
-    }
-
     pub fn base_url(&self) -> String {
         format!("https://{}", self.addr)
     }
