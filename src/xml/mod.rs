@@ -8,6 +8,7 @@
 
 pub mod dom;
 pub mod reader;
+pub mod schema;
 
 use std::fmt;
 
