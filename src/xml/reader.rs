@@ -49,7 +49,8 @@ pub struct LineCursor {
 }
 
 impl LineCursor {
-    fn start() -> Self {
+    /// The cursor at the start of a document.
+    pub fn start() -> Self {
         LineCursor {
             offset: 0,
             line: 1,
@@ -97,11 +98,48 @@ impl Locator<'_> {
         }
     }
 
+    /// A cheap token for this position, resolved later with [`DeferredPosition::resolve`].
+    pub fn deferred(&self) -> DeferredPosition {
+        match &self.kind {
+            LocatorKind::Slice { offset, .. } => DeferredPosition::Offset(*offset),
+            LocatorKind::Stream(p) => DeferredPosition::Known(*p),
+        }
+    }
+
     /// Byte offset of the start of the current event.
     pub fn offset(&self) -> usize {
         match &self.kind {
             LocatorKind::Slice { offset, .. } => *offset,
             LocatorKind::Stream(p) => p.offset,
+        }
+    }
+}
+
+/// A position whose line and column may not have been counted yet.
+#[derive(Debug, Clone, Copy)]
+pub enum DeferredPosition {
+    Known(Position),
+    Offset(usize),
+}
+
+impl DeferredPosition {
+    /// Line and column, counting in `document` (the in-memory input) when needed.
+    pub fn resolve(self, document: Option<&[u8]>, cursor: &mut LineCursor) -> Position {
+        match (self, document) {
+            (DeferredPosition::Known(p), _) => p,
+            (DeferredPosition::Offset(offset), Some(doc)) => {
+                *cursor = cursor.advance(doc, offset);
+                Position {
+                    line: cursor.line,
+                    column: cursor.column,
+                    offset,
+                }
+            }
+            (DeferredPosition::Offset(offset), None) => Position {
+                line: 0,
+                column: 0,
+                offset,
+            },
         }
     }
 }
