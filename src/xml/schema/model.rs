@@ -562,6 +562,14 @@ impl Model {
         let st = self.simple_type(id);
         match &st.variety {
             Variety::Atomic(builtin) => {
+                if builtin.refuses_padding()
+                    && (raw.starts_with([' ', '\t', '\n', '\r'])
+                        || raw.ends_with([' ', '\t', '\n', '\r']))
+                {
+                    return Err(SimpleError::Lexical {
+                        type_name: st.name.to_string(),
+                    });
+                }
                 let normalized = values::normalize(raw, st.whitespace);
                 let value = builtin
                     .parse(&normalized)

@@ -230,6 +230,34 @@ impl Builtin {
         }
     }
 
+    /// Whether a value with leading or trailing whitespace is refused even though the type's
+    /// `whiteSpace` is `collapse`. XML Schema says it should be collapsed away; libxml2 2.9
+    /// refuses it for the date/time types, `duration` and the fixed-width integers, and the
+    /// engine follows the stricter reference on purpose.
+    pub fn refuses_padding(self) -> bool {
+        use Builtin::*;
+        matches!(
+            self,
+            Duration
+                | DateTime
+                | Time
+                | Date
+                | GYearMonth
+                | GYear
+                | GMonthDay
+                | GDay
+                | GMonth
+                | Long
+                | Int
+                | Short
+                | Byte
+                | UnsignedLong
+                | UnsignedInt
+                | UnsignedShort
+                | UnsignedByte
+        )
+    }
+
     /// Whether the type is ordered (min/max facets apply).
     pub fn is_ordered(self) -> bool {
         matches!(
