@@ -79,6 +79,11 @@ pub fn xmllint_verdicts(xmllint: &Path, schema: &Path, files: &[PathBuf]) -> Vec
             .output()
             .expect("run xmllint");
         let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("failed to compile"),
+            "libxml2 refuses the schema {}:\n{stderr}",
+            schema.display()
+        );
         for f in chunk {
             let name = f.display().to_string();
             let ok = format!("{name} validates");
