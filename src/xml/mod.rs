@@ -7,6 +7,8 @@
 //! is expanded. Nothing here does IO except loading schema files from paths it is given.
 
 pub mod dom;
+pub mod reader;
+pub mod schema;
 
 use std::fmt;
 

@@ -1,0 +1,1329 @@
+//! The hardened streaming tokenizer shared by the DOM builder, the schema loader and the
+//! validator.
+//!
+//! Owns: turning untrusted bytes (a slice, or any [`BufRead`]) into a stream of callbacks —
+//! start tag with namespaces resolved and attribute values normalized, character data with
+//! references expanded, end tag — while enforcing every [`Limits`] bound and the XML 1.0
+//! well-formedness rules quick-xml leaves to its caller (name syntax, legal characters,
+//! namespace rules, a single root, no DTD, no entity other than the predefined five and
+//! character references). Line and column are tracked cheaply and computed on demand.
+//!
+//! It must not: build trees, know about schemas, or allocate per event (buffers are reused).
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::io::{self, BufRead};
+use std::ops::ControlFlow;
+
+use quick_xml::events::{BytesStart, Event};
+
+use super::{Limits, Position, XmlError};
+
+/// The namespace bound to the `xml` prefix.
+pub const XML_NAMESPACE: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NAMESPACE: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Where the current event starts; turns into a [`Position`] only when asked.
+pub struct Locator<'a> {
+    kind: LocatorKind<'a>,
+}
+
+enum LocatorKind<'a> {
+    /// The whole document is in memory: line and column are counted on demand from a cursor
+    /// that only moves forward (errors are reported in document order).
+    Slice {
+        document: &'a [u8],
+        offset: usize,
+        cursor: &'a Cell<LineCursor>,
+    },
+    /// Streaming: line and column were counted as the bytes went by.
+    Stream(Position),
+}
+
+/// Line and column of a byte offset, remembered so the next lookup continues from here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineCursor {
+    offset: usize,
+    line: u32,
+    column: u32,
+}
+
+impl LineCursor {
+    /// The cursor at the start of a document.
+    pub fn start() -> Self {
+        LineCursor {
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
+    }
+
+    fn advance(mut self, document: &[u8], target: usize) -> Self {
+        let target = target.min(document.len());
+        if target < self.offset {
+            // Asked for an earlier position than last time: recount from the start.
+            self = LineCursor::start();
+        }
+        for &b in &document[self.offset..target] {
+            if b == b'\n' {
+                self.line = self.line.saturating_add(1);
+                self.column = 1;
+            } else if (b & 0xC0) != 0x80 {
+                self.column = self.column.saturating_add(1);
+            }
+        }
+        self.offset = target;
+        self
+    }
+}
+
+impl Locator<'_> {
+    /// The position of the start of the current event.
+    pub fn position(&self) -> Position {
+        match &self.kind {
+            LocatorKind::Slice {
+                document,
+                offset,
+                cursor,
+            } => {
+                let c = cursor.get().advance(document, *offset);
+                cursor.set(c);
+                Position {
+                    line: c.line,
+                    column: c.column,
+                    offset: *offset,
+                }
+            }
+            LocatorKind::Stream(p) => *p,
+        }
+    }
+
+    /// A cheap token for this position, resolved later with [`DeferredPosition::resolve`].
+    pub fn deferred(&self) -> DeferredPosition {
+        match &self.kind {
+            LocatorKind::Slice { offset, .. } => DeferredPosition::Offset(*offset),
+            LocatorKind::Stream(p) => DeferredPosition::Known(*p),
+        }
+    }
+
+    /// Byte offset of the start of the current event.
+    pub fn offset(&self) -> usize {
+        match &self.kind {
+            LocatorKind::Slice { offset, .. } => *offset,
+            LocatorKind::Stream(p) => p.offset,
+        }
+    }
+}
+
+/// A position whose line and column may not have been counted yet.
+#[derive(Debug, Clone, Copy)]
+pub enum DeferredPosition {
+    Known(Position),
+    Offset(usize),
+}
+
+impl DeferredPosition {
+    /// Line and column, counting in `document` (the in-memory input) when needed.
+    pub fn resolve(self, document: Option<&[u8]>, cursor: &mut LineCursor) -> Position {
+        match (self, document) {
+            (DeferredPosition::Known(p), _) => p,
+            (DeferredPosition::Offset(offset), Some(doc)) => {
+                *cursor = cursor.advance(doc, offset);
+                Position {
+                    line: cursor.line,
+                    column: cursor.column,
+                    offset,
+                }
+            }
+            (DeferredPosition::Offset(offset), None) => Position {
+                line: 0,
+                column: 0,
+                offset,
+            },
+        }
+    }
+}
+
+/// What the tokenizer reports. Returning `ControlFlow::Break` stops the parse early.
+pub trait Handler {
+    /// A start tag (`<a>` or `<a/>`; for the latter [`Handler::end_element`] follows at once).
+    fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()>;
+    /// The end of the element most recently started and not yet ended.
+    fn end_element(&mut self, at: &Locator<'_>) -> ControlFlow<()>;
+    /// Character data inside the root element, references expanded, line ends normalized.
+    /// One text node may arrive in several pieces.
+    fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()>;
+}
+
+/// How a parse ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The whole document was read and is well-formed.
+    Complete,
+    /// The handler asked to stop.
+    Stopped,
+}
+
+/// Why reading a stream failed: the bytes were bad, or the reader itself failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Xml(#[from] XmlError),
+    #[error("reading the document failed: {0}")]
+    Io(#[source] io::Error),
+}
+
+/// A start tag with its namespace resolved. Valid only during the callback.
+pub struct StartTag<'a> {
+    content: &'a str,
+    local: (usize, usize),
+    namespace: Option<(usize, usize)>,
+    attributes: &'a [AttrRecord],
+    arena: &'a str,
+    scope: &'a NamespaceScope,
+    declares_namespaces: bool,
+}
+
+/// One attribute of a [`StartTag`].
+#[derive(Debug, Clone, Copy)]
+pub struct AttributeView<'a> {
+    /// The namespace URI, `None` for an unprefixed attribute.
+    pub namespace: Option<&'a str>,
+    pub local: &'a str,
+    /// The qualified name as written.
+    pub qname: &'a str,
+    /// The value after XML attribute-value normalization and reference expansion.
+    pub value: &'a str,
+}
+
+impl<'a> StartTag<'a> {
+    /// The element's namespace URI, `None` when in no namespace.
+    pub fn namespace(&self) -> Option<&'a str> {
+        self.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e])
+    }
+
+    /// The element's local name.
+    pub fn local(&self) -> &'a str {
+        &self.content[self.local.0..self.local.1]
+    }
+
+    /// Number of attributes, namespace declarations excluded.
+    pub fn attribute_count(&self) -> usize {
+        self.attributes.len()
+    }
+
+    /// The attribute at `index` (`index < attribute_count()`).
+    pub fn attribute(&self, index: usize) -> Option<AttributeView<'a>> {
+        let r = self.attributes.get(index)?;
+        let qname = &self.content[r.key.0..r.key.1];
+        let local = &self.content[r.local_start..r.key.1];
+        let value = match r.value {
+            ValueRef::Content(s, e) => &self.content[s..e],
+            ValueRef::Arena(s, e) => &self.arena[s..e],
+        };
+        let namespace = r.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e]);
+        Some(AttributeView {
+            namespace,
+            local,
+            qname,
+            value,
+        })
+    }
+
+    /// All attributes, namespace declarations excluded.
+    pub fn attributes(&self) -> impl Iterator<Item = AttributeView<'a>> + '_ {
+        (0..self.attributes.len()).filter_map(move |i| self.attribute(i))
+    }
+
+    /// Resolves a prefix in the scope of this element (`""` is the default namespace).
+    pub fn lookup_prefix(&self, prefix: &str) -> Option<&'a str> {
+        self.scope.lookup(prefix)
+    }
+
+    /// Whether this element declares any namespace binding.
+    pub fn declares_namespaces(&self) -> bool {
+        self.declares_namespaces
+    }
+
+    /// Every binding in scope, innermost first (shadowed ones included).
+    pub fn namespaces_in_scope(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.scope.iter()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AttrRecord {
+    key: (usize, usize),
+    local_start: usize,
+    value: ValueRef,
+    namespace: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ValueRef {
+    Content(usize, usize),
+    Arena(usize, usize),
+}
+
+/// The in-scope namespace bindings, one flat buffer plus a stack.
+#[derive(Debug, Default)]
+pub(crate) struct NamespaceScope {
+    buffer: String,
+    bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Binding {
+    prefix: (usize, usize),
+    /// Empty range: the binding undeclares the default namespace.
+    uri: (usize, usize),
+    depth: usize,
+}
+
+impl NamespaceScope {
+    fn buffer_str(&self) -> &str {
+        &self.buffer
+    }
+
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        let b = self
+            .bindings
+            .iter()
+            .rev()
+            .find(|b| &self.buffer[b.prefix.0..b.prefix.1] == prefix)?;
+        (b.uri.1 > b.uri.0).then(|| &self.buffer[b.uri.0..b.uri.1])
+    }
+
+    fn lookup_range(&self, prefix: &str) -> Option<(usize, usize)> {
+        let b = self
+            .bindings
+            .iter()
+            .rev()
+            .find(|b| &self.buffer[b.prefix.0..b.prefix.1] == prefix)?;
+        (b.uri.1 > b.uri.0).then_some(b.uri)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.bindings.iter().rev().map(|b| {
+            (
+                &self.buffer[b.prefix.0..b.prefix.1],
+                &self.buffer[b.uri.0..b.uri.1],
+            )
+        })
+    }
+
+    fn push(&mut self, prefix: &str, uri: &str, depth: usize) {
+        let ps = self.buffer.len();
+        self.buffer.push_str(prefix);
+        let us = self.buffer.len();
+        self.buffer.push_str(uri);
+        self.bindings.push(Binding {
+            prefix: (ps, us),
+            uri: (us, self.buffer.len()),
+            depth,
+        });
+    }
+
+    fn pop_depth(&mut self, depth: usize) {
+        while let Some(b) = self.bindings.last() {
+            if b.depth < depth {
+                break;
+            }
+            self.buffer.truncate(b.prefix.0);
+            self.bindings.pop();
+        }
+    }
+}
+
+/// Counts lines and characters as a streaming reader is consumed, and enforces the size
+/// limits that must hold before quick-xml buffers a token.
+struct CountingReader<R> {
+    inner: R,
+    consumed: u64,
+    line: u32,
+    column: u32,
+    max_bytes: u64,
+    /// Bytes since the last `<`: bounds what quick-xml would buffer for a single token.
+    run: u64,
+    max_run: u64,
+    failure: Option<XmlError>,
+}
+
+impl<R: BufRead> CountingReader<R> {
+    fn position(&self) -> Position {
+        Position {
+            line: self.line,
+            column: self.column,
+            offset: usize::try_from(self.consumed).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl<R: BufRead> io::Read for CountingReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for CountingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.failure.is_some() {
+            return Err(io::Error::other("document limit exceeded"));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        // The contract of BufRead: `fill_buf` without an intervening `consume` returns the
+        // same bytes, so this re-borrows exactly what the caller saw.
+        if let Ok(data) = self.inner.fill_buf() {
+            let data = &data[..amount.min(data.len())];
+            match memchr_last(b'\n', data) {
+                Some(last) => {
+                    let newlines = data.iter().filter(|&&b| b == b'\n').count();
+                    self.line = self
+                        .line
+                        .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+                    self.column = 1u32.saturating_add(count_chars(&data[last + 1..]));
+                }
+                None => self.column = self.column.saturating_add(count_chars(data)),
+            }
+            match memchr_last(b'<', data) {
+                Some(last) => self.run = (data.len() - last - 1) as u64,
+                None => self.run += data.len() as u64,
+            }
+            self.consumed += data.len() as u64;
+            if self.failure.is_none() {
+                if self.consumed > self.max_bytes {
+                    self.failure = Some(XmlError::TooLarge {
+                        limit: usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
+                        size: usize::try_from(self.consumed).unwrap_or(usize::MAX),
+                    });
+                } else if self.run > self.max_run {
+                    self.failure = Some(XmlError::TextTooLong {
+                        limit: usize::try_from(self.max_run).unwrap_or(usize::MAX),
+                        at: self.position(),
+                    });
+                }
+            }
+        }
+        self.inner.consume(amount);
+    }
+}
+
+fn memchr_last(needle: u8, data: &[u8]) -> Option<usize> {
+    data.iter().rposition(|&b| b == needle)
+}
+
+fn count_chars(data: &[u8]) -> u32 {
+    let n = data.iter().filter(|&&b| (b & 0xC0) != 0x80).count();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Per-document parse state, independent of where the bytes come from.
+struct State {
+    limits: Limits,
+    scope: NamespaceScope,
+    records: Vec<AttrRecord>,
+    arena: String,
+    depth: usize,
+    elements: usize,
+    root_seen: bool,
+    root_closed: bool,
+    first_event: bool,
+    /// Length of the current run of character data (text, references, CDATA).
+    text_run: usize,
+}
+
+/// Parses an in-memory document, calling `handler` for each event.
+pub fn parse_slice<H: Handler>(
+    document: &[u8],
+    limits: &Limits,
+    handler: &mut H,
+) -> Result<Outcome, XmlError> {
+    if document.len() > limits.max_bytes {
+        return Err(XmlError::TooLarge {
+            limit: limits.max_bytes,
+            size: document.len(),
+        });
+    }
+    let cursor = Cell::new(LineCursor::start());
+    let at = |offset: usize| Locator {
+        kind: LocatorKind::Slice {
+            document,
+            offset,
+            cursor: &cursor,
+        },
+    };
+    // quick-xml skips a byte order mark without counting it.
+    let bom = if document.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let mut reader = quick_xml::Reader::from_reader(document);
+    configure(reader.config_mut());
+    let mut state = State::new(limits);
+    loop {
+        let offset = usize::try_from(reader.buffer_position())
+            .unwrap_or(usize::MAX)
+            .saturating_add(bom);
+        let event = match reader.read_event() {
+            Ok(e) => e,
+            Err(e) => {
+                let err_offset = usize::try_from(reader.error_position())
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(bom);
+                return Err(quick_xml_error(e, at(err_offset).position()));
+            }
+        };
+        let locator = at(offset);
+        match state.event(event, &locator, handler)? {
+            Step::Continue => {}
+            Step::Eof => return Ok(Outcome::Complete),
+            Step::Stop => return Ok(Outcome::Stopped),
+        }
+    }
+}
+
+/// Parses a document from a buffered reader with memory bounded by the nesting depth and
+/// the longest token, calling `handler` for each event.
+pub fn parse_stream<R: BufRead, H: Handler>(
+    input: R,
+    limits: &Limits,
+    handler: &mut H,
+) -> Result<Outcome, StreamError> {
+    let counting = CountingReader {
+        inner: input,
+        consumed: 0,
+        line: 1,
+        column: 1,
+        max_bytes: u64::try_from(limits.max_bytes).unwrap_or(u64::MAX),
+        run: 0,
+        // A token is a text run or a tag: allow the longest text plus room for the
+        // attributes of one tag before refusing to buffer more.
+        max_run: u64::try_from(
+            limits
+                .max_text_len
+                .saturating_add(limits.max_name_len.saturating_mul(2))
+                .saturating_add(64 * 1024),
+        )
+        .unwrap_or(u64::MAX),
+        failure: None,
+    };
+    let mut reader = quick_xml::Reader::from_reader(counting);
+    configure(reader.config_mut());
+    let mut state = State::new(limits);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        let start = reader.get_ref().position();
+        let result = reader.read_event_into(&mut buf);
+        let event = match result {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(failure) = reader.get_ref().failure.clone() {
+                    return Err(StreamError::Xml(failure));
+                }
+                if let quick_xml::Error::Io(io) = &e {
+                    return Err(StreamError::Io(io::Error::new(io.kind(), io.to_string())));
+                }
+                return Err(StreamError::Xml(quick_xml_error(e, start)));
+            }
+        };
+        let locator = Locator {
+            kind: LocatorKind::Stream(start),
+        };
+        match state.event(event, &locator, handler)? {
+            Step::Continue => {}
+            Step::Eof => {
+                if let Some(failure) = reader.get_ref().failure.clone() {
+                    return Err(StreamError::Xml(failure));
+                }
+                return Ok(Outcome::Complete);
+            }
+            Step::Stop => return Ok(Outcome::Stopped),
+        }
+    }
+}
+
+fn configure(config: &mut quick_xml::reader::Config) {
+    config.check_end_names = true;
+    config.check_comments = true;
+    config.expand_empty_elements = false;
+    config.allow_dangling_amp = false;
+    config.allow_unmatched_ends = false;
+    config.trim_text(false);
+}
+
+fn quick_xml_error(e: quick_xml::Error, at: Position) -> XmlError {
+    match e {
+        quick_xml::Error::Encoding(_) => XmlError::Encoding { at },
+        quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
+            XmlError::Entity { name, at }
+        }
+        other => XmlError::Malformed {
+            message: other.to_string(),
+            at,
+        },
+    }
+}
+
+enum Step {
+    Continue,
+    Eof,
+    Stop,
+}
+
+fn flow(c: ControlFlow<()>) -> Step {
+    match c {
+        ControlFlow::Continue(()) => Step::Continue,
+        ControlFlow::Break(()) => Step::Stop,
+    }
+}
+
+impl State {
+    fn new(limits: &Limits) -> State {
+        let mut scope = NamespaceScope::default();
+        // The `xml` prefix is always bound; depth 0 is never popped.
+        scope.push("xml", XML_NAMESPACE, 0);
+        State {
+            limits: *limits,
+            scope,
+            records: Vec::with_capacity(16),
+            arena: String::new(),
+            depth: 0,
+            elements: 0,
+            root_seen: false,
+            root_closed: false,
+            first_event: true,
+            text_run: 0,
+        }
+    }
+
+    fn malformed(message: impl Into<String>, at: &Locator<'_>) -> XmlError {
+        XmlError::Malformed {
+            message: message.into(),
+            at: at.position(),
+        }
+    }
+
+    fn event<H: Handler>(
+        &mut self,
+        event: Event<'_>,
+        at: &Locator<'_>,
+        handler: &mut H,
+    ) -> Result<Step, XmlError> {
+        let first = std::mem::replace(&mut self.first_event, false);
+        match event {
+            Event::Start(start) => {
+                self.text_run = 0;
+                let step = self.start(&start, at, handler)?;
+                Ok(step)
+            }
+            Event::Empty(start) => {
+                self.text_run = 0;
+                if let Step::Stop = self.start(&start, at, handler)? {
+                    return Ok(Step::Stop);
+                }
+                self.end(at, handler)
+            }
+            Event::End(_) => {
+                self.text_run = 0;
+                self.end(at, handler)
+            }
+            Event::Text(text) => {
+                let raw: &str = &text;
+                check_chars(raw, at)?;
+                if raw.contains("]]>") {
+                    return Err(Self::malformed("`]]>` is not allowed in text", at));
+                }
+                let content = text.xml10_content();
+                self.character_data(&content, at, handler)
+            }
+            Event::CData(cdata) => {
+                let raw: &str = &cdata;
+                check_chars(raw, at)?;
+                if self.depth == 0 {
+                    return Err(Self::malformed("CDATA outside the root element", at));
+                }
+                let content = cdata.xml10_content();
+                self.character_data(&content, at, handler)
+            }
+            Event::GeneralRef(reference) => {
+                let name: &str = &reference;
+                let ch = match reference.resolve_char_ref() {
+                    Ok(Some(c)) => {
+                        if !is_xml_char(c) {
+                            return Err(Self::malformed(
+                                format!(
+                                    "character reference `&{name};` is not a legal XML character"
+                                ),
+                                at,
+                            ));
+                        }
+                        c
+                    }
+                    Ok(None) => match predefined_entity(name) {
+                        Some(c) => c,
+                        None => {
+                            return Err(XmlError::Entity {
+                                name: name.to_owned(),
+                                at: at.position(),
+                            });
+                        }
+                    },
+                    Err(e) => return Err(Self::malformed(e.to_string(), at)),
+                };
+                if self.depth == 0 {
+                    return Err(Self::malformed("reference outside the root element", at));
+                }
+                let mut utf8 = [0u8; 4];
+                let s: &str = ch.encode_utf8(&mut utf8);
+                self.character_data(s, at, handler)
+            }
+            Event::Comment(comment) => {
+                check_chars(&comment, at)?;
+                Ok(Step::Continue)
+            }
+            Event::PI(pi) => {
+                let target = pi.target();
+                if target.eq_ignore_ascii_case("xml") {
+                    return Err(Self::malformed(
+                        "the XML declaration is only allowed at the very start",
+                        at,
+                    ));
+                }
+                if !is_name(target) || target.contains(':') {
+                    return Err(Self::malformed(
+                        "malformed processing instruction target",
+                        at,
+                    ));
+                }
+                check_chars(pi.content(), at)?;
+                Ok(Step::Continue)
+            }
+            Event::Decl(decl) => {
+                if !first || at.offset() > 3 {
+                    return Err(Self::malformed(
+                        "the XML declaration is only allowed at the very start",
+                        at,
+                    ));
+                }
+                match decl.version() {
+                    Ok(v) if v == "1.0" => {}
+                    Ok(_) => return Err(Self::malformed("only XML version 1.0 is accepted", at)),
+                    Err(e) => return Err(Self::malformed(e.to_string(), at)),
+                }
+                if let Some(encoding) = decl.encoding() {
+                    let encoding = encoding.map_err(|e| Self::malformed(e.to_string(), at))?;
+                    let e = encoding.to_ascii_lowercase();
+                    if !matches!(e.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
+                        return Err(XmlError::Encoding { at: at.position() });
+                    }
+                }
+                Ok(Step::Continue)
+            }
+            Event::DocType(_) => Err(XmlError::Dtd { at: at.position() }),
+            Event::Eof => {
+                if self.depth > 0 {
+                    return Err(Self::malformed("document ends inside an element", at));
+                }
+                if !self.root_seen {
+                    return Err(Self::malformed("no root element", at));
+                }
+                Ok(Step::Eof)
+            }
+        }
+    }
+
+    fn character_data<H: Handler>(
+        &mut self,
+        text: &str,
+        at: &Locator<'_>,
+        handler: &mut H,
+    ) -> Result<Step, XmlError> {
+        if self.depth == 0 {
+            if text
+                .bytes()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                return Ok(Step::Continue);
+            }
+            let message = if self.root_closed {
+                "text after the root element"
+            } else {
+                "text before the root element"
+            };
+            return Err(Self::malformed(message, at));
+        }
+        self.text_run = self.text_run.saturating_add(text.len());
+        if self.text_run > self.limits.max_text_len {
+            return Err(XmlError::TextTooLong {
+                limit: self.limits.max_text_len,
+                at: at.position(),
+            });
+        }
+        Ok(flow(handler.text(text, at)))
+    }
+
+    fn start<H: Handler>(
+        &mut self,
+        start: &BytesStart<'_>,
+        at: &Locator<'_>,
+        handler: &mut H,
+    ) -> Result<Step, XmlError> {
+        if self.root_closed {
+            return Err(Self::malformed("content after the root element", at));
+        }
+        self.root_seen = true;
+        self.elements += 1;
+        if self.elements > self.limits.max_elements {
+            return Err(XmlError::TooManyElements {
+                limit: self.limits.max_elements,
+                at: at.position(),
+            });
+        }
+        if self.depth + 1 > self.limits.max_depth {
+            return Err(XmlError::TooDeep {
+                limit: self.limits.max_depth,
+                at: at.position(),
+            });
+        }
+        self.depth += 1;
+        let depth = self.depth;
+        let content: &str = start;
+        let name = start.name();
+        let qname: &str = name.as_ref();
+        if qname.len() > self.limits.max_name_len {
+            return Err(XmlError::NameTooLong {
+                limit: self.limits.max_name_len,
+                at: at.position(),
+            });
+        }
+        let (prefix, local) = split_qname(qname)
+            .ok_or_else(|| Self::malformed(format!("`{qname}` is not a valid element name"), at))?;
+        if prefix == Some("xmlns") {
+            return Err(Self::malformed(
+                "the `xmlns` prefix cannot name an element",
+                at,
+            ));
+        }
+
+        // First pass: syntax, limits, namespace declarations.
+        self.records.clear();
+        self.arena.clear();
+        let mut declares = false;
+        let mut count = 0usize;
+        for attribute in start.attributes().with_checks(true) {
+            count += 1;
+            if count > self.limits.max_attributes {
+                return Err(XmlError::TooManyAttributes {
+                    limit: self.limits.max_attributes,
+                    at: at.position(),
+                });
+            }
+            let attribute = attribute.map_err(|e| Self::malformed(e.to_string(), at))?;
+            let key: &str = attribute.key.as_ref();
+            if key.len() > self.limits.max_name_len {
+                return Err(XmlError::NameTooLong {
+                    limit: self.limits.max_name_len,
+                    at: at.position(),
+                });
+            }
+            let raw: &str = &attribute.value;
+            if raw.len() > self.limits.max_text_len {
+                return Err(XmlError::TextTooLong {
+                    limit: self.limits.max_text_len,
+                    at: at.position(),
+                });
+            }
+            if raw.contains('<') {
+                return Err(Self::malformed(
+                    format!("`<` is not allowed in the value of attribute `{key}`"),
+                    at,
+                ));
+            }
+            check_chars(raw, at)?;
+            let (aprefix, alocal) = split_qname(key).ok_or_else(|| {
+                Self::malformed(format!("`{key}` is not a valid attribute name"), at)
+            })?;
+            let value = normalize_attribute(&attribute, at)?;
+            check_chars(&value, at)?;
+            let key_range = range_in(content, key);
+            let local_start = key_range.1 - alocal.len();
+            let value_ref = match &value {
+                Cow::Borrowed(v) if is_within(content, v) => {
+                    let r = range_in(content, v);
+                    ValueRef::Content(r.0, r.1)
+                }
+                other => {
+                    let s = self.arena.len();
+                    self.arena.push_str(other);
+                    ValueRef::Arena(s, self.arena.len())
+                }
+            };
+            let is_decl = match (aprefix, alocal) {
+                (None, "xmlns") => Some(""),
+                (Some("xmlns"), p) => Some(p),
+                _ => None,
+            };
+            if let Some(declared) = is_decl {
+                declares = true;
+                self.declare(declared, &value, depth, at)?;
+                continue;
+            }
+            self.records.push(AttrRecord {
+                key: key_range,
+                local_start,
+                value: value_ref,
+                namespace: None,
+            });
+        }
+
+        // Second pass: resolve names now that this element's declarations are in scope.
+        let namespace = match prefix {
+            None => self.scope.lookup_range(""),
+            Some(p) => Some(self.scope.lookup_range(p).ok_or_else(|| {
+                Self::malformed(format!("undeclared namespace prefix `{p}`"), at)
+            })?),
+        };
+        for i in 0..self.records.len() {
+            let r = self.records[i];
+            let key = &content[r.key.0..r.key.1];
+            if r.local_start > r.key.0 {
+                let p = &key[..r.local_start - r.key.0 - 1];
+                let ns = self.scope.lookup_range(p).ok_or_else(|| {
+                    Self::malformed(format!("undeclared namespace prefix `{p}`"), at)
+                })?;
+                self.records[i].namespace = Some(ns);
+            }
+        }
+        // Attributes with different prefixes for the same namespace collide.
+        if self
+            .records
+            .iter()
+            .filter(|r| r.namespace.is_some())
+            .count()
+            > 1
+        {
+            let buffer = &self.scope.buffer;
+            for (i, a) in self.records.iter().enumerate() {
+                let Some(an) = a.namespace else { continue };
+                for b in &self.records[i + 1..] {
+                    let Some(bn) = b.namespace else { continue };
+                    if content[a.local_start..a.key.1] == content[b.local_start..b.key.1]
+                        && buffer[an.0..an.1] == buffer[bn.0..bn.1]
+                    {
+                        return Err(Self::malformed(
+                            format!(
+                                "attribute `{}` is given twice",
+                                &content[a.local_start..a.key.1]
+                            ),
+                            at,
+                        ));
+                    }
+                }
+            }
+        }
+        let local_range = range_in(content, local);
+        let tag = StartTag {
+            content,
+            local: local_range,
+            namespace,
+            attributes: &self.records,
+            arena: &self.arena,
+            scope: &self.scope,
+            declares_namespaces: declares,
+        };
+        Ok(flow(handler.start_element(&tag, at)))
+    }
+
+    fn declare(
+        &mut self,
+        prefix: &str,
+        uri: &str,
+        depth: usize,
+        at: &Locator<'_>,
+    ) -> Result<(), XmlError> {
+        if prefix == "xmlns" {
+            return Err(Self::malformed("the `xmlns` prefix cannot be declared", at));
+        }
+        if prefix == "xml" {
+            if uri != XML_NAMESPACE {
+                return Err(Self::malformed(
+                    "the `xml` prefix cannot be bound to another namespace",
+                    at,
+                ));
+            }
+            return Ok(());
+        }
+        if uri == XML_NAMESPACE || uri == XMLNS_NAMESPACE {
+            return Err(Self::malformed(
+                format!("the prefix `{prefix}` cannot be bound to a reserved namespace"),
+                at,
+            ));
+        }
+        if !prefix.is_empty() && uri.is_empty() {
+            return Err(Self::malformed(
+                format!("the prefix `{prefix}` cannot be undeclared in XML 1.0"),
+                at,
+            ));
+        }
+        let cap = self.limits.max_attributes.saturating_mul(4).max(64);
+        if self.scope.bindings.len() >= cap {
+            return Err(Self::malformed(
+                format!("more than {cap} namespace declarations in scope"),
+                at,
+            ));
+        }
+        self.scope.push(prefix, uri, depth);
+        Ok(())
+    }
+
+    fn end<H: Handler>(&mut self, at: &Locator<'_>, handler: &mut H) -> Result<Step, XmlError> {
+        let step = flow(handler.end_element(at));
+        self.scope.pop_depth(self.depth);
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0 {
+            self.root_closed = true;
+        }
+        Ok(step)
+    }
+}
+
+fn normalize_attribute<'v>(
+    attribute: &quick_xml::events::attributes::Attribute<'v>,
+    at: &Locator<'_>,
+) -> Result<Cow<'v, str>, XmlError> {
+    attribute
+        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+        .map_err(|e| match e {
+            quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
+                _,
+                name,
+            )) => XmlError::Entity {
+                name,
+                at: at.position(),
+            },
+            other => State::malformed(other.to_string(), at),
+        })
+}
+
+fn is_within(outer: &str, inner: &str) -> bool {
+    let o = outer.as_ptr() as usize;
+    let i = inner.as_ptr() as usize;
+    i >= o && i + inner.len() <= o + outer.len()
+}
+
+/// Byte range of `inner` inside `outer`; `inner` must be a subslice of `outer`.
+fn range_in(outer: &str, inner: &str) -> (usize, usize) {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    (start, start + inner.len())
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => None,
+    }
+}
+
+/// `Char` of XML 1.0: every scalar value except most C0 controls and U+FFFE/U+FFFF.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Checks that a run of UTF-8 holds only legal XML characters.
+fn check_chars(s: &str, at: &Locator<'_>) -> Result<(), XmlError> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x20 {
+            if !matches!(b, b'\t' | b'\n' | b'\r') {
+                return Err(State::malformed(
+                    format!("control character U+{b:04X} is not allowed in XML"),
+                    at,
+                ));
+            }
+        } else if b == 0xEF
+            && bytes.get(i + 1) == Some(&0xBF)
+            && matches!(bytes.get(i + 2), Some(0xBE | 0xBF))
+        {
+            return Err(State::malformed(
+                "U+FFFE and U+FFFF are not allowed in XML",
+                at,
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Splits `prefix:local`, checking both parts are NCNames.
+pub fn split_qname(qname: &str) -> Option<(Option<&str>, &str)> {
+    match qname.split_once(':') {
+        None => is_ncname(qname).then_some((None, qname)),
+        Some((p, l)) => (is_ncname(p) && is_ncname(l)).then_some((Some(p), l)),
+    }
+}
+
+/// `NameStartChar` of XML 1.0 fifth edition.
+pub fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// `NameChar` of XML 1.0 fifth edition.
+pub fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// `Name`.
+pub fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if is_name_start_char(c) => chars.all(is_name_char),
+        _ => false,
+    }
+}
+
+/// `NCName`: a `Name` without colons.
+pub fn is_ncname(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    // Fast path for ASCII names.
+    if bytes.is_ascii() {
+        return match bytes.first() {
+            Some(b) if b.is_ascii_alphabetic() || *b == b'_' => bytes[1..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
+            _ => false,
+        };
+    }
+    !s.contains(':') && is_name(s)
+}
+
+/// `Nmtoken`.
+pub fn is_nmtoken(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(is_name_char)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        log: Vec<String>,
+    }
+
+    impl Handler for Recorder {
+        fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
+            let p = at.position();
+            let mut s = format!(
+                "start {{{}}}{} @{}:{}",
+                tag.namespace().unwrap_or(""),
+                tag.local(),
+                p.line,
+                p.column
+            );
+            for a in tag.attributes() {
+                s.push_str(&format!(
+                    " {{{}}}{}={:?}",
+                    a.namespace.unwrap_or(""),
+                    a.local,
+                    a.value
+                ));
+            }
+            self.log.push(s);
+            ControlFlow::Continue(())
+        }
+        fn end_element(&mut self, at: &Locator<'_>) -> ControlFlow<()> {
+            let p = at.position();
+            self.log.push(format!("end @{}:{}", p.line, p.column));
+            ControlFlow::Continue(())
+        }
+        fn text(&mut self, text: &str, _at: &Locator<'_>) -> ControlFlow<()> {
+            self.log.push(format!("text {text:?}"));
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn both(doc: &str) -> Result<Vec<String>, String> {
+        let mut a = Recorder::default();
+        let ra = parse_slice(doc.as_bytes(), &Limits::default(), &mut a);
+        let mut b = Recorder::default();
+        // A tiny buffer forces tokens to span many reads.
+        let reader = io::BufReader::with_capacity(3, doc.as_bytes());
+        let rb = parse_stream(reader, &Limits::default(), &mut b);
+        match (ra, rb) {
+            (Ok(_), Ok(_)) => {
+                assert_eq!(a.log, b.log, "slice and stream disagree on {doc}");
+                Ok(a.log)
+            }
+            (Err(ea), Err(eb)) => {
+                assert_eq!(
+                    ea.code(),
+                    match eb {
+                        StreamError::Xml(x) => x.code(),
+                        StreamError::Io(_) => "io",
+                    }
+                );
+                Err(ea.code().to_owned())
+            }
+            (ra, rb) => panic!("slice {ra:?} vs stream {rb:?} on {doc}"),
+        }
+    }
+
+    #[test]
+    fn resolves_namespaces_and_positions() {
+        let log = both(
+            "<?xml version=\"1.0\"?>\n<r:a xmlns:r=\"urn:r\" xmlns=\"urn:d\" b=\"1 &amp;\n2\" r:c='x'>\n  <d>x&lt;&#228;<![CDATA[<]]></d><e xmlns=''/></r:a>",
+        )
+        .unwrap();
+        assert_eq!(
+            log,
+            vec![
+                "start {urn:r}a @2:1 {}b=\"1 & 2\" {urn:r}c=\"x\"",
+                "text \"\\n  \"",
+                "start {urn:d}d @4:3",
+                "text \"x\"",
+                "text \"<\"",
+                "text \"ä\"",
+                "text \"<\"",
+                "end @4:30",
+                "start {}e @4:34",
+                "end @4:34",
+                "end @4:47",
+            ]
+        );
+    }
+
+    #[test]
+    fn refuses_what_is_not_well_formed() {
+        let cases = [
+            ("<a><b></a>", "xml_malformed"),
+            ("<a/><b/>", "xml_malformed"),
+            ("", "xml_malformed"),
+            ("text<a/>", "xml_malformed"),
+            ("<a/>text", "xml_malformed"),
+            ("<p:a/>", "xml_malformed"),
+            ("<a b='<'/>", "xml_malformed"),
+            ("<a b='1' b='2'/>", "xml_malformed"),
+            (
+                "<a xmlns:p='u' xmlns:q='u' p:b='1' q:b='2'/>",
+                "xml_malformed",
+            ),
+            ("<a>\u{1}</a>", "xml_malformed"),
+            ("<a>&#1;</a>", "xml_malformed"),
+            ("<a>]]></a>", "xml_malformed"),
+            ("<a><!-- a -- b --></a>", "xml_malformed"),
+            ("<1a/>", "xml_malformed"),
+            ("<a:b:c/>", "xml_malformed"),
+            ("<a xmlns:p=''/>", "xml_malformed"),
+            ("<a xmlns:xml='urn:x'/>", "xml_malformed"),
+            ("<a><?xml version='1.0'?></a>", "xml_malformed"),
+            ("<?xml version='1.1'?><a/>", "xml_malformed"),
+            (
+                "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+                "xml_encoding",
+            ),
+            ("<!DOCTYPE a><a/>", "xml_dtd_forbidden"),
+            ("<a>&ent;</a>", "xml_entity_forbidden"),
+            ("<a b='&ent;'/>", "xml_entity_forbidden"),
+            ("<a>", "xml_malformed"),
+        ];
+        for (doc, code) in cases {
+            assert_eq!(both(doc), Err(code.to_owned()), "{doc}");
+        }
+        let mut r = Recorder::default();
+        assert!(matches!(
+            parse_slice(b"<a>\xff</a>", &Limits::default(), &mut r),
+            Err(XmlError::Encoding { .. })
+        ));
+    }
+
+    #[test]
+    fn accepts_legal_oddities() {
+        assert!(both("\u{FEFF}<?xml version='1.0' encoding='UTF-8'?><a/>").is_ok());
+        assert!(both("<a xml:lang='fi'/>").is_ok());
+        assert!(both("<!-- c --><?pi x?><a/>\n<!-- c -->\n").is_ok());
+        assert!(both("<a xmlns='urn:x'><b xmlns=''/></a>").is_ok());
+    }
+
+    #[test]
+    fn enforces_each_limit() {
+        let limits = Limits {
+            max_depth: 3,
+            max_elements: 5,
+            max_attributes: 2,
+            max_name_len: 8,
+            max_text_len: 10,
+            max_bytes: 200,
+        };
+        let check = |doc: &str, code: &str| {
+            let mut r = Recorder::default();
+            let e = parse_slice(doc.as_bytes(), &limits, &mut r).unwrap_err();
+            assert_eq!(e.code(), code, "{doc}");
+            let mut r = Recorder::default();
+            match parse_stream(
+                io::BufReader::with_capacity(4, doc.as_bytes()),
+                &limits,
+                &mut r,
+            ) {
+                Err(StreamError::Xml(e)) => assert_eq!(e.code(), code, "stream {doc}"),
+                other => panic!("stream {doc}: {other:?}"),
+            }
+        };
+        check("<a><b><c><d/></c></b></a>", "xml_too_deep");
+        check("<a><b/><b/><b/><b/><b/></a>", "xml_too_many_elements");
+        check("<a x='1' y='2' z='3'/>", "xml_too_many_attributes");
+        check("<abcdefghij/>", "xml_name_too_long");
+        check("<a>0123456789x</a>", "xml_text_too_long");
+        check("<a>01234&amp;56789</a>", "xml_text_too_long");
+        check(&format!("<a>{}</a>", " ".repeat(300)), "xml_too_large");
+    }
+
+    #[test]
+    fn streaming_refuses_to_buffer_a_giant_token() {
+        let limits = Limits {
+            max_text_len: 100,
+            max_name_len: 10,
+            ..Limits::default()
+        };
+        let doc = format!("<a>{}</a>", "x".repeat(200_000));
+        let mut r = Recorder::default();
+        match parse_stream(io::BufReader::new(doc.as_bytes()), &limits, &mut r) {
+            Err(StreamError::Xml(XmlError::TextTooLong { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn name_predicates() {
+        assert!(is_ncname("a-b.c_d9"));
+        assert!(is_ncname("äö"));
+        assert!(!is_ncname("a:b"));
+        assert!(!is_ncname("9a"));
+        assert!(!is_ncname(""));
+        assert!(is_name("a:b"));
+        assert!(is_nmtoken("9-a"));
+        assert!(!is_nmtoken("a b"));
+        assert_eq!(split_qname("p:l"), Some((Some("p"), "l")));
+        assert_eq!(split_qname("p:"), None);
+    }
+}

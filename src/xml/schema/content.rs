@@ -1,0 +1,436 @@
+//! Content models: particle trees compiled to deterministic automata.
+//!
+//! Owns: [`Particle`] / [`Term`] (what the compiler builds from `sequence`, `choice`,
+//! `all`, group references, element particles and wildcards, with their occurrence
+//! ranges) and [`build`], which unrolls bounded repetition into positions (Glushkov),
+//! computes first/last/follow sets and makes a DFA by subset construction. Positions that
+//! come from the same schema particle (copies made by unrolling `maxOccurs`) may share a
+//! state; positions of different particles competing for the same element name, or a name
+//! and a wildcard that both admit it, violate Unique Particle Attribution and are a load
+//! error, as are two declarations of one name with different types in one content model.
+//! `xs:all` becomes a set model checked with a bitset instead.
+//!
+//! It must not: look at documents, or build automata of unbounded size (positions and
+//! states are capped and exceeding them is a load error).
+
+use std::collections::HashMap;
+
+use super::model::{
+    AllItem, AllModel, ContentModel, Dfa, DfaState, ElemId, ElemTransition, Model, NsConstraint,
+    WildTransition, Wildcard,
+};
+
+/// A particle: a term with an occurrence range (`max` `None` = unbounded).
+#[derive(Debug, Clone)]
+pub struct Particle {
+    pub min: u32,
+    pub max: Option<u32>,
+    /// Identifies the schema particle (copies made by unrolling keep it).
+    pub id: u32,
+    pub term: Term,
+}
+
+#[derive(Debug, Clone)]
+pub enum Term {
+    Element(ElemId),
+    Wildcard(Wildcard),
+    Sequence(Vec<Particle>),
+    Choice(Vec<Particle>),
+    All(Vec<Particle>),
+}
+
+const MAX_POSITIONS: usize = 20_000;
+const MAX_STATES: usize = 20_000;
+
+/// A regular expression over positions.
+enum Re {
+    Empty,
+    Pos(u32),
+    Seq(Vec<Re>),
+    Alt(Vec<Re>),
+    Star(Box<Re>),
+    Opt(Box<Re>),
+}
+
+#[derive(Clone)]
+enum Label {
+    Element(ElemId),
+    Wildcard(Wildcard),
+}
+
+struct Position {
+    particle: u32,
+    label: Label,
+}
+
+struct Expander {
+    positions: Vec<Position>,
+}
+
+impl Expander {
+    fn expand(&mut self, p: &Particle) -> Result<Re, String> {
+        let mut parts = Vec::new();
+        for _ in 0..p.min {
+            parts.push(self.term(p)?);
+        }
+        match p.max {
+            None => parts.push(Re::Star(Box::new(self.term(p)?))),
+            Some(max) => {
+                let optional = max.saturating_sub(p.min);
+                let mut tail = Re::Empty;
+                for _ in 0..optional {
+                    let body = self.term(p)?;
+                    tail = Re::Opt(Box::new(Re::Seq(vec![body, tail])));
+                }
+                parts.push(tail);
+            }
+        }
+        Ok(Re::Seq(parts))
+    }
+
+    fn term(&mut self, p: &Particle) -> Result<Re, String> {
+        Ok(match &p.term {
+            Term::Element(e) => self.position(p.id, Label::Element(*e))?,
+            Term::Wildcard(w) => self.position(p.id, Label::Wildcard(w.clone()))?,
+            Term::Sequence(children) => Re::Seq(
+                children
+                    .iter()
+                    .map(|c| self.expand(c))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Term::Choice(children) => Re::Alt(
+                children
+                    .iter()
+                    .map(|c| self.expand(c))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Term::All(_) => return Err("xs:all may only appear as the whole content model".into()),
+        })
+    }
+
+    fn position(&mut self, particle: u32, label: Label) -> Result<Re, String> {
+        if self.positions.len() >= MAX_POSITIONS {
+            return Err(format!(
+                "the content model is too large to compile (more than {MAX_POSITIONS} positions after expanding minOccurs/maxOccurs)"
+            ));
+        }
+        let i = self.positions.len() as u32;
+        self.positions.push(Position { particle, label });
+        Ok(Re::Pos(i))
+    }
+}
+
+/// first, last and nullability of a sub-expression; follow sets are filled in as a side
+/// effect.
+struct Glushkov {
+    follow: Vec<Vec<u32>>,
+}
+
+struct Info {
+    nullable: bool,
+    first: Vec<u32>,
+    last: Vec<u32>,
+}
+
+impl Glushkov {
+    fn walk(&mut self, re: &Re) -> Info {
+        match re {
+            Re::Empty => Info {
+                nullable: true,
+                first: Vec::new(),
+                last: Vec::new(),
+            },
+            Re::Pos(p) => Info {
+                nullable: false,
+                first: vec![*p],
+                last: vec![*p],
+            },
+            Re::Seq(items) => {
+                let mut acc = Info {
+                    nullable: true,
+                    first: Vec::new(),
+                    last: Vec::new(),
+                };
+                for item in items {
+                    let i = self.walk(item);
+                    for &l in &acc.last {
+                        extend(&mut self.follow[l as usize], &i.first);
+                    }
+                    if acc.nullable {
+                        extend(&mut acc.first, &i.first);
+                    }
+                    if i.nullable {
+                        extend(&mut acc.last, &i.last);
+                    } else {
+                        acc.last = i.last;
+                    }
+                    acc.nullable &= i.nullable;
+                }
+                acc
+            }
+            Re::Alt(items) => {
+                let mut acc = Info {
+                    nullable: items.is_empty(),
+                    first: Vec::new(),
+                    last: Vec::new(),
+                };
+                for item in items {
+                    let i = self.walk(item);
+                    acc.nullable |= i.nullable;
+                    extend(&mut acc.first, &i.first);
+                    extend(&mut acc.last, &i.last);
+                }
+                acc
+            }
+            Re::Star(inner) => {
+                let i = self.walk(inner);
+                for &l in &i.last {
+                    extend(&mut self.follow[l as usize], &i.first);
+                }
+                Info {
+                    nullable: true,
+                    first: i.first,
+                    last: i.last,
+                }
+            }
+            Re::Opt(inner) => {
+                let mut i = self.walk(inner);
+                i.nullable = true;
+                i
+            }
+        }
+    }
+}
+
+fn extend(into: &mut Vec<u32>, from: &[u32]) {
+    for &x in from {
+        if !into.contains(&x) {
+            into.push(x);
+        }
+    }
+}
+
+/// Whether two namespace constraints admit a common namespace.
+fn overlaps(a: &NsConstraint, b: &NsConstraint) -> bool {
+    match (a, b) {
+        (NsConstraint::Any, _) | (_, NsConstraint::Any) => true,
+        (NsConstraint::Not(_), NsConstraint::Not(_)) => true,
+        (NsConstraint::Set(x), NsConstraint::Set(y)) => x.iter().any(|n| y.contains(n)),
+        (NsConstraint::Set(x), n @ NsConstraint::Not(_))
+        | (n @ NsConstraint::Not(_), NsConstraint::Set(x)) => x.iter().any(|v| n.allows(*v)),
+    }
+}
+
+/// Compiles a complex type's particle (`None` = empty, for mixed types) into a content
+/// model. `type_name` is used in error messages.
+pub fn build(
+    model: &Model,
+    particle: Option<&Particle>,
+    type_name: &str,
+) -> Result<ContentModel, String> {
+    let Some(particle) = particle else {
+        return Ok(ContentModel::Dfa(Dfa {
+            states: vec![DfaState {
+                accepting: true,
+                elements: Box::new([]),
+                wildcards: Box::new([]),
+            }],
+        }));
+    };
+    if let Term::All(children) = &particle.term {
+        return build_all(model, particle, children, type_name);
+    }
+    let mut expander = Expander {
+        positions: Vec::new(),
+    };
+    let re = expander.expand(particle)?;
+    let positions = expander.positions;
+    check_consistent(model, &positions, type_name)?;
+    let mut g = Glushkov {
+        follow: vec![Vec::new(); positions.len()],
+    };
+    let root = g.walk(&re);
+    let mut is_last = vec![false; positions.len()];
+    for &l in &root.last {
+        is_last[l as usize] = true;
+    }
+
+    // Subset construction. A state is the set of positions just matched; the start state
+    // is the empty set.
+    let mut states: Vec<DfaState> = Vec::new();
+    let mut sets: Vec<Vec<u32>> = vec![Vec::new()];
+    let mut index: HashMap<Vec<u32>, u32> = HashMap::new();
+    index.insert(Vec::new(), 0);
+    let mut next = 0usize;
+    while next < sets.len() {
+        let set = sets[next].clone();
+        let accepting = if next == 0 {
+            root.nullable
+        } else {
+            set.iter().any(|&p| is_last[p as usize])
+        };
+        let mut candidates: Vec<u32> = Vec::new();
+        if next == 0 {
+            candidates.extend_from_slice(&root.first);
+        } else {
+            for &p in &set {
+                extend(&mut candidates, &g.follow[p as usize]);
+            }
+        }
+        // Group the candidates by label.
+        let mut element_groups: Vec<(ElemId, u32, Vec<u32>)> = Vec::new();
+        let mut wildcard_groups: Vec<(u32, Wildcard, Vec<u32>)> = Vec::new();
+        for &c in &candidates {
+            let pos = &positions[c as usize];
+            match &pos.label {
+                Label::Element(e) => {
+                    let decl = model.element(*e);
+                    if let Some(group) = element_groups.iter_mut().find(|(g, _, _)| {
+                        let d = model.element(*g);
+                        d.ns == decl.ns && d.local == decl.local
+                    }) {
+                        if group.1 != pos.particle {
+                            return Err(format!(
+                                "the content model of {type_name} is not deterministic: two particles can both match <{}> (Unique Particle Attribution)",
+                                decl.local
+                            ));
+                        }
+                        group.2.push(c);
+                    } else {
+                        element_groups.push((*e, pos.particle, vec![c]));
+                    }
+                }
+                Label::Wildcard(w) => {
+                    if let Some(group) = wildcard_groups
+                        .iter_mut()
+                        .find(|(p, _, _)| *p == pos.particle)
+                    {
+                        group.2.push(c);
+                    } else {
+                        wildcard_groups.push((pos.particle, w.clone(), vec![c]));
+                    }
+                }
+            }
+        }
+        for (i, (_, a, _)) in wildcard_groups.iter().enumerate() {
+            for (_, b, _) in &wildcard_groups[i + 1..] {
+                if overlaps(&a.ns, &b.ns) {
+                    return Err(format!(
+                        "the content model of {type_name} is not deterministic: two wildcards can match the same element (Unique Particle Attribution)"
+                    ));
+                }
+            }
+            for (e, _, _) in &element_groups {
+                let decl = model.element(*e);
+                if a.ns.allows(decl.ns) {
+                    return Err(format!(
+                        "the content model of {type_name} is not deterministic: <{}> can match both an element declaration and a wildcard (Unique Particle Attribution)",
+                        decl.local
+                    ));
+                }
+            }
+        }
+        let mut target = |members: Vec<u32>, sets: &mut Vec<Vec<u32>>| -> Result<u32, String> {
+            let mut key = members;
+            key.sort_unstable();
+            key.dedup();
+            if let Some(&i) = index.get(&key) {
+                return Ok(i);
+            }
+            if sets.len() >= MAX_STATES {
+                return Err(format!(
+                    "the content model of {type_name} is too large to compile (more than {MAX_STATES} states)"
+                ));
+            }
+            let i = sets.len() as u32;
+            index.insert(key.clone(), i);
+            sets.push(key);
+            Ok(i)
+        };
+        let mut elements = Vec::with_capacity(element_groups.len());
+        for (e, _, members) in element_groups {
+            let decl = model.element(e);
+            let to = target(members, &mut sets)?;
+            elements.push(ElemTransition {
+                ns: decl.ns,
+                local: decl.local.clone(),
+                elem: e,
+                next: to,
+            });
+        }
+        let mut wildcards = Vec::with_capacity(wildcard_groups.len());
+        for (_, w, members) in wildcard_groups {
+            let to = target(members, &mut sets)?;
+            wildcards.push(WildTransition {
+                wildcard: w,
+                next: to,
+            });
+        }
+        states.push(DfaState {
+            accepting,
+            elements: elements.into_boxed_slice(),
+            wildcards: wildcards.into_boxed_slice(),
+        });
+        next += 1;
+    }
+    Ok(ContentModel::Dfa(Dfa { states }))
+}
+
+/// Element Declarations Consistent: one name, one type, within a content model.
+fn check_consistent(model: &Model, positions: &[Position], type_name: &str) -> Result<(), String> {
+    let mut seen: HashMap<(u32, &str), ElemId> = HashMap::new();
+    for p in positions {
+        if let Label::Element(e) = p.label {
+            let d = model.element(e);
+            match seen.get(&(d.ns, &*d.local)) {
+                Some(&other) if model.element(other).ty != d.ty => {
+                    return Err(format!(
+                        "the content model of {type_name} declares <{}> twice with different types",
+                        d.local
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert((d.ns, &d.local), e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_all(
+    model: &Model,
+    particle: &Particle,
+    children: &[Particle],
+    type_name: &str,
+) -> Result<ContentModel, String> {
+    let mut items: Vec<AllItem> = Vec::new();
+    for c in children {
+        let Term::Element(e) = c.term else {
+            return Err(format!("xs:all in {type_name} may only contain elements"));
+        };
+        if c.max.is_none_or(|m| m > 1) {
+            return Err(format!(
+                "elements in xs:all ({type_name}) can occur at most once"
+            ));
+        }
+        let d = model.element(e);
+        if items.iter().any(|i| i.ns == d.ns && i.local == d.local) {
+            return Err(format!(
+                "the content model of {type_name} is not deterministic: <{}> appears twice in xs:all",
+                d.local
+            ));
+        }
+        items.push(AllItem {
+            ns: d.ns,
+            local: d.local.clone(),
+            elem: e,
+            required: c.min > 0,
+        });
+    }
+    Ok(ContentModel::All(AllModel {
+        items,
+        emptiable: particle.min == 0,
+    }))
+}

@@ -1,0 +1,106 @@
+//! Shared helpers for the XML Schema integration tests: finding the corpus, reading its
+//! manifest, and running `xmllint` (libxml2) as the reference oracle.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The shared corpus: `$SIIRTO_CORPUS`, else `$CARGO_MANIFEST_DIR/../shared/corpus`.
+pub fn corpus_dir() -> PathBuf {
+    match std::env::var_os("SIIRTO_CORPUS") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+    }
+}
+
+/// One line of `MANIFEST.tsv`.
+#[derive(Debug, Clone)]
+pub struct ManifestEntry {
+    pub file: String,
+    pub schema: String,
+    pub valid: bool,
+}
+
+pub fn manifest() -> Vec<ManifestEntry> {
+    let path = corpus_dir().join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert!(cols.len() >= 3, "bad manifest line: {l}");
+            ManifestEntry {
+                file: cols[0].to_owned(),
+                schema: cols[1].to_owned(),
+                valid: match cols[2] {
+                    "valid" => true,
+                    "invalid" => false,
+                    other => panic!("bad verdict {other} in manifest"),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Whether a missing tool must fail the test (`SIIRTO_REQUIRE_TOOLS=1`).
+pub fn tools_required() -> bool {
+    std::env::var("SIIRTO_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// `xmllint` if installed; otherwise prints a loud SKIPPED (or panics when tools are
+/// required) and returns `None`.
+pub fn xmllint() -> Option<PathBuf> {
+    let found = Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stderr.is_empty());
+    if found {
+        return Some(PathBuf::from("xmllint"));
+    }
+    if tools_required() {
+        panic!("xmllint not found and SIIRTO_REQUIRE_TOOLS=1 (install libxml2-utils)");
+    }
+    eprintln!("SKIPPED: xmllint not found (install libxml2-utils to run the libxml2 comparison)");
+    None
+}
+
+/// Runs `xmllint --noout --nonet --schema` on many files at once and returns libxml2's
+/// verdict for each, in order.
+pub fn xmllint_verdicts(xmllint: &Path, schema: &Path, files: &[PathBuf]) -> Vec<bool> {
+    let mut verdicts = Vec::with_capacity(files.len());
+    for chunk in files.chunks(500) {
+        let output = Command::new(xmllint)
+            .arg("--noout")
+            .arg("--nonet")
+            .arg("--schema")
+            .arg(schema)
+            .args(chunk)
+            .output()
+            .expect("run xmllint");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("failed to compile"),
+            "libxml2 refuses the schema {}:\n{stderr}",
+            schema.display()
+        );
+        for f in chunk {
+            let name = f.display().to_string();
+            let ok = format!("{name} validates");
+            let bad = format!("{name} fails to validate");
+            let valid = stderr.lines().any(|l| l == ok);
+            // A document that does not parse gets a parser error and no verdict line.
+            let parse_error = format!("{name}:");
+            let invalid = stderr.lines().any(|l| l == bad)
+                || stderr
+                    .lines()
+                    .any(|l| l.starts_with(&parse_error) && l.contains("parser error"));
+            assert!(
+                valid ^ invalid,
+                "no clear xmllint verdict for {name}:\n{stderr}"
+            );
+            verdicts.push(valid);
+        }
+    }
+    verdicts
+}

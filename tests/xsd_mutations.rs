@@ -1,0 +1,306 @@
+//! Mutation testing against libxml2: every valid corpus document is mutated one change at
+//! a time (drop an element, swap siblings, duplicate an element, break a value, drop or
+//! break an attribute, add an unknown attribute, move an element to another namespace),
+//! and the engine's verdict on each mutant must equal `xmllint --nonet --schema`'s.
+//! The run prints `N cases, agreement A/N`; anything below 100% fails.
+
+mod support;
+
+use std::path::PathBuf;
+
+use quick_xml::events::Event;
+use siirto::xml::Limits;
+use siirto::xml::schema::{Schema, ValidationFailure};
+
+/// An element's byte spans in the original document.
+#[derive(Debug, Clone)]
+struct Span {
+    /// Whole element, start tag to end tag inclusive.
+    start: usize,
+    end: usize,
+    /// End of the start tag (the `>`), exclusive.
+    tag_end: usize,
+    /// Content span (empty for `<a/>`).
+    content: (usize, usize),
+    children: Vec<usize>,
+    parent: Option<usize>,
+    empty_tag: bool,
+    /// Attributes: (name, value span) in the start tag.
+    attributes: Vec<(String, usize, usize)>,
+    name: String,
+}
+
+fn spans(doc: &[u8]) -> Vec<Span> {
+    let mut reader = quick_xml::Reader::from_reader(doc);
+    let mut out: Vec<Span> = Vec::new();
+    let mut stack: Vec<usize> = Vec::new();
+    loop {
+        let start = reader.buffer_position() as usize;
+        let event = reader.read_event().expect("corpus document parses");
+        let after = reader.buffer_position() as usize;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                let tag = &doc[start..after];
+                let mut attributes = Vec::new();
+                for a in e.attributes().with_checks(false).flatten() {
+                    let key: &str = a.key.as_ref();
+                    if key.starts_with("xmlns") {
+                        continue;
+                    }
+                    let raw: &str = &a.value;
+                    // Locate the value in the tag text: `key="value"` or `key='value'`.
+                    let tag_text = String::from_utf8_lossy(tag);
+                    for q in ['"', '\''] {
+                        let needle = format!("{key}={q}{raw}{q}");
+                        if let Some(i) = tag_text.find(&needle) {
+                            let vs = start + i + key.len() + 2;
+                            attributes.push((key.to_owned(), vs, vs + raw.len()));
+                            break;
+                        }
+                    }
+                }
+                let index = out.len();
+                let parent = stack.last().copied();
+                if let Some(p) = parent {
+                    out[p].children.push(index);
+                }
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                out.push(Span {
+                    start,
+                    end: after,
+                    tag_end: after,
+                    content: (after, after),
+                    children: Vec::new(),
+                    parent,
+                    empty_tag: empty,
+                    attributes,
+                    name: name.to_owned(),
+                });
+                if !empty {
+                    stack.push(index);
+                }
+            }
+            Event::End(_) => {
+                if let Some(i) = stack.pop() {
+                    out[i].content = (out[i].tag_end, start);
+                    out[i].end = after;
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+fn splice(doc: &[u8], replacements: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
+    let mut r = replacements.to_vec();
+    r.sort_by_key(|x| x.0);
+    let mut out = Vec::with_capacity(doc.len() + 64);
+    let mut pos = 0;
+    for (s, e, bytes) in r {
+        out.extend_from_slice(&doc[pos..s]);
+        out.extend_from_slice(&bytes);
+        pos = e;
+    }
+    out.extend_from_slice(&doc[pos..]);
+    out
+}
+
+/// Replacement texts for a leaf value, chosen to break codes, dates, numbers and lengths.
+fn broken_values(original: &str) -> Vec<(String, String)> {
+    let t = original.trim();
+    let mut v = vec![
+        ("code ZZZ999".to_owned(), "ZZZ999".to_owned()),
+        ("empty value".to_owned(), String::new()),
+        ("padded value".to_owned(), format!(" {t} ")),
+        ("overlong value".to_owned(), "x".repeat(260)),
+    ];
+    let is_date = t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-';
+    if is_date {
+        let year = &t[..4];
+        v.push(("date: February 30".to_owned(), format!("{year}-02-30")));
+        v.push(("date: month 13".to_owned(), format!("{year}-13-01")));
+        v.push(("date: before 1900".to_owned(), "1899-12-31".to_owned()));
+        v.push((
+            "date: wrong format".to_owned(),
+            format!("{}.{}.{year}", &t[8..10], &t[5..7]),
+        ));
+        v.push(("date: with time zone".to_owned(), format!("{t}Z")));
+    } else if t.contains('T') && t.len() >= 19 && t.as_bytes()[4] == b'-' {
+        v.push(("dateTime: no seconds".to_owned(), t[..16].to_owned()));
+        v.push((
+            "dateTime: hour 25".to_owned(),
+            format!("{}25{}", &t[..11], &t[13..]),
+        ));
+    } else if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        v.push(("number: negative".to_owned(), format!("-{t}")));
+        v.push(("number: decimal".to_owned(), format!("{t}.5")));
+        v.push(("number: appended digit".to_owned(), format!("{t}9")));
+    }
+    v
+}
+
+struct Case {
+    description: String,
+    bytes: Vec<u8>,
+}
+
+fn mutants(doc: &[u8]) -> Vec<Case> {
+    let sp = spans(doc);
+    let mut cases = Vec::new();
+    let text = |s: usize, e: usize| String::from_utf8_lossy(&doc[s..e]).into_owned();
+    for (i, el) in sp.iter().enumerate() {
+        let at = format!("<{}> #{i}", el.name);
+        // Drop the element (the root excepted).
+        if el.parent.is_some() {
+            cases.push(Case {
+                description: format!("drop {at}"),
+                bytes: splice(doc, &[(el.start, el.end, Vec::new())]),
+            });
+            cases.push(Case {
+                description: format!("duplicate {at}"),
+                bytes: splice(doc, &[(el.end, el.end, doc[el.start..el.end].to_vec())]),
+            });
+        }
+        // Swap with the next sibling.
+        if let Some(p) = el.parent {
+            let siblings = &sp[p].children;
+            if let Some(k) = siblings.iter().position(|&c| c == i)
+                && let Some(&next) = siblings.get(k + 1)
+            {
+                let b = &sp[next];
+                if doc[el.start..el.end] != doc[b.start..b.end] {
+                    cases.push(Case {
+                        description: format!("swap {at} with <{}>", b.name),
+                        bytes: splice(
+                            doc,
+                            &[
+                                (el.start, el.end, doc[b.start..b.end].to_vec()),
+                                (b.start, b.end, doc[el.start..el.end].to_vec()),
+                            ],
+                        ),
+                    });
+                }
+            }
+        }
+        // Unknown attribute, and another namespace for the element.
+        let name_end = el.start + 1 + el.name.len();
+        cases.push(Case {
+            description: format!("unknown attribute on {at}"),
+            bytes: splice(doc, &[(name_end, name_end, b" tuntematon=\"1\"".to_vec())]),
+        });
+        let tag = String::from_utf8_lossy(&doc[el.start..el.tag_end]).into_owned();
+        let wrong_ns = match tag.find(" xmlns=\"").or_else(|| tag.find("\nxmlns=\"")) {
+            Some(i) => {
+                let vs = el.start + i + " xmlns=\"".len();
+                let ve = vs + tag[i + " xmlns=\"".len()..].find('"').unwrap_or(0);
+                splice(doc, &[(vs, ve, b"urn:example:wrong".to_vec())])
+            }
+            None => splice(
+                doc,
+                &[(name_end, name_end, b" xmlns=\"urn:example:wrong\"".to_vec())],
+            ),
+        };
+        cases.push(Case {
+            description: format!("wrong namespace on {at}"),
+            bytes: wrong_ns,
+        });
+        // Break leaf values.
+        if el.children.is_empty() && !el.empty_tag {
+            let (s, e) = el.content;
+            let original = text(s, e);
+            if !original.contains('<') && !original.contains('&') {
+                for (what, value) in broken_values(&original) {
+                    cases.push(Case {
+                        description: format!("{what} in {at}"),
+                        bytes: splice(doc, &[(s, e, value.into_bytes())]),
+                    });
+                }
+            }
+        }
+        // Attributes: drop, break, empty.
+        for (name, vs, ve) in &el.attributes {
+            // The attribute text runs from its name to the closing quote.
+            let name_start = vs - 2 - name.len();
+            let before = if doc[name_start - 1].is_ascii_whitespace() {
+                name_start - 1
+            } else {
+                name_start
+            };
+            cases.push(Case {
+                description: format!("drop attribute {name} of {at}"),
+                bytes: splice(doc, &[(before, ve + 1, Vec::new())]),
+            });
+            cases.push(Case {
+                description: format!("break attribute {name} of {at}"),
+                bytes: splice(doc, &[(*vs, *ve, b"ZZZ999".to_vec())]),
+            });
+            cases.push(Case {
+                description: format!("overlong attribute {name} of {at}"),
+                bytes: splice(doc, &[(*vs, *ve, vec![b'x'; 260])]),
+            });
+        }
+    }
+    cases
+}
+
+#[test]
+fn mutants_of_valid_documents_get_the_libxml2_verdict() {
+    let Some(xmllint) = support::xmllint() else {
+        return;
+    };
+    let corpus = support::corpus_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut total = 0usize;
+    let mut agree = 0usize;
+    let mut invalid_cases = 0usize;
+    let mut report = Vec::new();
+    for entry in support::manifest().into_iter().filter(|e| e.valid) {
+        let schema_path = corpus.join(&entry.schema);
+        let schema = Schema::load(&schema_path).expect("schema loads");
+        let doc = std::fs::read(corpus.join(&entry.file)).expect("read");
+        let cases = mutants(&doc);
+        let stem = entry.file.replace('/', "_");
+        let mut files: Vec<PathBuf> = Vec::with_capacity(cases.len());
+        for (i, c) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("{stem}.{i:05}.xml"));
+            std::fs::write(&path, &c.bytes).expect("write mutant");
+            files.push(path);
+        }
+        let theirs = support::xmllint_verdicts(&xmllint, &schema_path, &files);
+        for (c, libxml2_valid) in cases.iter().zip(theirs) {
+            total += 1;
+            let ours = schema.validate(&c.bytes, &Limits::default());
+            if !libxml2_valid {
+                invalid_cases += 1;
+            }
+            if ours.is_ok() == libxml2_valid {
+                agree += 1;
+            } else if report.len() < 40 {
+                let detail = match ours {
+                    Ok(_) => "engine: valid".to_owned(),
+                    Err(ValidationFailure::Invalid(e)) => format!("engine: invalid\n{e}"),
+                    Err(e) => format!("engine: {e}"),
+                };
+                report.push(format!(
+                    "{} / {}: libxml2 says {}; {detail}",
+                    entry.file,
+                    c.description,
+                    if libxml2_valid { "valid" } else { "invalid" }
+                ));
+            }
+        }
+        println!("{}: {} mutants", entry.file, cases.len());
+    }
+    println!("{total} cases ({invalid_cases} invalid per libxml2), agreement {agree}/{total}");
+    assert!(total >= 1000, "only {total} mutation cases were generated");
+    assert!(
+        report.is_empty(),
+        "disagreements with libxml2 ({} of {total}):\n{}",
+        total - agree,
+        report.join("\n\n")
+    );
+}
