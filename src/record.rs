@@ -507,8 +507,10 @@ pub enum AchievementStatus {
 #[serde(rename_all = "kebab-case")]
 pub enum KnownScale {
     /// Basic and upper-secondary education numeric grades 4-10 (4 = fail).
+    #[serde(rename = "asteikko-4-10")]
     FourToTen,
     /// S (suoritettu / hyväksytty) or H (hylätty).
+    #[serde(rename = "hyvaksytty-hylatty")]
     PassFail,
     /// VIRTA viisiportainen: 1-5 and HYV.
     Viisiportainen,

@@ -38,3 +38,6 @@ impl fmt::Display for Format {
         f.write_str(self.as_str())
     }
 }
+
+pub mod codelists;
+pub mod codes;
