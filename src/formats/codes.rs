@@ -71,11 +71,6 @@ impl<T> CodeRow<T> {
         self.elmo_exact = true;
         self
     }
-    const fn elmo_lossy(mut self, code: &'static str) -> Self {
-        self.elmo = Some(code);
-        self.elmo_exact = false;
-        self
-    }
 }
 
 /// A named code table.
