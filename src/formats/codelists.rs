@@ -301,6 +301,23 @@ pub const VIRTA_LANGUAGES: &[&str] = &[
     "ur", "uz", "wa", "ve", "vi", "vo", "wo", "xh", "yi", "yo", "za", "zh", "zu",
 ];
 
+/// VIRTA `OrganisaatioKoodi` values that are not five-digit oppilaitosnumero codes: VIRTA's own
+/// extensions for kinds of institutions, `UK` (ulkomainen korkeakoulu, a foreign higher-education
+/// institution) and `UM` (ulkomainen muu oppilaitos, another foreign institution) among them.
+pub const VIRTA_ORGANISATION_EXTENSIONS: &[&str] =
+    &["41", "42", "63", "64", "66", "99", "Muu", "UK", "UM", "XX"];
+
+/// The VIRTA code for a foreign higher-education institution.
+pub const VIRTA_FOREIGN_HEI: &str = "UK";
+
+/// Whether a value has the form of a VIRTA organisation code: a five-digit oppilaitosnumero
+/// or one of VIRTA's extension codes. (The register's list of oppilaitosnumero codes is not
+/// embedded; a well-formed code VIRTA does not list fails the output validation.)
+pub fn is_virta_organisation(code: &str) -> bool {
+    (code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit()))
+        || VIRTA_ORGANISATION_EXTENSIONS.contains(&code)
+}
+
 /// VIRTA language codes that are not ISO 639-1 (foreign, not official, unknown).
 pub const VIRTA_LANGUAGE_EXTENSIONS: &[&str] = &["20", "98", "99"];
 
@@ -444,6 +461,25 @@ mod tests {
         let listed = enumeration(&koodistot, "KieliKoodiTyyppi");
         let embedded: BTreeSet<String> = VIRTA_LANGUAGES.iter().map(|c| (*c).to_owned()).collect();
         assert_eq!(embedded, listed);
+    }
+
+    #[test]
+    fn organisation_extensions_match_virta() {
+        let Some(koodistot) = read("virta/xsd/koodistot.xsd") else {
+            return;
+        };
+        let listed = enumeration(&koodistot, "OrganisaatioKoodiTyyppi");
+        let extensions: BTreeSet<String> = listed
+            .iter()
+            .filter(|c| !(c.len() == 5 && c.bytes().all(|b| b.is_ascii_digit())))
+            .cloned()
+            .collect();
+        let embedded: BTreeSet<String> = VIRTA_ORGANISATION_EXTENSIONS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        assert_eq!(embedded, extensions);
+        assert!(listed.iter().all(|c| is_virta_organisation(c)));
     }
 
     #[test]

@@ -636,9 +636,40 @@ fn virta_language(lang: &str, path: &str, report: &mut WriteReport) -> Option<St
 struct Writer<'r> {
     x: XmlOut,
     report: &'r mut WriteReport,
+    providers: &'r [Provider],
 }
 
 impl Writer<'_> {
+    /// The VIRTA organisation code for an item's provider: the key or the provider's
+    /// oppilaitosnumero when they have the form, `UK` (foreign higher-education institution)
+    /// for a provider known to be abroad; `None` when VIRTA has no code for it.
+    fn organisation(&mut self, key: &str, path: &str) -> Option<String> {
+        if codelists::is_virta_organisation(key) {
+            return Some(key.to_owned());
+        }
+        let provider = self.providers.iter().find(|p| p.key == key);
+        if let Some(code) = provider.and_then(|p| {
+            p.identifiers.iter().find(|i| {
+                i.kind == PROVIDER_CODE_TYPE && codelists::is_virta_organisation(&i.value)
+            })
+        }) {
+            return Some(code.value.clone());
+        }
+        match provider.and_then(|p| p.country.as_deref()) {
+            Some(country) if country != "FI" => {
+                self.report.translated(
+                    format!("{path}.provider"),
+                    "a provider abroad without a VIRTA code is written as UK (ulkomainen korkeakoulu)",
+                    "foreign provider",
+                    codelists::VIRTA_FOREIGN_HEI,
+                    true,
+                );
+                Some(codelists::VIRTA_FOREIGN_HEI.to_owned())
+            }
+            _ => None,
+        }
+    }
+
     fn code<T: Copy + PartialEq>(
         &mut self,
         table: &CodeTable<T>,
@@ -731,6 +762,7 @@ pub(crate) fn write(
     let mut w = Writer {
         x: XmlOut::new(),
         report,
+        providers: &record.providers,
     };
     let s = &record.student;
     let key_index = s
@@ -884,6 +916,11 @@ fn write_study_rights(w: &mut Writer<'_>, record: &StudentRecord, student_key: &
             w.report.dropped(path, "VIRTA dates start from 1900");
             continue;
         };
+        let Some(organisation) = w.organisation(&r.provider, &path) else {
+            w.report
+                .dropped(path, "the provider has no VIRTA organisation code");
+            continue;
+        };
         // Each state period with its dates as VIRTA writes them; `None` when VIRTA cannot.
         let states: Vec<Option<(String, Option<String>)>> = r
             .states
@@ -933,7 +970,7 @@ fn write_study_rights(w: &mut Writer<'_>, record: &StudentRecord, student_key: &
             w.x.close();
         }
         w.x.leaf("Tyyppi", &[], kind);
-        w.x.leaf("Myontaja", &[], &r.provider);
+        w.x.leaf("Myontaja", &[], &organisation);
         for (j, p) in r.programmes.iter().enumerate() {
             let ppath = format!("{path}.programmes[{j}]");
             let Some(pstart) = virta_date(p.start) else {
@@ -1009,6 +1046,11 @@ fn write_registrations(w: &mut Writer<'_>, record: &StudentRecord, student_key: 
             w.report.dropped(path, "no VIRTA registration state");
             continue;
         };
+        let Some(organisation) = w.organisation(&t.provider, &path) else {
+            w.report
+                .dropped(path, "the provider has no VIRTA organisation code");
+            continue;
+        };
         if !open {
             w.x.open("LukukausiIlmoittautumiset", &[]);
             open = true;
@@ -1018,7 +1060,7 @@ fn write_registrations(w: &mut Writer<'_>, record: &StudentRecord, student_key: 
             attributes.push(("opiskeluoikeusAvain", s));
         }
         w.x.open("LukukausiIlmoittautuminen", &attributes);
-        w.x.leaf("Myontaja", &[], &t.provider);
+        w.x.leaf("Myontaja", &[], &organisation);
         w.x.leaf("Tila", &[], state);
         w.x.leaf("IlmoittautumisPvm", &[], &registered);
         w.x.leaf("AlkuPvm", &[], &start);
@@ -1125,6 +1167,11 @@ fn write_achievements(w: &mut Writer<'_>, record: &StudentRecord, student_key: &
                 .dropped(path, "VIRTA requires the extent in opintopiste");
             continue;
         }
+        let Some(organisation) = w.organisation(&a.provider, &path) else {
+            w.report
+                .dropped(path, "the provider has no VIRTA organisation code");
+            continue;
+        };
         if !open {
             w.x.open("Opintosuoritukset", &[]);
             open = true;
@@ -1143,7 +1190,7 @@ fn write_achievements(w: &mut Writer<'_>, record: &StudentRecord, student_key: &
         w.x.leaf("SuoritusPvm", &[], &date);
         w.laajuus("Laajuus", &a.credits, &format!("{path}.credits"));
         write_grade(w, a.grade.as_ref(), &path);
-        w.x.leaf("Myontaja", &[], &a.provider);
+        w.x.leaf("Myontaja", &[], &organisation);
         let laji = w
             .code(&codes::ACHIEVEMENT_KINDS, a.kind, &format!("{path}.kind"))
             .unwrap_or("2");
@@ -1217,6 +1264,11 @@ fn write_mobility(w: &mut Writer<'_>, record: &StudentRecord, student_key: &str)
             w.report.dropped(path, "no VIRTA direction code");
             continue;
         };
+        let Some(organisation) = w.organisation(&m.provider, &path) else {
+            w.report
+                .dropped(path, "the provider has no VIRTA organisation code");
+            continue;
+        };
         if !open {
             w.x.open("Liikkuvuusjaksot", &[]);
             open = true;
@@ -1227,7 +1279,7 @@ fn write_mobility(w: &mut Writer<'_>, record: &StudentRecord, student_key: &str)
             attributes.push(("opiskeluoikeusAvain", s));
         }
         w.x.open("Liikkuvuusjakso", &attributes);
-        w.x.leaf("Myontaja", &[], &m.provider);
+        w.x.leaf("Myontaja", &[], &organisation);
         w.x.leaf("AlkuPvm", &[], &start);
         w.x.leaf("LoppuPvm", &[], &end);
         w.x.leaf("Suunta", &[], direction);
