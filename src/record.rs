@@ -121,7 +121,9 @@ fn days_in_month(year: u16, month: u8) -> u8 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         _ => 28,
     }
 }
@@ -286,7 +288,7 @@ pub struct Contact {
 /// Who the student is. Every field is `identity`.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Student {
-    /// Henkilötunnus, as the source wrote it (upper case).
+    /// Henkilötunnus, in upper case (readers normalize it).
     pub henkilotunnus: Option<String>,
     /// Oppijanumero, `1.2.246.562.24.<digits>`.
     pub learner_id: Option<String>,
@@ -1041,7 +1043,7 @@ pub fn prune(record: StudentRecord, scope: Scope) -> (StudentRecord, PruneReport
     let mut dropped_unreferenced = Vec::new();
     let mut index = 0usize;
     r.providers.retain(|p| {
-        let keep = referenced.iter().any(|k| *k == p.key);
+        let keep = referenced.contains(&p.key);
         if !keep {
             dropped_unreferenced.push(format!("providers[{index}]"));
         }
@@ -1060,6 +1062,7 @@ pub fn prune(record: StudentRecord, scope: Scope) -> (StudentRecord, PruneReport
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use proptest::prelude::*;

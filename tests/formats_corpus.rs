@@ -75,7 +75,7 @@ fn sources(file: &str, format: Format) -> Vec<Source> {
     match format {
         Format::Virta if VIRTA_LISTS.contains(&root.local.as_str()) => {
             // An item list names no student: nobody can be bound to it.
-            let err = formats::read(Format::Virta, &root, &valid).unwrap_err();
+            let err = formats::read(Format::Virta, &root, &valid).expect_err("nobody binds");
             assert_eq!(err.code(), "subject_mismatch", "{file}: {err}");
             // Wrapped under a student with a valid identifier (in memory), it is a Virta
             // document the gateway can read.
@@ -120,12 +120,12 @@ fn sources(file: &str, format: Format) -> Vec<Source> {
                 }
             }
             // A valid subject the document does not name is refused.
-            let err = formats::read(Format::Virta, &root, &valid).unwrap_err();
+            let err = formats::read(Format::Virta, &root, &valid).expect_err("nobody binds");
             assert_eq!(err.code(), "subject_mismatch", "{file}: {err}");
         }
         Format::Elmo => {
             // The example names a Polish PESEL: no Finnish subject binds to it as it is.
-            let err = formats::read(Format::Elmo, &root, &valid).unwrap_err();
+            let err = formats::read(Format::Elmo, &root, &valid).expect_err("nobody binds");
             assert_eq!(err.code(), "subject_mismatch", "{file}: {err}");
             let text = String::from_utf8(bytes).expect("UTF-8");
             let marker = "<identifier type=\"nationalIdentifier\">";

@@ -376,6 +376,7 @@ pub fn is_language_tag(tag: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use std::collections::BTreeSet;

@@ -800,6 +800,7 @@ pub fn unit_by_virta(element: &str) -> Option<&'static UnitRow> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use serde::Serialize;

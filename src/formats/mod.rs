@@ -254,6 +254,7 @@ pub(crate) fn root_name(root: &Element) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
 

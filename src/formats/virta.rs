@@ -183,7 +183,9 @@ fn read_student(node: &Node<'_>, report: &mut ReadReport) -> Result<StudentRecor
         report,
     );
     let key = node.required_attribute("avain")?;
-    let henkilotunnus = node.child_text("Henkilotunnus");
+    let henkilotunnus = node
+        .child_text("Henkilotunnus")
+        .map(|h| super::normalize_henkilotunnus(&h));
     let birth_date = henkilotunnus.as_deref().and_then(birth_date_of);
     if birth_date.is_some() {
         report.translated(
@@ -439,13 +441,14 @@ fn read_grade(node: &Node<'_>, report: &mut ReadReport) -> Result<Option<Grade>,
             let value = choice.required_text("Koodi")?;
             // A scale the gateway wrote itself (siirto-v1 and basic-education grades) reads
             // back as the same known scale.
-            if let Some(row) = codes::scale_by_siirto(&scheme) {
-                if row.virta.is_none() && row.values.contains(&value.as_str()) {
-                    return Ok(Some(Grade {
-                        scale: GradeScale::Known(row.scale),
-                        value,
-                    }));
-                }
+            if let Some(row) = codes::scale_by_siirto(&scheme)
+                && row.virta.is_none()
+                && row.values.contains(&value.as_str())
+            {
+                return Ok(Some(Grade {
+                    scale: GradeScale::Known(row.scale),
+                    value,
+                }));
             }
             Ok(Some(Grade {
                 scale: GradeScale::Other {
@@ -1311,16 +1314,15 @@ fn write_mobility(w: &mut Writer<'_>, record: &StudentRecord, student_key: &str)
             }
         };
         w.x.leaf("Maa", &[], country);
-        if let Some(k) = m.kind {
-            if let Some(code) = w.code(&codes::MOBILITY_KINDS, k, &format!("{path}.kind")) {
-                w.x.leaf("Tyyppi", &[], code);
-            }
+        if let Some(k) = m.kind
+            && let Some(code) = w.code(&codes::MOBILITY_KINDS, k, &format!("{path}.kind"))
+        {
+            w.x.leaf("Tyyppi", &[], code);
         }
-        if let Some(p) = m.programme {
-            if let Some(code) = w.code(&codes::MOBILITY_PROGRAMMES, p, &format!("{path}.programme"))
-            {
-                w.x.leaf("Liikkuvuusohjelma", &[], code);
-            }
+        if let Some(p) = m.programme
+            && let Some(code) = w.code(&codes::MOBILITY_PROGRAMMES, p, &format!("{path}.programme"))
+        {
+            w.x.leaf("Liikkuvuusohjelma", &[], code);
         }
         w.x.close();
     }
@@ -1330,6 +1332,7 @@ fn write_mobility(w: &mut Writer<'_>, record: &StudentRecord, student_key: &str)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use crate::record::KnownScale;

@@ -224,6 +224,7 @@ pub(crate) fn collapse(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use crate::xml::{Limits, dom};

@@ -144,6 +144,7 @@ fn escape_into(out: &mut String, text: &str, attribute: bool) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
     use crate::xml::{Limits, dom};
