@@ -1008,6 +1008,100 @@ mod tests {
         }
     }
 
+    /// The lines of the `### heading` section of docs/mappings.md.
+    fn doc_section(heading: &str) -> Vec<&'static str> {
+        const DOC: &str = include_str!("../../docs/mappings.md");
+        DOC.lines()
+            .skip_while(|l| !l.starts_with(&format!("### {heading}")))
+            .skip(1)
+            .take_while(|l| !l.starts_with("### "))
+            .collect()
+    }
+
+    fn cells(line: &str) -> Vec<String> {
+        line.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    }
+
+    /// Every row of a code table appears in its section of docs/mappings.md with the same
+    /// VIRTA and ELMO spellings.
+    fn documented<T>(table: &CodeTable<T>, heading: &str) {
+        let section = doc_section(heading);
+        assert!(
+            !section.is_empty(),
+            "docs/mappings.md has no section {heading}"
+        );
+        for row in table.rows {
+            let token = format!("`{}`", row.siirto);
+            let line = section
+                .iter()
+                .find(|l| cells(l).first() == Some(&token))
+                .unwrap_or_else(|| panic!("{heading}: no row for {token}"));
+            let c = cells(line);
+            match row.virta {
+                Some(code) => {
+                    assert!(c[1].starts_with(code), "{heading} {token}: VIRTA {}", c[1]);
+                    assert_eq!(
+                        c[1].starts_with(&format!("{code} (≈)")),
+                        !row.virta_exact,
+                        "{heading} {token}"
+                    );
+                    for also in row.virta_also {
+                        assert!(c[1].contains(also), "{heading} {token}: reads {also}");
+                    }
+                }
+                None => assert!(c[1] == "—" || c[1] == "implied", "{heading} {token}"),
+            }
+            assert_eq!(c[2], row.elmo.unwrap_or("—"), "{heading} {token}: ELMO");
+            assert_eq!(c[3], row.fi, "{heading} {token}: fi");
+        }
+    }
+
+    #[test]
+    fn the_mapping_document_matches_the_tables() {
+        documented(&GENDERS, "Sex");
+        documented(&STUDY_RIGHT_KINDS, "Study-right kind");
+        documented(&STUDY_RIGHT_STATES, "Study-right state");
+        documented(&REGISTRATION_STATES, "Term registration state");
+        documented(&MOBILITY_DIRECTIONS, "Mobility");
+        documented(&MOBILITY_KINDS, "Mobility");
+        documented(&MOBILITY_PROGRAMMES, "Mobility");
+        documented(&ACHIEVEMENT_KINDS, "Achievement kind");
+        documented(&ACHIEVEMENT_STATUSES, "Achievement status");
+        documented(&SUPPORT_KINDS, "Support kind");
+        documented(&CONTACT_KINDS, "Contact kind");
+        let grades = doc_section("Grade scales");
+        for row in SCALES {
+            let token = format!("`{}`", row.siirto);
+            let line = grades
+                .iter()
+                .find(|l| cells(l).first() == Some(&token))
+                .unwrap_or_else(|| panic!("grade scales: no row for {token}"));
+            let c = cells(line);
+            match row.virta {
+                Some(v) => assert_eq!(c[1], format!("`{v}`")),
+                None => assert!(c[1].contains(row.siirto), "{token}"),
+            }
+            for v in row.values {
+                assert!(c[2].split_whitespace().any(|w| w == *v), "{token}: {v}");
+            }
+        }
+        let units = doc_section("Credit units");
+        for row in UNITS {
+            let token = format!("`{}`", row.siirto);
+            let line = units
+                .iter()
+                .find(|l| cells(l).first() == Some(&token))
+                .unwrap_or_else(|| panic!("credit units: no row for {token}"));
+            let c = cells(line);
+            assert_eq!(c[1], row.virta.map_or("—".to_owned(), |v| format!("`{v}`")));
+            assert_eq!(c[2], format!("`{}`", row.elmo));
+            assert_eq!(c[3], row.fi);
+        }
+    }
+
     #[test]
     fn virta_codes_are_in_the_official_lists() {
         let path = std::env::var_os("SIIRTO_CORPUS")
