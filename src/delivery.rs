@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::audit::AuditEvent;
-use crate::clock::Timestamp;
-use crate::formats::Format;
+use crate::clock::{Timestamp, hex};
+use crate::formats::{Format, WriteContext};
 use crate::gateway::Gateway;
 use crate::outbound::Delivered;
 use crate::pipeline::{self, PipelineError, Prepared};
 use crate::receipt::ReceiptClaims;
 use crate::scope::Scope;
 use crate::server::Shutdown;
-use crate::store::{Applied, Guard, NewStep, PayloadChange, SealedBlob, StoreError, TransferChange, TransferRow};
+use crate::store::{
+    Applied, Guard, NewStep, PayloadChange, SealedBlob, StoreError, TransferChange, TransferRow,
+};
 use crate::student_id::StudentId;
 use crate::transfer::{self, Event, Retry, Status, TransferState};
 
@@ -61,7 +63,10 @@ impl Worker {
         let now = gw.now();
         let lease_until = now.saturating_add(gw.config.delivery.lease);
         let limit = u32::try_from(free).unwrap_or(u32::MAX);
-        let claimed = gw.store.claim(&gw.instance, now, lease_until, limit).await?;
+        let claimed = gw
+            .store
+            .claim(&gw.instance, now, lease_until, limit)
+            .await?;
         let n = claimed.len();
         for row in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -140,7 +145,7 @@ impl Journal {
 fn event_for(gw: &Gateway, row: &TransferRow, action: &str, outcome: &str) -> AuditEvent {
     let mut e = gw.event(GATEWAY_ACTOR, action, outcome);
     e.transfer_id = Some(row.id.clone());
-    e.subject = Some(row.subject_pseudonym.clone());
+    e.subject = crate::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
     e
 }
 
@@ -177,8 +182,19 @@ fn formats_of(gw: &Gateway, row: &TransferRow) -> Option<(Format, Format)> {
 
 /// Applies `event` to `state`, recording it; returns the new state (or the old one when the
 /// transition is impossible, which is logged).
-fn advance(gw: &Gateway, row: &TransferRow, state: &TransferState, event: Event) -> (TransferState, Vec<transfer::Effect>) {
-    match transfer::next(state, event, &gw.retry_policy(), gw.now(), gw.random.as_ref()) {
+fn advance(
+    gw: &Gateway,
+    row: &TransferRow,
+    state: &TransferState,
+    event: Event,
+) -> (TransferState, Vec<transfer::Effect>) {
+    match transfer::next(
+        state,
+        event,
+        &gw.retry_policy(),
+        gw.now(),
+        gw.random.as_ref(),
+    ) {
         Ok(t) => (t.state, t.effects),
         Err(e) => {
             tracing::error!(transfer = %row.id, error = %e, "impossible transition");
@@ -188,9 +204,19 @@ fn advance(gw: &Gateway, row: &TransferRow, state: &TransferState, event: Event)
 }
 
 /// The change that persists `state` (and what the journal collected).
-fn change_for(gw: &Gateway, row: &TransferRow, state: &TransferState, journal: Journal) -> TransferChange {
+fn change_for(
+    gw: &Gateway,
+    row: &TransferRow,
+    state: &TransferState,
+    journal: Journal,
+) -> TransferChange {
     let now = gw.now();
-    let mut change = TransferChange::new(&row.id, Guard::Lease(gw.instance.clone()), now, state.status);
+    let mut change = TransferChange::new(
+        &row.id,
+        Guard::Lease(gw.instance.clone()),
+        now,
+        state.status,
+    );
     change.reason = state.reason;
     change.attempts = state.attempts;
     change.steps = journal.steps;
@@ -205,9 +231,14 @@ fn change_for(gw: &Gateway, row: &TransferRow, state: &TransferState, journal: J
     }
     if let Some(reason) = state.reason {
         let mut e = event_for(gw, row, "transfer.failed", reason.as_str());
-        e.detail.insert("attempts".into(), state.attempts.to_string());
+        e.detail
+            .insert("attempts".into(), state.attempts.to_string());
         change.audit.push(e);
-        gw.metrics.inc("siirto_transfers_total", "Transfers that reached an end, by outcome.", &[("outcome", reason.as_str())]);
+        gw.metrics.inc(
+            "siirto_transfers_total",
+            "Transfers that reached an end, by outcome.",
+            &[("outcome", reason.as_str())],
+        );
     }
     change
 }
@@ -233,7 +264,12 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut journal = Journal::new();
     let (Some(subject), Some((from, to))) = (subject_of(gw, &row), formats_of(gw, &row)) else {
         tracing::error!(transfer = %row.id, "stored student id or participant formats unavailable; retrying later");
-        journal.step(gw.now(), "fetch", "internal_error", Some("the stored student id could not be opened, or src/dst left the directory".into()));
+        journal.step(
+            gw.now(),
+            "fetch",
+            "internal_error",
+            Some("the stored student id could not be opened, or src/dst left the directory".into()),
+        );
         let (next, _) = advance(gw, &row, &state, Event::FetchFailed(Retry::Retryable));
         persist(gw, change_for(gw, &row, &next, journal)).await;
         return;
@@ -245,7 +281,11 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
         Ok(_) => (Event::Fetched, "ok".to_owned()),
         Err(e) if e.code() == "source_not_found" => (Event::SourceNotFound, e.code().to_owned()),
         Err(e) => (
-            Event::FetchFailed(if e.retryable() { Retry::Retryable } else { Retry::Permanent }),
+            Event::FetchFailed(if e.retryable() {
+                Retry::Retryable
+            } else {
+                Retry::Permanent
+            }),
             e.code().to_owned(),
         ),
     };
@@ -266,21 +306,38 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             return;
         }
     };
-    let source_sha256 = crate::vault::sha256_hex(&body);
-    fetched.document_sha256 = Some(source_sha256.clone());
+    let source_sha256 = crate::vault::sha256(&body);
+    fetched.document_sha256 = Some(source_sha256);
     journal.audit.push(fetched);
-    journal.step(now, "fetch", "ok", Some(format!("{} bytes, sha256 {source_sha256}", body.len())));
+    journal.step(
+        now,
+        "fetch",
+        "ok",
+        Some(format!(
+            "{} bytes, sha256 {}",
+            body.len(),
+            hex(&source_sha256)
+        )),
+    );
     (state, _) = advance(gw, &row, &state, Event::Fetched);
 
-    let scope = Scope::parse(&row.scope).unwrap_or_else(|_| Scope::empty().with(crate::scope::Category::Identity));
-    let prepared = prepare_document(gw, body.to_vec(), from, to, subject.clone(), scope).await;
+    let scope = Scope::parse(&row.scope)
+        .unwrap_or_else(|_| Scope::empty().with(crate::scope::Category::Identity));
+    let prepared =
+        prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await;
     let now = gw.now();
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
             let (event, step, code) = match &e {
-                PipelineError::InvalidSource { .. } => (Event::ValidationFailed, "validate", "invalid_source_document"),
-                PipelineError::SubjectMismatch => (Event::SubjectMismatched, "convert", "subject_mismatch"),
+                PipelineError::InvalidSource { .. } => (
+                    Event::ValidationFailed,
+                    "validate",
+                    "invalid_source_document",
+                ),
+                PipelineError::SubjectMismatch => {
+                    (Event::SubjectMismatched, "convert", "subject_mismatch")
+                }
                 _ => (Event::ConversionFailed, "convert", "conversion_failed"),
             };
             if step == "convert" {
@@ -291,7 +348,16 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
                 (state, _) = advance(gw, &row, &state, Event::Validated);
             }
             journal.step(now, step, code, Some(e.to_string()));
-            let mut audit = event_for(gw, &row, if step == "validate" { "document.validate" } else { "document.convert" }, code);
+            let mut audit = event_for(
+                gw,
+                &row,
+                if step == "validate" {
+                    "document.validate"
+                } else {
+                    "document.convert"
+                },
+                code,
+            );
             audit.detail.insert("error".into(), e.to_string());
             journal.audit.push(audit);
             let (next, _) = advance(gw, &row, &state, event);
@@ -302,30 +368,40 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     journal.step(now, "validate", "ok", Some(format!("valid {from}")));
     let mut v = event_for(gw, &row, "document.validate", "ok");
     v.detail.insert("format".into(), from.to_string());
-    v.document_sha256 = Some(prepared.source_sha256.clone());
+    v.document_sha256 = Some(prepared.source_sha256);
     journal.audit.push(v);
     (state, _) = advance(gw, &row, &state, Event::Validated);
-    journal.step(now, "convert", "ok", Some(format!("{from} → {to}, valid {to}")));
+    journal.step(
+        now,
+        "convert",
+        "ok",
+        Some(format!("{from} → {to}, valid {to}")),
+    );
     let mut c = event_for(gw, &row, "document.convert", "ok");
-    c.document_sha256 = Some(prepared.document_sha256.clone());
+    c.document_sha256 = Some(prepared.document_sha256);
     c.detail.insert("from".into(), from.to_string());
     c.detail.insert("to".into(), to.to_string());
-    c.detail.insert("report".into(), prepared.report.to_string());
+    c.detail
+        .insert("report".into(), prepared.report.to_string());
     journal.audit.push(c);
     (state, _) = advance(gw, &row, &state, Event::Converted);
 
     // Write-ahead: the sealed document and the `delivering` status are stored before the
     // first delivery attempt; the lease is kept so this worker goes on at once.
-    let sealed = gw.vault.seal(&format!("payload:{}", row.id), &prepared.document, gw.random.as_ref());
+    let sealed = gw.vault.seal(
+        &format!("payload:{}", row.id),
+        &prepared.document,
+        gw.random.as_ref(),
+    );
     let mut change = change_for(gw, &row, &state, journal);
     change.keep_lease = true;
     change.due_at = Some(gw.now().saturating_add(gw.config.delivery.lease));
-    change.source_sha256 = Some(prepared.source_sha256.clone());
+    change.source_sha256 = Some(hex(&prepared.source_sha256));
     change.report = Some(prepared.report.to_string());
     change.payload = PayloadChange::Put(SealedBlob {
         key_id: sealed.key_id,
         sealed: sealed.bytes,
-        sha256: prepared.document_sha256.clone(),
+        sha256: hex(&prepared.document_sha256),
     });
     if !persist(gw, change).await {
         return;
@@ -336,27 +412,58 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     deliver(gw, row, Some((prepared, subject))).await;
 }
 
-async fn prepare_document(gw: &Gateway, body: Vec<u8>, from: Format, to: Format, subject: StudentId, scope: Scope) -> Result<Prepared, PipelineError> {
+async fn prepare_document(
+    gw: &Gateway,
+    row: &TransferRow,
+    body: Vec<u8>,
+    from: Format,
+    to: Format,
+    subject: StudentId,
+    scope: Scope,
+) -> Result<Prepared, PipelineError> {
     let limits = gw.config.limits.xml;
+    let context = WriteContext::new(gw.now()).with_source(row.src.clone());
     if body.len() <= BLOCKING_THRESHOLD {
-        return pipeline::prepare(&body, from, to, &gw.schemas, &subject, scope, &limits);
+        return pipeline::prepare(
+            &body,
+            from,
+            to,
+            &gw.schemas,
+            &subject,
+            scope,
+            &limits,
+            &context,
+        );
     }
     let schemas = gw.schemas.clone();
-    tokio::task::spawn_blocking(move || pipeline::prepare(&body, from, to, &schemas, &subject, scope, &limits))
-        .await
-        .unwrap_or_else(|e| Err(PipelineError::ConversionFailed(format!("preparation task failed: {e}"))))
+    tokio::task::spawn_blocking(move || {
+        pipeline::prepare(
+            &body, from, to, &schemas, &subject, scope, &limits, &context,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(PipelineError::ConversionFailed(format!(
+            "preparation task failed: {e}"
+        )))
+    })
 }
 
 async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, StudentId)>) {
     let mut state = row.state();
     let mut journal = Journal::new();
-    let (document, document_sha256, subject, report) = match ready {
-        Some((p, s)) => (p.document, p.document_sha256, Some(s), None),
+    let (document, subject) = match ready {
+        Some((p, s)) => (p.document, Some(s)),
         None => match stored_payload(gw, &row).await {
-            Ok((doc, sha)) => (doc, sha, subject_of(gw, &row), row.report.clone()),
+            Ok(doc) => (doc, subject_of(gw, &row)),
             Err(problem) => {
                 tracing::error!(transfer = %row.id, problem = %problem, "stored payload unusable");
-                journal.step(gw.now(), "deliver", "conversion_failed", Some(problem.clone()));
+                journal.step(
+                    gw.now(),
+                    "deliver",
+                    "conversion_failed",
+                    Some(problem.clone()),
+                );
                 let mut e = event_for(gw, &row, "destination.deliver", "payload_unusable");
                 e.detail.insert("error".into(), problem);
                 journal.audit.push(e);
@@ -368,13 +475,16 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             }
         },
     };
-    let _ = report;
+    let document_sha256 = crate::vault::sha256(&document);
     let slot = match gw.destination_slots.get(&row.dst) {
         Some(s) => s.clone().acquire_owned().await.ok(),
         None => None,
     };
     let attempt = state.attempts + 1;
-    let result = gw.outbound.deliver(&row.dst, &row.id, bytes::Bytes::from(document)).await;
+    let result = gw
+        .outbound
+        .deliver(&row.dst, &row.id, bytes::Bytes::from(document))
+        .await;
     drop(slot);
     let now = gw.now();
     let outcome = match &result {
@@ -383,9 +493,13 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         Err(e) => e.code(),
     };
     let mut attempt_event = event_for(gw, &row, "destination.deliver", outcome);
-    attempt_event.document_sha256 = Some(document_sha256.clone());
-    attempt_event.detail.insert("destination".into(), row.dst.clone());
-    attempt_event.detail.insert("attempt".into(), attempt.to_string());
+    attempt_event.document_sha256 = Some(document_sha256);
+    attempt_event
+        .detail
+        .insert("destination".into(), row.dst.clone());
+    attempt_event
+        .detail
+        .insert("attempt".into(), attempt.to_string());
     if let Err(e) = &result {
         attempt_event.detail.insert("error".into(), e.to_string());
     }
@@ -393,36 +507,45 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     journal.step(now, "deliver", outcome, Some(format!("attempt {attempt}")));
     let event = match &result {
         Ok(_) => Event::Delivered,
-        Err(e) => Event::DeliveryFailed(if e.retryable() { Retry::Retryable } else { Retry::Permanent }),
+        Err(e) => Event::DeliveryFailed(if e.retryable() {
+            Retry::Retryable
+        } else {
+            Retry::Permanent
+        }),
     };
     (state, _) = advance(gw, &row, &state, event);
     let mut change = change_for(gw, &row, &state, journal);
     if state.status == Status::Delivered {
         let mut done = event_for(gw, &row, "transfer.delivered", "ok");
-        done.document_sha256 = Some(document_sha256.clone());
+        done.document_sha256 = Some(document_sha256);
         done.detail.insert("destination".into(), row.dst.clone());
         change.audit.push(done);
-        change.document_sha256 = Some(document_sha256.clone());
-        if let Some(subject) = subject {
+        change.document_sha256 = Some(hex(&document_sha256));
+        if let (Some(subject), Ok(scope)) = (subject, Scope::parse(&row.scope)) {
             let claims = ReceiptClaims {
+                issuer: gw.config.gateway.id.clone(),
                 transfer_id: row.id.clone(),
-                subject: subject.as_str().to_owned(),
-                src: row.src.clone(),
-                dst: row.dst.clone(),
+                subject,
+                source: row.src.clone(),
+                destination: row.dst.clone(),
                 purpose: row.purpose.clone(),
-                scope: row.scope.clone(),
-                document_sha256: document_sha256.clone(),
+                scope,
+                document_sha256,
                 issued_at: now,
-                audit_leaf: 0,
+                audit_leaf_index: 0,
             };
-            let signer = gw.receipts.clone();
+            let key = gw.audit_key.clone();
             change.receipt = Some(Box::new(move |leaf| {
                 let mut claims = claims;
-                claims.audit_leaf = leaf;
-                signer.sign(&claims)
+                claims.audit_leaf_index = leaf;
+                crate::receipt::sign_receipt(&claims, &key)
             }));
         }
-        gw.metrics.inc("siirto_transfers_total", "Transfers that reached an end, by outcome.", &[("outcome", "delivered")]);
+        gw.metrics.inc(
+            "siirto_transfers_total",
+            "Transfers that reached an end, by outcome.",
+            &[("outcome", "delivered")],
+        );
         gw.metrics.observe(
             "siirto_transfer_seconds",
             "Time from acceptance to delivery.",
@@ -433,7 +556,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     persist(gw, change).await;
 }
 
-async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<(Vec<u8>, String), String> {
+async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<Vec<u8>, String> {
     let blob = gw
         .store
         .payload(&row.id)
@@ -444,5 +567,5 @@ async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<(Vec<u8>, Str
         .vault
         .open(&format!("payload:{}", row.id), &blob.sealed)
         .map_err(|e| format!("stored payload cannot be opened: {e}"))?;
-    Ok((plain, blob.sha256))
+    Ok(plain)
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::audit::AuditSigningKey;
 use crate::audit::{AuditEvent, Pseudonymizer};
 use crate::authz::{IssuerKeys, KeyLoadError, Policy};
 use crate::clock::{Clock, Random, Timestamp, uuid_v4};
@@ -20,7 +21,6 @@ use crate::config::{Config, Role};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use crate::pipeline::{SchemaLoadError, Schemas};
-use crate::receipt::ReceiptSigner;
 use crate::server::{ServerLimits, Shutdown};
 use crate::store::{Store, StoreError};
 use crate::tls::TlsError;
@@ -60,7 +60,8 @@ pub struct Gateway {
     pub outbound: Outbound,
     pub pseudonyms: Pseudonymizer,
     pub vault: Vault,
-    pub receipts: ReceiptSigner,
+    /// Signs checkpoints and receipts (`gateway.audit_key`).
+    pub audit_key: AuditSigningKey,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub metrics: Metrics,
@@ -94,31 +95,47 @@ fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 impl Gateway {
     /// Builds the gateway from a validated configuration: opens (and migrates) the store, loads
     /// keys and schemas, and prepares the outbound clients.
-    pub async fn open(config: Config, clock: Arc<dyn Clock>, random: Arc<dyn Random>) -> Result<Arc<Gateway>, StartError> {
+    pub async fn open(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Result<Arc<Gateway>, StartError> {
         let issuers = IssuerKeys::load(&config.issuers)?;
         let policy = Policy::from_gateway(&config.gateway);
-        let formats = config.directory.iter().filter_map(|p| p.endpoint.as_ref().map(|e| e.format));
+        let formats = config
+            .directory
+            .iter()
+            .filter_map(|p| p.endpoint.as_ref().map(|e| e.format));
         let schemas = Schemas::load(&config.schemas, formats)?;
         let outbound = Outbound::new(&config)?;
-        let pseudonym_secret = crate::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
-            .ok_or_else(|| StartError::Key {
-                path: config.gateway.pseudonym_key.display().to_string(),
-                message: "not a usable secret (at least 32 bytes)".into(),
-            })?;
-        let pseudonyms = Pseudonymizer::new(&pseudonym_secret);
+        let pseudonym_secret =
+            crate::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
+                .ok_or_else(|| StartError::Key {
+                    path: config.gateway.pseudonym_key.display().to_string(),
+                    message: "not a usable secret (at least 32 bytes)".into(),
+                })?;
+        let pseudonyms = Pseudonymizer::new(&pseudonym_secret).map_err(|e| StartError::Key {
+            path: config.gateway.pseudonym_key.display().to_string(),
+            message: e.to_string(),
+        })?;
         let vault = load_vault(&config, &pseudonym_secret)?;
         let audit_key_pem = read_key_file(&config.gateway.audit_key)?;
-        let receipts = ReceiptSigner::from_pkcs8_pem(&String::from_utf8_lossy(&audit_key_pem), &config.gateway.id)
+        let audit_key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&audit_key_pem))
             .map_err(|e| StartError::Key {
-                path: config.gateway.audit_key.display().to_string(),
-                message: e.to_string(),
-            })?;
+            path: config.gateway.audit_key.display().to_string(),
+            message: e.to_string(),
+        })?;
         let store = Store::open(&config.gateway.database_url).await?;
         let destination_slots = config
             .directory
             .iter()
             .filter(|p| p.has_role(Role::Destination))
-            .map(|p| (p.id.clone(), Arc::new(Semaphore::new(config.delivery.per_destination_concurrency))))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Arc::new(Semaphore::new(config.delivery.per_destination_concurrency)),
+                )
+            })
             .collect();
         let instance = format!("gw-{}", &uuid_v4(random.as_ref())[..8]);
         Ok(Arc::new(Gateway {
@@ -130,7 +147,7 @@ impl Gateway {
             outbound,
             pseudonyms,
             vault,
-            receipts,
+            audit_key,
             clock,
             random,
             metrics: Metrics::new(),
@@ -220,10 +237,12 @@ impl Listeners {
     /// Binds the addresses of the configuration.
     pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
         let bind = |addr: std::net::SocketAddr| async move {
-            TcpListener::bind(addr).await.map_err(|source| StartError::Listen {
-                addr: addr.to_string(),
-                source,
-            })
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })
         };
         Ok(Listeners {
             api: bind(config.gateway.listen).await?,
@@ -234,7 +253,11 @@ impl Listeners {
 
 /// Runs the listeners and the background tasks until `shutdown`, then stops accepting, lets
 /// in-flight requests and transfer steps finish, and returns.
-pub async fn run(gateway: Arc<Gateway>, listeners: Listeners, shutdown: Shutdown) -> Result<(), StartError> {
+pub async fn run(
+    gateway: Arc<Gateway>,
+    listeners: Listeners,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
     let tls = crate::tls::server_config(&gateway.config)?;
     let limits = ServerLimits {
         header_read_timeout: gateway.config.limits.request_timeout,

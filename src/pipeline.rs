@@ -8,17 +8,17 @@
 //! column), never its content, because they are written to the audit trail.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::config::SchemaPaths;
-use crate::formats::{self, Format, FormatError};
+use crate::formats::{self, Format, FormatError, WriteContext};
 use crate::scope::Scope;
 use crate::student_id::StudentId;
-use crate::vault::sha256_hex;
+use crate::vault::sha256;
 use crate::xml::schema::{Schema, SchemaError, ValidationFailure};
+
 use crate::xml::{Limits, dom};
 
 /// The gateway's own record schema, built into the binary (`xsd/siirto-record-v1.xsd`).
@@ -37,44 +37,47 @@ impl std::fmt::Debug for Schemas {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("schema for format `{format}` ({path}) could not be loaded: {source}")]
-pub struct SchemaLoadError {
-    pub format: Format,
-    pub path: String,
-    #[source]
-    pub source: SchemaError,
+pub enum SchemaLoadError {
+    #[error("schema for format `{format}` ({path}) could not be loaded: {source}")]
+    Load {
+        format: Format,
+        path: String,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("no schema is configured for format `{0}` ([schemas] in the configuration)")]
+    NotConfigured(Format),
 }
 
 impl Schemas {
     /// Loads the schema of every format in `formats`. `siirto-v1` uses the configured file when
     /// there is one and the built-in schema otherwise; other formats need a configured path (the
     /// configuration loader checks that).
-    pub fn load(paths: &SchemaPaths, formats: impl IntoIterator<Item = Format>) -> Result<Schemas, SchemaLoadError> {
+    pub fn load(
+        paths: &SchemaPaths,
+        formats: impl IntoIterator<Item = Format>,
+    ) -> Result<Schemas, SchemaLoadError> {
         let mut by_format = HashMap::new();
         for format in formats {
             if by_format.contains_key(&format) {
                 continue;
             }
             let schema = match (format, paths.path(format)) {
-                (_, Some(path)) => Schema::load(path).map_err(|source| SchemaLoadError {
+                (_, Some(path)) => Schema::load(path).map_err(|source| SchemaLoadError::Load {
                     format,
                     path: path.display().to_string(),
                     source,
                 })?,
                 (Format::SiirtoV1, None) => {
-                    Schema::from_str(SIIRTO_V1_XSD, None).map_err(|source| SchemaLoadError {
-                        format,
-                        path: "(built in)".into(),
-                        source,
+                    Schema::from_str(SIIRTO_V1_XSD, None).map_err(|source| {
+                        SchemaLoadError::Load {
+                            format,
+                            path: "(built in)".into(),
+                            source,
+                        }
                     })?
                 }
-                (_, None) => {
-                    return Err(SchemaLoadError {
-                        format,
-                        path: "(not configured)".into(),
-                        source: SchemaError::missing_file(Path::new("")),
-                    });
-                }
+                (_, None) => return Err(SchemaLoadError::NotConfigured(format)),
             };
             by_format.insert(format, schema);
         }
@@ -90,8 +93,8 @@ impl Schemas {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub document: Vec<u8>,
-    pub document_sha256: String,
-    pub source_sha256: String,
+    pub document_sha256: [u8; 32],
+    pub source_sha256: [u8; 32],
     /// The conversion report's summary: counts and paths, no personal data.
     pub report: serde_json::Value,
 }
@@ -120,6 +123,7 @@ pub fn prepare(
     subject: &StudentId,
     scope: Scope,
     limits: &Limits,
+    context: &WriteContext,
 ) -> Result<Prepared, PipelineError> {
     let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
@@ -133,10 +137,11 @@ pub fn prepare(
         format: from,
         summary: e.to_string(),
     })?;
-    let conversion = formats::convert(from, to, &root, subject, scope).map_err(|e| match e {
-        FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
-        other => PipelineError::ConversionFailed(other.to_string()),
-    })?;
+    let conversion =
+        formats::convert(from, to, &root, subject, scope, context).map_err(|e| match e {
+            FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
+            other => PipelineError::ConversionFailed(other.to_string()),
+        })?;
     target_schema
         .validate(&conversion.document, limits)
         .map_err(|failure| PipelineError::InvalidOutput {
@@ -145,14 +150,32 @@ pub fn prepare(
         })?;
     let report = serde_json::to_value(conversion.report.summary()).unwrap_or_else(|_| json!({}));
     Ok(Prepared {
-        document_sha256: sha256_hex(&conversion.document),
-        source_sha256: sha256_hex(source),
+        document_sha256: sha256(&conversion.document),
+        source_sha256: sha256(source),
         document: conversion.document,
         report,
     })
 }
 
-/// At most three errors, by position and path only.
-fn summarize(failure: &ValidationFailure) -> String {
-    failure.summary(3)
+/// At most three errors, by position and element path only: schema messages can quote values,
+/// which may be personal data, and this text is written to the audit trail.
+pub fn summarize(failure: &ValidationFailure) -> String {
+    match failure {
+        ValidationFailure::NotWellFormed(e) => e.to_string(),
+        ValidationFailure::Unreadable(e) => format!("unreadable: {e}"),
+        ValidationFailure::Invalid(errors) => {
+            let shown: Vec<String> = errors
+                .errors
+                .iter()
+                .take(3)
+                .map(|e| format!("line {}, column {}, {}", e.line, e.column, e.path))
+                .collect();
+            let more = if errors.truncated { " or more" } else { "" };
+            format!(
+                "{}{more} schema error(s), at {}",
+                errors.errors.len(),
+                shown.join("; ")
+            )
+        }
+    }
 }

@@ -93,7 +93,9 @@ pub struct Testbed {
 
 impl std::fmt::Debug for Testbed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Testbed").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Testbed")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,7 +126,9 @@ impl Testbed {
         let mut endpoint_listeners = HashMap::new();
         for id in ["turku", "espoo", "helsinki", "oulu", "virta", "emrex"] {
             let l = bind().await?;
-            pki_options.endpoint_ports.insert(id.to_owned(), l.local_addr()?.port());
+            pki_options
+                .endpoint_ports
+                .insert(id.to_owned(), l.local_addr()?.port());
             endpoint_listeners.insert(id.to_owned(), l);
         }
         let pki = DevPki::generate(&dir, &pki_options, options.random.as_ref())?;
@@ -138,11 +142,14 @@ impl Testbed {
             let (Some(_), Some(dev)) = (&p.endpoint, pki.participant(&p.id)) else {
                 continue;
             };
-            let (Some(server), Some(listener)) = (&dev.server, endpoint_listeners.remove(&p.id)) else {
+            let (Some(server), Some(listener)) = (&dev.server, endpoint_listeners.remove(&p.id))
+            else {
                 continue;
             };
-            let tls = crate::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])?;
-            let (source, destination) = crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
+            let tls =
+                crate::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])?;
+            let (source, destination) =
+                crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
             if p.has_role(crate::config::Role::Source) {
                 sources.insert(p.id.clone(), source);
             }
@@ -232,7 +239,13 @@ impl Testbed {
     /// Signs claims with the development issuer's key and the given `typ`.
     pub fn sign_as(&self, claims: &Value, typ: &str) -> Result<String, TestbedError> {
         let pem = std::fs::read(&self.pki.issuer.private_key)?;
-        Ok(eservice::sign(claims, "ES256", typ, &self.pki.issuer.kid, &pem)?)
+        Ok(eservice::sign(
+            claims,
+            "ES256",
+            typ,
+            &self.pki.issuer.kid,
+            &pem,
+        )?)
     }
 
     /// A signed transparency token for `subject`.
@@ -249,7 +262,13 @@ impl Testbed {
     }
 
     /// Polls `GET /v1/transfers/{id}` as `participant` until its status is one of `statuses`.
-    pub async fn wait_for_status(&self, participant: &str, id: &str, statuses: &[&str], limit: Duration) -> Result<Value, TestbedError> {
+    pub async fn wait_for_status(
+        &self,
+        participant: &str,
+        id: &str,
+        statuses: &[&str],
+        limit: Duration,
+    ) -> Result<Value, TestbedError> {
         let client = self.client(participant)?;
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -261,7 +280,9 @@ impl Testbed {
                 }
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(TestbedError::Timeout(format!("transfer {id} to reach {statuses:?}; last seen {body}")));
+                return Err(TestbedError::Timeout(format!(
+                    "transfer {id} to reach {statuses:?}; last seen {body}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

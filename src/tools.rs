@@ -15,7 +15,7 @@ use crate::formats::{self, Format};
 use crate::scope::Scope;
 use crate::store::Store;
 use crate::student_id::StudentId;
-use crate::xml::{Limits, dom};
+use crate::xml::dom;
 
 /// Why a command could not do its work (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -45,25 +45,39 @@ pub fn audit_origin(config: &Config) -> String {
 /// The public half of the configured audit key, for verification.
 pub fn audit_public_key(config: &Config) -> Result<AuditPublicKey, ToolError> {
     let pem = read(&config.gateway.audit_key)?;
-    let key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&pem)).map_err(|e| ToolError::File {
-        path: config.gateway.audit_key.display().to_string(),
-        message: e.to_string(),
+    let key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&pem)).map_err(|e| {
+        ToolError::File {
+            path: config.gateway.audit_key.display().to_string(),
+            message: e.to_string(),
+        }
     })?;
     Ok(key.public_key())
 }
 
 /// `siirto convert`: the document on stdout, the report on stderr.
-pub fn convert(config: &Config, from: Format, to: Format, scope: Option<&str>, subject: Option<&str>, file: &Path) -> Result<ExitCode, ToolError> {
+pub fn convert(
+    config: &Config,
+    from: Format,
+    to: Format,
+    scope: Option<&str>,
+    subject: Option<&str>,
+    file: &Path,
+) -> Result<ExitCode, ToolError> {
     let bytes = read(file)?;
     let scope = match scope {
         Some(s) => Scope::parse(s).map_err(|e| ToolError::Usage(format!("--scope: {e}")))?,
         None => Scope::all(),
     };
     let subject = subject
-        .ok_or_else(|| ToolError::Usage("--subject ID is required: the record of which student?".into()))
-        .and_then(|s| StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}"))))?;
+        .ok_or_else(|| {
+            ToolError::Usage("--subject ID is required: the record of which student?".into())
+        })
+        .and_then(|s| {
+            StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}")))
+        })?;
     let limits = config.limits.xml;
-    let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to]).map_err(|e| ToolError::Other(e.to_string()))?;
+    let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to])
+        .map_err(|e| ToolError::Other(e.to_string()))?;
     if let Some(schema) = schemas.get(from) {
         if let Err(failure) = schema.validate(&bytes, &limits) {
             eprintln!("{}: not valid {from}:\n{failure}", file.display());
@@ -74,7 +88,8 @@ pub fn convert(config: &Config, from: Format, to: Format, scope: Option<&str>, s
         path: file.display().to_string(),
         message: e.to_string(),
     })?;
-    let conversion = match formats::convert(from, to, &root, &subject, scope) {
+    let context = formats::WriteContext::new(crate::clock::Clock::now(&crate::clock::SystemClock));
+    let conversion = match formats::convert(from, to, &root, &subject, scope, &context) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("conversion failed: {e}");
@@ -100,9 +115,15 @@ const PAGE: u32 = 10_000;
 /// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify.
 pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
     let key = audit_public_key(config)?;
-    let verifier_key = CheckpointVerifier::new(key, &audit_origin(config)).map_err(|e| ToolError::Other(e.to_string()))?;
+    let verifier_key = CheckpointVerifier::new(key, &audit_origin(config))
+        .map_err(|e| ToolError::Other(e.to_string()))?;
     let store = Store::connect(&config.gateway.database_url).await?;
-    let notes: Vec<String> = store.checkpoints().await?.into_iter().map(|c| c.note).collect();
+    let notes: Vec<String> = store
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| c.note)
+        .collect();
     let mut verifier = match Verifier::new(&notes, &verifier_key) {
         Ok(v) => v,
         Err(e) => {
@@ -144,10 +165,13 @@ pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
 
 /// `siirto audit export`: every entry (since a time) as one JSON object per line.
 pub async fn audit_export(config: &Config, since: Option<&str>) -> Result<ExitCode, ToolError> {
-    let since = match since {
-        Some(s) => Some(Timestamp::parse_rfc3339(s).ok_or_else(|| ToolError::Usage(format!("--since: `{s}` is not an RFC 3339 time")))?),
-        None => None,
-    };
+    let since =
+        match since {
+            Some(s) => Some(Timestamp::parse_rfc3339(s).ok_or_else(|| {
+                ToolError::Usage(format!("--since: `{s}` is not an RFC 3339 time"))
+            })?),
+            None => None,
+        };
     let store = Store::connect(&config.gateway.database_url).await?;
     let mut out = std::io::stdout().lock();
     let mut from = 0u64;
@@ -156,7 +180,10 @@ pub async fn audit_export(config: &Config, since: Option<&str>) -> Result<ExitCo
         let Some(last) = page.last().map(|e| e.seq) else {
             break;
         };
-        for entry in page.iter().filter(|e| since.is_none_or(|s| e.event.at >= s)) {
+        for entry in page
+            .iter()
+            .filter(|e| since.is_none_or(|s| e.event.at >= s))
+        {
             let line = crate::http::audit::entry_json(entry);
             if writeln!(out, "{line}").is_err() {
                 // stdout closed (e.g. piped into `head`): stop quietly.

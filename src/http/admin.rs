@@ -13,7 +13,11 @@ use crate::server::Body;
 
 pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return text_response(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", "GET only\n");
+        return text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "GET only\n",
+        );
     }
     match req.uri().path() {
         "/healthz" => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
@@ -21,7 +25,11 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
             Ok(()) => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check: database unreachable");
-                text_response(StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "database unreachable\n")
+                text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "database unreachable\n",
+                )
             }
         },
         "/metrics" => {
@@ -32,8 +40,16 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
                 "Transfers accepted but not yet at an end (last refresh).",
                 pending,
             )]);
-            text_response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
+            text_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
         }
-        _ => text_response(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n"),
+        _ => text_response(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
     }
 }

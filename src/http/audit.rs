@@ -28,7 +28,10 @@ pub fn parse_filter(query: Option<&str>) -> Result<AuditFilter, ApiError> {
     };
     let time = |k: &str, v: &str| {
         Timestamp::parse_rfc3339(v).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("`{k}` must be an RFC 3339 time, e.g. 2026-11-23T12:00:00Z"))
+            ApiError::bad_request(
+                "invalid_query",
+                format!("`{k}` must be an RFC 3339 time, e.g. 2026-11-23T12:00:00Z"),
+            )
         })
     };
     for (k, v) in query_pairs(query) {
@@ -43,28 +46,44 @@ pub fn parse_filter(query: Option<&str>) -> Result<AuditFilter, ApiError> {
                     .parse::<u32>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| ApiError::bad_request("invalid_query", format!("`limit` must be 1..={MAX_LIMIT}")))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_query",
+                            format!("`limit` must be 1..={MAX_LIMIT}"),
+                        )
+                    })?;
             }
             "cursor" => {
-                f.after = Some(
-                    v.parse::<u64>()
-                        .map_err(|_| ApiError::bad_request("invalid_query", "`cursor` is the `next_cursor` of a previous page"))?,
-                );
+                f.after = Some(v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        "`cursor` is the `next_cursor` of a previous page",
+                    )
+                })?);
             }
             other => {
-                return Err(ApiError::bad_request("invalid_query", format!("unknown parameter `{other}`")));
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("unknown parameter `{other}`"),
+                ));
             }
         }
     }
     Ok(f)
 }
 
-pub async fn list(gw: &Arc<Gateway>, caller: &AuthenticatedParticipant, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn list(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
     require_role(caller, Role::Operator)?;
     let filter = parse_filter(query)?;
     let page = gw.store.audit_query(&filter).await?;
     let mut event = gw.event(&caller.participant().id, "audit.read", "ok");
-    event.detail.insert("entries".into(), page.entries.len().to_string());
+    event
+        .detail
+        .insert("entries".into(), page.entries.len().to_string());
     if let Some(t) = &filter.transfer {
         event.transfer_id = Some(t.clone());
     }
@@ -88,8 +107,8 @@ pub fn entry_json(e: &AuditEntry) -> Value {
         "action": ev.action,
         "outcome": ev.outcome,
         "transfer_id": ev.transfer_id,
-        "subject": ev.subject,
-        "document_sha256": ev.document_sha256,
+        "subject": ev.subject.as_ref().map(|p| p.as_str()),
+        "document_sha256": ev.document_sha256.as_ref().map(|h| hex(h)),
         "detail": ev.detail,
         "prev_hash": hex(&e.prev_hash),
         "hash": hex(&e.hash),
@@ -102,14 +121,26 @@ mod tests {
 
     #[test]
     fn filters_parse_and_reject() {
-        let f = parse_filter(Some("transfer=t1&since=2026-01-01T00:00:00Z&limit=10&cursor=5")).unwrap();
+        let f = parse_filter(Some(
+            "transfer=t1&since=2026-01-01T00:00:00Z&limit=10&cursor=5",
+        ))
+        .unwrap();
         assert_eq!(f.transfer.as_deref(), Some("t1"));
         assert_eq!(f.limit, 10);
         assert_eq!(f.after, Some(5));
         assert!(f.since.is_some());
-        assert_eq!(parse_filter(Some("limit=0")).unwrap_err().code, "invalid_query");
-        assert_eq!(parse_filter(Some("since=yesterday")).unwrap_err().code, "invalid_query");
-        assert_eq!(parse_filter(Some("colour=red")).unwrap_err().code, "invalid_query");
+        assert_eq!(
+            parse_filter(Some("limit=0")).unwrap_err().code,
+            "invalid_query"
+        );
+        assert_eq!(
+            parse_filter(Some("since=yesterday")).unwrap_err().code,
+            "invalid_query"
+        );
+        assert_eq!(
+            parse_filter(Some("colour=red")).unwrap_err().code,
+            "invalid_query"
+        );
         assert_eq!(parse_filter(None).unwrap().limit, DEFAULT_LIMIT);
     }
 }

@@ -52,8 +52,10 @@ impl ApiError {
         let body = json!({ "error": self.code, "message": self.message });
         let mut r = super::json_response(self.status, &body);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("5"),
+            );
         }
         r
     }
@@ -65,8 +67,14 @@ impl From<AuthzError> for ApiError {
         let status = match code {
             "malformed_token" | "token_too_large" => StatusCode::BAD_REQUEST,
             "forbidden_submitter" => StatusCode::FORBIDDEN,
-            "missing_claim" | "invalid_claim" | "invalid_subject" | "unknown_participant" | "invalid_source"
-            | "invalid_destination" | "invalid_scope" | "missing_identity_scope" => StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_claim"
+            | "invalid_claim"
+            | "invalid_subject"
+            | "unknown_participant"
+            | "invalid_source"
+            | "invalid_destination"
+            | "invalid_scope"
+            | "missing_identity_scope" => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::UNAUTHORIZED,
         };
         ApiError::new(status, code, e.message())
@@ -76,6 +84,9 @@ impl From<AuthzError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store unavailable");
-        ApiError::unavailable("store_unavailable", "the gateway cannot reach its database; try again later")
+        ApiError::unavailable(
+            "store_unavailable",
+            "the gateway cannot reach its database; try again later",
+        )
     }
 }

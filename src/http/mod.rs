@@ -29,7 +29,10 @@ pub use error::ApiError;
 pub type Caller = Result<AuthenticatedParticipant, IdentityError>;
 
 /// Makes the request handler of one API connection.
-pub fn api_connection(gw: Arc<Gateway>, conn: ConnectionInfo) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
+pub fn api_connection(
+    gw: Arc<Gateway>,
+    conn: ConnectionInfo,
+) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
     let caller = identity::identify(&gw.config.directory, &conn.certificates);
     if let Err(e) = &caller {
         audit_unknown_participant(&gw, &conn, e);
@@ -46,8 +49,17 @@ pub fn api_connection(gw: Arc<Gateway>, conn: ConnectionInfo) -> impl Fn(Request
                 Err(e) => e.into_response(),
             };
             let status = response.status().as_u16().to_string();
-            gw.metrics.inc("siirto_http_requests_total", "API requests by route and status.", &[("route", route), ("status", &status)]);
-            gw.metrics.observe("siirto_http_request_seconds", "API request latency by route.", &[("route", route)], started.elapsed());
+            gw.metrics.inc(
+                "siirto_http_requests_total",
+                "API requests by route and status.",
+                &[("route", route), ("status", &status)],
+            );
+            gw.metrics.observe(
+                "siirto_http_request_seconds",
+                "API request latency by route.",
+                &[("route", route)],
+                started.elapsed(),
+            );
             response
         })
     }
@@ -57,12 +69,21 @@ fn audit_unknown_participant(gw: &Arc<Gateway>, conn: &ConnectionInfo, e: &Ident
     let mut event = gw.event("unknown", "access.denied", e.code());
     if let Some(cert) = conn.certificates.first() {
         if let Ok(summary) = identity::describe(cert) {
-            event.detail.insert("certificate_subject".into(), summary.subject.clone());
-            event.detail.insert("certificate_serial".into(), summary.serial.clone());
-            event.detail.insert("certificate_spki_sha256".into(), summary.spki_sha256.clone());
+            event
+                .detail
+                .insert("certificate_subject".into(), summary.subject.clone());
+            event
+                .detail
+                .insert("certificate_serial".into(), summary.serial_hex.clone());
+            event.detail.insert(
+                "certificate_spki_sha256".into(),
+                summary.spki_sha256_hex.clone(),
+            );
         }
     }
-    event.detail.insert("remote".into(), conn.remote.ip().to_string());
+    event
+        .detail
+        .insert("remote".into(), conn.remote.ip().to_string());
     let gw = gw.clone();
     tokio::spawn(async move {
         if let Err(err) = gw.store.append_audit(vec![event]).await {
@@ -85,21 +106,37 @@ fn route_name(method: &Method, path: &str) -> &'static str {
     }
 }
 
-async fn api(gw: &Arc<Gateway>, caller: &Caller, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn api(
+    gw: &Arc<Gateway>,
+    caller: &Caller,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let caller = match caller {
         Ok(c) => c,
-        Err(e) => return Err(ApiError::forbidden(e.code(), "this client certificate belongs to no known participant")),
+        Err(e) => {
+            return Err(ApiError::forbidden(
+                e.code(),
+                "this client certificate belongs to no known participant",
+            ));
+        }
     };
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method().clone(), segments.as_slice()) {
         (Method::POST, ["v1", "transfers"]) => transfers::submit(gw, caller, req).await,
         (Method::GET, ["v1", "transfers", id]) => transfers::show(gw, caller, id).await,
-        (Method::POST, ["v1", "transfers", id, "cancel"]) => transfers::cancel(gw, caller, id).await,
+        (Method::POST, ["v1", "transfers", id, "cancel"]) => {
+            transfers::cancel(gw, caller, id).await
+        }
         (Method::POST, ["v1", "transfers", id, "retry"]) => transfers::retry(gw, caller, id).await,
         (Method::GET, ["v1", "students", "transfers"]) => students::history(gw, caller, &req).await,
         (Method::GET, ["v1", "audit"]) => audit::list(gw, caller, req.uri().query()).await,
-        (_, ["v1", "transfers"] | ["v1", "transfers", _] | ["v1", "transfers", _, "cancel" | "retry"])
+        (
+            _,
+            ["v1", "transfers"]
+            | ["v1", "transfers", _]
+            | ["v1", "transfers", _, "cancel" | "retry"],
+        )
         | (_, ["v1", "students", "transfers"] | ["v1", "audit"]) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -136,15 +173,31 @@ pub async fn read_body(gw: &Gateway, req: Request<Incoming>) -> Result<Bytes, Ap
     }
     let collect = Limited::new(req.into_body(), limit).collect();
     match tokio::time::timeout(gw.config.limits.request_timeout, collect).await {
-        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body took too long")),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large(limit)),
-        Ok(Err(_)) => Err(ApiError::bad_request("invalid_request", "the request body could not be read")),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body took too long",
+        )),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large(limit))
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "invalid_request",
+            "the request body could not be read",
+        )),
         Ok(Ok(b)) => Ok(b.to_bytes()),
     }
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", format!("request bodies are limited to {limit} bytes"))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!("request bodies are limited to {limit} bytes"),
+    )
 }
 
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
@@ -154,16 +207,24 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    r.headers_mut()
-        .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
-pub fn text_response(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -188,7 +249,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                match s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match s
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(v) => {
                         out.push(v);
                         i += 2;
@@ -204,7 +268,9 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Makes the request handler of one admin connection (plain HTTP: health, readiness, metrics).
-pub fn admin_connection(gw: Arc<Gateway>) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
+pub fn admin_connection(
+    gw: Arc<Gateway>,
+) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
     move |req| {
         let gw = gw.clone();
         Box::pin(async move { admin::answer(&gw, &req).await })
@@ -217,7 +283,9 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        let q = query_pairs(Some("transfer=abc&since=2026-01-01T00%3A00%3A00Z&actor=a+b&limit=5&x"));
+        let q = query_pairs(Some(
+            "transfer=abc&since=2026-01-01T00%3A00%3A00Z&actor=a+b&limit=5&x",
+        ));
         assert_eq!(q[0], ("transfer".into(), "abc".into()));
         assert_eq!(q[1], ("since".into(), "2026-01-01T00:00:00Z".into()));
         assert_eq!(q[2], ("actor".into(), "a b".into()));
@@ -228,7 +296,10 @@ mod tests {
 
     #[test]
     fn route_names_are_bounded() {
-        assert_eq!(route_name(&Method::GET, "/v1/transfers/123"), "get_transfer");
+        assert_eq!(
+            route_name(&Method::GET, "/v1/transfers/123"),
+            "get_transfer"
+        );
         assert_eq!(route_name(&Method::GET, "/anything/else"), "other");
     }
 }

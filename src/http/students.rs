@@ -22,7 +22,11 @@ use crate::store::TransferRow;
 /// Most transfers listed for one student.
 const HISTORY_LIMIT: u32 = 1000;
 
-pub async fn history(gw: &Arc<Gateway>, caller: &AuthenticatedParticipant, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub async fn history(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     require_role(caller, Role::Eservice)?;
     let token = req
         .headers()
@@ -50,20 +54,38 @@ pub async fn history(gw: &Arc<Gateway>, caller: &AuthenticatedParticipant, req: 
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let mut event = gw.event(&caller.participant().id, "student.history_read", "ok");
     event.subject = Some(pseudonym.clone());
-    event.detail.insert("issuer".into(), verified.issuer().into());
+    event
+        .detail
+        .insert("issuer".into(), verified.issuer().into());
     if !gw
         .store
-        .remember_jti(verified.issuer(), verified.jti(), verified.remember_until(), vec![event])
+        .remember_jti(
+            verified.issuer(),
+            verified.jti(),
+            verified.remember_until(),
+            vec![event],
+        )
         .await?
     {
         let mut event = gw.event(&caller.participant().id, "transparency.rejected", "replay");
-        event.detail.insert("issuer".into(), verified.issuer().into());
+        event
+            .detail
+            .insert("issuer".into(), verified.issuer().into());
         gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::conflict("replay", "this transparency token (jti) has already been used"));
+        return Err(ApiError::conflict(
+            "replay",
+            "this transparency token (jti) has already been used",
+        ));
     }
-    let rows = gw.store.transfers_for_subject(&pseudonym, HISTORY_LIMIT).await?;
+    let rows = gw
+        .store
+        .transfers_for_subject(pseudonym.as_str(), HISTORY_LIMIT)
+        .await?;
     let transfers: Vec<Value> = rows.iter().map(history_entry).collect();
-    Ok(json_response(StatusCode::OK, &json!({ "transfers": transfers })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "transfers": transfers }),
+    ))
 }
 
 /// One transfer as the student sees it: when, from, to, why, what, how it went.
@@ -84,7 +106,11 @@ fn history_entry(row: &TransferRow) -> Value {
         if let Some(reason) = row.reason {
             map.insert("reason".into(), json!(reason.as_str()));
         }
-        if let Some(report) = row.report.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) {
+        if let Some(report) = row
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        {
             map.insert("conversion".into(), report);
         }
         if let Some(receipt) = &row.receipt {
