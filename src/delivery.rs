@@ -423,30 +423,29 @@ async fn prepare_document(
 ) -> Result<Prepared, PipelineError> {
     let limits = gw.config.limits.xml;
     let context = WriteContext::new(gw.now()).with_source(row.src.clone());
-    if body.len() <= BLOCKING_THRESHOLD {
-        return pipeline::prepare(
-            &body,
+    let small = body.len() <= BLOCKING_THRESHOLD;
+    let run = move |schemas: &pipeline::Schemas| {
+        let task = pipeline::Task {
             from,
             to,
-            &gw.schemas,
-            &subject,
+            subject: &subject,
             scope,
-            &limits,
-            &context,
-        );
+            limits: &limits,
+            context: &context,
+        };
+        pipeline::prepare(&body, schemas, task)
+    };
+    if small {
+        return run(&gw.schemas);
     }
     let schemas = gw.schemas.clone();
-    tokio::task::spawn_blocking(move || {
-        pipeline::prepare(
-            &body, from, to, &schemas, &subject, scope, &limits, &context,
-        )
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(PipelineError::ConversionFailed(format!(
-            "preparation task failed: {e}"
-        )))
-    })
+    tokio::task::spawn_blocking(move || run(&schemas))
+        .await
+        .unwrap_or_else(|e| {
+            Err(PipelineError::ConversionFailed(format!(
+                "preparation task failed: {e}"
+            )))
+        })
 }
 
 async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, StudentId)>) {

@@ -301,10 +301,10 @@ async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
         if let Err(e) = gateway.refresh_pending().await {
             tracing::warn!(error = %e, "counting unfinished transfers failed");
         }
-        if tick % 60 == 0 {
-            if let Err(e) = gateway.store.purge_replay(gateway.now()).await {
-                tracing::warn!(error = %e, "purging expired replay ids failed");
-            }
+        if tick.is_multiple_of(60)
+            && let Err(e) = gateway.store.purge_replay(gateway.now()).await
+        {
+            tracing::warn!(error = %e, "purging expired replay ids failed");
         }
         tick += 1;
         tokio::select! {

@@ -114,17 +114,32 @@ pub enum PipelineError {
     NoSchema(Format),
 }
 
+/// What one transfer asks of [`prepare`].
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    pub from: Format,
+    pub to: Format,
+    /// The authorization's `sub`: the record must be about this student.
+    pub subject: &'a StudentId,
+    pub scope: Scope,
+    pub limits: &'a Limits,
+    pub context: &'a WriteContext,
+}
+
 /// Runs the whole preparation for one transfer.
 pub fn prepare(
     source: &[u8],
-    from: Format,
-    to: Format,
     schemas: &Schemas,
-    subject: &StudentId,
-    scope: Scope,
-    limits: &Limits,
-    context: &WriteContext,
+    task: Task<'_>,
 ) -> Result<Prepared, PipelineError> {
+    let Task {
+        from,
+        to,
+        subject,
+        scope,
+        limits,
+        context,
+    } = task;
     let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
     source_schema

@@ -274,10 +274,10 @@ impl Testbed {
         loop {
             let answer = client.get(&format!("/v1/transfers/{id}"), &[]).await?;
             let body = answer.json();
-            if let Some(s) = body.get("status").and_then(Value::as_str) {
-                if statuses.contains(&s) {
-                    return Ok(body);
-                }
+            if let Some(s) = body.get("status").and_then(Value::as_str)
+                && statuses.contains(&s)
+            {
+                return Ok(body);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(TestbedError::Timeout(format!(

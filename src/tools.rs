@@ -78,11 +78,11 @@ pub fn convert(
     let limits = config.limits.xml;
     let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to])
         .map_err(|e| ToolError::Other(e.to_string()))?;
-    if let Some(schema) = schemas.get(from) {
-        if let Err(failure) = schema.validate(&bytes, &limits) {
-            eprintln!("{}: not valid {from}:\n{failure}", file.display());
-            return Ok(ExitCode::from(1));
-        }
+    if let Some(schema) = schemas.get(from)
+        && let Err(failure) = schema.validate(&bytes, &limits)
+    {
+        eprintln!("{}: not valid {from}:\n{failure}", file.display());
+        return Ok(ExitCode::from(1));
     }
     let root = dom::parse(&bytes, &limits).map_err(|e| ToolError::File {
         path: file.display().to_string(),
@@ -96,11 +96,11 @@ pub fn convert(
             return Ok(ExitCode::from(1));
         }
     };
-    if let Some(schema) = schemas.get(to) {
-        if let Err(failure) = schema.validate(&conversion.document, &limits) {
-            eprintln!("converted document is not valid {to}:\n{failure}");
-            return Ok(ExitCode::from(1));
-        }
+    if let Some(schema) = schemas.get(to)
+        && let Err(failure) = schema.validate(&conversion.document, &limits)
+    {
+        eprintln!("converted document is not valid {to}:\n{failure}");
+        return Ok(ExitCode::from(1));
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(&conversion.document);

@@ -67,19 +67,19 @@ pub fn api_connection(
 
 fn audit_unknown_participant(gw: &Arc<Gateway>, conn: &ConnectionInfo, e: &IdentityError) {
     let mut event = gw.event("unknown", "access.denied", e.code());
-    if let Some(cert) = conn.certificates.first() {
-        if let Ok(summary) = identity::describe(cert) {
-            event
-                .detail
-                .insert("certificate_subject".into(), summary.subject.clone());
-            event
-                .detail
-                .insert("certificate_serial".into(), summary.serial_hex.clone());
-            event.detail.insert(
-                "certificate_spki_sha256".into(),
-                summary.spki_sha256_hex.clone(),
-            );
-        }
+    if let Some(cert) = conn.certificates.first()
+        && let Ok(summary) = identity::describe(cert)
+    {
+        event
+            .detail
+            .insert("certificate_subject".into(), summary.subject.clone());
+        event
+            .detail
+            .insert("certificate_serial".into(), summary.serial_hex.clone());
+        event.detail.insert(
+            "certificate_spki_sha256".into(),
+            summary.spki_sha256_hex.clone(),
+        );
     }
     event
         .detail
@@ -166,10 +166,9 @@ pub async fn read_body(gw: &Gateway, req: Request<Incoming>) -> Result<Bytes, Ap
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            return Err(too_large(limit));
-        }
+        return Err(too_large(limit));
     }
     let collect = Limited::new(req.into_body(), limit).collect();
     match tokio::time::timeout(gw.config.limits.request_timeout, collect).await {

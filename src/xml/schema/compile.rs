@@ -411,7 +411,7 @@ impl<'d> Compiler<'d> {
                 }
                 let inserted = match table {
                     "type" => {
-                        !self.m.global_types.get(tns, name).is_some()
+                        self.m.global_types.get(tns, name).is_none()
                             && self.defs_types.insert(tns, name, def)
                     }
                     "element" => self.defs_elements.insert(tns, name, def),

@@ -783,24 +783,19 @@ impl<'s, 'd> Validator<'s, 'd> {
                 Content::Elements {
                     model: ContentModel::All(all),
                     ..
-                } => {
-                    if !(frame.all_seen == 0 && all.emptiable) {
-                        let missing: Vec<String> = all
-                            .items
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, t)| t.required && frame.all_seen & (1u64 << i) == 0)
-                            .map(|(_, t)| format!("<{}>", t.local))
-                            .collect();
-                        if !missing.is_empty() {
-                            return self.error(
-                                at,
-                                format!(
-                                    "the content is incomplete: missing {}",
-                                    missing.join(", ")
-                                ),
-                            );
-                        }
+                } if !(frame.all_seen == 0 && all.emptiable) => {
+                    let missing: Vec<String> = all
+                        .items
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, t)| t.required && frame.all_seen & (1u64 << i) == 0)
+                        .map(|(_, t)| format!("<{}>", t.local))
+                        .collect();
+                    if !missing.is_empty() {
+                        return self.error(
+                            at,
+                            format!("the content is incomplete: missing {}", missing.join(", ")),
+                        );
                     }
                 }
                 _ => {}
