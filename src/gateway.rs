@@ -6,15 +6,14 @@
 //! construction ([`Gateway::event`]), and the lifecycle of the background tasks.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::audit::AuditSigningKey;
-use crate::audit::{AuditEvent, Pseudonymizer};
+use crate::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonymizer};
 use crate::authz::{IssuerKeys, KeyLoadError, Policy};
 use crate::clock::{Clock, Random, Timestamp, uuid_v4};
 use crate::config::{Config, Role};
@@ -24,6 +23,7 @@ use crate::pipeline::{SchemaLoadError, Schemas};
 use crate::server::{ServerLimits, Shutdown};
 use crate::store::{Store, StoreError};
 use crate::tls::TlsError;
+use crate::trail::Trail;
 use crate::transfer::RetryPolicy;
 use crate::vault::{Vault, VaultError};
 
@@ -54,7 +54,8 @@ pub enum StartError {
 pub struct Gateway {
     pub config: Config,
     pub store: Store,
-    pub issuers: IssuerKeys,
+    /// The issuers' public keys; swapped whole by [`Gateway::reload_issuers`].
+    issuers: RwLock<Arc<IssuerKeys>>,
     pub policy: Policy,
     pub schemas: Schemas,
     pub outbound: Outbound,
@@ -62,6 +63,8 @@ pub struct Gateway {
     pub vault: Vault,
     /// Signs checkpoints and receipts (`gateway.audit_key`).
     pub audit_key: AuditSigningKey,
+    /// The audit service: Merkle tree, checkpoints, proofs (`trail.rs`).
+    pub trail: Arc<Trail>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub metrics: Metrics,
@@ -125,6 +128,20 @@ impl Gateway {
             path: config.gateway.audit_key.display().to_string(),
             message: e.to_string(),
         })?;
+        let signer = CheckpointSigner::new(
+            audit_key.clone(),
+            &crate::tools::audit_origin(&config),
+        )
+        .map_err(|e| StartError::Key {
+            path: config.gateway.audit_key.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let trail = Arc::new(Trail::new(
+            signer,
+            config.audit.checkpoint_every,
+            config.audit.checkpoint_interval,
+            clock.now(),
+        ));
         let store = Store::open(&config.gateway.database_url).await?;
         let destination_slots = config
             .directory
@@ -141,13 +158,14 @@ impl Gateway {
         Ok(Arc::new(Gateway {
             config,
             store,
-            issuers,
+            issuers: RwLock::new(Arc::new(issuers)),
             policy,
             schemas,
             outbound,
             pseudonyms,
             vault,
             audit_key,
+            trail,
             clock,
             random,
             metrics: Metrics::new(),
@@ -160,6 +178,48 @@ impl Gateway {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// The issuers' keys in force now.
+    pub fn issuer_keys(&self) -> Arc<IssuerKeys> {
+        // Only whole `Arc`s are ever stored, so a poisoned lock still holds a usable value.
+        self.issuers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads every issuer's JWKS file again (key rotation) and swaps the keys in at once;
+    /// on any error the keys in force stay. Audited as `config.reload` by `actor`, with the
+    /// outcome `ok` or `invalid_jwks`.
+    pub async fn reload_issuers(&self, actor: &str, via: &str) -> Result<usize, ReloadError> {
+        let loaded = IssuerKeys::load(&self.config.issuers);
+        let mut event = self.event(actor, "config.reload", "ok");
+        event.detail.insert("via".into(), via.to_owned());
+        event.detail.insert("what".into(), "issuer_keys".into());
+        let result = match loaded {
+            Ok(keys) => {
+                let count: usize = keys.issuers().map(|i| keys.key_count(i)).sum();
+                event.detail.insert("issuers".into(), keys.issuers().count().to_string());
+                event.detail.insert("keys".into(), count.to_string());
+                *self.issuers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+                Ok(count)
+            }
+            Err(e) => {
+                event.outcome = "invalid_jwks".into();
+                event.detail.insert("error".into(), e.to_string());
+                Err(ReloadError::Keys(e))
+            }
+        };
+        self.store
+            .append_audit(vec![event])
+            .await
+            .map_err(ReloadError::Store)?;
+        match &result {
+            Ok(n) => tracing::info!(keys = n, via, "issuer keys reloaded"),
+            Err(e) => tracing::warn!(error = %e, via, "issuer keys not reloaded; the old keys stay"),
+        }
+        result
     }
 
     /// Unfinished transfers (for back-pressure and metrics), as last counted.
@@ -226,6 +286,15 @@ fn load_vault(config: &Config, pseudonym_secret: &[u8]) -> Result<Vault, StartEr
     Ok(Vault::new(&current, &previous)?)
 }
 
+/// Why a reload did not take effect (the keys in force stay).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("issuer keys: {0}")]
+    Keys(KeyLoadError),
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
 /// Bound listeners for one gateway instance.
 #[derive(Debug)]
 pub struct Listeners {
@@ -285,10 +354,19 @@ pub async fn run(
     };
     let workers = tokio::spawn(crate::delivery::run(gateway.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(housekeeping(gateway.clone(), shutdown.clone()));
+    let trail = tokio::spawn(crate::trail::run(
+        gateway.trail.clone(),
+        gateway.store.clone(),
+        gateway.clock.clone(),
+        shutdown.clone(),
+    ));
     let _ = api.await;
     let _ = admin.await;
     let _ = workers.await;
     let _ = housekeeping.await;
+    let _ = trail.await;
+    // Everything this run wrote is in the store now: anchor it with a last checkpoint.
+    gateway.trail.finish(&gateway.store, gateway.now()).await;
     gateway.store.close().await;
     Ok(())
 }

@@ -16,6 +16,8 @@
 //! - [`formats`]: one module per record format, to and from the [`record`] model.
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
+//! - [`trail`]: the running audit service: Merkle tree following the store, checkpoints,
+//!   proofs, whole-log verification.
 pub mod audit;
 pub mod authz;
 pub mod cli;
@@ -43,6 +45,7 @@ pub mod student_id;
 pub mod testbed;
 pub mod tls;
 pub mod tools;
+pub mod trail;
 pub mod transfer;
 pub mod vault;
 pub mod xml;

@@ -42,7 +42,7 @@ pub async fn history(
             )
         })?;
     let now = gw.now();
-    let verified = match authz::verify_transparency(token, &gw.issuers, &gw.policy, now) {
+    let verified = match authz::verify_transparency(token, &gw.issuer_keys(), &gw.policy, now) {
         Ok(v) => v,
         Err(e) => {
             let mut event = gw.event(&caller.participant().id, "transparency.rejected", e.code());

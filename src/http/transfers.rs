@@ -45,7 +45,7 @@ pub async fn submit(
     let now = gw.now();
     let verified = match authz::verify_authorization(
         &submission.authorization,
-        &gw.issuers,
+        &gw.issuer_keys(),
         &gw.policy,
         &gw.config.directory,
         caller.participant(),

@@ -22,7 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
@@ -31,7 +31,7 @@ use crate::transfer::{FailureReason, Status};
 #[doc(hidden)]
 pub mod testdb;
 
-pub use rows::{AuditFilter, AuditPage, SealedBlob, StepRow, TransferRow};
+pub use rows::{AuditFilter, AuditPage, CheckpointRow, SealedBlob, StepRow, TransferRow};
 
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -285,6 +285,8 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     writer: mpsc::Sender<Op>,
+    /// Counts the writer's finished batches (see [`Store::commits`]).
+    commits: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -344,8 +346,13 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(writer_loop(pool.clone(), rx));
-        Ok(Store { pool, writer: tx })
+        let (commits_tx, commits) = watch::channel(0);
+        tokio::spawn(writer_loop(pool.clone(), rx, commits_tx));
+        Ok(Store {
+            pool,
+            writer: tx,
+            commits,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -611,6 +618,21 @@ impl Store {
         Ok(n.map_or(0, |s| u64::try_from(s).unwrap_or(0) + 1))
     }
 
+    /// Changes after each batch the writer finished (committed or not): a cheap wake-up for
+    /// readers that follow the audit log's tail. Other instances' writes are not seen here.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
+    }
+
+    /// The stored checkpoint with the largest tree size, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<rows::CheckpointRow>, StoreError> {
+        let sql = "SELECT tree_size, root_hash, issued_at, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1";
+        with_pool!(self, p => {
+            let row = sqlx::query(sql).fetch_optional(p).await?;
+            row.as_ref().map(rows::checkpoint_from_row).transpose()
+        })
+    }
+
     /// Every stored checkpoint, smallest tree first.
     pub async fn checkpoints(&self) -> Result<Vec<rows::CheckpointRow>, StoreError> {
         let sql =
@@ -634,7 +656,7 @@ fn redact_url(url: &str) -> String {
     url.split(':').next().unwrap_or("").to_owned() + ":..."
 }
 
-async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
+async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>, commits: watch::Sender<u64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -649,6 +671,7 @@ async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
             Pool::Sqlite(p) => sqlite::run_batch(p, ops).await,
             Pool::Postgres(p) => postgres::run_batch(p, ops).await,
         }
+        commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
