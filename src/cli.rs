@@ -19,6 +19,7 @@ USAGE:
   siirto audit verify --config FILE
   siirto audit export --config FILE [--since RFC3339]
   siirto audit verify-proof --checkpoint FILE --public-key FILE --proof FILE
+                            [--old-checkpoint FILE]
   siirto migrate --config FILE
   siirto bench (transfers|audit) [--config FILE] [options]
 
@@ -63,6 +64,8 @@ pub enum Command {
         checkpoint: PathBuf,
         public_key: PathBuf,
         proof: PathBuf,
+        /// An older checkpoint that vouches for a consistency proof's `from` root.
+        old_checkpoint: Option<PathBuf>,
     },
     Migrate {
         config: PathBuf,
@@ -298,13 +301,14 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                     let p = Parsed::new(
                         "audit verify-proof",
                         rest,
-                        &["checkpoint", "public-key", "proof"],
+                        &["checkpoint", "public-key", "proof", "old-checkpoint"],
                     )?;
                     p.none()?;
                     Ok(Command::AuditVerifyProof {
                         checkpoint: p.required("checkpoint")?.into(),
                         public_key: p.required("public-key")?.into(),
                         proof: p.required("proof")?.into(),
+                        old_checkpoint: p.opt("old-checkpoint").map(PathBuf::from),
                     })
                 }
                 other => Err(CliError::UnknownCommand(format!("audit {other}"))),

@@ -128,14 +128,11 @@ impl Gateway {
             path: config.gateway.audit_key.display().to_string(),
             message: e.to_string(),
         })?;
-        let signer = CheckpointSigner::new(
-            audit_key.clone(),
-            &crate::tools::audit_origin(&config),
-        )
-        .map_err(|e| StartError::Key {
-            path: config.gateway.audit_key.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let signer = CheckpointSigner::new(audit_key.clone(), &crate::tools::audit_origin(&config))
+            .map_err(|e| StartError::Key {
+                path: config.gateway.audit_key.display().to_string(),
+                message: e.to_string(),
+            })?;
         let trail = Arc::new(Trail::new(
             signer,
             config.audit.checkpoint_every,
@@ -200,7 +197,9 @@ impl Gateway {
         let result = match loaded {
             Ok(keys) => {
                 let count: usize = keys.issuers().map(|i| keys.key_count(i)).sum();
-                event.detail.insert("issuers".into(), keys.issuers().count().to_string());
+                event
+                    .detail
+                    .insert("issuers".into(), keys.issuers().count().to_string());
                 event.detail.insert("keys".into(), count.to_string());
                 *self.issuers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 Ok(count)
@@ -217,7 +216,9 @@ impl Gateway {
             .map_err(ReloadError::Store)?;
         match &result {
             Ok(n) => tracing::info!(keys = n, via, "issuer keys reloaded"),
-            Err(e) => tracing::warn!(error = %e, via, "issuer keys not reloaded; the old keys stay"),
+            Err(e) => {
+                tracing::warn!(error = %e, via, "issuer keys not reloaded; the old keys stay")
+            }
         }
         result
     }

@@ -106,9 +106,17 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::AuditExport { config, since } => {
             Ok(siirto::tools::audit_export(&load_config(&config)?, since.as_deref()).await?)
         }
-        Command::AuditVerifyProof { .. } => Err(anyhow!(
-            "`siirto audit verify-proof` is not available in this build"
-        )),
+        Command::AuditVerifyProof {
+            checkpoint,
+            public_key,
+            proof,
+            old_checkpoint,
+        } => Ok(siirto::tools::audit_verify_proof(
+            &checkpoint,
+            &public_key,
+            &proof,
+            old_checkpoint.as_deref(),
+        )?),
         Command::Bench { what, .. } => Err(anyhow!(
             "`siirto bench {what}` is not available in this build"
         )),
@@ -128,6 +136,7 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
         "siirto gateway started"
     );
     let (trigger, shutdown) = Shutdown::new();
+    reload_on_sighup(gateway.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new connections; finishing in-flight work");
@@ -136,6 +145,27 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
     gateway::run(gateway, listeners, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP re-reads the issuers' JWKS files (key rotation); audited as `config.reload`.
+fn reload_on_sighup(gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // The outcome is logged and audited by the gateway.
+                        let _ = gateway.reload_issuers("gateway", "sighup").await;
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "SIGHUP reload is not available"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 async fn wait_for_signal() {

@@ -493,7 +493,12 @@ pub async fn verify_store(
 
 /// The trail's background task: follows the store's tail and signs checkpoints until
 /// shutdown, then signs a last checkpoint over everything written (see [`Trail::finish`]).
-pub async fn run(trail: Arc<Trail>, store: Store, clock: Arc<dyn crate::clock::Clock>, mut shutdown: Shutdown) {
+pub async fn run(
+    trail: Arc<Trail>,
+    store: Store,
+    clock: Arc<dyn crate::clock::Clock>,
+    mut shutdown: Shutdown,
+) {
     let mut commits = store.commits();
     let tick = (trail.interval / 4).clamp(MIN_TICK, MAX_TICK);
     let mut reported = false;
@@ -707,7 +712,9 @@ pub fn entry_from_json(v: &Value) -> Result<AuditEntry, ProofFormatError> {
         Some(_) => Err(bad(format!("`{name}` must be a string or null"))),
     };
     let hash = |name: &str| {
-        text(name).and_then(|s| hash_from_hex(&s).ok_or_else(|| bad(format!("`{name}` is not 64 hex digits"))))
+        text(name).and_then(|s| {
+            hash_from_hex(&s).ok_or_else(|| bad(format!("`{name}` is not 64 hex digits")))
+        })
     };
     let seq = v
         .get("seq")
@@ -719,7 +726,9 @@ pub fn entry_from_json(v: &Value) -> Result<AuditEntry, ProofFormatError> {
         .map(|s| Pseudonym::parse(&s).map_err(|e| bad(e.to_string())))
         .transpose()?;
     let document_sha256 = optional("document_sha256")?
-        .map(|s| hash_from_hex(&s).ok_or_else(|| bad("`document_sha256` is not 64 hex digits".into())))
+        .map(|s| {
+            hash_from_hex(&s).ok_or_else(|| bad("`document_sha256` is not 64 hex digits".into()))
+        })
         .transpose()?;
     let mut detail = BTreeMap::new();
     match v.get("detail") {
@@ -888,11 +897,21 @@ mod tests {
     fn cadence_by_time_signs_the_current_size() {
         let s = Duration::from_secs(60);
         let later = T0.saturating_add(s);
-        assert_eq!(checkpoint_due(37, Some((30, T0)), later, T0, 10, s), Some(37));
+        assert_eq!(
+            checkpoint_due(37, Some((30, T0)), later, T0, 10, s),
+            Some(37)
+        );
         // Without any checkpoint, the interval counts from the start of the trail.
         assert_eq!(checkpoint_due(3, None, later, T0, 10, s), Some(3));
         assert_eq!(
-            checkpoint_due(3, None, T0.saturating_add(Duration::from_secs(59)), T0, 10, s),
+            checkpoint_due(
+                3,
+                None,
+                T0.saturating_add(Duration::from_secs(59)),
+                T0,
+                10,
+                s
+            ),
             None
         );
     }
@@ -957,7 +976,11 @@ mod tests {
         let mut json = doc.to_json();
         json["leaf_index"] = json!(6);
         assert_eq!(
-            check_proof(&ProofDocument::from_json(&json).unwrap(), verified.checkpoint(), None),
+            check_proof(
+                &ProofDocument::from_json(&json).unwrap(),
+                verified.checkpoint(),
+                None
+            ),
             Err(ProofCheckError::EntrySeqMismatch {
                 seq: 5,
                 leaf_index: 6
@@ -968,7 +991,11 @@ mod tests {
         json["entry"] = Value::Null;
         json["leaf_hash"] = json!(hex(&entries[6].leaf_hash()));
         assert_eq!(
-            check_proof(&ProofDocument::from_json(&json).unwrap(), verified.checkpoint(), None),
+            check_proof(
+                &ProofDocument::from_json(&json).unwrap(),
+                verified.checkpoint(),
+                None
+            ),
             Err(ProofCheckError::Proof(ProofError::RootMismatch))
         );
         // A proof for another size than the checkpoint's.
@@ -987,9 +1014,15 @@ mod tests {
     fn consistency_documents_check_against_both_checkpoints() {
         let s = signer();
         let (log, _) = log(21);
-        let new = s.verifier().verify(s.sign(21, log.root(), T0).as_str()).unwrap();
+        let new = s
+            .verifier()
+            .verify(s.sign(21, log.root(), T0).as_str())
+            .unwrap();
         let old_root = log.tree().root_at(8).unwrap();
-        let old = s.verifier().verify(s.sign(8, old_root, T0).as_str()).unwrap();
+        let old = s
+            .verifier()
+            .verify(s.sign(8, old_root, T0).as_str())
+            .unwrap();
         let doc = ProofDocument::Consistency {
             from: 8,
             to: 21,
@@ -1005,7 +1038,10 @@ mod tests {
         ));
         assert!(matches!(
             check_proof(&back, new.checkpoint(), None),
-            Ok(ProofCheck::Consistent { anchored: false, .. })
+            Ok(ProofCheck::Consistent {
+                anchored: false,
+                ..
+            })
         ));
         // A forged old root.
         let ProofDocument::Consistency { proof, .. } = &doc else {

@@ -22,6 +22,11 @@ const MAX_LIMIT: u32 = 1000;
 
 /// Parses the query of `GET /v1/audit`.
 pub fn parse_filter(query: Option<&str>) -> Result<AuditFilter, ApiError> {
+    parse_filter_pairs(query_pairs(query))
+}
+
+/// Parses decoded query pairs into a filter (the operator page drops empty form fields first).
+pub fn parse_filter_pairs(pairs: Vec<(String, String)>) -> Result<AuditFilter, ApiError> {
     let mut f = AuditFilter {
         limit: DEFAULT_LIMIT,
         ..AuditFilter::default()
@@ -34,7 +39,7 @@ pub fn parse_filter(query: Option<&str>) -> Result<AuditFilter, ApiError> {
             )
         })
     };
-    for (k, v) in query_pairs(query) {
+    for (k, v) in pairs {
         match k.as_str() {
             "transfer" => f.transfer = Some(v),
             "since" => f.since = Some(time(&k, &v)?),

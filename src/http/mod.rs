@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod audit;
 pub mod error;
+pub mod operator;
+pub mod proofs;
 pub mod students;
 pub mod transfers;
 
@@ -101,7 +103,10 @@ fn route_name(method: &Method, path: &str) -> &'static str {
         (&Method::POST, ["v1", "transfers", _, "cancel"]) => "cancel_transfer",
         (&Method::POST, ["v1", "transfers", _, "retry"]) => "retry_transfer",
         (&Method::GET, ["v1", "students", "transfers"]) => "student_transfers",
+        (&Method::GET, ["v1", "audit", "proof", ..]) => "audit_proof",
         (&Method::GET, ["v1", "audit", ..]) => "audit",
+        (&Method::POST, ["v1", "admin", "reload"]) => "reload",
+        (&Method::GET, ["operator", ..]) => "operator_page",
         _ => "other",
     }
 }
@@ -131,13 +136,44 @@ async fn api(
         (Method::POST, ["v1", "transfers", id, "retry"]) => transfers::retry(gw, caller, id).await,
         (Method::GET, ["v1", "students", "transfers"]) => students::history(gw, caller, &req).await,
         (Method::GET, ["v1", "audit"]) => audit::list(gw, caller, req.uri().query()).await,
+        (Method::GET, ["v1", "audit", "checkpoint"]) => proofs::checkpoint(gw, caller).await,
+        (Method::GET, ["v1", "audit", "proof", "inclusion"]) => {
+            proofs::inclusion(gw, caller, req.uri().query()).await
+        }
+        (Method::GET, ["v1", "audit", "proof", "consistency"]) => {
+            proofs::consistency(gw, caller, req.uri().query()).await
+        }
+        (Method::GET, ["v1", "audit", "public-key"]) => {
+            Ok(proofs::public_key(gw, proofs::KeyForm::All))
+        }
+        (Method::GET, ["v1", "audit", "jwks.json"]) => {
+            Ok(proofs::public_key(gw, proofs::KeyForm::Jwks))
+        }
+        (Method::GET, ["v1", "audit", "public-key.pem"]) => {
+            Ok(proofs::public_key(gw, proofs::KeyForm::Pem))
+        }
+        (Method::POST, ["v1", "admin", "reload"]) => operator::reload(gw, caller).await,
+        (Method::GET, ["operator", rest @ ..]) => {
+            Ok(operator::handle(gw, caller, rest, req.uri().query()).await)
+        }
         (
             _,
             ["v1", "transfers"]
             | ["v1", "transfers", _]
             | ["v1", "transfers", _, "cancel" | "retry"],
         )
-        | (_, ["v1", "students", "transfers"] | ["v1", "audit"]) => Err(ApiError::new(
+        | (_, ["v1", "students", "transfers"] | ["v1", "audit"])
+        | (
+            _,
+            [
+                "v1",
+                "audit",
+                "checkpoint" | "public-key" | "jwks.json" | "public-key.pem",
+            ]
+            | ["v1", "audit", "proof", "inclusion" | "consistency"]
+            | ["v1", "admin", "reload"]
+            | ["operator", ..],
+        ) => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{} is not allowed on {path}", req.method()),

@@ -89,8 +89,25 @@ pub async fn history(
 }
 
 /// One transfer as the student sees it: when, from, to, why, what, how it went.
+///
+/// `categories_delivered` are the categories that had at least one field in the document the
+/// destination received (the conversion report's `categories`): data the student authorized
+/// but the record did not hold, or the target format could not carry, is not listed. Empty
+/// until the transfer is delivered.
 fn history_entry(row: &TransferRow) -> Value {
     let delivered = row.status == crate::transfer::Status::Delivered;
+    let report = row
+        .report
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok());
+    let categories_delivered: Vec<Value> = match (&report, delivered) {
+        (Some(r), true) => r
+            .get("categories")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let mut v = json!({
         "id": row.id,
         "when": row.created_at.rfc3339(),
@@ -98,7 +115,7 @@ fn history_entry(row: &TransferRow) -> Value {
         "to": row.dst,
         "purpose": row.purpose,
         "categories_authorized": row.scope.split(' ').collect::<Vec<_>>(),
-        "categories_delivered": if delivered { row.scope.split(' ').collect::<Vec<_>>() } else { Vec::new() },
+        "categories_delivered": categories_delivered,
         "status": row.status.as_str(),
         "updated_at": row.updated_at.rfc3339(),
     });
@@ -106,11 +123,7 @@ fn history_entry(row: &TransferRow) -> Value {
         if let Some(reason) = row.reason {
             map.insert("reason".into(), json!(reason.as_str()));
         }
-        if let Some(report) = row
-            .report
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Value>(r).ok())
-        {
+        if let Some(report) = report {
             map.insert("conversion".into(), report);
         }
         if let Some(receipt) = &row.receipt {
