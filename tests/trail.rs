@@ -12,3 +12,5 @@
 mod proofs;
 #[path = "trail/support.rs"]
 mod support;
+#[path = "trail/tamper.rs"]
+mod tamper;
