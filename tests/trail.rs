@@ -10,6 +10,8 @@
 
 #[path = "trail/proofs.rs"]
 mod proofs;
+#[path = "trail/python.rs"]
+mod python;
 #[path = "trail/support.rs"]
 mod support;
 #[path = "trail/tamper.rs"]
