@@ -12,6 +12,8 @@
 mod proofs;
 #[path = "trail/python.rs"]
 mod python;
+#[path = "trail/students.rs"]
+mod students;
 #[path = "trail/support.rs"]
 mod support;
 #[path = "trail/tamper.rs"]
