@@ -8,6 +8,8 @@
 //! variants run when `SIIRTO_TEST_POSTGRES` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "trail/operator.rs"]
+mod operator;
 #[path = "trail/proofs.rs"]
 mod proofs;
 #[path = "trail/python.rs"]

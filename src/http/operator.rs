@@ -80,7 +80,7 @@ main{padding:16px 20px;max-width:1400px}\
 h1{font-size:1.4em;margin:.2em 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .4em}\
 table{border-collapse:collapse;background:#fff;width:100%;font-size:90%}\
 th,td{border:1px solid #d0d4da;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#e8ecf1}code,.mono{font-family:ui-monospace,monospace;font-size:92%;word-break:break-all}\
+th{background:#e8ecf1}td.wrap{overflow-wrap:anywhere;min-width:16em}code,.mono{font-family:ui-monospace,monospace;font-size:92%;word-break:break-all}\
 .status{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;background:#e1e5ea}\
 .status-delivered{background:#c9f0d2;color:#0f5323}.status-failed{background:#f9d2d2;color:#8a1111}\
 .status-cancelled{background:#eee;color:#555}\
@@ -231,10 +231,12 @@ fn entry_table(entries: &[AuditEntry]) -> String {
             .transfer_id
             .as_deref()
             .map(|t| {
+                let short: String = t.chars().take(8).collect();
                 format!(
-                    "<a class=\"mono\" href=\"/operator/transfers/{}\">{}</a>",
+                    "<a class=\"mono\" href=\"/operator/transfers/{}\" title=\"{}\">{}…</a>",
                     url(t),
-                    esc(t)
+                    esc(t),
+                    esc(&short)
                 )
             })
             .unwrap_or_default();
@@ -247,7 +249,7 @@ fn entry_table(entries: &[AuditEntry]) -> String {
             out,
             "<tr><td><a href=\"/v1/audit/proof/inclusion?index={seq}\" title=\"inclusion proof (JSON)\">{seq}</a></td>\
              <td>{at}</td><td>{actor}</td><td>{action}</td><td>{outcome}</td><td>{transfer}</td>\
-             <td>{subject}</td><td>{detail}</td><td class=\"mono\">{hash}…</td></tr>",
+             <td>{subject}</td><td class=\"wrap\">{detail}</td><td class=\"mono\">{hash}…</td></tr>",
             seq = e.seq,
             at = esc(&ev.at.rfc3339()),
             actor = esc(&ev.actor),
