@@ -10,10 +10,14 @@
 
 #[path = "trail/operator.rs"]
 mod operator;
+#[path = "trail/privacy.rs"]
+mod privacy;
 #[path = "trail/proofs.rs"]
 mod proofs;
 #[path = "trail/python.rs"]
 mod python;
+#[path = "trail/reload.rs"]
+mod reload;
 #[path = "trail/students.rs"]
 mod students;
 #[path = "trail/support.rs"]
