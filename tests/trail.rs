@@ -8,6 +8,8 @@
 //! variants run when `SIIRTO_TEST_POSTGRES` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "trail/instances.rs"]
+mod instances;
 #[path = "trail/operator.rs"]
 mod operator;
 #[path = "trail/privacy.rs"]
