@@ -425,11 +425,10 @@ pub fn checkpoint_due(
     if size <= last_size {
         return None;
     }
-    if every > 0 {
-        let multiple = size / every * every;
-        if multiple > last_size {
-            return Some(multiple);
-        }
+    if let Some(multiple) = size.checked_div(every).map(|k| k * every)
+        && multiple > last_size
+    {
+        return Some(multiple);
     }
     let since = latest.map_or(started, |(_, t)| t);
     (now.since(since) >= interval).then_some(size)
@@ -556,7 +555,7 @@ pub enum ProofDocument {
         leaf_hash: Hash,
         root_hash: Hash,
         proof: Vec<Hash>,
-        entry: Option<AuditEntry>,
+        entry: Option<Box<AuditEntry>>,
     },
     Consistency {
         from: u64,
@@ -596,7 +595,7 @@ pub enum ProofCheck {
     Included {
         leaf_index: u64,
         tree_size: u64,
-        entry: Option<AuditEntry>,
+        entry: Option<Box<AuditEntry>>,
     },
     /// The tree of `from` leaves with root `from_root` is a prefix of the checkpointed tree;
     /// `anchored` when an older signed checkpoint vouched for `from_root`.
@@ -626,7 +625,7 @@ impl ProofDocument {
                 "leaf_hash": hex(leaf_hash),
                 "root_hash": hex(root_hash),
                 "proof": hexes(proof),
-                "entry": entry.as_ref().map(crate::http::audit::entry_json),
+                "entry": entry.as_deref().map(crate::http::audit::entry_json),
             }),
             ProofDocument::Consistency {
                 from,
@@ -678,7 +677,7 @@ impl ProofDocument {
                 proof,
                 entry: match v.get("entry") {
                     None | Some(Value::Null) => None,
-                    Some(e) => Some(entry_from_json(e)?),
+                    Some(e) => Some(Box::new(entry_from_json(e)?)),
                 },
             }),
             Some("consistency") => Ok(ProofDocument::Consistency {
@@ -956,7 +955,7 @@ mod tests {
             leaf_hash: entries[5].leaf_hash(),
             root_hash: log.root(),
             proof: log.tree().inclusion_proof(5, 13).unwrap(),
-            entry: Some(entries[5].clone()),
+            entry: Some(Box::new(entries[5].clone())),
         };
         let back = ProofDocument::from_json(&doc.to_json()).unwrap();
         assert_eq!(back, doc);

@@ -27,7 +27,11 @@ fn signer() -> CheckpointSigner {
 fn event(i: u64, pseudonymizer: &Pseudonymizer) -> AuditEvent {
     let mut e = AuditEvent::new(
         Timestamp::from_millis(1_795_448_460_000 + i as i64 * 7),
-        if i % 3 == 0 { "turku" } else { "gateway" },
+        if i.is_multiple_of(3) {
+            "turku"
+        } else {
+            "gateway"
+        },
         [
             "transfer.accepted",
             "transfer.fetched",
@@ -36,7 +40,7 @@ fn event(i: u64, pseudonymizer: &Pseudonymizer) -> AuditEvent {
         "ok",
     );
     e.transfer_id = Some(format!("transfer-{}", i / 3));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let id = StudentId::parse("131052-308T").unwrap();
         e.subject = Some(pseudonymizer.pseudonym(&id));
     }

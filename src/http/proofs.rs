@@ -184,7 +184,8 @@ pub async fn inclusion(
         .audit_range(index, 1)
         .await?
         .into_iter()
-        .find(|e| e.seq == index);
+        .find(|e| e.seq == index)
+        .map(Box::new);
     if entry.as_ref().is_some_and(|e| e.leaf_hash() != leaf_hash) {
         // Served anyway: the proof is of the verified tree, and a client recomputing the leaf
         // from this entry sees that the stored row changed.

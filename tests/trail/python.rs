@@ -70,9 +70,7 @@ async fn every_proof_of_the_running_gateway_checks_in_independent_python() {
         assert!(out.status.success(), "{}: {}", db.backend, show(&out));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
-            text.contains(&format!(
-                "OK checkpoint signature by the served key, tree size "
-            )),
+            text.contains("OK checkpoint signature by the served key, tree size "),
             "{text}"
         );
         assert!(text.contains("OK chain and root recomputed over"), "{text}");
