@@ -63,6 +63,9 @@ const PAGE: u32 = 10_000;
 /// entries are seen this way; this instance's writer wakes it sooner).
 const MAX_TICK: Duration = Duration::from_secs(1);
 const MIN_TICK: Duration = Duration::from_millis(20);
+/// The shortest gap between two passes, however often the writer commits: a pass costs two
+/// small queries, so a busy gateway spends at most ~40 queries a second on its trail.
+const MIN_GAP: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrailError {
@@ -516,6 +519,10 @@ pub async fn run(
                     reported = true;
                 }
             }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(MIN_GAP) => {}
+            () = shutdown.wait() => return,
         }
         tokio::select! {
             changed = commits.changed() => {
