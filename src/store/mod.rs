@@ -22,7 +22,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
@@ -285,8 +285,6 @@ enum Pool {
 pub struct Store {
     pool: Pool,
     writer: mpsc::Sender<Op>,
-    /// Counts the writer's finished batches (see [`Store::commits`]).
-    commits: watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -346,13 +344,8 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let (tx, rx) = mpsc::channel(4096);
-        let (commits_tx, commits) = watch::channel(0);
-        tokio::spawn(writer_loop(pool.clone(), rx, commits_tx));
-        Ok(Store {
-            pool,
-            writer: tx,
-            commits,
-        })
+        tokio::spawn(writer_loop(pool.clone(), rx));
+        Ok(Store { pool, writer: tx })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -618,12 +611,6 @@ impl Store {
         Ok(n.map_or(0, |s| u64::try_from(s).unwrap_or(0) + 1))
     }
 
-    /// Changes after each batch the writer finished (committed or not): a cheap wake-up for
-    /// readers that follow the audit log's tail. Other instances' writes are not seen here.
-    pub fn commits(&self) -> watch::Receiver<u64> {
-        self.commits.clone()
-    }
-
     /// The stored checkpoint with the largest tree size, if any.
     pub async fn latest_checkpoint(&self) -> Result<Option<rows::CheckpointRow>, StoreError> {
         let sql = "SELECT tree_size, root_hash, issued_at, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1";
@@ -656,7 +643,7 @@ fn redact_url(url: &str) -> String {
     url.split(':').next().unwrap_or("").to_owned() + ":..."
 }
 
-async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>, commits: watch::Sender<u64>) {
+async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -671,7 +658,6 @@ async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>, commits: watch::Sen
             Pool::Sqlite(p) => sqlite::run_batch(p, ops).await,
             Pool::Postgres(p) => postgres::run_batch(p, ops).await,
         }
-        commits.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
