@@ -1,0 +1,326 @@
+//! From outside, with no Rust on the client side: the `siirto serve` binary runs on the
+//! testbed's configuration; an authorization signed by Python (`tests/tools/sign_jws.py`, the
+//! `cryptography` package) with the development issuer's key is submitted with
+//! `curl --cert/--key/--cacert`, and curl polls `GET /v1/transfers/{id}` until `delivered`.
+//! Python-made hostile tokens are refused with their codes; curl without a certificate gets no
+//! HTTP answer; SIGTERM stops the gateway cleanly.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use siirto::testbed::{Testbed, TestbedOptions};
+
+use crate::helpers::*;
+
+/// One curl call against the gateway: `(exit success, HTTP status, body)`.
+async fn curl(
+    bed: &Testbed,
+    identity: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (bool, u16, String) {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ])
+    .arg("--cacert")
+    .arg(&bed.pki.ca.cert);
+    if let Some(participant) = identity {
+        let files = &bed
+            .pki
+            .participant(participant)
+            .expect("participant")
+            .client;
+        cmd.arg("--cert")
+            .arg(&files.cert)
+            .arg("--key")
+            .arg(&files.key);
+    }
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    cmd.arg(format!("{}{path}", bed.api_url()));
+    let out = cmd.output().await.expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (text, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let status = code.trim().parse().unwrap_or(0);
+    let text = if out.status.success() {
+        text.to_owned()
+    } else {
+        format!("{text}{}", String::from_utf8_lossy(&out.stderr))
+    };
+    (out.status.success(), status, text)
+}
+
+/// Signs `claims` with Python: `sign_jws.py sign ...`, with the extra `args`.
+async fn python_sign(python: &Path, claims: &Value, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(python)
+        .arg(tools_dir().join("sign_jws.py"))
+        .arg("sign")
+        .arg("--claims")
+        .arg(claims.to_string())
+        .args(args)
+        .output()
+        .await
+        .expect("run sign_jws.py");
+    assert!(
+        out.status.success(),
+        "sign_jws.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
+}
+
+/// Claims without `iat`/`exp`/`jti`: Python sets them (`--lifetime 300 --jti-random`).
+fn claims_for_python(bed: &Testbed, scope: &str) -> Value {
+    json!({
+        "iss": bed.pki.issuer.id,
+        "aud": bed.config.gateway.id,
+        "sub": STUDENT,
+        "src": "turku",
+        "dst": "espoo",
+        "scope": scope,
+        "purpose": "school-change",
+    })
+}
+
+/// Waits until `siirto serve` answers `GET /readyz` on its admin listener.
+async fn wait_until_ready(bed: &Testbed, server: &mut tokio::process::Child, log: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "2",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("{}/readyz", bed.admin_url()))
+            .output()
+            .await
+            .expect("run curl");
+        if out.stdout == b"200" {
+            return;
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!(
+                "siirto serve exited with {status}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "siirto serve did not become ready:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
+    let (Some(_curl), Some(python)) = (
+        tool("curl", &["--version"], "curl"),
+        python_with_cryptography(),
+    ) else {
+        return;
+    };
+    let bed = start_with(TestbedOptions {
+        in_process_gateway: false,
+        ..TestbedOptions::default()
+    })
+    .await;
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+
+    // The gateway as an operator runs it.
+    let log: PathBuf = bed.dir.join("serve.log");
+    let mut server = tokio::process::Command::new(siirto_binary())
+        .arg("serve")
+        .arg("--config")
+        .arg(bed.config_path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start siirto serve");
+    wait_until_ready(&bed, &mut server, &log).await;
+
+    // The e-service signs with Python and submits with curl.
+    let key = bed.pki.issuer.private_key.to_string_lossy().into_owned();
+    let kid = bed.pki.issuer.kid.clone();
+    let scope = "identity enrolment achievements";
+    let token = python_sign(
+        &python,
+        &claims_for_python(&bed, scope),
+        &[
+            &format!("--key={key}"),
+            "--alg=ES256",
+            &format!("--kid={kid}"),
+            "--lifetime=300",
+            "--jti-random",
+        ],
+    )
+    .await;
+    let submission = json!({ "authorization": token }).to_string();
+    let (ok, status, body) = curl(
+        &bed,
+        Some("eservice"),
+        "POST",
+        "/v1/transfers",
+        Some(&submission),
+    )
+    .await;
+    assert!(ok, "curl failed: {body}");
+    assert_eq!(status, 202, "{body}");
+    let accepted: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(accepted["status"], "accepted");
+    let id = accepted["id"].as_str().expect("id").to_owned();
+    assert_eq!(accepted["links"]["self"], format!("/v1/transfers/{id}"));
+
+    // curl polls the transfer until it is delivered.
+    let deadline = tokio::time::Instant::now() + TRANSFER_DEADLINE;
+    let transfer = loop {
+        let (ok, status, body) = curl(
+            &bed,
+            Some("eservice"),
+            "GET",
+            &format!("/v1/transfers/{id}"),
+            None,
+        )
+        .await;
+        assert!(ok && status == 200, "{status}: {body}");
+        let t: Value = serde_json::from_str(&body).expect("JSON");
+        match t["status"].as_str() {
+            Some("delivered") => break t,
+            Some("failed" | "cancelled") => panic!("transfer ended: {t:#}"),
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered in time: {t:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(transfer["receipt"].is_string(), "{transfer:#}");
+
+    // Espoo received it once, and the hash curl was shown is the hash of what arrived.
+    let requests = bed.destinations["espoo"].requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].idempotency_key, id);
+    assert_valid(
+        siirto::formats::Format::SiirtoV1,
+        &requests[0].body,
+        "record delivered via the binary",
+    );
+    assert_eq!(
+        transfer["content_sha256"],
+        siirto::vault::sha256_hex(&requests[0].body)
+    );
+
+    // The same token again: replay.
+    let (_, status, body) = curl(
+        &bed,
+        Some("eservice"),
+        "POST",
+        "/v1/transfers",
+        Some(&submission),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(error_code(&body), "replay");
+
+    // Tokens no honest signer makes, made by Python: unsigned, and HMAC keyed with the public
+    // JWKS.
+    let kid_arg = format!("--kid={kid}");
+    let secret_arg = format!("--secret-file={}", bed.pki.issuer.jwks.display());
+    for args in [
+        vec!["--alg=none", &kid_arg],
+        vec!["--alg=HS256", &secret_arg, &kid_arg],
+    ] {
+        let mut args = args;
+        args.extend(["--lifetime=300", "--jti-random"]);
+        let bad = python_sign(&python, &claims_for_python(&bed, scope), &args).await;
+        let (_, status, body) = curl(
+            &bed,
+            Some("eservice"),
+            "POST",
+            "/v1/transfers",
+            Some(&json!({ "authorization": bad }).to_string()),
+        )
+        .await;
+        assert_eq!(status, 401, "{args:?}: {body}");
+        assert_eq!(error_code(&body), "unsupported_alg", "{args:?}");
+    }
+
+    // The operator reads the transfer's audit trail with curl.
+    let (ok, status, body) = curl(
+        &bed,
+        Some("registry-operator"),
+        "GET",
+        &format!("/v1/audit?transfer={id}"),
+        None,
+    )
+    .await;
+    assert!(ok && status == 200, "{status}: {body}");
+    let page: Value = serde_json::from_str(&body).expect("JSON");
+    let actions: Vec<&str> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions.first(), Some(&"transfer.accepted"), "{actions:?}");
+    assert!(actions.contains(&"transfer.delivered"), "{actions:?}");
+
+    // Without a client certificate curl gets no HTTP answer at all.
+    let (ok, status, body) = curl(&bed, None, "GET", &format!("/v1/transfers/{id}"), None).await;
+    assert!(!ok, "curl without a certificate must fail: {status} {body}");
+    assert_eq!(status, 0, "no HTTP status: {body}");
+
+    // SIGTERM: the gateway stops accepting, finishes, and exits 0.
+    let pid = server.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(killed.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("siirto serve stops after SIGTERM")
+        .expect("wait");
+    assert!(
+        exit.success(),
+        "exit {exit}:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    bed.stop().await;
+}
+
+fn error_code(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("(not an error answer: {body})"))
+}
