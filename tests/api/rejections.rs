@@ -397,3 +397,180 @@ async fn an_unknown_certificate_subject_is_refused_and_audited() {
     assert_eq!(finished(&bed, &id).await["status"], "delivered");
     bed.stop().await;
 }
+
+/// Signs with the development issuer's key under any header (for headers no honest e-service
+/// sends).
+fn sign_with_header(bed: &Testbed, header: &Value, claims: &Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use josekit::jws::JwsSigner as _;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signer = josekit::jws::ES256
+        .signer_from_pem(issuer_key(bed))
+        .expect("signer");
+    let signature = signer.sign(input.as_bytes()).expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The other ways a token is refused, each with its own code and status, each audited, none
+/// moving anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_refusal_has_its_own_code() {
+    let bed = ready().await;
+    let fresh = || claims(&bed, STUDENT, "turku", "espoo", SCOPE);
+    let now = bed.now().secs();
+    let with = |key: &str, value: Value| {
+        let mut c = fresh();
+        c[key] = value;
+        c
+    };
+    let without = |key: &str| {
+        let mut c = fresh();
+        c.as_object_mut().expect("object").remove(key);
+        c
+    };
+    let mut jku = header(&bed, "ES256");
+    jku["jku"] = json!("https://keys.attacker.example/jwks.json");
+    let mut embedded_jwk = header(&bed, "ES256");
+    embedded_jwk["jwk"] = json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"});
+    let mut no_kid = header(&bed, "ES256");
+    no_kid.as_object_mut().expect("object").remove("kid");
+    let tampered = {
+        let good = bed.sign(&fresh()).expect("sign");
+        let parts: Vec<&str> = good.split('.').collect();
+        let forged = raw_jws(&json!({}), &with("scope", json!(SCOPE_ALL)), b"");
+        let forged_claims = forged.split('.').nth(1).expect("claims").to_owned();
+        format!("{}.{forged_claims}.{}", parts[0], parts[2])
+    };
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "a transparency token offered as an authorization",
+            bed.sign_as(&fresh(), eservice::TRANSPARENCY_TYP)
+                .expect("sign"),
+            401,
+            "wrong_typ",
+        ),
+        (
+            "a jku header",
+            sign_with_header(&bed, &jku, &fresh()),
+            401,
+            "forbidden_header",
+        ),
+        (
+            "an embedded jwk header",
+            sign_with_header(&bed, &embedded_jwk, &fresh()),
+            401,
+            "forbidden_header",
+        ),
+        (
+            "no kid",
+            sign_with_header(&bed, &no_kid, &fresh()),
+            401,
+            "missing_kid",
+        ),
+        (
+            "claims changed after signing",
+            tampered,
+            401,
+            "bad_signature",
+        ),
+        (
+            "an hour of validity",
+            bed.sign(&with("exp", json!(now + 3600))).expect("sign"),
+            401,
+            "lifetime_too_long",
+        ),
+        (
+            "nbf ten minutes ahead",
+            bed.sign(&with("nbf", json!(now + 600))).expect("sign"),
+            401,
+            "not_yet_valid",
+        ),
+        (
+            "an issuer the gateway does not know",
+            bed.sign(&with("iss", json!("https://eservice.attacker.example")))
+                .expect("sign"),
+            401,
+            "unknown_issuer",
+        ),
+        (
+            "src that serves no records",
+            bed.sign(&with("src", json!("eservice"))).expect("sign"),
+            422,
+            "invalid_source",
+        ),
+        (
+            "dst nobody knows",
+            bed.sign(&with("dst", json!("tampere"))).expect("sign"),
+            422,
+            "unknown_participant",
+        ),
+        (
+            "no jti",
+            bed.sign(&without("jti")).expect("sign"),
+            422,
+            "missing_claim",
+        ),
+        (
+            "an unknown scope category",
+            bed.sign(&with("scope", json!("identity health")))
+                .expect("sign"),
+            422,
+            "invalid_scope",
+        ),
+        (
+            "not a JWS",
+            "this.is-not-a.jws!".to_owned(),
+            400,
+            "malformed_token",
+        ),
+    ];
+    for (what, token, status, code) in cases {
+        eprintln!("case: {what}");
+        assert_refused(&bed, "eservice", &token, status, code).await;
+    }
+    bed.stop().await;
+}
+
+/// A transfer authorization cannot read a student's history, and a transparency token cannot
+/// move a record; the history does show the transfer made with the authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_and_transparency_tokens_never_cross() {
+    let bed = ready().await;
+    let authorization = token(&bed, STUDENT, "turku", "espoo", SCOPE);
+    let id = submit_accepted(&bed, &authorization).await;
+    assert_eq!(finished(&bed, &id).await["status"], "delivered");
+
+    let eservice = bed.client("eservice").expect("client");
+    let bearer = format!("Bearer {authorization}");
+    let answer = eservice
+        .get("/v1/students/transfers", &[("authorization", &bearer)])
+        .await
+        .expect("answer");
+    assert_eq!(answer.status.as_u16(), 401, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("wrong_typ"));
+    wait_for_audit(&bed, "transparency.rejected/wrong_typ", |e| {
+        e.event.action == "transparency.rejected" && e.event.outcome == "wrong_typ"
+    })
+    .await;
+
+    let transparency = bed.transparency_token(STUDENT).expect("token");
+    let answer = submit(&bed, "eservice", &transparency).await;
+    assert_eq!(answer.status.as_u16(), 401, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("wrong_typ"));
+
+    let bearer = format!("Bearer {transparency}");
+    let answer = eservice
+        .get("/v1/students/transfers", &[("authorization", &bearer)])
+        .await
+        .expect("answer");
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.json());
+    let text = answer.json().to_string();
+    assert!(text.contains(&id), "the history lists the transfer: {text}");
+    assert_eq!(bed.destinations["espoo"].requests().len(), 1);
+    bed.stop().await;
+}
