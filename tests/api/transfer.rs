@@ -259,3 +259,39 @@ async fn the_destination_itself_may_submit() {
     assert_eq!(bed.destinations["espoo"].requests().len(), 1);
     bed.stop().await;
 }
+
+/// The record is found and bound whichever way the student is identified: by learner number
+/// (oppijanumero), or by a henkilötunnus with any century sign — `+` (1800s, which must survive
+/// the source URL), the 2023 additions `Y` and `B`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn students_are_bound_by_learner_number_and_every_century_sign() {
+    let bed = start().await;
+    let learner = "1.2.246.562.24.10000000008";
+    let cases = [
+        (
+            learner,
+            school_record(STUDENT, false).replace(
+                &format!("<henkilotunnus>{STUDENT}</henkilotunnus>"),
+                &format!("<oppijanumero>{learner}</oppijanumero>"),
+            ),
+        ),
+        ("010199+123Y", school_record("010199+123Y", false)),
+        ("050505Y4568", school_record("050505Y4568", false)),
+        ("311212B7897", school_record("311212B7897", false)),
+    ];
+    for (subject, record) in cases {
+        assert_valid(Format::SiirtoV1, record.as_bytes(), subject);
+        bed.sources["turku"].insert(subject, record.into_bytes());
+        let id = submit_accepted(&bed, &token(&bed, subject, "turku", "espoo", SCOPE)).await;
+        let transfer = finished(&bed, &id).await;
+        assert_eq!(transfer["status"], "delivered", "{subject}: {transfer:#}");
+        let body = bed.destinations["espoo"].stored()[&id].clone();
+        assert_eq!(
+            walk::stated_identifiers(Format::SiirtoV1, &body),
+            vec![subject.to_owned()],
+            "{subject}"
+        );
+    }
+    assert_eq!(bed.destinations["espoo"].requests().len(), 4);
+    bed.stop().await;
+}
