@@ -300,8 +300,9 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
 
     // SIGTERM: the gateway stops accepting, finishes, and exits 0.
     let pid = server.id().expect("running").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    // The shell's own `kill`: no procps needed.
+    let killed = tokio::process::Command::new("sh")
+        .args(["-c", "kill -TERM \"$1\"", "sh", &pid])
         .status()
         .await
         .expect("run kill");
