@@ -1,9 +1,10 @@
 //! From outside, with no Rust on the client side: the `siirto serve` binary runs on the
-//! testbed's configuration; an authorization signed by Python (`tests/tools/sign_jws.py`, the
-//! `cryptography` package) with the development issuer's key is submitted with
-//! `curl --cert/--key/--cacert`, and curl polls `GET /v1/transfers/{id}` until `delivered`.
-//! Python-made hostile tokens are refused with their codes; curl without a certificate gets no
-//! HTTP answer; SIGTERM stops the gateway cleanly.
+//! testbed's configuration; `tests/tools/curl_transfer.sh` signs an authorization with Python
+//! (`tests/tools/sign_jws.py`, the `cryptography` package) using the development issuer's key,
+//! submits it with `curl --cert/--key/--cacert`, and polls `GET /v1/transfers/{id}` with curl
+//! until `delivered`. Python-made replays and hostile tokens are refused with their codes; the
+//! operator reads the audit with curl; curl without a certificate gets no HTTP answer; SIGTERM
+//! stops the gateway cleanly.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -89,16 +90,39 @@ async fn python_sign(python: &Path, claims: &Value, args: &[&str]) -> String {
 }
 
 /// Claims without `iat`/`exp`/`jti`: Python sets them (`--lifetime 300 --jti-random`).
-fn claims_for_python(bed: &Testbed, scope: &str) -> Value {
+fn claims_for_python(bed: &Testbed, scope: &str, dst: &str) -> Value {
     json!({
         "iss": bed.pki.issuer.id,
         "aud": bed.config.gateway.id,
         "sub": STUDENT,
         "src": "turku",
-        "dst": "espoo",
+        "dst": dst,
         "scope": scope,
         "purpose": "school-change",
     })
+}
+
+/// Runs `tests/tools/curl_transfer.sh` as the e-service for `subject`, Turku → Espoo.
+async fn curl_transfer(bed: &Testbed, subject: &str, scope: &str) -> std::process::Output {
+    let eservice = &bed.pki.participant("eservice").expect("eservice").client;
+    tokio::process::Command::new("bash")
+        .arg(tools_dir().join("curl_transfer.sh"))
+        .args(["--api", &bed.api_url()])
+        .arg("--cacert")
+        .arg(&bed.pki.ca.cert)
+        .arg("--cert")
+        .arg(&eservice.cert)
+        .arg("--key")
+        .arg(&eservice.key)
+        .arg("--issuer-key")
+        .arg(&bed.pki.issuer.private_key)
+        .args(["--kid", &bed.pki.issuer.kid])
+        .args(["--iss", &bed.pki.issuer.id, "--aud", &bed.config.gateway.id])
+        .args(["--sub", subject, "--src", "turku", "--dst", "espoo"])
+        .args(["--scope", scope, "--timeout", "30"])
+        .output()
+        .await
+        .expect("run curl_transfer.sh")
 }
 
 /// Waits until `siirto serve` answers `GET /readyz` on its admin listener.
@@ -166,62 +190,28 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         .expect("start siirto serve");
     wait_until_ready(&bed, &mut server, &log).await;
 
-    // The e-service signs with Python and submits with curl.
-    let key = bed.pki.issuer.private_key.to_string_lossy().into_owned();
+    // The e-service side, as a shell script: Python signs, curl submits and polls.
+    let issuer_key = bed.pki.issuer.private_key.to_string_lossy().into_owned();
     let kid = bed.pki.issuer.kid.clone();
     let scope = "identity enrolment achievements";
-    let token = python_sign(
-        &python,
-        &claims_for_python(&bed, scope),
-        &[
-            &format!("--key={key}"),
-            "--alg=ES256",
-            &format!("--kid={kid}"),
-            "--lifetime=300",
-            "--jti-random",
-        ],
-    )
-    .await;
-    let submission = json!({ "authorization": token }).to_string();
-    let (ok, status, body) = curl(
-        &bed,
-        Some("eservice"),
-        "POST",
-        "/v1/transfers",
-        Some(&submission),
-    )
-    .await;
-    assert!(ok, "curl failed: {body}");
-    assert_eq!(status, 202, "{body}");
-    let accepted: Value = serde_json::from_str(&body).expect("JSON");
+    let script = curl_transfer(&bed, STUDENT, scope).await;
+    let stdout = String::from_utf8_lossy(&script.stdout);
+    let stderr = String::from_utf8_lossy(&script.stderr);
+    assert!(
+        script.status.success(),
+        "curl_transfer.sh exited {}:\n{stdout}\n{stderr}\n{}",
+        script.status,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let accepted: Value = serde_json::from_str(lines[0]).expect("submission answer");
     assert_eq!(accepted["status"], "accepted");
     let id = accepted["id"].as_str().expect("id").to_owned();
     assert_eq!(accepted["links"]["self"], format!("/v1/transfers/{id}"));
-
-    // curl polls the transfer until it is delivered.
-    let deadline = tokio::time::Instant::now() + TRANSFER_DEADLINE;
-    let transfer = loop {
-        let (ok, status, body) = curl(
-            &bed,
-            Some("eservice"),
-            "GET",
-            &format!("/v1/transfers/{id}"),
-            None,
-        )
-        .await;
-        assert!(ok && status == 200, "{status}: {body}");
-        let t: Value = serde_json::from_str(&body).expect("JSON");
-        match t["status"].as_str() {
-            Some("delivered") => break t,
-            Some("failed" | "cancelled") => panic!("transfer ended: {t:#}"),
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not delivered in time: {t:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let transfer: Value =
+        serde_json::from_str(lines.last().expect("final view")).expect("transfer JSON");
+    assert_eq!(transfer["id"], id.as_str());
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}");
     assert!(transfer["receipt"].is_string(), "{transfer:#}");
 
     // Espoo received it once, and the hash curl was shown is the hash of what arrived.
@@ -238,7 +228,35 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         siirto::vault::sha256_hex(&requests[0].body)
     );
 
-    // The same token again: replay.
+    // The script reports a transfer that fails, and exits 1.
+    let failing = curl_transfer(&bed, OTHER_STUDENT, scope).await;
+    let stderr = String::from_utf8_lossy(&failing.stderr);
+    assert_eq!(failing.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed: source_not_found"), "{stderr}");
+
+    // A Python-signed token used twice: the second submission is a replay.
+    let token = python_sign(
+        &python,
+        &claims_for_python(&bed, scope, "helsinki"),
+        &[
+            &format!("--key={issuer_key}"),
+            "--alg=ES256",
+            &format!("--kid={kid}"),
+            "--lifetime=300",
+            "--jti-random",
+        ],
+    )
+    .await;
+    let submission = json!({ "authorization": token }).to_string();
+    let (_, status, body) = curl(
+        &bed,
+        Some("eservice"),
+        "POST",
+        "/v1/transfers",
+        Some(&submission),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
     let (_, status, body) = curl(
         &bed,
         Some("eservice"),
@@ -260,7 +278,7 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
     ] {
         let mut args = args;
         args.extend(["--lifetime=300", "--jti-random"]);
-        let bad = python_sign(&python, &claims_for_python(&bed, scope), &args).await;
+        let bad = python_sign(&python, &claims_for_python(&bed, scope, "espoo"), &args).await;
         let (_, status, body) = curl(
             &bed,
             Some("eservice"),
