@@ -1,8 +1,9 @@
 //! Connections that present no acceptable client certificate fail in the TLS handshake: the
 //! client sees a TLS alert, no HTTP request reaches the API (the gateway's request counter does
-//! not move), no source is called and nothing is delivered. Handshake refusals are logged, not
-//! written to the audit trail (no participant can be named); a later valid request shows the
-//! gateway is still serving and that the counter does count.
+//! not move), no source is called and nothing is delivered. Each refusal is audited as
+//! `tls.handshake_refused` with the reason as outcome — rate-limited per address and reason, so
+//! the second refusal below is counted into a later summary rather than written at once; a later
+//! valid request shows the gateway is still serving and that the counter does count.
 
 use siirto::pki::CertFiles;
 use siirto::testbed::Testbed;
@@ -43,7 +44,12 @@ async fn refusal_seen_by_client(bed: &Testbed, identity: Option<&CertFiles>) -> 
 
 /// Presents `identity` (or no certificate) and requires the handshake to be refused with the TLS
 /// alert `alert`; an HTTP client with a perfectly good authorization gets no answer either.
-async fn assert_handshake_refused(bed: &Testbed, identity: Option<&CertFiles>, alert: &str) {
+async fn assert_handshake_refused(
+    bed: &Testbed,
+    identity: Option<&CertFiles>,
+    alert: &str,
+    code: &str,
+) {
     bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
     let token = token(bed, STUDENT, "turku", "espoo", "identity achievements");
     let answered_before = api_requests_answered(bed);
@@ -74,11 +80,21 @@ async fn assert_handshake_refused(bed: &Testbed, identity: Option<&CertFiles>, a
     assert_eq!(control.status.as_u16(), 404);
     // ... and that request, only that one, reached the API.
     assert_eq!(api_requests_answered(bed), answered_before + 1);
+    let refused = wait_for_audit(bed, &format!("tls.handshake_refused/{code}"), |e| {
+        e.event.action == "tls.handshake_refused" && e.event.outcome == code
+    })
+    .await;
+    assert_eq!(refused.event.actor, "unknown");
+    assert_eq!(
+        refused.event.detail.get("remote").map(String::as_str),
+        Some("127.0.0.1")
+    );
+    assert!(refused.event.transfer_id.is_none() && refused.event.subject.is_none());
     let entries = audit(bed).await;
     assert_eq!(
         entries.len(),
-        audit_before,
-        "nothing about a refused handshake is in the audit trail:\n{}",
+        audit_before + 1,
+        "one entry for the refusals (the repeat is counted, not written):\n{}",
         describe(&entries)
     );
     assert_no_source_called(bed);
@@ -88,7 +104,7 @@ async fn assert_handshake_refused(bed: &Testbed, identity: Option<&CertFiles>, a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_client_certificate_fails_the_handshake() {
     let bed = start().await;
-    assert_handshake_refused(&bed, None, "CertificateRequired").await;
+    assert_handshake_refused(&bed, None, "CertificateRequired", "no_client_certificate").await;
     bed.stop().await;
 }
 
@@ -96,7 +112,7 @@ async fn no_client_certificate_fails_the_handshake() {
 async fn a_certificate_from_another_ca_fails_the_handshake() {
     let bed = start().await;
     let other = bed.pki.other_ca_client.clone();
-    assert_handshake_refused(&bed, Some(&other), "UnknownCA").await;
+    assert_handshake_refused(&bed, Some(&other), "UnknownCA", "unknown_ca").await;
     bed.stop().await;
 }
 
@@ -104,7 +120,13 @@ async fn a_certificate_from_another_ca_fails_the_handshake() {
 async fn an_expired_certificate_fails_the_handshake() {
     let bed = start().await;
     let expired = bed.pki.expired_client.clone();
-    assert_handshake_refused(&bed, Some(&expired), "CertificateExpired").await;
+    assert_handshake_refused(
+        &bed,
+        Some(&expired),
+        "CertificateExpired",
+        "certificate_expired",
+    )
+    .await;
     bed.stop().await;
 }
 
@@ -112,6 +134,12 @@ async fn an_expired_certificate_fails_the_handshake() {
 async fn a_revoked_certificate_fails_the_handshake() {
     let bed = start().await;
     let revoked = bed.pki.revoked_client.clone();
-    assert_handshake_refused(&bed, Some(&revoked), "CertificateRevoked").await;
+    assert_handshake_refused(
+        &bed,
+        Some(&revoked),
+        "CertificateRevoked",
+        "certificate_revoked",
+    )
+    .await;
     bed.stop().await;
 }
