@@ -311,70 +311,7 @@ pub fn assert_valid(format: Format, document: &[u8], label: &str) {
     }
 }
 
-/// A municipal school record (siirto-v1) for `subject` with every category: identity with home
-/// municipality, address and contact; a study right; three achievements; a special-support
-/// decision.
-pub fn school_record(subject: &str, turvakielto: bool) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-05-01T10:00:00Z">
-  <student turvakielto="{turvakielto}">
-    <henkilotunnus>{subject}</henkilotunnus>
-    <familyName>Meikäläinen</familyName>
-    <givenNames>Maija Liisa</givenNames>
-    <birthDate>2010-10-13</birthDate>
-    <motherTongue>fi</motherTongue>
-    <homeMunicipality>853</homeMunicipality>
-    <address><line>Kotikatu 1 B 7</line><postalCode>20100</postalCode><locality>Turku</locality><country>FI</country></address>
-    <contact type="phone">+358 40 123 4567</contact>
-    <contact type="email">maija.huoltaja@example.fi</contact>
-  </student>
-  <providers>
-    <provider key="1.2.246.562.10.10000000001">
-      <identifier type="organisaatio-oid">1.2.246.562.10.10000000001</identifier>
-      <name lang="fi">Puolalanmäen koulu</name>
-      <country>FI</country>
-    </provider>
-  </providers>
-  <studyRights>
-    <studyRight key="perusopetus-1" provider="1.2.246.562.10.10000000001" kind="basic">
-      <start>2017-08-01</start>
-      <state start="2017-08-01" value="active"/>
-    </studyRight>
-  </studyRights>
-  <achievements>
-    <achievement key="ma-8" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
-      <code>MA</code>
-      <name lang="fi">Matematiikka</name>
-      <date>2025-05-30</date>
-      <grade><asteikko-4-10>9</asteikko-4-10></grade>
-      <credits unit="vvt">3</credits>
-    </achievement>
-    <achievement key="ai-8" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
-      <code>AI</code>
-      <name lang="fi">Äidinkieli ja kirjallisuus</name>
-      <date>2025-05-30</date>
-      <grade><asteikko-4-10>7</asteikko-4-10></grade>
-      <credits unit="vvt">3</credits>
-    </achievement>
-    <achievement key="ku-8" kind="course" provider="1.2.246.562.10.10000000001">
-      <code>KU</code>
-      <name lang="fi">Kuvataide</name>
-      <date>2025-05-30</date>
-      <grade><hyvaksytty-hylatty>S</hyvaksytty-hylatty></grade>
-    </achievement>
-  </achievements>
-  <supportDecisions>
-    <supportDecision kind="erityinen" provider="1.2.246.562.10.10000000001">
-      <decidedOn>2021-01-11</decidedOn>
-      <start>2021-01-18</start>
-      <individualisedSubject>MA</individualisedSubject>
-    </supportDecision>
-  </supportDecisions>
-</studentRecord>
-"#
-    )
-}
+pub use siirto::demo::school_record;
 
 /// `(code, scale=grade)` of every achievement of a siirto-v1 document, sorted.
 pub fn siirto_achievements(root: &dom::Element) -> Vec<(String, String)> {
