@@ -17,59 +17,64 @@ use crate::testbed::{Testbed, TestbedError, TestbedOptions};
 /// but belongs to no one.
 pub const DEMO_STUDENT: &str = "150608A123J";
 
-/// The pupil's record as Turku's school system serves it (siirto-v1).
-pub fn demo_record() -> String {
+/// A municipal school record (siirto-v1) for `subject` with every category: identity with home
+/// municipality, address and contact; a study right; three achievements; a special-support
+/// decision.
+pub fn school_record(subject: &str, turvakielto: bool) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-11-20T08:00:00Z">
-  <student turvakielto="false">
-    <henkilotunnus>{DEMO_STUDENT}</henkilotunnus>
-    <familyName>Virtanen</familyName>
-    <givenNames>Aino Maria</givenNames>
-    <birthDate>2008-06-15</birthDate>
+<studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-05-01T10:00:00Z">
+  <student turvakielto="{turvakielto}">
+    <henkilotunnus>{subject}</henkilotunnus>
+    <familyName>Meikäläinen</familyName>
+    <givenNames>Maija Liisa</givenNames>
+    <birthDate>2010-10-13</birthDate>
     <motherTongue>fi</motherTongue>
     <homeMunicipality>853</homeMunicipality>
-    <address><line>Esimerkkikatu 1</line><postalCode>20100</postalCode><locality>Turku</locality><country>FI</country></address>
+    <address><line>Kotikatu 1 B 7</line><postalCode>20100</postalCode><locality>Turku</locality><country>FI</country></address>
+    <contact type="phone">+358 40 123 4567</contact>
+    <contact type="email">maija.huoltaja@example.fi</contact>
   </student>
   <providers>
     <provider key="1.2.246.562.10.10000000001">
       <identifier type="organisaatio-oid">1.2.246.562.10.10000000001</identifier>
-      <name lang="fi">Turun normaalikoulu</name>
+      <name lang="fi">Puolalanmäen koulu</name>
       <country>FI</country>
     </provider>
   </providers>
   <studyRights>
     <studyRight key="perusopetus-1" provider="1.2.246.562.10.10000000001" kind="basic">
-      <start>2015-08-01</start>
-      <state start="2015-08-01" value="active"/>
+      <start>2017-08-01</start>
+      <state start="2017-08-01" value="active"/>
     </studyRight>
   </studyRights>
   <achievements>
-    <achievement key="ma-9" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
+    <achievement key="ma-8" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
       <code>MA</code>
       <name lang="fi">Matematiikka</name>
-      <date>2024-05-31</date>
+      <date>2025-05-30</date>
       <grade><asteikko-4-10>9</asteikko-4-10></grade>
       <credits unit="vvt">3</credits>
     </achievement>
-    <achievement key="ai-9" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
+    <achievement key="ai-8" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
       <code>AI</code>
       <name lang="fi">Äidinkieli ja kirjallisuus</name>
-      <date>2024-05-31</date>
-      <grade><asteikko-4-10>8</asteikko-4-10></grade>
+      <date>2025-05-30</date>
+      <grade><asteikko-4-10>7</asteikko-4-10></grade>
       <credits unit="vvt">3</credits>
     </achievement>
-    <achievement key="ku-9" kind="course" provider="1.2.246.562.10.10000000001">
+    <achievement key="ku-8" kind="course" provider="1.2.246.562.10.10000000001">
       <code>KU</code>
       <name lang="fi">Kuvataide</name>
-      <date>2024-05-31</date>
+      <date>2025-05-30</date>
       <grade><hyvaksytty-hylatty>S</hyvaksytty-hylatty></grade>
     </achievement>
   </achievements>
   <supportDecisions>
-    <supportDecision kind="tehostettu" provider="1.2.246.562.10.10000000001">
-      <decidedOn>2022-01-10</decidedOn>
-      <start>2022-01-15</start>
+    <supportDecision kind="erityinen" provider="1.2.246.562.10.10000000001">
+      <decidedOn>2021-01-11</decidedOn>
+      <start>2021-01-18</start>
+      <individualisedSubject>MA</individualisedSubject>
     </supportDecision>
   </supportDecisions>
 </studentRecord>
@@ -121,7 +126,10 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         .destinations
         .get("espoo")
         .ok_or_else(|| DemoError::Step("no espoo destination".into()))?;
-    source.insert(DEMO_STUDENT, demo_record().into_bytes());
+    source.insert(
+        DEMO_STUDENT,
+        school_record(DEMO_STUDENT, false).into_bytes(),
+    );
     println!("   source       turku  (siirto-v1)  {}", source.base_url());
     println!(
         "   destination  espoo  (siirto-v1)  {}",

@@ -76,6 +76,8 @@ pub struct Gateway {
     pub destination_slots: HashMap<String, Arc<Semaphore>>,
     /// Unfinished transfers, as last counted (refreshed every second, bumped on accept).
     pending: AtomicU64,
+    /// Refused TLS handshakes waiting to be summarised in the audit.
+    pub refusals: crate::refusals::RefusalLog,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -170,6 +172,7 @@ impl Gateway {
             instance,
             destination_slots,
             pending: AtomicU64::new(0),
+            refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
         }))
     }
 
@@ -341,6 +344,7 @@ pub async fn run(
             tls,
             limits,
             move |conn| crate::http::api_connection(gw.clone(), conn),
+            Some(refusal_hook(gateway.clone())),
             shutdown.clone(),
         ))
     };
@@ -372,11 +376,36 @@ pub async fn run(
     Ok(())
 }
 
-/// Periodic chores: recount unfinished transfers (every second), forget expired replay ids
-/// (every minute).
+/// Audits refused handshakes, rate-limited by [`RefusalLog`].
+fn refusal_hook(gateway: Arc<Gateway>) -> crate::server::RefusalHook {
+    Arc::new(move |remote, refusal| {
+        gateway.metrics.inc(
+            "siirto_tls_refused_total",
+            "Refused TLS handshakes by reason.",
+            &[("reason", refusal.code)],
+        );
+        if let Some(event) = gateway.refusals.note(remote.ip(), &refusal, gateway.now()) {
+            let gw = gateway.clone();
+            tokio::spawn(async move {
+                if let Err(e) = gw.store.append_audit(vec![event]).await {
+                    tracing::warn!(error = %e, "could not audit a refused handshake");
+                }
+            });
+        }
+    })
+}
+
+/// Periodic chores: recount unfinished transfers and write refused-handshake summaries (every
+/// second), forget expired replay ids (every minute).
 async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
     let mut tick = 0u64;
     loop {
+        let summaries = gateway.refusals.flush(gateway.now());
+        if !summaries.is_empty() {
+            if let Err(e) = gateway.store.append_audit(summaries).await {
+                tracing::warn!(error = %e, "could not audit refused-handshake counts");
+            }
+        }
         if let Err(e) = gateway.refresh_pending().await {
             tracing::warn!(error = %e, "counting unfinished transfers failed");
         }

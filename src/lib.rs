@@ -38,6 +38,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod receipt;
 pub mod record;
+pub mod refusals;
 pub mod scope;
 pub mod server;
 pub mod store;

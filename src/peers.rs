@@ -195,6 +195,7 @@ pub fn spawn_endpoint(
                 })
             }
         },
+        None,
         shutdown,
     ));
     Ok((

@@ -21,9 +21,6 @@ use crate::xml::schema::{Schema, SchemaError, ValidationFailure};
 
 use crate::xml::{Limits, dom};
 
-/// The gateway's own record schema, built into the binary (`xsd/siirto-record-v1.xsd`).
-pub const SIIRTO_V1_XSD: &str = include_str!("../xsd/siirto-record-v1.xsd");
-
 /// Compiled schemas by format.
 #[derive(Clone, Default)]
 pub struct Schemas {
@@ -68,15 +65,12 @@ impl Schemas {
                     path: path.display().to_string(),
                     source,
                 })?,
-                (Format::SiirtoV1, None) => {
-                    Schema::from_str(SIIRTO_V1_XSD, None).map_err(|source| {
-                        SchemaLoadError::Load {
-                            format,
-                            path: "(built in)".into(),
-                            source,
-                        }
-                    })?
-                }
+                (Format::SiirtoV1, None) => Schema::from_str(formats::siirto_v1::SCHEMA, None)
+                    .map_err(|source| SchemaLoadError::Load {
+                        format,
+                        path: "(built in)".into(),
+                        source,
+                    })?,
                 (_, None) => return Err(SchemaLoadError::NotConfigured(format)),
             };
             by_format.insert(format, schema);

@@ -98,13 +98,17 @@ impl ShutdownTrigger {
     }
 }
 
+/// Told of every refused TLS handshake (for auditing).
+pub type RefusalHook = Arc<dyn Fn(SocketAddr, crate::refusals::Refusal) + Send + Sync>;
+
 /// Serves TLS connections until shutdown. `on_connection` turns a connection's info into its
-/// request handler.
+/// request handler; `on_refused` hears of handshakes that failed.
 pub async fn serve_tls<C, H>(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     limits: ServerLimits,
     on_connection: C,
+    on_refused: Option<RefusalHook>,
     shutdown: Shutdown,
 ) where
     C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
@@ -116,6 +120,7 @@ pub async fn serve_tls<C, H>(
         limits,
         shutdown,
         Arc::new(on_connection),
+        on_refused,
         move |tcp| {
             let acceptor = acceptor.clone();
             async move {
@@ -148,6 +153,7 @@ pub async fn serve_plain<C, H>(
         limits,
         shutdown,
         Arc::new(on_connection),
+        None,
         |tcp| async move { Ok::<_, std::io::Error>((tcp, Vec::new())) },
     )
     .await;
@@ -158,6 +164,7 @@ async fn serve<C, H, U, UF, S>(
     limits: ServerLimits,
     mut shutdown: Shutdown,
     on_connection: Arc<C>,
+    on_refused: Option<RefusalHook>,
     upgrade: U,
 ) where
     C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
@@ -192,6 +199,7 @@ async fn serve<C, H, U, UF, S>(
         let upgrade = upgrade.clone();
         let on_connection = on_connection.clone();
         let watcher = graceful.watcher();
+        let on_refused = on_refused.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let upgraded = tokio::time::timeout(limits.handshake_timeout, upgrade(tcp)).await;
@@ -199,10 +207,16 @@ async fn serve<C, H, U, UF, S>(
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
                     tracing::info!(%remote, error = %e, "handshake failed");
+                    if let Some(hook) = &on_refused {
+                        hook(remote, crate::refusals::Refusal::of_tls_error(&e));
+                    }
                     return;
                 }
                 Err(_) => {
                     tracing::info!(%remote, "handshake timed out");
+                    if let Some(hook) = &on_refused {
+                        hook(remote, crate::refusals::Refusal::timeout());
+                    }
                     return;
                 }
             };

@@ -71,13 +71,6 @@ pub fn convert(
         Some(s) => Scope::parse(s).map_err(|e| ToolError::Usage(format!("--scope: {e}")))?,
         None => Scope::all(),
     };
-    let subject = subject
-        .ok_or_else(|| {
-            ToolError::Usage("--subject ID is required: the record of which student?".into())
-        })
-        .and_then(|s| {
-            StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}")))
-        })?;
     let limits = config.limits.xml;
     let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to])
         .map_err(|e| ToolError::Other(e.to_string()))?;
@@ -91,6 +84,11 @@ pub fn convert(
         path: file.display().to_string(),
         message: e.to_string(),
     })?;
+    let subject = match subject {
+        Some(s) => StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}")))?,
+        None => formats::document_subject(from, &root)
+            .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
+    };
     let context = formats::WriteContext::new(crate::clock::Clock::now(&crate::clock::SystemClock));
     let conversion = match formats::convert(from, to, &root, &subject, scope, &context) {
         Ok(c) => c,

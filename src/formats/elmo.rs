@@ -11,6 +11,8 @@
 //! `nationalIdentifier` (ELMO's "primary national identifier"), the oppijanumero as type
 //! `oppijanumero`. Subject binding compares these with the authorization's `sub`.
 
+use std::collections::{HashMap, HashSet, VecDeque};
+
 use crate::record::{
     Achievement, AchievementStatus, Address, CreditUnit, Credits, Grade, GradeScale, LocalizedText,
     PartRef, Provider, Student, StudentRecord, TypedId,
@@ -727,9 +729,21 @@ struct Placement {
     children: Vec<Vec<usize>>,
 }
 
+/// How deep achievements are nested in the ELMO trees the gateway writes.
+const MAX_NESTING: usize = 16;
+
 fn place_parts(record: &StudentRecord, report: &mut WriteReport) -> Placement {
     let n = record.achievements.len();
+    // The first achievement with each key.
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in record.achievements.iter().enumerate() {
+        if let Some(k) = a.key.as_deref() {
+            by_key.entry(k).or_insert(i);
+        }
+    }
+    // Candidate links: each part gets the first parent that names it.
     let mut parent: Vec<Option<usize>> = vec![None; n];
+    let mut link: Vec<usize> = vec![0; n];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     for (i, a) in record.achievements.iter().enumerate() {
         for (j, part) in a.parts.iter().enumerate() {
@@ -740,14 +754,14 @@ fn place_parts(record: &StudentRecord, report: &mut WriteReport) -> Placement {
                     "ELMO has no credits for a part's share",
                 );
             }
-            let target = record
-                .achievements
-                .iter()
-                .position(|c| c.key.as_deref() == Some(part.key.as_str()));
-            let Some(c) = target else {
+            let Some(c) = by_key.get(part.key.as_str()).copied() else {
                 report.dropped(path, "the part is not in the record");
                 continue;
             };
+            if c == i {
+                report.dropped(path, "an achievement cannot be its own part");
+                continue;
+            }
             if record.achievements[c].provider != a.provider {
                 report.dropped(path, "the part was issued by another institution");
                 continue;
@@ -756,23 +770,71 @@ fn place_parts(record: &StudentRecord, report: &mut WriteReport) -> Placement {
                 report.dropped(path, "the part is already nested under another achievement");
                 continue;
             }
-            // Walking up from `i` must not reach `c` (that would be a cycle).
-            let mut up = Some(i);
-            let mut cycle = false;
-            while let Some(u) = up {
-                if u == c {
-                    cycle = true;
-                    break;
-                }
-                up = parent[u];
-            }
-            if cycle {
-                report.dropped(path, "the part links form a cycle");
-                continue;
-            }
             parent[c] = Some(i);
+            link[c] = j;
             children[i].push(c);
         }
+    }
+    // Depths from the roots, breadth first. A link that would nest deeper than the limit, or
+    // that closes a cycle (its part is never reached from a root), is cut and reported; the
+    // part then starts a tree of its own. Linear in the number of achievements.
+    let mut depth: Vec<Option<usize>> = vec![None; n];
+    let mut queue: VecDeque<usize> = VecDeque::new();
+    for i in 0..n {
+        if parent[i].is_none() {
+            depth[i] = Some(0);
+            queue.push_back(i);
+        }
+    }
+    let mut next = 0;
+    loop {
+        while let Some(u) = queue.pop_front() {
+            let d = depth[u].unwrap_or(0);
+            for &c in &children[u] {
+                if parent[c] != Some(u) {
+                    continue; // a link already cut
+                }
+                if d + 1 >= MAX_NESTING {
+                    report.dropped(
+                        format!("achievements[{u}].parts[{}]", link[c]),
+                        "parts nest deeper than the gateway writes (16 levels)",
+                    );
+                    parent[c] = None;
+                    depth[c] = Some(0);
+                } else {
+                    depth[c] = Some(d + 1);
+                }
+                queue.push_back(c);
+            }
+        }
+        while next < n && depth[next].is_some() {
+            next += 1;
+        }
+        if next >= n {
+            break;
+        }
+        // Unreached: the achievement hangs off a cycle. Walk up to a member of the cycle and
+        // cut the link into it.
+        let mut on_cycle = next;
+        let mut seen: HashSet<usize> = HashSet::new();
+        while seen.insert(on_cycle) {
+            match parent[on_cycle] {
+                Some(p) => on_cycle = p,
+                None => break,
+            }
+        }
+        if let Some(p) = parent[on_cycle] {
+            report.dropped(
+                format!("achievements[{p}].parts[{}]", link[on_cycle]),
+                "the part links form a cycle",
+            );
+        }
+        parent[on_cycle] = None;
+        depth[on_cycle] = Some(0);
+        queue.push_back(on_cycle);
+    }
+    for (i, kids) in children.iter_mut().enumerate() {
+        kids.retain(|c| parent[*c] == Some(i));
     }
     Placement { parent, children }
 }
@@ -1167,6 +1229,92 @@ mod tests {
             a.status.get_or_insert(AchievementStatus::Passed);
         }
         assert_eq!(back, expected);
+    }
+
+    #[test]
+    fn part_links_that_cannot_nest_are_cut_and_reported() {
+        use crate::record::{AchievementKind, PartRef};
+        let achievement = |key: &str, parts: &[&str], provider: &str| Achievement {
+            key: Some(key.to_owned()),
+            kind: AchievementKind::Module,
+            code: None,
+            names: Vec::new(),
+            date: None,
+            status: Some(AchievementStatus::Passed),
+            grade: None,
+            credits: Vec::new(),
+            provider: provider.to_owned(),
+            language: None,
+            recognized_on: None,
+            parts: parts
+                .iter()
+                .map(|k| PartRef {
+                    key: (*k).to_owned(),
+                    credits: None,
+                })
+                .collect(),
+            study_right: None,
+        };
+        // a ⇄ b is a cycle with c hanging off b; d names a part elsewhere; e is deep.
+        let mut achievements = vec![
+            achievement("c", &[], "P"),
+            achievement("a", &["b"], "P"),
+            achievement("b", &["a", "c"], "P"),
+            achievement("d", &["x", "f"], "P"),
+            achievement("f", &[], "Q"),
+        ];
+        let chain = 20;
+        for i in 0..chain {
+            let next = format!("e{}", i + 1);
+            let parts: Vec<&str> = if i + 1 < chain {
+                vec![next.as_str()]
+            } else {
+                vec![]
+            };
+            achievements.push(achievement(&format!("e{i}"), &parts, "P"));
+        }
+        let record = StudentRecord {
+            student: Student {
+                henkilotunnus: Some("131052-308T".into()),
+                ..Student::default()
+            },
+            achievements,
+            ..StudentRecord::default()
+        };
+        let mut report = WriteReport::default();
+        let placement = place_parts(&record, &mut report);
+        let reasons: Vec<(&str, &str)> = report
+            .dropped
+            .iter()
+            .map(|d| (d.path.as_str(), d.reason.as_str()))
+            .collect();
+        assert!(reasons.contains(&("achievements[3].parts[0]", "the part is not in the record")));
+        assert!(reasons.contains(&(
+            "achievements[3].parts[1]",
+            "the part was issued by another institution"
+        )));
+        assert_eq!(
+            reasons.iter().filter(|(_, r)| r.contains("cycle")).count(),
+            1,
+            "{reasons:?}"
+        );
+        assert_eq!(
+            reasons.iter().filter(|(_, r)| r.contains("deeper")).count(),
+            1,
+            "{reasons:?}"
+        );
+        // c stays under b: its own link was not part of the cycle.
+        assert_eq!(placement.parent[0], Some(2));
+        // Everything is written exactly once, and the output is a valid tree.
+        let context = WriteContext::new(Timestamp::from_secs(0));
+        let bytes = write(&record, &context, &mut WriteReport::default()).unwrap();
+        let back = read(
+            &dom::parse(&bytes, &Limits::default()).unwrap(),
+            &subject(),
+            &mut ReadReport::default(),
+        )
+        .unwrap();
+        assert_eq!(back.achievements.len(), record.achievements.len());
     }
 
     #[test]

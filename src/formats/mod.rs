@@ -201,6 +201,69 @@ pub fn convert(
     Ok(Conversion { document, report })
 }
 
+/// The student a document is about, for `siirto convert` without `--subject`: the document
+/// must name exactly one student, with a valid henkilötunnus (preferred) or learner number.
+/// The identifier is personal data: do not log it.
+pub fn document_subject(format: Format, root: &Element) -> Result<StudentId, FormatError> {
+    if root.namespace.as_deref() != Some(format.namespace()) {
+        return Err(FormatError::WrongDocument {
+            format,
+            found: root_name(root),
+        });
+    }
+    // (henkilötunnus, learner number) of every student the document names.
+    let students: Vec<(Option<String>, Option<String>)> = match format {
+        Format::SiirtoV1 => root
+            .child("student")
+            .map(|s| (s.child_text("henkilotunnus"), s.child_text("oppijanumero")))
+            .into_iter()
+            .collect(),
+        Format::Virta => root
+            .children_named("Opiskelija")
+            .map(|s| {
+                (
+                    s.child_text("Henkilotunnus"),
+                    s.child_text("KansallinenOppijanumero"),
+                )
+            })
+            .collect(),
+        Format::Elmo => root
+            .child("learner")
+            .map(|l| {
+                let of_type = |t: &str| {
+                    l.children_named("identifier")
+                        .find(|i| i.attribute("type") == Some(t))
+                        .map(|i| i.text().trim().to_owned())
+                };
+                (
+                    of_type(elmo::NATIONAL_ID_TYPE),
+                    of_type(elmo::LEARNER_ID_TYPE),
+                )
+            })
+            .into_iter()
+            .collect(),
+    };
+    let [(henkilotunnus, learner_id)] = students.as_slice() else {
+        return Err(FormatError::SubjectMismatch {
+            reason: format!(
+                "the document names {} students; say which one is meant",
+                students.len()
+            ),
+        });
+    };
+    henkilotunnus
+        .as_deref()
+        .and_then(|h| StudentId::parse(&normalize_henkilotunnus(h)).ok())
+        .or_else(|| {
+            learner_id
+                .as_deref()
+                .and_then(|l| StudentId::parse(&normalize_learner_id(l)).ok())
+        })
+        .ok_or_else(|| FormatError::SubjectMismatch {
+            reason: "the document names no valid henkilötunnus or learner number".to_owned(),
+        })
+}
+
 /// A henkilötunnus as compared: trimmed, upper case (century signs are kept as they are: since
 /// 2023 `-` and `Y` mark different people).
 pub(crate) fn normalize_henkilotunnus(s: &str) -> String {
@@ -305,6 +368,35 @@ mod tests {
         assert!(!is_subject(&oid, Some("131052-308T"), None));
         let err = mismatch(&hetu, 2).to_string();
         assert!(!err.contains("131052"));
+    }
+
+    #[test]
+    fn the_subject_of_a_single_student_document() {
+        use crate::xml::{Limits, dom};
+        let parse = |s: &str| dom::parse(s.as_bytes(), &Limits::default()).unwrap();
+        let virta = parse(
+            r#"<Virta xmlns="urn:mace:funet.fi:virta/2015/09/01"><Opiskelija avain="1"><Henkilotunnus>131052-308t</Henkilotunnus></Opiskelija></Virta>"#,
+        );
+        let id = document_subject(Format::Virta, &virta).unwrap();
+        assert_eq!(id.as_str(), "131052-308T");
+        let two = parse(
+            r#"<Virta xmlns="urn:mace:funet.fi:virta/2015/09/01"><Opiskelija avain="1"/><Opiskelija avain="2"/></Virta>"#,
+        );
+        assert_eq!(
+            document_subject(Format::Virta, &two).unwrap_err().code(),
+            "subject_mismatch"
+        );
+        let elmo = parse(
+            r#"<elmo xmlns="https://github.com/emrex-eu/elmo-schemas/tree/v1"><learner><identifier type="nationalIdentifier">83041200000</identifier><identifier type="oppijanumero">1.2.246.562.24.10000000008</identifier></learner></elmo>"#,
+        );
+        let id = document_subject(Format::Elmo, &elmo).unwrap();
+        assert_eq!(id.kind(), StudentIdKind::LearnerOid);
+        assert_eq!(
+            document_subject(Format::SiirtoV1, &elmo)
+                .unwrap_err()
+                .code(),
+            "unreadable_source"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! Reports never hold identifiers, names, dates or free text: paths are element or field
 //! names with indices, and translations name code-table spellings only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -104,6 +104,22 @@ impl WriteReport {
     pub fn is_dropped(&self, path: &str) -> bool {
         self.dropped.iter().any(|d| path_within(path, &d.path))
     }
+
+    /// The dropped paths as a set, for checking many fields.
+    fn dropped_set(&self) -> HashSet<&str> {
+        self.dropped.iter().map(|d| d.path.as_str()).collect()
+    }
+}
+
+/// Whether `path` or one of its enclosing paths (`a[1].b` → `a[1]` → `a`) is in `set`.
+/// Linear in the length of the path.
+fn within_any(path: &str, set: &HashSet<&str>) -> bool {
+    if set.contains(path) {
+        return true;
+    }
+    path.char_indices()
+        .filter(|(_, c)| *c == '.' || *c == '[')
+        .any(|(i, _)| set.contains(&path[..i]))
 }
 
 /// Everything a conversion did to the record, field by field.
@@ -143,9 +159,10 @@ impl ConversionReport {
         read: ReadReport,
         write: WriteReport,
     ) -> ConversionReport {
+        let dropped = write.dropped_set();
         let carried: Vec<&Field> = pruned_fields
             .iter()
-            .filter(|f| !write.is_dropped(&f.path))
+            .filter(|f| !within_any(&f.path, &dropped))
             .collect();
         let categories = Category::ALL
             .into_iter()
@@ -282,6 +299,18 @@ pub fn generic_path(path: &str) -> String {
 #[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
+
+    #[test]
+    fn enclosing_paths_are_found() {
+        let set: HashSet<&str> = ["achievements[1]", "student.addresses"]
+            .into_iter()
+            .collect();
+        assert!(within_any("achievements[1].grade", &set));
+        assert!(within_any("achievements[1]", &set));
+        assert!(!within_any("achievements[10].grade", &set));
+        assert!(within_any("student.addresses[0]", &set));
+        assert!(!within_any("student.address", &set));
+    }
 
     #[test]
     fn generic_paths_drop_indices() {

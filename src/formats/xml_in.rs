@@ -6,6 +6,8 @@
 //! not carry. Error messages name paths and what is wrong, never values (they may be personal
 //! data).
 
+use std::collections::HashMap;
+
 use crate::record::{Date, Decimal};
 use crate::xml::dom::Element;
 
@@ -68,19 +70,20 @@ impl<'a> Node<'a> {
             .elements()
             .filter(|e| e.namespace.as_deref() == Some(self.ns))
             .collect();
-        let mut seen: Vec<(&str, usize)> = Vec::new();
+        // How many siblings share each name, then a running index per name: linear in the
+        // number of children (lists of items can be long).
+        let mut totals: HashMap<&str, usize> = HashMap::new();
+        for e in &mine {
+            *totals.entry(e.local.as_str()).or_insert(0) += 1;
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut out = Vec::with_capacity(mine.len());
         for e in &mine {
-            let total = mine.iter().filter(|o| o.local == e.local).count();
-            let index = match seen.iter_mut().find(|(n, _)| *n == e.local) {
-                Some((_, i)) => {
-                    *i += 1;
-                    *i
-                }
-                None => {
-                    seen.push((&e.local, 1));
-                    1
-                }
+            let total = totals.get(e.local.as_str()).copied().unwrap_or(1);
+            let index = {
+                let i = seen.entry(e.local.as_str()).or_insert(0);
+                *i += 1;
+                *i
             };
             let step = if total > 1 {
                 format!("{}[{index}]", e.local)
@@ -98,17 +101,43 @@ impl<'a> Node<'a> {
         out
     }
 
+    fn named<'s>(&'s self, local: &'s str) -> impl Iterator<Item = &'a Element> + 's {
+        let ns = self.ns;
+        let element: &'a Element = self.element;
+        element
+            .elements()
+            .filter(move |e| e.local == local && e.namespace.as_deref() == Some(ns))
+    }
+
+    fn child_node(&self, e: &'a Element, index: usize, total: usize) -> Node<'a> {
+        let step = if total > 1 {
+            format!("{}[{index}]", e.local)
+        } else {
+            e.local.clone()
+        };
+        Node {
+            element: e,
+            ns: self.ns,
+            prefix: self.prefix,
+            path: format!("{}/{step}", self.path),
+            generic: format!("{}/{}", self.generic, e.local),
+        }
+    }
+
+    /// Child elements with this name, in document order.
     pub(crate) fn all(&self, local: &str) -> Vec<Node<'a>> {
-        self.children()
-            .into_iter()
-            .filter(|n| n.element.local == local)
+        let total = self.named(local).count();
+        self.named(local)
+            .enumerate()
+            .map(|(i, e)| self.child_node(e, i + 1, total))
             .collect()
     }
 
+    /// The first child element with this name.
     pub(crate) fn first(&self, local: &str) -> Option<Node<'a>> {
-        self.children()
-            .into_iter()
-            .find(|n| n.element.local == local)
+        let first = self.named(local).next()?;
+        let total = self.named(local).count();
+        Some(self.child_node(first, 1, total))
     }
 
     pub(crate) fn required(&self, local: &str) -> Result<Node<'a>, FormatError> {
