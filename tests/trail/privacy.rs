@@ -19,15 +19,18 @@ use crate::support::{OTHER_STUDENT, STUDENT, fast_checkpoints, operator, record_
 /// A henkilötunnus with a wrong check character (refused as `invalid_subject`).
 const BAD_CHECKSUM: &str = "150608A123K";
 
-/// Things that must not leave the records: identity codes, and content of the demo record
-/// (names, address, a course name, the school's name).
-const CONTENT: [&str; 6] = [
-    "Virtanen",
-    "Aino Maria",
-    "Esimerkkikatu",
+/// Things that must not leave the records: identity codes, and content of the sample record
+/// (names, address, contacts, course names, the school's name).
+const CONTENT: [&str; 9] = [
+    "Meikäläinen",
+    "Maija Liisa",
+    "Kotikatu",
+    "+358 40 123 4567",
+    "maija.huoltaja@example.fi",
     "Matematiikka",
     "Kuvataide",
-    "Turun normaalikoulu",
+    "Puolalanmäen koulu",
+    "2010-10-13",
 ];
 
 fn needles() -> Vec<String> {
@@ -281,7 +284,12 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
         let received = bed.destinations["espoo"].stored();
         let body = &received[&delivered];
         assert!(shown["status"] == "delivered");
-        for must in [STUDENT, "Virtanen", "Matematiikka"] {
+        for must in [
+            STUDENT,
+            "Meikäläinen",
+            "Matematiikka",
+            "maija.huoltaja@example.fi",
+        ] {
             assert!(
                 body.windows(must.len()).any(|w| w == must.as_bytes()),
                 "{must} was delivered"

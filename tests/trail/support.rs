@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use siirto::client::MtlsClient;
-use siirto::demo::{DEMO_STUDENT, demo_record};
+use siirto::demo::{DEMO_STUDENT, school_record};
 use siirto::testbed::{Testbed, TestbedOptions};
 
 /// The demo pupil (a valid henkilötunnus that belongs to no one).
@@ -18,9 +18,9 @@ pub const STUDENT: &str = DEMO_STUDENT;
 pub const OTHER_STUDENT: &str = "131052-308T";
 pub const OPERATOR: &str = "registry-operator";
 
-/// Turku's record of `student` (the demo record, rewritten to name them).
+/// A school's record of `student` (the shared sample record, every category).
 pub fn record_for(student: &str) -> Vec<u8> {
-    demo_record().replace(DEMO_STUDENT, student).into_bytes()
+    school_record(student, false).into_bytes()
 }
 
 /// Checkpoints after every 5 entries or 1 s (the shortest interval allowed).

@@ -16,7 +16,9 @@ use siirto::server::Shutdown;
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
 
-use crate::support::{OPERATOR, OTHER_STUDENT, STUDENT, deliver, operator, siirto, start, stdout};
+use crate::support::{
+    OPERATOR, OTHER_STUDENT, STUDENT, deliver, operator, siirto, start, stdout, wait_checkpoint,
+};
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -75,9 +77,13 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
     for db in TestDb::all().await {
         let dir = tempfile::tempdir().unwrap();
         let bed = start(Some(db.url.clone()), Some(dir.path().to_path_buf())).await;
+        // A checkpoint after each transfer, so the log has several to check against.
+        let gw = bed.gateway.clone().unwrap();
         for student in [STUDENT, OTHER_STUDENT, STUDENT] {
             deliver(&bed, student, "identity achievements").await;
+            wait_checkpoint(&bed, gw.store.audit_len().await.unwrap()).await;
         }
+        drop(gw);
         let op = operator(&bed);
         for _ in 0..3 {
             op.get("/v1/audit?limit=2", &[]).await.unwrap();
