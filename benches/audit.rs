@@ -149,9 +149,28 @@ async fn run(backend: &str, o: &Options) {
             }
         }));
     }
+    // The rate in windows of ten seconds, to see whether it falls as the table grows.
+    let monitor = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut last = (0u64, Instant::now());
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let n = store.audit_len().await.unwrap_or(0);
+                let now = Instant::now();
+                println!(
+                    "    at {n:>8} entries: {:>7.0} entries/s over the last {:.0} s",
+                    (n - last.0) as f64 / now.duration_since(last.1).as_secs_f64(),
+                    now.duration_since(last.1).as_secs_f64()
+                );
+                last = (n, now);
+            }
+        })
+    };
     for t in tasks {
         t.await.unwrap();
     }
+    monitor.abort();
     let append = started.elapsed();
     assert_eq!(store.audit_len().await.unwrap(), o.entries);
     println!("  append             {}", rate(o.entries, append));

@@ -193,7 +193,10 @@ impl Gateway {
     /// on any error the keys in force stay. Audited as `config.reload` by `actor`, with the
     /// outcome `ok` or `invalid_jwks`.
     pub async fn reload_issuers(&self, actor: &str, via: &str) -> Result<usize, ReloadError> {
-        let loaded = IssuerKeys::load(&self.config.issuers);
+        let issuers = self.config.issuers.clone();
+        let loaded = tokio::task::spawn_blocking(move || IssuerKeys::load(&issuers))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
         let mut event = self.event(actor, "config.reload", "ok");
         event.detail.insert("via".into(), via.to_owned());
         event.detail.insert("what".into(), "issuer_keys".into());
@@ -297,6 +300,8 @@ pub enum ReloadError {
     Keys(KeyLoadError),
     #[error("store: {0}")]
     Store(StoreError),
+    #[error("the reload task failed: {0}")]
+    Task(String),
 }
 
 /// Bound listeners for one gateway instance.

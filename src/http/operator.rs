@@ -622,6 +622,11 @@ pub async fn reload(
             &json!({ "reloaded": "issuer_keys", "keys": keys }),
         )),
         Err(crate::gateway::ReloadError::Store(e)) => Err(e.into()),
+        Err(e @ crate::gateway::ReloadError::Task(_)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload_failed",
+            e.to_string(),
+        )),
         Err(crate::gateway::ReloadError::Keys(e)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_jwks",

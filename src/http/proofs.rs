@@ -13,7 +13,8 @@
 //! Checkpoint answer:
 //! ```text
 //! {"origin": "<gateway id>/audit", "tree_size": N, "root_hash": "<hex>",
-//!  "root_hash_base64": "<as in the note>", "time": "<RFC 3339>", "note": "<C2SP signed note>"}
+//!  "root_hash_base64": "<as in the note>", "time": "<RFC 3339>",
+//!  "signature": "<base64(key ID ‖ Ed25519 signature), as in the note>", "note": "<C2SP signed note>"}
 //! ```
 //! The `note` is what to keep and check (`siirto audit verify-proof --checkpoint` takes the note
 //! or this whole answer); the other members repeat what it says.
@@ -146,6 +147,15 @@ pub async fn checkpoint(
             )
         })?;
     let cp = signed.checkpoint();
+    // The audit key's signature line: `— <origin> <base64(key ID ‖ signature)>`.
+    let signature = signed
+        .as_str()
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("\u{2014} "))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(name, _)| *name == cp.origin)
+        .map(|(_, sig)| sig.to_owned());
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -154,6 +164,7 @@ pub async fn checkpoint(
             "root_hash": hex(&cp.root_hash),
             "root_hash_base64": STANDARD.encode(cp.root_hash),
             "time": cp.time.rfc3339(),
+            "signature": signature,
             "note": signed.as_str(),
         }),
     ))

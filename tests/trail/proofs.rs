@@ -52,6 +52,12 @@ async fn proofs_from_the_api_verify_offline_with_only_the_checkpoint_and_the_key
                 .starts_with(&format!("{}/audit\n{size}\n", bed.config.gateway.id))
         );
         assert_eq!(cp["origin"], format!("{}/audit", bed.config.gateway.id));
+        let signature = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            cp["signature"].as_str().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(signature.len(), 4 + 64, "key ID and Ed25519 signature");
 
         // The public key is served to every participant, in every form, and is the audit key.
         let eservice = bed.client("eservice").unwrap();
