@@ -406,10 +406,10 @@ async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
     let mut tick = 0u64;
     loop {
         let summaries = gateway.refusals.flush(gateway.now());
-        if !summaries.is_empty() {
-            if let Err(e) = gateway.store.append_audit(summaries).await {
-                tracing::warn!(error = %e, "could not audit refused-handshake counts");
-            }
+        if !summaries.is_empty()
+            && let Err(e) = gateway.store.append_audit(summaries).await
+        {
+            tracing::warn!(error = %e, "could not audit refused-handshake counts");
         }
         if let Err(e) = gateway.refresh_pending().await {
             tracing::warn!(error = %e, "counting unfinished transfers failed");
