@@ -35,11 +35,32 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
         "/metrics" => {
             #[allow(clippy::cast_precision_loss)]
             let pending = gw.pending() as f64;
-            let body = gw.metrics.render(&[(
+            let trail = gw.trail.status();
+            #[allow(clippy::cast_precision_loss)]
+            let trail_gauges = [
+                (
+                    "siirto_audit_entries_verified",
+                    "Audit entries the trail has checked and holds in its Merkle tree.",
+                    trail.size as f64,
+                ),
+                (
+                    "siirto_audit_log_broken",
+                    "1 when the stored audit log stopped verifying (no checkpoints are signed).",
+                    if trail.broken.is_some() { 1.0 } else { 0.0 },
+                ),
+                (
+                    "siirto_audit_checkpoint_size",
+                    "Tree size of the last checkpoint this instance signed.",
+                    trail.last_signed.map_or(0.0, |c| c.tree_size as f64),
+                ),
+            ];
+            let mut gauges = vec![(
                 "siirto_pending_transfers",
                 "Transfers accepted but not yet at an end (last refresh).",
                 pending,
-            )]);
+            )];
+            gauges.extend(trail_gauges);
+            let body = gw.metrics.render(&gauges);
             text_response(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -93,6 +93,18 @@ async fn proofs_from_the_api_verify_offline_with_only_the_checkpoint_and_the_key
             transfer["content_sha256"]
         );
 
+        let metrics =
+            crate::support::admin_get(&bed.config.gateway.admin_listen.to_string(), "/metrics")
+                .await;
+        assert!(
+            metrics.contains("\nsiirto_audit_log_broken 0\n"),
+            "{metrics}"
+        );
+        assert!(
+            !metrics.contains("\nsiirto_audit_checkpoint_size 0\n"),
+            "{metrics}"
+        );
+
         let cp_json = write(dir, "checkpoint.json", &cp.to_string());
         let cp_note = write(dir, "checkpoint.txt", cp["note"].as_str().unwrap());
         let key_pem = write(dir, "audit.pem", key["pem"].as_str().unwrap());

@@ -17,7 +17,8 @@ use siirto::store::Store;
 use siirto::store::testdb::TestDb;
 
 use crate::support::{
-    OPERATOR, OTHER_STUDENT, STUDENT, deliver, operator, siirto, start, stdout, wait_checkpoint,
+    OPERATOR, OTHER_STUDENT, STUDENT, admin_get, deliver, operator, siirto, start, stdout,
+    wait_checkpoint,
 };
 
 fn quote(s: &str) -> String {
@@ -330,6 +331,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
             admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let api = listeners.api.local_addr().unwrap();
+        let admin = listeners.admin.local_addr().unwrap().to_string();
         let (trigger, signal) = Shutdown::new();
         let running = tokio::spawn(gateway::run(gw.clone(), listeners, signal));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -342,6 +344,15 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         }
         let status = gw.trail.status();
         assert_eq!(status.size, k, "the tree stops before the bad entry");
+        let metrics = admin_get(&admin, "/metrics").await;
+        assert!(
+            metrics.contains("\nsiirto_audit_log_broken 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("\nsiirto_audit_entries_verified {k}\n")),
+            "{metrics}"
+        );
         let dev = pki.participant(OPERATOR).unwrap();
         let op = MtlsClient::new(
             &format!("https://{api}"),
