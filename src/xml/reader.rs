@@ -153,6 +153,11 @@ pub trait Handler {
     /// Character data inside the root element, references expanded, line ends normalized.
     /// One text node may arrive in several pieces.
     fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()>;
+    /// A piece of character data that is only spaces, tabs and line ends (normalized).
+    /// Handlers that treat it specially override this; by default it is [`Handler::text`].
+    fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        self.text(text, at)
+    }
 }
 
 /// How a parse ended.
@@ -177,7 +182,7 @@ pub enum StreamError {
 pub struct StartTag<'a> {
     content: &'a str,
     local: (usize, usize),
-    namespace: Option<(usize, usize)>,
+    namespace: Option<((usize, usize), u64)>,
     attributes: &'a [AttrRecord],
     arena: &'a str,
     scope: &'a NamespaceScope,
@@ -199,7 +204,19 @@ pub struct AttributeView<'a> {
 impl<'a> StartTag<'a> {
     /// The element's namespace URI, `None` when in no namespace.
     pub fn namespace(&self) -> Option<&'a str> {
-        self.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e])
+        self.namespace
+            .map(|((s, e), _)| &self.scope.buffer_str()[s..e])
+    }
+
+    /// A number identifying the namespace declaration the element's name resolved to
+    /// (`0` for no namespace): equal keys mean equal URIs within one document.
+    pub fn namespace_key(&self) -> u64 {
+        self.namespace.map_or(0, |(_, k)| k)
+    }
+
+    /// Whether any attribute has a namespace prefix (so `xsi:*` may be present).
+    pub fn has_qualified_attributes(&self) -> bool {
+        self.attributes.iter().any(|r| r.namespace.is_some())
     }
 
     /// The element's local name.
@@ -221,7 +238,9 @@ impl<'a> StartTag<'a> {
             ValueRef::Content(s, e) => &self.content[s..e],
             ValueRef::Arena(s, e) => &self.arena[s..e],
         };
-        let namespace = r.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e]);
+        let namespace = r
+            .namespace
+            .map(|((s, e), _)| &self.scope.buffer_str()[s..e]);
         Some(AttributeView {
             namespace,
             local,
@@ -256,7 +275,7 @@ struct AttrRecord {
     key: (usize, usize),
     local_start: usize,
     value: ValueRef,
-    namespace: Option<(usize, usize)>,
+    namespace: Option<((usize, usize), u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,6 +289,7 @@ enum ValueRef {
 pub(crate) struct NamespaceScope {
     buffer: String,
     bindings: Vec<Binding>,
+    next_key: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +298,9 @@ struct Binding {
     /// Empty range: the binding undeclares the default namespace.
     uri: (usize, usize),
     depth: usize,
+    /// Unique per declaration in this document: lets a handler cache what it derived
+    /// from the URI without comparing strings.
+    key: u64,
 }
 
 impl NamespaceScope {
@@ -294,13 +317,20 @@ impl NamespaceScope {
         (b.uri.1 > b.uri.0).then(|| &self.buffer[b.uri.0..b.uri.1])
     }
 
-    fn lookup_range(&self, prefix: &str) -> Option<(usize, usize)> {
-        let b = self
-            .bindings
-            .iter()
-            .rev()
-            .find(|b| &self.buffer[b.prefix.0..b.prefix.1] == prefix)?;
-        (b.uri.1 > b.uri.0).then_some(b.uri)
+    /// The URI range and key bound to `prefix`.
+    fn lookup_range(&self, prefix: &str) -> Option<((usize, usize), u64)> {
+        let b = if prefix.is_empty() {
+            self.bindings
+                .iter()
+                .rev()
+                .find(|b| b.prefix.1 == b.prefix.0)?
+        } else {
+            self.bindings.iter().rev().find(|b| {
+                b.prefix.1 - b.prefix.0 == prefix.len()
+                    && &self.buffer[b.prefix.0..b.prefix.1] == prefix
+            })?
+        };
+        (b.uri.1 > b.uri.0).then_some((b.uri, b.key))
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
@@ -317,10 +347,12 @@ impl NamespaceScope {
         self.buffer.push_str(prefix);
         let us = self.buffer.len();
         self.buffer.push_str(uri);
+        self.next_key += 1;
         self.bindings.push(Binding {
             prefix: (ps, us),
             uri: (us, self.buffer.len()),
             depth,
+            key: self.next_key,
         });
     }
 
@@ -335,28 +367,24 @@ impl NamespaceScope {
     }
 }
 
-/// Counts lines and characters as a streaming reader is consumed, and enforces the size
-/// limits that must hold before quick-xml buffers a token.
+/// Counts the bytes a streaming reader gives out and enforces the size limits that must
+/// hold before quick-xml buffers a token (line and column are counted per event by
+/// [`parse_stream`]).
 struct CountingReader<R> {
     inner: R,
     consumed: u64,
-    line: u32,
-    column: u32,
     max_bytes: u64,
-    /// Bytes since the last `<`: bounds what quick-xml would buffer for a single token.
-    run: u64,
-    max_run: u64,
-    failure: Option<XmlError>,
+    /// Where the token being read started: bounds what quick-xml buffers for one token.
+    token_start: u64,
+    max_token: u64,
+    failure: Option<LimitHit>,
 }
 
-impl<R: BufRead> CountingReader<R> {
-    fn position(&self) -> Position {
-        Position {
-            line: self.line,
-            column: self.column,
-            offset: usize::try_from(self.consumed).unwrap_or(usize::MAX),
-        }
-    }
+/// Which streaming limit stopped the read.
+#[derive(Debug, Clone, Copy)]
+enum LimitHit {
+    TooLarge { size: u64 },
+    TokenTooLong,
 }
 
 impl<R: BufRead> io::Read for CountingReader<R> {
@@ -370,6 +398,7 @@ impl<R: BufRead> io::Read for CountingReader<R> {
 }
 
 impl<R: BufRead> BufRead for CountingReader<R> {
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.failure.is_some() {
             return Err(io::Error::other("document limit exceeded"));
@@ -377,51 +406,113 @@ impl<R: BufRead> BufRead for CountingReader<R> {
         self.inner.fill_buf()
     }
 
+    #[inline]
     fn consume(&mut self, amount: usize) {
-        // The contract of BufRead: `fill_buf` without an intervening `consume` returns the
-        // same bytes, so this re-borrows exactly what the caller saw.
-        if let Ok(data) = self.inner.fill_buf() {
-            let data = &data[..amount.min(data.len())];
-            match memchr_last(b'\n', data) {
-                Some(last) => {
-                    let newlines = data.iter().filter(|&&b| b == b'\n').count();
-                    self.line = self
-                        .line
-                        .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
-                    self.column = 1u32.saturating_add(count_chars(&data[last + 1..]));
-                }
-                None => self.column = self.column.saturating_add(count_chars(data)),
-            }
-            match memchr_last(b'<', data) {
-                Some(last) => self.run = (data.len() - last - 1) as u64,
-                None => self.run += data.len() as u64,
-            }
-            self.consumed += data.len() as u64;
-            if self.failure.is_none() {
-                if self.consumed > self.max_bytes {
-                    self.failure = Some(XmlError::TooLarge {
-                        limit: usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
-                        size: usize::try_from(self.consumed).unwrap_or(usize::MAX),
-                    });
-                } else if self.run > self.max_run {
-                    self.failure = Some(XmlError::TextTooLong {
-                        limit: usize::try_from(self.max_run).unwrap_or(usize::MAX),
-                        at: self.position(),
-                    });
-                }
-            }
+        self.consumed += amount as u64;
+        if self.consumed > self.max_bytes {
+            self.failure = Some(LimitHit::TooLarge {
+                size: self.consumed,
+            });
+        } else if self.consumed - self.token_start > self.max_token {
+            self.failure = Some(LimitHit::TokenTooLong);
         }
         self.inner.consume(amount);
     }
 }
 
-fn memchr_last(needle: u8, data: &[u8]) -> Option<usize> {
-    data.iter().rposition(|&b| b == needle)
+/// Moves a line/column past one event: `content` is what quick-xml put in its buffer,
+/// `total` the bytes it consumed (content plus ASCII delimiters), `text` whether the event
+/// was character data (no delimiters).
+#[inline(always)]
+fn advance(line: &mut u32, column: &mut u32, content: &[u8], total: usize, text: bool) {
+    let scan = scan_lines(content);
+    if scan.newlines > 0 {
+        let trailing = if text {
+            0
+        } else {
+            total.saturating_sub(content.len() + 1)
+        };
+        *line = line.saturating_add(scan.newlines);
+        let tail = content.len() - scan.after_last_newline;
+        let tail_chars = tail - scan.continuation_after_last_newline;
+        *column = 1u32.saturating_add(u32::try_from(tail_chars + trailing).unwrap_or(u32::MAX));
+    } else {
+        let chars = total.saturating_sub(scan.continuation_after_last_newline);
+        *column = column.saturating_add(u32::try_from(chars).unwrap_or(u32::MAX));
+    }
 }
 
-fn count_chars(data: &[u8]) -> u32 {
-    let n = data.iter().filter(|&&b| (b & 0xC0) != 0x80).count();
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// Newlines in a run of bytes, where the last one ends, and how many UTF-8 continuation
+/// bytes follow it (characters = bytes - continuation bytes).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LineScan {
+    newlines: u32,
+    /// Index just past the last newline (0 when there is none).
+    after_last_newline: usize,
+    continuation_after_last_newline: usize,
+}
+
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero.
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// One pass, eight bytes at a time; a last partial word is padded with zero bytes, which
+/// are neither newlines nor continuation bytes. Bit counts are only taken for the rare
+/// words that hold a newline or a non-ASCII byte (baseline x86-64 has no POPCNT).
+#[inline(always)]
+fn scan_lines(bytes: &[u8]) -> LineScan {
+    let mut scan = LineScan::default();
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0usize;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        scan_word(&mut scan, w, base);
+        base += 8;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let w = if bytes.len() >= 8 {
+            // Reload the last eight bytes and shift the ones already seen out.
+            let tail = &bytes[bytes.len() - 8..];
+            let full = u64::from_le_bytes([
+                tail[0], tail[1], tail[2], tail[3], tail[4], tail[5], tail[6], tail[7],
+            ]);
+            full >> ((8 - rest.len()) * 8)
+        } else {
+            rest.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+        };
+        scan_word(&mut scan, w, base);
+    }
+    scan
+}
+
+#[inline]
+fn scan_word(scan: &mut LineScan, w: u64, base: usize) {
+    let newline = zero_bytes(w ^ 0x0A0A_0A0A_0A0A_0A0A);
+    if newline != 0 {
+        let continuation = zero_bytes((w & 0xC0C0_C0C0_C0C0_C0C0) ^ HIGH);
+        scan.newlines += newline.count_ones();
+        // Little-endian: the highest set bit is the last newline in the word.
+        let last = (63 - newline.leading_zeros() as usize) / 8;
+        scan.after_last_newline = base + last + 1;
+        let after = if last == 7 {
+            0
+        } else {
+            continuation >> ((last + 1) * 8)
+        };
+        scan.continuation_after_last_newline = after.count_ones() as usize;
+    } else if w & HIGH != 0 {
+        let continuation = zero_bytes((w & 0xC0C0_C0C0_C0C0_C0C0) ^ HIGH);
+        scan.continuation_after_last_newline += continuation.count_ones() as usize;
+    }
 }
 
 /// Per-document parse state, independent of where the bytes come from.
@@ -497,16 +588,14 @@ pub fn parse_stream<R: BufRead, H: Handler>(
     limits: &Limits,
     handler: &mut H,
 ) -> Result<Outcome, StreamError> {
-    let counting = CountingReader {
+    let mut counting = CountingReader {
         inner: input,
         consumed: 0,
-        line: 1,
-        column: 1,
         max_bytes: u64::try_from(limits.max_bytes).unwrap_or(u64::MAX),
-        run: 0,
+        token_start: 0,
         // A token is a text run or a tag: allow the longest text plus room for the
         // attributes of one tag before refusing to buffer more.
-        max_run: u64::try_from(
+        max_token: u64::try_from(
             limits
                 .max_text_len
                 .saturating_add(limits.max_name_len.saturating_mul(2))
@@ -515,19 +604,48 @@ pub fn parse_stream<R: BufRead, H: Handler>(
         .unwrap_or(u64::MAX),
         failure: None,
     };
+    let limit_error = |hit: LimitHit, at: Position, max_token: u64| match hit {
+        LimitHit::TooLarge { size } => XmlError::TooLarge {
+            limit: limits.max_bytes,
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+        },
+        LimitHit::TokenTooLong => XmlError::TextTooLong {
+            limit: usize::try_from(max_token).unwrap_or(usize::MAX),
+            at,
+        },
+    };
+    let mut line = 1u32;
+    let mut column = 1u32;
+    // Skip a byte order mark here so quick-xml never counts bytes we do not see.
+    let has_bom = counting
+        .fill_buf()
+        .map_err(StreamError::Io)?
+        .starts_with(b"\xEF\xBB\xBF");
+    if has_bom {
+        counting.consume(3);
+        column = 2;
+    }
     let mut reader = quick_xml::Reader::from_reader(counting);
     configure(reader.config_mut());
     let mut state = State::new(limits);
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();
-        let start = reader.get_ref().position();
+        let before = reader.get_ref().consumed;
+        let start = Position {
+            line,
+            column,
+            offset: usize::try_from(before).unwrap_or(usize::MAX),
+        };
+        reader.get_mut().token_start = before;
         let result = reader.read_event_into(&mut buf);
+        let total = usize::try_from(reader.get_ref().consumed - before).unwrap_or(usize::MAX);
         let event = match result {
             Ok(e) => e,
             Err(e) => {
-                if let Some(failure) = reader.get_ref().failure.clone() {
-                    return Err(StreamError::Xml(failure));
+                let r = reader.get_ref();
+                if let Some(hit) = r.failure {
+                    return Err(StreamError::Xml(limit_error(hit, start, r.max_token)));
                 }
                 if let quick_xml::Error::Io(io) = &e {
                     return Err(StreamError::Io(io::Error::new(io.kind(), io.to_string())));
@@ -535,14 +653,18 @@ pub fn parse_stream<R: BufRead, H: Handler>(
                 return Err(StreamError::Xml(quick_xml_error(e, start)));
             }
         };
+        let is_text = matches!(event, Event::Text(_));
         let locator = Locator {
             kind: LocatorKind::Stream(start),
         };
-        match state.event(event, &locator, handler)? {
+        let step = state.event(event, &locator, handler)?;
+        advance(&mut line, &mut column, &buf, total, is_text);
+        match step {
             Step::Continue => {}
             Step::Eof => {
-                if let Some(failure) = reader.get_ref().failure.clone() {
-                    return Err(StreamError::Xml(failure));
+                let r = reader.get_ref();
+                if let Some(hit) = r.failure {
+                    return Err(StreamError::Xml(limit_error(hit, start, r.max_token)));
                 }
                 return Ok(Outcome::Complete);
             }
@@ -638,12 +760,27 @@ impl State {
             }
             Event::Text(text) => {
                 let raw: &str = &text;
+                if is_xml_whitespace(raw.as_bytes()) {
+                    if self.depth == 0 {
+                        return Ok(Step::Continue);
+                    }
+                    self.count_text(raw.len(), at)?;
+                    if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+                        let content = text.xml10_content();
+                        return Ok(flow(handler.whitespace(&content, at)));
+                    }
+                    return Ok(flow(handler.whitespace(raw, at)));
+                }
                 check_chars(raw, at)?;
-                if raw.contains("]]>") {
+                if memchr::memchr(b'>', raw.as_bytes()).is_some() && raw.contains("]]>") {
                     return Err(Self::malformed("`]]>` is not allowed in text", at));
                 }
-                let content = text.xml10_content();
-                self.character_data(&content, at, handler)
+                if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+                    let content = text.xml10_content();
+                    self.character_data(&content, at, handler)
+                } else {
+                    self.character_data(raw, at, handler)
+                }
             }
             Event::CData(cdata) => {
                 let raw: &str = &cdata;
@@ -761,14 +898,19 @@ impl State {
             };
             return Err(Self::malformed(message, at));
         }
-        self.text_run = self.text_run.saturating_add(text.len());
+        self.count_text(text.len(), at)?;
+        Ok(flow(handler.text(text, at)))
+    }
+
+    fn count_text(&mut self, len: usize, at: &Locator<'_>) -> Result<(), XmlError> {
+        self.text_run = self.text_run.saturating_add(len);
         if self.text_run > self.limits.max_text_len {
             return Err(XmlError::TextTooLong {
                 limit: self.limits.max_text_len,
                 at: at.position(),
             });
         }
-        Ok(flow(handler.text(text, at)))
+        Ok(())
     }
 
     fn start<H: Handler>(
@@ -819,7 +961,7 @@ impl State {
         self.arena.clear();
         let mut declares = false;
         let mut count = 0usize;
-        for attribute in start.attributes().with_checks(true) {
+        for attribute in start.attributes().with_checks(false) {
             count += 1;
             if count > self.limits.max_attributes {
                 return Err(XmlError::TooManyAttributes {
@@ -842,18 +984,29 @@ impl State {
                     at: at.position(),
                 });
             }
-            if raw.contains('<') {
-                return Err(Self::malformed(
-                    format!("`<` is not allowed in the value of attribute `{key}`"),
-                    at,
-                ));
+            let plain = plain_attribute_value(raw.as_bytes());
+            if !plain {
+                if raw.contains('<') {
+                    return Err(Self::malformed(
+                        format!("`<` is not allowed in the value of attribute `{key}`"),
+                        at,
+                    ));
+                }
+                check_chars(raw, at)?;
             }
-            check_chars(raw, at)?;
             let (aprefix, alocal) = split_qname(key).ok_or_else(|| {
                 Self::malformed(format!("`{key}` is not a valid attribute name"), at)
             })?;
-            let value = normalize_attribute(&attribute, at)?;
-            check_chars(&value, at)?;
+            // A plain value has no reference and no whitespace to normalize.
+            let value = if plain {
+                Cow::Borrowed(raw)
+            } else {
+                normalize_attribute(&attribute, at)?
+            };
+            if let Cow::Owned(v) = &value {
+                // References may have produced characters the raw text did not show.
+                check_chars(v, at)?;
+            }
             let key_range = range_in(content, key);
             let local_start = key_range.1 - alocal.len();
             let value_ref = match &value {
@@ -903,6 +1056,19 @@ impl State {
                 self.records[i].namespace = Some(ns);
             }
         }
+        // The same qualified name twice.
+        for (i, a) in self.records.iter().enumerate() {
+            let ak = &content[a.key.0..a.key.1];
+            if self.records[i + 1..]
+                .iter()
+                .any(|b| b.key.1 - b.key.0 == ak.len() && &content[b.key.0..b.key.1] == ak)
+            {
+                return Err(Self::malformed(
+                    format!("attribute `{ak}` is given twice"),
+                    at,
+                ));
+            }
+        }
         // Attributes with different prefixes for the same namespace collide.
         if self
             .records
@@ -913,9 +1079,9 @@ impl State {
         {
             let buffer = &self.scope.buffer;
             for (i, a) in self.records.iter().enumerate() {
-                let Some(an) = a.namespace else { continue };
+                let Some((an, _)) = a.namespace else { continue };
                 for b in &self.records[i + 1..] {
-                    let Some(bn) = b.namespace else { continue };
+                    let Some((bn, _)) = b.namespace else { continue };
                     if content[a.local_start..a.key.1] == content[b.local_start..b.key.1]
                         && buffer[an.0..an.1] == buffer[bn.0..bn.1]
                     {
@@ -971,6 +1137,19 @@ impl State {
         if !prefix.is_empty() && uri.is_empty() {
             return Err(Self::malformed(
                 format!("the prefix `{prefix}` cannot be undeclared in XML 1.0"),
+                at,
+            ));
+        }
+        if self
+            .scope
+            .bindings
+            .iter()
+            .rev()
+            .take_while(|b| b.depth == depth)
+            .any(|b| &self.scope.buffer[b.prefix.0..b.prefix.1] == prefix)
+        {
+            return Err(Self::malformed(
+                format!("the namespace prefix `{prefix}` is declared twice on one element"),
                 at,
             ));
         }
@@ -1037,6 +1216,24 @@ fn predefined_entity(name: &str) -> Option<char> {
     }
 }
 
+/// Whether an attribute value needs no closer look: no `<`, no control character and no
+/// byte that could start U+FFFE/U+FFFF.
+fn plain_attribute_value(bytes: &[u8]) -> bool {
+    let mut suspicious = 0u8;
+    for &b in bytes {
+        suspicious |=
+            u8::from(b < 0x20) | u8::from(b == b'<') | u8::from(b == 0xEF) | u8::from(b == b'&');
+    }
+    suspicious == 0
+}
+
+/// Whether every byte is an XML whitespace character.
+pub fn is_xml_whitespace(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// `Char` of XML 1.0: every scalar value except most C0 controls and U+FFFE/U+FFFF.
 pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
@@ -1045,6 +1242,14 @@ pub fn is_xml_char(c: char) -> bool {
 /// Checks that a run of UTF-8 holds only legal XML characters.
 fn check_chars(s: &str, at: &Locator<'_>) -> Result<(), XmlError> {
     let bytes = s.as_bytes();
+    // Fast path: no control character and no byte that could start U+FFFE/U+FFFF.
+    let mut suspicious = 0u8;
+    for &b in bytes {
+        suspicious |= u8::from(b < 0x20) | u8::from(b == 0xEF);
+    }
+    if suspicious == 0 {
+        return Ok(());
+    }
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -1071,6 +1276,42 @@ fn check_chars(s: &str, at: &Locator<'_>) -> Result<(), XmlError> {
 
 /// Splits `prefix:local`, checking both parts are NCNames.
 pub fn split_qname(qname: &str) -> Option<(Option<&str>, &str)> {
+    let bytes = qname.as_bytes();
+    // Fast path: an ASCII name, checked and split in one pass.
+    if let Some(&first) = bytes.first()
+        && first < 128
+        && NCNAME_ASCII[first as usize] & 1 != 0
+    {
+        let mut colon = None;
+        let mut all = 2u8;
+        let mut ascii = true;
+        for (i, &b) in bytes.iter().enumerate().skip(1) {
+            if b >= 128 {
+                ascii = false;
+                break;
+            }
+            if b == b':' {
+                if colon.is_some() {
+                    return None;
+                }
+                colon = Some(i);
+                continue;
+            }
+            all &= NCNAME_ASCII[b as usize];
+        }
+        if ascii {
+            return match colon {
+                None => (all & 2 != 0).then_some((None, qname)),
+                Some(c) => {
+                    let local = &bytes[c + 1..];
+                    let starts = local
+                        .first()
+                        .is_some_and(|&l| NCNAME_ASCII[l as usize] & 1 != 0);
+                    (all & 2 != 0 && starts).then(|| (Some(&qname[..c]), &qname[c + 1..]))
+                }
+            };
+        }
+    }
     match qname.split_once(':') {
         None => is_ncname(qname).then_some((None, qname)),
         Some((p, l)) => (is_ncname(p) && is_ncname(l)).then_some((Some(p), l)),
@@ -1102,17 +1343,42 @@ pub fn is_name(s: &str) -> bool {
     }
 }
 
+/// For each ASCII byte: 1 if it may start an NCName, 2 if it may continue one.
+const NCNAME_ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = 3;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            t[b] = 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// `NCName`: a `Name` without colons.
 pub fn is_ncname(s: &str) -> bool {
     let bytes = s.as_bytes();
-    // Fast path for ASCII names.
-    if bytes.is_ascii() {
-        return match bytes.first() {
-            Some(b) if b.is_ascii_alphabetic() || *b == b'_' => bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
-            _ => false,
-        };
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    // Fast path for ASCII names, one table lookup per byte.
+    if first < 128 && NCNAME_ASCII[first as usize] & 1 != 0 {
+        let mut all = 2u8;
+        let mut ascii = true;
+        for &b in &bytes[1..] {
+            if b >= 128 {
+                ascii = false;
+                break;
+            }
+            all &= NCNAME_ASCII[b as usize];
+        }
+        if ascii {
+            return all & 2 != 0;
+        }
     }
     !s.contains(':') && is_name(s)
 }
@@ -1224,6 +1490,8 @@ mod tests {
             ("<p:a/>", "xml_malformed"),
             ("<a b='<'/>", "xml_malformed"),
             ("<a b='1' b='2'/>", "xml_malformed"),
+            ("<a xmlns:p='u' xmlns:p='v'/>", "xml_malformed"),
+            ("<a xmlns='u' xmlns='v'/>", "xml_malformed"),
             (
                 "<a xmlns:p='u' xmlns:q='u' p:b='1' q:b='2'/>",
                 "xml_malformed",
@@ -1310,6 +1578,27 @@ mod tests {
         match parse_stream(io::BufReader::new(doc.as_bytes()), &limits, &mut r) {
             Err(StreamError::Xml(XmlError::TextTooLong { .. })) => {}
             other => panic!("{other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn line_scan_matches_a_plain_count(s in "(a|ä|\n|€|x|𝄞){0,40}") {
+            let b = s.as_bytes();
+            let scan = scan_lines(b);
+            let newlines = b.iter().filter(|&&c| c == b'\n').count() as u32;
+            let after = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            let cont = b[after..].iter().filter(|&&c| c & 0xC0 == 0x80).count();
+            proptest::prop_assert_eq!(scan, LineScan { newlines, after_last_newline: after, continuation_after_last_newline: cont });
+        }
+
+        #[test]
+        fn split_qname_fast_path_agrees(s in "[a-zA-Z_:.0-9ä-]{0,12}") {
+            let reference = match s.split_once(':') {
+                None => is_name(&s).then_some((None, s.as_str())),
+                Some((p, l)) => (is_name(p) && is_name(l) && !l.contains(':')).then_some((Some(p), l)),
+            };
+            proptest::prop_assert_eq!(split_qname(&s), reference);
         }
     }
 

@@ -70,6 +70,7 @@ pub fn compile(docs: &[SchemaDoc]) -> Res<Model> {
     c.compile_globals()?;
     c.check_constraints()?;
     c.build_content_models()?;
+    c.m.compute_namespace_needs();
     Ok(c.m)
 }
 

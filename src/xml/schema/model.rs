@@ -118,6 +118,9 @@ pub struct Model {
     pub builtin_ids: FastMap<&'static str, SimpleId>,
     pub any_type: Option<ComplexId>,
     pub any_simple_type: Option<SimpleId>,
+    /// Per simple type: whether its values can hold a QName (and so need the namespace
+    /// bindings of the element). Filled at the end of compilation.
+    pub needs_namespaces: Vec<bool>,
 }
 
 /// `default` or `fixed`.
@@ -494,6 +497,24 @@ impl Model {
         self.namespaces.get(ns as usize).map_or("?", |s| &**s)
     }
 
+    /// Computes [`Model::needs_namespaces`] for every simple type.
+    pub fn compute_namespace_needs(&mut self) {
+        fn needs(m: &Model, id: SimpleId, depth: usize) -> bool {
+            if depth > 64 {
+                return false;
+            }
+            match &m.simple_type(id).variety {
+                Variety::Atomic(b) => matches!(b, Builtin::QName | Builtin::Notation),
+                Variety::List(i) => needs(m, *i, depth + 1),
+                Variety::Union(v) => v.iter().any(|x| needs(m, *x, depth + 1)),
+            }
+        }
+        let flags = (0..self.simple.len())
+            .map(|i| needs(self, SimpleId(i as u32), 0))
+            .collect();
+        self.needs_namespaces = flags;
+    }
+
     pub fn simple_type(&self, id: SimpleId) -> &SimpleType {
         &self.simple[id.0 as usize]
     }
@@ -665,8 +686,20 @@ impl Model {
                 st.variety,
                 Variety::Atomic(Builtin::QName | Builtin::Notation)
             );
-            if applies && let Some(len) = value.length() {
-                length_check(f, len, &st.name)?;
+            if applies {
+                // Characters never outnumber bytes: a short enough byte length settles
+                // maxLength without counting.
+                let settled = match value {
+                    Value::Str(s) => {
+                        f.length.is_none()
+                            && f.min_length.is_none_or(|m| m == 0)
+                            && f.max_length.is_none_or(|m| s.len() <= m)
+                    }
+                    _ => false,
+                };
+                if !settled && let Some(len) = value.length() {
+                    length_check(f, len, &st.name)?;
+                }
             }
         }
         pattern_check(f, lexical, &st.name)?;

@@ -13,11 +13,9 @@
 //! error messages (they may be personal data); names and schema facts are fine.
 
 use std::collections::HashSet;
-use std::fmt::Write;
 use std::ops::ControlFlow;
 
 use super::model::*;
-use super::values::Builtin;
 use super::{ValidationError, ValidationErrors};
 use crate::xml::reader::{DeferredPosition, Handler, LineCursor, Locator, StartTag, split_qname};
 
@@ -47,7 +45,7 @@ enum TextMode {
     Ignore,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Frame {
     kind: Kind,
     elem: Option<ElemId>,
@@ -63,8 +61,9 @@ struct Frame {
     counts_len: usize,
     names_len: usize,
     start: DeferredPosition,
-    /// Namespace bindings saved for QName-valued content (rare; empty otherwise).
-    bindings: Vec<(Box<str>, Box<str>)>,
+    /// The element's namespace bindings were saved in `Validator::bindings` (only for
+    /// QName-valued content, which needs them at the end tag).
+    saved_bindings: bool,
 }
 
 impl Frame {
@@ -84,7 +83,7 @@ impl Frame {
             counts_len: 0,
             names_len: 0,
             start: DeferredPosition::Offset(0),
-            bindings: Vec::new(),
+            saved_bindings: false,
         }
     }
 }
@@ -111,8 +110,10 @@ pub struct Validator<'s, 'd> {
     max_errors: usize,
     truncated: bool,
     ids: HashSet<String>,
-    last_ns: String,
+    last_ns_key: u64,
     last_ns_id: NsId,
+    /// Saved namespace bindings per depth, for QName-valued content.
+    bindings: Vec<Vec<(Box<str>, Box<str>)>>,
     seen_uses: Vec<bool>,
     pub root: Option<RootName>,
     pub elements: u64,
@@ -161,8 +162,9 @@ impl<'s, 'd> Validator<'s, 'd> {
             max_errors,
             truncated: false,
             ids: HashSet::new(),
-            last_ns: String::new(),
+            last_ns_key: 0,
             last_ns_id: NO_NS,
+            bindings: Vec::new(),
             seen_uses: Vec::new(),
             root: None,
             elements: 0,
@@ -180,18 +182,16 @@ impl<'s, 'd> Validator<'s, 'd> {
         !self.errors.is_empty()
     }
 
-    fn ns_id(&mut self, ns: Option<&str>) -> NsId {
-        match ns {
-            None => NO_NS,
-            Some(u) => {
-                if u != self.last_ns {
-                    self.last_ns.clear();
-                    self.last_ns.push_str(u);
-                    self.last_ns_id = self.model.ns_id(Some(u));
-                }
-                self.last_ns_id
-            }
+    fn element_ns(&mut self, tag: &StartTag<'_>) -> NsId {
+        let key = tag.namespace_key();
+        if key == 0 {
+            return NO_NS;
         }
+        if key != self.last_ns_key {
+            self.last_ns_key = key;
+            self.last_ns_id = self.model.ns_id(tag.namespace());
+        }
+        self.last_ns_id
     }
 
     /// Records an error at `at`; `Break` once the cap is reached.
@@ -295,7 +295,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         self.path.push('/');
         self.path.push_str(local);
         if n > 1 {
-            let _ = write!(self.path, "[{n}]");
+            push_index(&mut self.path, n);
         }
     }
 
@@ -538,6 +538,10 @@ impl<'s, 'd> Validator<'s, 'd> {
         if kind == Kind::Skip {
             return ControlFlow::Continue(());
         }
+        if tag.attribute_count() == 0 && ct.is_none_or(|c| !c.attributes.iter().any(|u| u.required))
+        {
+            return ControlFlow::Continue(());
+        }
         if let Some(ct) = ct {
             self.seen_uses.clear();
             self.seen_uses.resize(ct.attributes.len(), false);
@@ -684,7 +688,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         }
     }
 
-    fn end_strict(&mut self, frame: &Frame, at: DeferredPosition) -> ControlFlow<()> {
+    fn end_strict(&mut self, frame: &Frame, depth: usize, at: DeferredPosition) -> ControlFlow<()> {
         let model = self.model;
         let decl = frame.elem.map(|e| model.element(e));
         if frame.nil {
@@ -708,11 +712,16 @@ impl<'s, 'd> Validator<'s, 'd> {
                     Some(c) if text.is_empty() => &c.lexical,
                     _ => &text,
                 };
+                let saved: &[(Box<str>, Box<str>)] = if frame.saved_bindings {
+                    self.bindings.get(depth).map_or(&[], Vec::as_slice)
+                } else {
+                    &[]
+                };
                 let result = {
                     let mut ctx = Ctx {
                         ids: &mut self.ids,
                         tag: None,
-                        saved: &frame.bindings,
+                        saved,
                     };
                     model.check_simple(
                         st,
@@ -815,7 +824,7 @@ impl Handler for Validator<'_, '_> {
         self.elements += 1;
         let model = self.model;
         let here = at.deferred();
-        let ns = self.ns_id(tag.namespace());
+        let ns = self.element_ns(tag);
         let local = tag.local();
         if self.depth == 0 {
             self.root = Some(RootName {
@@ -847,7 +856,8 @@ impl Handler for Validator<'_, '_> {
                 )?;
             }
             // xsi:type and xsi:nil
-            for a in tag.attributes() {
+            let qualified = tag.has_qualified_attributes();
+            for a in tag.attributes().filter(|_| qualified) {
                 if a.namespace != Some(XSI_NS) {
                     continue;
                 }
@@ -933,11 +943,20 @@ impl Handler for Validator<'_, '_> {
         frame.counts_len = self.counts.len();
         frame.names_len = self.names.len();
         frame.start = here;
-        frame.bindings.clear();
+        frame.saved_bindings = false;
         if let TextMode::Simple(s) = text_mode
-            && needs_namespaces(model, s)
+            && model
+                .needs_namespaces
+                .get(s.0 as usize)
+                .copied()
+                .unwrap_or(false)
         {
-            frame.bindings = tag
+            frame.saved_bindings = true;
+            let depth = self.depth;
+            if self.bindings.len() <= depth {
+                self.bindings.resize_with(depth + 1, Vec::new);
+            }
+            self.bindings[depth] = tag
                 .namespaces_in_scope()
                 .map(|(p, u)| (Box::from(p), Box::from(u)))
                 .collect();
@@ -953,9 +972,9 @@ impl Handler for Validator<'_, '_> {
             return ControlFlow::Continue(());
         }
         let index = self.depth - 1;
-        let frame = std::mem::replace(&mut self.frames[index], Frame::blank());
+        let frame = self.frames[index];
         let flow = if frame.kind == Kind::Strict {
-            self.end_strict(&frame, at.deferred())
+            self.end_strict(&frame, index, at.deferred())
         } else {
             ControlFlow::Continue(())
         };
@@ -964,9 +983,17 @@ impl Handler for Validator<'_, '_> {
         self.names.truncate(frame.names_len);
         self.path.truncate(frame.path_len);
         self.depth -= 1;
-        // Keep the frame's buffer for reuse.
-        self.frames[index] = frame;
         flow
+    }
+
+    fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        if self.depth == 0 {
+            return ControlFlow::Continue(());
+        }
+        match self.frames[self.depth - 1].text_mode {
+            TextMode::ElementOnly | TextMode::Mixed | TextMode::Ignore => ControlFlow::Continue(()),
+            _ => self.text(text, at),
+        }
     }
 
     fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
@@ -1015,11 +1042,22 @@ impl Handler for Validator<'_, '_> {
     }
 }
 
-/// Whether values of a simple type may need namespace bindings (QName or NOTATION inside).
-fn needs_namespaces(model: &Model, id: SimpleId) -> bool {
-    match &model.simple_type(id).variety {
-        Variety::Atomic(b) => matches!(b, Builtin::QName | Builtin::Notation),
-        Variety::List(i) => needs_namespaces(model, *i),
-        Variety::Union(m) => m.iter().any(|x| needs_namespaces(model, *x)),
+/// Appends `[n]` without the formatting machinery (this runs for every repeated sibling).
+fn push_index(path: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
     }
+    path.push('[');
+    for &d in &digits[i..] {
+        path.push(char::from(d));
+    }
+    path.push(']');
 }

@@ -34,12 +34,27 @@ pub fn normalize(value: &str, ws: WhiteSpace) -> Cow<'_, str> {
         }
         WhiteSpace::Collapse => {
             let bytes = value.as_bytes();
-            let needs = bytes.first().is_some_and(|&b| is_ws(b))
-                || bytes.last().is_some_and(|&b| is_ws(b))
-                || bytes.windows(2).any(|w| {
-                    matches!(w[0], b'\t' | b'\n' | b'\r') || (w[0] == b' ' && is_ws(w[1]))
-                })
-                || bytes.iter().any(|&b| matches!(b, b'\t' | b'\n' | b'\r'));
+            // One pass: any tab or line end, a space at the start, or two spaces in a row
+            // (a space at the end is checked after the loop).
+            let mut previous_space = true;
+            let mut needs = false;
+            for &b in bytes {
+                match b {
+                    b'\t' | b'\n' | b'\r' => {
+                        needs = true;
+                        break;
+                    }
+                    b' ' => {
+                        if previous_space {
+                            needs = true;
+                            break;
+                        }
+                        previous_space = true;
+                    }
+                    _ => previous_space = false,
+                }
+            }
+            needs |= previous_space && !bytes.is_empty();
             if !needs {
                 return Cow::Borrowed(value);
             }
@@ -389,7 +404,11 @@ impl Value<'_> {
     /// for binary types. `None` where length facets do not apply.
     pub fn length(&self) -> Option<usize> {
         match self {
-            Value::Str(s) => Some(s.chars().count()),
+            Value::Str(s) => Some(if s.is_ascii() {
+                s.len()
+            } else {
+                s.chars().count()
+            }),
             Value::HexBinary(s) => Some(s.len() / 2),
             Value::Base64Binary { octets, .. } => Some(*octets),
             _ => None,
