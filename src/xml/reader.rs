@@ -25,52 +25,61 @@ const XMLNS_NAMESPACE: &str = "http://www.w3.org/2000/xmlns/";
 
 /// Where the current event starts; turns into a [`Position`] only when asked.
 pub struct Locator<'a> {
-    kind: LocatorKind<'a>,
+    /// The bytes being parsed (the whole document, or the current block of a stream).
+    block: &'a [u8],
+    /// Absolute offset of `block[0]` in the document.
+    base: usize,
+    /// Offset of the current event in `block`.
+    offset: usize,
+    /// Line and column counting from `block[0]`, moved forward on demand.
+    cursor: &'a Cell<LineCursor>,
 }
 
-enum LocatorKind<'a> {
-    /// The whole document is in memory: line and column are counted on demand from a cursor
-    /// that only moves forward (errors are reported in document order).
-    Slice {
-        document: &'a [u8],
-        offset: usize,
-        cursor: &'a Cell<LineCursor>,
-    },
-    /// Streaming: line and column were counted as the bytes went by.
-    Stream(Position),
-}
-
-/// Line and column of a byte offset, remembered so the next lookup continues from here.
+/// Line and column at an offset of a block, remembered so the next lookup continues from
+/// there (errors are mostly reported in document order).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LineCursor {
     offset: usize,
     line: u32,
     column: u32,
+    origin_line: u32,
+    origin_column: u32,
 }
 
 impl LineCursor {
     /// The cursor at the start of a document.
     pub fn start() -> Self {
+        LineCursor::at(1, 1)
+    }
+
+    /// A cursor for a block that starts at this line and column.
+    fn at(line: u32, column: u32) -> Self {
         LineCursor {
             offset: 0,
-            line: 1,
-            column: 1,
+            line,
+            column,
+            origin_line: line,
+            origin_column: column,
         }
     }
 
-    fn advance(mut self, document: &[u8], target: usize) -> Self {
-        let target = target.min(document.len());
+    fn advance(mut self, block: &[u8], target: usize) -> Self {
+        let target = target.min(block.len());
         if target < self.offset {
-            // Asked for an earlier position than last time: recount from the start.
-            self = LineCursor::start();
+            // Asked for an earlier position than last time: recount from the block start.
+            self = LineCursor::at(self.origin_line, self.origin_column);
         }
-        for &b in &document[self.offset..target] {
-            if b == b'\n' {
-                self.line = self.line.saturating_add(1);
-                self.column = 1;
-            } else if (b & 0xC0) != 0x80 {
-                self.column = self.column.saturating_add(1);
-            }
+        let scan = scan_lines(&block[self.offset..target]);
+        let len = target - self.offset;
+        if scan.newlines > 0 {
+            self.line = self.line.saturating_add(scan.newlines);
+            let tail = len - scan.after_last_newline - scan.continuation_after_last_newline;
+            self.column = 1u32.saturating_add(u32::try_from(tail).unwrap_or(u32::MAX));
+        } else {
+            let chars = len - scan.continuation_after_last_newline;
+            self.column = self
+                .column
+                .saturating_add(u32::try_from(chars).unwrap_or(u32::MAX));
         }
         self.offset = target;
         self
@@ -80,38 +89,36 @@ impl LineCursor {
 impl Locator<'_> {
     /// The position of the start of the current event.
     pub fn position(&self) -> Position {
-        match &self.kind {
-            LocatorKind::Slice {
-                document,
-                offset,
-                cursor,
-            } => {
-                let c = cursor.get().advance(document, *offset);
-                cursor.set(c);
+        self.resolve(self.deferred())
+    }
+
+    /// A cheap token for this position, turned into line and column by
+    /// [`Locator::resolve`] (any locator of the same block, or of a later event while the
+    /// block is current; the tokenizer asks handlers to settle older ones in time).
+    pub fn deferred(&self) -> DeferredPosition {
+        DeferredPosition::Offset(self.base + self.offset)
+    }
+
+    /// Line and column of a deferred position of the current block.
+    pub fn resolve(&self, at: DeferredPosition) -> Position {
+        match at {
+            DeferredPosition::Known(p) => p,
+            DeferredPosition::Offset(absolute) => {
+                let relative = absolute.saturating_sub(self.base);
+                let c = self.cursor.get().advance(self.block, relative);
+                self.cursor.set(c);
                 Position {
                     line: c.line,
                     column: c.column,
-                    offset: *offset,
+                    offset: absolute,
                 }
             }
-            LocatorKind::Stream(p) => *p,
-        }
-    }
-
-    /// A cheap token for this position, resolved later with [`DeferredPosition::resolve`].
-    pub fn deferred(&self) -> DeferredPosition {
-        match &self.kind {
-            LocatorKind::Slice { offset, .. } => DeferredPosition::Offset(*offset),
-            LocatorKind::Stream(p) => DeferredPosition::Known(*p),
         }
     }
 
     /// Byte offset of the start of the current event.
     pub fn offset(&self) -> usize {
-        match &self.kind {
-            LocatorKind::Slice { offset, .. } => *offset,
-            LocatorKind::Stream(p) => p.offset,
-        }
+        self.base + self.offset
     }
 }
 
@@ -120,28 +127,6 @@ impl Locator<'_> {
 pub enum DeferredPosition {
     Known(Position),
     Offset(usize),
-}
-
-impl DeferredPosition {
-    /// Line and column, counting in `document` (the in-memory input) when needed.
-    pub fn resolve(self, document: Option<&[u8]>, cursor: &mut LineCursor) -> Position {
-        match (self, document) {
-            (DeferredPosition::Known(p), _) => p,
-            (DeferredPosition::Offset(offset), Some(doc)) => {
-                *cursor = cursor.advance(doc, offset);
-                Position {
-                    line: cursor.line,
-                    column: cursor.column,
-                    offset,
-                }
-            }
-            (DeferredPosition::Offset(offset), None) => Position {
-                line: 0,
-                column: 0,
-                offset,
-            },
-        }
-    }
 }
 
 /// What the tokenizer reports. Returning `ControlFlow::Break` stops the parse early.
@@ -157,6 +142,11 @@ pub trait Handler {
     /// Handlers that treat it specially override this; by default it is [`Handler::text`].
     fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
         self.text(text, at)
+    }
+    /// A streamed block is about to be dropped: turn every [`DeferredPosition`] still held
+    /// into a known one with `at.resolve`. Positions in later blocks stay cheap.
+    fn settle(&mut self, at: &Locator<'_>) {
+        let _ = at;
     }
 }
 
@@ -367,81 +357,6 @@ impl NamespaceScope {
     }
 }
 
-/// Counts the bytes a streaming reader gives out and enforces the size limits that must
-/// hold before quick-xml buffers a token (line and column are counted per event by
-/// [`parse_stream`]).
-struct CountingReader<R> {
-    inner: R,
-    consumed: u64,
-    max_bytes: u64,
-    /// Where the token being read started: bounds what quick-xml buffers for one token.
-    token_start: u64,
-    max_token: u64,
-    failure: Option<LimitHit>,
-}
-
-/// Which streaming limit stopped the read.
-#[derive(Debug, Clone, Copy)]
-enum LimitHit {
-    TooLarge { size: u64 },
-    TokenTooLong,
-}
-
-impl<R: BufRead> io::Read for CountingReader<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for CountingReader<R> {
-    #[inline]
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.failure.is_some() {
-            return Err(io::Error::other("document limit exceeded"));
-        }
-        self.inner.fill_buf()
-    }
-
-    #[inline]
-    fn consume(&mut self, amount: usize) {
-        self.consumed += amount as u64;
-        if self.consumed > self.max_bytes {
-            self.failure = Some(LimitHit::TooLarge {
-                size: self.consumed,
-            });
-        } else if self.consumed - self.token_start > self.max_token {
-            self.failure = Some(LimitHit::TokenTooLong);
-        }
-        self.inner.consume(amount);
-    }
-}
-
-/// Moves a line/column past one event: `content` is what quick-xml put in its buffer,
-/// `total` the bytes it consumed (content plus ASCII delimiters), `text` whether the event
-/// was character data (no delimiters).
-#[inline(always)]
-fn advance(line: &mut u32, column: &mut u32, content: &[u8], total: usize, text: bool) {
-    let scan = scan_lines(content);
-    if scan.newlines > 0 {
-        let trailing = if text {
-            0
-        } else {
-            total.saturating_sub(content.len() + 1)
-        };
-        *line = line.saturating_add(scan.newlines);
-        let tail = content.len() - scan.after_last_newline;
-        let tail_chars = tail - scan.continuation_after_last_newline;
-        *column = 1u32.saturating_add(u32::try_from(tail_chars + trailing).unwrap_or(u32::MAX));
-    } else {
-        let chars = total.saturating_sub(scan.continuation_after_last_newline);
-        *column = column.saturating_add(u32::try_from(chars).unwrap_or(u32::MAX));
-    }
-}
-
 /// Newlines in a run of bytes, where the last one ends, and how many UTF-8 continuation
 /// bytes follow it (characters = bytes - continuation bytes).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -528,6 +443,9 @@ struct State {
     first_event: bool,
     /// Length of the current run of character data (text, references, CDATA).
     text_run: usize,
+    /// Qualified names of the open elements, for matching end tags.
+    open_names: String,
+    open_starts: Vec<usize>,
 }
 
 /// Parses an in-memory document, calling `handler` for each event.
@@ -542,143 +460,250 @@ pub fn parse_slice<H: Handler>(
             size: document.len(),
         });
     }
-    let cursor = Cell::new(LineCursor::start());
-    let at = |offset: usize| Locator {
-        kind: LocatorKind::Slice {
-            document,
-            offset,
-            cursor: &cursor,
-        },
-    };
-    // quick-xml skips a byte order mark without counting it.
-    let bom = if document.starts_with(b"\xEF\xBB\xBF") {
-        3
+    // A byte order mark is one character at the start of line 1.
+    let (base, origin) = if document.starts_with(b"\xEF\xBB\xBF") {
+        (3, LineCursor::at(1, 2))
     } else {
-        0
+        (0, LineCursor::start())
     };
-    let mut reader = quick_xml::Reader::from_reader(document);
-    configure(reader.config_mut());
     let mut state = State::new(limits);
-    loop {
-        let offset = usize::try_from(reader.buffer_position())
-            .unwrap_or(usize::MAX)
-            .saturating_add(bom);
-        let event = match reader.read_event() {
-            Ok(e) => e,
-            Err(e) => {
-                let err_offset = usize::try_from(reader.error_position())
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(bom);
-                return Err(quick_xml_error(e, at(err_offset).position()));
-            }
-        };
-        let locator = at(offset);
-        match state.event(event, &locator, handler)? {
-            Step::Continue => {}
-            Step::Eof => return Ok(Outcome::Complete),
-            Step::Stop => return Ok(Outcome::Stopped),
-        }
+    let block = Block {
+        bytes: &document[base..],
+        base,
+        origin,
+        last: true,
+    };
+    match run_block(&mut state, &block, handler)? {
+        (_, Step::Stop) => Ok(Outcome::Stopped),
+        _ => Ok(Outcome::Complete),
     }
 }
 
+/// How much of a stream is parsed at a time (a block grows when one token is larger).
+const BLOCK_SIZE: usize = 256 * 1024;
+
 /// Parses a document from a buffered reader with memory bounded by the nesting depth and
-/// the longest token, calling `handler` for each event.
+/// the longest token, calling `handler` for each event. The input is parsed in blocks;
+/// an event cut by the end of a block is parsed again with the next one.
 pub fn parse_stream<R: BufRead, H: Handler>(
     input: R,
     limits: &Limits,
     handler: &mut H,
 ) -> Result<Outcome, StreamError> {
-    let mut counting = CountingReader {
-        inner: input,
-        consumed: 0,
-        max_bytes: u64::try_from(limits.max_bytes).unwrap_or(u64::MAX),
-        token_start: 0,
-        // A token is a text run or a tag: allow the longest text plus room for the
-        // attributes of one tag before refusing to buffer more.
-        max_token: u64::try_from(
-            limits
-                .max_text_len
-                .saturating_add(limits.max_name_len.saturating_mul(2))
-                .saturating_add(64 * 1024),
-        )
-        .unwrap_or(u64::MAX),
-        failure: None,
-    };
-    let limit_error = |hit: LimitHit, at: Position, max_token: u64| match hit {
-        LimitHit::TooLarge { size } => XmlError::TooLarge {
-            limit: limits.max_bytes,
-            size: usize::try_from(size).unwrap_or(usize::MAX),
-        },
-        LimitHit::TokenTooLong => XmlError::TextTooLong {
-            limit: usize::try_from(max_token).unwrap_or(usize::MAX),
-            at,
-        },
-    };
-    let mut line = 1u32;
-    let mut column = 1u32;
-    // Skip a byte order mark here so quick-xml never counts bytes we do not see.
-    let has_bom = counting
-        .fill_buf()
-        .map_err(StreamError::Io)?
-        .starts_with(b"\xEF\xBB\xBF");
-    if has_bom {
-        counting.consume(3);
-        column = 2;
-    }
-    let mut reader = quick_xml::Reader::from_reader(counting);
-    configure(reader.config_mut());
+    parse_blocks(input, limits, handler, BLOCK_SIZE)
+}
+
+fn parse_blocks<R: BufRead, H: Handler>(
+    mut input: R,
+    limits: &Limits,
+    handler: &mut H,
+    block_size: usize,
+) -> Result<Outcome, StreamError> {
+    let max_token = limits
+        .max_text_len
+        .saturating_add(limits.max_name_len.saturating_mul(2))
+        .saturating_add(64 * 1024);
     let mut state = State::new(limits);
-    let mut buf = Vec::with_capacity(4096);
+    let mut buffer: Vec<u8> = Vec::with_capacity(block_size);
+    let mut base = 0usize;
+    let mut origin = LineCursor::start();
+    let mut read_total = 0usize;
+    let mut input_done = false;
+    let mut target = block_size;
+    let mut first = true;
     loop {
-        buf.clear();
-        let before = reader.get_ref().consumed;
-        let start = Position {
-            line,
-            column,
-            offset: usize::try_from(before).unwrap_or(usize::MAX),
+        while buffer.len() < target && !input_done {
+            let data = match input.fill_buf() {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StreamError::Io(e)),
+            };
+            if data.is_empty() {
+                input_done = true;
+                break;
+            }
+            let n = data.len().min(target - buffer.len());
+            buffer.extend_from_slice(&data[..n]);
+            input.consume(n);
+            read_total = read_total.saturating_add(n);
+            if read_total > limits.max_bytes {
+                return Err(StreamError::Xml(XmlError::TooLarge {
+                    limit: limits.max_bytes,
+                    size: read_total,
+                }));
+            }
+        }
+        if first {
+            first = false;
+            if buffer.starts_with(b"\xEF\xBB\xBF") {
+                buffer.drain(..3);
+                base = 3;
+                origin = LineCursor::at(1, 2);
+            }
+        }
+        // Never cut a UTF-8 sequence: hold back an incomplete one for the next block.
+        let usable = if input_done {
+            buffer.len()
+        } else {
+            utf8_boundary(&buffer)
         };
-        reader.get_mut().token_start = before;
-        let result = reader.read_event_into(&mut buf);
-        let total = usize::try_from(reader.get_ref().consumed - before).unwrap_or(usize::MAX);
-        let event = match result {
+        let block = Block {
+            bytes: &buffer[..usable],
+            base,
+            origin,
+            last: input_done,
+        };
+        let (consumed, step) = run_block(&mut state, &block, handler)?;
+        match step {
+            Step::Stop => return Ok(Outcome::Stopped),
+            Step::Eof => return Ok(Outcome::Complete),
+            Step::Continue => {}
+        }
+        if consumed == 0 {
+            // One token does not fit: read more, within the token limit.
+            if buffer.len() > max_token {
+                let cursor = Cell::new(origin);
+                let at = Locator {
+                    block: &buffer,
+                    base,
+                    offset: 0,
+                    cursor: &cursor,
+                };
+                return Err(StreamError::Xml(XmlError::TextTooLong {
+                    limit: max_token,
+                    at: at.position(),
+                }));
+            }
+            target = buffer.len() + block_size;
+            continue;
+        }
+        // Positions in the part about to go must be settled now.
+        let cursor = Cell::new(origin);
+        let at = Locator {
+            block: &buffer[..consumed],
+            base,
+            offset: consumed,
+            cursor: &cursor,
+        };
+        handler.settle(&at);
+        let end = cursor.get().advance(&buffer[..consumed], consumed);
+        origin = LineCursor::at(end.line, end.column);
+        buffer.drain(..consumed);
+        base += consumed;
+        target = block_size.max(buffer.len() + 1);
+    }
+}
+
+/// The length of `bytes` without an incomplete UTF-8 sequence at its end.
+fn utf8_boundary(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    // Look back at most three bytes for the lead byte of the last sequence.
+    for back in 1..=3.min(n) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = if b < 0x80 {
+            1
+        } else if b >= 0xF0 {
+            4
+        } else if b >= 0xE0 {
+            3
+        } else {
+            2
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
+}
+
+/// A block of input: the bytes, where they are in the document, and whether the
+/// document ends with them.
+struct Block<'a> {
+    bytes: &'a [u8],
+    base: usize,
+    origin: LineCursor,
+    last: bool,
+}
+
+/// quick-xml errors that only mean "the input ended inside this construct".
+fn is_truncation(e: &quick_xml::Error, error_offset: usize, len: usize) -> bool {
+    use quick_xml::errors::{IllFormedError, SyntaxError};
+    match e {
+        quick_xml::Error::Syntax(
+            SyntaxError::UnclosedPI
+            | SyntaxError::UnclosedXmlDecl
+            | SyntaxError::UnclosedComment
+            | SyntaxError::UnclosedDoctype
+            | SyntaxError::UnclosedCData
+            | SyntaxError::UnclosedTag
+            | SyntaxError::UnclosedSingleQuotedAttributeValue
+            | SyntaxError::UnclosedDoubleQuotedAttributeValue,
+        ) => true,
+        quick_xml::Error::Syntax(SyntaxError::InvalidBangMarkup) => error_offset + 12 >= len,
+        quick_xml::Error::IllFormed(
+            IllFormedError::MissingEndTag(_) | IllFormedError::UnclosedReference,
+        ) => true,
+        _ => false,
+    }
+}
+
+/// Parses the complete events of one block. Returns how many bytes were consumed (the rest
+/// starts with an event the block may have cut) and how parsing stands.
+fn run_block<H: Handler>(
+    state: &mut State,
+    block: &Block<'_>,
+    handler: &mut H,
+) -> Result<(usize, Step), XmlError> {
+    let cursor = Cell::new(block.origin);
+    let at = |offset: usize| Locator {
+        block: block.bytes,
+        base: block.base,
+        offset,
+        cursor: &cursor,
+    };
+    let mut reader = quick_xml::Reader::from_reader(block.bytes);
+    configure(reader.config_mut());
+    let len = block.bytes.len();
+    loop {
+        let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = match reader.read_event() {
             Ok(e) => e,
             Err(e) => {
-                let r = reader.get_ref();
-                if let Some(hit) = r.failure {
-                    return Err(StreamError::Xml(limit_error(hit, start, r.max_token)));
+                let err_offset = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
+                if !block.last && is_truncation(&e, err_offset, len) {
+                    return Ok((start, Step::Continue));
                 }
-                if let quick_xml::Error::Io(io) = &e {
-                    return Err(StreamError::Io(io::Error::new(io.kind(), io.to_string())));
-                }
-                return Err(StreamError::Xml(quick_xml_error(e, start)));
+                return Err(quick_xml_error(e, at(err_offset).position()));
             }
         };
-        let is_text = matches!(event, Event::Text(_));
-        let locator = Locator {
-            kind: LocatorKind::Stream(start),
-        };
-        let step = state.event(event, &locator, handler)?;
-        advance(&mut line, &mut column, &buf, total, is_text);
-        match step {
+        let end = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        if !block.last {
+            if matches!(event, Event::Eof) {
+                return Ok((len, Step::Continue));
+            }
+            // An event that reaches the end of the block may continue in the next one.
+            if end >= len {
+                return Ok((start, Step::Continue));
+            }
+        }
+        let locator = at(start);
+        match state.event(event, &locator, handler)? {
             Step::Continue => {}
-            Step::Eof => {
-                let r = reader.get_ref();
-                if let Some(hit) = r.failure {
-                    return Err(StreamError::Xml(limit_error(hit, start, r.max_token)));
-                }
-                return Ok(Outcome::Complete);
-            }
-            Step::Stop => return Ok(Outcome::Stopped),
+            Step::Eof => return Ok((end, Step::Eof)),
+            Step::Stop => return Ok((end, Step::Stop)),
         }
     }
 }
 
 fn configure(config: &mut quick_xml::reader::Config) {
-    config.check_end_names = true;
+    // End tags are matched by `State` itself: a block's reader does not see the start
+    // tags of earlier blocks.
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
     config.check_comments = true;
     config.expand_empty_elements = false;
     config.allow_dangling_amp = false;
-    config.allow_unmatched_ends = false;
     config.trim_text(false);
 }
 
@@ -724,6 +749,8 @@ impl State {
             root_closed: false,
             first_event: true,
             text_run: 0,
+            open_names: String::new(),
+            open_starts: Vec::new(),
         }
     }
 
@@ -745,6 +772,8 @@ impl State {
             Event::Start(start) => {
                 self.text_run = 0;
                 let step = self.start(&start, at, handler)?;
+                self.open_starts.push(self.open_names.len());
+                self.open_names.push_str(start.name().as_ref());
                 Ok(step)
             }
             Event::Empty(start) => {
@@ -754,8 +783,30 @@ impl State {
                 }
                 self.end(at, handler)
             }
-            Event::End(_) => {
+            Event::End(end) => {
                 self.text_run = 0;
+                let name = end.name();
+                let name: &str = name.as_ref();
+                match self.open_starts.pop() {
+                    Some(s) => {
+                        if &self.open_names[s..] != name {
+                            return Err(Self::malformed(
+                                format!(
+                                    "the end tag </{name}> does not close <{}>",
+                                    &self.open_names[s..]
+                                ),
+                                at,
+                            ));
+                        }
+                        self.open_names.truncate(s);
+                    }
+                    None => {
+                        return Err(Self::malformed(
+                            format!("the end tag </{name}> closes no element"),
+                            at,
+                        ));
+                    }
+                }
                 self.end(at, handler)
             }
             Event::Text(text) => {
@@ -1433,9 +1484,20 @@ mod tests {
         let mut a = Recorder::default();
         let ra = parse_slice(doc.as_bytes(), &Limits::default(), &mut a);
         let mut b = Recorder::default();
-        // A tiny buffer forces tokens to span many reads.
+        // Tiny blocks force events to be cut and parsed again.
         let reader = io::BufReader::with_capacity(3, doc.as_bytes());
-        let rb = parse_stream(reader, &Limits::default(), &mut b);
+        let rb = parse_blocks(reader, &Limits::default(), &mut b, 5);
+        let mut c = Recorder::default();
+        let rc = parse_blocks(doc.as_bytes(), &Limits::default(), &mut c, 1);
+        assert_eq!(
+            rb.as_ref()
+                .map(|_| b.log.clone())
+                .map_err(|e| e.to_string()),
+            rc.as_ref()
+                .map(|_| c.log.clone())
+                .map_err(|e| e.to_string()),
+            "block sizes disagree on {doc}"
+        );
         match (ra, rb) {
             (Ok(_), Ok(_)) => {
                 assert_eq!(a.log, b.log, "slice and stream disagree on {doc}");

@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 
 use super::model::*;
 use super::{ValidationError, ValidationErrors};
-use crate::xml::reader::{DeferredPosition, Handler, LineCursor, Locator, StartTag, split_qname};
+use crate::xml::reader::{DeferredPosition, Handler, Locator, StartTag, split_qname};
 
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
@@ -95,10 +95,8 @@ pub struct RootName {
     pub local: String,
 }
 
-pub struct Validator<'s, 'd> {
+pub struct Validator<'s> {
     model: &'s Model,
-    document: Option<&'d [u8]>,
-    cursor: LineCursor,
     frames: Vec<Frame>,
     depth: usize,
     path: String,
@@ -146,12 +144,10 @@ impl ValueContext for Ctx<'_> {
     }
 }
 
-impl<'s, 'd> Validator<'s, 'd> {
-    pub fn new(model: &'s Model, document: Option<&'d [u8]>, max_errors: usize) -> Self {
+impl<'s> Validator<'s> {
+    pub fn new(model: &'s Model, max_errors: usize) -> Self {
         Validator {
             model,
-            document,
-            cursor: LineCursor::start(),
             frames: Vec::new(),
             depth: 0,
             path: String::with_capacity(256),
@@ -195,12 +191,17 @@ impl<'s, 'd> Validator<'s, 'd> {
     }
 
     /// Records an error at `at`; `Break` once the cap is reached.
-    fn error(&mut self, at: DeferredPosition, message: String) -> ControlFlow<()> {
+    fn error(
+        &mut self,
+        loc: &Locator<'_>,
+        at: DeferredPosition,
+        message: String,
+    ) -> ControlFlow<()> {
         if self.errors.len() >= self.max_errors {
             self.truncated = true;
             return ControlFlow::Break(());
         }
-        let p = at.resolve(self.document, &mut self.cursor);
+        let p = loc.resolve(at);
         self.errors.push(ValidationError {
             line: p.line,
             column: p.column,
@@ -302,6 +303,7 @@ impl<'s, 'd> Validator<'s, 'd> {
     /// The declaration and kind for a new child of the current element.
     fn place_child(
         &mut self,
+        loc: &Locator<'_>,
         ns: NsId,
         local: &str,
         at: DeferredPosition,
@@ -315,7 +317,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                         "no global element declaration matches the root element {}",
                         self.display_name(ns, local, Some(u32::MAX - 1))
                     );
-                    self.error(at, msg).continue_value().ok_or(())?;
+                    self.error(loc, at, msg).continue_value().ok_or(())?;
                     (Kind::Skip, None)
                 }
             });
@@ -339,6 +341,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         if parent.nil {
             parent.broken = true;
             self.error(
+                loc,
                 at,
                 "an element with xsi:nil=\"true\" must be empty".to_owned(),
             )
@@ -351,7 +354,7 @@ impl<'s, 'd> Validator<'s, 'd> {
             let msg = format!(
                 "child elements are not allowed here (the type has simple content); found <{local}>"
             );
-            self.error(at, msg).continue_value().ok_or(())?;
+            self.error(loc, at, msg).continue_value().ok_or(())?;
             return Ok((Kind::Skip, None));
         };
         match &model.complex_type(ct).content {
@@ -365,7 +368,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 let msg = format!(
                     "child elements are not allowed here (the type has {what} content); found <{local}>"
                 );
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
             Content::Elements {
@@ -395,7 +398,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                                 let msg = format!(
                                     "no global declaration for <{local}>, which a wildcard with processContents=\"strict\" requires"
                                 );
-                                self.error(at, msg).continue_value().ok_or(())?;
+                                self.error(loc, at, msg).continue_value().ok_or(())?;
                                 Ok((Kind::Skip, None))
                             }
                         },
@@ -417,7 +420,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 } else {
                     format!("expected {expected}; found {found}")
                 };
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
             Content::Elements {
@@ -434,7 +437,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     if parent.all_seen & bit != 0 {
                         parent.broken = true;
                         let msg = format!("<{local}> may appear only once here");
-                        self.error(at, msg).continue_value().ok_or(())?;
+                        self.error(loc, at, msg).continue_value().ok_or(())?;
                         return Ok((Kind::Skip, None));
                     }
                     parent.all_seen |= bit;
@@ -447,7 +450,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     "<{local}> is not allowed here; expected any of {}",
                     names.join(", ")
                 );
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
         }
@@ -456,6 +459,7 @@ impl<'s, 'd> Validator<'s, 'd> {
     /// Resolves `xsi:type` against the declared type.
     fn xsi_type(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         declared: Option<TypeRef>,
         decl: Option<ElemId>,
@@ -465,7 +469,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         let model = self.model;
         let value = value.trim_matches([' ', '\t', '\n', '\r']);
         let Some((prefix, local)) = split_qname(value) else {
-            self.error(at, "xsi:type is not a valid QName".to_owned())
+            self.error(loc, at, "xsi:type is not a valid QName".to_owned())
                 .continue_value()
                 .ok_or(())?;
             return Ok(None);
@@ -474,9 +478,13 @@ impl<'s, 'd> Validator<'s, 'd> {
             Some(p) => match tag.lookup_prefix(p) {
                 Some(u) => Some(u),
                 None => {
-                    self.error(at, format!("the prefix `{p}` of xsi:type is not declared"))
-                        .continue_value()
-                        .ok_or(())?;
+                    self.error(
+                        loc,
+                        at,
+                        format!("the prefix `{p}` of xsi:type is not declared"),
+                    )
+                    .continue_value()
+                    .ok_or(())?;
                     return Ok(None);
                 }
             },
@@ -485,6 +493,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         let ns = model.ns_id(uri);
         let Some(t) = model.global_types.get(ns, local) else {
             self.error(
+                loc,
                 at,
                 format!("xsi:type names the type `{local}`, which the schema does not define"),
             )
@@ -499,7 +508,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                         "xsi:type `{local}` is not derived from the declared type {}",
                         model.type_name(d)
                     );
-                    self.error(at, msg).continue_value().ok_or(())?;
+                    self.error(loc, at, msg).continue_value().ok_or(())?;
                     return Ok(None);
                 }
                 Some((ext, restr)) => {
@@ -514,7 +523,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     }
                     if blocked {
                         let msg = format!("xsi:type `{local}` is blocked by the declaration");
-                        self.error(at, msg).continue_value().ok_or(())?;
+                        self.error(loc, at, msg).continue_value().ok_or(())?;
                         return Ok(None);
                     }
                 }
@@ -525,6 +534,7 @@ impl<'s, 'd> Validator<'s, 'd> {
 
     fn check_attributes(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         ty: Option<TypeRef>,
         kind: Kind,
@@ -564,6 +574,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 if let Some(d) = model.global_attributes.get(ns, a.local) {
                     let decl = &model.attributes[d as usize];
                     self.check_attribute_value(
+                        loc,
                         tag,
                         decl.ty,
                         decl.constraint.as_ref(),
@@ -579,7 +590,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     "attribute `{}` is not allowed (the element has a simple type)",
                     a.qname
                 );
-                self.error(at, msg)?;
+                self.error(loc, at, msg)?;
                 continue;
             };
             if let Some(u) = ct
@@ -590,6 +601,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 self.seen_uses[u] = true;
                 let use_ = &ct.attributes[u];
                 self.check_attribute_value(
+                    loc,
                     tag,
                     use_.ty,
                     use_.constraint.as_ref(),
@@ -607,6 +619,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                             Some(d) => {
                                 let decl = &model.attributes[d as usize];
                                 self.check_attribute_value(
+                                    loc,
                                     tag,
                                     decl.ty,
                                     decl.constraint.as_ref(),
@@ -620,7 +633,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                                     "no global declaration for attribute `{}`, which a wildcard with processContents=\"strict\" requires",
                                     a.qname
                                 );
-                                self.error(at, msg)?;
+                                self.error(loc, at, msg)?;
                             }
                             None => {}
                         }
@@ -628,7 +641,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 },
                 _ => {
                     let msg = format!("attribute `{}` is not allowed here", a.qname);
-                    self.error(at, msg)?;
+                    self.error(loc, at, msg)?;
                 }
             }
         }
@@ -636,7 +649,7 @@ impl<'s, 'd> Validator<'s, 'd> {
             for (i, u) in ct.attributes.iter().enumerate() {
                 if u.required && !self.seen_uses.get(i).copied().unwrap_or(false) {
                     let msg = format!("the required attribute `{}` is missing", u.local);
-                    self.error(at, msg)?;
+                    self.error(loc, at, msg)?;
                 }
             }
         }
@@ -645,6 +658,7 @@ impl<'s, 'd> Validator<'s, 'd> {
 
     fn check_attribute_value(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         ty: SimpleId,
         constraint: Option<&ValueConstraint>,
@@ -670,12 +684,13 @@ impl<'s, 'd> Validator<'s, 'd> {
             )
         };
         match result {
-            Err(e) => self.error(at, format!("attribute `{qname}`: {e}")),
+            Err(e) => self.error(loc, at, format!("attribute `{qname}`: {e}")),
             Ok(v) => {
                 if let (Some(f), Some(v)) = (fixed, v)
                     && !f.value.as_ref().is_some_and(|fv| fv.same(&v))
                 {
                     return self.error(
+                        loc,
                         at,
                         format!(
                             "attribute `{qname}` must have the fixed value '{}'",
@@ -688,19 +703,17 @@ impl<'s, 'd> Validator<'s, 'd> {
         }
     }
 
-    fn end_strict(&mut self, frame: &Frame, depth: usize, at: DeferredPosition) -> ControlFlow<()> {
+    fn end_strict(
+        &mut self,
+        loc: &Locator<'_>,
+        frame: &Frame,
+        depth: usize,
+        at: DeferredPosition,
+    ) -> ControlFlow<()> {
         let model = self.model;
         let decl = frame.elem.map(|e| model.element(e));
         if frame.nil {
-            if frame.has_children || !self.text.is_empty() && frame.text_mode != TextMode::Ignore {
-                // Children were reported when they appeared; text is reported here.
-                if !frame.has_children {
-                    return self.error(
-                        frame.start,
-                        "an element with xsi:nil=\"true\" must be empty".to_owned(),
-                    );
-                }
-            }
+            // Children and text of a nil element were reported as they appeared.
             return ControlFlow::Continue(());
         }
         match frame.text_mode {
@@ -734,11 +747,12 @@ impl<'s, 'd> Validator<'s, 'd> {
                     )
                 };
                 let flow = match result {
-                    Err(e) => self.error(frame.start, format!("{e}")),
+                    Err(e) => self.error(loc, frame.start, format!("{e}")),
                     // libxml2 compares an element's fixed value literally (attributes are
                     // compared in the value space); the stricter rule is kept.
                     Ok(_) => match constraint {
                         Some(c) if c.fixed && *value_text != *c.lexical => self.error(
+                            loc,
                             frame.start,
                             format!("the element must have the fixed value '{}'", c.lexical),
                         ),
@@ -756,10 +770,12 @@ impl<'s, 'd> Validator<'s, 'd> {
                 let text = std::mem::take(&mut self.text);
                 let flow = match fixed {
                     Some(f) if frame.has_children => self.error(
+                        loc,
                         frame.start,
                         format!("an element with the fixed value '{f}' cannot have child elements"),
                     ),
                     Some(f) if !text.is_empty() && *text != *f => self.error(
+                        loc,
                         frame.start,
                         format!("the element must have the fixed value '{f}'"),
                     ),
@@ -784,6 +800,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     if !state.accepting {
                         let expected = self.describe_expected(state, None);
                         return self.error(
+                            loc,
                             at,
                             format!("the content is incomplete: expected {expected}"),
                         );
@@ -803,6 +820,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                             .collect();
                         if !missing.is_empty() {
                             return self.error(
+                                loc,
                                 at,
                                 format!(
                                     "the content is incomplete: missing {}",
@@ -819,8 +837,9 @@ impl<'s, 'd> Validator<'s, 'd> {
     }
 }
 
-impl Handler for Validator<'_, '_> {
-    fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
+impl Handler for Validator<'_> {
+    fn start_element(&mut self, tag: &StartTag<'_>, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         self.elements += 1;
         let model = self.model;
         let here = at.deferred();
@@ -832,7 +851,7 @@ impl Handler for Validator<'_, '_> {
                 local: local.to_owned(),
             });
         }
-        let placed = self.place_child(ns, local, here);
+        let placed = self.place_child(at, ns, local, here);
         // Open the frame and the path before reporting anything about this element.
         let path_len = self.path.len();
         let (counts_len, names_len) = (self.counts.len(), self.names.len());
@@ -851,6 +870,7 @@ impl Handler for Validator<'_, '_> {
                 && model.element(e).is_abstract
             {
                 self.error(
+                    loc,
                     here,
                     format!("the element <{local}> is declared abstract and cannot be used"),
                 )?;
@@ -862,7 +882,7 @@ impl Handler for Validator<'_, '_> {
                     continue;
                 }
                 match a.local {
-                    "type" => match self.xsi_type(tag, ty, elem, a.value, here) {
+                    "type" => match self.xsi_type(at, tag, ty, elem, a.value, here) {
                         Ok(Some(t)) => {
                             ty = Some(t);
                             kind = Kind::Strict;
@@ -876,7 +896,7 @@ impl Handler for Validator<'_, '_> {
                             "true" | "1" => true,
                             "false" | "0" => false,
                             _ => {
-                                self.error(here, "xsi:nil must be a boolean".to_owned())?;
+                                self.error(loc, here, "xsi:nil must be a boolean".to_owned())?;
                                 false
                             }
                         };
@@ -885,10 +905,10 @@ impl Handler for Validator<'_, '_> {
                                 Some(d) if d.nillable => {
                                     nil = true;
                                     if d.constraint.as_ref().is_some_and(|c| c.fixed) {
-                                        self.error(here, "an element with a fixed value cannot be nil".to_owned())?;
+                                        self.error(loc, here, "an element with a fixed value cannot be nil".to_owned())?;
                                     }
                                 }
-                                _ => self.error(here, format!("<{local}> is not nillable, so xsi:nil=\"true\" is not allowed"))?,
+                                _ => self.error(loc, here, format!("<{local}> is not nillable, so xsi:nil=\"true\" is not allowed"))?,
                             }
                         }
                     }
@@ -902,9 +922,9 @@ impl Handler for Validator<'_, '_> {
                     "the type {} is abstract; use xsi:type to name a concrete type",
                     model.complex_type(c).name
                 );
-                self.error(here, msg)?;
+                self.error(loc, here, msg)?;
             }
-            self.check_attributes(tag, ty, kind, here)?;
+            self.check_attributes(at, tag, ty, kind, here)?;
         }
         let text_mode = match (kind, ty) {
             (Kind::Strict, Some(TypeRef::Simple(s))) => TextMode::Simple(s),
@@ -967,14 +987,15 @@ impl Handler for Validator<'_, '_> {
         ControlFlow::Continue(())
     }
 
-    fn end_element(&mut self, at: &Locator<'_>) -> ControlFlow<()> {
+    fn end_element(&mut self, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
         let index = self.depth - 1;
         let frame = self.frames[index];
         let flow = if frame.kind == Kind::Strict {
-            self.end_strict(&frame, index, at.deferred())
+            self.end_strict(at, &frame, index, at.deferred())
         } else {
             ControlFlow::Continue(())
         };
@@ -986,7 +1007,16 @@ impl Handler for Validator<'_, '_> {
         flow
     }
 
-    fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+    fn settle(&mut self, loc: &Locator<'_>) {
+        for frame in &mut self.frames[..self.depth] {
+            if let DeferredPosition::Offset(_) = frame.start {
+                frame.start = DeferredPosition::Known(loc.resolve(frame.start));
+            }
+        }
+    }
+
+    fn whitespace(&mut self, text: &str, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
@@ -996,7 +1026,8 @@ impl Handler for Validator<'_, '_> {
         }
     }
 
-    fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+    fn text(&mut self, text: &str, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
@@ -1005,6 +1036,7 @@ impl Handler for Validator<'_, '_> {
             if !frame.text_reported {
                 frame.text_reported = true;
                 return self.error(
+                    loc,
                     at.deferred(),
                     "an element with xsi:nil=\"true\" must be empty".to_owned(),
                 );
@@ -1024,6 +1056,7 @@ impl Handler for Validator<'_, '_> {
                 {
                     frame.text_reported = true;
                     return self.error(
+                        loc,
                         at.deferred(),
                         "text is not allowed here (the type has element-only content)".to_owned(),
                     );
@@ -1033,7 +1066,7 @@ impl Handler for Validator<'_, '_> {
             TextMode::Empty => {
                 if !frame.text_reported && !text.is_empty() {
                     frame.text_reported = true;
-                    return self.error(at.deferred(), "the element must be empty (its type has empty content), but it contains text".to_owned());
+                    return self.error(loc, at.deferred(), "the element must be empty (its type has empty content), but it contains text".to_owned());
                 }
                 ControlFlow::Continue(())
             }
