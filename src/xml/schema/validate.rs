@@ -110,6 +110,9 @@ pub struct Validator<'s> {
     ids: HashSet<String>,
     last_ns_key: u64,
     last_ns_id: NsId,
+    /// The namespace URI of the current element when the schema does not know it (for
+    /// messages only).
+    found_ns: String,
     /// Saved namespace bindings per depth, for QName-valued content.
     bindings: Vec<Vec<(Box<str>, Box<str>)>>,
     seen_uses: Vec<bool>,
@@ -160,6 +163,7 @@ impl<'s> Validator<'s> {
             ids: HashSet::new(),
             last_ns_key: 0,
             last_ns_id: NO_NS,
+            found_ns: String::new(),
             bindings: Vec::new(),
             seen_uses: Vec::new(),
             root: None,
@@ -224,6 +228,8 @@ impl<'s> Validator<'s> {
         if other_ns.is_some_and(|o| o != ns) {
             if ns == NO_NS {
                 format!("<{local}> (in no namespace)")
+            } else if ns == UNKNOWN_NS {
+                format!("<{local}> (namespace {})", self.found_ns)
             } else {
                 format!("<{local}> (namespace {})", self.model.ns_str(ns))
             }
@@ -844,6 +850,10 @@ impl Handler for Validator<'_> {
         let model = self.model;
         let here = at.deferred();
         let ns = self.element_ns(tag);
+        if ns == UNKNOWN_NS {
+            self.found_ns.clear();
+            self.found_ns.push_str(tag.namespace().unwrap_or(""));
+        }
         let local = tag.local();
         if self.depth == 0 {
             self.root = Some(RootName {
@@ -851,11 +861,10 @@ impl Handler for Validator<'_> {
                 local: local.to_owned(),
             });
         }
-        let placed = self.place_child(at, ns, local, here);
-        // Open the frame and the path before reporting anything about this element.
+        // The path names this element before anything is reported about it.
         let path_len = self.path.len();
-        let (counts_len, names_len) = (self.counts.len(), self.names.len());
         self.push_path(local);
+        let placed = self.place_child(at, ns, local, here);
         if self.frames.len() <= self.depth {
             self.frames.push(Frame::blank());
         }
@@ -981,8 +990,6 @@ impl Handler for Validator<'_> {
                 .map(|(p, u)| (Box::from(p), Box::from(u)))
                 .collect();
         }
-        // The parent's sibling counts stay below this frame's own.
-        let _ = (counts_len, names_len);
         self.depth += 1;
         ControlFlow::Continue(())
     }
