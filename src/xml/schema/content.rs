@@ -405,6 +405,12 @@ fn build_all(
     children: &[Particle],
     type_name: &str,
 ) -> Result<ContentModel, String> {
+    if children.len() > 64 {
+        return Err(format!(
+            "xs:all in {type_name} has {} elements; this engine supports at most 64",
+            children.len()
+        ));
+    }
     let mut items: Vec<AllItem> = Vec::new();
     for c in children {
         let Term::Element(e) = c.term else {

@@ -267,6 +267,14 @@ fn schema_errors_are_reported_with_file_line_and_column() {
             r#"<xs:element name="r" type="xs:int" default="x"/>"#,
             "default or fixed value",
         ),
+        (
+            r#"<xs:complexType name="B"><xs:attribute name="a" use="required"/></xs:complexType><xs:complexType name="R"><xs:complexContent><xs:restriction base="B"><xs:attribute name="a"/></xs:restriction></xs:complexContent></xs:complexType>"#,
+            "must stay required",
+        ),
+        (
+            r#"<xs:complexType name="B"><xs:attribute name="a"/></xs:complexType><xs:complexType name="R"><xs:complexContent><xs:restriction base="B"><xs:attribute name="new"/></xs:restriction></xs:complexContent></xs:complexType>"#,
+            "not allowed by the base type",
+        ),
     ];
     for (body, needle) in cases {
         let e = load_error(body);
@@ -274,6 +282,17 @@ fn schema_errors_are_reported_with_file_line_and_column() {
         assert!(text.contains(needle), "{body}\n{text}");
         assert!(text.starts_with("<embedded schema>:2:"), "{text}");
     }
+}
+
+#[test]
+fn oversized_all_groups_are_refused() {
+    let items: String = (0..65)
+        .map(|i| format!(r#"<xs:element name="e{i}" minOccurs="0"/>"#))
+        .collect();
+    let e = load_error(&format!(
+        r#"<xs:element name="r"><xs:complexType><xs:all>{items}</xs:all></xs:complexType></xs:element>"#
+    ));
+    assert!(e.to_string().contains("at most 64"), "{e}");
 }
 
 #[test]
