@@ -319,7 +319,7 @@ fn generate(path: &Path, min_bytes: u64) {
     let viisi = code_list(koodistot, "ArvosanaViisiportainenKoodiTyyppi");
     let tutkielma = code_list(koodistot, "ArvosanaTutkielmaKoodiTyyppi");
     let rahoitus = code_list(koodistot, "RahoituslahdeKoodiTyyppi");
-    let mut rng = Rng(0x5EED_0F_51_1270);
+    let mut rng = Rng(0x5EED_0F51_1270);
     let file = std::fs::File::create(path).expect("create bench file");
     let mut w = std::io::BufWriter::new(file);
     let mut written: u64 = 0;

@@ -377,6 +377,7 @@ fn drop_whitespace(element: &mut Element) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

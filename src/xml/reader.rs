@@ -1440,6 +1440,7 @@ pub fn is_nmtoken(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

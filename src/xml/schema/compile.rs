@@ -98,7 +98,6 @@ struct Compiler<'d> {
 enum PendingOwner {
     Element(ElemId),
     Attribute(u32),
-    Use(ComplexId, usize),
 }
 
 /// Namespace context of a schema element, for QName-valued facets.
@@ -412,7 +411,7 @@ impl<'d> Compiler<'d> {
                 }
                 let inserted = match table {
                     "type" => {
-                        !self.m.global_types.get(tns, name).is_some()
+                        self.m.global_types.get(tns, name).is_none()
                             && self.defs_types.insert(tns, name, def)
                     }
                     "element" => self.defs_elements.insert(tns, name, def),
@@ -1948,7 +1947,6 @@ impl<'d> Compiler<'d> {
                     let Some(c) = &decl.constraint else { continue };
                     (c.lexical.clone(), Some(decl.ty))
                 }
-                PendingOwner::Use(..) => continue,
             };
             let value = match simple {
                 Some(s) => self
@@ -1978,7 +1976,6 @@ impl<'d> Compiler<'d> {
                         c.value = value;
                     }
                 }
-                PendingOwner::Use(..) => {}
             }
         }
         // Attribute uses: their values are checked against their own types.

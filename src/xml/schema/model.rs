@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::values::{self, Builtin, Family, Value, WhiteSpace};
+use super::values::{self, Builtin, Value, WhiteSpace};
 
 /// An interned namespace URI. [`NO_NS`] is "no namespace".
 pub type NsId = u32;
@@ -563,14 +563,6 @@ impl Model {
         None
     }
 
-    /// The built-in at the root of an atomic type.
-    pub fn atomic_builtin(&self, id: SimpleId) -> Option<Builtin> {
-        match self.simple_type(id).variety {
-            Variety::Atomic(b) => Some(b),
-            _ => None,
-        }
-    }
-
     /// Validates a simple value against a simple type. Returns the value in the value space
     /// when `mode.want_value` is set (for `fixed` comparisons).
     pub fn check_simple(
@@ -799,14 +791,6 @@ impl Model {
         }
         Ok(())
     }
-
-    /// The family of values of a simple type (for facet applicability).
-    pub fn family(&self, id: SimpleId) -> Option<Family> {
-        match self.simple_type(id).variety {
-            Variety::Atomic(b) => Some(b.family()),
-            _ => None,
-        }
-    }
 }
 
 fn length_check(f: &Facets, len: usize, type_name: &str) -> Result<(), SimpleError> {
@@ -891,6 +875,7 @@ fn display_value(v: &Value<'_>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Unit tests of the schema engine on small schemas written for the purpose: load-time
 //! errors, messages, positions and paths, limits, streaming, the CLI helper.
+#![allow(clippy::unwrap_used)]
 
 use super::*;
 use crate::xml::Limits;

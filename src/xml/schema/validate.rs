@@ -17,7 +17,9 @@ use std::ops::ControlFlow;
 
 use super::model::*;
 use super::{ValidationError, ValidationErrors};
-use crate::xml::reader::{DeferredPosition, Handler, Locator, StartTag, split_qname};
+use crate::xml::reader::{
+    AttributeView, DeferredPosition, Handler, Locator, StartTag, split_qname,
+};
 
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
@@ -584,8 +586,7 @@ impl<'s> Validator<'s> {
                         tag,
                         decl.ty,
                         decl.constraint.as_ref(),
-                        a.qname,
-                        a.value,
+                        &a,
                         at,
                     )?;
                 }
@@ -606,15 +607,7 @@ impl<'s> Validator<'s> {
             {
                 self.seen_uses[u] = true;
                 let use_ = &ct.attributes[u];
-                self.check_attribute_value(
-                    loc,
-                    tag,
-                    use_.ty,
-                    use_.constraint.as_ref(),
-                    a.qname,
-                    a.value,
-                    at,
-                )?;
+                self.check_attribute_value(loc, tag, use_.ty, use_.constraint.as_ref(), &a, at)?;
                 continue;
             }
             match &ct.attribute_wildcard {
@@ -629,8 +622,7 @@ impl<'s> Validator<'s> {
                                     tag,
                                     decl.ty,
                                     decl.constraint.as_ref(),
-                                    a.qname,
-                                    a.value,
+                                    &a,
                                     at,
                                 )?;
                             }
@@ -668,10 +660,10 @@ impl<'s> Validator<'s> {
         tag: &StartTag<'_>,
         ty: SimpleId,
         constraint: Option<&ValueConstraint>,
-        qname: &str,
-        value: &str,
+        attribute: &AttributeView<'_>,
         at: DeferredPosition,
     ) -> ControlFlow<()> {
+        let (qname, value) = (attribute.qname, attribute.value);
         let fixed = constraint.filter(|c| c.fixed);
         let result = {
             let mut ctx = Ctx {
@@ -815,25 +807,20 @@ impl<'s> Validator<'s> {
                 Content::Elements {
                     model: ContentModel::All(all),
                     ..
-                } => {
-                    if !(frame.all_seen == 0 && all.emptiable) {
-                        let missing: Vec<String> = all
-                            .items
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, t)| t.required && frame.all_seen & (1u64 << i) == 0)
-                            .map(|(_, t)| format!("<{}>", t.local))
-                            .collect();
-                        if !missing.is_empty() {
-                            return self.error(
-                                loc,
-                                at,
-                                format!(
-                                    "the content is incomplete: missing {}",
-                                    missing.join(", ")
-                                ),
-                            );
-                        }
+                } if !(frame.all_seen == 0 && all.emptiable) => {
+                    let missing: Vec<String> = all
+                        .items
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, t)| t.required && frame.all_seen & (1u64 << i) == 0)
+                        .map(|(_, t)| format!("<{}>", t.local))
+                        .collect();
+                    if !missing.is_empty() {
+                        return self.error(
+                            loc,
+                            at,
+                            format!("the content is incomplete: missing {}", missing.join(", ")),
+                        );
                     }
                 }
                 _ => {}

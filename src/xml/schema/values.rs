@@ -59,7 +59,7 @@ pub fn normalize(value: &str, ws: WhiteSpace) -> Cow<'_, str> {
                 return Cow::Borrowed(value);
             }
             let mut out = String::with_capacity(value.len());
-            for word in value.split(|c| matches!(c, ' ' | '\t' | '\n' | '\r')) {
+            for word in value.split([' ', '\t', '\n', '\r']) {
                 if word.is_empty() {
                     continue;
                 }
@@ -71,10 +71,6 @@ pub fn normalize(value: &str, ws: WhiteSpace) -> Cow<'_, str> {
             Cow::Owned(out)
         }
     }
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 macro_rules! builtins {
@@ -324,7 +320,7 @@ impl Builtin {
             }
             HexBinary => {
                 let b = s.as_bytes();
-                if b.len() % 2 != 0 || !b.iter().all(u8::is_ascii_hexdigit) {
+                if !b.len().is_multiple_of(2) || !b.iter().all(u8::is_ascii_hexdigit) {
                     return Err(LexicalError);
                 }
                 Value::HexBinary(if b.iter().any(u8::is_ascii_lowercase) {
@@ -1094,7 +1090,7 @@ fn parse_base64(s: &str) -> Result<Value<'_>, LexicalError> {
     }
     let mut octets = 3 * (count / 4);
     match pad {
-        0 if count % 4 == 0 => {}
+        0 if count.is_multiple_of(4) => {}
         1 if count % 4 == 3 && last & !0x3c == 0 => octets += 2,
         2 if count % 4 == 2 && last & !0x30 == 0 => octets += 1,
         _ => return Err(LexicalError),
@@ -1135,7 +1131,7 @@ pub fn is_any_uri(s: &str) -> bool {
     let escaped: Vec<u8> = s
         .bytes()
         .map(|c| {
-            if c < 32 || c >= 127 || b" <>\"{}|\\^`'".contains(&c) {
+            if !(32..127).contains(&c) || b" <>\"{}|\\^`'".contains(&c) {
                 b'_'
             } else {
                 c
@@ -1298,6 +1294,7 @@ fn path_ok(p: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
