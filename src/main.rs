@@ -1,1 +1,197 @@
-fn main() {}
+//! `siirto`: command line → configuration → tracing → run. The only place that uses `anyhow`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use siirto::cli::{self, Command, SchemaSource};
+use siirto::clock::{SystemClock, SystemRandom};
+use siirto::config::Config;
+use siirto::gateway::{self, Gateway, Listeners};
+use siirto::server::Shutdown;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("siirto: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(matches!(command, Command::Demo { .. }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("siirto: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("siirto: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIIRTO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => serve(&config).await,
+        Command::Migrate { config } => {
+            let config = load_config(&config)?;
+            siirto::store::Store::open(&config.gateway.database_url)
+                .await
+                .context("migrating the database")?;
+            println!("database is at the latest schema");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { keep } => Ok(siirto::demo::run(keep.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS)?),
+        Command::PkiInit {
+            dir,
+            api_port,
+            admin_port,
+        } => {
+            let schemas = siirto::config::SchemaPaths::default();
+            let pki = siirto::pki::init(&dir, api_port, admin_port, &schemas)
+                .context("writing the development PKI")?;
+            println!("{}", pki.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { schema, file } => validate(schema, &file),
+        Command::Convert {
+            config,
+            from,
+            to,
+            scope,
+            subject,
+            file,
+        } => Ok(siirto::tools::convert(
+            &load_config(&config)?,
+            from,
+            to,
+            scope.as_deref(),
+            subject.as_deref(),
+            &file,
+        )?),
+        Command::AuditVerify { config } => {
+            Ok(siirto::tools::audit_verify(&load_config(&config)?).await?)
+        }
+        Command::AuditExport { config, since } => {
+            Ok(siirto::tools::audit_export(&load_config(&config)?, since.as_deref()).await?)
+        }
+        Command::AuditVerifyProof { .. } => Err(anyhow!(
+            "`siirto audit verify-proof` is not available in this build"
+        )),
+        Command::Bench { what, .. } => Err(anyhow!(
+            "`siirto bench {what}` is not available in this build"
+        )),
+    }
+}
+
+async fn serve(config_path: &Path) -> Result<ExitCode> {
+    let config = load_config(config_path)?;
+    let listeners = Listeners::bind(&config).await?;
+    let gateway =
+        Gateway::open(config, Arc::new(SystemClock), Arc::new(SystemRandom::new())).await?;
+    tracing::info!(
+        id = %gateway.config.gateway.id,
+        listen = %gateway.config.gateway.listen,
+        admin = %gateway.config.gateway.admin_listen,
+        store = gateway.store.backend_name(),
+        "siirto gateway started"
+    );
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; finishing in-flight work");
+        trigger.trigger();
+    });
+    gateway::run(gateway, listeners, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `siirto validate`: exit 0 valid, 1 invalid (errors on stdout), 2 unusable.
+fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
+    let schema = match source {
+        SchemaSource::File(xsd) => {
+            siirto::xml::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?
+        }
+        SchemaSource::Format { format, config } => {
+            let config = load_config(&config)?;
+            let schemas = siirto::pipeline::Schemas::load(&config.schemas, [format])?;
+            schemas
+                .get(format)
+                .cloned()
+                .ok_or_else(|| anyhow!("no schema for format {format}"))?
+        }
+    };
+    let reader =
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let limits = siirto::xml::Limits {
+        max_bytes: usize::MAX,
+        max_elements: usize::MAX,
+        ..siirto::xml::Limits::default()
+    };
+    match schema.validate_reader(std::io::BufReader::new(reader), &limits) {
+        Ok(_) => {
+            println!("{}: valid", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}: invalid", file.display());
+            let _ = writeln!(out, "{failure}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,1 +1,300 @@
-//! (placeholder: being written)
+//! The signed transfer receipt: after delivery the gateway signs what it delivered, to whom,
+//! on whose authorization, and where the fact sits in the audit log.
+//!
+//! A receipt is a JWS in compact serialization, signed with the audit key (Ed25519):
+//! - header `{"alg":"EdDSA","kid":<RFC 7638 thumbprint of the audit public key>,"typ":"siirto-receipt+jwt"}`
+//!   (the published JWKS, [`crate::audit::AuditPublicKey::to_jwks`], carries the same `kid`);
+//! - claims `iss` (gateway id), `transfer_id`, `sub` (the student), `src`, `dst`, `purpose`,
+//!   `scope` (the categories delivered, space-separated), `document_sha256` (lower-case hex of
+//!   the delivered document), `iat` (seconds) and `audit_leaf_index` (the seq of the audit entry
+//!   recording the delivery, provable with an RFC 9162 inclusion proof against a checkpoint).
+//!
+//! Owns: signing and verifying receipts. Must not: do IO, read the clock (`iat` is given), or
+//! put the student identifier into an error message. The receipt itself carries `sub`: it is
+//! the student's proof and is shown only to parties of the transfer.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+use crate::audit::{AuditPublicKey, AuditSigningKey};
+use crate::clock::{Timestamp, hex, unhex};
+use crate::scope::Scope;
+use crate::student_id::StudentId;
+
+/// `typ` of a receipt.
+pub const RECEIPT_TYP: &str = "siirto-receipt+jwt";
+/// Largest receipt accepted by [`verify_receipt`].
+pub const MAX_RECEIPT_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptError {
+    #[error("receipt is larger than {MAX_RECEIPT_BYTES} bytes")]
+    TooLarge,
+    #[error("receipt is not a JWS in compact serialization: {0}")]
+    Malformed(String),
+    #[error("receipt header is not accepted: {0}")]
+    WrongHeader(String),
+    #[error("receipt was signed by another key (kid differs from the audit key's thumbprint)")]
+    WrongKey,
+    #[error("receipt signature does not verify")]
+    BadSignature,
+    #[error("receipt claim {0} is missing")]
+    MissingClaim(&'static str),
+    #[error("receipt claim {claim} is invalid: {reason}")]
+    InvalidClaim { claim: &'static str, reason: String },
+}
+
+/// What a receipt states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptClaims {
+    /// `iss`: the gateway id.
+    pub issuer: String,
+    pub transfer_id: String,
+    /// `sub`: the student. Personal data: never log it.
+    pub subject: StudentId,
+    /// `src`
+    pub source: String,
+    /// `dst`
+    pub destination: String,
+    pub purpose: String,
+    /// The categories delivered.
+    pub scope: Scope,
+    /// SHA-256 of the document as delivered.
+    pub document_sha256: [u8; 32],
+    /// `iat`; receipts carry whole seconds, so this is rounded down when signed.
+    pub issued_at: Timestamp,
+    /// The seq of the audit entry recording the delivery.
+    pub audit_leaf_index: u64,
+}
+
+/// A receipt whose signature and claims have been checked; only [`verify_receipt`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    claims: ReceiptClaims,
+    key_id: String,
+}
+
+impl Receipt {
+    pub fn claims(&self) -> &ReceiptClaims {
+        &self.claims
+    }
+
+    /// The `kid` it was signed under.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// Signs a receipt with the audit key.
+pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
+    let header = json!({
+        "alg": "EdDSA",
+        "kid": key.public_key().thumbprint(),
+        "typ": RECEIPT_TYP,
+    });
+    let payload = json!({
+        "iss": claims.issuer,
+        "transfer_id": claims.transfer_id,
+        "sub": claims.subject.as_str(),
+        "src": claims.source,
+        "dst": claims.destination,
+        "purpose": claims.purpose,
+        "scope": claims.scope.to_string(),
+        "document_sha256": hex(&claims.document_sha256),
+        "iat": claims.issued_at.secs(),
+        "audit_leaf_index": claims.audit_leaf_index,
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    let signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Verifies a receipt against the audit public key.
+pub fn verify_receipt(token: &str, key: &AuditPublicKey) -> Result<Receipt, ReceiptError> {
+    if token.len() > MAX_RECEIPT_BYTES {
+        return Err(ReceiptError::TooLarge);
+    }
+    let malformed = |why: &str| ReceiptError::Malformed(why.into());
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("expected three segments"));
+    };
+    let decode = |seg: &str, what: &str| {
+        URL_SAFE_NO_PAD
+            .decode(seg)
+            .map_err(|_| ReceiptError::Malformed(format!("{what} is not canonical base64url")))
+    };
+    let header: Map<String, Value> = serde_json::from_slice(&decode(h, "header")?)
+        .map_err(|_| malformed("header is not a JSON object"))?;
+    let signature = decode(s, "signature")?;
+    if header.get("alg").and_then(Value::as_str) != Some("EdDSA") {
+        return Err(ReceiptError::WrongHeader("alg must be EdDSA".into()));
+    }
+    if header.get("typ").and_then(Value::as_str) != Some(RECEIPT_TYP) {
+        return Err(ReceiptError::WrongHeader(format!(
+            "typ must be {RECEIPT_TYP}"
+        )));
+    }
+    if header.contains_key("crit") {
+        return Err(ReceiptError::WrongHeader("crit is not accepted".into()));
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ReceiptError::WrongHeader("kid is missing".into()))?;
+    if kid != key.thumbprint() {
+        return Err(ReceiptError::WrongKey);
+    }
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    if !key.verify(signing_input.as_bytes(), &signature) {
+        return Err(ReceiptError::BadSignature);
+    }
+    let claims: Map<String, Value> = serde_json::from_slice(&decode(p, "payload")?)
+        .map_err(|_| malformed("payload is not a JSON object"))?;
+    let text = |claim: &'static str| -> Result<String, ReceiptError> {
+        match claims.get(claim) {
+            None => Err(ReceiptError::MissingClaim(claim)),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(_) => Err(ReceiptError::InvalidClaim {
+                claim,
+                reason: "is not a non-empty string".into(),
+            }),
+        }
+    };
+    let number = |claim: &'static str| -> Result<u64, ReceiptError> {
+        match claims.get(claim) {
+            None => Err(ReceiptError::MissingClaim(claim)),
+            Some(v) => v.as_u64().ok_or(ReceiptError::InvalidClaim {
+                claim,
+                reason: "is not a non-negative integer".into(),
+            }),
+        }
+    };
+    let invalid =
+        |claim: &'static str, reason: String| ReceiptError::InvalidClaim { claim, reason };
+    let subject = StudentId::parse(&text("sub")?).map_err(|e| invalid("sub", e.to_string()))?;
+    let scope = Scope::parse(&text("scope")?).map_err(|e| invalid("scope", e.to_string()))?;
+    let digest_hex = text("document_sha256")?;
+    let document_sha256: [u8; 32] = unhex(&digest_hex)
+        .filter(|_| digest_hex.bytes().all(|b| !b.is_ascii_uppercase()))
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| invalid("document_sha256", "is not 64 lower-case hex digits".into()))?;
+    let iat = number("iat")?;
+    let issued_at = i64::try_from(iat)
+        .ok()
+        .filter(|s| *s <= 253_402_300_799)
+        .map(Timestamp::from_secs)
+        .ok_or_else(|| invalid("iat", "is out of range".into()))?;
+    Ok(Receipt {
+        claims: ReceiptClaims {
+            issuer: text("iss")?,
+            transfer_id: text("transfer_id")?,
+            subject,
+            source: text("src")?,
+            destination: text("dst")?,
+            purpose: text("purpose")?,
+            scope,
+            document_sha256,
+            issued_at,
+            audit_leaf_index: number("audit_leaf_index")?,
+        },
+        key_id: kid.to_owned(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::audit::key::tests::TEST_KEY_PEM;
+
+    fn claims() -> ReceiptClaims {
+        ReceiptClaims {
+            issuer: "siirto.example.fi".into(),
+            transfer_id: "7f1c0d9e-2b1a-4c3d-8e9f-0a1b2c3d4e5f".into(),
+            subject: StudentId::parse("131052-308T").unwrap(),
+            source: "helsinki".into(),
+            destination: "turku".into(),
+            purpose: "school-change".into(),
+            scope: Scope::parse("identity achievements").unwrap(),
+            document_sha256: [0xab; 32],
+            issued_at: Timestamp::from_millis(1_795_448_460_999),
+            audit_leaf_index: 41,
+        }
+    }
+
+    fn key() -> AuditSigningKey {
+        AuditSigningKey::from_pkcs8_pem(TEST_KEY_PEM).unwrap()
+    }
+
+    #[test]
+    fn signs_and_verifies() {
+        let k = key();
+        let token = sign_receipt(&claims(), &k);
+        let r = verify_receipt(&token, &k.public_key()).unwrap();
+        let mut expected = claims();
+        expected.issued_at = Timestamp::from_secs(1_795_448_460);
+        assert_eq!(r.claims(), &expected);
+        assert_eq!(r.key_id(), k.public_key().thumbprint());
+        let header: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["typ"], RECEIPT_TYP);
+        assert_eq!(header["alg"], "EdDSA");
+    }
+
+    #[test]
+    fn refuses_changes_and_other_keys() {
+        let k = key();
+        let token = sign_receipt(&claims(), &k);
+        let other = AuditSigningKey::from_pkcs8_der(
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap()
+                .as_ref(),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_receipt(&token, &other.public_key()),
+            Err(ReceiptError::WrongKey)
+        );
+        let mut c = claims();
+        c.audit_leaf_index = 42;
+        let forged_payload = sign_receipt(&c, &k).split('.').nth(1).unwrap().to_owned();
+        let parts: Vec<&str> = token.split('.').collect();
+        let spliced = format!("{}.{forged_payload}.{}", parts[0], parts[2]);
+        assert_eq!(
+            verify_receipt(&spliced, &k.public_key()),
+            Err(ReceiptError::BadSignature)
+        );
+        assert!(matches!(
+            verify_receipt("a.b", &k.public_key()),
+            Err(ReceiptError::Malformed(_))
+        ));
+        // A receipt-shaped token with another typ is refused, even when signed by the key.
+        let header = URL_SAFE_NO_PAD.encode(
+            json!({"alg": "EdDSA", "kid": k.public_key().thumbprint(), "typ": "siirto-authz+jwt"})
+                .to_string(),
+        );
+        let input = format!("{header}.{}", parts[1]);
+        let t = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(k.sign(input.as_bytes()))
+        );
+        assert!(matches!(
+            verify_receipt(&t, &k.public_key()),
+            Err(ReceiptError::WrongHeader(_))
+        ));
+        let e = verify_receipt(&token.replace('.', ".x"), &k.public_key()).unwrap_err();
+        assert!(!e.to_string().contains("131052"));
+    }
+}

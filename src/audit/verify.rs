@@ -1,0 +1,423 @@
+//! Whole-log verification: entries in seq order (streamed, so millions fit in constant memory)
+//! and the stored checkpoints → a [`VerifySummary`], or a [`VerifyError`] naming the first bad
+//! entry and why.
+//!
+//! Owns the rules:
+//! - entry `i` carries seq `i`; a gap is a deletion, a repeated seq an insertion, a seq that
+//!   comes back after a gap a reordering;
+//! - its stored `hash` is SHA-256(prev_hash ‖ canonical) of its own contents (else it was
+//!   changed after it was written) and its `prev_hash` is the previous entry's `hash`;
+//! - every checkpoint carries a valid signature by the audit key, and its root equals the
+//!   RFC 9162 root recomputed over the first `tree_size` entries. Since all those roots are
+//!   recomputed from one sequence of leaves, checkpoints that match are consistent with each
+//!   other (each is a prefix of the next) without separate consistency proofs;
+//! - the log is at least as long as the largest checkpoint (else its tail was truncated).
+//!
+//! The hash chain has no secret: someone able to rewrite the store can recompute it. What
+//! they cannot forge is a checkpoint; entries after the newest checkpoint are protected only
+//! by the chain, and [`VerifySummary::unanchored`] says how many there are.
+//!
+//! Must not: do IO. The store feeds entries to [`Verifier::push`] as it reads them.
+
+use super::checkpoint::{Checkpoint, CheckpointError, CheckpointVerifier};
+use super::entry::{AuditEntry, GENESIS_PREV_HASH, chain_hash};
+use super::merkle::{CompactRange, Hash, empty_root, leaf_hash};
+use crate::clock::Timestamp;
+
+/// How far around its position a changed entry is tried under other seqs, to tell a
+/// renumbering from an edit.
+const RENUMBER_WINDOW: u64 = 4;
+
+/// What is wrong, naming the first bad entry (`seq`) where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("checkpoint #{index}: {source}")]
+    Checkpoint {
+        index: usize,
+        source: CheckpointError,
+    },
+    #[error(
+        "entry {seq}: its stored hash does not match its contents (changed after it was written)"
+    )]
+    HashMismatch { seq: u64 },
+    #[error(
+        "entry {seq}: its contents were written as entry {written_as} (entries were renumbered)"
+    )]
+    Renumbered { seq: u64, written_as: u64 },
+    #[error("entry {seq} is missing (deleted){}", next.map(|n| format!("; the next entry present is {n}")).unwrap_or_default())]
+    Missing { seq: u64, next: Option<u64> },
+    #[error("entry {seq} appears again after entry {after} (an entry was inserted)")]
+    Duplicate { seq: u64, after: u64 },
+    #[error("entry {seq} was inserted: entry {} links past it to entry {}", seq + 1, seq.wrapping_sub(1))]
+    Inserted { seq: u64 },
+    #[error("entry {seq} comes after entry {other} (entries were reordered)")]
+    Reordered { seq: u64, other: u64 },
+    #[error("entry {seq}: prev_hash is not the hash of entry {} (an entry before it was removed, inserted or replaced)", seq.wrapping_sub(1))]
+    BrokenLink { seq: u64 },
+    #[error("entries {first}..{} do not match the checkpoint of size {tree_size} signed at {time}: an entry in that range was changed, inserted or deleted and the chain rewritten", tree_size - 1)]
+    CheckpointRootMismatch {
+        first: u64,
+        tree_size: u64,
+        time: Timestamp,
+    },
+    #[error(
+        "the log ends after {entries} entries, but a checkpoint signed at {time} covers {tree_size}: entries from {entries} on were removed (tail truncated)"
+    )]
+    Truncated {
+        entries: u64,
+        tree_size: u64,
+        time: Timestamp,
+    },
+}
+
+impl VerifyError {
+    /// The first entry known to be bad, when the error is about an entry.
+    pub fn first_bad_seq(&self) -> Option<u64> {
+        match self {
+            VerifyError::Checkpoint { .. } => None,
+            VerifyError::HashMismatch { seq }
+            | VerifyError::Renumbered { seq, .. }
+            | VerifyError::Missing { seq, .. }
+            | VerifyError::Duplicate { seq, .. }
+            | VerifyError::Inserted { seq }
+            | VerifyError::Reordered { seq, .. }
+            | VerifyError::BrokenLink { seq } => Some(*seq),
+            VerifyError::CheckpointRootMismatch { first, .. } => Some(*first),
+            VerifyError::Truncated { entries, .. } => Some(*entries),
+        }
+    }
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Entries checked.
+    pub entries: u64,
+    /// `hash` of the last entry (the genesis value for an empty log).
+    pub head_hash: Hash,
+    /// RFC 9162 root over every entry.
+    pub root: Hash,
+    /// Checkpoints whose signature and root verified.
+    pub checkpoints: usize,
+    /// The checkpoint with the largest tree size, if any.
+    pub latest_checkpoint: Option<Checkpoint>,
+    /// Entries after the latest checkpoint: protected by the hash chain only.
+    pub unanchored: u64,
+}
+
+/// Incremental verifier: [`Verifier::push`] each entry in seq order, then [`Verifier::finish`].
+#[derive(Debug)]
+pub struct Verifier {
+    next_seq: u64,
+    head: Hash,
+    /// `hash` of the entry before the last one, to recognise an inserted entry.
+    previous_head: Hash,
+    range: CompactRange,
+    /// Verified checkpoints, ascending by tree size.
+    checkpoints: Vec<Checkpoint>,
+    next_checkpoint: usize,
+    /// Size of the last checkpoint whose root matched.
+    anchored: u64,
+    /// An entry seen ahead of its place; decided by the next one.
+    held: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl Verifier {
+    /// Checks every checkpoint's signature first (the `index` of an error is its position in
+    /// `checkpoints`).
+    pub fn new<I, S>(checkpoints: I, key: &CheckpointVerifier) -> Result<Verifier, VerifyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut verified = Vec::new();
+        for (index, note) in checkpoints.into_iter().enumerate() {
+            let cp = key
+                .verify(note.as_ref())
+                .map_err(|source| VerifyError::Checkpoint { index, source })?;
+            verified.push(cp.checkpoint().clone());
+        }
+        verified.sort_by_key(|c| c.tree_size);
+        let mut v = Verifier::without_checkpoints();
+        v.checkpoints = verified;
+        v.check_checkpoints()?;
+        Ok(v)
+    }
+
+    /// A verifier of the chain and tree alone.
+    pub fn without_checkpoints() -> Verifier {
+        Verifier {
+            next_seq: 0,
+            head: GENESIS_PREV_HASH,
+            previous_head: GENESIS_PREV_HASH,
+            range: CompactRange::new(),
+            checkpoints: Vec::new(),
+            next_checkpoint: 0,
+            anchored: 0,
+            held: None,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// Checks the next entry; returns its Merkle leaf hash.
+    pub fn push(&mut self, entry: &AuditEntry) -> Result<Hash, VerifyError> {
+        let expected = self.next_seq;
+        if let Some(ahead) = self.held {
+            return Err(if entry.seq == expected {
+                VerifyError::Reordered {
+                    seq: expected,
+                    other: ahead,
+                }
+            } else {
+                VerifyError::Missing {
+                    seq: expected,
+                    next: Some(ahead),
+                }
+            });
+        }
+        if entry.seq > expected {
+            self.held = Some(entry.seq);
+            return Ok(leaf_hash(&entry.canonical_bytes()));
+        }
+        if entry.seq < expected {
+            return Err(VerifyError::Duplicate {
+                seq: entry.seq,
+                after: expected.saturating_sub(1),
+            });
+        }
+
+        self.buf.clear();
+        entry.event.encode_into(expected, &mut self.buf);
+        if chain_hash(&entry.prev_hash, &self.buf) != entry.hash {
+            return Err(self.diagnose_changed(entry));
+        }
+        if entry.prev_hash != self.head {
+            return Err(if expected >= 2 && entry.prev_hash == self.previous_head {
+                VerifyError::Inserted { seq: expected - 1 }
+            } else {
+                VerifyError::BrokenLink { seq: expected }
+            });
+        }
+        let leaf = leaf_hash(&self.buf);
+        self.range.push(leaf);
+        self.previous_head = self.head;
+        self.head = entry.hash;
+        self.next_seq += 1;
+        self.check_checkpoints()?;
+        Ok(leaf)
+    }
+
+    /// Ends the stream.
+    pub fn finish(self) -> Result<VerifySummary, VerifyError> {
+        if self.held.is_some() {
+            return Err(VerifyError::Missing {
+                seq: self.next_seq,
+                next: self.held,
+            });
+        }
+        if let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+            return Err(VerifyError::Truncated {
+                entries: self.next_seq,
+                tree_size: cp.tree_size,
+                time: cp.time,
+            });
+        }
+        Ok(VerifySummary {
+            entries: self.next_seq,
+            head_hash: self.head,
+            root: self.range.root(),
+            checkpoints: self.checkpoints.len(),
+            unanchored: self.next_seq - self.anchored,
+            latest_checkpoint: self.checkpoints.last().cloned(),
+        })
+    }
+
+    fn check_checkpoints(&mut self) -> Result<(), VerifyError> {
+        let size = self.range.size();
+        while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+            if cp.tree_size != size {
+                break;
+            }
+            let root = if size == 0 {
+                empty_root()
+            } else {
+                self.range.root()
+            };
+            if root != cp.root_hash {
+                return Err(VerifyError::CheckpointRootMismatch {
+                    first: self.anchored,
+                    tree_size: cp.tree_size,
+                    time: cp.time,
+                });
+            }
+            self.anchored = size;
+            self.next_checkpoint += 1;
+        }
+        Ok(())
+    }
+
+    /// The entry's hash does not match: an edit, or the contents of another seq.
+    fn diagnose_changed(&self, entry: &AuditEntry) -> VerifyError {
+        let seq = entry.seq;
+        let low = seq.saturating_sub(RENUMBER_WINDOW);
+        let high = seq.saturating_add(RENUMBER_WINDOW);
+        let mut buf = Vec::with_capacity(self.buf.len());
+        for other in (low..=high).filter(|s| *s != seq) {
+            buf.clear();
+            entry.event.encode_into(other, &mut buf);
+            if chain_hash(&entry.prev_hash, &buf) == entry.hash {
+                // Written as the previous seq and linked to the entry before the previous one:
+                // the previous entry was slipped in and the rest renumbered.
+                if other + 1 == seq && seq >= 2 && entry.prev_hash == self.previous_head {
+                    return VerifyError::Inserted { seq: seq - 1 };
+                }
+                return VerifyError::Renumbered {
+                    seq,
+                    written_as: other,
+                };
+            }
+        }
+        VerifyError::HashMismatch { seq }
+    }
+}
+
+/// Verifies a whole log: `entries` in seq order, `checkpoints` as stored (signed notes).
+pub fn verify_log<E, C, S>(
+    entries: E,
+    checkpoints: C,
+    key: &CheckpointVerifier,
+) -> Result<VerifySummary, VerifyError>
+where
+    E: IntoIterator<Item = AuditEntry>,
+    C: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut v = Verifier::new(checkpoints, key)?;
+    for entry in entries {
+        v.push(&entry)?;
+    }
+    v.finish()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::audit::checkpoint::CheckpointSigner;
+    use crate::audit::entry::{AuditEvent, AuditLog};
+    use crate::audit::key::AuditSigningKey;
+    use crate::audit::key::tests::TEST_KEY_PEM;
+
+    fn signer() -> CheckpointSigner {
+        CheckpointSigner::new(
+            AuditSigningKey::from_pkcs8_pem(TEST_KEY_PEM).unwrap(),
+            "siirto.example.fi/audit",
+        )
+        .unwrap()
+    }
+
+    fn event(i: u64) -> AuditEvent {
+        let mut e = AuditEvent::new(Timestamp::from_millis(i as i64), "gw", "step", "ok");
+        e.detail.insert("i".into(), i.to_string());
+        e
+    }
+
+    /// 20 entries, checkpoints at 0, 8 and 16.
+    fn log() -> (Vec<AuditEntry>, Vec<String>) {
+        let s = signer();
+        let mut log = AuditLog::new();
+        let mut entries = Vec::new();
+        let mut cps = vec![
+            s.sign(0, log.root(), Timestamp::from_millis(0))
+                .into_string(),
+        ];
+        for i in 0..20 {
+            entries.push(log.append(event(i)));
+            if log.size().is_multiple_of(8) {
+                cps.push(
+                    s.sign(log.size(), log.root(), Timestamp::from_millis(i as i64))
+                        .into_string(),
+                );
+            }
+        }
+        (entries, cps)
+    }
+
+    fn check(entries: Vec<AuditEntry>, cps: &[String]) -> Result<VerifySummary, VerifyError> {
+        verify_log(entries, cps, &signer().verifier())
+    }
+
+    #[test]
+    fn untouched_log_verifies() {
+        let (entries, cps) = log();
+        let summary = check(entries.clone(), &cps).unwrap();
+        assert_eq!(summary.entries, 20);
+        assert_eq!(summary.checkpoints, 3);
+        assert_eq!(summary.unanchored, 4);
+        assert_eq!(summary.head_hash, entries[19].hash);
+        assert_eq!(summary.latest_checkpoint.unwrap().tree_size, 16);
+        // Checkpoints in any stored order.
+        let reversed: Vec<String> = cps.iter().rev().cloned().collect();
+        assert!(check(entries, &reversed).is_ok());
+        assert_eq!(check(vec![], &[]).unwrap().entries, 0);
+    }
+
+    #[test]
+    fn reorder_with_seqs_kept_is_named() {
+        let (mut entries, cps) = log();
+        entries.swap(5, 6);
+        assert_eq!(
+            check(entries, &cps),
+            Err(VerifyError::Reordered { seq: 5, other: 6 })
+        );
+    }
+
+    #[test]
+    fn renumbering_is_named() {
+        let (mut entries, cps) = log();
+        // Swap the seq values of two rows, as an UPDATE would.
+        entries[5].seq = 6;
+        entries[6].seq = 5;
+        entries.swap(5, 6);
+        assert_eq!(
+            check(entries, &cps),
+            Err(VerifyError::Renumbered {
+                seq: 5,
+                written_as: 6
+            })
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_another_key_is_refused() {
+        let (entries, mut cps) = log();
+        let other = CheckpointSigner::new(
+            AuditSigningKey::from_pkcs8_der(
+                ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                    .unwrap()
+                    .as_ref(),
+            )
+            .unwrap(),
+            "siirto.example.fi/audit",
+        )
+        .unwrap();
+        cps.push(
+            other
+                .sign(20, [0; 32], Timestamp::from_millis(0))
+                .into_string(),
+        );
+        let e = check(entries, &cps).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VerifyError::Checkpoint {
+                    index: 3,
+                    source: CheckpointError::NoKnownSignature { .. }
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.first_bad_seq(), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! `GET /v1/students/transfers`: a student's own view of where their data went, for an
+//! e-service presenting a transparency token (`typ` = `siirto-transparency+jwt`).
+//!
+//! Owns: the transparency listing. A transparency token can only read history; it is verified
+//! by `authz::verify_transparency`, and its `jti` cannot be used twice.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+
+use super::{ApiError, json_response, require_role};
+use crate::authz;
+use crate::config::Role;
+use crate::gateway::Gateway;
+use crate::identity::AuthenticatedParticipant;
+use crate::server::Body;
+use crate::store::TransferRow;
+
+/// Most transfers listed for one student.
+const HISTORY_LIMIT: u32 = 1000;
+
+pub async fn history(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    require_role(caller, Role::Eservice)?;
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "send the transparency token as `Authorization: Bearer <JWS>`",
+            )
+        })?;
+    let now = gw.now();
+    let verified = match authz::verify_transparency(token, &gw.issuers, &gw.policy, now) {
+        Ok(v) => v,
+        Err(e) => {
+            let mut event = gw.event(&caller.participant().id, "transparency.rejected", e.code());
+            event.detail.insert("message".into(), e.message());
+            gw.store.append_audit(vec![event]).await?;
+            return Err(e.into());
+        }
+    };
+    let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
+    let mut event = gw.event(&caller.participant().id, "student.history_read", "ok");
+    event.subject = Some(pseudonym.clone());
+    event
+        .detail
+        .insert("issuer".into(), verified.issuer().into());
+    if !gw
+        .store
+        .remember_jti(
+            verified.issuer(),
+            verified.jti(),
+            verified.remember_until(),
+            vec![event],
+        )
+        .await?
+    {
+        let mut event = gw.event(&caller.participant().id, "transparency.rejected", "replay");
+        event
+            .detail
+            .insert("issuer".into(), verified.issuer().into());
+        gw.store.append_audit(vec![event]).await?;
+        return Err(ApiError::conflict(
+            "replay",
+            "this transparency token (jti) has already been used",
+        ));
+    }
+    let rows = gw
+        .store
+        .transfers_for_subject(pseudonym.as_str(), HISTORY_LIMIT)
+        .await?;
+    let transfers: Vec<Value> = rows.iter().map(history_entry).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "transfers": transfers }),
+    ))
+}
+
+/// One transfer as the student sees it: when, from, to, why, what, how it went.
+fn history_entry(row: &TransferRow) -> Value {
+    let delivered = row.status == crate::transfer::Status::Delivered;
+    let mut v = json!({
+        "id": row.id,
+        "when": row.created_at.rfc3339(),
+        "from": row.src,
+        "to": row.dst,
+        "purpose": row.purpose,
+        "categories_authorized": row.scope.split(' ').collect::<Vec<_>>(),
+        "categories_delivered": if delivered { row.scope.split(' ').collect::<Vec<_>>() } else { Vec::new() },
+        "status": row.status.as_str(),
+        "updated_at": row.updated_at.rfc3339(),
+    });
+    if let Some(map) = v.as_object_mut() {
+        if let Some(reason) = row.reason {
+            map.insert("reason".into(), json!(reason.as_str()));
+        }
+        if let Some(report) = row
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        {
+            map.insert("conversion".into(), report);
+        }
+        if let Some(receipt) = &row.receipt {
+            map.insert("receipt".into(), json!(receipt));
+        }
+        if let Some(h) = &row.document_sha256 {
+            map.insert("content_sha256".into(), json!(h));
+        }
+    }
+    v
+}

@@ -1,0 +1,250 @@
+//! Listeners: TLS (mandatory client certificates, configured by the caller) and plain HTTP, each
+//! serving HTTP/1.1 with hyper, with limits on connections, handshake and header time, and
+//! graceful shutdown (stop accepting, let in-flight requests finish, then close).
+//!
+//! Owns: the accept loops and connection lifecycle. It knows nothing of routes: a
+//! per-connection handler is made from the [`ConnectionInfo`] by the caller (the gateway's
+//! `http` module, or the reference peers in `peers.rs`).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+/// A response body: the gateway answers with complete, bounded bodies.
+pub type Body = Full<Bytes>;
+
+/// A boxed response future.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// What is known about a connection when it is accepted.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub remote: SocketAddr,
+    /// The client's certificate chain, end-entity first (empty on plain listeners).
+    pub certificates: Vec<CertificateDer<'static>>,
+}
+
+/// Bounds on what a client may do to a listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A shutdown signal shared by listeners and workers: `true` once shutdown has begun.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+/// Starts a shutdown.
+#[derive(Debug)]
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn new() -> (ShutdownTrigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownTrigger(tx), Shutdown(rx))
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn wait(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                // The trigger was dropped: treat as shutdown.
+                return;
+            }
+        }
+    }
+}
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Told of every refused TLS handshake (for auditing).
+pub type RefusalHook = Arc<dyn Fn(SocketAddr, crate::refusals::Refusal) + Send + Sync>;
+
+/// Serves TLS connections until shutdown. `on_connection` turns a connection's info into its
+/// request handler; `on_refused` hears of handshakes that failed.
+pub async fn serve_tls<C, H>(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    limits: ServerLimits,
+    on_connection: C,
+    on_refused: Option<RefusalHook>,
+    shutdown: Shutdown,
+) where
+    C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
+    H: Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    serve(
+        listener,
+        limits,
+        shutdown,
+        Arc::new(on_connection),
+        on_refused,
+        move |tcp| {
+            let acceptor = acceptor.clone();
+            async move {
+                let stream = acceptor.accept(tcp).await?;
+                let certificates = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default();
+                Ok((stream, certificates))
+            }
+        },
+    )
+    .await;
+}
+
+/// Serves plain HTTP connections until shutdown (the admin listener).
+pub async fn serve_plain<C, H>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    on_connection: C,
+    shutdown: Shutdown,
+) where
+    C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
+    H: Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static,
+{
+    serve(
+        listener,
+        limits,
+        shutdown,
+        Arc::new(on_connection),
+        None,
+        |tcp| async move { Ok::<_, std::io::Error>((tcp, Vec::new())) },
+    )
+    .await;
+}
+
+async fn serve<C, H, U, UF, S>(
+    listener: TcpListener,
+    limits: ServerLimits,
+    mut shutdown: Shutdown,
+    on_connection: Arc<C>,
+    on_refused: Option<RefusalHook>,
+    upgrade: U,
+) where
+    C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
+    H: Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static,
+    U: Fn(tokio::net::TcpStream) -> UF + Send + Sync + 'static,
+    UF: Future<Output = std::io::Result<(S, Vec<CertificateDer<'static>>)>> + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let upgrade = Arc::new(upgrade);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.wait() => break,
+        };
+        let (tcp, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "connection limit reached; closing new connection");
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let upgrade = upgrade.clone();
+        let on_connection = on_connection.clone();
+        let watcher = graceful.watcher();
+        let on_refused = on_refused.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let upgraded = tokio::time::timeout(limits.handshake_timeout, upgrade(tcp)).await;
+            let (stream, certificates) = match upgraded {
+                Ok(Ok(x)) => x,
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "handshake failed");
+                    if let Some(hook) = &on_refused {
+                        hook(remote, crate::refusals::Refusal::of_tls_error(&e));
+                    }
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "handshake timed out");
+                    if let Some(hook) = &on_refused {
+                        hook(remote, crate::refusals::Refusal::timeout());
+                    }
+                    return;
+                }
+            };
+            let handler = Arc::new(on_connection(ConnectionInfo {
+                remote,
+                certificates,
+            }));
+            let service = service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, Infallible>(handler(req).await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the drain timeout");
+    }
+}

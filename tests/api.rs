@@ -1,0 +1,37 @@
+//! End-to-end tests of the gateway as a municipality's integration engineer meets it: a whole
+//! installation on 127.0.0.1 — development PKI, the gateway with mutual TLS and a fresh database,
+//! reference source and destination TLS servers — driven through the HTTP API.
+//!
+//! Read the modules as the specification of behaviour:
+//! - `transfer`: a valid transfer is delivered once, validated, hashed and receipted (SQLite and
+//!   PostgreSQL).
+//! - `rejections`: every refused authorization or caller, with its exact code, nothing
+//!   delivered, and the refusal in the audit trail.
+//! - `tls`: connections without an acceptable client certificate never reach the API.
+//! - `source_failures`: what the source answers (404, broken or hostile XML) fails the transfer
+//!   with a stable reason, and nothing is delivered.
+//! - `audit_cli`: `siirto audit verify` accepts a real run and names an altered entry.
+//! - `external`: curl and a JWS signed by Python drive a transfer from outside.
+//! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "api/helpers.rs"]
+mod helpers;
+/// The scope walk shared with the format tests: which category each output path belongs to.
+#[path = "support/formats_walk.rs"]
+mod walk;
+
+#[path = "api/audit_cli.rs"]
+mod audit_cli;
+#[path = "api/external.rs"]
+mod external;
+#[path = "api/rejections.rs"]
+mod rejections;
+#[path = "api/routes.rs"]
+mod routes;
+#[path = "api/source_failures.rs"]
+mod source_failures;
+#[path = "api/tls.rs"]
+mod tls;
+#[path = "api/transfer.rs"]
+mod transfer;

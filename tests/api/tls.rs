@@ -1,0 +1,145 @@
+//! Connections that present no acceptable client certificate fail in the TLS handshake: the
+//! client sees a TLS alert, no HTTP request reaches the API (the gateway's request counter does
+//! not move), no source is called and nothing is delivered. Each refusal is audited as
+//! `tls.handshake_refused` with the reason as outcome — rate-limited per address and reason, so
+//! the second refusal below is counted into a later summary rather than written at once; a later
+//! valid request shows the gateway is still serving and that the counter does count.
+
+use siirto::pki::CertFiles;
+use siirto::testbed::Testbed;
+
+use crate::helpers::*;
+
+/// What a TLS client presenting `identity` (or nothing) learns from the gateway's API listener:
+/// the error of the handshake, or (TLS 1.3, where the client finishes first) of the first read,
+/// which carries the server's alert. Sends no request, so the answer cannot be a reset.
+async fn refusal_seen_by_client(bed: &Testbed, identity: Option<&CertFiles>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let config = siirto::tls::client_config_from_files(
+        &bed.pki.ca.cert,
+        identity.map(|c| (c.cert.as_path(), c.key.as_path())),
+    )
+    .expect("client TLS configuration");
+    let tcp = tokio::net::TcpStream::connect(bed.config.gateway.listen)
+        .await
+        .expect("TCP connect");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let connect = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
+    let mut stream = match connect.await {
+        Ok(s) => s,
+        Err(e) => return e.to_string(),
+    };
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the server decides within 10 s");
+    match read {
+        Err(e) => e.to_string(),
+        Ok(n) => panic!("the server accepted the connection and sent {n} bytes"),
+    }
+}
+
+/// Presents `identity` (or no certificate) and requires the handshake to be refused with the TLS
+/// alert `alert`; an HTTP client with a perfectly good authorization gets no answer either.
+async fn assert_handshake_refused(
+    bed: &Testbed,
+    identity: Option<&CertFiles>,
+    alert: &str,
+    code: &str,
+) {
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let token = token(bed, STUDENT, "turku", "espoo", "identity achievements");
+    let answered_before = api_requests_answered(bed);
+    let audit_before = audit(bed).await.len();
+
+    let seen = refusal_seen_by_client(bed, identity).await;
+    assert!(
+        seen.contains(&format!("received fatal alert: {alert}")),
+        "the client should see the TLS alert `{alert}`: {seen}"
+    );
+    let client = bed.client_with(identity).expect("client");
+    let error = client
+        .submit(&token)
+        .await
+        .expect_err("the handshake must fail: no HTTP answer");
+    assert!(
+        matches!(error, siirto::client::ClientError::Request(_)),
+        "{error}"
+    );
+
+    // A participant with a good certificate gets an answer on the same listener ...
+    let control = bed
+        .client("eservice")
+        .expect("client")
+        .get("/v1/transfers/00000000-0000-4000-8000-000000000000", &[])
+        .await
+        .expect("a valid client is served");
+    assert_eq!(control.status.as_u16(), 404);
+    // ... and that request, only that one, reached the API.
+    assert_eq!(api_requests_answered(bed), answered_before + 1);
+    let refused = wait_for_audit(bed, &format!("tls.handshake_refused/{code}"), |e| {
+        e.event.action == "tls.handshake_refused" && e.event.outcome == code
+    })
+    .await;
+    assert_eq!(refused.event.actor, "unknown");
+    assert_eq!(
+        refused.event.detail.get("remote").map(String::as_str),
+        Some("127.0.0.1")
+    );
+    assert!(refused.event.transfer_id.is_none() && refused.event.subject.is_none());
+    let entries = audit(bed).await;
+    assert_eq!(
+        entries.len(),
+        audit_before + 1,
+        "one entry for the refusals (the repeat is counted, not written):\n{}",
+        describe(&entries)
+    );
+    assert_no_source_called(bed);
+    assert_nothing_delivered(bed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_client_certificate_fails_the_handshake() {
+    let bed = start().await;
+    assert_handshake_refused(&bed, None, "CertificateRequired", "no_client_certificate").await;
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_from_another_ca_fails_the_handshake() {
+    let bed = start().await;
+    let other = bed.pki.other_ca_client.clone();
+    assert_handshake_refused(&bed, Some(&other), "UnknownCA", "unknown_ca").await;
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_fails_the_handshake() {
+    let bed = start().await;
+    let expired = bed.pki.expired_client.clone();
+    assert_handshake_refused(
+        &bed,
+        Some(&expired),
+        "CertificateExpired",
+        "certificate_expired",
+    )
+    .await;
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_fails_the_handshake() {
+    let bed = start().await;
+    let revoked = bed.pki.revoked_client.clone();
+    assert_handshake_refused(
+        &bed,
+        Some(&revoked),
+        "CertificateRevoked",
+        "certificate_revoked",
+    )
+    .await;
+    bed.stop().await;
+}
