@@ -49,7 +49,9 @@ enum Re {
     Seq(Vec<Re>),
     Alt(Vec<Re>),
     Star(Box<Re>),
-    Opt(Box<Re>),
+    /// `ε | b1 | b1 b2 | b1 b2 b3 ...`: the optional copies of a bounded repetition, kept
+    /// flat so that `maxOccurs="15000"` does not nest fifteen thousand levels deep.
+    OptChain(Vec<Re>),
 }
 
 #[derive(Clone)]
@@ -77,12 +79,13 @@ impl Expander {
             None => parts.push(Re::Star(Box::new(self.term(p)?))),
             Some(max) => {
                 let optional = max.saturating_sub(p.min);
-                let mut tail = Re::Empty;
+                let mut chain = Vec::new();
                 for _ in 0..optional {
-                    let body = self.term(p)?;
-                    tail = Re::Opt(Box::new(Re::Seq(vec![body, tail])));
+                    chain.push(self.term(p)?);
                 }
-                parts.push(tail);
+                if !chain.is_empty() {
+                    parts.push(Re::OptChain(chain));
+                }
             }
         }
         Ok(Re::Seq(parts))
@@ -121,10 +124,15 @@ impl Expander {
 }
 
 /// first, last and nullability of a sub-expression; follow sets are filled in as a side
-/// effect.
+/// effect, within a budget of entries.
 struct Glushkov {
     follow: Vec<Vec<u32>>,
+    budget: usize,
 }
+
+/// Most follow-set entries a content model may need (bounds memory for pathological
+/// repetitions of optional content).
+const MAX_FOLLOW_ENTRIES: usize = 4_000_000;
 
 struct Info {
     nullable: bool,
@@ -133,6 +141,14 @@ struct Info {
 }
 
 impl Glushkov {
+    fn add_follow(&mut self, position: u32, next: &[u32]) {
+        if self.budget == 0 {
+            return;
+        }
+        self.budget = self.budget.saturating_sub(next.len());
+        extend(&mut self.follow[position as usize], next);
+    }
+
     fn walk(&mut self, re: &Re) -> Info {
         match re {
             Re::Empty => Info {
@@ -154,7 +170,7 @@ impl Glushkov {
                 for item in items {
                     let i = self.walk(item);
                     for &l in &acc.last {
-                        extend(&mut self.follow[l as usize], &i.first);
+                        self.add_follow(l, &i.first);
                     }
                     if acc.nullable {
                         extend(&mut acc.first, &i.first);
@@ -185,7 +201,7 @@ impl Glushkov {
             Re::Star(inner) => {
                 let i = self.walk(inner);
                 for &l in &i.last {
-                    extend(&mut self.follow[l as usize], &i.first);
+                    self.add_follow(l, &i.first);
                 }
                 Info {
                     nullable: true,
@@ -193,10 +209,33 @@ impl Glushkov {
                     last: i.last,
                 }
             }
-            Re::Opt(inner) => {
-                let mut i = self.walk(inner);
-                i.nullable = true;
-                i
+            Re::OptChain(items) => {
+                let infos: Vec<Info> = items.iter().map(|i| self.walk(i)).collect();
+                // Backwards: F(i) = first(b_i), plus F(i+1) when b_i can be empty; whatever
+                // ends b_i can be followed by F(i+1). Copies are disjoint, so no dedup.
+                let mut next_first: Vec<u32> = Vec::new();
+                let mut last = Vec::new();
+                for info in infos.iter().rev() {
+                    for &l in &info.last {
+                        self.budget = self.budget.saturating_sub(next_first.len());
+                        self.follow[l as usize].extend_from_slice(&next_first);
+                    }
+                    last.extend_from_slice(&info.last);
+                    let mut f = info.first.clone();
+                    if info.nullable {
+                        self.budget = self.budget.saturating_sub(next_first.len());
+                        f.extend_from_slice(&next_first);
+                    }
+                    next_first = f;
+                    if self.budget == 0 {
+                        break;
+                    }
+                }
+                Info {
+                    nullable: true,
+                    first: next_first,
+                    last,
+                }
             }
         }
     }
@@ -248,8 +287,14 @@ pub fn build(
     check_consistent(model, &positions, type_name)?;
     let mut g = Glushkov {
         follow: vec![Vec::new(); positions.len()],
+        budget: MAX_FOLLOW_ENTRIES,
     };
     let root = g.walk(&re);
+    if g.budget == 0 {
+        return Err(format!(
+            "the content model of {type_name} is too large to compile (repeated optional content)"
+        ));
+    }
     let mut is_last = vec![false; positions.len()];
     for &l in &root.last {
         is_last[l as usize] = true;

@@ -385,3 +385,29 @@ fn unknown_root_and_wrong_namespace_are_explained() {
         "expected <a> (in no namespace); found <a> (namespace urn:other)"
     );
 }
+
+#[test]
+fn large_finite_max_occurs_compiles_without_deep_recursion() {
+    let s = schema(
+        r#"<xs:element name="r"><xs:complexType><xs:sequence><xs:element name="a" minOccurs="0" maxOccurs="15000"/></xs:sequence></xs:complexType></xs:element>"#,
+    );
+    let doc = format!("<r>{}</r>", "<a/>".repeat(15000));
+    let limits = Limits {
+        max_elements: 100_000,
+        ..Limits::default()
+    };
+    assert!(s.validate(doc.as_bytes(), &limits).is_ok());
+    let doc = format!("<r>{}</r>", "<a/>".repeat(15001));
+    assert!(s.validate(doc.as_bytes(), &limits).is_err());
+}
+
+#[test]
+fn pathological_repetitions_fail_at_load_time() {
+    for body in [
+        r#"<xs:element name="r"><xs:complexType><xs:sequence minOccurs="0" maxOccurs="10000"><xs:element name="a" minOccurs="0"/></xs:sequence></xs:complexType></xs:element>"#,
+        r#"<xs:element name="r"><xs:complexType><xs:sequence><xs:element name="a" maxOccurs="40000"/></xs:sequence></xs:complexType></xs:element>"#,
+    ] {
+        let e = load_error(body);
+        assert!(e.to_string().contains("too large to compile"), "{e}");
+    }
+}
