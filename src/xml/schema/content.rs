@@ -44,7 +44,6 @@ const MAX_STATES: usize = 20_000;
 
 /// A regular expression over positions.
 enum Re {
-    Empty,
     Pos(u32),
     Seq(Vec<Re>),
     Alt(Vec<Re>),
@@ -151,11 +150,6 @@ impl Glushkov {
 
     fn walk(&mut self, re: &Re) -> Info {
         match re {
-            Re::Empty => Info {
-                nullable: true,
-                first: Vec::new(),
-                last: Vec::new(),
-            },
             Re::Pos(p) => Info {
                 nullable: false,
                 first: vec![*p],
