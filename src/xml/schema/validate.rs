@@ -503,7 +503,10 @@ impl<'s> Validator<'s> {
             self.error(
                 loc,
                 at,
-                format!("xsi:type names the type `{local}`, which the schema does not define"),
+                format!(
+                    "xsi:type names the type `{}`, which the schema does not define",
+                    clip(local, 100)
+                ),
             )
             .continue_value()
             .ok_or(())?;
@@ -513,7 +516,8 @@ impl<'s> Validator<'s> {
             match model.derivation_chain(t, d) {
                 None => {
                     let msg = format!(
-                        "xsi:type `{local}` is not derived from the declared type {}",
+                        "xsi:type `{}` is not derived from the declared type {}",
+                        clip(local, 100),
                         model.type_name(d)
                     );
                     self.error(loc, at, msg).continue_value().ok_or(())?;
@@ -530,7 +534,10 @@ impl<'s> Validator<'s> {
                         blocked |= (b.extension && ext) || (b.restriction && restr);
                     }
                     if blocked {
-                        let msg = format!("xsi:type `{local}` is blocked by the declaration");
+                        let msg = format!(
+                            "xsi:type `{}` is blocked by the declaration",
+                            clip(local, 100)
+                        );
                         self.error(loc, at, msg).continue_value().ok_or(())?;
                         return Ok(None);
                     }
@@ -839,7 +846,8 @@ impl Handler for Validator<'_> {
         let ns = self.element_ns(tag);
         if ns == UNKNOWN_NS {
             self.found_ns.clear();
-            self.found_ns.push_str(tag.namespace().unwrap_or(""));
+            self.found_ns
+                .push_str(clip(tag.namespace().unwrap_or(""), 200));
         }
         let local = tag.local();
         if self.depth == 0 {
@@ -1087,4 +1095,17 @@ fn push_index(path: &mut String, n: u32) {
         path.push(char::from(d));
     }
     path.push(']');
+}
+
+/// At most `max` bytes of a document-supplied string for a message, cut on a character
+/// boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
