@@ -117,6 +117,24 @@ fn broken_values(original: &str) -> Vec<(String, String)> {
         ("empty value".to_owned(), String::new()),
         ("padded value".to_owned(), format!(" {t} ")),
         ("overlong value".to_owned(), "x".repeat(260)),
+        // Same value, other spellings: these test the text pipeline, not the facets.
+        ("value in CDATA".to_owned(), format!("<![CDATA[{t}]]>")),
+        ("value with a comment inside".to_owned(), {
+            let mid = t
+                .char_indices()
+                .nth(t.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            format!("{}<!-- c -->{}", &t[..mid], &t[mid..])
+        }),
+        (
+            "first character as a reference".to_owned(),
+            match t.chars().next() {
+                Some(c) => format!("&#x{:X};{}", u32::from(c), &t[c.len_utf8()..]),
+                None => String::new(),
+            },
+        ),
+        ("value between line breaks".to_owned(), format!("\n{t}\n")),
+        ("value with a tab".to_owned(), format!("{t}\t")),
     ];
     let is_date = t.len() == 10 && t.as_bytes()[4] == b'-' && t.as_bytes()[7] == b'-';
     if is_date {
@@ -191,6 +209,33 @@ fn mutants(doc: &[u8]) -> Vec<Case> {
         cases.push(Case {
             description: format!("unknown attribute on {at}"),
             bytes: splice(doc, &[(name_end, name_end, b" tuntematon=\"1\"".to_vec())]),
+        });
+        const XSI: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
+        cases.push(Case {
+            description: format!("xsi:nil on {at}"),
+            bytes: splice(
+                doc,
+                &[(
+                    name_end,
+                    name_end,
+                    format!(" {XSI} xsi:nil=\"true\"").into_bytes(),
+                )],
+            ),
+        });
+        cases.push(Case {
+            description: format!("xsi:type xs:string on {at}"),
+            bytes: splice(
+                doc,
+                &[(
+                    name_end,
+                    name_end,
+                    format!(" {XSI} xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xsi:type=\"xs:string\"").into_bytes(),
+                )],
+            ),
+        });
+        cases.push(Case {
+            description: format!("xml:lang on {at}"),
+            bytes: splice(doc, &[(name_end, name_end, b" xml:lang=\"fi\"".to_vec())]),
         });
         let tag = String::from_utf8_lossy(&doc[el.start..el.tag_end]).into_owned();
         let wrong_ns = match tag.find(" xmlns=\"").or_else(|| tag.find("\nxmlns=\"")) {

@@ -575,10 +575,7 @@ impl Model {
         let st = self.simple_type(id);
         match &st.variety {
             Variety::Atomic(builtin) => {
-                if builtin.refuses_padding()
-                    && (raw.starts_with([' ', '\t', '\n', '\r'])
-                        || raw.ends_with([' ', '\t', '\n', '\r']))
-                {
+                if builtin.refuses_padding() && !values::padding_tolerated(*builtin, raw) {
                     return Err(SimpleError::Lexical {
                         type_name: st.name.to_string(),
                     });

@@ -21,6 +21,22 @@ pub enum WhiteSpace {
     Collapse,
 }
 
+/// For a type that [`Builtin::refuses_padding`]: whether this value's leading or trailing
+/// whitespace is nevertheless accepted. libxml2 2.9 accepts trailing (never leading)
+/// whitespace after a `dateTime` that has a time zone, and nothing else.
+pub fn padding_tolerated(t: Builtin, raw: &str) -> bool {
+    let ws = [' ', '\t', '\n', '\r'];
+    let leading = raw.starts_with(ws);
+    let trailing = raw.ends_with(ws);
+    if !leading && !trailing {
+        return true;
+    }
+    !leading
+        && t == Builtin::DateTime
+        && parse_date_time(Builtin::DateTime, raw.trim_end_matches(ws))
+            .is_ok_and(|v| v.tz.is_some())
+}
+
 /// Applies a `whiteSpace` facet, borrowing when nothing changes.
 pub fn normalize(value: &str, ws: WhiteSpace) -> Cow<'_, str> {
     match ws {
@@ -243,8 +259,9 @@ impl Builtin {
 
     /// Whether a value with leading or trailing whitespace is refused even though the type's
     /// `whiteSpace` is `collapse`. XML Schema says it should be collapsed away; libxml2 2.9
-    /// refuses it for the date/time types, `duration` and the fixed-width integers, and the
-    /// engine follows the stricter reference on purpose.
+    /// refuses it for the date/time types, `duration` and the fixed-width integers (except
+    /// trailing whitespace after a `dateTime` with a time zone: [`padding_tolerated`]), and
+    /// the engine follows the stricter reference on purpose.
     pub fn refuses_padding(self) -> bool {
         use Builtin::*;
         matches!(
@@ -1393,6 +1410,24 @@ mod tests {
         ];
         for &(t, s, expected) in cases {
             assert_eq!(ok(t, s), expected, "{} {s:?}", t.name());
+        }
+    }
+
+    #[test]
+    fn padding_follows_libxml2() {
+        use Builtin::*;
+        let cases: &[(Builtin, &str, bool)] = &[
+            (Date, "2020-01-01", true),
+            (Date, "2020-01-01 ", false),
+            (Date, "2020-01-01Z\t", false),
+            (DateTime, "2015-10-31T12:00:00Z\t", true),
+            (DateTime, "2015-10-31T12:00:00+02:00  ", true),
+            (DateTime, " 2015-10-31T12:00:00Z", false),
+            (DateTime, "2015-10-31T12:00:00 ", false),
+            (Int, "5\t", false),
+        ];
+        for &(t, s, ok) in cases {
+            assert_eq!(padding_tolerated(t, s), ok, "{} {s:?}", t.name());
         }
     }
 
