@@ -287,6 +287,26 @@ fn mutants(doc: &[u8]) -> Vec<Case> {
                 description: format!("overlong attribute {name} of {at}"),
                 bytes: splice(doc, &[(*vs, *ve, vec![b'x'; 260])]),
             });
+            let value = String::from_utf8_lossy(&doc[*vs..*ve]).into_owned();
+            if !value.contains('&') {
+                for (what, new) in [
+                    ("padded", format!(" {value} ")),
+                    ("tab before", format!("&#9;{value}")),
+                    ("line break after", format!("{value}\n")),
+                    (
+                        "first character as a reference",
+                        match value.chars().next() {
+                            Some(c) => format!("&#{};{}", u32::from(c), &value[c.len_utf8()..]),
+                            None => String::new(),
+                        },
+                    ),
+                ] {
+                    cases.push(Case {
+                        description: format!("{what} attribute {name} of {at}"),
+                        bytes: splice(doc, &[(*vs, *ve, new.into_bytes())]),
+                    });
+                }
+            }
         }
     }
     cases
