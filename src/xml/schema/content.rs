@@ -479,3 +479,236 @@ fn build_all(
         emptiable: particle.min == 0,
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::xml::schema::model::{Block, ComplexId, ElementDecl, TypeRef};
+    use proptest::prelude::*;
+
+    /// A model with one element declaration per name in `names` (same type for all).
+    fn model(names: &[&str]) -> Model {
+        let mut m = Model::default();
+        for n in names {
+            m.elements.push(ElementDecl {
+                ns: 0,
+                local: (*n).into(),
+                ty: TypeRef::Complex(ComplexId(0)),
+                nillable: false,
+                constraint: None,
+                is_abstract: false,
+                block: Block::default(),
+            });
+        }
+        m
+    }
+
+    /// Where a particle can end when it starts at `start` of `seq` (a plain backtracking
+    /// reading of the particle tree, independent of the automaton construction).
+    fn ends(p: &Particle, seq: &[u32], start: usize, out: &mut Vec<usize>) {
+        // Positions reachable after k repetitions.
+        let mut frontier = vec![start];
+        let mut k = 0u32;
+        let mut seen_any = Vec::new();
+        loop {
+            if k >= p.min {
+                for &f in &frontier {
+                    if !out.contains(&f) {
+                        out.push(f);
+                    }
+                }
+            }
+            if p.max.is_some_and(|m| k >= m) || frontier.is_empty() || k > seq.len() as u32 + p.min
+            {
+                break;
+            }
+            let mut next = Vec::new();
+            for &f in &frontier {
+                let mut e = Vec::new();
+                term_ends(&p.term, seq, f, &mut e);
+                for x in e {
+                    if !next.contains(&x) {
+                        next.push(x);
+                    }
+                }
+            }
+            // Repetitions that consume nothing cannot change the set after the minimum.
+            if k >= p.min && next.iter().all(|x| seen_any.contains(x)) {
+                break;
+            }
+            for &x in &next {
+                if !seen_any.contains(&x) {
+                    seen_any.push(x);
+                }
+            }
+            frontier = next;
+            k += 1;
+        }
+    }
+
+    fn term_ends(t: &Term, seq: &[u32], start: usize, out: &mut Vec<usize>) {
+        match t {
+            Term::Element(e) => {
+                if seq.get(start) == Some(&e.0) {
+                    out.push(start + 1);
+                }
+            }
+            Term::Wildcard(_) => {}
+            Term::Sequence(children) => {
+                let mut frontier = vec![start];
+                for c in children {
+                    let mut next = Vec::new();
+                    for &f in &frontier {
+                        ends(c, seq, f, &mut next);
+                    }
+                    next.sort_unstable();
+                    next.dedup();
+                    frontier = next;
+                }
+                out.extend(frontier);
+            }
+            Term::Choice(children) => {
+                for c in children {
+                    ends(c, seq, start, out);
+                }
+            }
+            Term::All(_) => {}
+        }
+    }
+
+    fn accepts_reference(p: &Particle, seq: &[u32]) -> bool {
+        let mut out = Vec::new();
+        ends(p, seq, 0, &mut out);
+        out.contains(&seq.len())
+    }
+
+    fn accepts_dfa(m: &Model, dfa: &Dfa, seq: &[u32]) -> bool {
+        let mut state = 0usize;
+        for &name in seq {
+            let local = &m.elements[name as usize].local;
+            match dfa.states[state]
+                .elements
+                .iter()
+                .find(|t| t.local == *local)
+            {
+                Some(t) => state = t.next as usize,
+                None => return false,
+            }
+        }
+        dfa.states[state].accepting
+    }
+
+    /// Random particle trees over element declarations 0..3 (names a, b, c).
+    fn particle() -> impl Strategy<Value = Particle> {
+        let occurs = prop_oneof![
+            Just((1u32, Some(1u32))),
+            Just((0, Some(1))),
+            Just((0, None)),
+            Just((1, None)),
+            (0u32..3, 1u32..4).prop_map(|(a, b)| (a.min(b), Some(b))),
+        ];
+        let leaf = (0u32..3, occurs.clone()).prop_map(|(e, (min, max))| Particle {
+            min,
+            max,
+            id: 0,
+            term: Term::Element(ElemId(e)),
+        });
+        leaf.prop_recursive(3, 12, 3, move |inner| {
+            (
+                prop::collection::vec(inner, 1..4),
+                any::<bool>(),
+                occurs.clone(),
+            )
+                .prop_map(|(children, seq, (min, max))| Particle {
+                    min,
+                    max,
+                    id: 0,
+                    term: if seq {
+                        Term::Sequence(children)
+                    } else {
+                        Term::Choice(children)
+                    },
+                })
+        })
+    }
+
+    /// Gives every particle its own id, as the compiler does.
+    fn number(p: &mut Particle, next: &mut u32) {
+        *next += 1;
+        p.id = *next;
+        if let Term::Sequence(c) | Term::Choice(c) = &mut p.term {
+            for x in c {
+                number(x, next);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn automaton_accepts_what_the_particle_tree_describes(
+            mut p in particle(),
+            seqs in prop::collection::vec(prop::collection::vec(0u32..3, 0..7), 1..12),
+        ) {
+            let m = model(&["a", "b", "c"]);
+            number(&mut p, &mut 0);
+            let Ok(ContentModel::Dfa(dfa)) = build(&m, Some(&p), "T") else {
+                // Not deterministic (UPA): refused at load time, nothing to compare.
+                return Ok(());
+            };
+            for seq in &seqs {
+                prop_assert_eq!(
+                    accepts_dfa(&m, &dfa, seq),
+                    accepts_reference(&p, seq),
+                    "{:?} on {:?}", p, seq
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unique_particle_attribution_is_enforced() {
+        let m = model(&["a", "a2"]);
+        // (a | (a, a2)) with two declarations named differently but one name collision:
+        let mut m2 = model(&["a", "a"]);
+        m2.elements[1].local = "a".into();
+        let p = Particle {
+            min: 1,
+            max: Some(1),
+            id: 1,
+            term: Term::Choice(vec![
+                Particle {
+                    min: 1,
+                    max: Some(1),
+                    id: 2,
+                    term: Term::Element(ElemId(0)),
+                },
+                Particle {
+                    min: 1,
+                    max: Some(1),
+                    id: 3,
+                    term: Term::Element(ElemId(1)),
+                },
+            ]),
+        };
+        assert!(
+            build(&m2, Some(&p), "T")
+                .unwrap_err()
+                .contains("Unique Particle Attribution")
+        );
+        // The same particle unrolled by maxOccurs may compete with itself.
+        let q = Particle {
+            min: 0,
+            max: Some(3),
+            id: 1,
+            term: Term::Sequence(vec![Particle {
+                min: 0,
+                max: Some(1),
+                id: 2,
+                term: Term::Element(ElemId(0)),
+            }]),
+        };
+        assert!(build(&m, Some(&q), "T").is_ok());
+    }
+}
