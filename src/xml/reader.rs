@@ -811,22 +811,25 @@ impl State {
             }
             Event::Text(text) => {
                 let raw: &str = &text;
-                if is_xml_whitespace(raw.as_bytes()) {
+                let scan = scan_text(raw.as_bytes());
+                if scan.whitespace_only {
                     if self.depth == 0 {
                         return Ok(Step::Continue);
                     }
                     self.count_text(raw.len(), at)?;
-                    if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+                    if scan.carriage_return {
                         let content = text.xml10_content();
                         return Ok(flow(handler.whitespace(&content, at)));
                     }
                     return Ok(flow(handler.whitespace(raw, at)));
                 }
-                check_chars(raw, at)?;
-                if memchr::memchr(b'>', raw.as_bytes()).is_some() && raw.contains("]]>") {
+                if scan.suspicious {
+                    check_chars(raw, at)?;
+                }
+                if scan.greater_than && raw.contains("]]>") {
                     return Err(Self::malformed("`]]>` is not allowed in text", at));
                 }
-                if memchr::memchr(b'\r', raw.as_bytes()).is_some() {
+                if scan.carriage_return {
                     let content = text.xml10_content();
                     self.character_data(&content, at, handler)
                 } else {
@@ -1276,6 +1279,33 @@ fn plain_attribute_value(bytes: &[u8]) -> bool {
             u8::from(b < 0x20) | u8::from(b == b'<') | u8::from(b == 0xEF) | u8::from(b == b'&');
     }
     suspicious == 0
+}
+
+/// What one pass over a piece of text found.
+struct TextScan {
+    whitespace_only: bool,
+    /// A control character or a byte that could start U+FFFE/U+FFFF: check closely.
+    suspicious: bool,
+    greater_than: bool,
+    carriage_return: bool,
+}
+
+/// One branch-free pass instead of four searches.
+fn scan_text(bytes: &[u8]) -> TextScan {
+    let (mut other, mut suspicious, mut gt, mut cr) = (0u8, 0u8, 0u8, 0u8);
+    for &b in bytes {
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        other |= u8::from(!ws);
+        suspicious |= u8::from(b < 0x20 && !ws) | u8::from(b == 0xEF);
+        gt |= u8::from(b == b'>');
+        cr |= u8::from(b == b'\r');
+    }
+    TextScan {
+        whitespace_only: other == 0,
+        suspicious: suspicious != 0,
+        greater_than: gt != 0,
+        carriage_return: cr != 0,
+    }
 }
 
 /// Whether every byte is an XML whitespace character.
