@@ -403,6 +403,8 @@ pub enum SimpleError {
     EntityWithoutDtd,
 }
 
+impl std::error::Error for SimpleError {}
+
 impl std::fmt::Display for SimpleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -514,6 +516,9 @@ impl Model {
             .collect();
         self.needs_namespaces = flags;
     }
+
+    // The accessors below index with ids that only the compiler makes, for this model; a
+    // document cannot produce one, so the indexing cannot fail on untrusted input.
 
     pub fn simple_type(&self, id: SimpleId) -> &SimpleType {
         &self.simple[id.0 as usize]

@@ -373,7 +373,8 @@ fn check(ok: bool, s: &str) -> Result<Value<'_>, LexicalError> {
 }
 
 /// The value is not in the lexical space of the type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the value is not in the lexical space of the type")]
 pub struct LexicalError;
 
 /// A value in the value space of a built-in type.
