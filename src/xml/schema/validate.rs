@@ -1022,7 +1022,12 @@ impl Handler for Validator<'_> {
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
-        match self.frames[self.depth - 1].text_mode {
+        let frame = &self.frames[self.depth - 1];
+        if frame.nil && frame.kind == Kind::Strict {
+            // Even whitespace makes a nil element non-empty.
+            return self.text(text, at);
+        }
+        match frame.text_mode {
             TextMode::ElementOnly | TextMode::Mixed | TextMode::Ignore => ControlFlow::Continue(()),
             _ => self.text(text, at),
         }
