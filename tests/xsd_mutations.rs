@@ -324,6 +324,23 @@ fn seeds() -> Vec<(String, PathBuf, Vec<u8>)> {
             (e.file.clone(), corpus.join(&e.schema), bytes)
         })
         .collect();
+    // The ELMO example with what it lacks: an extension holding foreign content (lax
+    // `##other` wildcard; its strict `anyAttribute` is then exercised by the mutations),
+    // just before its signature.
+    if let Some((_, elmo_schema, elmo)) = seeds.iter().find(|(l, _, _)| l == "elmo/example.xml") {
+        let text = String::from_utf8_lossy(elmo).into_owned();
+        if let Some(at) = text.rfind("<Signature ") {
+            let extra = r#"<extension xmlns:o="urn:example:other"><o:info lang="fi"><o:deep>1</o:deep></o:info><o:more/></extension>
+    "#;
+            let rich = format!("{}{extra}{}", &text[..at], &text[at..]);
+            let schema = elmo_schema.clone();
+            seeds.push((
+                "elmo/example.xml + extension".into(),
+                schema,
+                rich.into_bytes(),
+            ));
+        }
+    }
     let own = support::own_schema();
     if own.exists() {
         let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, true);
@@ -353,6 +370,18 @@ fn mutants_of_valid_documents_get_the_libxml2_verdict() {
     let mut report = Vec::new();
     for (label, schema_path, doc) in seeds() {
         let schema = Schema::load(&schema_path).expect("schema loads");
+        // Every seed is valid for both engines, so its mutants test something.
+        let seed_path = dir.path().join("seed.xml");
+        std::fs::write(&seed_path, &doc).expect("write seed");
+        assert_eq!(
+            support::xmllint_verdicts(&xmllint, &schema_path, &[seed_path]),
+            vec![true],
+            "libxml2 rejects the seed {label}"
+        );
+        assert!(
+            schema.validate(&doc, &Limits::default()).is_ok(),
+            "the engine rejects the seed {label}"
+        );
         let cases = mutants(&doc);
         let stem: String = label
             .chars()
