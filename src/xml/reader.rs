@@ -69,7 +69,12 @@ impl LineCursor {
             // Asked for an earlier position than last time: recount from the block start.
             self = LineCursor::at(self.origin_line, self.origin_column);
         }
-        let scan = scan_lines(&block[self.offset..target]);
+        let span = &block[self.offset..target];
+        let scan = if span.len() > 256 {
+            scan_lines_long(span)
+        } else {
+            scan_lines(span)
+        };
         let len = target - self.offset;
         if scan.newlines > 0 {
             self.line = self.line.saturating_add(scan.newlines);
@@ -373,6 +378,24 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// The high bit of each byte of `x` that is zero.
 fn zero_bytes(x: u64) -> u64 {
     !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// [`scan_lines`] for long spans (whole blocks): vectorized newline search, and characters
+/// counted only after the last newline.
+fn scan_lines_long(bytes: &[u8]) -> LineScan {
+    let newlines = memchr::memchr_iter(b'\n', bytes).count();
+    let after = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+    let tail = &bytes[after..];
+    let continuation = if tail.is_ascii() {
+        0
+    } else {
+        tail.iter().filter(|&&b| b & 0xC0 == 0x80).count()
+    };
+    LineScan {
+        newlines: u32::try_from(newlines).unwrap_or(u32::MAX),
+        after_last_newline: after,
+        continuation_after_last_newline: continuation,
+    }
 }
 
 /// One pass, eight bytes at a time; a last partial word is padded with zero bytes, which
@@ -1682,6 +1705,7 @@ mod tests {
             let newlines = b.iter().filter(|&&c| c == b'\n').count() as u32;
             let after = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
             let cont = b[after..].iter().filter(|&&c| c & 0xC0 == 0x80).count();
+            proptest::prop_assert_eq!(scan_lines_long(b), LineScan { newlines, after_last_newline: after, continuation_after_last_newline: cont });
             proptest::prop_assert_eq!(scan, LineScan { newlines, after_last_newline: after, continuation_after_last_newline: cont });
         }
 
