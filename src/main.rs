@@ -217,6 +217,10 @@ fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
             println!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Err(siirto::xml::schema::ValidationFailure::Unreadable(e)) => {
+            eprintln!("siirto: {}: cannot be read: {e}", file.display());
+            Ok(ExitCode::from(2))
+        }
         Err(failure) => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}: invalid", file.display());

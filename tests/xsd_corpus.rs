@@ -63,3 +63,36 @@ fn every_manifest_document_gets_the_libxml2_verdict() {
         disagreements.join("\n\n")
     );
 }
+
+#[test]
+fn the_projects_own_schema_loads_and_accepts_the_demo_record() {
+    let own = support::own_schema();
+    if !own.exists() {
+        eprintln!("SKIPPED: {} not found", own.display());
+        return;
+    }
+    let schema = Schema::load(&own).expect("xsd/siirto-record-v1.xsd loads");
+    assert!(
+        schema
+            .global_elements()
+            .contains(&(Some("urn:siirto:record:v1"), "studentRecord"))
+    );
+    for turvakielto in [false, true] {
+        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, turvakielto);
+        let result = schema.validate(record.as_bytes(), &Limits::default());
+        assert!(result.is_ok(), "demo record invalid: {:?}", result.err());
+        let streamed = schema.validate_reader(record.as_bytes(), &Limits::default());
+        assert!(streamed.is_ok(), "{:?}", streamed.err());
+    }
+    // And libxml2 agrees.
+    if let Some(xmllint) = support::xmllint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("record.xml");
+        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, false);
+        std::fs::write(&path, record).expect("write");
+        assert_eq!(
+            support::xmllint_verdicts(&xmllint, &own, &[path]),
+            vec![true]
+        );
+    }
+}

@@ -243,6 +243,59 @@ const PROBES: &[Probe] = &[
         ],
     },
     Probe {
+        name: "nil, comments and whitespace",
+        schema: r###"<xs:element name="r"><xs:complexType><xs:sequence>
+            <xs:element name="d" type="xs:date" nillable="true" minOccurs="0"/>
+            <xs:element name="c" nillable="true" minOccurs="0"><xs:complexType><xs:sequence><xs:element name="x"/></xs:sequence></xs:complexType></xs:element>
+            <xs:element name="s" type="xs:string" minOccurs="0"/>
+            <xs:element name="e" minOccurs="0"><xs:complexType/></xs:element>
+            </xs:sequence></xs:complexType></xs:element>"###,
+        cases: &[
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><d xsi:nil="true"> </d></r>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><d xsi:nil="true"><!-- c --></d></r>"###,
+            ),
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><c xsi:nil="true"> </c></r>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><c xsi:nil="true"/></r>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><c xsi:nil="false"><x/></c></r>"###,
+            ),
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><c xsi:nil="true"><x/></c></r>"###,
+            ),
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><s xsi:nil="true"/></r>"###,
+            ),
+            (true, "<r><e><!-- x --><?pi x?></e></r>"),
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:foo="1"/>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:noNamespaceSchemaLocation="x.xsd" xsi:schemaLocation="urn:x x.xsd"/>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><d xsi:nil=" true "/></r>"###,
+            ),
+            (true, "<r><s>a<!-- c -->b</s></r>"),
+        ],
+    },
+    Probe {
         name: "xsi:type",
         schema: r###"<xs:complexType name="B"><xs:sequence><xs:element name="a"/></xs:sequence></xs:complexType>
             <xs:complexType name="D"><xs:complexContent><xs:extension base="B"><xs:sequence><xs:element name="b"/></xs:sequence></xs:extension></xs:complexContent></xs:complexType>
@@ -355,6 +408,11 @@ const PROBES: &[Probe] = &[
             (false, "<r><y>24</y></r>"),
             (false, "<r><u>P1H</u></r>"),
             (true, "<r><p>2000-01-01Z</p></r>"),
+            (false, "<r><p> 2000-01-01</p></r>"),
+            (false, "<r><p>2000-01-01\t</p></r>"),
+            (true, "<r><t>2024-01-01T10:00:00Z\t</t></r>"),
+            (false, "<r><t>2024-01-01T10:00:00 </t></r>"),
+            (false, "<r><t> 2024-01-01T10:00:00Z</t></r>"),
         ],
     },
     Probe {

@@ -1,14 +1,14 @@
 //! A small, bounded element tree for the format readers.
 //!
 //! Owns: [`parse`], which turns untrusted bytes into an [`Element`] tree with namespaces
-//! resolved, enforcing every [`Limits`] bound and refusing DTDs and non-predefined entities.
-//! Whitespace-only text between elements is dropped; CDATA becomes text; comments and
-//! processing instructions are skipped.
+//! resolved. All hardening (every [`Limits`] bound, no DTD, no entity other than the
+//! predefined ones, XML name and character rules) is the shared tokenizer's, in
+//! [`super::reader`]. Whitespace-only text between elements is dropped; CDATA becomes text;
+//! comments and processing instructions are skipped.
 
-use quick_xml::NsReader;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
+use std::ops::ControlFlow;
 
+use super::reader::{self, Handler, Locator, StartTag};
 use super::{Limits, Position, XmlError};
 
 /// An element with its namespace resolved.
@@ -93,269 +93,63 @@ impl Element {
 
 /// Parses a whole document into its root element.
 pub fn parse(document: &[u8], limits: &Limits) -> Result<Element, XmlError> {
-    if document.len() > limits.max_bytes {
-        return Err(XmlError::TooLarge {
-            limit: limits.max_bytes,
-            size: document.len(),
-        });
-    }
-    let text = std::str::from_utf8(document).map_err(|e| XmlError::Encoding {
-        at: Position::of_offset(document, e.valid_up_to()),
-    })?;
-    let mut reader = NsReader::from_str(text);
-    let config = reader.config_mut();
-    config.check_end_names = true;
-    config.expand_empty_elements = false;
-    config.trim_text(false);
-
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
-    let mut element_count = 0usize;
-    let at =
-        |offset: u64| Position::of_offset(document, usize::try_from(offset).unwrap_or(usize::MAX));
-
-    loop {
-        let offset = reader.buffer_position();
-        let (resolved, event) = match reader.read_resolved_event() {
-            Ok(x) => x,
-            Err(e) => {
-                return Err(XmlError::Malformed {
-                    message: e.to_string(),
-                    at: at(reader.error_position()),
-                });
-            }
-        };
-        match event {
-            Event::DocType(_) => return Err(XmlError::Dtd { at: at(offset) }),
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                let is_empty = matches!(event, Event::Empty(_));
-                if root.is_some() {
-                    return Err(XmlError::Malformed {
-                        message: "content after the root element".into(),
-                        at: at(offset),
-                    });
-                }
-                element_count += 1;
-                if element_count > limits.max_elements {
-                    return Err(XmlError::TooManyElements {
-                        limit: limits.max_elements,
-                        at: at(offset),
-                    });
-                }
-                if stack.len() + 1 > limits.max_depth {
-                    return Err(XmlError::TooDeep {
-                        limit: limits.max_depth,
-                        at: at(offset),
-                    });
-                }
-                let namespace = namespace_of(resolved, offset, &at)?;
-                let element = open_element(&reader, namespace, start, limits, offset, &at)?;
-                if is_empty {
-                    close(&mut stack, &mut root, element);
-                } else {
-                    stack.push(element);
-                }
-            }
-            Event::End(_) => {
-                // check_end_names guarantees the end tag matches the open element.
-                if let Some(element) = stack.pop() {
-                    close(&mut stack, &mut root, element);
-                }
-            }
-            Event::Text(text) => {
-                let raw = text.xml10_content();
-                push_text(&mut stack, &raw, limits, offset, &at)?;
-            }
-            Event::CData(cdata) => {
-                let raw = cdata.xml10_content();
-                push_text(&mut stack, &raw, limits, offset, &at)?;
-            }
-            Event::GeneralRef(reference) => {
-                let name = reference.as_ref().to_owned();
-                let ch = match reference.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c),
-                    Ok(None) => predefined_entity(&name),
-                    Err(e) => {
-                        return Err(XmlError::Malformed {
-                            message: e.to_string(),
-                            at: at(offset),
-                        });
-                    }
-                };
-                match ch {
-                    Some(c) => {
-                        push_text(&mut stack, c.encode_utf8(&mut [0; 4]), limits, offset, &at)?
-                    }
-                    None => {
-                        return Err(XmlError::Entity {
-                            name,
-                            at: at(offset),
-                        });
-                    }
-                }
-            }
-            Event::Eof => break,
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-        }
-    }
-    if !stack.is_empty() {
-        return Err(XmlError::Malformed {
-            message: "document ends inside an element".into(),
-            at: at(u64::try_from(document.len()).unwrap_or(u64::MAX)),
-        });
-    }
-    let mut root = root.ok_or_else(|| XmlError::Malformed {
+    let mut builder = TreeBuilder {
+        stack: Vec::new(),
+        root: None,
+    };
+    reader::parse_slice(document, limits, &mut builder)?;
+    let mut root = builder.root.ok_or_else(|| XmlError::Malformed {
         message: "no root element".into(),
-        at: at(0),
+        at: Position::default(),
     })?;
     drop_whitespace(&mut root);
     Ok(root)
 }
 
-fn predefined_entity(name: &str) -> Option<char> {
-    match name {
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "amp" => Some('&'),
-        "apos" => Some('\''),
-        "quot" => Some('"'),
-        _ => None,
-    }
+/// Builds the tree from the hardened tokenizer's events.
+struct TreeBuilder {
+    stack: Vec<Element>,
+    root: Option<Element>,
 }
 
-fn open_element(
-    reader: &NsReader<&[u8]>,
-    namespace: Option<String>,
-    start: &BytesStart<'_>,
-    limits: &Limits,
-    offset: u64,
-    at: &dyn Fn(u64) -> Position,
-) -> Result<Element, XmlError> {
-    let name = start.name();
-    if name.as_ref().len() > limits.max_name_len {
-        return Err(XmlError::NameTooLong {
-            limit: limits.max_name_len,
-            at: at(offset),
+impl Handler for TreeBuilder {
+    fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
+        self.stack.push(Element {
+            namespace: tag.namespace().map(str::to_owned),
+            local: tag.local().to_owned(),
+            attributes: tag
+                .attributes()
+                .map(|a| Attribute {
+                    namespace: a.namespace.map(str::to_owned),
+                    local: a.local.to_owned(),
+                    value: a.value.to_owned(),
+                })
+                .collect(),
+            children: Vec::new(),
+            offset: at.offset(),
         });
+        ControlFlow::Continue(())
     }
-    let local = name.local_name().as_ref().to_owned();
-    let mut attributes = Vec::new();
-    for (count, attribute) in start.attributes().with_checks(true).enumerate() {
-        if count + 1 > limits.max_attributes {
-            return Err(XmlError::TooManyAttributes {
-                limit: limits.max_attributes,
-                at: at(offset),
-            });
-        }
-        let attribute = attribute.map_err(|e| XmlError::Malformed {
-            message: e.to_string(),
-            at: at(offset),
-        })?;
-        let key = attribute.key;
-        if key.as_ref().len() > limits.max_name_len {
-            return Err(XmlError::NameTooLong {
-                limit: limits.max_name_len,
-                at: at(offset),
-            });
-        }
-        if attribute.value.len() > limits.max_text_len {
-            return Err(XmlError::TextTooLong {
-                limit: limits.max_text_len,
-                at: at(offset),
-            });
-        }
-        if key.as_ref() == "xmlns" || key.as_ref().starts_with("xmlns:") {
-            continue;
-        }
-        let (resolved, local_name) = reader.resolver().resolve_attribute(key);
-        let value = attribute
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|e| match e {
-                quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(
-                    _,
-                    name,
-                )) => XmlError::Entity {
-                    name,
-                    at: at(offset),
-                },
-                other => XmlError::Malformed {
-                    message: other.to_string(),
-                    at: at(offset),
-                },
-            })?;
-        attributes.push(Attribute {
-            namespace: namespace_of(resolved, offset, at)?,
-            local: local_name.as_ref().to_owned(),
-            value: value.into_owned(),
-        });
-    }
-    Ok(Element {
-        namespace,
-        local,
-        attributes,
-        children: Vec::new(),
-        offset: usize::try_from(offset).unwrap_or(usize::MAX),
-    })
-}
 
-fn namespace_of(
-    resolved: ResolveResult<'_>,
-    offset: u64,
-    at: &dyn Fn(u64) -> Position,
-) -> Result<Option<String>, XmlError> {
-    match resolved {
-        ResolveResult::Bound(ns) => Ok(Some(ns.as_ref().to_owned())),
-        ResolveResult::Unbound => Ok(None),
-        ResolveResult::Unknown(prefix) => Err(XmlError::Malformed {
-            message: format!(
-                "undeclared namespace prefix `{}`",
-                AsRef::<str>::as_ref(&prefix)
-            ),
-            at: at(offset),
-        }),
+    fn end_element(&mut self, _at: &Locator<'_>) -> ControlFlow<()> {
+        if let Some(element) = self.stack.pop() {
+            match self.stack.last_mut() {
+                Some(parent) => parent.children.push(Node::Element(element)),
+                None => self.root = Some(element),
+            }
+        }
+        ControlFlow::Continue(())
     }
-}
 
-fn push_text(
-    stack: &mut [Element],
-    text: &str,
-    limits: &Limits,
-    offset: u64,
-    at: &dyn Fn(u64) -> Position,
-) -> Result<(), XmlError> {
-    let Some(parent) = stack.last_mut() else {
-        if text.trim().is_empty() {
-            return Ok(());
+    fn text(&mut self, text: &str, _at: &Locator<'_>) -> ControlFlow<()> {
+        // The tokenizer already bounds the length of one run of text.
+        if let Some(parent) = self.stack.last_mut() {
+            match parent.children.last_mut() {
+                Some(Node::Text(previous)) => previous.push_str(text),
+                _ => parent.children.push(Node::Text(text.to_owned())),
+            }
         }
-        return Err(XmlError::Malformed {
-            message: "text outside the root element".into(),
-            at: at(offset),
-        });
-    };
-    if let Some(Node::Text(previous)) = parent.children.last_mut() {
-        if previous.len() + text.len() > limits.max_text_len {
-            return Err(XmlError::TextTooLong {
-                limit: limits.max_text_len,
-                at: at(offset),
-            });
-        }
-        previous.push_str(text);
-    } else {
-        if text.len() > limits.max_text_len {
-            return Err(XmlError::TextTooLong {
-                limit: limits.max_text_len,
-                at: at(offset),
-            });
-        }
-        parent.children.push(Node::Text(text.to_owned()));
-    }
-    Ok(())
-}
-
-fn close(stack: &mut [Element], root: &mut Option<Element>, element: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(Node::Element(element)),
-        None => *root = Some(element),
+        ControlFlow::Continue(())
     }
 }
 
@@ -377,6 +171,7 @@ fn drop_whitespace(element: &mut Element) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -395,6 +190,30 @@ mod tests {
         assert_eq!(root.attribute("b"), Some("1 & 2"));
         assert_eq!(root.child_text("c").as_deref(), Some("x < y ä"));
         assert!(root.child("d").is_some());
+    }
+
+    #[test]
+    fn keeps_text_shape_and_offsets() {
+        let doc = "<r>\n  <a>x<!-- c -->y<![CDATA[<z>]]></a>\n  <b> </b>\n</r>";
+        let root = parse_default(doc).unwrap();
+        // Whitespace between elements is dropped, text in leaves is kept as written.
+        assert_eq!(root.children.len(), 2);
+        assert_eq!(root.child("a").map(Element::text).as_deref(), Some("xy<z>"));
+        assert_eq!(root.child("b").map(Element::text).as_deref(), Some(" "));
+        assert_eq!(
+            root.child("a").map(|a| a.offset),
+            Some(doc.find("<a>").unwrap())
+        );
+    }
+
+    #[test]
+    fn shares_the_tokenizer_hardening() {
+        for doc in ["<a>\u{1}</a>", "<a b='<'/>", "<9a/>", "<a xmlns:p=''/>"] {
+            assert!(
+                matches!(parse_default(doc), Err(XmlError::Malformed { .. })),
+                "{doc}"
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! XML on the untrusted path: a hardened parser, a DOM for the format readers, and the
 //! XML Schema engine.
 //!
-//! Owns: [`Limits`] and [`XmlError`] (every limit hit is its own error, with a position), the
-//! hardened tree parser in [`dom`], and schema compilation and streaming validation. No DTD is
-//! ever processed and no entity other than the five predefined ones and character references
-//! is expanded. Nothing here does IO except loading schema files from paths it is given.
+//! Owns: [`Limits`] and [`XmlError`] (every limit hit is its own error, with a position);
+//! [`reader`], the one hardened tokenizer (quick-xml underneath) that both other parts use;
+//! [`dom`], a bounded element tree for the format readers; and [`schema`], XML Schema 1.0
+//! compilation and streaming validation. No DTD is ever processed and no entity other than
+//! the five predefined ones and character references is expanded. Nothing here does IO
+//! except loading schema files from paths it is given and reading a stream it is handed.
 
 pub mod dom;
 pub mod reader;

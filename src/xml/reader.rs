@@ -25,52 +25,66 @@ const XMLNS_NAMESPACE: &str = "http://www.w3.org/2000/xmlns/";
 
 /// Where the current event starts; turns into a [`Position`] only when asked.
 pub struct Locator<'a> {
-    kind: LocatorKind<'a>,
+    /// The bytes being parsed (the whole document, or the current block of a stream).
+    block: &'a [u8],
+    /// Absolute offset of `block[0]` in the document.
+    base: usize,
+    /// Offset of the current event in `block`.
+    offset: usize,
+    /// Line and column counting from `block[0]`, moved forward on demand.
+    cursor: &'a Cell<LineCursor>,
 }
 
-enum LocatorKind<'a> {
-    /// The whole document is in memory: line and column are counted on demand from a cursor
-    /// that only moves forward (errors are reported in document order).
-    Slice {
-        document: &'a [u8],
-        offset: usize,
-        cursor: &'a Cell<LineCursor>,
-    },
-    /// Streaming: line and column were counted as the bytes went by.
-    Stream(Position),
-}
-
-/// Line and column of a byte offset, remembered so the next lookup continues from here.
+/// Line and column at an offset of a block, remembered so the next lookup continues from
+/// there (errors are mostly reported in document order).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LineCursor {
     offset: usize,
     line: u32,
     column: u32,
+    origin_line: u32,
+    origin_column: u32,
 }
 
 impl LineCursor {
     /// The cursor at the start of a document.
     pub fn start() -> Self {
+        LineCursor::at(1, 1)
+    }
+
+    /// A cursor for a block that starts at this line and column.
+    fn at(line: u32, column: u32) -> Self {
         LineCursor {
             offset: 0,
-            line: 1,
-            column: 1,
+            line,
+            column,
+            origin_line: line,
+            origin_column: column,
         }
     }
 
-    fn advance(mut self, document: &[u8], target: usize) -> Self {
-        let target = target.min(document.len());
+    fn advance(mut self, block: &[u8], target: usize) -> Self {
+        let target = target.min(block.len());
         if target < self.offset {
-            // Asked for an earlier position than last time: recount from the start.
-            self = LineCursor::start();
+            // Asked for an earlier position than last time: recount from the block start.
+            self = LineCursor::at(self.origin_line, self.origin_column);
         }
-        for &b in &document[self.offset..target] {
-            if b == b'\n' {
-                self.line = self.line.saturating_add(1);
-                self.column = 1;
-            } else if (b & 0xC0) != 0x80 {
-                self.column = self.column.saturating_add(1);
-            }
+        let span = &block[self.offset..target];
+        let scan = if span.len() > 256 {
+            scan_lines_long(span)
+        } else {
+            scan_lines(span)
+        };
+        let len = target - self.offset;
+        if scan.newlines > 0 {
+            self.line = self.line.saturating_add(scan.newlines);
+            let tail = len - scan.after_last_newline - scan.continuation_after_last_newline;
+            self.column = 1u32.saturating_add(u32::try_from(tail).unwrap_or(u32::MAX));
+        } else {
+            let chars = len - scan.continuation_after_last_newline;
+            self.column = self
+                .column
+                .saturating_add(u32::try_from(chars).unwrap_or(u32::MAX));
         }
         self.offset = target;
         self
@@ -80,38 +94,36 @@ impl LineCursor {
 impl Locator<'_> {
     /// The position of the start of the current event.
     pub fn position(&self) -> Position {
-        match &self.kind {
-            LocatorKind::Slice {
-                document,
-                offset,
-                cursor,
-            } => {
-                let c = cursor.get().advance(document, *offset);
-                cursor.set(c);
+        self.resolve(self.deferred())
+    }
+
+    /// A cheap token for this position, turned into line and column by
+    /// [`Locator::resolve`] (any locator of the same block, or of a later event while the
+    /// block is current; the tokenizer asks handlers to settle older ones in time).
+    pub fn deferred(&self) -> DeferredPosition {
+        DeferredPosition::Offset(self.base + self.offset)
+    }
+
+    /// Line and column of a deferred position of the current block.
+    pub fn resolve(&self, at: DeferredPosition) -> Position {
+        match at {
+            DeferredPosition::Known(p) => p,
+            DeferredPosition::Offset(absolute) => {
+                let relative = absolute.saturating_sub(self.base);
+                let c = self.cursor.get().advance(self.block, relative);
+                self.cursor.set(c);
                 Position {
                     line: c.line,
                     column: c.column,
-                    offset: *offset,
+                    offset: absolute,
                 }
             }
-            LocatorKind::Stream(p) => *p,
-        }
-    }
-
-    /// A cheap token for this position, resolved later with [`DeferredPosition::resolve`].
-    pub fn deferred(&self) -> DeferredPosition {
-        match &self.kind {
-            LocatorKind::Slice { offset, .. } => DeferredPosition::Offset(*offset),
-            LocatorKind::Stream(p) => DeferredPosition::Known(*p),
         }
     }
 
     /// Byte offset of the start of the current event.
     pub fn offset(&self) -> usize {
-        match &self.kind {
-            LocatorKind::Slice { offset, .. } => *offset,
-            LocatorKind::Stream(p) => p.offset,
-        }
+        self.base + self.offset
     }
 }
 
@@ -120,28 +132,6 @@ impl Locator<'_> {
 pub enum DeferredPosition {
     Known(Position),
     Offset(usize),
-}
-
-impl DeferredPosition {
-    /// Line and column, counting in `document` (the in-memory input) when needed.
-    pub fn resolve(self, document: Option<&[u8]>, cursor: &mut LineCursor) -> Position {
-        match (self, document) {
-            (DeferredPosition::Known(p), _) => p,
-            (DeferredPosition::Offset(offset), Some(doc)) => {
-                *cursor = cursor.advance(doc, offset);
-                Position {
-                    line: cursor.line,
-                    column: cursor.column,
-                    offset,
-                }
-            }
-            (DeferredPosition::Offset(offset), None) => Position {
-                line: 0,
-                column: 0,
-                offset,
-            },
-        }
-    }
 }
 
 /// What the tokenizer reports. Returning `ControlFlow::Break` stops the parse early.
@@ -153,6 +143,16 @@ pub trait Handler {
     /// Character data inside the root element, references expanded, line ends normalized.
     /// One text node may arrive in several pieces.
     fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()>;
+    /// A piece of character data that is only spaces, tabs and line ends (normalized).
+    /// Handlers that treat it specially override this; by default it is [`Handler::text`].
+    fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        self.text(text, at)
+    }
+    /// A streamed block is about to be dropped: turn every [`DeferredPosition`] still held
+    /// into a known one with `at.resolve`. Positions in later blocks stay cheap.
+    fn settle(&mut self, at: &Locator<'_>) {
+        let _ = at;
+    }
 }
 
 /// How a parse ended.
@@ -177,7 +177,7 @@ pub enum StreamError {
 pub struct StartTag<'a> {
     content: &'a str,
     local: (usize, usize),
-    namespace: Option<(usize, usize)>,
+    namespace: Option<((usize, usize), u64)>,
     attributes: &'a [AttrRecord],
     arena: &'a str,
     scope: &'a NamespaceScope,
@@ -199,7 +199,19 @@ pub struct AttributeView<'a> {
 impl<'a> StartTag<'a> {
     /// The element's namespace URI, `None` when in no namespace.
     pub fn namespace(&self) -> Option<&'a str> {
-        self.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e])
+        self.namespace
+            .map(|((s, e), _)| &self.scope.buffer_str()[s..e])
+    }
+
+    /// A number identifying the namespace declaration the element's name resolved to
+    /// (`0` for no namespace): equal keys mean equal URIs within one document.
+    pub fn namespace_key(&self) -> u64 {
+        self.namespace.map_or(0, |(_, k)| k)
+    }
+
+    /// Whether any attribute has a namespace prefix (so `xsi:*` may be present).
+    pub fn has_qualified_attributes(&self) -> bool {
+        self.attributes.iter().any(|r| r.namespace.is_some())
     }
 
     /// The element's local name.
@@ -221,7 +233,9 @@ impl<'a> StartTag<'a> {
             ValueRef::Content(s, e) => &self.content[s..e],
             ValueRef::Arena(s, e) => &self.arena[s..e],
         };
-        let namespace = r.namespace.map(|(s, e)| &self.scope.buffer_str()[s..e]);
+        let namespace = r
+            .namespace
+            .map(|((s, e), _)| &self.scope.buffer_str()[s..e]);
         Some(AttributeView {
             namespace,
             local,
@@ -256,7 +270,7 @@ struct AttrRecord {
     key: (usize, usize),
     local_start: usize,
     value: ValueRef,
-    namespace: Option<(usize, usize)>,
+    namespace: Option<((usize, usize), u64)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,6 +284,7 @@ enum ValueRef {
 pub(crate) struct NamespaceScope {
     buffer: String,
     bindings: Vec<Binding>,
+    next_key: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -278,6 +293,9 @@ struct Binding {
     /// Empty range: the binding undeclares the default namespace.
     uri: (usize, usize),
     depth: usize,
+    /// Unique per declaration in this document: lets a handler cache what it derived
+    /// from the URI without comparing strings.
+    key: u64,
 }
 
 impl NamespaceScope {
@@ -294,13 +312,20 @@ impl NamespaceScope {
         (b.uri.1 > b.uri.0).then(|| &self.buffer[b.uri.0..b.uri.1])
     }
 
-    fn lookup_range(&self, prefix: &str) -> Option<(usize, usize)> {
-        let b = self
-            .bindings
-            .iter()
-            .rev()
-            .find(|b| &self.buffer[b.prefix.0..b.prefix.1] == prefix)?;
-        (b.uri.1 > b.uri.0).then_some(b.uri)
+    /// The URI range and key bound to `prefix`.
+    fn lookup_range(&self, prefix: &str) -> Option<((usize, usize), u64)> {
+        let b = if prefix.is_empty() {
+            self.bindings
+                .iter()
+                .rev()
+                .find(|b| b.prefix.1 == b.prefix.0)?
+        } else {
+            self.bindings.iter().rev().find(|b| {
+                b.prefix.1 - b.prefix.0 == prefix.len()
+                    && &self.buffer[b.prefix.0..b.prefix.1] == prefix
+            })?
+        };
+        (b.uri.1 > b.uri.0).then_some((b.uri, b.key))
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
@@ -317,10 +342,12 @@ impl NamespaceScope {
         self.buffer.push_str(prefix);
         let us = self.buffer.len();
         self.buffer.push_str(uri);
+        self.next_key += 1;
         self.bindings.push(Binding {
             prefix: (ps, us),
             uri: (us, self.buffer.len()),
             depth,
+            key: self.next_key,
         });
     }
 
@@ -335,93 +362,95 @@ impl NamespaceScope {
     }
 }
 
-/// Counts lines and characters as a streaming reader is consumed, and enforces the size
-/// limits that must hold before quick-xml buffers a token.
-struct CountingReader<R> {
-    inner: R,
-    consumed: u64,
-    line: u32,
-    column: u32,
-    max_bytes: u64,
-    /// Bytes since the last `<`: bounds what quick-xml would buffer for a single token.
-    run: u64,
-    max_run: u64,
-    failure: Option<XmlError>,
+/// Newlines in a run of bytes, where the last one ends, and how many UTF-8 continuation
+/// bytes follow it (characters = bytes - continuation bytes).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LineScan {
+    newlines: u32,
+    /// Index just past the last newline (0 when there is none).
+    after_last_newline: usize,
+    continuation_after_last_newline: usize,
 }
 
-impl<R: BufRead> CountingReader<R> {
-    fn position(&self) -> Position {
-        Position {
-            line: self.line,
-            column: self.column,
-            offset: usize::try_from(self.consumed).unwrap_or(usize::MAX),
-        }
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero.
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// [`scan_lines`] for long spans (whole blocks): vectorized newline search, and characters
+/// counted only after the last newline.
+fn scan_lines_long(bytes: &[u8]) -> LineScan {
+    let newlines = memchr::memchr_iter(b'\n', bytes).count();
+    let after = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
+    let tail = &bytes[after..];
+    let continuation = if tail.is_ascii() {
+        0
+    } else {
+        tail.iter().filter(|&&b| b & 0xC0 == 0x80).count()
+    };
+    LineScan {
+        newlines: u32::try_from(newlines).unwrap_or(u32::MAX),
+        after_last_newline: after,
+        continuation_after_last_newline: continuation,
     }
 }
 
-impl<R: BufRead> io::Read for CountingReader<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+/// One pass, eight bytes at a time; a last partial word is padded with zero bytes, which
+/// are neither newlines nor continuation bytes. Bit counts are only taken for the rare
+/// words that hold a newline or a non-ASCII byte (baseline x86-64 has no POPCNT).
+#[inline(always)]
+fn scan_lines(bytes: &[u8]) -> LineScan {
+    let mut scan = LineScan::default();
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0usize;
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]);
+        scan_word(&mut scan, w, base);
+        base += 8;
     }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let w = if bytes.len() >= 8 {
+            // Reload the last eight bytes and shift the ones already seen out.
+            let tail = &bytes[bytes.len() - 8..];
+            let full = u64::from_le_bytes([
+                tail[0], tail[1], tail[2], tail[3], tail[4], tail[5], tail[6], tail[7],
+            ]);
+            full >> ((8 - rest.len()) * 8)
+        } else {
+            rest.iter()
+                .enumerate()
+                .fold(0u64, |w, (i, &b)| w | (u64::from(b) << (8 * i)))
+        };
+        scan_word(&mut scan, w, base);
+    }
+    scan
 }
 
-impl<R: BufRead> BufRead for CountingReader<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.failure.is_some() {
-            return Err(io::Error::other("document limit exceeded"));
-        }
-        self.inner.fill_buf()
+#[inline]
+fn scan_word(scan: &mut LineScan, w: u64, base: usize) {
+    let newline = zero_bytes(w ^ 0x0A0A_0A0A_0A0A_0A0A);
+    if newline != 0 {
+        let continuation = zero_bytes((w & 0xC0C0_C0C0_C0C0_C0C0) ^ HIGH);
+        scan.newlines += newline.count_ones();
+        // Little-endian: the highest set bit is the last newline in the word.
+        let last = (63 - newline.leading_zeros() as usize) / 8;
+        scan.after_last_newline = base + last + 1;
+        let after = if last == 7 {
+            0
+        } else {
+            continuation >> ((last + 1) * 8)
+        };
+        scan.continuation_after_last_newline = after.count_ones() as usize;
+    } else if w & HIGH != 0 {
+        let continuation = zero_bytes((w & 0xC0C0_C0C0_C0C0_C0C0) ^ HIGH);
+        scan.continuation_after_last_newline += continuation.count_ones() as usize;
     }
-
-    fn consume(&mut self, amount: usize) {
-        // The contract of BufRead: `fill_buf` without an intervening `consume` returns the
-        // same bytes, so this re-borrows exactly what the caller saw.
-        if let Ok(data) = self.inner.fill_buf() {
-            let data = &data[..amount.min(data.len())];
-            match memchr_last(b'\n', data) {
-                Some(last) => {
-                    let newlines = data.iter().filter(|&&b| b == b'\n').count();
-                    self.line = self
-                        .line
-                        .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
-                    self.column = 1u32.saturating_add(count_chars(&data[last + 1..]));
-                }
-                None => self.column = self.column.saturating_add(count_chars(data)),
-            }
-            match memchr_last(b'<', data) {
-                Some(last) => self.run = (data.len() - last - 1) as u64,
-                None => self.run += data.len() as u64,
-            }
-            self.consumed += data.len() as u64;
-            if self.failure.is_none() {
-                if self.consumed > self.max_bytes {
-                    self.failure = Some(XmlError::TooLarge {
-                        limit: usize::try_from(self.max_bytes).unwrap_or(usize::MAX),
-                        size: usize::try_from(self.consumed).unwrap_or(usize::MAX),
-                    });
-                } else if self.run > self.max_run {
-                    self.failure = Some(XmlError::TextTooLong {
-                        limit: usize::try_from(self.max_run).unwrap_or(usize::MAX),
-                        at: self.position(),
-                    });
-                }
-            }
-        }
-        self.inner.consume(amount);
-    }
-}
-
-fn memchr_last(needle: u8, data: &[u8]) -> Option<usize> {
-    data.iter().rposition(|&b| b == needle)
-}
-
-fn count_chars(data: &[u8]) -> u32 {
-    let n = data.iter().filter(|&&b| (b & 0xC0) != 0x80).count();
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Per-document parse state, independent of where the bytes come from.
@@ -437,6 +466,9 @@ struct State {
     first_event: bool,
     /// Length of the current run of character data (text, references, CDATA).
     text_run: usize,
+    /// Qualified names of the open elements, for matching end tags.
+    open_names: String,
+    open_starts: Vec<usize>,
 }
 
 /// Parses an in-memory document, calling `handler` for each event.
@@ -451,112 +483,250 @@ pub fn parse_slice<H: Handler>(
             size: document.len(),
         });
     }
-    let cursor = Cell::new(LineCursor::start());
-    let at = |offset: usize| Locator {
-        kind: LocatorKind::Slice {
-            document,
-            offset,
-            cursor: &cursor,
-        },
-    };
-    // quick-xml skips a byte order mark without counting it.
-    let bom = if document.starts_with(b"\xEF\xBB\xBF") {
-        3
+    // A byte order mark is one character at the start of line 1.
+    let (base, origin) = if document.starts_with(b"\xEF\xBB\xBF") {
+        (3, LineCursor::at(1, 2))
     } else {
-        0
+        (0, LineCursor::start())
     };
-    let mut reader = quick_xml::Reader::from_reader(document);
-    configure(reader.config_mut());
     let mut state = State::new(limits);
-    loop {
-        let offset = usize::try_from(reader.buffer_position())
-            .unwrap_or(usize::MAX)
-            .saturating_add(bom);
-        let event = match reader.read_event() {
-            Ok(e) => e,
-            Err(e) => {
-                let err_offset = usize::try_from(reader.error_position())
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(bom);
-                return Err(quick_xml_error(e, at(err_offset).position()));
-            }
-        };
-        let locator = at(offset);
-        match state.event(event, &locator, handler)? {
-            Step::Continue => {}
-            Step::Eof => return Ok(Outcome::Complete),
-            Step::Stop => return Ok(Outcome::Stopped),
-        }
+    let block = Block {
+        bytes: &document[base..],
+        base,
+        origin,
+        last: true,
+    };
+    match run_block(&mut state, &block, handler)? {
+        (_, Step::Stop) => Ok(Outcome::Stopped),
+        _ => Ok(Outcome::Complete),
     }
 }
 
+/// How much of a stream is parsed at a time (a block grows when one token is larger).
+const BLOCK_SIZE: usize = 256 * 1024;
+
 /// Parses a document from a buffered reader with memory bounded by the nesting depth and
-/// the longest token, calling `handler` for each event.
+/// the longest token, calling `handler` for each event. The input is parsed in blocks;
+/// an event cut by the end of a block is parsed again with the next one.
 pub fn parse_stream<R: BufRead, H: Handler>(
     input: R,
     limits: &Limits,
     handler: &mut H,
 ) -> Result<Outcome, StreamError> {
-    let counting = CountingReader {
-        inner: input,
-        consumed: 0,
-        line: 1,
-        column: 1,
-        max_bytes: u64::try_from(limits.max_bytes).unwrap_or(u64::MAX),
-        run: 0,
-        // A token is a text run or a tag: allow the longest text plus room for the
-        // attributes of one tag before refusing to buffer more.
-        max_run: u64::try_from(
-            limits
-                .max_text_len
-                .saturating_add(limits.max_name_len.saturating_mul(2))
-                .saturating_add(64 * 1024),
-        )
-        .unwrap_or(u64::MAX),
-        failure: None,
-    };
-    let mut reader = quick_xml::Reader::from_reader(counting);
-    configure(reader.config_mut());
+    parse_blocks(input, limits, handler, BLOCK_SIZE)
+}
+
+fn parse_blocks<R: BufRead, H: Handler>(
+    mut input: R,
+    limits: &Limits,
+    handler: &mut H,
+    block_size: usize,
+) -> Result<Outcome, StreamError> {
+    let max_token = limits
+        .max_text_len
+        .saturating_add(limits.max_name_len.saturating_mul(2))
+        .saturating_add(64 * 1024);
     let mut state = State::new(limits);
-    let mut buf = Vec::with_capacity(4096);
+    let mut buffer: Vec<u8> = Vec::with_capacity(block_size);
+    let mut base = 0usize;
+    let mut origin = LineCursor::start();
+    let mut read_total = 0usize;
+    let mut input_done = false;
+    let mut target = block_size;
+    let mut first = true;
     loop {
-        buf.clear();
-        let start = reader.get_ref().position();
-        let result = reader.read_event_into(&mut buf);
-        let event = match result {
+        while buffer.len() < target && !input_done {
+            let data = match input.fill_buf() {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StreamError::Io(e)),
+            };
+            if data.is_empty() {
+                input_done = true;
+                break;
+            }
+            let n = data.len().min(target - buffer.len());
+            buffer.extend_from_slice(&data[..n]);
+            input.consume(n);
+            read_total = read_total.saturating_add(n);
+            if read_total > limits.max_bytes {
+                return Err(StreamError::Xml(XmlError::TooLarge {
+                    limit: limits.max_bytes,
+                    size: read_total,
+                }));
+            }
+        }
+        if first {
+            first = false;
+            if buffer.starts_with(b"\xEF\xBB\xBF") {
+                buffer.drain(..3);
+                base = 3;
+                origin = LineCursor::at(1, 2);
+            }
+        }
+        // Never cut a UTF-8 sequence: hold back an incomplete one for the next block.
+        let usable = if input_done {
+            buffer.len()
+        } else {
+            utf8_boundary(&buffer)
+        };
+        let block = Block {
+            bytes: &buffer[..usable],
+            base,
+            origin,
+            last: input_done,
+        };
+        let (consumed, step) = run_block(&mut state, &block, handler)?;
+        match step {
+            Step::Stop => return Ok(Outcome::Stopped),
+            Step::Eof => return Ok(Outcome::Complete),
+            Step::Continue => {}
+        }
+        if consumed == 0 {
+            // One token does not fit: read more, within the token limit.
+            if buffer.len() > max_token {
+                let cursor = Cell::new(origin);
+                let at = Locator {
+                    block: &buffer,
+                    base,
+                    offset: 0,
+                    cursor: &cursor,
+                };
+                return Err(StreamError::Xml(XmlError::TextTooLong {
+                    limit: max_token,
+                    at: at.position(),
+                }));
+            }
+            target = buffer.len() + block_size;
+            continue;
+        }
+        // Positions in the part about to go must be settled now.
+        let cursor = Cell::new(origin);
+        let at = Locator {
+            block: &buffer[..consumed],
+            base,
+            offset: consumed,
+            cursor: &cursor,
+        };
+        handler.settle(&at);
+        let end = cursor.get().advance(&buffer[..consumed], consumed);
+        origin = LineCursor::at(end.line, end.column);
+        buffer.drain(..consumed);
+        base += consumed;
+        target = block_size.max(buffer.len() + 1);
+    }
+}
+
+/// The length of `bytes` without an incomplete UTF-8 sequence at its end.
+fn utf8_boundary(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    // Look back at most three bytes for the lead byte of the last sequence.
+    for back in 1..=3.min(n) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = if b < 0x80 {
+            1
+        } else if b >= 0xF0 {
+            4
+        } else if b >= 0xE0 {
+            3
+        } else {
+            2
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
+}
+
+/// A block of input: the bytes, where they are in the document, and whether the
+/// document ends with them.
+struct Block<'a> {
+    bytes: &'a [u8],
+    base: usize,
+    origin: LineCursor,
+    last: bool,
+}
+
+/// quick-xml errors that only mean "the input ended inside this construct".
+fn is_truncation(e: &quick_xml::Error, error_offset: usize, len: usize) -> bool {
+    use quick_xml::errors::{IllFormedError, SyntaxError};
+    match e {
+        quick_xml::Error::Syntax(
+            SyntaxError::UnclosedPI
+            | SyntaxError::UnclosedXmlDecl
+            | SyntaxError::UnclosedComment
+            | SyntaxError::UnclosedDoctype
+            | SyntaxError::UnclosedCData
+            | SyntaxError::UnclosedTag
+            | SyntaxError::UnclosedSingleQuotedAttributeValue
+            | SyntaxError::UnclosedDoubleQuotedAttributeValue,
+        ) => true,
+        quick_xml::Error::Syntax(SyntaxError::InvalidBangMarkup) => error_offset + 12 >= len,
+        quick_xml::Error::IllFormed(
+            IllFormedError::MissingEndTag(_) | IllFormedError::UnclosedReference,
+        ) => true,
+        _ => false,
+    }
+}
+
+/// Parses the complete events of one block. Returns how many bytes were consumed (the rest
+/// starts with an event the block may have cut) and how parsing stands.
+fn run_block<H: Handler>(
+    state: &mut State,
+    block: &Block<'_>,
+    handler: &mut H,
+) -> Result<(usize, Step), XmlError> {
+    let cursor = Cell::new(block.origin);
+    let at = |offset: usize| Locator {
+        block: block.bytes,
+        base: block.base,
+        offset,
+        cursor: &cursor,
+    };
+    let mut reader = quick_xml::Reader::from_reader(block.bytes);
+    configure(reader.config_mut());
+    let len = block.bytes.len();
+    loop {
+        let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = match reader.read_event() {
             Ok(e) => e,
             Err(e) => {
-                if let Some(failure) = reader.get_ref().failure.clone() {
-                    return Err(StreamError::Xml(failure));
+                let err_offset = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
+                if !block.last && is_truncation(&e, err_offset, len) {
+                    return Ok((start, Step::Continue));
                 }
-                if let quick_xml::Error::Io(io) = &e {
-                    return Err(StreamError::Io(io::Error::new(io.kind(), io.to_string())));
-                }
-                return Err(StreamError::Xml(quick_xml_error(e, start)));
+                return Err(quick_xml_error(e, at(err_offset).position()));
             }
         };
-        let locator = Locator {
-            kind: LocatorKind::Stream(start),
-        };
+        let end = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        if !block.last {
+            if matches!(event, Event::Eof) {
+                return Ok((len, Step::Continue));
+            }
+            // An event that reaches the end of the block may continue in the next one.
+            if end >= len {
+                return Ok((start, Step::Continue));
+            }
+        }
+        let locator = at(start);
         match state.event(event, &locator, handler)? {
             Step::Continue => {}
-            Step::Eof => {
-                if let Some(failure) = reader.get_ref().failure.clone() {
-                    return Err(StreamError::Xml(failure));
-                }
-                return Ok(Outcome::Complete);
-            }
-            Step::Stop => return Ok(Outcome::Stopped),
+            Step::Eof => return Ok((end, Step::Eof)),
+            Step::Stop => return Ok((end, Step::Stop)),
         }
     }
 }
 
 fn configure(config: &mut quick_xml::reader::Config) {
-    config.check_end_names = true;
+    // End tags are matched by `State` itself: a block's reader does not see the start
+    // tags of earlier blocks.
+    config.check_end_names = false;
+    config.allow_unmatched_ends = true;
     config.check_comments = true;
     config.expand_empty_elements = false;
     config.allow_dangling_amp = false;
-    config.allow_unmatched_ends = false;
     config.trim_text(false);
 }
 
@@ -602,6 +772,8 @@ impl State {
             root_closed: false,
             first_event: true,
             text_run: 0,
+            open_names: String::new(),
+            open_starts: Vec::new(),
         }
     }
 
@@ -623,6 +795,8 @@ impl State {
             Event::Start(start) => {
                 self.text_run = 0;
                 let step = self.start(&start, at, handler)?;
+                self.open_starts.push(self.open_names.len());
+                self.open_names.push_str(start.name().as_ref());
                 Ok(step)
             }
             Event::Empty(start) => {
@@ -632,18 +806,58 @@ impl State {
                 }
                 self.end(at, handler)
             }
-            Event::End(_) => {
+            Event::End(end) => {
                 self.text_run = 0;
+                let name = end.name();
+                let name: &str = name.as_ref();
+                match self.open_starts.pop() {
+                    Some(s) => {
+                        if &self.open_names[s..] != name {
+                            return Err(Self::malformed(
+                                format!(
+                                    "the end tag </{name}> does not close <{}>",
+                                    &self.open_names[s..]
+                                ),
+                                at,
+                            ));
+                        }
+                        self.open_names.truncate(s);
+                    }
+                    None => {
+                        return Err(Self::malformed(
+                            format!("the end tag </{name}> closes no element"),
+                            at,
+                        ));
+                    }
+                }
                 self.end(at, handler)
             }
             Event::Text(text) => {
                 let raw: &str = &text;
-                check_chars(raw, at)?;
-                if raw.contains("]]>") {
+                let scan = scan_text(raw.as_bytes());
+                if scan.whitespace_only {
+                    if self.depth == 0 {
+                        return Ok(Step::Continue);
+                    }
+                    self.count_text(raw.len(), at)?;
+                    if scan.carriage_return {
+                        let content = text.xml10_content();
+                        return Ok(flow(handler.whitespace(&content, at)));
+                    }
+                    return Ok(flow(handler.whitespace(raw, at)));
+                }
+                if scan.suspicious {
+                    check_chars(raw, at)?;
+                }
+                if scan.greater_than && raw.contains("]]>") {
                     return Err(Self::malformed("`]]>` is not allowed in text", at));
                 }
-                let content = text.xml10_content();
-                self.character_data(&content, at, handler)
+                if scan.carriage_return {
+                    let content = text.xml10_content();
+                    self.character_data(&content, at, handler)
+                } else {
+                    self.character_data(raw, at, handler)
+                }
             }
             Event::CData(cdata) => {
                 let raw: &str = &cdata;
@@ -761,14 +975,19 @@ impl State {
             };
             return Err(Self::malformed(message, at));
         }
-        self.text_run = self.text_run.saturating_add(text.len());
+        self.count_text(text.len(), at)?;
+        Ok(flow(handler.text(text, at)))
+    }
+
+    fn count_text(&mut self, len: usize, at: &Locator<'_>) -> Result<(), XmlError> {
+        self.text_run = self.text_run.saturating_add(len);
         if self.text_run > self.limits.max_text_len {
             return Err(XmlError::TextTooLong {
                 limit: self.limits.max_text_len,
                 at: at.position(),
             });
         }
-        Ok(flow(handler.text(text, at)))
+        Ok(())
     }
 
     fn start<H: Handler>(
@@ -819,7 +1038,7 @@ impl State {
         self.arena.clear();
         let mut declares = false;
         let mut count = 0usize;
-        for attribute in start.attributes().with_checks(true) {
+        for attribute in start.attributes().with_checks(false) {
             count += 1;
             if count > self.limits.max_attributes {
                 return Err(XmlError::TooManyAttributes {
@@ -842,18 +1061,29 @@ impl State {
                     at: at.position(),
                 });
             }
-            if raw.contains('<') {
-                return Err(Self::malformed(
-                    format!("`<` is not allowed in the value of attribute `{key}`"),
-                    at,
-                ));
+            let plain = plain_attribute_value(raw.as_bytes());
+            if !plain {
+                if raw.contains('<') {
+                    return Err(Self::malformed(
+                        format!("`<` is not allowed in the value of attribute `{key}`"),
+                        at,
+                    ));
+                }
+                check_chars(raw, at)?;
             }
-            check_chars(raw, at)?;
             let (aprefix, alocal) = split_qname(key).ok_or_else(|| {
                 Self::malformed(format!("`{key}` is not a valid attribute name"), at)
             })?;
-            let value = normalize_attribute(&attribute, at)?;
-            check_chars(&value, at)?;
+            // A plain value has no reference and no whitespace to normalize.
+            let value = if plain {
+                Cow::Borrowed(raw)
+            } else {
+                normalize_attribute(&attribute, at)?
+            };
+            if let Cow::Owned(v) = &value {
+                // References may have produced characters the raw text did not show.
+                check_chars(v, at)?;
+            }
             let key_range = range_in(content, key);
             let local_start = key_range.1 - alocal.len();
             let value_ref = match &value {
@@ -903,6 +1133,19 @@ impl State {
                 self.records[i].namespace = Some(ns);
             }
         }
+        // The same qualified name twice.
+        for (i, a) in self.records.iter().enumerate() {
+            let ak = &content[a.key.0..a.key.1];
+            if self.records[i + 1..]
+                .iter()
+                .any(|b| b.key.1 - b.key.0 == ak.len() && &content[b.key.0..b.key.1] == ak)
+            {
+                return Err(Self::malformed(
+                    format!("attribute `{ak}` is given twice"),
+                    at,
+                ));
+            }
+        }
         // Attributes with different prefixes for the same namespace collide.
         if self
             .records
@@ -913,9 +1156,9 @@ impl State {
         {
             let buffer = &self.scope.buffer;
             for (i, a) in self.records.iter().enumerate() {
-                let Some(an) = a.namespace else { continue };
+                let Some((an, _)) = a.namespace else { continue };
                 for b in &self.records[i + 1..] {
-                    let Some(bn) = b.namespace else { continue };
+                    let Some((bn, _)) = b.namespace else { continue };
                     if content[a.local_start..a.key.1] == content[b.local_start..b.key.1]
                         && buffer[an.0..an.1] == buffer[bn.0..bn.1]
                     {
@@ -971,6 +1214,19 @@ impl State {
         if !prefix.is_empty() && uri.is_empty() {
             return Err(Self::malformed(
                 format!("the prefix `{prefix}` cannot be undeclared in XML 1.0"),
+                at,
+            ));
+        }
+        if self
+            .scope
+            .bindings
+            .iter()
+            .rev()
+            .take_while(|b| b.depth == depth)
+            .any(|b| &self.scope.buffer[b.prefix.0..b.prefix.1] == prefix)
+        {
+            return Err(Self::malformed(
+                format!("the namespace prefix `{prefix}` is declared twice on one element"),
                 at,
             ));
         }
@@ -1037,6 +1293,51 @@ fn predefined_entity(name: &str) -> Option<char> {
     }
 }
 
+/// Whether an attribute value needs no closer look: no `<`, no control character and no
+/// byte that could start U+FFFE/U+FFFF.
+fn plain_attribute_value(bytes: &[u8]) -> bool {
+    let mut suspicious = 0u8;
+    for &b in bytes {
+        suspicious |=
+            u8::from(b < 0x20) | u8::from(b == b'<') | u8::from(b == 0xEF) | u8::from(b == b'&');
+    }
+    suspicious == 0
+}
+
+/// What one pass over a piece of text found.
+struct TextScan {
+    whitespace_only: bool,
+    /// A control character or a byte that could start U+FFFE/U+FFFF: check closely.
+    suspicious: bool,
+    greater_than: bool,
+    carriage_return: bool,
+}
+
+/// One branch-free pass instead of four searches.
+fn scan_text(bytes: &[u8]) -> TextScan {
+    let (mut other, mut suspicious, mut gt, mut cr) = (0u8, 0u8, 0u8, 0u8);
+    for &b in bytes {
+        let ws = matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        other |= u8::from(!ws);
+        suspicious |= u8::from(b < 0x20 && !ws) | u8::from(b == 0xEF);
+        gt |= u8::from(b == b'>');
+        cr |= u8::from(b == b'\r');
+    }
+    TextScan {
+        whitespace_only: other == 0,
+        suspicious: suspicious != 0,
+        greater_than: gt != 0,
+        carriage_return: cr != 0,
+    }
+}
+
+/// Whether every byte is an XML whitespace character.
+pub fn is_xml_whitespace(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 /// `Char` of XML 1.0: every scalar value except most C0 controls and U+FFFE/U+FFFF.
 pub fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
@@ -1045,6 +1346,14 @@ pub fn is_xml_char(c: char) -> bool {
 /// Checks that a run of UTF-8 holds only legal XML characters.
 fn check_chars(s: &str, at: &Locator<'_>) -> Result<(), XmlError> {
     let bytes = s.as_bytes();
+    // Fast path: no control character and no byte that could start U+FFFE/U+FFFF.
+    let mut suspicious = 0u8;
+    for &b in bytes {
+        suspicious |= u8::from(b < 0x20) | u8::from(b == 0xEF);
+    }
+    if suspicious == 0 {
+        return Ok(());
+    }
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -1071,6 +1380,42 @@ fn check_chars(s: &str, at: &Locator<'_>) -> Result<(), XmlError> {
 
 /// Splits `prefix:local`, checking both parts are NCNames.
 pub fn split_qname(qname: &str) -> Option<(Option<&str>, &str)> {
+    let bytes = qname.as_bytes();
+    // Fast path: an ASCII name, checked and split in one pass.
+    if let Some(&first) = bytes.first()
+        && first < 128
+        && NCNAME_ASCII[first as usize] & 1 != 0
+    {
+        let mut colon = None;
+        let mut all = 2u8;
+        let mut ascii = true;
+        for (i, &b) in bytes.iter().enumerate().skip(1) {
+            if b >= 128 {
+                ascii = false;
+                break;
+            }
+            if b == b':' {
+                if colon.is_some() {
+                    return None;
+                }
+                colon = Some(i);
+                continue;
+            }
+            all &= NCNAME_ASCII[b as usize];
+        }
+        if ascii {
+            return match colon {
+                None => (all & 2 != 0).then_some((None, qname)),
+                Some(c) => {
+                    let local = &bytes[c + 1..];
+                    let starts = local
+                        .first()
+                        .is_some_and(|&l| NCNAME_ASCII[l as usize] & 1 != 0);
+                    (all & 2 != 0 && starts).then(|| (Some(&qname[..c]), &qname[c + 1..]))
+                }
+            };
+        }
+    }
     match qname.split_once(':') {
         None => is_ncname(qname).then_some((None, qname)),
         Some((p, l)) => (is_ncname(p) && is_ncname(l)).then_some((Some(p), l)),
@@ -1102,17 +1447,42 @@ pub fn is_name(s: &str) -> bool {
     }
 }
 
+/// For each ASCII byte: 1 if it may start an NCName, 2 if it may continue one.
+const NCNAME_ASCII: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = 3;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            t[b] = 2;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// `NCName`: a `Name` without colons.
 pub fn is_ncname(s: &str) -> bool {
     let bytes = s.as_bytes();
-    // Fast path for ASCII names.
-    if bytes.is_ascii() {
-        return match bytes.first() {
-            Some(b) if b.is_ascii_alphabetic() || *b == b'_' => bytes[1..]
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
-            _ => false,
-        };
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    // Fast path for ASCII names, one table lookup per byte.
+    if first < 128 && NCNAME_ASCII[first as usize] & 1 != 0 {
+        let mut all = 2u8;
+        let mut ascii = true;
+        for &b in &bytes[1..] {
+            if b >= 128 {
+                ascii = false;
+                break;
+            }
+            all &= NCNAME_ASCII[b as usize];
+        }
+        if ascii {
+            return all & 2 != 0;
+        }
     }
     !s.contains(':') && is_name(s)
 }
@@ -1123,6 +1493,7 @@ pub fn is_nmtoken(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1167,9 +1538,20 @@ mod tests {
         let mut a = Recorder::default();
         let ra = parse_slice(doc.as_bytes(), &Limits::default(), &mut a);
         let mut b = Recorder::default();
-        // A tiny buffer forces tokens to span many reads.
+        // Tiny blocks force events to be cut and parsed again.
         let reader = io::BufReader::with_capacity(3, doc.as_bytes());
-        let rb = parse_stream(reader, &Limits::default(), &mut b);
+        let rb = parse_blocks(reader, &Limits::default(), &mut b, 5);
+        let mut c = Recorder::default();
+        let rc = parse_blocks(doc.as_bytes(), &Limits::default(), &mut c, 1);
+        assert_eq!(
+            rb.as_ref()
+                .map(|_| b.log.clone())
+                .map_err(|e| e.to_string()),
+            rc.as_ref()
+                .map(|_| c.log.clone())
+                .map_err(|e| e.to_string()),
+            "block sizes disagree on {doc}"
+        );
         match (ra, rb) {
             (Ok(_), Ok(_)) => {
                 assert_eq!(a.log, b.log, "slice and stream disagree on {doc}");
@@ -1224,6 +1606,8 @@ mod tests {
             ("<p:a/>", "xml_malformed"),
             ("<a b='<'/>", "xml_malformed"),
             ("<a b='1' b='2'/>", "xml_malformed"),
+            ("<a xmlns:p='u' xmlns:p='v'/>", "xml_malformed"),
+            ("<a xmlns='u' xmlns='v'/>", "xml_malformed"),
             (
                 "<a xmlns:p='u' xmlns:q='u' p:b='1' q:b='2'/>",
                 "xml_malformed",
@@ -1310,6 +1694,28 @@ mod tests {
         match parse_stream(io::BufReader::new(doc.as_bytes()), &limits, &mut r) {
             Err(StreamError::Xml(XmlError::TextTooLong { .. })) => {}
             other => panic!("{other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn line_scan_matches_a_plain_count(s in "(a|ä|\n|€|x|𝄞){0,40}") {
+            let b = s.as_bytes();
+            let scan = scan_lines(b);
+            let newlines = b.iter().filter(|&&c| c == b'\n').count() as u32;
+            let after = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+            let cont = b[after..].iter().filter(|&&c| c & 0xC0 == 0x80).count();
+            proptest::prop_assert_eq!(scan_lines_long(b), LineScan { newlines, after_last_newline: after, continuation_after_last_newline: cont });
+            proptest::prop_assert_eq!(scan, LineScan { newlines, after_last_newline: after, continuation_after_last_newline: cont });
+        }
+
+        #[test]
+        fn split_qname_fast_path_agrees(s in "[a-zA-Z_:.0-9ä-]{0,12}") {
+            let reference = match s.split_once(':') {
+                None => is_name(&s).then_some((None, s.as_str())),
+                Some((p, l)) => (is_name(p) && is_name(l) && !l.contains(':')).then_some((Some(p), l)),
+            };
+            proptest::prop_assert_eq!(split_qname(&s), reference);
         }
     }
 

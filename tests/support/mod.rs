@@ -13,6 +13,11 @@ pub fn corpus_dir() -> PathBuf {
     }
 }
 
+/// The project's own schema (`xsd/siirto-record-v1.xsd`).
+pub fn own_schema() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd")
+}
+
 /// One line of `MANIFEST.tsv`.
 #[derive(Debug, Clone)]
 pub struct ManifestEntry {

@@ -70,6 +70,7 @@ pub fn compile(docs: &[SchemaDoc]) -> Res<Model> {
     c.compile_globals()?;
     c.check_constraints()?;
     c.build_content_models()?;
+    c.m.compute_namespace_needs();
     Ok(c.m)
 }
 
@@ -97,7 +98,6 @@ struct Compiler<'d> {
 enum PendingOwner {
     Element(ElemId),
     Attribute(u32),
-    Use(ComplexId, usize),
 }
 
 /// Namespace context of a schema element, for QName-valued facets.
@@ -1824,13 +1824,32 @@ impl<'d> Compiler<'d> {
         })
     }
 
+    /// Attributes of a restriction: the base's, with the restriction's own replacing or
+    /// prohibiting them. The checks of Derivation Valid (Restriction, Complex) that concern
+    /// attributes are applied: a required attribute stays required, a restricted
+    /// attribute's type derives from the base's and keeps a fixed value, a new attribute
+    /// needs the base's wildcard, and the wildcard can only shrink.
     fn restrict_attributes(
         &mut self,
-        _def: Def<'d>,
+        def: Def<'d>,
         base: ComplexId,
         own: AttributeSet,
     ) -> Res<AttributeSet> {
-        let mut uses = self.m.complex_type(base).attributes.clone();
+        let base_type = self.m.complex_type(base);
+        let mut uses = base_type.attributes.clone();
+        let base_wildcard = base_type.attribute_wildcard.clone();
+        let is_any_type = base.0 == 0;
+        for (n, l) in &own.prohibited {
+            if uses
+                .iter()
+                .any(|u| u.ns == *n && u.local == *l && u.required)
+            {
+                return Err(self.err(
+                    def,
+                    format!("the required attribute `{l}` of the base type cannot be prohibited"),
+                ));
+            }
+        }
         uses.retain(|u| {
             !own.prohibited
                 .iter()
@@ -1838,8 +1857,58 @@ impl<'d> Compiler<'d> {
         });
         for u in own.uses {
             match uses.iter_mut().find(|x| x.ns == u.ns && x.local == u.local) {
-                Some(x) => *x = u,
-                None => uses.push(u),
+                Some(x) => {
+                    if x.required && !u.required {
+                        return Err(self.err(
+                            def,
+                            format!("attribute `{}` is required in the base type and must stay required", u.local),
+                        ));
+                    }
+                    if self
+                        .m
+                        .derivation_chain(TypeRef::Simple(u.ty), TypeRef::Simple(x.ty))
+                        .is_none()
+                    {
+                        return Err(self.err(
+                            def,
+                            format!("the type of attribute `{}` must derive from its type in the base type", u.local),
+                        ));
+                    }
+                    if let Some(bc) = x.constraint.as_ref().filter(|c| c.fixed)
+                        && !u
+                            .constraint
+                            .as_ref()
+                            .is_some_and(|c| c.fixed && c.lexical == bc.lexical)
+                    {
+                        return Err(self.err(
+                            def,
+                            format!("attribute `{}` has a fixed value in the base type that a restriction must keep", u.local),
+                        ));
+                    }
+                    *x = u;
+                }
+                None => {
+                    if !is_any_type && !base_wildcard.as_ref().is_some_and(|w| w.ns.allows(u.ns)) {
+                        return Err(self.err(
+                            def,
+                            format!("attribute `{}` is not allowed by the base type", u.local),
+                        ));
+                    }
+                    uses.push(u);
+                }
+            }
+        }
+        if let Some(w) = &own.wildcard
+            && !is_any_type
+        {
+            let subset = base_wildcard
+                .as_ref()
+                .is_some_and(|b| intersect(&w.ns, &b.ns).is_some_and(|i| i == w.ns));
+            if !subset {
+                return Err(self.err(
+                    def,
+                    "the attribute wildcard of a restriction must be a subset of the base type's",
+                ));
             }
         }
         Ok(AttributeSet {
@@ -1878,7 +1947,6 @@ impl<'d> Compiler<'d> {
                     let Some(c) = &decl.constraint else { continue };
                     (c.lexical.clone(), Some(decl.ty))
                 }
-                PendingOwner::Use(..) => continue,
             };
             let value = match simple {
                 Some(s) => self
@@ -1908,7 +1976,6 @@ impl<'d> Compiler<'d> {
                         c.value = value;
                     }
                 }
-                PendingOwner::Use(..) => {}
             }
         }
         // Attribute uses: their values are checked against their own types.

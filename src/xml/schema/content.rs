@@ -44,12 +44,13 @@ const MAX_STATES: usize = 20_000;
 
 /// A regular expression over positions.
 enum Re {
-    Empty,
     Pos(u32),
     Seq(Vec<Re>),
     Alt(Vec<Re>),
     Star(Box<Re>),
-    Opt(Box<Re>),
+    /// `ε | b1 | b1 b2 | b1 b2 b3 ...`: the optional copies of a bounded repetition, kept
+    /// flat so that `maxOccurs="15000"` does not nest fifteen thousand levels deep.
+    OptChain(Vec<Re>),
 }
 
 #[derive(Clone)]
@@ -77,12 +78,13 @@ impl Expander {
             None => parts.push(Re::Star(Box::new(self.term(p)?))),
             Some(max) => {
                 let optional = max.saturating_sub(p.min);
-                let mut tail = Re::Empty;
+                let mut chain = Vec::new();
                 for _ in 0..optional {
-                    let body = self.term(p)?;
-                    tail = Re::Opt(Box::new(Re::Seq(vec![body, tail])));
+                    chain.push(self.term(p)?);
                 }
-                parts.push(tail);
+                if !chain.is_empty() {
+                    parts.push(Re::OptChain(chain));
+                }
             }
         }
         Ok(Re::Seq(parts))
@@ -121,10 +123,15 @@ impl Expander {
 }
 
 /// first, last and nullability of a sub-expression; follow sets are filled in as a side
-/// effect.
+/// effect, within a budget of entries.
 struct Glushkov {
     follow: Vec<Vec<u32>>,
+    budget: usize,
 }
+
+/// Most follow-set entries a content model may need (bounds memory for pathological
+/// repetitions of optional content).
+const MAX_FOLLOW_ENTRIES: usize = 4_000_000;
 
 struct Info {
     nullable: bool,
@@ -133,13 +140,16 @@ struct Info {
 }
 
 impl Glushkov {
+    fn add_follow(&mut self, position: u32, next: &[u32]) {
+        if self.budget == 0 {
+            return;
+        }
+        self.budget = self.budget.saturating_sub(next.len());
+        extend(&mut self.follow[position as usize], next);
+    }
+
     fn walk(&mut self, re: &Re) -> Info {
         match re {
-            Re::Empty => Info {
-                nullable: true,
-                first: Vec::new(),
-                last: Vec::new(),
-            },
             Re::Pos(p) => Info {
                 nullable: false,
                 first: vec![*p],
@@ -154,7 +164,7 @@ impl Glushkov {
                 for item in items {
                     let i = self.walk(item);
                     for &l in &acc.last {
-                        extend(&mut self.follow[l as usize], &i.first);
+                        self.add_follow(l, &i.first);
                     }
                     if acc.nullable {
                         extend(&mut acc.first, &i.first);
@@ -185,7 +195,7 @@ impl Glushkov {
             Re::Star(inner) => {
                 let i = self.walk(inner);
                 for &l in &i.last {
-                    extend(&mut self.follow[l as usize], &i.first);
+                    self.add_follow(l, &i.first);
                 }
                 Info {
                     nullable: true,
@@ -193,10 +203,33 @@ impl Glushkov {
                     last: i.last,
                 }
             }
-            Re::Opt(inner) => {
-                let mut i = self.walk(inner);
-                i.nullable = true;
-                i
+            Re::OptChain(items) => {
+                let infos: Vec<Info> = items.iter().map(|i| self.walk(i)).collect();
+                // Backwards: F(i) = first(b_i), plus F(i+1) when b_i can be empty; whatever
+                // ends b_i can be followed by F(i+1). Copies are disjoint, so no dedup.
+                let mut next_first: Vec<u32> = Vec::new();
+                let mut last = Vec::new();
+                for info in infos.iter().rev() {
+                    for &l in &info.last {
+                        self.budget = self.budget.saturating_sub(next_first.len());
+                        self.follow[l as usize].extend_from_slice(&next_first);
+                    }
+                    last.extend_from_slice(&info.last);
+                    let mut f = info.first.clone();
+                    if info.nullable {
+                        self.budget = self.budget.saturating_sub(next_first.len());
+                        f.extend_from_slice(&next_first);
+                    }
+                    next_first = f;
+                    if self.budget == 0 {
+                        break;
+                    }
+                }
+                Info {
+                    nullable: true,
+                    first: next_first,
+                    last,
+                }
             }
         }
     }
@@ -248,8 +281,14 @@ pub fn build(
     check_consistent(model, &positions, type_name)?;
     let mut g = Glushkov {
         follow: vec![Vec::new(); positions.len()],
+        budget: MAX_FOLLOW_ENTRIES,
     };
     let root = g.walk(&re);
+    if g.budget == 0 {
+        return Err(format!(
+            "the content model of {type_name} is too large to compile (repeated optional content)"
+        ));
+    }
     let mut is_last = vec![false; positions.len()];
     for &l in &root.last {
         is_last[l as usize] = true;
@@ -405,6 +444,12 @@ fn build_all(
     children: &[Particle],
     type_name: &str,
 ) -> Result<ContentModel, String> {
+    if children.len() > 64 {
+        return Err(format!(
+            "xs:all in {type_name} has {} elements; this engine supports at most 64",
+            children.len()
+        ));
+    }
     let mut items: Vec<AllItem> = Vec::new();
     for c in children {
         let Term::Element(e) = c.term else {
@@ -433,4 +478,237 @@ fn build_all(
         items,
         emptiable: particle.min == 0,
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::xml::schema::model::{Block, ComplexId, ElementDecl, TypeRef};
+    use proptest::prelude::*;
+
+    /// A model with one element declaration per name in `names` (same type for all).
+    fn model(names: &[&str]) -> Model {
+        let mut m = Model::default();
+        for n in names {
+            m.elements.push(ElementDecl {
+                ns: 0,
+                local: (*n).into(),
+                ty: TypeRef::Complex(ComplexId(0)),
+                nillable: false,
+                constraint: None,
+                is_abstract: false,
+                block: Block::default(),
+            });
+        }
+        m
+    }
+
+    /// Where a particle can end when it starts at `start` of `seq` (a plain backtracking
+    /// reading of the particle tree, independent of the automaton construction).
+    fn ends(p: &Particle, seq: &[u32], start: usize, out: &mut Vec<usize>) {
+        // Positions reachable after k repetitions.
+        let mut frontier = vec![start];
+        let mut k = 0u32;
+        let mut seen_any = Vec::new();
+        loop {
+            if k >= p.min {
+                for &f in &frontier {
+                    if !out.contains(&f) {
+                        out.push(f);
+                    }
+                }
+            }
+            if p.max.is_some_and(|m| k >= m) || frontier.is_empty() || k > seq.len() as u32 + p.min
+            {
+                break;
+            }
+            let mut next = Vec::new();
+            for &f in &frontier {
+                let mut e = Vec::new();
+                term_ends(&p.term, seq, f, &mut e);
+                for x in e {
+                    if !next.contains(&x) {
+                        next.push(x);
+                    }
+                }
+            }
+            // Repetitions that consume nothing cannot change the set after the minimum.
+            if k >= p.min && next.iter().all(|x| seen_any.contains(x)) {
+                break;
+            }
+            for &x in &next {
+                if !seen_any.contains(&x) {
+                    seen_any.push(x);
+                }
+            }
+            frontier = next;
+            k += 1;
+        }
+    }
+
+    fn term_ends(t: &Term, seq: &[u32], start: usize, out: &mut Vec<usize>) {
+        match t {
+            Term::Element(e) => {
+                if seq.get(start) == Some(&e.0) {
+                    out.push(start + 1);
+                }
+            }
+            Term::Wildcard(_) => {}
+            Term::Sequence(children) => {
+                let mut frontier = vec![start];
+                for c in children {
+                    let mut next = Vec::new();
+                    for &f in &frontier {
+                        ends(c, seq, f, &mut next);
+                    }
+                    next.sort_unstable();
+                    next.dedup();
+                    frontier = next;
+                }
+                out.extend(frontier);
+            }
+            Term::Choice(children) => {
+                for c in children {
+                    ends(c, seq, start, out);
+                }
+            }
+            Term::All(_) => {}
+        }
+    }
+
+    fn accepts_reference(p: &Particle, seq: &[u32]) -> bool {
+        let mut out = Vec::new();
+        ends(p, seq, 0, &mut out);
+        out.contains(&seq.len())
+    }
+
+    fn accepts_dfa(m: &Model, dfa: &Dfa, seq: &[u32]) -> bool {
+        let mut state = 0usize;
+        for &name in seq {
+            let local = &m.elements[name as usize].local;
+            match dfa.states[state]
+                .elements
+                .iter()
+                .find(|t| t.local == *local)
+            {
+                Some(t) => state = t.next as usize,
+                None => return false,
+            }
+        }
+        dfa.states[state].accepting
+    }
+
+    /// Random particle trees over element declarations 0..3 (names a, b, c).
+    fn particle() -> impl Strategy<Value = Particle> {
+        let occurs = prop_oneof![
+            Just((1u32, Some(1u32))),
+            Just((0, Some(1))),
+            Just((0, None)),
+            Just((1, None)),
+            (0u32..3, 1u32..4).prop_map(|(a, b)| (a.min(b), Some(b))),
+        ];
+        let leaf = (0u32..3, occurs.clone()).prop_map(|(e, (min, max))| Particle {
+            min,
+            max,
+            id: 0,
+            term: Term::Element(ElemId(e)),
+        });
+        leaf.prop_recursive(3, 12, 3, move |inner| {
+            (
+                prop::collection::vec(inner, 1..4),
+                any::<bool>(),
+                occurs.clone(),
+            )
+                .prop_map(|(children, seq, (min, max))| Particle {
+                    min,
+                    max,
+                    id: 0,
+                    term: if seq {
+                        Term::Sequence(children)
+                    } else {
+                        Term::Choice(children)
+                    },
+                })
+        })
+    }
+
+    /// Gives every particle its own id, as the compiler does.
+    fn number(p: &mut Particle, next: &mut u32) {
+        *next += 1;
+        p.id = *next;
+        if let Term::Sequence(c) | Term::Choice(c) = &mut p.term {
+            for x in c {
+                number(x, next);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn automaton_accepts_what_the_particle_tree_describes(
+            mut p in particle(),
+            seqs in prop::collection::vec(prop::collection::vec(0u32..3, 0..7), 1..12),
+        ) {
+            let m = model(&["a", "b", "c"]);
+            number(&mut p, &mut 0);
+            let Ok(ContentModel::Dfa(dfa)) = build(&m, Some(&p), "T") else {
+                // Not deterministic (UPA): refused at load time, nothing to compare.
+                return Ok(());
+            };
+            for seq in &seqs {
+                prop_assert_eq!(
+                    accepts_dfa(&m, &dfa, seq),
+                    accepts_reference(&p, seq),
+                    "{:?} on {:?}", p, seq
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unique_particle_attribution_is_enforced() {
+        let m = model(&["a", "a2"]);
+        // (a | (a, a2)) with two declarations named differently but one name collision:
+        let mut m2 = model(&["a", "a"]);
+        m2.elements[1].local = "a".into();
+        let p = Particle {
+            min: 1,
+            max: Some(1),
+            id: 1,
+            term: Term::Choice(vec![
+                Particle {
+                    min: 1,
+                    max: Some(1),
+                    id: 2,
+                    term: Term::Element(ElemId(0)),
+                },
+                Particle {
+                    min: 1,
+                    max: Some(1),
+                    id: 3,
+                    term: Term::Element(ElemId(1)),
+                },
+            ]),
+        };
+        assert!(
+            build(&m2, Some(&p), "T")
+                .unwrap_err()
+                .contains("Unique Particle Attribution")
+        );
+        // The same particle unrolled by maxOccurs may compete with itself.
+        let q = Particle {
+            min: 0,
+            max: Some(3),
+            id: 1,
+            term: Term::Sequence(vec![Particle {
+                min: 0,
+                max: Some(1),
+                id: 2,
+                term: Term::Element(ElemId(0)),
+            }]),
+        };
+        assert!(build(&m, Some(&q), "T").is_ok());
+    }
 }

@@ -116,8 +116,11 @@ struct TreeBuilder {
     root: Option<XNode>,
     /// Depth inside an `xs:annotation` being skipped (0 = not skipping).
     skipping: usize,
-    scopes: Vec<Rc<Vec<(Box<str>, Box<str>)>>>,
+    scopes: Vec<Scope>,
 }
+
+/// Namespace bindings in scope at a schema element: (prefix, URI), innermost first.
+type Scope = Rc<Vec<(Box<str>, Box<str>)>>;
 
 impl Handler for TreeBuilder {
     fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
@@ -553,6 +556,7 @@ impl Loader {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -198,7 +198,7 @@ impl Schema {
         document: &'a [u8],
         limits: &Limits,
     ) -> Result<ValidatedDocument<'a>, ValidationFailure> {
-        let mut v = validate::Validator::new(&self.model, Some(document), MAX_ERRORS);
+        let mut v = validate::Validator::new(&self.model, MAX_ERRORS);
         match reader::parse_slice(document, limits, &mut v) {
             Err(e) => Err(ValidationFailure::NotWellFormed(e)),
             Ok(Outcome::Stopped) => Err(ValidationFailure::Invalid(v.into_errors())),
@@ -222,7 +222,7 @@ impl Schema {
         input: R,
         limits: &Limits,
     ) -> Result<StreamReport, ValidationFailure> {
-        let mut v = validate::Validator::new(&self.model, None, MAX_ERRORS);
+        let mut v = validate::Validator::new(&self.model, MAX_ERRORS);
         match reader::parse_stream(input, limits, &mut v) {
             Err(StreamError::Xml(e)) => Err(ValidationFailure::NotWellFormed(e)),
             Err(StreamError::Io(e)) => Err(ValidationFailure::Unreadable(e)),

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::values::{self, Builtin, Family, Value, WhiteSpace};
+use super::values::{self, Builtin, Value, WhiteSpace};
 
 /// An interned namespace URI. [`NO_NS`] is "no namespace".
 pub type NsId = u32;
@@ -118,6 +118,9 @@ pub struct Model {
     pub builtin_ids: FastMap<&'static str, SimpleId>,
     pub any_type: Option<ComplexId>,
     pub any_simple_type: Option<SimpleId>,
+    /// Per simple type: whether its values can hold a QName (and so need the namespace
+    /// bindings of the element). Filled at the end of compilation.
+    pub needs_namespaces: Vec<bool>,
 }
 
 /// `default` or `fixed`.
@@ -400,6 +403,8 @@ pub enum SimpleError {
     EntityWithoutDtd,
 }
 
+impl std::error::Error for SimpleError {}
+
 impl std::fmt::Display for SimpleError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -494,6 +499,27 @@ impl Model {
         self.namespaces.get(ns as usize).map_or("?", |s| &**s)
     }
 
+    /// Computes [`Model::needs_namespaces`] for every simple type.
+    pub fn compute_namespace_needs(&mut self) {
+        fn needs(m: &Model, id: SimpleId, depth: usize) -> bool {
+            if depth > 64 {
+                return false;
+            }
+            match &m.simple_type(id).variety {
+                Variety::Atomic(b) => matches!(b, Builtin::QName | Builtin::Notation),
+                Variety::List(i) => needs(m, *i, depth + 1),
+                Variety::Union(v) => v.iter().any(|x| needs(m, *x, depth + 1)),
+            }
+        }
+        let flags = (0..self.simple.len())
+            .map(|i| needs(self, SimpleId(i as u32), 0))
+            .collect();
+        self.needs_namespaces = flags;
+    }
+
+    // The accessors below index with ids that only the compiler makes, for this model; a
+    // document cannot produce one, so the indexing cannot fail on untrusted input.
+
     pub fn simple_type(&self, id: SimpleId) -> &SimpleType {
         &self.simple[id.0 as usize]
     }
@@ -542,14 +568,6 @@ impl Model {
         None
     }
 
-    /// The built-in at the root of an atomic type.
-    pub fn atomic_builtin(&self, id: SimpleId) -> Option<Builtin> {
-        match self.simple_type(id).variety {
-            Variety::Atomic(b) => Some(b),
-            _ => None,
-        }
-    }
-
     /// Validates a simple value against a simple type. Returns the value in the value space
     /// when `mode.want_value` is set (for `fixed` comparisons).
     pub fn check_simple(
@@ -562,10 +580,7 @@ impl Model {
         let st = self.simple_type(id);
         match &st.variety {
             Variety::Atomic(builtin) => {
-                if builtin.refuses_padding()
-                    && (raw.starts_with([' ', '\t', '\n', '\r'])
-                        || raw.ends_with([' ', '\t', '\n', '\r']))
-                {
+                if builtin.refuses_padding() && !values::padding_tolerated(*builtin, raw) {
                     return Err(SimpleError::Lexical {
                         type_name: st.name.to_string(),
                     });
@@ -665,8 +680,20 @@ impl Model {
                 st.variety,
                 Variety::Atomic(Builtin::QName | Builtin::Notation)
             );
-            if applies && let Some(len) = value.length() {
-                length_check(f, len, &st.name)?;
+            if applies {
+                // Characters never outnumber bytes: a short enough byte length settles
+                // maxLength without counting.
+                let settled = match value {
+                    Value::Str(s) => {
+                        f.length.is_none()
+                            && f.min_length.is_none_or(|m| m == 0)
+                            && f.max_length.is_none_or(|m| s.len() <= m)
+                    }
+                    _ => false,
+                };
+                if !settled && let Some(len) = value.length() {
+                    length_check(f, len, &st.name)?;
+                }
             }
         }
         pattern_check(f, lexical, &st.name)?;
@@ -766,14 +793,6 @@ impl Model {
         }
         Ok(())
     }
-
-    /// The family of values of a simple type (for facet applicability).
-    pub fn family(&self, id: SimpleId) -> Option<Family> {
-        match self.simple_type(id).variety {
-            Variety::Atomic(b) => Some(b.family()),
-            _ => None,
-        }
-    }
 }
 
 fn length_check(f: &Facets, len: usize, type_name: &str) -> Result<(), SimpleError> {
@@ -858,6 +877,7 @@ fn display_value(v: &Value<'_>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -13,13 +13,13 @@
 //! error messages (they may be personal data); names and schema facts are fine.
 
 use std::collections::HashSet;
-use std::fmt::Write;
 use std::ops::ControlFlow;
 
 use super::model::*;
-use super::values::Builtin;
 use super::{ValidationError, ValidationErrors};
-use crate::xml::reader::{DeferredPosition, Handler, LineCursor, Locator, StartTag, split_qname};
+use crate::xml::reader::{
+    AttributeView, DeferredPosition, Handler, Locator, StartTag, split_qname,
+};
 
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
@@ -47,7 +47,7 @@ enum TextMode {
     Ignore,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Frame {
     kind: Kind,
     elem: Option<ElemId>,
@@ -63,8 +63,9 @@ struct Frame {
     counts_len: usize,
     names_len: usize,
     start: DeferredPosition,
-    /// Namespace bindings saved for QName-valued content (rare; empty otherwise).
-    bindings: Vec<(Box<str>, Box<str>)>,
+    /// The element's namespace bindings were saved in `Validator::bindings` (only for
+    /// QName-valued content, which needs them at the end tag).
+    saved_bindings: bool,
 }
 
 impl Frame {
@@ -84,7 +85,7 @@ impl Frame {
             counts_len: 0,
             names_len: 0,
             start: DeferredPosition::Offset(0),
-            bindings: Vec::new(),
+            saved_bindings: false,
         }
     }
 }
@@ -96,10 +97,8 @@ pub struct RootName {
     pub local: String,
 }
 
-pub struct Validator<'s, 'd> {
+pub struct Validator<'s> {
     model: &'s Model,
-    document: Option<&'d [u8]>,
-    cursor: LineCursor,
     frames: Vec<Frame>,
     depth: usize,
     path: String,
@@ -111,8 +110,13 @@ pub struct Validator<'s, 'd> {
     max_errors: usize,
     truncated: bool,
     ids: HashSet<String>,
-    last_ns: String,
+    last_ns_key: u64,
     last_ns_id: NsId,
+    /// The namespace URI of the current element when the schema does not know it (for
+    /// messages only).
+    found_ns: String,
+    /// Saved namespace bindings per depth, for QName-valued content.
+    bindings: Vec<Vec<(Box<str>, Box<str>)>>,
     seen_uses: Vec<bool>,
     pub root: Option<RootName>,
     pub elements: u64,
@@ -145,12 +149,10 @@ impl ValueContext for Ctx<'_> {
     }
 }
 
-impl<'s, 'd> Validator<'s, 'd> {
-    pub fn new(model: &'s Model, document: Option<&'d [u8]>, max_errors: usize) -> Self {
+impl<'s> Validator<'s> {
+    pub fn new(model: &'s Model, max_errors: usize) -> Self {
         Validator {
             model,
-            document,
-            cursor: LineCursor::start(),
             frames: Vec::new(),
             depth: 0,
             path: String::with_capacity(256),
@@ -161,8 +163,10 @@ impl<'s, 'd> Validator<'s, 'd> {
             max_errors,
             truncated: false,
             ids: HashSet::new(),
-            last_ns: String::new(),
+            last_ns_key: 0,
             last_ns_id: NO_NS,
+            found_ns: String::new(),
+            bindings: Vec::new(),
             seen_uses: Vec::new(),
             root: None,
             elements: 0,
@@ -180,27 +184,30 @@ impl<'s, 'd> Validator<'s, 'd> {
         !self.errors.is_empty()
     }
 
-    fn ns_id(&mut self, ns: Option<&str>) -> NsId {
-        match ns {
-            None => NO_NS,
-            Some(u) => {
-                if u != self.last_ns {
-                    self.last_ns.clear();
-                    self.last_ns.push_str(u);
-                    self.last_ns_id = self.model.ns_id(Some(u));
-                }
-                self.last_ns_id
-            }
+    fn element_ns(&mut self, tag: &StartTag<'_>) -> NsId {
+        let key = tag.namespace_key();
+        if key == 0 {
+            return NO_NS;
         }
+        if key != self.last_ns_key {
+            self.last_ns_key = key;
+            self.last_ns_id = self.model.ns_id(tag.namespace());
+        }
+        self.last_ns_id
     }
 
     /// Records an error at `at`; `Break` once the cap is reached.
-    fn error(&mut self, at: DeferredPosition, message: String) -> ControlFlow<()> {
+    fn error(
+        &mut self,
+        loc: &Locator<'_>,
+        at: DeferredPosition,
+        message: String,
+    ) -> ControlFlow<()> {
         if self.errors.len() >= self.max_errors {
             self.truncated = true;
             return ControlFlow::Break(());
         }
-        let p = at.resolve(self.document, &mut self.cursor);
+        let p = loc.resolve(at);
         self.errors.push(ValidationError {
             line: p.line,
             column: p.column,
@@ -223,6 +230,8 @@ impl<'s, 'd> Validator<'s, 'd> {
         if other_ns.is_some_and(|o| o != ns) {
             if ns == NO_NS {
                 format!("<{local}> (in no namespace)")
+            } else if ns == UNKNOWN_NS {
+                format!("<{local}> (namespace {})", self.found_ns)
             } else {
                 format!("<{local}> (namespace {})", self.model.ns_str(ns))
             }
@@ -295,13 +304,14 @@ impl<'s, 'd> Validator<'s, 'd> {
         self.path.push('/');
         self.path.push_str(local);
         if n > 1 {
-            let _ = write!(self.path, "[{n}]");
+            push_index(&mut self.path, n);
         }
     }
 
     /// The declaration and kind for a new child of the current element.
     fn place_child(
         &mut self,
+        loc: &Locator<'_>,
         ns: NsId,
         local: &str,
         at: DeferredPosition,
@@ -315,7 +325,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                         "no global element declaration matches the root element {}",
                         self.display_name(ns, local, Some(u32::MAX - 1))
                     );
-                    self.error(at, msg).continue_value().ok_or(())?;
+                    self.error(loc, at, msg).continue_value().ok_or(())?;
                     (Kind::Skip, None)
                 }
             });
@@ -339,6 +349,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         if parent.nil {
             parent.broken = true;
             self.error(
+                loc,
                 at,
                 "an element with xsi:nil=\"true\" must be empty".to_owned(),
             )
@@ -351,7 +362,7 @@ impl<'s, 'd> Validator<'s, 'd> {
             let msg = format!(
                 "child elements are not allowed here (the type has simple content); found <{local}>"
             );
-            self.error(at, msg).continue_value().ok_or(())?;
+            self.error(loc, at, msg).continue_value().ok_or(())?;
             return Ok((Kind::Skip, None));
         };
         match &model.complex_type(ct).content {
@@ -365,7 +376,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 let msg = format!(
                     "child elements are not allowed here (the type has {what} content); found <{local}>"
                 );
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
             Content::Elements {
@@ -395,7 +406,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                                 let msg = format!(
                                     "no global declaration for <{local}>, which a wildcard with processContents=\"strict\" requires"
                                 );
-                                self.error(at, msg).continue_value().ok_or(())?;
+                                self.error(loc, at, msg).continue_value().ok_or(())?;
                                 Ok((Kind::Skip, None))
                             }
                         },
@@ -417,7 +428,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 } else {
                     format!("expected {expected}; found {found}")
                 };
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
             Content::Elements {
@@ -434,7 +445,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     if parent.all_seen & bit != 0 {
                         parent.broken = true;
                         let msg = format!("<{local}> may appear only once here");
-                        self.error(at, msg).continue_value().ok_or(())?;
+                        self.error(loc, at, msg).continue_value().ok_or(())?;
                         return Ok((Kind::Skip, None));
                     }
                     parent.all_seen |= bit;
@@ -447,7 +458,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     "<{local}> is not allowed here; expected any of {}",
                     names.join(", ")
                 );
-                self.error(at, msg).continue_value().ok_or(())?;
+                self.error(loc, at, msg).continue_value().ok_or(())?;
                 Ok((Kind::Skip, None))
             }
         }
@@ -456,6 +467,7 @@ impl<'s, 'd> Validator<'s, 'd> {
     /// Resolves `xsi:type` against the declared type.
     fn xsi_type(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         declared: Option<TypeRef>,
         decl: Option<ElemId>,
@@ -465,7 +477,7 @@ impl<'s, 'd> Validator<'s, 'd> {
         let model = self.model;
         let value = value.trim_matches([' ', '\t', '\n', '\r']);
         let Some((prefix, local)) = split_qname(value) else {
-            self.error(at, "xsi:type is not a valid QName".to_owned())
+            self.error(loc, at, "xsi:type is not a valid QName".to_owned())
                 .continue_value()
                 .ok_or(())?;
             return Ok(None);
@@ -474,9 +486,13 @@ impl<'s, 'd> Validator<'s, 'd> {
             Some(p) => match tag.lookup_prefix(p) {
                 Some(u) => Some(u),
                 None => {
-                    self.error(at, format!("the prefix `{p}` of xsi:type is not declared"))
-                        .continue_value()
-                        .ok_or(())?;
+                    self.error(
+                        loc,
+                        at,
+                        format!("the prefix `{p}` of xsi:type is not declared"),
+                    )
+                    .continue_value()
+                    .ok_or(())?;
                     return Ok(None);
                 }
             },
@@ -485,8 +501,12 @@ impl<'s, 'd> Validator<'s, 'd> {
         let ns = model.ns_id(uri);
         let Some(t) = model.global_types.get(ns, local) else {
             self.error(
+                loc,
                 at,
-                format!("xsi:type names the type `{local}`, which the schema does not define"),
+                format!(
+                    "xsi:type names the type `{}`, which the schema does not define",
+                    clip(local, 100)
+                ),
             )
             .continue_value()
             .ok_or(())?;
@@ -496,10 +516,11 @@ impl<'s, 'd> Validator<'s, 'd> {
             match model.derivation_chain(t, d) {
                 None => {
                     let msg = format!(
-                        "xsi:type `{local}` is not derived from the declared type {}",
+                        "xsi:type `{}` is not derived from the declared type {}",
+                        clip(local, 100),
                         model.type_name(d)
                     );
-                    self.error(at, msg).continue_value().ok_or(())?;
+                    self.error(loc, at, msg).continue_value().ok_or(())?;
                     return Ok(None);
                 }
                 Some((ext, restr)) => {
@@ -513,8 +534,11 @@ impl<'s, 'd> Validator<'s, 'd> {
                         blocked |= (b.extension && ext) || (b.restriction && restr);
                     }
                     if blocked {
-                        let msg = format!("xsi:type `{local}` is blocked by the declaration");
-                        self.error(at, msg).continue_value().ok_or(())?;
+                        let msg = format!(
+                            "xsi:type `{}` is blocked by the declaration",
+                            clip(local, 100)
+                        );
+                        self.error(loc, at, msg).continue_value().ok_or(())?;
                         return Ok(None);
                     }
                 }
@@ -525,6 +549,7 @@ impl<'s, 'd> Validator<'s, 'd> {
 
     fn check_attributes(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         ty: Option<TypeRef>,
         kind: Kind,
@@ -536,6 +561,10 @@ impl<'s, 'd> Validator<'s, 'd> {
             _ => None,
         };
         if kind == Kind::Skip {
+            return ControlFlow::Continue(());
+        }
+        if tag.attribute_count() == 0 && ct.is_none_or(|c| !c.attributes.iter().any(|u| u.required))
+        {
             return ControlFlow::Continue(());
         }
         if let Some(ct) = ct {
@@ -560,11 +589,11 @@ impl<'s, 'd> Validator<'s, 'd> {
                 if let Some(d) = model.global_attributes.get(ns, a.local) {
                     let decl = &model.attributes[d as usize];
                     self.check_attribute_value(
+                        loc,
                         tag,
                         decl.ty,
                         decl.constraint.as_ref(),
-                        a.qname,
-                        a.value,
+                        &a,
                         at,
                     )?;
                 }
@@ -575,7 +604,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     "attribute `{}` is not allowed (the element has a simple type)",
                     a.qname
                 );
-                self.error(at, msg)?;
+                self.error(loc, at, msg)?;
                 continue;
             };
             if let Some(u) = ct
@@ -585,14 +614,7 @@ impl<'s, 'd> Validator<'s, 'd> {
             {
                 self.seen_uses[u] = true;
                 let use_ = &ct.attributes[u];
-                self.check_attribute_value(
-                    tag,
-                    use_.ty,
-                    use_.constraint.as_ref(),
-                    a.qname,
-                    a.value,
-                    at,
-                )?;
+                self.check_attribute_value(loc, tag, use_.ty, use_.constraint.as_ref(), &a, at)?;
                 continue;
             }
             match &ct.attribute_wildcard {
@@ -603,11 +625,11 @@ impl<'s, 'd> Validator<'s, 'd> {
                             Some(d) => {
                                 let decl = &model.attributes[d as usize];
                                 self.check_attribute_value(
+                                    loc,
                                     tag,
                                     decl.ty,
                                     decl.constraint.as_ref(),
-                                    a.qname,
-                                    a.value,
+                                    &a,
                                     at,
                                 )?;
                             }
@@ -616,7 +638,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                                     "no global declaration for attribute `{}`, which a wildcard with processContents=\"strict\" requires",
                                     a.qname
                                 );
-                                self.error(at, msg)?;
+                                self.error(loc, at, msg)?;
                             }
                             None => {}
                         }
@@ -624,7 +646,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                 },
                 _ => {
                     let msg = format!("attribute `{}` is not allowed here", a.qname);
-                    self.error(at, msg)?;
+                    self.error(loc, at, msg)?;
                 }
             }
         }
@@ -632,7 +654,7 @@ impl<'s, 'd> Validator<'s, 'd> {
             for (i, u) in ct.attributes.iter().enumerate() {
                 if u.required && !self.seen_uses.get(i).copied().unwrap_or(false) {
                     let msg = format!("the required attribute `{}` is missing", u.local);
-                    self.error(at, msg)?;
+                    self.error(loc, at, msg)?;
                 }
             }
         }
@@ -641,13 +663,14 @@ impl<'s, 'd> Validator<'s, 'd> {
 
     fn check_attribute_value(
         &mut self,
+        loc: &Locator<'_>,
         tag: &StartTag<'_>,
         ty: SimpleId,
         constraint: Option<&ValueConstraint>,
-        qname: &str,
-        value: &str,
+        attribute: &AttributeView<'_>,
         at: DeferredPosition,
     ) -> ControlFlow<()> {
+        let (qname, value) = (attribute.qname, attribute.value);
         let fixed = constraint.filter(|c| c.fixed);
         let result = {
             let mut ctx = Ctx {
@@ -666,12 +689,13 @@ impl<'s, 'd> Validator<'s, 'd> {
             )
         };
         match result {
-            Err(e) => self.error(at, format!("attribute `{qname}`: {e}")),
+            Err(e) => self.error(loc, at, format!("attribute `{qname}`: {e}")),
             Ok(v) => {
                 if let (Some(f), Some(v)) = (fixed, v)
                     && !f.value.as_ref().is_some_and(|fv| fv.same(&v))
                 {
                     return self.error(
+                        loc,
                         at,
                         format!(
                             "attribute `{qname}` must have the fixed value '{}'",
@@ -684,19 +708,17 @@ impl<'s, 'd> Validator<'s, 'd> {
         }
     }
 
-    fn end_strict(&mut self, frame: &Frame, at: DeferredPosition) -> ControlFlow<()> {
+    fn end_strict(
+        &mut self,
+        loc: &Locator<'_>,
+        frame: &Frame,
+        depth: usize,
+        at: DeferredPosition,
+    ) -> ControlFlow<()> {
         let model = self.model;
         let decl = frame.elem.map(|e| model.element(e));
         if frame.nil {
-            if frame.has_children || !self.text.is_empty() && frame.text_mode != TextMode::Ignore {
-                // Children were reported when they appeared; text is reported here.
-                if !frame.has_children {
-                    return self.error(
-                        frame.start,
-                        "an element with xsi:nil=\"true\" must be empty".to_owned(),
-                    );
-                }
-            }
+            // Children and text of a nil element were reported as they appeared.
             return ControlFlow::Continue(());
         }
         match frame.text_mode {
@@ -708,11 +730,16 @@ impl<'s, 'd> Validator<'s, 'd> {
                     Some(c) if text.is_empty() => &c.lexical,
                     _ => &text,
                 };
+                let saved: &[(Box<str>, Box<str>)] = if frame.saved_bindings {
+                    self.bindings.get(depth).map_or(&[], Vec::as_slice)
+                } else {
+                    &[]
+                };
                 let result = {
                     let mut ctx = Ctx {
                         ids: &mut self.ids,
                         tag: None,
-                        saved: &frame.bindings,
+                        saved,
                     };
                     model.check_simple(
                         st,
@@ -725,11 +752,12 @@ impl<'s, 'd> Validator<'s, 'd> {
                     )
                 };
                 let flow = match result {
-                    Err(e) => self.error(frame.start, format!("{e}")),
+                    Err(e) => self.error(loc, frame.start, format!("{e}")),
                     // libxml2 compares an element's fixed value literally (attributes are
                     // compared in the value space); the stricter rule is kept.
                     Ok(_) => match constraint {
                         Some(c) if c.fixed && *value_text != *c.lexical => self.error(
+                            loc,
                             frame.start,
                             format!("the element must have the fixed value '{}'", c.lexical),
                         ),
@@ -747,10 +775,12 @@ impl<'s, 'd> Validator<'s, 'd> {
                 let text = std::mem::take(&mut self.text);
                 let flow = match fixed {
                     Some(f) if frame.has_children => self.error(
+                        loc,
                         frame.start,
                         format!("an element with the fixed value '{f}' cannot have child elements"),
                     ),
                     Some(f) if !text.is_empty() && *text != *f => self.error(
+                        loc,
                         frame.start,
                         format!("the element must have the fixed value '{f}'"),
                     ),
@@ -775,6 +805,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                     if !state.accepting {
                         let expected = self.describe_expected(state, None);
                         return self.error(
+                            loc,
                             at,
                             format!("the content is incomplete: expected {expected}"),
                         );
@@ -793,6 +824,7 @@ impl<'s, 'd> Validator<'s, 'd> {
                         .collect();
                     if !missing.is_empty() {
                         return self.error(
+                            loc,
                             at,
                             format!("the content is incomplete: missing {}", missing.join(", ")),
                         );
@@ -805,12 +837,18 @@ impl<'s, 'd> Validator<'s, 'd> {
     }
 }
 
-impl Handler for Validator<'_, '_> {
-    fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
+impl Handler for Validator<'_> {
+    fn start_element(&mut self, tag: &StartTag<'_>, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         self.elements += 1;
         let model = self.model;
         let here = at.deferred();
-        let ns = self.ns_id(tag.namespace());
+        let ns = self.element_ns(tag);
+        if ns == UNKNOWN_NS {
+            self.found_ns.clear();
+            self.found_ns
+                .push_str(clip(tag.namespace().unwrap_or(""), 200));
+        }
         let local = tag.local();
         if self.depth == 0 {
             self.root = Some(RootName {
@@ -818,11 +856,10 @@ impl Handler for Validator<'_, '_> {
                 local: local.to_owned(),
             });
         }
-        let placed = self.place_child(ns, local, here);
-        // Open the frame and the path before reporting anything about this element.
+        // The path names this element before anything is reported about it.
         let path_len = self.path.len();
-        let (counts_len, names_len) = (self.counts.len(), self.names.len());
         self.push_path(local);
+        let placed = self.place_child(at, ns, local, here);
         if self.frames.len() <= self.depth {
             self.frames.push(Frame::blank());
         }
@@ -837,17 +874,19 @@ impl Handler for Validator<'_, '_> {
                 && model.element(e).is_abstract
             {
                 self.error(
+                    loc,
                     here,
                     format!("the element <{local}> is declared abstract and cannot be used"),
                 )?;
             }
             // xsi:type and xsi:nil
-            for a in tag.attributes() {
+            let qualified = tag.has_qualified_attributes();
+            for a in tag.attributes().filter(|_| qualified) {
                 if a.namespace != Some(XSI_NS) {
                     continue;
                 }
                 match a.local {
-                    "type" => match self.xsi_type(tag, ty, elem, a.value, here) {
+                    "type" => match self.xsi_type(at, tag, ty, elem, a.value, here) {
                         Ok(Some(t)) => {
                             ty = Some(t);
                             kind = Kind::Strict;
@@ -861,7 +900,7 @@ impl Handler for Validator<'_, '_> {
                             "true" | "1" => true,
                             "false" | "0" => false,
                             _ => {
-                                self.error(here, "xsi:nil must be a boolean".to_owned())?;
+                                self.error(loc, here, "xsi:nil must be a boolean".to_owned())?;
                                 false
                             }
                         };
@@ -870,10 +909,10 @@ impl Handler for Validator<'_, '_> {
                                 Some(d) if d.nillable => {
                                     nil = true;
                                     if d.constraint.as_ref().is_some_and(|c| c.fixed) {
-                                        self.error(here, "an element with a fixed value cannot be nil".to_owned())?;
+                                        self.error(loc, here, "an element with a fixed value cannot be nil".to_owned())?;
                                     }
                                 }
-                                _ => self.error(here, format!("<{local}> is not nillable, so xsi:nil=\"true\" is not allowed"))?,
+                                _ => self.error(loc, here, format!("<{local}> is not nillable, so xsi:nil=\"true\" is not allowed"))?,
                             }
                         }
                     }
@@ -887,9 +926,9 @@ impl Handler for Validator<'_, '_> {
                     "the type {} is abstract; use xsi:type to name a concrete type",
                     model.complex_type(c).name
                 );
-                self.error(here, msg)?;
+                self.error(loc, here, msg)?;
             }
-            self.check_attributes(tag, ty, kind, here)?;
+            self.check_attributes(at, tag, ty, kind, here)?;
         }
         let text_mode = match (kind, ty) {
             (Kind::Strict, Some(TypeRef::Simple(s))) => TextMode::Simple(s),
@@ -928,29 +967,37 @@ impl Handler for Validator<'_, '_> {
         frame.counts_len = self.counts.len();
         frame.names_len = self.names.len();
         frame.start = here;
-        frame.bindings.clear();
+        frame.saved_bindings = false;
         if let TextMode::Simple(s) = text_mode
-            && needs_namespaces(model, s)
+            && model
+                .needs_namespaces
+                .get(s.0 as usize)
+                .copied()
+                .unwrap_or(false)
         {
-            frame.bindings = tag
+            frame.saved_bindings = true;
+            let depth = self.depth;
+            if self.bindings.len() <= depth {
+                self.bindings.resize_with(depth + 1, Vec::new);
+            }
+            self.bindings[depth] = tag
                 .namespaces_in_scope()
                 .map(|(p, u)| (Box::from(p), Box::from(u)))
                 .collect();
         }
-        // The parent's sibling counts stay below this frame's own.
-        let _ = (counts_len, names_len);
         self.depth += 1;
         ControlFlow::Continue(())
     }
 
-    fn end_element(&mut self, at: &Locator<'_>) -> ControlFlow<()> {
+    fn end_element(&mut self, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
         let index = self.depth - 1;
-        let frame = std::mem::replace(&mut self.frames[index], Frame::blank());
+        let frame = self.frames[index];
         let flow = if frame.kind == Kind::Strict {
-            self.end_strict(&frame, at.deferred())
+            self.end_strict(at, &frame, index, at.deferred())
         } else {
             ControlFlow::Continue(())
         };
@@ -959,12 +1006,35 @@ impl Handler for Validator<'_, '_> {
         self.names.truncate(frame.names_len);
         self.path.truncate(frame.path_len);
         self.depth -= 1;
-        // Keep the frame's buffer for reuse.
-        self.frames[index] = frame;
         flow
     }
 
-    fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+    fn settle(&mut self, loc: &Locator<'_>) {
+        for frame in &mut self.frames[..self.depth] {
+            if let DeferredPosition::Offset(_) = frame.start {
+                frame.start = DeferredPosition::Known(loc.resolve(frame.start));
+            }
+        }
+    }
+
+    fn whitespace(&mut self, text: &str, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
+        if self.depth == 0 {
+            return ControlFlow::Continue(());
+        }
+        let frame = &self.frames[self.depth - 1];
+        if frame.nil && frame.kind == Kind::Strict {
+            // Even whitespace makes a nil element non-empty.
+            return self.text(text, at);
+        }
+        match frame.text_mode {
+            TextMode::ElementOnly | TextMode::Mixed | TextMode::Ignore => ControlFlow::Continue(()),
+            _ => self.text(text, at),
+        }
+    }
+
+    fn text(&mut self, text: &str, loc: &Locator<'_>) -> ControlFlow<()> {
+        let at = loc;
         if self.depth == 0 {
             return ControlFlow::Continue(());
         }
@@ -973,6 +1043,7 @@ impl Handler for Validator<'_, '_> {
             if !frame.text_reported {
                 frame.text_reported = true;
                 return self.error(
+                    loc,
                     at.deferred(),
                     "an element with xsi:nil=\"true\" must be empty".to_owned(),
                 );
@@ -992,6 +1063,7 @@ impl Handler for Validator<'_, '_> {
                 {
                     frame.text_reported = true;
                     return self.error(
+                        loc,
                         at.deferred(),
                         "text is not allowed here (the type has element-only content)".to_owned(),
                     );
@@ -1001,7 +1073,7 @@ impl Handler for Validator<'_, '_> {
             TextMode::Empty => {
                 if !frame.text_reported && !text.is_empty() {
                     frame.text_reported = true;
-                    return self.error(at.deferred(), "the element must be empty (its type has empty content), but it contains text".to_owned());
+                    return self.error(loc, at.deferred(), "the element must be empty (its type has empty content), but it contains text".to_owned());
                 }
                 ControlFlow::Continue(())
             }
@@ -1010,11 +1082,35 @@ impl Handler for Validator<'_, '_> {
     }
 }
 
-/// Whether values of a simple type may need namespace bindings (QName or NOTATION inside).
-fn needs_namespaces(model: &Model, id: SimpleId) -> bool {
-    match &model.simple_type(id).variety {
-        Variety::Atomic(b) => matches!(b, Builtin::QName | Builtin::Notation),
-        Variety::List(i) => needs_namespaces(model, *i),
-        Variety::Union(m) => m.iter().any(|x| needs_namespaces(model, *x)),
+/// Appends `[n]` without the formatting machinery (this runs for every repeated sibling).
+fn push_index(path: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
     }
+    path.push('[');
+    for &d in &digits[i..] {
+        path.push(char::from(d));
+    }
+    path.push(']');
+}
+
+/// At most `max` bytes of a document-supplied string for a message, cut on a character
+/// boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

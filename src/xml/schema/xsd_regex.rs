@@ -529,6 +529,7 @@ const BLOCKS: &[(&str, u32, u32)] = &[
 ];
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
