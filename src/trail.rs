@@ -492,7 +492,8 @@ pub async fn verify_store(
 }
 
 /// The trail's background task: follows the store's tail and signs checkpoints until
-/// shutdown, then signs a last checkpoint over everything written (see [`Trail::finish`]).
+/// shutdown. (`gateway::run` calls [`Trail::finish`] once the workers have stopped, for a
+/// last checkpoint over everything written.)
 pub async fn run(
     trail: Arc<Trail>,
     store: Store,
