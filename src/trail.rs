@@ -402,6 +402,10 @@ fn check_page(
             return (leaves, last, Some(fault));
         }
         match verifier.push(entry) {
+            // The entry completed a checkpoint whose root differs: it stays out of the tree.
+            Ok(_) if verifier.deferred_fault().is_some() => {
+                return (leaves, last, verifier.deferred_fault().cloned());
+            }
             Ok(leaf) => {
                 leaves.push(leaf);
                 last = Some(entry.hash);
@@ -936,6 +940,24 @@ mod tests {
         assert_eq!(leaves.len(), 2);
         assert_eq!(last, Some(entries[1].hash));
         assert_eq!(fault, Some(VerifyError::HashMismatch { seq: 2 }));
+    }
+
+    #[test]
+    fn an_entry_completing_a_mismatched_checkpoint_stays_out_of_the_tree() {
+        let s = signer();
+        let (_, entries) = log(5);
+        let wrong = s.sign(3, [9; 32], T0).into_string();
+        let mut v = Verifier::new([wrong], &s.verifier()).unwrap();
+        let (leaves, last, fault) = check_page(&mut v, 0, &entries);
+        assert_eq!(leaves.len(), 2, "entries 0 and 1 only");
+        assert_eq!(last, Some(entries[1].hash));
+        assert!(
+            matches!(
+                fault,
+                Some(VerifyError::CheckpointRootMismatch { tree_size: 3, .. })
+            ),
+            "{fault:?}"
+        );
     }
 
     #[test]

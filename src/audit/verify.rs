@@ -120,6 +120,10 @@ pub struct Verifier {
     anchored: u64,
     /// An entry seen ahead of its place; decided by the next one.
     held: Option<u64>,
+    /// A checkpoint whose root did not match, reported with the next entry or at the end: an
+    /// entry slipped in just before a checkpoint is recognisable only by the entry after it,
+    /// which then names it ([`VerifyError::Inserted`]) instead of the whole range.
+    deferred: Option<VerifyError>,
     buf: Vec<u8>,
 }
 
@@ -156,12 +160,21 @@ impl Verifier {
             next_checkpoint: 0,
             anchored: 0,
             held: None,
+            deferred: None,
             buf: Vec::with_capacity(512),
         }
     }
 
-    /// Checks the next entry; returns its Merkle leaf hash.
+    /// Checks the next entry; returns its Merkle leaf hash. After a checkpoint's root failed
+    /// to match (see [`Verifier::deferred_fault`]) every call is an error.
     pub fn push(&mut self, entry: &AuditEntry) -> Result<Hash, VerifyError> {
+        if let Some(deferred) = self.deferred.clone() {
+            // Only an insertion of the entry before this one names the fault more precisely.
+            return Err(match self.check_linked(entry) {
+                Err(e @ VerifyError::Inserted { seq }) if seq + 1 == self.next_seq => e,
+                _ => deferred,
+            });
+        }
         let expected = self.next_seq;
         if let Some(ahead) = self.held {
             return Err(if entry.seq == expected {
@@ -187,6 +200,34 @@ impl Verifier {
             });
         }
 
+        self.check_linked(entry)?;
+        let leaf = leaf_hash(&self.buf);
+        self.range.push(leaf);
+        self.previous_head = self.head;
+        self.head = entry.hash;
+        self.next_seq += 1;
+        if let Err(e) = self.check_checkpoints() {
+            self.deferred = Some(e);
+        }
+        Ok(leaf)
+    }
+
+    /// A checkpoint mismatch not yet reported: the entry just pushed completed a checkpoint
+    /// whose root differs. The next [`Verifier::push`] or [`Verifier::finish`] reports it.
+    pub fn deferred_fault(&self) -> Option<&VerifyError> {
+        self.deferred.as_ref()
+    }
+
+    /// Checks that `entry`, carrying the expected seq, hashes to its `hash` and links to the
+    /// previous entry; leaves its canonical encoding in `self.buf`.
+    fn check_linked(&mut self, entry: &AuditEntry) -> Result<(), VerifyError> {
+        let expected = self.next_seq;
+        if entry.seq != expected {
+            return Err(VerifyError::Missing {
+                seq: expected,
+                next: Some(entry.seq),
+            });
+        }
         self.buf.clear();
         entry.event.encode_into(expected, &mut self.buf);
         if chain_hash(&entry.prev_hash, &self.buf) != entry.hash {
@@ -199,17 +240,14 @@ impl Verifier {
                 VerifyError::BrokenLink { seq: expected }
             });
         }
-        let leaf = leaf_hash(&self.buf);
-        self.range.push(leaf);
-        self.previous_head = self.head;
-        self.head = entry.hash;
-        self.next_seq += 1;
-        self.check_checkpoints()?;
-        Ok(leaf)
+        Ok(())
     }
 
     /// Ends the stream.
     pub fn finish(self) -> Result<VerifySummary, VerifyError> {
+        if let Some(deferred) = self.deferred {
+            return Err(deferred);
+        }
         if self.held.is_some() {
             return Err(VerifyError::Missing {
                 seq: self.next_seq,
@@ -361,6 +399,34 @@ mod tests {
         let reversed: Vec<String> = cps.iter().rev().cloned().collect();
         assert!(check(entries, &reversed).is_ok());
         assert_eq!(check(vec![], &[]).unwrap().entries, 0);
+    }
+
+    #[test]
+    fn an_entry_inserted_just_before_a_checkpoint_is_named() {
+        let (entries, cps) = log();
+        // A correctly hashed entry slipped in as entry 7, completing the checkpoint of size 8
+        // with the wrong root; the entries from 7 on renumbered.
+        let forged = AuditEntry::chained(7, entries[6].hash, event(99));
+        let mut tampered: Vec<AuditEntry> = entries[..7].to_vec();
+        tampered.push(forged);
+        tampered.extend(entries[7..].iter().map(|e| AuditEntry {
+            seq: e.seq + 1,
+            ..e.clone()
+        }));
+        assert_eq!(
+            check(tampered.clone(), &cps),
+            Err(VerifyError::Inserted { seq: 7 })
+        );
+        // Cut right after it, the checkpoint's range is what can be named.
+        tampered.truncate(8);
+        assert!(matches!(
+            check(tampered, &cps),
+            Err(VerifyError::CheckpointRootMismatch {
+                first: 0,
+                tree_size: 8,
+                ..
+            })
+        ));
     }
 
     #[test]
