@@ -218,6 +218,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The answer given: 200 stored, 409 duplicate, or a misbehaviour's status.
     pub status: u16,
+    /// When the request's body had been read.
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -255,6 +257,11 @@ impl Destination {
     pub fn stored(&self) -> HashMap<String, Vec<u8>> {
         lock(&self.state.stored).clone()
     }
+
+    /// How many documents are stored (without copying them).
+    pub fn stored_count(&self) -> usize {
+        lock(&self.state.stored).len()
+    }
 }
 
 async fn destination_answer(
@@ -288,6 +295,7 @@ async fn destination_answer(
         content_type: content_type.clone(),
         body: body.clone(),
         status: 0,
+        received_at: std::time::Instant::now(),
     };
     let answer = if let Some(r) = misbehave(&s.behaviour).await {
         r
