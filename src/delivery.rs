@@ -49,16 +49,15 @@ impl Worker {
         }
     }
 
-    /// One step: claims as many due transfers as there are free slots and starts working on each.
-    /// Returns how many were claimed.
+    /// One step: waits for a free slot, then claims as many due transfers as there are free
+    /// slots and starts working on each. Returns how many were claimed (0: nothing is due).
     pub async fn step(&self) -> Result<usize, StoreError> {
-        let free = self.slots.available_permits();
-        if free == 0 {
-            // Wait for a slot rather than spin.
-            let permit = self.slots.clone().acquire_owned().await;
-            drop(permit);
-            return Ok(0);
+        if self.slots.available_permits() == 0 {
+            // Wait for a slot rather than spin; then claim at once (the slot that freed up may
+            // have more work waiting behind it).
+            drop(self.slots.clone().acquire_owned().await);
         }
+        let free = self.slots.available_permits().max(1);
         let gw = &self.gateway;
         let now = gw.now();
         let lease_until = now.saturating_add(gw.config.delivery.lease);
