@@ -4,9 +4,11 @@
 //!
 //! Owns: the only use of sqlx in the crate, the migrations (`migrations/sqlite`,
 //! `migrations/postgres`), and the *writer*: every write goes through one task per gateway
-//! instance that commits whatever has queued up in a single transaction (group commit), each
-//! operation inside its own savepoint so one refusal (a replayed `jti`, a lost lease) does not
-//! undo the others. The writer also extends the audit hash chain, so chaining is serial by
+//! instance that commits whatever has queued up in a single transaction (group commit). Each
+//! operation decides whether it is refused (a replayed `jti`, a lost lease) before it writes,
+//! so a refusal undoes nothing and needs no savepoint; a database error rolls the whole batch
+//! back and every operation in it is answered with the error (nothing half-written is kept).
+//! Rows go in as multi-row inserts: an operation costs a handful of statements. The writer also extends the audit hash chain, so chaining is serial by
 //! construction; on PostgreSQL it takes a transaction-scoped advisory lock first, so instances
 //! sharing a database extend one chain. A caller's write is acknowledged only after its commit.
 //!
@@ -50,6 +52,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("the store's writer has stopped")]
     WriterStopped,
+    #[error("the transaction was rolled back: {0}")]
+    RolledBack(String),
 }
 
 /// A transfer as accepted by the API, written together with its replay id and audit entries.
@@ -668,10 +672,41 @@ struct Head {
     prev_hash: [u8; 32],
 }
 
-/// Operations that fail for a reason of their own roll back to their savepoint.
+/// How one operation of a batch went. Every operation makes its refusal decision (a `jti`
+/// seen before, a lost lease, a modification declined) before it writes anything, so a refusal
+/// leaves the transaction as it was and needs no savepoint.
 enum OpOutcome {
+    /// Wrote; answer once the batch commits.
     Keep(Finish),
-    Undo(Finish),
+    /// Wrote nothing; answer now.
+    Refused(Finish),
+    /// A database error: the transaction may hold part of the operation, so the whole batch
+    /// rolls back. The finisher answers this operation with its own error.
+    Failed(Finish, String),
+}
+
+/// Most rows in one multi-row `INSERT` (audit entries: 11 parameters each, far below SQLite's
+/// and PostgreSQL's parameter limits).
+const ROWS_PER_INSERT: usize = 128;
+
+/// `$first, $first+1, ...` as `n` parenthesized groups of `width` parameters.
+fn value_groups(n: usize, width: usize, first: usize) -> String {
+    let mut s = String::with_capacity(n * width * 5);
+    for r in 0..n {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..width {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(first + r * width + c).to_string());
+        }
+        s.push(')');
+    }
+    s
 }
 
 macro_rules! backend {
@@ -701,38 +736,26 @@ macro_rules! backend {
                     Err(e) => return fail_all(ops, e),
                 };
                 let mut finishers: Vec<Finish> = Vec::with_capacity(ops.len());
-                for op in ops {
-                    let saved = head;
-                    if let Err(e) = sqlx::query("SAVEPOINT op").execute(&mut *tx).await {
-                        finishers.push(fail_one(op));
-                        let err = Arc::new(StoreError::from(e));
-                        for f in finishers {
-                            f(Err(err.clone()));
+                let mut ops = ops.into_iter();
+                while let Some(op) = ops.next() {
+                    match run_op(&mut tx, op, &mut head).await {
+                        OpOutcome::Keep(finish) => finishers.push(finish),
+                        // Refused operations answer now; they wrote nothing.
+                        OpOutcome::Refused(finish) => finish(Ok(())),
+                        OpOutcome::Failed(finish, error) => {
+                            finish(Ok(()));
+                            let rolled_back = Arc::new(StoreError::RolledBack(format!(
+                                "another operation in the same transaction failed: {error}"
+                            )));
+                            for f in finishers {
+                                f(Err(rolled_back.clone()));
+                            }
+                            for op in ops {
+                                fail_one(op)(Err(rolled_back.clone()));
+                            }
+                            // Dropping `tx` rolls it back.
+                            return;
                         }
-                        return;
-                    }
-                    let outcome = run_op(&mut tx, op, &mut head).await;
-                    let (finish, keep) = match outcome {
-                        OpOutcome::Keep(f) => (f, true),
-                        OpOutcome::Undo(f) => (f, false),
-                    };
-                    let end = if keep { "RELEASE SAVEPOINT op" } else { "ROLLBACK TO SAVEPOINT op" };
-                    if !keep {
-                        head = saved;
-                    }
-                    let ended = sqlx::query(end).execute(&mut *tx).await;
-                    if keep {
-                        finishers.push(finish);
-                    } else {
-                        // Refused or failed operations answer now; they wrote nothing.
-                        finish(Ok(()));
-                    }
-                    if let Err(e) = ended {
-                        let err = Arc::new(StoreError::from(e));
-                        for f in finishers {
-                            f(Err(err.clone()));
-                        }
-                        return;
                     }
                 }
                 let committed = tx.commit().await.map_err(|e| Arc::new(StoreError::from(e)));
@@ -766,31 +789,40 @@ macro_rules! backend {
                 }
             }
 
+            /// Chains `events` onto the log and inserts them, up to [`ROWS_PER_INSERT`] per statement.
             async fn append(conn: &mut Conn, head: &mut Head, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
                 let mut seqs = Vec::with_capacity(events.len());
+                let mut columns = Vec::with_capacity(events.len());
                 for event in events {
                     let entry = AuditEntry::chained(head.next_seq, head.prev_hash, event);
-                    let r = rows::AuditColumns::of(&entry)?;
-                    sqlx::query(
-                        "INSERT INTO audit (seq, at, actor, action, outcome, transfer_id, subject, document_sha256, detail, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(r.seq)
-                    .bind(r.at)
-                    .bind(r.actor)
-                    .bind(r.action)
-                    .bind(r.outcome)
-                    .bind(r.transfer_id)
-                    .bind(r.subject)
-                    .bind(r.document_sha256)
-                    .bind(r.detail)
-                    .bind(r.prev_hash)
-                    .bind(r.hash)
-                    .execute(&mut *conn)
-                    .await?;
+                    columns.push(rows::AuditColumns::of(&entry)?);
                     seqs.push(entry.seq);
                     head.next_seq = entry.seq + 1;
                     head.prev_hash = entry.hash;
+                }
+                let mut columns = columns.into_iter().peekable();
+                while columns.peek().is_some() {
+                    let chunk: Vec<rows::AuditColumns> = columns.by_ref().take(ROWS_PER_INSERT).collect();
+                    let sql = format!(
+                        "INSERT INTO audit (seq, at, actor, action, outcome, transfer_id, subject, document_sha256, detail, prev_hash, hash) VALUES {}",
+                        value_groups(chunk.len(), 11, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        q = q
+                            .bind(r.seq)
+                            .bind(r.at)
+                            .bind(r.actor)
+                            .bind(r.action)
+                            .bind(r.outcome)
+                            .bind(r.transfer_id)
+                            .bind(r.subject)
+                            .bind(r.document_sha256)
+                            .bind(r.detail)
+                            .bind(r.prev_hash)
+                            .bind(r.hash);
+                    }
+                    q.execute(&mut *conn).await?;
                 }
                 Ok(seqs)
             }
@@ -798,7 +830,7 @@ macro_rules! backend {
             async fn run_op(conn: &mut Conn, op: Op, head: &mut Head) -> OpOutcome {
                 match op {
                     Op::Insert(t, events, reply) => match insert(conn, head, t, events).await {
-                        Ok(Inserted::Replay) => OpOutcome::Undo(Box::new(move |_| {
+                        Ok(Inserted::Replay) => OpOutcome::Refused(Box::new(move |_| {
                             let _ = reply.send(Ok(Inserted::Replay));
                         })),
                         Ok(Inserted::Accepted) => OpOutcome::Keep(Box::new(move |c| {
@@ -821,7 +853,7 @@ macro_rules! backend {
                         }
                     }
                     Op::Apply(change, reply) => match apply(conn, head, change).await {
-                        Ok(Applied::LeaseLost) => OpOutcome::Undo(Box::new(move |_| {
+                        Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| {
                             let _ = reply.send(Ok(Applied::LeaseLost));
                         })),
                         Ok(done) => OpOutcome::Keep(Box::new(move |c| {
@@ -833,18 +865,27 @@ macro_rules! backend {
                         let sql = concat!("SELECT ", rows::transfer_columns!(), " FROM transfers WHERE id = $1");
                         let row = match sqlx::query(sql).bind(&id).fetch_optional(&mut *conn).await {
                             Ok(r) => r,
-                            Err(e) => return OpOutcome::Undo(Box::new(move |_| job.fail(e.into()))),
+                            Err(e) => {
+                                let text = e.to_string();
+                                return OpOutcome::Failed(Box::new(move |_| job.fail(e.into())), text);
+                            }
                         };
                         let row = match row.as_ref().map(rows::transfer_from_row).transpose() {
                             Ok(r) => r,
-                            Err(e) => return OpOutcome::Undo(Box::new(move |_| job.fail(e))),
+                            Err(e) => {
+                                let text = e.to_string();
+                                return OpOutcome::Failed(Box::new(move |_| job.fail(e)), text);
+                            }
                         };
                         match job.decide(row.as_ref()) {
-                            ModifyStep::Answer(answer) => OpOutcome::Undo(Box::new(move |_| answer())),
+                            ModifyStep::Answer(answer) => OpOutcome::Refused(Box::new(move |_| answer())),
                             ModifyStep::Apply(change, reply) => match apply(conn, head, *change).await {
-                                Ok(Applied::LeaseLost) => OpOutcome::Undo(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
+                                Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
                                 Ok(done) => OpOutcome::Keep(Box::new(move |c| reply(c.map(|_| done).map_err(unshare)))),
-                                Err(e) => OpOutcome::Undo(Box::new(move |_| reply(Err(e)))),
+                                Err(e) => {
+                                    let text = e.to_string();
+                                    OpOutcome::Failed(Box::new(move |_| reply(Err(e))), text)
+                                }
                             },
                         }
                     }
@@ -991,12 +1032,22 @@ macro_rules! backend {
                     Guard::Lease(o) => o.clone(),
                     Guard::Any => String::new(),
                 };
+                // The receipt names the leaf of the change's last audit entry, which is known
+                // before the entries are written: sign first and store it with the state.
+                let receipt = match (receipt, audit.len()) {
+                    (Some(sign), n) if n > 0 => {
+                        let leaf = head.next_seq + (n as u64) - 1;
+                        Some((sign(leaf), i64::try_from(leaf).unwrap_or(i64::MAX)))
+                    }
+                    _ => None,
+                };
                 let updated = sqlx::query(
                     "UPDATE transfers SET status = $1, reason = $2, attempts = $3, due_at = $4, \
                      lease_owner = CASE WHEN $5 THEN lease_owner ELSE NULL END, updated_at = $6, \
                      retry_from = COALESCE($7, retry_from), source_sha256 = COALESCE($8, source_sha256), \
                      document_sha256 = COALESCE($9, document_sha256), report = COALESCE($10, report), \
-                     subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END \
+                     subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END, \
+                     receipt = COALESCE($14, receipt), receipt_leaf = COALESCE($15, receipt_leaf) \
                      WHERE id = $12 AND ($13 = '' OR lease_owner = $13)",
                 )
                 .bind(status.as_str())
@@ -1012,6 +1063,8 @@ macro_rules! backend {
                 .bind(forget_subject)
                 .bind(&id)
                 .bind(&owner)
+                .bind(receipt.as_ref().map(|r| r.0.clone()))
+                .bind(receipt.as_ref().map(|r| r.1))
                 .execute(&mut *conn)
                 .await?;
                 if updated.rows_affected() == 0 {
@@ -1039,43 +1092,31 @@ macro_rules! backend {
                     }
                 }
                 let audit_seqs = append(conn, head, audit).await?;
-                let receipt = match (receipt, audit_seqs.last()) {
-                    (Some(sign), Some(&leaf)) => {
-                        let token = sign(leaf);
-                        sqlx::query("UPDATE transfers SET receipt = $1, receipt_leaf = $2 WHERE id = $3")
-                            .bind(&token)
-                            .bind(i64::try_from(leaf).unwrap_or(i64::MAX))
-                            .bind(&id)
-                            .execute(&mut *conn)
-                            .await?;
-                        Some(token)
-                    }
-                    _ => None,
-                };
-                Ok(Applied::Done { audit_seqs, receipt })
+                Ok(Applied::Done {
+                    audit_seqs,
+                    receipt: receipt.map(|r| r.0),
+                })
             }
 
+            /// Appends steps after the transfer's last one, in one statement. (Both engines compute
+            /// the `SELECT` before inserting: PostgreSQL from its snapshot, SQLite through a
+            /// temporary table because the statement reads the table it writes.)
             async fn add_steps(conn: &mut Conn, id: &str, steps: Vec<NewStep>) -> Result<(), StoreError> {
                 if steps.is_empty() {
                     return Ok(());
                 }
-                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM steps WHERE transfer_id = $1")
-                    .bind(id)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let mut seq = last.unwrap_or(-1);
-                for s in steps {
-                    seq += 1;
-                    sqlx::query("INSERT INTO steps (transfer_id, seq, at, step, outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-                        .bind(id)
-                        .bind(seq)
-                        .bind(s.at.millis())
-                        .bind(s.step)
-                        .bind(s.outcome)
-                        .bind(s.detail)
-                        .execute(&mut *conn)
-                        .await?;
+                let sql = format!(
+                    "INSERT INTO steps (transfer_id, seq, at, step, outcome, detail) \
+                     SELECT $1, last.seq + v.column1, v.column2, v.column3, v.column4, v.column5 \
+                     FROM (SELECT COALESCE(MAX(seq), -1) AS seq FROM steps WHERE transfer_id = $1) AS last, \
+                     (VALUES {}) AS v",
+                    value_groups(steps.len(), 5, 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+                for (k, s) in (1i64..).zip(steps) {
+                    q = q.bind(k).bind(s.at.millis()).bind(s.step).bind(s.outcome).bind(s.detail);
                 }
+                q.execute(&mut *conn).await?;
                 Ok(())
             }
         }
@@ -1111,9 +1152,13 @@ fn undo_with<T: Send + 'static>(
     reply: oneshot::Sender<Result<T, StoreError>>,
     e: StoreError,
 ) -> OpOutcome {
-    OpOutcome::Undo(Box::new(move |_| {
-        let _ = reply.send(Err(e));
-    }))
+    let text = e.to_string();
+    OpOutcome::Failed(
+        Box::new(move |_| {
+            let _ = reply.send(Err(e));
+        }),
+        text,
+    )
 }
 
 /// Answers every operation of a batch that could not start with the same error.

@@ -412,3 +412,80 @@ async fn audit_query_filters_and_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn steps_keep_their_order_and_a_receipt_names_the_last_leaf() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        store
+            .insert_transfer(
+                new_transfer("s1", "js1", 1000),
+                vec![event("transfer.accepted", Some("s1"), 1000)],
+            )
+            .await
+            .unwrap();
+        let step = |name: &str, detail: Option<&str>| NewStep {
+            at: Timestamp::from_millis(2000),
+            step: name.into(),
+            outcome: "ok".into(),
+            detail: detail.map(str::to_owned),
+        };
+        let mut first = TransferChange::new(
+            "s1",
+            Guard::Any,
+            Timestamp::from_millis(2000),
+            Status::Delivering,
+        );
+        first.steps = vec![
+            step("fetch", Some("1 byte")),
+            step("validate", None),
+            step("convert", Some("a → b")),
+        ];
+        first.audit = (0..300)
+            .map(|i| event("source.fetch", Some("s1"), 2000 + i))
+            .collect();
+        let Applied::Done { audit_seqs, .. } = store.apply(first).await.unwrap() else {
+            panic!("{b}: applied");
+        };
+        assert_eq!(audit_seqs, (1..301).collect::<Vec<u64>>(), "{b}");
+        let mut second = TransferChange::new(
+            "s1",
+            Guard::Any,
+            Timestamp::from_millis(3000),
+            Status::Delivered,
+        );
+        second.steps = vec![step("deliver", None), step("done", Some("x"))];
+        second.audit = vec![
+            event("destination.deliver", Some("s1"), 3000),
+            event("transfer.delivered", Some("s1"), 3000),
+        ];
+        second.receipt = Some(Box::new(|leaf| format!("receipt-for-{leaf}")));
+        let Applied::Done { receipt, .. } = store.apply(second).await.unwrap() else {
+            panic!("{b}: applied");
+        };
+        assert_eq!(receipt.as_deref(), Some("receipt-for-302"), "{b}");
+        let names: Vec<(u32, String, Option<String>)> = store
+            .steps("s1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.seq, s.step, s.detail))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                (0, "accepted".into(), None),
+                (1, "fetch".into(), Some("1 byte".into())),
+                (2, "validate".into(), None),
+                (3, "convert".into(), Some("a → b".into())),
+                (4, "deliver".into(), None),
+                (5, "done".into(), Some("x".into())),
+            ],
+            "{b}"
+        );
+        let row = store.transfer("s1").await.unwrap().unwrap();
+        assert_eq!(row.receipt.as_deref(), Some("receipt-for-302"), "{b}");
+        assert_chain(&store.audit_range(0, 1000).await.unwrap());
+        assert_eq!(store.audit_len().await.unwrap(), 303, "{b}");
+    }
+}
