@@ -21,7 +21,6 @@ USAGE:
   siirto audit verify-proof --checkpoint FILE --public-key FILE --proof FILE
                             [--old-checkpoint FILE]
   siirto migrate --config FILE
-  siirto bench (transfers|audit) [--config FILE] [options]
 
 Formats: siirto-v1, virta, elmo. Exit codes: 0 success, 1 failure (invalid document, broken
 audit log), 2 unusable input (bad arguments, unreadable configuration or files).
@@ -69,10 +68,6 @@ pub enum Command {
     },
     Migrate {
         config: PathBuf,
-    },
-    Bench {
-        what: String,
-        options: Vec<(String, String)>,
     },
     Help,
 }
@@ -313,27 +308,6 @@ pub fn parse(args: &[String]) -> Result<Command, CliError> {
                 }
                 other => Err(CliError::UnknownCommand(format!("audit {other}"))),
             }
-        }
-        "bench" => {
-            let (what, rest) = rest.split_first().ok_or(CliError::Missing {
-                command: "bench".into(),
-                what: "what to measure (`transfers` or `audit`)".into(),
-            })?;
-            let allowed = [
-                "config",
-                "transfers",
-                "concurrency",
-                "record-kb",
-                "backend",
-                "entries",
-                "postgres",
-            ];
-            let p = Parsed::new("bench", rest, &allowed)?;
-            p.none()?;
-            Ok(Command::Bench {
-                what: what.clone(),
-                options: p.options,
-            })
         }
         other => Err(CliError::UnknownCommand(other.into())),
     }

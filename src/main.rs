@@ -117,9 +117,6 @@ async fn run(command: Command) -> Result<ExitCode> {
             &proof,
             old_checkpoint.as_deref(),
         )?),
-        Command::Bench { what, .. } => Err(anyhow!(
-            "`siirto bench {what}` is not available in this build"
-        )),
     }
 }
 
