@@ -159,7 +159,10 @@ async fn submit_all(
                     return out;
                 }
                 let started = Instant::now();
-                let answer = client.submit(&tokens[i]).await.expect("the gateway answers");
+                let answer = client
+                    .submit(&tokens[i])
+                    .await
+                    .expect("the gateway answers");
                 assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
                 out.push((answer.json()["id"].as_str().unwrap().to_owned(), started));
             }
@@ -195,7 +198,11 @@ fn arrivals(destination: &Destination) -> HashMap<String, Instant> {
     at
 }
 
-fn figures(submitted: &[(String, Instant)], arrived: &HashMap<String, Instant>, cpu: Duration) -> Figures {
+fn figures(
+    submitted: &[(String, Instant)],
+    arrived: &HashMap<String, Instant>,
+    cpu: Duration,
+) -> Figures {
     let first = submitted.iter().map(|s| s.1).min().unwrap();
     let mut last = first;
     let mut latencies = Vec::with_capacity(submitted.len());
