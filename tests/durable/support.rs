@@ -213,7 +213,10 @@ impl Durable {
     /// Requires that no payload is stored for `id`.
     pub async fn assert_payload_gone(&self, id: &str) {
         let payload = self.gateway().store.payload(id).await.expect("store");
-        assert!(payload.is_none(), "transfer {id} still has a stored payload");
+        assert!(
+            payload.is_none(),
+            "transfer {id} still has a stored payload"
+        );
     }
 
     /// Requires that no payload at all is stored.
