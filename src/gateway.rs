@@ -280,7 +280,22 @@ impl Gateway {
     /// until it finishes, later checks wait on it instead of queueing another, so a stuck
     /// database does not fill the writer's queue with probes.
     pub async fn readiness(&self) -> Result<(), NotReady> {
-        let ready = self.check_readiness().await;
+        let outstanding = self.write_probe.lock().await;
+        let ready = self.check_readiness(outstanding).await;
+        self.note_store_health(ready.is_ok());
+        ready
+    }
+
+    /// [`Gateway::readiness`] for a submission while the store is suspect: when another check
+    /// is under way, answers "not ready" at once instead of queueing behind it, so a burst of
+    /// submissions during an outage is refused promptly.
+    pub async fn readiness_or_busy(&self) -> Result<(), NotReady> {
+        let Ok(outstanding) = self.write_probe.try_lock() else {
+            return Err(NotReady::NotWritable(
+                "the store is suspect and being checked".into(),
+            ));
+        };
+        let ready = self.check_readiness(outstanding).await;
         self.note_store_health(ready.is_ok());
         ready
     }
@@ -295,18 +310,20 @@ impl Gateway {
         self.store_suspect.store(!healthy, Ordering::Relaxed);
     }
 
-    async fn check_readiness(&self) -> Result<(), NotReady> {
+    async fn check_readiness(
+        &self,
+        mut outstanding: tokio::sync::MutexGuard<'_, Option<WriteProbe>>,
+    ) -> Result<(), NotReady> {
+        let limit = READINESS_TIMEOUT.as_millis();
         match tokio::time::timeout(READINESS_TIMEOUT, self.store.ping()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(NotReady::Unreachable(e.to_string())),
             Err(_) => {
                 return Err(NotReady::Unreachable(format!(
-                    "no answer within {} ms",
-                    READINESS_TIMEOUT.as_millis()
+                    "no answer within {limit} ms"
                 )));
             }
         }
-        let mut outstanding = self.write_probe.lock().await;
         let mut probe = outstanding.take().unwrap_or_else(|| {
             let store = self.store.clone();
             let now = self.now();
@@ -319,8 +336,7 @@ impl Gateway {
             Err(_) => {
                 *outstanding = Some(probe);
                 Err(NotReady::NotWritable(format!(
-                    "no commit within {} ms",
-                    READINESS_TIMEOUT.as_millis()
+                    "no commit within {limit} ms"
                 )))
             }
         }

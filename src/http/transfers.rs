@@ -75,7 +75,7 @@ pub async fn submit(
         ));
     }
     if gw.store_suspect()
-        && let Err(e) = gw.readiness().await
+        && let Err(e) = gw.readiness_or_busy().await
     {
         // Refuse at once rather than queue behind writes the database is not taking; the
         // `jti` is not used up, so the same authorization can be sent again later.
