@@ -159,26 +159,27 @@ async fn store_unavailable_answers_503_and_recovers(backend: Backend) {
     assert_eq!(d.admin_get("/readyz").await, (200, "ready\n".to_owned()));
 
     let outage = Outage::begin(&d).await;
-    // Refused when the write fails, and (once readiness knows) before trying it.
     let token = d.token();
-    for when in ["the write fails", "readiness knows"] {
+    let refused_now = || async {
         let refused = helpers::submit(&d.bed, "eservice", &token).await;
-        assert_eq!(refused.status.as_u16(), 503, "{when}: {}", refused.json());
-        assert_eq!(
-            refused.error_code().as_deref(),
-            Some("store_unavailable"),
-            "{when}"
-        );
+        assert_eq!(refused.status.as_u16(), 503, "{}", refused.json());
+        assert_eq!(refused.error_code().as_deref(), Some("store_unavailable"));
         assert!(refused.headers.contains_key("retry-after"));
-        if when == "the write fails" {
-            let body = d.wait_ready(503).await;
-            let expected = match backend {
-                Backend::Sqlite => "database not writable\n",
-                Backend::Postgres => "database unreachable\n",
-            };
-            assert_eq!(body, expected);
-        }
+    };
+    if backend == Backend::Postgres {
+        // The write itself fails. (On SQLite a write may instead wait for the lock up to the
+        // busy timeout, depending on how the store begins its transactions; readiness is asked
+        // first there, so this test does not depend on that.)
+        refused_now().await;
     }
+    let body = d.wait_ready(503).await;
+    let expected = match backend {
+        Backend::Sqlite => "database not writable\n",
+        Backend::Postgres => "database unreachable\n",
+    };
+    assert_eq!(body, expected);
+    // Readiness knows: refused at once, before trying to write.
+    refused_now().await;
 
     outage.end().await;
     assert_eq!(d.wait_ready(200).await, "ready\n");

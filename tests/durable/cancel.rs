@@ -3,7 +3,8 @@
 //! the destination see the transfer but may not cancel it (403 `forbidden_caller`); a
 //! participant that cannot see it is not told it exists (404, as `GET` answers). A cancelled
 //! transfer keeps no payload, is never tried again however far the clock moves, and a finished
-//! transfer cannot be cancelled (409 `already_finished`). Every refusal is audited.
+//! transfer cannot be cancelled (409 `already_finished`), nor one whose delivery request is
+//! under way (409 `delivery_in_progress`: it cannot be called back). Every refusal is audited.
 
 use std::time::Duration;
 
@@ -135,6 +136,40 @@ async fn an_operator_cancels_a_transfer_whose_source_is_down() {
             "registry-operator".into(),
             "transfer.cancelled".into(),
             "ok".into()
+        )),
+        "{audit:?}"
+    );
+}
+
+/// A delivery request that is under way cannot be called back: cancelling answers 409
+/// `delivery_in_progress` and the transfer is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_in_flight_is_not_cancelled() {
+    let Some(d) = start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    d.espoo().set_behaviour(Behaviour::Hold);
+    let id = d.submit().await;
+    let deadline = tokio::time::Instant::now() + crate::helpers::TRANSFER_DEADLINE;
+    while d.espoo().in_flight() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the delivery did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answer = d.act("eservice", &id, "cancel").await;
+    assert_eq!(answer.status.as_u16(), 409, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("delivery_in_progress"));
+    d.espoo().set_behaviour(Behaviour::Normal);
+    d.wait_status(&id, "delivered").await;
+    assert!(d.espoo().stored().contains_key(&id));
+    let audit = d.audit_of(&id).await;
+    assert!(
+        audit.contains(&(
+            "eservice".into(),
+            "transfer.cancel_refused".into(),
+            "delivery_in_progress".into()
         )),
         "{audit:?}"
     );
