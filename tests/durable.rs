@@ -16,8 +16,9 @@
 //! - `exactly_once`: the destination stores a record but its acknowledgement is lost (503, or
 //!   no answer within the request timeout): the retry carries the same `Idempotency-Key`, gets
 //!   409, and the destination holds exactly one copy.
-//! - `cancel`: the submitter stops a transfer waiting for a retry; nothing arrives afterwards;
-//!   others are refused (403 / 404), as is cancelling a finished transfer (409).
+//! - `cancel`: the submitter (or an operator) stops a transfer waiting for a retry; nothing
+//!   arrives afterwards; others are refused (403 / 404), as is cancelling a finished transfer or
+//!   one whose delivery request is under way (409).
 //! - `backpressure`: `max_pending` answers 503 `overloaded`; a store that takes no writes
 //!   answers 503 `store_unavailable` and `/readyz` 503 (SQLite and PostgreSQL); both recover and
 //!   nothing accepted is lost; deliveries to one destination stay within

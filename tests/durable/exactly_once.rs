@@ -84,13 +84,13 @@ async fn acknowledgement_lost_as_503_postgres() {
     acknowledgement_lost_as_503(Backend::Postgres).await;
 }
 
-/// The answer comes after the gateway's request timeout (500 ms here): the gateway records a
+/// The answer comes after the gateway's request timeout (2 s here): the gateway records a
 /// `timeout` and drops the connection; Espoo had stored the record at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledgement_lost_in_a_timeout_sqlite() {
     let Some(d) = start(
         Backend::Sqlite,
-        &[("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "500ms")],
+        &[("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "2s")],
     )
     .await
     else {
