@@ -3,7 +3,8 @@
 //! gracefully.
 //!
 //! Owns: [`Gateway`] (shared state), loading of keys named by the configuration, audit event
-//! construction ([`Gateway::event`]), and the lifecycle of the background tasks.
+//! construction ([`Gateway::event`]), readiness ([`Gateway::readiness`]: can the store take
+//! work now), and the lifecycle of the background tasks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,21 @@ use crate::tls::TlsError;
 use crate::trail::Trail;
 use crate::transfer::RetryPolicy;
 use crate::vault::{Vault, VaultError};
+
+/// How long readiness waits for the database to answer and to commit a write.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A write probe that outlived [`READINESS_TIMEOUT`], still queued in the store's writer.
+type WriteProbe = tokio::task::JoinHandle<Result<u64, StoreError>>;
+
+/// Why the gateway cannot take work now (`/readyz` answers 503).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the database does not answer: {0}")]
+    Unreachable(String),
+    #[error("the database does not take writes: {0}")]
+    NotWritable(String),
+}
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +94,12 @@ pub struct Gateway {
     pending: AtomicU64,
     /// Refused TLS handshakes waiting to be summarised in the audit.
     pub refusals: crate::refusals::RefusalLog,
+    /// A readiness write probe that has not finished yet (at most one is queued at a time).
+    write_probe: tokio::sync::Mutex<Option<WriteProbe>>,
+    /// Set when a readiness check or a write for the API failed, cleared when one succeeds:
+    /// while set, submissions check readiness first and are refused at once when the store
+    /// still does not take writes, instead of each waiting for the database's own timeout.
+    store_suspect: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -173,6 +195,8 @@ impl Gateway {
             destination_slots,
             pending: AtomicU64::new(0),
             refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
+            write_probe: tokio::sync::Mutex::new(None),
+            store_suspect: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -244,6 +268,78 @@ impl Gateway {
         let n = self.store.pending_count().await?;
         self.pending.store(n, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Whether the gateway can take work now: the database answers a query, and the store's
+    /// writer commits a write, each within [`READINESS_TIMEOUT`]. Both are needed: on SQLite
+    /// another connection holding the write lock (an exclusive transaction) leaves reads
+    /// working while every transfer would wait and then fail with `store_unavailable`.
+    ///
+    /// The write is the writer's cheapest real one, forgetting expired replay ids (which
+    /// housekeeping does anyway). A probe that outlives the timeout stays queued in the writer;
+    /// until it finishes, later checks wait on it instead of queueing another, so a stuck
+    /// database does not fill the writer's queue with probes.
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        let outstanding = self.write_probe.lock().await;
+        let ready = self.check_readiness(outstanding).await;
+        self.note_store_health(ready.is_ok());
+        ready
+    }
+
+    /// [`Gateway::readiness`] for a submission while the store is suspect: when another check
+    /// is under way, answers "not ready" at once instead of queueing behind it, so a burst of
+    /// submissions during an outage is refused promptly.
+    pub async fn readiness_or_busy(&self) -> Result<(), NotReady> {
+        let Ok(outstanding) = self.write_probe.try_lock() else {
+            return Err(NotReady::NotWritable(
+                "the store is suspect and being checked".into(),
+            ));
+        };
+        let ready = self.check_readiness(outstanding).await;
+        self.note_store_health(ready.is_ok());
+        ready
+    }
+
+    /// Whether the last readiness check or API write failed (see [`Gateway::readiness`]).
+    pub fn store_suspect(&self) -> bool {
+        self.store_suspect.load(Ordering::Relaxed)
+    }
+
+    /// Records whether a write for the API (or a readiness check) reached the store.
+    pub fn note_store_health(&self, healthy: bool) {
+        self.store_suspect.store(!healthy, Ordering::Relaxed);
+    }
+
+    async fn check_readiness(
+        &self,
+        mut outstanding: tokio::sync::MutexGuard<'_, Option<WriteProbe>>,
+    ) -> Result<(), NotReady> {
+        let limit = READINESS_TIMEOUT.as_millis();
+        match tokio::time::timeout(READINESS_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(NotReady::Unreachable(e.to_string())),
+            Err(_) => {
+                return Err(NotReady::Unreachable(format!(
+                    "no answer within {limit} ms"
+                )));
+            }
+        }
+        let mut probe = outstanding.take().unwrap_or_else(|| {
+            let store = self.store.clone();
+            let now = self.now();
+            tokio::spawn(async move { store.purge_replay(now).await })
+        });
+        match tokio::time::timeout(READINESS_TIMEOUT, &mut probe).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(NotReady::NotWritable(e.to_string())),
+            Ok(Err(e)) => Err(NotReady::NotWritable(format!("the probe task failed: {e}"))),
+            Err(_) => {
+                *outstanding = Some(probe);
+                Err(NotReady::NotWritable(format!(
+                    "no commit within {limit} ms"
+                )))
+            }
+        }
     }
 
     /// The retry limits of `[delivery]`.

@@ -4,11 +4,14 @@
 //!
 //! Owns: [`Source`] (serves records by student id) and [`Destination`] (accepts records,
 //! deduplicating by `Idempotency-Key`, and remembers every request). Both can be told to
-//! misbehave (status codes, delays, oversized or hostile bodies) for tests of the gateway's
-//! failure handling. They hold test data only; never run them with real records.
+//! misbehave (status codes, delays, oversized or hostile bodies, lost acknowledgements, held
+//! requests) and an endpoint can stop listening and start again on the same port (connections
+//! refused meanwhile), for tests of the gateway's failure handling. They hold test data only;
+//! never run them with real records.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +19,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::{oneshot, watch};
 
 use crate::server::{ResponseFuture, ServerLimits, Shutdown, serve_tls};
 
@@ -34,6 +38,17 @@ pub enum Behaviour {
     Delay(Duration),
     /// (Source only) serve these bytes whatever the student.
     Body(Vec<u8>),
+    /// (Destination only) Store a new document as a normal answer would, then answer with this
+    /// status instead of 200: the document arrived but its acknowledgement is lost. A key that
+    /// is already stored is answered 409 as usual.
+    StoreThenStatus(u16),
+    /// (Destination only) Store a new document, then wait this long before answering 200. Longer
+    /// than the caller's request timeout, the caller gives up and drops the connection: the
+    /// acknowledgement is lost in transport. A key already stored is answered 409 at once.
+    StoreThenDelay(Duration),
+    /// Hold every request until the behaviour is changed, then answer as the new behaviour
+    /// says (with [`Destination::in_flight`], for tests of concurrency limits).
+    Hold,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -47,39 +62,76 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 }
 
 /// Applies a misbehaviour; `Some(response)` when it decides the answer.
-async fn misbehave(behaviour: &Mutex<Behaviour>) -> Option<Response<Full<Bytes>>> {
-    let current = lock(behaviour).clone();
-    match current {
-        Behaviour::Normal | Behaviour::Body(_) => None,
-        Behaviour::Status(s) => Some(reply(
+async fn misbehave(behaviour: &watch::Sender<Behaviour>) -> Option<Response<Full<Bytes>>> {
+    let status = |s: u16| {
+        Some(reply(
             StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             "",
-        )),
-        Behaviour::FailTimes { status, n } => {
-            let mut b = lock(behaviour);
-            *b = if n <= 1 {
-                Behaviour::Normal
-            } else {
-                Behaviour::FailTimes { status, n: n - 1 }
-            };
-            Some(reply(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                "",
-            ))
-        }
-        Behaviour::Delay(d) => {
-            tokio::time::sleep(d).await;
-            None
+        ))
+    };
+    loop {
+        let current = behaviour.borrow().clone();
+        match current {
+            Behaviour::Normal
+            | Behaviour::Body(_)
+            | Behaviour::StoreThenStatus(_)
+            | Behaviour::StoreThenDelay(_) => return None,
+            Behaviour::Status(s) => return status(s),
+            Behaviour::FailTimes { .. } => {
+                // Count down atomically: concurrent requests each take one failure.
+                let mut failed = None;
+                behaviour.send_if_modified(|b| match *b {
+                    Behaviour::FailTimes { status, n } => {
+                        failed = Some(status);
+                        *b = if n <= 1 {
+                            Behaviour::Normal
+                        } else {
+                            Behaviour::FailTimes { status, n: n - 1 }
+                        };
+                        true
+                    }
+                    _ => false,
+                });
+                match failed {
+                    Some(s) => return status(s),
+                    // Changed meanwhile: answer as the new behaviour says.
+                    None => continue,
+                }
+            }
+            Behaviour::Delay(d) => {
+                tokio::time::sleep(d).await;
+                return None;
+            }
+            Behaviour::Hold => {
+                let mut changes = behaviour.subscribe();
+                if changes.wait_for(|b| *b != Behaviour::Hold).await.is_err() {
+                    // The sender lives in the endpoint's state, which outlives this request.
+                    return status(503);
+                }
+            }
         }
     }
 }
 
-#[derive(Default)]
+fn behaviour_cell() -> watch::Sender<Behaviour> {
+    watch::Sender::new(Behaviour::Normal)
+}
+
 struct SourceState {
     records: Mutex<HashMap<String, Vec<u8>>>,
-    behaviour: Mutex<Behaviour>,
+    behaviour: watch::Sender<Behaviour>,
     /// `X-Siirto-Transfer` of every request, in order.
     requests: Mutex<Vec<String>>,
+}
+
+impl Default for SourceState {
+    fn default() -> Self {
+        SourceState {
+            records: Mutex::default(),
+            behaviour: behaviour_cell(),
+            requests: Mutex::default(),
+        }
+    }
 }
 
 /// A source endpoint serving `GET /records/{sub}`.
@@ -87,6 +139,7 @@ struct SourceState {
 pub struct Source {
     pub addr: SocketAddr,
     state: Arc<SourceState>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl Source {
@@ -99,12 +152,22 @@ impl Source {
     }
 
     pub fn set_behaviour(&self, b: Behaviour) {
-        *lock(&self.state.behaviour) = b;
+        self.state.behaviour.send_replace(b);
     }
 
     /// Transfer ids of the requests received so far.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state.requests).clone()
+    }
+
+    /// Stops the endpoint listening (see [`Destination::stop_listening`]).
+    pub async fn stop_listening(&self) -> std::io::Result<()> {
+        self.endpoint.stop_listening().await
+    }
+
+    /// Listens again on the same address (see [`Destination::listen_again`]).
+    pub async fn listen_again(&self) -> std::io::Result<()> {
+        self.endpoint.listen_again().await
     }
 }
 
@@ -129,7 +192,7 @@ async fn source_answer(
     if req.method() != Method::GET {
         return reply(StatusCode::METHOD_NOT_ALLOWED, "");
     }
-    if let Behaviour::Body(b) = lock(&s.behaviour).clone() {
+    if let Behaviour::Body(b) = s.behaviour.borrow().clone() {
         return xml(b);
     }
     let subject = percent_decode(encoded);
@@ -177,37 +240,143 @@ pub fn spawn_endpoint(
     let addr = listener.local_addr()?;
     let source = Arc::new(SourceState::default());
     let destination = Arc::new(DestinationState::default());
-    let (s, d) = (source.clone(), destination.clone());
-    tokio::spawn(serve_tls(
-        listener,
+    let endpoint = Arc::new(Endpoint {
+        addr,
         tls,
-        ServerLimits::default(),
-        move |_conn| {
-            let (s, d) = (s.clone(), d.clone());
-            move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
-                let (s, d) = (s.clone(), d.clone());
-                Box::pin(async move {
-                    if req.method() == Method::POST {
-                        destination_answer(&d, req).await
-                    } else {
-                        source_answer(&s, req).await
-                    }
-                })
-            }
-        },
-        None,
+        source: source.clone(),
+        destination: destination.clone(),
         shutdown,
-    ));
+        listening: tokio::sync::Mutex::new(Listening::Closed(None)),
+    });
+    let serving = endpoint.serve(listener);
+    // Only this function has seen the mutex so far: it is free.
+    if let Ok(mut l) = endpoint.listening.try_lock() {
+        *l = serving;
+    }
     Ok((
         Source {
             addr,
             state: source,
+            endpoint: endpoint.clone(),
         },
         Destination {
             addr,
             state: destination,
+            endpoint,
         },
     ))
+}
+
+/// The listening socket shared by an endpoint's two halves, which a test may close (connections
+/// are then refused) and open again on the same address.
+struct Endpoint {
+    addr: SocketAddr,
+    tls: Arc<ServerConfig>,
+    source: Arc<SourceState>,
+    destination: Arc<DestinationState>,
+    /// The testbed's shutdown: ends serving whatever the state.
+    shutdown: Shutdown,
+    listening: tokio::sync::Mutex<Listening>,
+}
+
+enum Listening {
+    Serving {
+        /// Sending (not dropping) stops this listener only.
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    },
+    /// Not listening; the socket bound to the address (not listening, so connections are
+    /// refused) keeps the port ours until we listen again.
+    Closed(Option<TcpSocket>),
+}
+
+/// Backlog of a listener opened again.
+const BACKLOG: u32 = 1024;
+
+impl Endpoint {
+    fn serve(&self, listener: TcpListener) -> Listening {
+        let (trigger, signal) = Shutdown::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut testbed = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = testbed.wait() => {}
+                Ok(()) = stopped => {}
+            }
+            trigger.trigger();
+        });
+        let (s, d) = (self.source.clone(), self.destination.clone());
+        let task = tokio::spawn(serve_tls(
+            listener,
+            self.tls.clone(),
+            ServerLimits::default(),
+            move |_conn| {
+                let (s, d) = (s.clone(), d.clone());
+                move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
+                    let (s, d) = (s.clone(), d.clone());
+                    Box::pin(async move {
+                        if req.method() == Method::POST {
+                            destination_answer(&d, req).await
+                        } else {
+                            source_answer(&s, req).await
+                        }
+                    })
+                }
+            },
+            None,
+            signal,
+        ));
+        Listening::Serving { stop, task }
+    }
+
+    fn socket(&self) -> std::io::Result<TcpSocket> {
+        let socket = if self.addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.addr)?;
+        Ok(socket)
+    }
+
+    async fn stop_listening(&self) -> std::io::Result<()> {
+        let mut listening = self.listening.lock().await;
+        if let Listening::Serving { stop, task } =
+            std::mem::replace(&mut *listening, Listening::Closed(None))
+        {
+            let _ = stop.send(());
+            // The listener is closed when the accept loop ends; in-flight requests finish.
+            let _ = task.await;
+            // Keep the port: bind it again at once, without listening. Another socket may
+            // take it in the moment between; retry briefly before giving up.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                match self.socket() {
+                    Ok(socket) => {
+                        *listening = Listening::Closed(Some(socket));
+                        break;
+                    }
+                    Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn listen_again(&self) -> std::io::Result<()> {
+        let mut listening = self.listening.lock().await;
+        if let Listening::Closed(socket) = &mut *listening {
+            let socket = match socket.take() {
+                Some(s) => s,
+                None => self.socket()?,
+            };
+            let listener = socket.listen(BACKLOG)?;
+            *listening = self.serve(listener);
+        }
+        Ok(())
+    }
 }
 
 /// One `POST /records` the destination received.
@@ -222,11 +391,42 @@ pub struct Received {
     pub received_at: std::time::Instant,
 }
 
-#[derive(Default)]
 struct DestinationState {
-    behaviour: Mutex<Behaviour>,
+    behaviour: watch::Sender<Behaviour>,
     requests: Mutex<Vec<Received>>,
     stored: Mutex<HashMap<String, Vec<u8>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl Default for DestinationState {
+    fn default() -> Self {
+        DestinationState {
+            behaviour: behaviour_cell(),
+            requests: Mutex::default(),
+            stored: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(s: &'a DestinationState) -> Self {
+        let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(&s.in_flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A destination endpoint accepting `POST /records`.
@@ -234,6 +434,7 @@ struct DestinationState {
 pub struct Destination {
     pub addr: SocketAddr,
     state: Arc<DestinationState>,
+    endpoint: Arc<Endpoint>,
 }
 
 /// Largest record the reference destination accepts.
@@ -245,7 +446,29 @@ impl Destination {
     }
 
     pub fn set_behaviour(&self, b: Behaviour) {
-        *lock(&self.state.behaviour) = b;
+        self.state.behaviour.send_replace(b);
+    }
+
+    /// `POST /records` requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most `POST /records` requests that were ever being answered at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening: new connections to the endpoint (both halves share its address) are
+    /// refused and idle ones closed, until [`Destination::listen_again`]; requests in flight
+    /// are answered first. The port stays reserved by a bound socket that does not listen.
+    pub async fn stop_listening(&self) -> std::io::Result<()> {
+        self.endpoint.stop_listening().await
+    }
+
+    /// Listens again on the same address after [`Destination::stop_listening`].
+    pub async fn listen_again(&self) -> std::io::Result<()> {
+        self.endpoint.listen_again().await
     }
 
     /// Every request received, in order.
@@ -283,6 +506,7 @@ async fn destination_answer(
     };
     let key = header("idempotency-key");
     let content_type = header("content-type");
+    let _in_flight = InFlight::enter(s);
     let body = match Limited::new(req.into_body(), DESTINATION_MAX_BODY)
         .collect()
         .await
@@ -297,6 +521,7 @@ async fn destination_answer(
         status: 0,
         received_at: std::time::Instant::now(),
     };
+    let mut delay = None;
     let answer = if let Some(r) = misbehave(&s.behaviour).await {
         r
     } else if key.is_empty() || !content_type.starts_with("application/xml") {
@@ -305,13 +530,26 @@ async fn destination_answer(
         let mut stored = lock(&s.stored);
         if let std::collections::hash_map::Entry::Vacant(e) = stored.entry(key) {
             e.insert(body);
-            reply(StatusCode::OK, "")
+            match s.behaviour.borrow().clone() {
+                Behaviour::StoreThenStatus(status) => reply(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "",
+                ),
+                Behaviour::StoreThenDelay(d) => {
+                    delay = Some(d);
+                    reply(StatusCode::OK, "")
+                }
+                _ => reply(StatusCode::OK, ""),
+            }
         } else {
             reply(StatusCode::CONFLICT, "")
         }
     };
     received.status = answer.status().as_u16();
     lock(&s.requests).push(received);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     answer
 }
 

@@ -1,5 +1,6 @@
 //! The plain admin listener: `GET /healthz` (the process answers), `GET /readyz` (the database
-//! answers and the gateway accepts work), `GET /metrics` (Prometheus text format).
+//! answers and takes writes, so the gateway can accept work; see [`Gateway::readiness`]),
+//! `GET /metrics` (Prometheus text format).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::text_response;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, NotReady};
 use crate::server::Body;
 
 pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body> {
@@ -21,15 +22,24 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
     }
     match req.uri().path() {
         "/healthz" => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),
-        "/readyz" => match gw.store.ping().await {
+        "/readyz" => match gw.readiness().await {
             Ok(()) => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
             Err(e) => {
-                tracing::warn!(error = %e, "readiness check: database unreachable");
-                text_response(
+                tracing::warn!(error = %e, "readiness check failed");
+                let body = match e {
+                    NotReady::Unreachable(_) => "database unreachable\n",
+                    NotReady::NotWritable(_) => "database not writable\n",
+                };
+                let mut r = text_response(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",
-                    "database unreachable\n",
-                )
+                    body,
+                );
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("5"),
+                );
+                r
             }
         },
         "/metrics" => {

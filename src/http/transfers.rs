@@ -74,6 +74,14 @@ pub async fn submit(
             "the gateway has too many unfinished transfers; try again later",
         ));
     }
+    if gw.store_suspect()
+        && let Err(e) = gw.readiness_or_busy().await
+    {
+        // Refuse at once rather than queue behind writes the database is not taking; the
+        // `jti` is not used up, so the same authorization can be sent again later.
+        tracing::warn!(error = %e, "refusing a transfer: the store does not take writes");
+        return Err(store_unavailable());
+    }
     let id = uuid_v4(gw.random.as_ref());
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let sealed = gw.vault.seal(
@@ -109,7 +117,9 @@ pub async fn submit(
         created_at: now,
         replay_until: verified.remember_until(),
     };
-    match gw.store.insert_transfer(transfer, vec![accepted]).await? {
+    let inserted = gw.store.insert_transfer(transfer, vec![accepted]).await;
+    gw.note_store_health(inserted.is_ok());
+    match inserted? {
         Inserted::Accepted => {
             gw.note_accepted();
             gw.wake.notify_one();
@@ -135,6 +145,13 @@ pub async fn submit(
             ))
         }
     }
+}
+
+fn store_unavailable() -> ApiError {
+    ApiError::unavailable(
+        "store_unavailable",
+        "the gateway cannot reach its database; try again later",
+    )
 }
 
 fn links(id: &str) -> Value {
@@ -232,7 +249,16 @@ pub async fn cancel(
     let decide = Box::new(
         move |row: &TransferRow| -> Result<TransferChange, ApiError> {
             if row.submitter != actor && !is_operator {
-                return Err(ApiError::not_found());
+                // The source and destination see the transfer but may not stop it; anyone
+                // else is not told that it exists (as with `GET`).
+                return Err(if row.src == actor || row.dst == actor {
+                    ApiError::forbidden(
+                        "forbidden_caller",
+                        "only the submitter or an operator may cancel a transfer",
+                    )
+                } else {
+                    ApiError::not_found()
+                });
             }
             if row.status.is_terminal() {
                 return Err(ApiError::conflict(
@@ -298,7 +324,16 @@ pub async fn retry(
     caller: &AuthenticatedParticipant,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    require_role(caller, Role::Operator)?;
+    if let Err(e) = require_role(caller, Role::Operator) {
+        // Name the transfer in the audit only when it exists: the id is the caller's text.
+        let known = gw.store.transfer(id).await?.is_some();
+        let mut event = gw.event(&caller.participant().id, "transfer.retry_refused", e.code);
+        if known {
+            event.transfer_id = Some(id.to_owned());
+        }
+        gw.store.append_audit(vec![event]).await?;
+        return Err(e);
+    }
     let actor = caller.participant().id.clone();
     let now = gw.now();
     let gw2 = gw.clone();

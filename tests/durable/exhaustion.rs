@@ -1,0 +1,178 @@
+//! Retries are bounded. Past `delivery.max_attempts` (or once the next attempt would fall past
+//! `delivery.max_age`) a transfer fails with `delivery_attempts_exhausted`, and its payload is
+//! deleted. Only an operator can retry it (`POST /v1/transfers/{id}/retry`; anyone else gets
+//! 403, audited as `transfer.retry_refused`); the retry is audited as `transfer.retried`, starts
+//! over from the source, and delivers once the destination is back.
+
+use std::time::Duration;
+
+use siirto::peers::Behaviour;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_exhausted_then_an_operator_retries() {
+    let Some(d) = start(
+        Backend::Sqlite,
+        &[
+            ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "3"),
+            ("SIIRTO__DELIVERY__INITIAL_BACKOFF", "1s"),
+            ("SIIRTO__DELIVERY__MAX_BACKOFF", "1m"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    d.espoo().set_behaviour(Behaviour::Status(503));
+    let id = d.submit().await;
+    for n in 1..3 {
+        let view = d.wait_attempts(&id, n).await;
+        d.advance_to(time(&view["next_attempt_at"]));
+    }
+    let failed = d.wait_status(&id, "failed").await;
+    assert_eq!(
+        failed["reason"], "delivery_attempts_exhausted",
+        "{failed:#}"
+    );
+    assert_eq!(failed["attempts"], 3, "{failed:#}");
+    assert!(failed.get("next_attempt_at").is_none(), "{failed:#}");
+    assert!(failed.get("receipt").is_none(), "{failed:#}");
+    d.assert_payload_gone(&id).await;
+    d.assert_no_payloads().await;
+    assert_eq!(d.espoo_answers()[&id], vec![503, 503, 503]);
+    assert!(d.espoo().stored().is_empty());
+    assert_eq!(
+        d.attempts_audited(&id).await,
+        [1, 2, 3]
+            .map(|n| (n.to_string(), "destination_unavailable".to_owned()))
+            .to_vec()
+    );
+    let audit = d.audit_of(&id).await;
+    assert!(
+        audit.contains(&(
+            "gateway".into(),
+            "transfer.failed".into(),
+            "delivery_attempts_exhausted".into()
+        )),
+        "{audit:?}"
+    );
+
+    // Nobody but an operator may retry: not the submitter, the source or the destination.
+    for who in ["eservice", "turku", "espoo"] {
+        let answer = d.act(who, &id, "retry").await;
+        assert_eq!(answer.status.as_u16(), 403, "{who}: {}", answer.json());
+        assert_eq!(
+            answer.error_code().as_deref(),
+            Some("forbidden_role"),
+            "{who}"
+        );
+    }
+    let audit = d.audit_of(&id).await;
+    for who in ["eservice", "turku", "espoo"] {
+        assert!(
+            audit.contains(&(
+                who.into(),
+                "transfer.retry_refused".into(),
+                "forbidden_role".into()
+            )),
+            "{who}: {audit:?}"
+        );
+    }
+    assert_eq!(d.view(&id).await["status"], "failed");
+    assert_eq!(
+        d.espoo().requests().len(),
+        3,
+        "a refused retry delivers nothing"
+    );
+
+    // Espoo is back; the operator retries.
+    d.espoo().set_behaviour(Behaviour::Normal);
+    let answer = d.act("registry-operator", &id, "retry").await;
+    assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
+    assert_eq!(answer.json()["status"], "accepted");
+    let delivered = d.wait_status(&id, "delivered").await;
+    assert!(delivered["receipt"].is_string(), "{delivered:#}");
+    assert!(delivered.get("reason").is_none(), "{delivered:#}");
+    // Started over from the source (the payload was gone), delivered under the same key.
+    assert_eq!(
+        d.bed.sources["turku"].requests(),
+        vec![id.clone(), id.clone()]
+    );
+    assert_eq!(d.espoo_answers()[&id], vec![503, 503, 503, 200]);
+    assert_eq!(d.espoo().stored().len(), 1);
+    assert!(d.espoo().stored().contains_key(&id));
+    let audit = d.audit_of(&id).await;
+    assert!(
+        audit.contains(&(
+            "registry-operator".into(),
+            "transfer.retried".into(),
+            "ok".into()
+        )),
+        "{audit:?}"
+    );
+    let retried = crate::helpers::audit(&d.bed)
+        .await
+        .into_iter()
+        .find(|e| e.event.action == "transfer.retried")
+        .expect("transfer.retried");
+    assert_eq!(
+        retried
+            .event
+            .detail
+            .get("previous_reason")
+            .map(String::as_str),
+        Some("delivery_attempts_exhausted")
+    );
+    let retry_step = crate::helpers::step(&delivered, "retry");
+    assert_eq!(retry_step["outcome"], "ok");
+    // The attempt count started over: one attempt after the retry.
+    assert_eq!(delivered["attempts"], 1, "{delivered:#}");
+
+    // A delivered transfer is not retried.
+    let again = d.act("registry-operator", &id, "retry").await;
+    assert_eq!(again.status.as_u16(), 409, "{}", again.json());
+    assert_eq!(again.error_code().as_deref(), Some("not_failed"));
+    d.assert_no_payloads().await;
+    d.assert_audit_verifies().await;
+}
+
+/// With many attempts allowed, `max_age` ends the retries: waits are 10 s (longest-wait jitter
+/// at `initial_backoff = max_backoff = 10s`) and `max_age` is 30 s, so the third failure at
+/// +20 s would set the next attempt at +30 s, which is too old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_max_age() {
+    let Some(d) = start(
+        Backend::Sqlite,
+        &[
+            ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "1000"),
+            ("SIIRTO__DELIVERY__MAX_AGE", "30s"),
+            ("SIIRTO__DELIVERY__INITIAL_BACKOFF", "10s"),
+            ("SIIRTO__DELIVERY__MAX_BACKOFF", "10s"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    d.espoo().set_behaviour(Behaviour::Status(503));
+    let id = d.submit().await;
+    let created = time(&d.view(&id).await["created_at"]);
+    for n in 1..3 {
+        let view = d.wait_attempts(&id, n).await;
+        let next = time(&view["next_attempt_at"]);
+        assert_eq!(next.since(last_delivery(&view).0), Duration::from_secs(10));
+        d.advance_to(next);
+    }
+    let failed = d.wait_status(&id, "failed").await;
+    assert_eq!(
+        failed["reason"], "delivery_attempts_exhausted",
+        "{failed:#}"
+    );
+    assert_eq!(failed["attempts"], 3, "{failed:#}");
+    let (last, outcome, _) = last_delivery(&failed);
+    assert_eq!(outcome, "destination_unavailable");
+    assert_eq!(last.since(created), Duration::from_secs(20));
+    assert_eq!(d.espoo_answers()[&id], vec![503, 503, 503]);
+    d.assert_payload_gone(&id).await;
+}
