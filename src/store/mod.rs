@@ -710,7 +710,7 @@ fn value_groups(n: usize, width: usize, first: usize) -> String {
 }
 
 macro_rules! backend {
-    ($module:ident, $db:ty, $pool:ty, claim_lock = $claim_lock:expr, audit_lock = $audit_lock:expr) => {
+    ($module:ident, $db:ty, $pool:ty, begin = $begin:expr, claim_lock = $claim_lock:expr, audit_lock = $audit_lock:expr) => {
         mod $module {
             use super::*;
             use sqlx::{Connection, Row};
@@ -722,7 +722,7 @@ macro_rules! backend {
                     Ok(c) => c,
                     Err(e) => return fail_all(ops, e.into()),
                 };
-                let mut tx = match conn.begin().await {
+                let mut tx = match conn.begin_with($begin).await {
                     Ok(t) => t,
                     Err(e) => return fail_all(ops, e.into()),
                 };
@@ -1127,6 +1127,9 @@ backend!(
     sqlite,
     sqlx::Sqlite,
     SqlitePool,
+    // Take the write lock at once: a deferred transaction that reads first cannot wait for a
+    // writer holding the lock (SQLite answers "database is locked" without the busy timeout).
+    begin = "BEGIN IMMEDIATE",
     claim_lock = "",
     audit_lock = None::<&str>
 );
@@ -1134,6 +1137,7 @@ backend!(
     postgres,
     sqlx::Postgres,
     PgPool,
+    begin = "BEGIN",
     claim_lock = "FOR UPDATE SKIP LOCKED",
     audit_lock = Some("SELECT pg_advisory_xact_lock($1)")
 );
