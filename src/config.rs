@@ -499,6 +499,12 @@ pub enum Cause {
         value: String,
         limit: String,
     },
+    #[error("must be longer than {other} ({value} <= {limit})")]
+    NotLongerThan {
+        other: &'static str,
+        value: String,
+        limit: String,
+    },
     #[error("invalid subject: {0}")]
     BadSubject(#[from] SubjectError),
     #[error("not a DNS name: \"{0}\"")]
@@ -2120,6 +2126,33 @@ fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
             },
         );
     }
+    let connect_timeout = check.duration(
+        d,
+        p,
+        "connect_timeout",
+        def.connect_timeout,
+        (Duration::from_millis(10), 5 * MINUTE),
+    );
+    let request_timeout = check.duration(
+        d,
+        p,
+        "request_timeout",
+        def.request_timeout,
+        (Duration::from_millis(10), HOUR),
+    );
+    let lease = check.duration(d, p, "lease", def.lease, (SECOND, HOUR));
+    // A call must end before its lease can be taken over: otherwise another worker (or a
+    // cancellation) could act on a transfer whose delivery is still in flight.
+    if lease <= connect_timeout + request_timeout {
+        check.report(
+            "delivery.lease",
+            Cause::NotLongerThan {
+                other: "delivery.connect_timeout + delivery.request_timeout",
+                value: format_duration(lease),
+                limit: format_duration(connect_timeout + request_timeout),
+            },
+        );
+    }
     DeliveryConfig {
         max_attempts: u32::try_from(check.integer(
             d,
@@ -2132,20 +2165,8 @@ fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
         max_age: check.duration(d, p, "max_age", def.max_age, (SECOND, 30 * DAY)),
         initial_backoff,
         max_backoff,
-        connect_timeout: check.duration(
-            d,
-            p,
-            "connect_timeout",
-            def.connect_timeout,
-            (Duration::from_millis(10), 5 * MINUTE),
-        ),
-        request_timeout: check.duration(
-            d,
-            p,
-            "request_timeout",
-            def.request_timeout,
-            (Duration::from_millis(10), HOUR),
-        ),
+        connect_timeout,
+        request_timeout,
         max_response_bytes: check.size(
             d,
             p,
@@ -2162,7 +2183,7 @@ fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
             (1, 1024),
         )),
         max_pending: check.integer(d, p, "max_pending", def.max_pending, (1, 1_000_000_000)),
-        lease: check.duration(d, p, "lease", def.lease, (SECOND, HOUR)),
+        lease,
     }
 }
 
@@ -2563,6 +2584,12 @@ mod tests {
                 "[delivery]\ninitial_backoff = \"5m\"\nmax_backoff = \"1m\"\n\n[storage]",
                 "delivery.max_backoff",
                 |c| matches!(c, Cause::SmallerThan { .. }),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nrequest_timeout = \"55s\"\nlease = \"60s\"\n\n[storage]",
+                "delivery.lease",
+                |c| matches!(c, Cause::NotLongerThan { .. }),
             ),
             (
                 "[storage]",
