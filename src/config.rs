@@ -222,7 +222,8 @@ pub struct DeliveryConfig {
     pub request_timeout: Duration,
     /// Largest response body accepted from a source (default 16 MiB).
     pub max_response_bytes: usize,
-    /// Worker tasks claiming transfers (default 8).
+    /// Worker tasks claiming transfers (default 32). Each may hold one record (up to
+    /// `max_response_bytes`) and its conversion in memory.
     pub workers: usize,
     /// Concurrent in-flight calls per destination (default 16).
     pub per_destination_concurrency: usize,
@@ -242,7 +243,7 @@ impl Default for DeliveryConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 16 * 1024 * 1024,
-            workers: 8,
+            workers: 32,
             per_destination_concurrency: 16,
             max_pending: 100_000,
             lease: Duration::from_secs(60),
@@ -2296,7 +2297,7 @@ max_backoff = "10m"
 connect_timeout = "5s"
 request_timeout = "30s"
 max_response_bytes = "16MiB"
-workers = 8
+workers = 32
 per_destination_concurrency = 16
 max_pending = 100000
 lease = "60s"
