@@ -7,8 +7,17 @@
 //! this module performs the effects and writes what happened (steps, audit entries, payload) with
 //! each state change. A crash anywhere leaves a persisted state from which the step is repeated:
 //! a repeated delivery carries the same `Idempotency-Key`, so the destination keeps one copy.
+//!
+//! Leases: every claim carries its own lease token (`"{instance}/{n}"`), and each of its writes
+//! is guarded by that token, so a worker whose lease expired is fenced off even when its own
+//! instance claimed the transfer again. A claim that finds an earlier lease never released
+//! counts an *interrupted* attempt (the earlier worker recorded no outcome); the next write
+//! audits each one (`source.fetch` / `destination.deliver` with outcome `interrupted`) and
+//! counts it towards `delivery.max_attempts`, so a transfer that keeps stopping the gateway
+//! cannot be retried for ever.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -38,6 +47,8 @@ pub const GATEWAY_ACTOR: &str = "gateway";
 pub struct Worker {
     gateway: Arc<Gateway>,
     slots: Arc<Semaphore>,
+    /// Claims made so far: numbers each claim's lease token.
+    claims: AtomicU64,
 }
 
 impl Worker {
@@ -46,6 +57,7 @@ impl Worker {
         Worker {
             gateway,
             slots: Arc::new(Semaphore::new(n)),
+            claims: AtomicU64::new(0),
         }
     }
 
@@ -63,10 +75,12 @@ impl Worker {
         let now = gw.now();
         let lease_until = now.saturating_add(gw.config.delivery.lease);
         let limit = u32::try_from(free).unwrap_or(u32::MAX);
-        let claimed = gw
-            .store
-            .claim(&gw.instance, now, lease_until, limit)
-            .await?;
+        let token = format!(
+            "{}/{}",
+            gw.instance,
+            self.claims.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        let claimed = gw.store.claim(&token, now, lease_until, limit).await?;
         let n = claimed.len();
         for row in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -211,12 +225,9 @@ fn change_for(
     journal: Journal,
 ) -> TransferChange {
     let now = gw.now();
-    let mut change = TransferChange::new(
-        &row.id,
-        Guard::Lease(gw.instance.clone()),
-        now,
-        state.status,
-    );
+    let mut change = TransferChange::new(&row.id, lease_of(row), now, state.status);
+    // The journal of a claimed row audits its interrupted attempts first (`note_interrupted`).
+    change.interrupted_audited = true;
     change.reason = state.reason;
     change.attempts = state.attempts;
     change.steps = journal.steps;
@@ -243,6 +254,54 @@ fn change_for(
     change
 }
 
+/// The guard of a worker's writes: its claim's lease token.
+fn lease_of(row: &TransferRow) -> Guard {
+    match &row.lease_owner {
+        Some(token) => Guard::Lease(token.clone()),
+        // A claimed row always carries its token; should one not, nothing it writes may land.
+        None => Guard::Lease(String::from("(no lease)")),
+    }
+}
+
+/// Records the attempts interrupted before this claim (see the module documentation) in the
+/// journal and counts them in `state`: one audit entry and one timeline step each, numbered
+/// after the attempts already recorded. `document_sha256` is the hash of the payload an
+/// interrupted delivery was sending.
+fn note_interrupted(
+    gw: &Gateway,
+    row: &TransferRow,
+    state: &mut TransferState,
+    journal: &mut Journal,
+    document_sha256: Option<[u8; 32]>,
+) {
+    let (step, action, peer_key, peer) = match row.status {
+        Status::Delivering => ("deliver", "destination.deliver", "destination", &row.dst),
+        _ => ("fetch", "source.fetch", "source", &row.src),
+    };
+    let now = gw.now();
+    for _ in 0..row.interrupted {
+        state.attempts = state.attempts.saturating_add(1);
+        let attempt = state.attempts;
+        let mut e = event_for(gw, row, action, "interrupted");
+        e.document_sha256 = document_sha256;
+        e.detail.insert(peer_key.into(), peer.clone());
+        e.detail.insert("attempt".into(), attempt.to_string());
+        e.detail.insert("status".into(), row.status.to_string());
+        journal.audit.push(e);
+        journal.step(
+            now,
+            step,
+            "interrupted",
+            Some(format!(
+                "attempt {attempt}: no outcome was recorded (the gateway stopped, or the attempt outlasted its lease)"
+            )),
+        );
+    }
+    if row.interrupted > 0 {
+        tracing::info!(transfer = %row.id, attempts = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
+    }
+}
+
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
     let id = change.id.clone();
     match gw.store.apply(change).await {
@@ -262,6 +321,7 @@ async fn persist(gw: &Gateway, change: TransferChange) -> bool {
 async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut state = row.state();
     let mut journal = Journal::new();
+    note_interrupted(gw, &row, &mut state, &mut journal, None);
     let (Some(subject), Some((from, to))) = (subject_of(gw, &row), formats_of(gw, &row)) else {
         tracing::error!(transfer = %row.id, "stored student id or participant formats unavailable; retrying later");
         journal.step(
@@ -409,6 +469,8 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut row = row;
     row.status = state.status;
     row.attempts = state.attempts;
+    // Audited (and reset in the store) with the change just written.
+    row.interrupted = 0;
     deliver(gw, row, Some((prepared, subject))).await;
 }
 
@@ -456,6 +518,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         None => match stored_payload(gw, &row).await {
             Ok(doc) => (doc, subject_of(gw, &row)),
             Err(problem) => {
+                note_interrupted(gw, &row, &mut state, &mut journal, None);
                 tracing::error!(transfer = %row.id, problem = %problem, "stored payload unusable");
                 journal.step(
                     gw.now(),
@@ -475,6 +538,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         },
     };
     let document_sha256 = crate::vault::sha256(&document);
+    note_interrupted(gw, &row, &mut state, &mut journal, Some(document_sha256));
     let slot = match gw.destination_slots.get(&row.dst) {
         Some(s) => s.clone().acquire_owned().await.ok(),
         None => None,

@@ -32,6 +32,9 @@ pub enum Behaviour {
     FailTimes { status: u16, n: u32 },
     /// Wait this long before answering normally.
     Delay(Duration),
+    /// (Destination only) store the record at once, then wait this long before answering: an
+    /// acknowledgement that a crash of the caller loses.
+    AnswerAfter(Duration),
     /// (Source only) serve these bytes whatever the student.
     Body(Vec<u8>),
 }
@@ -50,7 +53,7 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 async fn misbehave(behaviour: &Mutex<Behaviour>) -> Option<Response<Full<Bytes>>> {
     let current = lock(behaviour).clone();
     match current {
-        Behaviour::Normal | Behaviour::Body(_) => None,
+        Behaviour::Normal | Behaviour::Body(_) | Behaviour::AnswerAfter(_) => None,
         Behaviour::Status(s) => Some(reply(
             StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             "",
@@ -304,6 +307,13 @@ async fn destination_answer(
     };
     received.status = answer.status().as_u16();
     lock(&s.requests).push(received);
+    let hold = match *lock(&s.behaviour) {
+        Behaviour::AnswerAfter(d) => Some(d),
+        _ => None,
+    };
+    if let Some(d) = hold {
+        tokio::time::sleep(d).await;
+    }
     answer
 }
 

@@ -22,11 +22,16 @@
 //! The kill moments come from a seeded generator (the seed is printed; rerun one with
 //! `SIIRTO_CRASH_SEED`). Before each kill the test waits until the running instance has a
 //! delivery in flight (a `delivering` transfer it claimed or updated since it started), so
-//! kills land during delivery. The destination holds each request for [`DELIVERY_DELAY`] and the
+//! kills land during delivery. The destination holds each request for [`DELIVERY_DELAY`]:
+//! in odd runs *before* storing it (`Behaviour::Delay`: a kill drops the request, the attempt
+//! is interrupted and repeated), in even runs *after* storing it (`Behaviour::AnswerAfter`: a
+//! kill loses the acknowledgement of a stored record, and the repeat is answered 409). The
 //! gateway runs [`WORKERS`] worker slots, so it cannot deliver more than
 //! `WORKERS / DELIVERY_DELAY` transfers per second of uptime: far fewer than 200 in the uptime
 //! the kill schedule allows, so transfers are still running at every kill, whatever the speed
 //! of the machine. Waits are polls with generous deadlines; nothing is asserted about timing.
+//! The e-service submits at a steady pace ([`SUBMIT_PACE`]), so submission goes on across the
+//! first kills. `SIIRTO_CRASH_DIR=DIR` keeps the PKI, configuration and each run's log.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,7 +40,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use siirto::clock::{Random, SeededRandom, Timestamp};
-use siirto::peers::Behaviour;
+use siirto::peers::{Behaviour, Destination};
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
 use siirto::student_id::StudentId;
@@ -48,7 +53,7 @@ use tokio::process::{Child, Command};
 const TRANSFERS: usize = 200;
 /// SIGKILLs delivered to the gateway (each followed by a restart).
 const KILLS: u32 = 7;
-/// How long the destination holds every request before answering.
+/// How long the destination holds every request (before or after storing it).
 const DELIVERY_DELAY: Duration = Duration::from_millis(300);
 /// `delivery.workers` of the gateway under test.
 const WORKERS: u32 = 4;
@@ -139,6 +144,19 @@ impl Gateway<'_> {
             ));
         }
         out
+    }
+
+    /// Lines logged at ERROR level by any run (a worker that met an impossible state says so).
+    fn errors(&self) -> Vec<String> {
+        (1..=self.runs)
+            .flat_map(|run| {
+                let text = std::fs::read_to_string(self.log(run)).unwrap_or_default();
+                text.lines()
+                    .filter(|l| l.contains("ERROR"))
+                    .map(|l| format!("serve-{run}.log: {l}"))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     async fn start(&mut self) {
@@ -345,9 +363,23 @@ async fn snapshot(store: &Store, since: Timestamp) -> (BTreeMap<&'static str, us
     (by_status, delivering_now)
 }
 
+/// How the destination holds requests during run `run` (see the module documentation).
+fn hold(run: u32) -> Behaviour {
+    if run % 2 == 1 {
+        Behaviour::Delay(DELIVERY_DELAY)
+    } else {
+        Behaviour::AnswerAfter(DELIVERY_DELAY)
+    }
+}
+
 /// Kills the gateway [`KILLS`] times at seeded random moments, each while a delivery is in
 /// flight, restarting it each time. Returns what it saw at each kill.
-async fn kill_loop(gw: &mut Gateway<'_>, store: &Store, random: &SeededRandom) -> Vec<String> {
+async fn kill_loop(
+    gw: &mut Gateway<'_>,
+    store: &Store,
+    destination: &Destination,
+    random: &SeededRandom,
+) -> Vec<String> {
     let mut seen = Vec::new();
     for k in 1..=KILLS {
         let uptime = Duration::from_millis(MIN_UPTIME_MS + random.below(UPTIME_JITTER_MS + 1));
@@ -367,7 +399,8 @@ async fn kill_loop(gw: &mut Gateway<'_>, store: &Store, random: &SeededRandom) -
         };
         gw.kill().await;
         let line = format!(
-            "kill {k}/{KILLS} at {uptime:?} (+wait) after ready, {delivering} delivering in this run; {by_status:?}"
+            "kill {k}/{KILLS} at {uptime:?} (+wait) after ready, {delivering} delivering in this run ({:?}); {by_status:?}",
+            hold(gw.runs)
         );
         println!("{line}");
         seen.push(line);
@@ -375,6 +408,7 @@ async fn kill_loop(gw: &mut Gateway<'_>, store: &Store, random: &SeededRandom) -
             // The log exactly as the last crash left it verifies too.
             audit_verify(gw.bed, "after the last SIGKILL").await;
         }
+        destination.set_behaviour(hold(gw.runs + 1));
         gw.start().await;
     }
     seen
@@ -441,7 +475,7 @@ async fn crash_run(db: &TestDb) {
         bed.sources["turku"].insert(s, siirto::demo::school_record(s, false).into_bytes());
     }
     let espoo = bed.destinations["espoo"].clone();
-    espoo.set_behaviour(Behaviour::Delay(DELIVERY_DELAY));
+    espoo.set_behaviour(hold(1));
     let tokens: Vec<String> = students
         .iter()
         .map(|s| {
@@ -472,7 +506,7 @@ async fn crash_run(db: &TestDb) {
         }
         all
     };
-    let (mut submitted, kills) = tokio::join!(lanes, kill_loop(&mut gw, &store, &random));
+    let (mut submitted, kills) = tokio::join!(lanes, kill_loop(&mut gw, &store, &espoo, &random));
     submitted.sort_by_key(|s| s.index);
     assert_eq!(submitted.len(), TRANSFERS);
     let resent = submitted.iter().filter(|s| s.unanswered > 0).count();
@@ -528,6 +562,12 @@ async fn crash_run(db: &TestDb) {
     }
     gw.stop().await;
     let ran = gw.runs;
+    let errors = gw.errors();
+    assert!(
+        errors.is_empty(),
+        "the gateway logged errors:\n{}",
+        errors.join("\n")
+    );
 
     // The destination: one document per transfer, nothing else, and every request about ours.
     let keys: HashSet<&String> = stored.keys().collect();
@@ -558,6 +598,10 @@ async fn crash_run(db: &TestDb) {
         "destination: {} requests for {TRANSFERS} transfers ({} keys repeated, max {max} per key; repeats answered 409)",
         requests.len(),
         repeated
+    );
+    assert!(
+        repeated > 0,
+        "kills landed while stored records were being acknowledged, yet no delivery was repeated"
     );
 
     // The audit log verifies, every transfer was delivered once in it, and interrupted
