@@ -632,3 +632,276 @@ async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<Vec<u8>, Stri
         .map_err(|e| format!("stored payload cannot be opened: {e}"))?;
     Ok(plain)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The worker against a real store, real source and destination TLS servers and a
+    //! [`ManualClock`]: leases expire when the test moves the clock, never by waiting.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock, SystemClock, SystemRandom};
+    use crate::peers::Behaviour;
+    use crate::store::NewTransfer;
+    use crate::store::testdb::TestDb;
+    use crate::testbed::{Testbed, TestbedOptions};
+
+    const STUDENT: &str = "131052-308T";
+
+    struct Setup {
+        bed: Testbed,
+        gw: Arc<Gateway>,
+        clock: Arc<ManualClock>,
+        _db: TestDb,
+    }
+
+    async fn setups() -> Vec<Setup> {
+        let mut out = Vec::new();
+        for db in TestDb::all().await {
+            let clock = Arc::new(ManualClock::new(SystemClock.now()));
+            let bed = Testbed::start(TestbedOptions {
+                database_url: Some(db.url.clone()),
+                in_process_gateway: false,
+                clock: clock.clone(),
+                ..TestbedOptions::default()
+            })
+            .await
+            .unwrap();
+            bed.sources["turku"].insert(
+                STUDENT,
+                crate::demo::school_record(STUDENT, false).into_bytes(),
+            );
+            let gw = Gateway::open(
+                bed.config.clone(),
+                clock.clone(),
+                Arc::new(SystemRandom::new()),
+            )
+            .await
+            .unwrap();
+            out.push(Setup {
+                bed,
+                gw,
+                clock,
+                _db: db,
+            });
+        }
+        out
+    }
+
+    /// Stores an accepted transfer Turku → Espoo, as `POST /v1/transfers` does.
+    async fn accepted(gw: &Gateway, id: &str) {
+        let subject = StudentId::parse(STUDENT).unwrap();
+        let sealed = gw.vault.seal(
+            &format!("subject:{id}"),
+            STUDENT.as_bytes(),
+            gw.random.as_ref(),
+        );
+        let now = gw.now();
+        let t = NewTransfer {
+            id: id.into(),
+            submitter: "eservice".into(),
+            issuer: "https://issuer.test".into(),
+            jti: format!("jti-{id}"),
+            src: "turku".into(),
+            dst: "espoo".into(),
+            purpose: "school-change".into(),
+            scope: "identity enrolment achievements".into(),
+            subject_pseudonym: gw.pseudonyms.pseudonym(&subject).as_str().to_owned(),
+            subject_sealed: sealed.bytes,
+            created_at: now,
+            replay_until: now.saturating_add(Duration::from_secs(900)),
+        };
+        assert_eq!(
+            gw.store.insert_transfer(t, vec![]).await.unwrap(),
+            crate::store::Inserted::Accepted
+        );
+    }
+
+    /// `(action, outcome, attempt)` of the transfer's audit entries.
+    async fn audited(gw: &Gateway, id: &str) -> Vec<(String, String, String)> {
+        gw.store
+            .audit_range(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.transfer_id.as_deref() == Some(id))
+            .map(|e| {
+                (
+                    e.event.action,
+                    e.event.outcome,
+                    e.event.detail.get("attempt").cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn entry(action: &str, outcome: &str, attempt: &str) -> (String, String, String) {
+        (action.into(), outcome.into(), attempt.into())
+    }
+
+    /// Moves the clock past every lease and due time set so far.
+    fn expire_leases(s: &Setup) {
+        s.clock
+            .advance(s.gw.config.delivery.lease + Duration::from_secs(1));
+    }
+
+    /// Workers that died holding a lease — once while fetching, once while delivering — are
+    /// each an `interrupted` attempt in the audit and on the timeline, numbered and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attempts_of_a_stopped_worker_are_audited_as_interrupted() {
+        for s in setups().await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            accepted(&s.gw, "t1").await;
+            // A worker claims the transfer and is never heard of again.
+            let now = s.gw.now();
+            let dead =
+                s.gw.store
+                    .claim(
+                        "dead/1",
+                        now,
+                        now.saturating_add(s.gw.config.delivery.lease),
+                        10,
+                    )
+                    .await
+                    .unwrap();
+            assert_eq!(dead.len(), 1, "{b}");
+            // While its lease lasts nobody else takes the transfer.
+            assert_eq!(worker.step().await.unwrap(), 0, "{b}");
+            expire_leases(&s);
+            // The destination is down: the fetch lands, the first delivery attempt fails.
+            s.bed.destinations["espoo"].set_behaviour(Behaviour::Status(503));
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivering, "{b}");
+            assert_eq!((row.attempts, row.interrupted), (1, 0), "{b}");
+            // The next delivery attempt's worker dies too.
+            expire_leases(&s);
+            let now = s.gw.now();
+            let dead =
+                s.gw.store
+                    .claim(
+                        "dead/2",
+                        now,
+                        now.saturating_add(s.gw.config.delivery.lease),
+                        10,
+                    )
+                    .await
+                    .unwrap();
+            assert_eq!(dead.len(), 1, "{b}");
+            expire_leases(&s);
+            s.bed.destinations["espoo"].set_behaviour(Behaviour::Normal);
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivered, "{b}");
+            assert_eq!((row.attempts, row.interrupted), (3, 0), "{b}");
+            let trail = audited(&s.gw, "t1").await;
+            let attempts: Vec<_> = trail
+                .iter()
+                .filter(|(a, _, _)| a == "source.fetch" || a == "destination.deliver")
+                .cloned()
+                .collect();
+            assert_eq!(
+                attempts,
+                vec![
+                    entry("source.fetch", "interrupted", "1"),
+                    entry("source.fetch", "ok", "2"),
+                    entry("destination.deliver", "destination_unavailable", "1"),
+                    entry("destination.deliver", "interrupted", "2"),
+                    entry("destination.deliver", "delivered", "3"),
+                ],
+                "{b}: {trail:?}"
+            );
+            // The interrupted delivery names what it was sending.
+            let entries = s.gw.store.audit_range(0, 10_000).await.unwrap();
+            let interrupted = entries
+                .iter()
+                .find(|e| {
+                    e.event.action == "destination.deliver" && e.event.outcome == "interrupted"
+                })
+                .unwrap();
+            assert_eq!(
+                interrupted.event.document_sha256.map(|h| hex(&h)),
+                row.document_sha256,
+                "{b}"
+            );
+            assert_eq!(interrupted.event.detail["status"], "delivering", "{b}");
+            let steps = s.gw.store.steps("t1").await.unwrap();
+            let interrupted_steps: Vec<&str> = steps
+                .iter()
+                .filter(|st| st.outcome == "interrupted")
+                .map(|st| st.step.as_str())
+                .collect();
+            assert_eq!(interrupted_steps, ["fetch", "deliver"], "{b}");
+            assert_eq!(s.gw.store.payload_count().await.unwrap(), 0, "{b}");
+        }
+    }
+
+    /// An instance that claims its own expired lease again: the first task is fenced off by
+    /// its lease token, so the transfer is delivered (and audited as delivered) once, and the
+    /// superseded attempt is audited as interrupted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_whose_lease_its_own_instance_took_back_writes_nothing() {
+        for s in setups().await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            let espoo = &s.bed.destinations["espoo"];
+            // Real time: long enough for the test to claim the transfer again meanwhile.
+            espoo.set_behaviour(Behaviour::Delay(Duration::from_secs(2)));
+            accepted(&s.gw, "t1").await;
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            // Wait (polling) until the first task has stored the document and is delivering.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+                if row.status == Status::Delivering {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{b}: {row:?}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // The task outlasts its lease; the same worker takes the transfer again.
+            expire_leases(&s);
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivered, "{b}");
+            let trail = audited(&s.gw, "t1").await;
+            let count = |action: &str, outcome: Option<&str>| {
+                trail
+                    .iter()
+                    .filter(|(a, o, _)| a == action && outcome.is_none_or(|x| x == o))
+                    .count()
+            };
+            assert_eq!(count("transfer.delivered", None), 1, "{b}: {trail:?}");
+            assert_eq!(
+                count("destination.deliver", Some("interrupted")),
+                1,
+                "{b}: {trail:?}"
+            );
+            // One delivery outcome recorded: the second task's (the destination already had
+            // the record the first task delivered); the first task's write was fenced.
+            let outcomes: Vec<_> = trail
+                .iter()
+                .filter(|(a, o, _)| a == "destination.deliver" && o != "interrupted")
+                .cloned()
+                .collect();
+            assert_eq!(
+                outcomes,
+                [entry("destination.deliver", "already_delivered", "2")],
+                "{b}: {trail:?}"
+            );
+            let mut answers: Vec<u16> = espoo.requests().iter().map(|r| r.status).collect();
+            answers.sort_unstable();
+            assert_eq!(answers, [200, 409], "{b}");
+            assert_eq!(s.gw.store.payload_count().await.unwrap(), 0, "{b}");
+        }
+    }
+}
