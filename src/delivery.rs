@@ -13,8 +13,9 @@
 //! instance claimed the transfer again. A claim that finds an earlier lease never released
 //! counts an *interrupted* attempt (the earlier worker recorded no outcome); the next write
 //! audits each one (`source.fetch` / `destination.deliver` with outcome `interrupted`) and
-//! counts it towards `delivery.max_attempts`, so a transfer that keeps stopping the gateway
-//! cannot be retried for ever.
+//! counts it as a retryable failure against `delivery.max_attempts` and `delivery.max_age`
+//! (the next attempt is made at once: the lease expiry was the wait). A transfer that keeps
+//! stopping the gateway therefore fails as exhausted instead of being retried for ever.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,17 +267,39 @@ fn lease_of(row: &TransferRow) -> Guard {
 /// Records the attempts interrupted before this claim (see the module documentation) in the
 /// journal and counts them in `state`: one audit entry and one timeline step each, numbered
 /// after the attempts already recorded. `document_sha256` is the hash of the payload an
-/// interrupted delivery was sending.
+/// interrupted delivery was sending. Returns `true` when they exhausted the retry limits:
+/// `state` is then `failed` and no further attempt may be made.
 fn note_interrupted(
     gw: &Gateway,
     row: &TransferRow,
     state: &mut TransferState,
     journal: &mut Journal,
     document_sha256: Option<[u8; 32]>,
-) {
-    let (step, action, peer_key, peer) = match row.status {
-        Status::Delivering => ("deliver", "destination.deliver", "destination", &row.dst),
-        _ => ("fetch", "source.fetch", "source", &row.src),
+) -> bool {
+    if row.interrupted == 0 {
+        return false;
+    }
+    let (step, action, peer_key, peer, failure) = match row.status {
+        Status::Delivering => (
+            "deliver",
+            "destination.deliver",
+            "destination",
+            &row.dst,
+            Event::DeliveryFailed(Retry::Retryable),
+        ),
+        _ => (
+            "fetch",
+            "source.fetch",
+            "source",
+            &row.src,
+            Event::FetchFailed(Retry::Retryable),
+        ),
+    };
+    let before_last = TransferState {
+        attempts: state
+            .attempts
+            .saturating_add(row.interrupted.saturating_sub(1)),
+        ..state.clone()
     };
     let now = gw.now();
     for _ in 0..row.interrupted {
@@ -297,9 +320,16 @@ fn note_interrupted(
             )),
         );
     }
-    if row.interrupted > 0 {
-        tracing::info!(transfer = %row.id, attempts = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
+    // The last interrupted attempt decides, as a retryable failure would, whether another
+    // attempt may be made.
+    let (limits, _) = advance(gw, row, &before_last, failure);
+    if limits.status == Status::Failed {
+        tracing::warn!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "interrupted attempts exhausted the retry limits");
+        *state = limits;
+        return true;
     }
+    tracing::info!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
+    false
 }
 
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
@@ -321,7 +351,10 @@ async fn persist(gw: &Gateway, change: TransferChange) -> bool {
 async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut state = row.state();
     let mut journal = Journal::new();
-    note_interrupted(gw, &row, &mut state, &mut journal, None);
+    if note_interrupted(gw, &row, &mut state, &mut journal, None) {
+        persist(gw, change_for(gw, &row, &state, journal)).await;
+        return;
+    }
     let (Some(subject), Some((from, to))) = (subject_of(gw, &row), formats_of(gw, &row)) else {
         tracing::error!(transfer = %row.id, "stored student id or participant formats unavailable; retrying later");
         journal.step(
@@ -518,7 +551,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         None => match stored_payload(gw, &row).await {
             Ok(doc) => (doc, subject_of(gw, &row)),
             Err(problem) => {
-                note_interrupted(gw, &row, &mut state, &mut journal, None);
+                // Failing anyway: whether the interrupted attempts exhausted the limits does
+                // not matter.
+                let _ = note_interrupted(gw, &row, &mut state, &mut journal, None);
                 tracing::error!(transfer = %row.id, problem = %problem, "stored payload unusable");
                 journal.step(
                     gw.now(),
@@ -538,7 +573,10 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         },
     };
     let document_sha256 = crate::vault::sha256(&document);
-    note_interrupted(gw, &row, &mut state, &mut journal, Some(document_sha256));
+    if note_interrupted(gw, &row, &mut state, &mut journal, Some(document_sha256)) {
+        persist(gw, change_for(gw, &row, &state, journal)).await;
+        return;
+    }
     let slot = match gw.destination_slots.get(&row.dst) {
         Some(s) => s.clone().acquire_owned().await.ok(),
         None => None,
@@ -659,11 +697,21 @@ mod tests {
     }
 
     async fn setups() -> Vec<Setup> {
+        setups_with(&[]).await
+    }
+
+    /// A testbed (peers only) and a gateway that is not running, on every test database, with
+    /// `SIIRTO__...` overrides.
+    async fn setups_with(env: &[(&str, &str)]) -> Vec<Setup> {
         let mut out = Vec::new();
         for db in TestDb::all().await {
             let clock = Arc::new(ManualClock::new(SystemClock.now()));
             let bed = Testbed::start(TestbedOptions {
                 database_url: Some(db.url.clone()),
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
                 in_process_gateway: false,
                 clock: clock.clone(),
                 ..TestbedOptions::default()
@@ -756,20 +804,12 @@ mod tests {
             let b = s.gw.store.backend_name();
             let worker = Worker::new(s.gw.clone());
             accepted(&s.gw, "t1").await;
-            // A worker claims the transfer and is never heard of again.
+            // A worker claims the transfer and is never heard of again. While its lease lasts
+            // nobody else takes the transfer.
             let now = s.gw.now();
-            let dead =
-                s.gw.store
-                    .claim(
-                        "dead/1",
-                        now,
-                        now.saturating_add(s.gw.config.delivery.lease),
-                        10,
-                    )
-                    .await
-                    .unwrap();
-            assert_eq!(dead.len(), 1, "{b}");
-            // While its lease lasts nobody else takes the transfer.
+            let lease_until = now.saturating_add(s.gw.config.delivery.lease);
+            let dead = s.gw.store.claim("dead/1", now, lease_until, 10).await;
+            assert_eq!(dead.unwrap().len(), 1, "{b}");
             assert_eq!(worker.step().await.unwrap(), 0, "{b}");
             expire_leases(&s);
             // The destination is down: the fetch lands, the first delivery attempt fails.
@@ -781,19 +821,7 @@ mod tests {
             assert_eq!((row.attempts, row.interrupted), (1, 0), "{b}");
             // The next delivery attempt's worker dies too.
             expire_leases(&s);
-            let now = s.gw.now();
-            let dead =
-                s.gw.store
-                    .claim(
-                        "dead/2",
-                        now,
-                        now.saturating_add(s.gw.config.delivery.lease),
-                        10,
-                    )
-                    .await
-                    .unwrap();
-            assert_eq!(dead.len(), 1, "{b}");
-            expire_leases(&s);
+            claimed_by_a_dead_worker(&s, "dead/2").await;
             s.bed.destinations["espoo"].set_behaviour(Behaviour::Normal);
             assert_eq!(worker.step().await.unwrap(), 1, "{b}");
             worker.drain().await;
@@ -840,6 +868,50 @@ mod tests {
                 .collect();
             assert_eq!(interrupted_steps, ["fetch", "deliver"], "{b}");
             assert_eq!(s.gw.store.payload_count().await.unwrap(), 0, "{b}");
+        }
+    }
+
+    /// A claim made by a worker that then died.
+    async fn claimed_by_a_dead_worker(s: &Setup, token: &str) {
+        let now = s.gw.now();
+        let lease_until = now.saturating_add(s.gw.config.delivery.lease);
+        let got = s.gw.store.claim(token, now, lease_until, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        expire_leases(s);
+    }
+
+    /// A transfer that keeps stopping the gateway is not tried for ever: interrupted attempts
+    /// count against `delivery.max_attempts`, and when they exhaust it the transfer fails
+    /// without another attempt.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interrupted_attempts_exhaust_the_retry_limit() {
+        for s in setups_with(&[("SIIRTO__DELIVERY__MAX_ATTEMPTS", "2")]).await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            accepted(&s.gw, "t1").await;
+            claimed_by_a_dead_worker(&s, "dead/1").await;
+            claimed_by_a_dead_worker(&s, "dead/2").await;
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Failed, "{b}");
+            assert_eq!(
+                row.reason,
+                Some(transfer::FailureReason::SourceUnavailable),
+                "{b}"
+            );
+            assert_eq!((row.attempts, row.interrupted), (2, 0), "{b}");
+            assert_eq!(row.lease_owner, None, "{b}");
+            assert!(s.bed.sources["turku"].requests().is_empty(), "{b}");
+            assert_eq!(
+                audited(&s.gw, "t1").await,
+                vec![
+                    entry("source.fetch", "interrupted", "1"),
+                    entry("source.fetch", "interrupted", "2"),
+                    entry("transfer.failed", "source_unavailable", ""),
+                ],
+                "{b}"
+            );
         }
     }
 
