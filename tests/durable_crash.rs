@@ -409,7 +409,9 @@ async fn kill_loop(
             audit_verify(gw.bed, "after the last SIGKILL").await;
         }
         destination.set_behaviour(hold(gw.runs + 1));
+        let down = Instant::now();
         gw.start().await;
+        println!("  restarted; down for {:?}", down.elapsed());
     }
     seen
 }
@@ -515,7 +517,7 @@ async fn crash_run(db: &TestDb) {
         .filter(|s| s.recovered_after_replay)
         .count();
     println!(
-        "submissions: {TRANSFERS}, {resent} re-sent after a lost answer, {replays} of them answered 409 replay (id recovered from the student's history)"
+        "submissions: {TRANSFERS}, {resent} re-sent after getting no answer, {replays} of them answered 409 replay (id recovered from the student's history)"
     );
     let ids: Vec<String> = submitted.iter().map(|s| s.id.clone()).collect();
     let id_set: HashSet<&String> = ids.iter().collect();
