@@ -7,8 +7,18 @@
 //! this module performs the effects and writes what happened (steps, audit entries, payload) with
 //! each state change. A crash anywhere leaves a persisted state from which the step is repeated:
 //! a repeated delivery carries the same `Idempotency-Key`, so the destination keeps one copy.
+//!
+//! Leases: every claim carries its own lease token (`"{instance}/{n}"`), and each of its writes
+//! is guarded by that token, so a worker whose lease expired is fenced off even when its own
+//! instance claimed the transfer again. A claim that finds an earlier lease never released
+//! counts an *interrupted* attempt (the earlier worker recorded no outcome); the next write
+//! audits each one (`source.fetch` / `destination.deliver` with outcome `interrupted`) and
+//! counts it as a retryable failure against `delivery.max_attempts` and `delivery.max_age`
+//! (the next attempt is made at once: the lease expiry was the wait). A transfer that keeps
+//! stopping the gateway therefore fails as exhausted instead of being retried for ever.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -38,6 +48,8 @@ pub const GATEWAY_ACTOR: &str = "gateway";
 pub struct Worker {
     gateway: Arc<Gateway>,
     slots: Arc<Semaphore>,
+    /// Claims made so far: numbers each claim's lease token.
+    claims: AtomicU64,
 }
 
 impl Worker {
@@ -46,6 +58,7 @@ impl Worker {
         Worker {
             gateway,
             slots: Arc::new(Semaphore::new(n)),
+            claims: AtomicU64::new(0),
         }
     }
 
@@ -62,10 +75,12 @@ impl Worker {
         let now = gw.now();
         let lease_until = now.saturating_add(gw.config.delivery.lease);
         let limit = u32::try_from(free).unwrap_or(u32::MAX);
-        let claimed = gw
-            .store
-            .claim(&gw.instance, now, lease_until, limit)
-            .await?;
+        let token = format!(
+            "{}/{}",
+            gw.instance,
+            self.claims.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        let claimed = gw.store.claim(&token, now, lease_until, limit).await?;
         let n = claimed.len();
         for row in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -210,12 +225,9 @@ fn change_for(
     journal: Journal,
 ) -> TransferChange {
     let now = gw.now();
-    let mut change = TransferChange::new(
-        &row.id,
-        Guard::Lease(gw.instance.clone()),
-        now,
-        state.status,
-    );
+    let mut change = TransferChange::new(&row.id, lease_of(row), now, state.status);
+    // The journal of a claimed row audits its interrupted attempts first (`note_interrupted`).
+    change.interrupted_audited = true;
     change.reason = state.reason;
     change.attempts = state.attempts;
     change.steps = journal.steps;
@@ -242,6 +254,83 @@ fn change_for(
     change
 }
 
+/// The guard of a worker's writes: its claim's lease token.
+fn lease_of(row: &TransferRow) -> Guard {
+    match &row.lease_owner {
+        Some(token) => Guard::Lease(token.clone()),
+        // A claimed row always carries its token; should one not, nothing it writes may land.
+        None => Guard::Lease(String::from("(no lease)")),
+    }
+}
+
+/// Records the attempts interrupted before this claim (see the module documentation) in the
+/// journal and counts them in `state`: one audit entry and one timeline step each, numbered
+/// after the attempts already recorded. `document_sha256` is the hash of the payload an
+/// interrupted delivery was sending. Returns `true` when they exhausted the retry limits:
+/// `state` is then `failed` and no further attempt may be made.
+fn note_interrupted(
+    gw: &Gateway,
+    row: &TransferRow,
+    state: &mut TransferState,
+    journal: &mut Journal,
+    document_sha256: Option<[u8; 32]>,
+) -> bool {
+    if row.interrupted == 0 {
+        return false;
+    }
+    let (step, action, peer_key, peer, failure) = match row.status {
+        Status::Delivering => (
+            "deliver",
+            "destination.deliver",
+            "destination",
+            &row.dst,
+            Event::DeliveryFailed(Retry::Retryable),
+        ),
+        _ => (
+            "fetch",
+            "source.fetch",
+            "source",
+            &row.src,
+            Event::FetchFailed(Retry::Retryable),
+        ),
+    };
+    let before_last = TransferState {
+        attempts: state
+            .attempts
+            .saturating_add(row.interrupted.saturating_sub(1)),
+        ..state.clone()
+    };
+    let now = gw.now();
+    for _ in 0..row.interrupted {
+        state.attempts = state.attempts.saturating_add(1);
+        let attempt = state.attempts;
+        let mut e = event_for(gw, row, action, "interrupted");
+        e.document_sha256 = document_sha256;
+        e.detail.insert(peer_key.into(), peer.clone());
+        e.detail.insert("attempt".into(), attempt.to_string());
+        e.detail.insert("status".into(), row.status.to_string());
+        journal.audit.push(e);
+        journal.step(
+            now,
+            step,
+            "interrupted",
+            Some(format!(
+                "attempt {attempt}: no outcome was recorded (the gateway stopped, or the attempt outlasted its lease)"
+            )),
+        );
+    }
+    // The last interrupted attempt decides, as a retryable failure would, whether another
+    // attempt may be made.
+    let (limits, _) = advance(gw, row, &before_last, failure);
+    if limits.status == Status::Failed {
+        tracing::warn!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "interrupted attempts exhausted the retry limits");
+        *state = limits;
+        return true;
+    }
+    tracing::info!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
+    false
+}
+
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
     let id = change.id.clone();
     match gw.store.apply(change).await {
@@ -261,6 +350,10 @@ async fn persist(gw: &Gateway, change: TransferChange) -> bool {
 async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut state = row.state();
     let mut journal = Journal::new();
+    if note_interrupted(gw, &row, &mut state, &mut journal, None) {
+        persist(gw, change_for(gw, &row, &state, journal)).await;
+        return;
+    }
     let (Some(subject), Some((from, to))) = (subject_of(gw, &row), formats_of(gw, &row)) else {
         tracing::error!(transfer = %row.id, "stored student id or participant formats unavailable; retrying later");
         journal.step(
@@ -408,6 +501,8 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut row = row;
     row.status = state.status;
     row.attempts = state.attempts;
+    // Audited (and reset in the store) with the change just written.
+    row.interrupted = 0;
     deliver(gw, row, Some((prepared, subject))).await;
 }
 
@@ -455,6 +550,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         None => match stored_payload(gw, &row).await {
             Ok(doc) => (doc, subject_of(gw, &row)),
             Err(problem) => {
+                // Failing anyway: whether the interrupted attempts exhausted the limits does
+                // not matter.
+                let _ = note_interrupted(gw, &row, &mut state, &mut journal, None);
                 tracing::error!(transfer = %row.id, problem = %problem, "stored payload unusable");
                 journal.step(
                     gw.now(),
@@ -474,6 +572,10 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         },
     };
     let document_sha256 = crate::vault::sha256(&document);
+    if note_interrupted(gw, &row, &mut state, &mut journal, Some(document_sha256)) {
+        persist(gw, change_for(gw, &row, &state, journal)).await;
+        return;
+    }
     let slot = match gw.destination_slots.get(&row.dst) {
         Some(s) => s.clone().acquire_owned().await.ok(),
         None => None,
@@ -566,4 +668,311 @@ async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<Vec<u8>, Stri
         .open(&format!("payload:{}", row.id), &blob.sealed)
         .map_err(|e| format!("stored payload cannot be opened: {e}"))?;
     Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker against a real store, real source and destination TLS servers and a
+    //! [`ManualClock`]: leases expire when the test moves the clock, never by waiting.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock, SystemClock, SystemRandom};
+    use crate::peers::Behaviour;
+    use crate::store::NewTransfer;
+    use crate::store::testdb::TestDb;
+    use crate::testbed::{Testbed, TestbedOptions};
+
+    const STUDENT: &str = "131052-308T";
+
+    struct Setup {
+        bed: Testbed,
+        gw: Arc<Gateway>,
+        clock: Arc<ManualClock>,
+        _db: TestDb,
+    }
+
+    async fn setups() -> Vec<Setup> {
+        setups_with(&[]).await
+    }
+
+    /// A testbed (peers only) and a gateway that is not running, on every test database, with
+    /// `SIIRTO__...` overrides.
+    async fn setups_with(env: &[(&str, &str)]) -> Vec<Setup> {
+        let mut out = Vec::new();
+        for db in TestDb::all().await {
+            let clock = Arc::new(ManualClock::new(SystemClock.now()));
+            let bed = Testbed::start(TestbedOptions {
+                database_url: Some(db.url.clone()),
+                env: env
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                in_process_gateway: false,
+                clock: clock.clone(),
+                ..TestbedOptions::default()
+            })
+            .await
+            .unwrap();
+            bed.sources["turku"].insert(
+                STUDENT,
+                crate::demo::school_record(STUDENT, false).into_bytes(),
+            );
+            let gw = Gateway::open(
+                bed.config.clone(),
+                clock.clone(),
+                Arc::new(SystemRandom::new()),
+            )
+            .await
+            .unwrap();
+            out.push(Setup {
+                bed,
+                gw,
+                clock,
+                _db: db,
+            });
+        }
+        out
+    }
+
+    /// Stores an accepted transfer Turku → Espoo, as `POST /v1/transfers` does.
+    async fn accepted(gw: &Gateway, id: &str) {
+        let subject = StudentId::parse(STUDENT).unwrap();
+        let sealed = gw.vault.seal(
+            &format!("subject:{id}"),
+            STUDENT.as_bytes(),
+            gw.random.as_ref(),
+        );
+        let now = gw.now();
+        let t = NewTransfer {
+            id: id.into(),
+            submitter: "eservice".into(),
+            issuer: "https://issuer.test".into(),
+            jti: format!("jti-{id}"),
+            src: "turku".into(),
+            dst: "espoo".into(),
+            purpose: "school-change".into(),
+            scope: "identity enrolment achievements".into(),
+            subject_pseudonym: gw.pseudonyms.pseudonym(&subject).as_str().to_owned(),
+            subject_sealed: sealed.bytes,
+            created_at: now,
+            replay_until: now.saturating_add(Duration::from_secs(900)),
+        };
+        assert_eq!(
+            gw.store.insert_transfer(t, vec![]).await.unwrap(),
+            crate::store::Inserted::Accepted
+        );
+    }
+
+    /// `(action, outcome, attempt)` of the transfer's audit entries.
+    async fn audited(gw: &Gateway, id: &str) -> Vec<(String, String, String)> {
+        gw.store
+            .audit_range(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.transfer_id.as_deref() == Some(id))
+            .map(|e| {
+                (
+                    e.event.action,
+                    e.event.outcome,
+                    e.event.detail.get("attempt").cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn entry(action: &str, outcome: &str, attempt: &str) -> (String, String, String) {
+        (action.into(), outcome.into(), attempt.into())
+    }
+
+    /// Moves the clock past every lease and due time set so far.
+    fn expire_leases(s: &Setup) {
+        s.clock
+            .advance(s.gw.config.delivery.lease + Duration::from_secs(1));
+    }
+
+    /// Workers that died holding a lease — once while fetching, once while delivering — are
+    /// each an `interrupted` attempt in the audit and on the timeline, numbered and counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attempts_of_a_stopped_worker_are_audited_as_interrupted() {
+        for s in setups().await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            accepted(&s.gw, "t1").await;
+            // A worker claims the transfer and is never heard of again. While its lease lasts
+            // nobody else takes the transfer.
+            let now = s.gw.now();
+            let lease_until = now.saturating_add(s.gw.config.delivery.lease);
+            let dead = s.gw.store.claim("dead/1", now, lease_until, 10).await;
+            assert_eq!(dead.unwrap().len(), 1, "{b}");
+            assert_eq!(worker.step().await.unwrap(), 0, "{b}");
+            expire_leases(&s);
+            // The destination is down: the fetch lands, the first delivery attempt fails.
+            s.bed.destinations["espoo"].set_behaviour(Behaviour::Status(503));
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivering, "{b}");
+            assert_eq!((row.attempts, row.interrupted), (1, 0), "{b}");
+            // The next delivery attempt's worker dies too.
+            expire_leases(&s);
+            claimed_by_a_dead_worker(&s, "dead/2").await;
+            s.bed.destinations["espoo"].set_behaviour(Behaviour::Normal);
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivered, "{b}");
+            assert_eq!((row.attempts, row.interrupted), (3, 0), "{b}");
+            let trail = audited(&s.gw, "t1").await;
+            let attempts: Vec<_> = trail
+                .iter()
+                .filter(|(a, _, _)| a == "source.fetch" || a == "destination.deliver")
+                .cloned()
+                .collect();
+            assert_eq!(
+                attempts,
+                vec![
+                    entry("source.fetch", "interrupted", "1"),
+                    entry("source.fetch", "ok", "2"),
+                    entry("destination.deliver", "destination_unavailable", "1"),
+                    entry("destination.deliver", "interrupted", "2"),
+                    entry("destination.deliver", "delivered", "3"),
+                ],
+                "{b}: {trail:?}"
+            );
+            // The interrupted delivery names what it was sending.
+            let entries = s.gw.store.audit_range(0, 10_000).await.unwrap();
+            let interrupted = entries
+                .iter()
+                .find(|e| {
+                    e.event.action == "destination.deliver" && e.event.outcome == "interrupted"
+                })
+                .unwrap();
+            assert_eq!(
+                interrupted.event.document_sha256.map(|h| hex(&h)),
+                row.document_sha256,
+                "{b}"
+            );
+            assert_eq!(interrupted.event.detail["status"], "delivering", "{b}");
+            let steps = s.gw.store.steps("t1").await.unwrap();
+            let interrupted_steps: Vec<&str> = steps
+                .iter()
+                .filter(|st| st.outcome == "interrupted")
+                .map(|st| st.step.as_str())
+                .collect();
+            assert_eq!(interrupted_steps, ["fetch", "deliver"], "{b}");
+            assert_eq!(s.gw.store.payload_count().await.unwrap(), 0, "{b}");
+        }
+    }
+
+    /// A claim made by a worker that then died.
+    async fn claimed_by_a_dead_worker(s: &Setup, token: &str) {
+        let now = s.gw.now();
+        let lease_until = now.saturating_add(s.gw.config.delivery.lease);
+        let got = s.gw.store.claim(token, now, lease_until, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        expire_leases(s);
+    }
+
+    /// A transfer that keeps stopping the gateway is not tried for ever: interrupted attempts
+    /// count against `delivery.max_attempts`, and when they exhaust it the transfer fails
+    /// without another attempt.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interrupted_attempts_exhaust_the_retry_limit() {
+        for s in setups_with(&[("SIIRTO__DELIVERY__MAX_ATTEMPTS", "2")]).await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            accepted(&s.gw, "t1").await;
+            claimed_by_a_dead_worker(&s, "dead/1").await;
+            claimed_by_a_dead_worker(&s, "dead/2").await;
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Failed, "{b}");
+            assert_eq!(
+                row.reason,
+                Some(transfer::FailureReason::SourceUnavailable),
+                "{b}"
+            );
+            assert_eq!((row.attempts, row.interrupted), (2, 0), "{b}");
+            assert_eq!(row.lease_owner, None, "{b}");
+            assert!(s.bed.sources["turku"].requests().is_empty(), "{b}");
+            assert_eq!(
+                audited(&s.gw, "t1").await,
+                vec![
+                    entry("source.fetch", "interrupted", "1"),
+                    entry("source.fetch", "interrupted", "2"),
+                    entry("transfer.failed", "source_unavailable", ""),
+                ],
+                "{b}"
+            );
+        }
+    }
+
+    /// An instance that claims its own expired lease again: the first task is fenced off by
+    /// its lease token, so the transfer is delivered (and audited as delivered) once, and the
+    /// superseded attempt is audited as interrupted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_whose_lease_its_own_instance_took_back_writes_nothing() {
+        for s in setups().await {
+            let b = s.gw.store.backend_name();
+            let worker = Worker::new(s.gw.clone());
+            let espoo = &s.bed.destinations["espoo"];
+            // Real time: long enough for the test to claim the transfer again meanwhile.
+            espoo.set_behaviour(Behaviour::Delay(Duration::from_secs(2)));
+            accepted(&s.gw, "t1").await;
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            // Wait (polling) until the first task has stored the document and is delivering.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+                if row.status == Status::Delivering {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{b}: {row:?}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // The task outlasts its lease; the same worker takes the transfer again.
+            expire_leases(&s);
+            assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            worker.drain().await;
+
+            let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+            assert_eq!(row.status, Status::Delivered, "{b}");
+            let trail = audited(&s.gw, "t1").await;
+            let count = |action: &str, outcome: Option<&str>| {
+                trail
+                    .iter()
+                    .filter(|(a, o, _)| a == action && outcome.is_none_or(|x| x == o))
+                    .count()
+            };
+            assert_eq!(count("transfer.delivered", None), 1, "{b}: {trail:?}");
+            assert_eq!(
+                count("destination.deliver", Some("interrupted")),
+                1,
+                "{b}: {trail:?}"
+            );
+            // One delivery outcome recorded: the second task's (the destination already had
+            // the record the first task delivered); the first task's write was fenced.
+            let outcomes: Vec<_> = trail
+                .iter()
+                .filter(|(a, o, _)| a == "destination.deliver" && o != "interrupted")
+                .cloned()
+                .collect();
+            assert_eq!(
+                outcomes,
+                [entry("destination.deliver", "already_delivered", "2")],
+                "{b}: {trail:?}"
+            );
+            let mut answers: Vec<u16> = espoo.requests().iter().map(|r| r.status).collect();
+            answers.sort_unstable();
+            assert_eq!(answers, [200, 409], "{b}");
+            assert_eq!(s.gw.store.payload_count().await.unwrap(), 0, "{b}");
+        }
+    }
 }

@@ -104,7 +104,8 @@ pub enum PayloadChange {
 /// Who may apply a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Guard {
-    /// Only the worker holding the lease (fencing: a worker whose lease was taken over stops).
+    /// Only the claim holding the lease, named by its lease token (fencing: a worker whose lease
+    /// was taken over — by another instance or by a later claim of its own — writes nothing).
     Lease(String),
     /// Anyone (API actions read-modify-write inside the writer).
     Any,
@@ -135,6 +136,9 @@ pub struct TransferChange {
     pub report: Option<String>,
     /// Forget the sealed student id (the transfer can no longer need it).
     pub forget_subject: bool,
+    /// The change carries the audit entries of the interrupted attempts its claim reported
+    /// ([`TransferRow::interrupted`]): the count starts again from zero.
+    pub interrupted_audited: bool,
     pub receipt: Option<ReceiptSigner>,
 }
 
@@ -158,6 +162,7 @@ impl TransferChange {
             document_sha256: None,
             report: None,
             forget_subject: false,
+            interrupted_audited: false,
             receipt: None,
         }
     }
@@ -406,8 +411,10 @@ impl Store {
         self.send(Op::Audit(events, tx), rx).await
     }
 
-    /// Claims up to `limit` due transfers for `owner` until `lease_until`. An `accepted` transfer
-    /// becomes `fetching`.
+    /// Claims up to `limit` due transfers until `lease_until` under the lease token `owner`,
+    /// which must be unique to this claim (a worker's writes are fenced by it). An `accepted`
+    /// transfer becomes `fetching`. A transfer whose earlier lease was never released counts one
+    /// more interrupted attempt ([`TransferRow::interrupted`]).
     pub async fn claim(
         &self,
         owner: &str,
@@ -990,7 +997,8 @@ macro_rules! backend {
             async fn claim(conn: &mut Conn, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<TransferRow>, StoreError> {
                 let sql = concat!(
                     "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
-                     status = CASE WHEN status = 'accepted' THEN 'fetching' ELSE status END \
+                     status = CASE WHEN status = 'accepted' THEN 'fetching' ELSE status END, \
+                     interrupted = interrupted + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
                      WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 ORDER BY due_at LIMIT $4 ",
                     $claim_lock,
                     ") RETURNING ",
@@ -1026,11 +1034,12 @@ macro_rules! backend {
                     document_sha256,
                     report,
                     forget_subject,
+                    interrupted_audited,
                     receipt,
                 } = change;
-                let owner = match &guard {
-                    Guard::Lease(o) => o.clone(),
-                    Guard::Any => String::new(),
+                let (anyone, owner) = match &guard {
+                    Guard::Lease(o) => (false, o.clone()),
+                    Guard::Any => (true, String::new()),
                 };
                 // The receipt names the leaf of the change's last audit entry, which is known
                 // before the entries are written: sign first and store it with the state.
@@ -1047,8 +1056,9 @@ macro_rules! backend {
                      retry_from = COALESCE($7, retry_from), source_sha256 = COALESCE($8, source_sha256), \
                      document_sha256 = COALESCE($9, document_sha256), report = COALESCE($10, report), \
                      subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END, \
-                     receipt = COALESCE($14, receipt), receipt_leaf = COALESCE($15, receipt_leaf) \
-                     WHERE id = $12 AND ($13 = '' OR lease_owner = $13)",
+                     interrupted = CASE WHEN $12 THEN 0 ELSE interrupted END, \
+                     receipt = COALESCE($16, receipt), receipt_leaf = COALESCE($17, receipt_leaf) \
+                     WHERE id = $13 AND ($14 OR lease_owner = $15)",
                 )
                 .bind(status.as_str())
                 .bind(reason.map(FailureReason::as_str))
@@ -1061,7 +1071,9 @@ macro_rules! backend {
                 .bind(document_sha256)
                 .bind(report)
                 .bind(forget_subject)
+                .bind(interrupted_audited)
                 .bind(&id)
+                .bind(anyone)
                 .bind(&owner)
                 .bind(receipt.as_ref().map(|r| r.0.clone()))
                 .bind(receipt.as_ref().map(|r| r.1))

@@ -14,7 +14,7 @@ macro_rules! transfer_columns {
     () => {
         "id, status, reason, submitter, issuer, jti, src, dst, purpose, scope, \
          subject_pseudonym, subject_sealed, attempts, due_at, lease_owner, created_at, updated_at, retry_from, \
-         source_sha256, document_sha256, report, receipt, receipt_leaf"
+         source_sha256, document_sha256, report, receipt, receipt_leaf, interrupted"
     };
 }
 
@@ -45,6 +45,8 @@ pub struct TransferRow {
     pub subject_sealed: Option<Vec<u8>>,
     pub attempts: u32,
     pub due_at: Option<Timestamp>,
+    /// The lease token of the claim working on the transfer (unique per claim); `None` when no
+    /// worker holds it.
     pub lease_owner: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -55,6 +57,10 @@ pub struct TransferRow {
     pub report: Option<String>,
     pub receipt: Option<String>,
     pub receipt_leaf: Option<u64>,
+    /// Attempts interrupted since a worker last wrote: claims that found an earlier claim's
+    /// lease never released (its worker stopped, or outlasted the lease), so that attempt
+    /// recorded no outcome. The next worker's write audits them and resets the count.
+    pub interrupted: u32,
 }
 
 impl TransferRow {
@@ -216,6 +222,8 @@ pub(super) fn transfer_from_row(r: &impl Columns) -> Result<TransferRow, StoreEr
             .opt_int(22)?
             .map(|v| unsigned("receipt leaf", v))
             .transpose()?,
+        interrupted: u32::try_from(r.int(23)?)
+            .map_err(|_| corrupt("interrupted attempts", "out of range"))?,
     })
 }
 

@@ -489,3 +489,159 @@ async fn steps_keep_their_order_and_a_receipt_names_the_last_leaf() {
         assert_eq!(store.audit_len().await.unwrap(), 303, "{b}");
     }
 }
+
+/// Each claim has its own lease token: when an instance claims its own expired lease again,
+/// the earlier claim's task is fenced off like any other. An empty token is no wildcard.
+#[tokio::test]
+async fn a_reclaim_by_the_same_instance_fences_the_earlier_claim() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        store
+            .insert_transfer(new_transfer("t1", "j1", 1000), vec![])
+            .await
+            .unwrap();
+        let first = store
+            .claim(
+                "gw-a/1",
+                Timestamp::from_millis(2000),
+                Timestamp::from_millis(3000),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(first[0].lease_owner.as_deref(), Some("gw-a/1"), "{b}");
+        // The first task outlasts its lease; the same instance claims the transfer again.
+        let second = store
+            .claim(
+                "gw-a/2",
+                Timestamp::from_millis(3001),
+                Timestamp::from_millis(4001),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1, "{b}");
+        assert_eq!(second[0].lease_owner.as_deref(), Some("gw-a/2"), "{b}");
+        for stale in ["gw-a/1", "gw-a", ""] {
+            let mut late = TransferChange::new(
+                "t1",
+                Guard::Lease(stale.into()),
+                Timestamp::from_millis(3002),
+                Status::Failed,
+            );
+            late.reason = Some(FailureReason::SourceUnavailable);
+            late.audit.push(event("source.fetch", Some("t1"), 3002));
+            assert_eq!(
+                store.apply(late).await.unwrap(),
+                Applied::LeaseLost,
+                "{b}: token {stale:?}"
+            );
+        }
+        assert_eq!(store.audit_len().await.unwrap(), 0, "{b}");
+        let row = store.transfer("t1").await.unwrap().unwrap();
+        assert_eq!(row.status, Status::Fetching, "{b}");
+        let mut ok = TransferChange::new(
+            "t1",
+            Guard::Lease("gw-a/2".into()),
+            Timestamp::from_millis(3003),
+            Status::Fetching,
+        );
+        ok.due_at = Some(Timestamp::from_millis(5000));
+        assert!(
+            matches!(store.apply(ok).await.unwrap(), Applied::Done { .. }),
+            "{b}"
+        );
+    }
+}
+
+/// A claim that finds an earlier lease never released counts an interrupted attempt (also
+/// across several crashes in a row); a write that audits them resets the count; a lease
+/// released by a write is no interruption.
+#[tokio::test]
+async fn claims_count_interrupted_attempts_until_audited() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        store
+            .insert_transfer(new_transfer("t1", "j1", 1000), vec![])
+            .await
+            .unwrap();
+        let claim = |token: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .claim(
+                        token,
+                        Timestamp::from_millis(at),
+                        Timestamp::from_millis(at + 1000),
+                        10,
+                    )
+                    .await
+                    .unwrap()
+            }
+        };
+        // First claim of an accepted transfer: nothing was interrupted.
+        let got = claim("a/1", 2000).await;
+        assert_eq!(got[0].interrupted, 0, "{b}");
+        // The worker stores the fetched document and keeps its lease for the delivery...
+        let mut fetched = TransferChange::new(
+            "t1",
+            Guard::Lease("a/1".into()),
+            Timestamp::from_millis(2100),
+            Status::Delivering,
+        );
+        fetched.keep_lease = true;
+        fetched.interrupted_audited = true;
+        fetched.due_at = Some(Timestamp::from_millis(3100));
+        assert!(matches!(
+            store.apply(fetched).await.unwrap(),
+            Applied::Done { .. }
+        ));
+        // ...and dies during it; so does the next instance.
+        let got = claim("b/1", 3101).await;
+        assert_eq!(got.len(), 1, "{b}");
+        assert_eq!(got[0].status, Status::Delivering, "{b}");
+        assert_eq!(got[0].interrupted, 1, "{b}");
+        let got = claim("c/1", 4102).await;
+        assert_eq!(
+            got[0].interrupted, 2,
+            "{b}: counts accumulate until audited"
+        );
+        assert_eq!(got[0].attempts, 0, "{b}: the store does not count attempts");
+        // A write that does not say it audited them keeps the count (an API action, say)...
+        let mut keep = TransferChange::new(
+            "t1",
+            Guard::Lease("c/1".into()),
+            Timestamp::from_millis(4200),
+            Status::Delivering,
+        );
+        keep.keep_lease = true;
+        keep.due_at = Some(Timestamp::from_millis(5200));
+        store.apply(keep).await.unwrap();
+        assert_eq!(
+            store.transfer("t1").await.unwrap().unwrap().interrupted,
+            2,
+            "{b}"
+        );
+        // ...the worker's write that audits them resets it, and releases the lease.
+        let mut retry = TransferChange::new(
+            "t1",
+            Guard::Lease("c/1".into()),
+            Timestamp::from_millis(4300),
+            Status::Delivering,
+        );
+        retry.attempts = 3;
+        retry.interrupted_audited = true;
+        retry.due_at = Some(Timestamp::from_millis(4400));
+        retry
+            .audit
+            .push(event("destination.deliver", Some("t1"), 4300));
+        store.apply(retry).await.unwrap();
+        let row = store.transfer("t1").await.unwrap().unwrap();
+        assert_eq!(row.interrupted, 0, "{b}");
+        assert_eq!(row.lease_owner, None, "{b}");
+        // A released lease is no interruption.
+        let got = claim("c/2", 4400).await;
+        assert_eq!(got[0].interrupted, 0, "{b}");
+        assert_eq!(got[0].attempts, 3, "{b}");
+    }
+}
