@@ -259,7 +259,15 @@ async fn a_server_refusing_the_gateway_certificate_is_a_tls_failure() {
         .await
         .expect_err("refused");
     assert!(err.retryable());
-    assert_eq!(err.code(), "tls", "{err}");
+    // In TLS 1.3 the client's handshake is complete before the server has checked the client
+    // certificate; the server's alert then arrives either during the handshake's last read
+    // (`tls`) or on the fresh connection before the request is written (`connection_failed`),
+    // depending on timing. The server's side is the proof of what happened.
+    assert!(
+        matches!(err.code(), "tls" | "connection_failed"),
+        "{}: {err}",
+        err.code()
+    );
     let seen_by_server = server.handshake_error().await;
     assert!(seen_by_server.contains("UnknownIssuer"), "{seen_by_server}");
 }
