@@ -80,7 +80,18 @@ impl Worker {
             gw.instance,
             self.claims.fetch_add(1, Ordering::Relaxed) + 1
         );
-        let claimed = gw.store.claim(&token, now, lease_until, limit).await?;
+        // Transfers to a destination whose call slots are all taken wait in the store rather
+        // than in a worker, so one slow destination cannot hold every worker.
+        let busy: Vec<String> = gw
+            .destination_slots
+            .iter()
+            .filter(|(_, slots)| slots.available_permits() == 0)
+            .map(|(dst, _)| dst.clone())
+            .collect();
+        let claimed = gw
+            .store
+            .claim_skipping(&token, now, lease_until, limit, busy)
+            .await?;
         let n = claimed.len();
         for row in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -576,8 +587,18 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         persist(gw, change_for(gw, &row, &state, journal)).await;
         return;
     }
-    let slot = match gw.destination_slots.get(&row.dst) {
-        Some(s) => s.clone().acquire_owned().await.ok(),
+    let slots = gw.destination_slots.get(&row.dst);
+    let slot = match slots.map(|s| s.clone().try_acquire_owned()) {
+        Some(Ok(permit)) => Some(permit),
+        Some(Err(_)) => {
+            // Every call slot of this destination is taken: give the transfer back to the
+            // store (its record is already stored), due at once; workers leave it there until
+            // a slot frees up, and take other destinations' work meanwhile.
+            let mut change = change_for(gw, &row, &state, journal);
+            change.due_at = Some(gw.now());
+            persist(gw, change).await;
+            return;
+        }
         None => None,
     };
     let attempt = state.attempts + 1;
@@ -585,7 +606,12 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         .outbound
         .deliver(&row.dst, &row.id, bytes::Bytes::from(document))
         .await;
+    let was_full = slots.is_some_and(|s| s.available_permits() == 0);
     drop(slot);
+    if was_full {
+        // Transfers to this destination were left in the store while it was full.
+        gw.wake.notify_one();
+    }
     let now = gw.now();
     let outcome = match &result {
         Ok(Delivered::Stored) => "delivered",

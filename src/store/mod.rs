@@ -220,6 +220,7 @@ enum Op {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        skip: Vec<String>,
         reply: oneshot::Sender<Result<Vec<TransferRow>, StoreError>>,
     },
     Apply(TransferChange, oneshot::Sender<Result<Applied, StoreError>>),
@@ -422,12 +423,27 @@ impl Store {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<TransferRow>, StoreError> {
+        self.claim_skipping(owner, now, lease_until, limit, Vec::new())
+            .await
+    }
+
+    /// [`Store::claim`], leaving alone the transfers to the destinations in `skip` (those that
+    /// have no free call slot: their transfers wait in the store, not in a worker).
+    pub async fn claim_skipping(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip: Vec<String>,
+    ) -> Result<Vec<TransferRow>, StoreError> {
         let (tx, rx) = oneshot::channel();
         let op = Op::Claim {
             owner: owner.to_owned(),
             now,
             lease_until,
             limit,
+            skip,
             reply: tx,
         };
         self.send(op, rx).await
@@ -851,8 +867,8 @@ macro_rules! backend {
                         })),
                         Err(e) => undo_with(reply, e),
                     },
-                    Op::Claim { owner, now, lease_until, limit, reply } => {
-                        match claim(conn, &owner, now, lease_until, limit).await {
+                    Op::Claim { owner, now, lease_until, limit, skip, reply } => {
+                        match claim(conn, &owner, now, lease_until, limit, &skip).await {
                             Ok(rows) => OpOutcome::Keep(Box::new(move |c| {
                                 let _ = reply.send(c.map(|_| rows).map_err(unshare));
                             })),
@@ -994,23 +1010,30 @@ macro_rules! backend {
                 Ok(Inserted::Accepted)
             }
 
-            async fn claim(conn: &mut Conn, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<TransferRow>, StoreError> {
-                let sql = concat!(
+            async fn claim(conn: &mut Conn, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32, skip: &[String]) -> Result<Vec<TransferRow>, StoreError> {
+                let skipping = if skip.is_empty() {
+                    String::new()
+                } else {
+                    format!("AND dst NOT IN {} ", value_groups(1, skip.len(), 5))
+                };
+                let sql = format!(
                     "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
                      status = CASE WHEN status = 'accepted' THEN 'fetching' ELSE status END, \
                      interrupted = interrupted + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-                     WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 ORDER BY due_at LIMIT $4 ",
+                     WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 {skipping}ORDER BY due_at LIMIT $4 {}) \
+                     RETURNING {}",
                     $claim_lock,
-                    ") RETURNING ",
                     rows::transfer_columns!()
                 );
-                let rows = sqlx::query(sql)
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(owner)
                     .bind(lease_until.millis())
                     .bind(now.millis())
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *conn)
-                    .await?;
+                    .bind(i64::from(limit));
+                for dst in skip {
+                    query = query.bind(dst);
+                }
+                let rows = query.fetch_all(&mut *conn).await?;
                 let mut claimed: Vec<TransferRow> = rows.iter().map(rows::transfer_from_row).collect::<Result<_, _>>()?;
                 claimed.sort_by_key(|t| t.due_at);
                 Ok(claimed)

@@ -225,10 +225,9 @@ async fn deliveries_to_one_destination_stay_within_its_slots() {
     for _ in 0..6 {
         ids.push(d.submit().await);
     }
-    // Every transfer is fetched, converted and waiting to deliver; two requests are at Espoo.
-    for id in &ids {
-        d.wait_status(id, "delivering").await;
-    }
+    // Two requests are at Espoo; the other transfers wait in the store, not in workers: those
+    // claimed before Espoo was full are converted and given back (`delivering`), those after
+    // are not even fetched yet (`accepted`).
     let deadline = tokio::time::Instant::now() + helpers::TRANSFER_DEADLINE;
     while d.espoo().in_flight() < 2 {
         assert!(
@@ -236,6 +235,13 @@ async fn deliveries_to_one_destination_stay_within_its_slots() {
             "deliveries did not start"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for id in &ids {
+        let v = d.view(id).await;
+        assert!(
+            v["status"] == "delivering" || v["status"] == "accepted",
+            "{id}: {v}"
+        );
     }
     assert_eq!(d.espoo().in_flight(), 2);
     d.espoo().set_behaviour(Behaviour::Normal);
@@ -250,5 +256,55 @@ async fn deliveries_to_one_destination_stay_within_its_slots() {
     assert_eq!(d.espoo().stored().len(), 6);
     for id in &ids {
         assert_eq!(d.espoo_answers()[id], vec![200], "{id}");
+    }
+}
+
+/// One destination that does not answer must not hold up the others: transfers to it wait in
+/// the store once its call slots are taken, and the workers go on with other destinations.
+#[tokio::test]
+async fn a_hanging_destination_does_not_hold_up_the_others() {
+    let Some(d) = start(
+        Backend::Sqlite,
+        &[
+            ("SIIRTO__DELIVERY__PER_DESTINATION_CONCURRENCY", "1"),
+            ("SIIRTO__DELIVERY__WORKERS", "2"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    d.espoo().set_behaviour(Behaviour::Hold);
+    let mut to_espoo = Vec::new();
+    for _ in 0..4 {
+        to_espoo.push(d.submit().await);
+    }
+    let deadline = tokio::time::Instant::now() + helpers::TRANSFER_DEADLINE;
+    while d.espoo().in_flight() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // With both workers busy on Espoo (one calling, one waiting for Espoo's only slot), a
+    // transfer to Helsinki would never start.
+    let token = helpers::token(&d.bed, helpers::STUDENT, "turku", "helsinki", SCOPE);
+    let to_helsinki = helpers::submit_accepted(&d.bed, &token).await;
+    d.wait_status(&to_helsinki, "delivered").await;
+    assert_eq!(d.bed.destinations["helsinki"].stored().len(), 1);
+    assert_eq!(d.espoo().in_flight(), 1, "Espoo's one slot is still taken");
+    assert!(
+        d.espoo().stored().is_empty(),
+        "the held request is not stored yet"
+    );
+    d.espoo().set_behaviour(Behaviour::Normal);
+    for id in &to_espoo {
+        d.wait_status(id, "delivered").await;
+    }
+    assert_eq!(d.espoo().max_in_flight(), 1);
+    assert_eq!(d.espoo().stored().len(), 4);
+    for id in &to_espoo {
+        assert_eq!(d.espoo_answers()[id], vec![200], "{id}: one request each");
     }
 }
