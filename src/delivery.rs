@@ -38,6 +38,10 @@ use crate::store::{
 use crate::student_id::StudentId;
 use crate::transfer::{self, Event, Retry, Status, TransferState};
 
+/// How long a worker waits for a free call slot of a destination before it gives the transfer
+/// back to the store (and goes on with other work).
+const SLOT_WAIT: Duration = Duration::from_millis(250);
+
 /// Documents larger than this are prepared on the blocking pool.
 const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
@@ -80,8 +84,8 @@ impl Worker {
             gw.instance,
             self.claims.fetch_add(1, Ordering::Relaxed) + 1
         );
-        // Transfers to a destination whose call slots are all taken wait in the store rather
-        // than in a worker, so one slow destination cannot hold every worker.
+        // Transfers ready for a destination whose call slots are all taken wait in the store
+        // rather than in a worker, so one slow destination cannot hold every worker.
         let busy: Vec<String> = gw
             .destination_slots
             .iter()
@@ -588,10 +592,14 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         return;
     }
     let slots = gw.destination_slots.get(&row.dst);
-    let slot = match slots.map(|s| s.clone().try_acquire_owned()) {
-        Some(Ok(permit)) => Some(permit),
-        Some(Err(_)) => {
-            // Every call slot of this destination is taken: give the transfer back to the
+    let waited = match slots {
+        Some(s) => Some(tokio::time::timeout(SLOT_WAIT, s.clone().acquire_owned()).await),
+        None => None,
+    };
+    let slot = match waited {
+        Some(Ok(Ok(permit))) => Some(permit),
+        Some(_) => {
+            // Every call slot of this destination stayed taken: give the transfer back to the
             // store (its record is already stored), due at once; workers leave it there until
             // a slot frees up, and take other destinations' work meanwhile.
             let mut change = change_for(gw, &row, &state, journal);

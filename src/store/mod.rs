@@ -427,8 +427,9 @@ impl Store {
             .await
     }
 
-    /// [`Store::claim`], leaving alone the transfers to the destinations in `skip` (those that
-    /// have no free call slot: their transfers wait in the store, not in a worker).
+    /// [`Store::claim`], leaving alone the transfers waiting to be delivered to the destinations
+    /// in `skip` (those that have no free call slot: such transfers wait in the store, not in a
+    /// worker). Transfers still to be fetched are claimed whatever their destination.
     pub async fn claim_skipping(
         &self,
         owner: &str,
@@ -1014,7 +1015,7 @@ macro_rules! backend {
                 let skipping = if skip.is_empty() {
                     String::new()
                 } else {
-                    format!("AND dst NOT IN {} ", value_groups(1, skip.len(), 5))
+                    format!("AND NOT (status = 'delivering' AND dst IN {}) ", value_groups(1, skip.len(), 5))
                 };
                 let sql = format!(
                     "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
