@@ -39,23 +39,13 @@ fn options() -> Options {
         batch: 4,
         backends: vec!["sqlite", "postgres"],
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().expect("option value").clone();
-        match a.as_str() {
-            "--entries" => o.entries = value().parse().expect("--entries N"),
-            "--writers" => o.writers = value().parse().expect("--writers W"),
-            "--batch" => o.batch = value().parse().expect("--batch B"),
-            "--backend" => {
-                o.backends = match value().as_str() {
-                    "sqlite" => vec!["sqlite"],
-                    "postgres" => vec!["postgres"],
-                    _ => vec!["sqlite", "postgres"],
-                }
-            }
-            // `cargo bench` passes --bench; other harness flags are ignored.
-            _ => {}
+    for (name, value) in common::args() {
+        match name.as_str() {
+            "--entries" => o.entries = value.parse().expect("--entries N"),
+            "--writers" => o.writers = value.parse().expect("--writers W"),
+            "--batch" => o.batch = value.parse().expect("--batch B"),
+            "--backend" => o.backends = common::backends(&value),
+            other => panic!("unknown option {other}"),
         }
     }
     o

@@ -56,24 +56,14 @@ fn options() -> Options {
         workers: None,
         backends: vec!["sqlite", "postgres"],
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().expect("option value").clone();
-        match a.as_str() {
-            "--transfers" => o.transfers = value().parse().expect("--transfers N"),
-            "--concurrency" => o.concurrency = value().parse().expect("--concurrency C"),
-            "--record-kb" => o.record_kb = value().parse().expect("--record-kb K"),
-            "--workers" => o.workers = Some(value().parse().expect("--workers W")),
-            "--backend" => {
-                o.backends = match value().as_str() {
-                    "sqlite" => vec!["sqlite"],
-                    "postgres" => vec!["postgres"],
-                    _ => vec!["sqlite", "postgres"],
-                }
-            }
-            // `cargo bench` passes --bench; other harness flags are ignored.
-            _ => {}
+    for (name, value) in common::args() {
+        match name.as_str() {
+            "--transfers" => o.transfers = value.parse().expect("--transfers N"),
+            "--concurrency" => o.concurrency = value.parse().expect("--concurrency C"),
+            "--record-kb" => o.record_kb = value.parse().expect("--record-kb K"),
+            "--workers" => o.workers = Some(value.parse().expect("--workers W")),
+            "--backend" => o.backends = common::backends(&value),
+            other => panic!("unknown option {other}"),
         }
     }
     o
@@ -137,6 +127,40 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Runs `one(i)` for every `i` in `range`, `concurrency` at a time; each returns the key of
+/// what it started and the instant it started.
+async fn concurrently<F, Fut>(
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+    one: F,
+) -> Vec<(String, Instant)>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (String, Instant)> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (next, one) = (next.clone(), one.clone());
+        let end = range.end;
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    return out;
+                }
+                out.push(one(i).await);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
 /// Submits `tokens[range]`, `concurrency` at a time; returns each transfer id with the instant
 /// its submission started.
 async fn submit_all(
@@ -146,33 +170,19 @@ async fn submit_all(
     concurrency: usize,
 ) -> Vec<(String, Instant)> {
     let client = bed.client("eservice").unwrap();
-    let next = Arc::new(AtomicUsize::new(range.start));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, next, tokens) = (client.clone(), next.clone(), tokens.clone());
-        let end = range.end;
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= end {
-                    return out;
-                }
-                let started = Instant::now();
-                let answer = client
-                    .submit(&tokens[i])
-                    .await
-                    .expect("the gateway answers");
-                assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
-                out.push((answer.json()["id"].as_str().unwrap().to_owned(), started));
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
+    concurrently(range, concurrency, move |i| {
+        let (client, tokens) = (client.clone(), tokens.clone());
+        async move {
+            let started = Instant::now();
+            let answer = client
+                .submit(&tokens[i])
+                .await
+                .expect("the gateway answers");
+            assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
+            (answer.json()["id"].as_str().unwrap().to_owned(), started)
+        }
+    })
+    .await
 }
 
 async fn wait_stored(destination: &Destination, n: usize) {
@@ -258,33 +268,17 @@ async fn bare_run(bed: &Testbed, o: &Options, subjects: &[String]) -> Figures {
             .collect(),
     );
     let run = |range: std::ops::Range<usize>| {
-        let next = Arc::new(AtomicUsize::new(range.start));
-        let mut tasks = Vec::new();
-        for _ in 0..o.concurrency {
-            let (outbound, next, ids) = (outbound.clone(), next.clone(), ids.clone());
-            let end = range.end;
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= end {
-                        return out;
-                    }
-                    let (subject, key) = &ids[i];
-                    let started = Instant::now();
-                    let body: Bytes = outbound.fetch_record(SOURCE, subject, key).await.unwrap();
-                    outbound.deliver(DESTINATION, key, body).await.unwrap();
-                    out.push((key.clone(), started));
-                }
-            }));
-        }
-        async move {
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
+        let (outbound, ids) = (outbound.clone(), ids.clone());
+        concurrently(range, o.concurrency, move |i| {
+            let (outbound, ids) = (outbound.clone(), ids.clone());
+            async move {
+                let (subject, key) = &ids[i];
+                let started = Instant::now();
+                let body: Bytes = outbound.fetch_record(SOURCE, subject, key).await.unwrap();
+                outbound.deliver(DESTINATION, key, body).await.unwrap();
+                (key.clone(), started)
             }
-            all
-        }
+        })
     };
     run(0..WARMUP).await;
     let cpu = cpu_time();

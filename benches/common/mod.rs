@@ -67,3 +67,24 @@ pub fn quantile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
+
+/// The `--name value` pairs of the command line (`cargo bench` adds a lone `--bench`, which is
+/// skipped).
+pub fn args() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(name) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{name} needs a value"));
+        out.push((name, value));
+    }
+    out
+}
+
+/// `--backend sqlite|postgres|both`.
+pub fn backends(value: &str) -> Vec<&'static str> {
+    match value {
+        "sqlite" => vec!["sqlite"],
+        "postgres" => vec!["postgres"],
+        _ => vec!["sqlite", "postgres"],
+    }
+}

@@ -17,6 +17,9 @@ use siirto::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::{self, STUDENT, TRANSFER_DEADLINE};
 
+#[path = "../support/admin.rs"]
+mod admin;
+
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -248,20 +251,8 @@ impl Durable {
 
     /// `GET path` on the plain admin listener: (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self.bed.config.gateway.admin_listen;
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("admin connect");
-        stream
-            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await
-            .expect("admin write");
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .await
-            .expect("admin read");
+        let addr = self.bed.config.gateway.admin_listen.to_string();
+        let answer = admin::admin_get(&addr, path).await;
         let status = answer
             .split(' ')
             .nth(1)

@@ -163,20 +163,6 @@ pub async fn audit_entries(bed: &Testbed) -> Vec<siirto::audit::AuditEntry> {
     gw.store.audit_range(0, 100_000).await.expect("audit")
 }
 
-/// `GET path` on a plain-HTTP admin listener (`host:port`); the whole answer as text.
-pub async fn admin_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("admin connect");
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .expect("admin write");
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .await
-        .expect("admin read");
-    answer
-}
+#[path = "../support/admin.rs"]
+mod admin;
+pub use admin::admin_get;
