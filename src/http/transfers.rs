@@ -267,14 +267,13 @@ pub async fn cancel(
                 ));
             }
             // A delivery in flight cannot be called back: refuse rather than report a cancellation
-            // the destination may not see.
-            if row.status == Status::Delivering
-                && row.lease_owner.is_some()
-                && row.due_at.is_some_and(|d| d > now)
-            {
+            // the destination may not see. An expired lease that was never released is an
+            // attempt whose outcome nobody knows yet (its worker stopped): the next worker will
+            // learn it (the same Idempotency-Key), so refuse then too.
+            if row.status == Status::Delivering && row.lease_owner.is_some() {
                 return Err(ApiError::conflict(
                     "delivery_in_progress",
-                    "a delivery attempt is in progress; try again in a moment",
+                    "a delivery attempt is in progress or its outcome is not known yet; try again in a moment",
                 ));
             }
             let state = row.state();

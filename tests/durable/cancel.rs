@@ -145,7 +145,9 @@ async fn an_operator_cancels_a_transfer_whose_source_is_down() {
 /// `delivery_in_progress` and the transfer is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_in_flight_is_not_cancelled() {
-    let Some(d) = start(Backend::Sqlite, &[]).await else {
+    // One worker, busy with the held delivery: nobody takes the transfer over when its lease
+    // runs out.
+    let Some(d) = start(Backend::Sqlite, &[("SIIRTO__DELIVERY__WORKERS", "1")]).await else {
         return;
     };
     d.espoo().set_behaviour(Behaviour::Hold);
@@ -158,6 +160,12 @@ async fn a_delivery_in_flight_is_not_cancelled() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let answer = d.act("eservice", &id, "cancel").await;
+    assert_eq!(answer.status.as_u16(), 409, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("delivery_in_progress"));
+    // Past the lease, with the lease never released, the attempt's outcome is still unknown
+    // (its worker may have stopped): still no cancellation.
+    d.advance(d.gateway().config.delivery.lease + Duration::from_secs(1));
     let answer = d.act("eservice", &id, "cancel").await;
     assert_eq!(answer.status.as_u16(), 409, "{}", answer.json());
     assert_eq!(answer.error_code().as_deref(), Some("delivery_in_progress"));
