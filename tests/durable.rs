@@ -22,7 +22,9 @@
 //! - `backpressure`: `max_pending` answers 503 `overloaded`; a store that takes no writes
 //!   answers 503 `store_unavailable` and `/readyz` 503 (SQLite and PostgreSQL); both recover and
 //!   nothing accepted is lost; deliveries to one destination stay within
-//!   `per_destination_concurrency`.
+//!   `per_destination_concurrency`; a hanging destination does not hold up the others.
+//! - `instances`: two gateway instances on one PostgreSQL database share the work and deliver
+//!   every transfer exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 /// The end-to-end helpers of `tests/api` (the testbed, tokens, audit), shared as they are.
@@ -40,6 +42,8 @@ mod cancel;
 mod exactly_once;
 #[path = "durable/exhaustion.rs"]
 mod exhaustion;
+#[path = "durable/instances.rs"]
+mod instances;
 #[path = "durable/outage.rs"]
 mod outage;
 #[path = "durable/permanent.rs"]
