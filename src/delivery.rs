@@ -316,6 +316,12 @@ fn note_interrupted(
         ..state.clone()
     };
     let now = gw.now();
+    gw.metrics.add(
+        "siirto_attempts_interrupted_total",
+        "Fetch and delivery attempts whose worker stopped before recording an outcome.",
+        &[("step", step)],
+        u64::from(row.interrupted),
+    );
     for _ in 0..row.interrupted {
         state.attempts = state.attempts.saturating_add(1);
         let attempt = state.attempts;
@@ -602,6 +608,11 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             // Every call slot of this destination stayed taken: give the transfer back to the
             // store (its record is already stored), due at once; workers leave it there until
             // a slot frees up, and take other destinations' work meanwhile.
+            gw.metrics.inc(
+                "siirto_deliveries_deferred_total",
+                "Transfers a worker gave back because every call slot of their destination was taken.",
+                &[("destination", row.dst.as_str())],
+            );
             let mut change = change_for(gw, &row, &state, journal);
             change.due_at = Some(gw.now());
             persist(gw, change).await;
@@ -862,6 +873,11 @@ mod tests {
             let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
             assert_eq!(row.status, Status::Delivered, "{b}");
             assert_eq!((row.attempts, row.interrupted), (3, 0), "{b}");
+            let metrics = s.gw.metrics.render(&[]);
+            for step in ["fetch", "deliver"] {
+                let line = format!("siirto_attempts_interrupted_total{{step=\"{step}\"}} 1");
+                assert!(metrics.contains(&line), "{b}: {line} in {metrics}");
+            }
             let trail = audited(&s.gw, "t1").await;
             let attempts: Vec<_> = trail
                 .iter()

@@ -289,6 +289,11 @@ async fn a_hanging_destination_does_not_hold_up_the_others() {
     d.wait_status(&to_helsinki, "delivered").await;
     assert_eq!(d.bed.destinations["helsinki"].stored().len(), 1);
     assert_eq!(d.espoo().in_flight(), 1, "Espoo's one slot is still taken");
+    let (_, metrics) = d.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("siirto_deliveries_deferred_total{destination=\"espoo\"}"),
+        "{metrics}"
+    );
     assert!(
         d.espoo().stored().is_empty(),
         "the held request is not stored yet"
