@@ -1025,6 +1025,17 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// How a kind of quantity (duration, size) is read, checked and shown.
+struct Quantity<T> {
+    /// `"a duration"`: the expected type named in a `WrongType` error.
+    what: &'static str,
+    /// A bare integer in the unit's base (seconds, bytes).
+    from_integer: fn(u64) -> T,
+    parse: fn(&str) -> Option<T>,
+    bad: fn(String) -> Cause,
+    format: fn(T) -> String,
+}
+
 fn join_key(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
         name.to_owned()
@@ -1308,46 +1319,14 @@ impl Checker {
         default: Duration,
         range: (Duration, Duration),
     ) -> Duration {
-        let key = join_key(prefix, name);
-        let d = match t.get(name) {
-            None => return default,
-            Some(Value::Integer(i)) => match u64::try_from(*i) {
-                Ok(secs) => Duration::from_secs(secs),
-                Err(_) => {
-                    self.report(key, Cause::BadDuration(i.to_string()));
-                    return default;
-                }
-            },
-            Some(Value::String(s)) => match parse_duration(s) {
-                Some(d) => d,
-                None => {
-                    self.report(key, Cause::BadDuration(s.clone()));
-                    return default;
-                }
-            },
-            Some(other) => {
-                self.report(
-                    key,
-                    Cause::WrongType {
-                        expected: "a duration",
-                        found: type_name(other),
-                    },
-                );
-                return default;
-            }
+        let unit = Quantity {
+            what: "a duration",
+            from_integer: Duration::from_secs,
+            parse: parse_duration,
+            bad: Cause::BadDuration,
+            format: format_duration,
         };
-        if d < range.0 || d > range.1 {
-            self.report(
-                key,
-                Cause::OutOfRange {
-                    value: format_duration(d),
-                    min: format_duration(range.0),
-                    max: format_duration(range.1),
-                },
-            );
-            return default;
-        }
-        d
+        self.quantity(t, prefix, name, default, range, &unit)
     }
 
     fn size(
@@ -1358,20 +1337,43 @@ impl Checker {
         default: usize,
         range: (u64, u64),
     ) -> usize {
+        let unit = Quantity {
+            what: "a size",
+            from_integer: |n| n,
+            parse: parse_size,
+            bad: Cause::BadSize,
+            format: format_size,
+        };
+        let fallback = u64::try_from(default).unwrap_or(u64::MAX);
+        let n = self.quantity(t, prefix, name, fallback, range, &unit);
+        usize::try_from(n).unwrap_or(default)
+    }
+
+    /// A value written as a bare integer (in the unit's base: seconds, bytes) or as text with a
+    /// unit, within `range`; otherwise reported and `default`.
+    fn quantity<T: Copy + PartialOrd>(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        default: T,
+        range: (T, T),
+        unit: &Quantity<T>,
+    ) -> T {
         let key = join_key(prefix, name);
-        let n = match t.get(name) {
+        let v = match t.get(name) {
             None => return default,
             Some(Value::Integer(i)) => match u64::try_from(*i) {
-                Ok(n) => n,
+                Ok(n) => (unit.from_integer)(n),
                 Err(_) => {
-                    self.report(key, Cause::BadSize(i.to_string()));
+                    self.report(key, (unit.bad)(i.to_string()));
                     return default;
                 }
             },
-            Some(Value::String(s)) => match parse_size(s) {
-                Some(n) => n,
+            Some(Value::String(s)) => match (unit.parse)(s) {
+                Some(v) => v,
                 None => {
-                    self.report(key, Cause::BadSize(s.clone()));
+                    self.report(key, (unit.bad)(s.clone()));
                     return default;
                 }
             },
@@ -1379,25 +1381,25 @@ impl Checker {
                 self.report(
                     key,
                     Cause::WrongType {
-                        expected: "a size",
+                        expected: unit.what,
                         found: type_name(other),
                     },
                 );
                 return default;
             }
         };
-        if n < range.0 || n > range.1 {
+        if v < range.0 || v > range.1 {
             self.report(
                 key,
                 Cause::OutOfRange {
-                    value: format_size(n),
-                    min: format_size(range.0),
-                    max: format_size(range.1),
+                    value: (unit.format)(v),
+                    min: (unit.format)(range.0),
+                    max: (unit.format)(range.1),
                 },
             );
             return default;
         }
-        usize::try_from(n).unwrap_or(default)
+        v
     }
 
     fn socket_address(&mut self, t: &Table, prefix: &str, name: &str) -> Option<SocketAddr> {
@@ -2567,6 +2569,46 @@ mod tests {
                 "clock_skew = \"60 seconds\"",
                 "gateway.clock_skew",
                 |c| matches!(c, Cause::BadDuration(_)),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = -5",
+                "gateway.clock_skew",
+                |c| matches!(c, Cause::BadDuration(v) if v == "-5"),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = true",
+                "gateway.clock_skew",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a duration",
+                            found: "a boolean"
+                        }
+                    )
+                },
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = 1.5\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a size",
+                            found: "a float"
+                        }
+                    )
+                },
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = 512\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| matches!(c, Cause::OutOfRange { value, min, .. } if value == "512" && min == "1KiB"),
             ),
             (
                 "max_authorization_lifetime = \"900s\"",
