@@ -29,6 +29,24 @@ pub struct Translation {
     pub lossy: bool,
 }
 
+impl Translation {
+    fn new(
+        path: impl Into<String>,
+        rule: impl Into<String>,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        lossy: bool,
+    ) -> Translation {
+        Translation {
+            path: path.into(),
+            rule: rule.into(),
+            from: from.into(),
+            to: to.into(),
+            lossy,
+        }
+    }
+}
+
 /// A model field the target format cannot express.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dropped {
@@ -58,13 +76,8 @@ impl ReadReport {
         to: impl Into<String>,
         lossy: bool,
     ) {
-        self.translated.push(Translation {
-            path: path.into(),
-            rule: rule.into(),
-            from: from.into(),
-            to: to.into(),
-            lossy,
-        });
+        self.translated
+            .push(Translation::new(path, rule, from, to, lossy));
     }
 }
 
@@ -91,13 +104,8 @@ impl WriteReport {
         to: impl Into<String>,
         lossy: bool,
     ) {
-        self.translated.push(Translation {
-            path: path.into(),
-            rule: rule.into(),
-            from: from.into(),
-            to: to.into(),
-            lossy,
-        });
+        self.translated
+            .push(Translation::new(path, rule, from, to, lossy));
     }
 
     /// Whether the field at `path` (or an item containing it) was dropped.
