@@ -134,6 +134,20 @@ impl<'d> Compiler<'d> {
         }
     }
 
+    /// [`Self::err`] at `def` when there is one; without a place (a reference made by the
+    /// compiler itself, not by a schema document) the error names none.
+    fn err_at(&self, def: Option<Def<'_>>, message: impl Into<String>) -> SchemaError {
+        match def {
+            Some(d) => self.err(d, message),
+            None => SchemaError::Invalid {
+                file: String::new(),
+                line: 0,
+                column: 0,
+                message: message.into(),
+            },
+        }
+    }
+
     fn unsupported(&self, def: Def<'_>, feature: impl Into<String>) -> SchemaError {
         let d = &self.docs[def.doc];
         let at = d.position(def.node.offset);
@@ -480,15 +494,7 @@ impl<'d> Compiler<'d> {
         }
         let Some(def) = self.defs_types.get(ns, local) else {
             let message = format!("the type {{{}}}{local} is not defined", self.m.ns_str(ns));
-            return Err(match from {
-                Some(f) => self.err(f, message),
-                None => SchemaError::Invalid {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    message,
-                },
-            });
+            return Err(self.err_at(from, message));
         };
         if def.node.is_xsd("complexType") {
             Ok(TypeRef::Complex(self.complex_type(def, Some(local))?))
@@ -1346,15 +1352,7 @@ impl<'d> Compiler<'d> {
                 "the element {{{}}}{local} is not declared",
                 self.m.ns_str(ns)
             );
-            return Err(match from {
-                Some(f) => self.err(f, message),
-                None => SchemaError::Invalid {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    message,
-                },
-            });
+            return Err(self.err_at(from, message));
         };
         self.element_decl(def, true)
     }
@@ -1518,15 +1516,7 @@ impl<'d> Compiler<'d> {
                 "the attribute {{{}}}{local} is not declared",
                 self.m.ns_str(ns)
             );
-            return Err(match from {
-                Some(f) => self.err(f, message),
-                None => SchemaError::Invalid {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    message,
-                },
-            });
+            return Err(self.err_at(from, message));
         };
         self.check_attrs(def, &["name", "type", "default", "fixed"])?;
         let ty = self.attribute_type(def, local)?;
@@ -1753,15 +1743,7 @@ impl<'d> Compiler<'d> {
                 "the attribute group {{{}}}{local} is not defined",
                 self.m.ns_str(ns)
             );
-            return Err(match from {
-                Some(f) => self.err(f, message),
-                None => SchemaError::Invalid {
-                    file: String::new(),
-                    line: 0,
-                    column: 0,
-                    message,
-                },
-            });
+            return Err(self.err_at(from, message));
         };
         self.check_attrs(def, &["name"])?;
         let key = (ns, Box::from(local));
@@ -2004,15 +1986,10 @@ impl<'d> Compiler<'d> {
                             "the default or fixed value of attribute `{}` of {} is not valid: {e}",
                             self.m.complex[ci].attributes[ui].local, self.m.complex[ci].name
                         );
-                        return Err(match &self.complex_specs[ci] {
-                            Some((_, def)) => self.err(*def, message),
-                            None => SchemaError::Invalid {
-                                file: String::new(),
-                                line: 0,
-                                column: 0,
-                                message,
-                            },
-                        });
+                        return Err(self.err_at(
+                            self.complex_specs[ci].as_ref().map(|(_, def)| *def),
+                            message,
+                        ));
                     }
                 };
                 if let Some(c) = &mut self.m.complex[ci].attributes[ui].constraint {
