@@ -1178,12 +1178,14 @@ backend!(
     audit_lock = Some("SELECT pg_advisory_xact_lock($1)")
 );
 
+/// One operation's copy of an error shared by its whole batch (a rollback, a failed commit):
+/// the transaction did not happen, whatever the cause.
 fn unshare(e: Arc<StoreError>) -> StoreError {
     match Arc::try_unwrap(e) {
         Ok(e) => e,
-        Err(shared) => StoreError::Corrupt {
-            what: "transaction",
-            detail: format!("commit failed: {shared}"),
+        Err(shared) => match &*shared {
+            StoreError::RolledBack(m) => StoreError::RolledBack(m.clone()),
+            other => StoreError::RolledBack(format!("the commit failed: {other}")),
         },
     }
 }

@@ -645,3 +645,57 @@ async fn claims_count_interrupted_attempts_until_audited() {
         assert_eq!(got[0].attempts, 3, "{b}");
     }
 }
+
+/// A database error in one operation rolls the whole batch back: that operation gets its own
+/// error, the others `RolledBack`, and nothing of any of them is kept — not even the replay id
+/// of an operation that had already written.
+#[tokio::test]
+async fn a_failing_operation_rolls_its_batch_back() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let mut replies = Vec::new();
+        let mut ops = Vec::new();
+        // The second reuses the first's transfer id: a primary-key violation.
+        for (id, jti) in [("dup", "j1"), ("dup", "j2"), ("other", "j3")] {
+            let (tx, rx) = oneshot::channel();
+            ops.push(Op::Insert(
+                new_transfer(id, jti, 1000),
+                vec![event("transfer.accepted", Some(id), 1000)],
+                tx,
+            ));
+            replies.push(rx);
+        }
+        match &store.pool {
+            Pool::Sqlite(p) => super::sqlite::run_batch(p, ops).await,
+            Pool::Postgres(p) => super::postgres::run_batch(p, ops).await,
+        }
+        let mut answers = Vec::new();
+        for rx in replies {
+            answers.push(rx.await.expect("answered"));
+        }
+        assert!(
+            matches!(&answers[0], Err(StoreError::RolledBack(m)) if m.contains("another operation")),
+            "{b}: {:?}",
+            answers[0]
+        );
+        assert!(
+            matches!(&answers[1], Err(StoreError::Database(_))),
+            "{b}: {:?}",
+            answers[1]
+        );
+        assert!(
+            matches!(&answers[2], Err(StoreError::RolledBack(_))),
+            "{b}: the operation after the failure is not run: {:?}",
+            answers[2]
+        );
+        assert!(store.transfer("dup").await.unwrap().is_none(), "{b}");
+        assert!(store.transfer("other").await.unwrap().is_none(), "{b}");
+        assert_eq!(store.audit_len().await.unwrap(), 0, "{b}");
+        // The first operation's `jti` was rolled back with it: it can be used now.
+        let again = store
+            .insert_transfer(new_transfer("dup", "j1", 2000), vec![])
+            .await
+            .unwrap();
+        assert_eq!(again, Inserted::Accepted, "{b}");
+    }
+}
