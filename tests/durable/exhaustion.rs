@@ -176,3 +176,28 @@ async fn retries_stop_at_max_age() {
     assert_eq!(d.espoo_answers()[&id], vec![503, 503, 503]);
     d.assert_payload_gone(&id).await;
 }
+
+/// Only a failed transfer can be retried: retrying one that was delivered is refused with
+/// `not_failed` (409), audited, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retrying_a_delivered_transfer_is_refused() {
+    let Some(d) = start(Backend::Sqlite, &[]).await else {
+        return;
+    };
+    let id = d.submit().await;
+    d.wait_status(&id, "delivered").await;
+    let answer = d.act("registry-operator", &id, "retry").await;
+    assert_eq!(answer.status.as_u16(), 409, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("not_failed"));
+    assert!(
+        d.audit_of(&id).await.contains(&(
+            "registry-operator".into(),
+            "transfer.retry_refused".into(),
+            "not_failed".into()
+        )),
+        "{:?}",
+        d.audit_of(&id).await
+    );
+    assert_eq!(d.view(&id).await["status"], "delivered");
+    assert_eq!(d.espoo().requests().len(), 1, "delivered once");
+}
