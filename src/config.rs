@@ -260,6 +260,10 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
     /// How long a client may take to send its request (default 10 s).
     pub request_timeout: Duration,
+    /// How long a client may take to finish the TLS handshake (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Connections in all and per address, and the reserve for authenticated addresses.
+    pub connections: crate::admission::AdmissionLimits,
     /// Bounds for every XML document parsed.
     pub xml: crate::xml::Limits,
 }
@@ -270,6 +274,8 @@ impl Default for LimitsConfig {
             max_request_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            connections: crate::admission::AdmissionLimits::default(),
             xml: crate::xml::Limits::default(),
         }
     }
@@ -992,6 +998,12 @@ const LIMITS_KEYS: &[(&str, Kind)] = &[
     ("max_request_bytes", Kind::Size),
     ("max_header_bytes", Kind::Size),
     ("request_timeout", Kind::Duration),
+    ("handshake_timeout", Kind::Duration),
+    ("max_connections", Kind::Integer),
+    ("reserved_connections", Kind::Integer),
+    ("max_connections_per_address", Kind::Integer),
+    ("max_handshakes_per_address", Kind::Integer),
+    ("authenticated_address_ttl", Kind::Duration),
     ("xml", Kind::Section(XML_KEYS)),
 ];
 const AUDIT_KEYS: &[(&str, Kind)] = &[
@@ -2198,6 +2210,46 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
     let dx = def.xml;
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let px = "limits.xml";
+    let dc = def.connections;
+    let max_connections = check.integer(
+        l,
+        "limits",
+        "max_connections",
+        dc.max_connections as u64,
+        (1, 1_000_000),
+    );
+    let connections = crate::admission::AdmissionLimits {
+        max_connections: as_usize(max_connections),
+        // The reserve leaves at least one slot to addresses not yet authenticated.
+        reserved_connections: as_usize(check.integer(
+            l,
+            "limits",
+            "reserved_connections",
+            (dc.reserved_connections as u64).min(max_connections - 1),
+            (0, max_connections - 1),
+        )),
+        max_connections_per_address: as_usize(check.integer(
+            l,
+            "limits",
+            "max_connections_per_address",
+            dc.max_connections_per_address as u64,
+            (1, 1_000_000),
+        )),
+        max_handshakes_per_address: as_usize(check.integer(
+            l,
+            "limits",
+            "max_handshakes_per_address",
+            dc.max_handshakes_per_address as u64,
+            (1, 1_000_000),
+        )),
+        authenticated_address_ttl: check.duration(
+            l,
+            "limits",
+            "authenticated_address_ttl",
+            dc.authenticated_address_ttl,
+            (MINUTE, 30 * 24 * 60 * MINUTE),
+        ),
+    };
     LimitsConfig {
         max_request_bytes: check.size(
             l,
@@ -2220,6 +2272,14 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
             def.request_timeout,
             (Duration::from_millis(100), 10 * MINUTE),
         ),
+        handshake_timeout: check.duration(
+            l,
+            "limits",
+            "handshake_timeout",
+            def.handshake_timeout,
+            (Duration::from_millis(100), 10 * MINUTE),
+        ),
+        connections,
         xml: crate::xml::Limits {
             max_bytes: check.size(x, px, "max_bytes", dx.max_bytes, (KIB, 4 * GIB)),
             max_depth: as_usize(check.integer(
@@ -2308,6 +2368,12 @@ lease = "60s"
 max_request_bytes = "64KiB"
 max_header_bytes = "16KiB"
 request_timeout = "10s"
+handshake_timeout = "10s"
+max_connections = 1024
+reserved_connections = 256              # for addresses recently authenticated as participants
+max_connections_per_address = 128
+max_handshakes_per_address = 32
+authenticated_address_ttl = "24h"
 
 [limits.xml]
 max_bytes = "16MiB"

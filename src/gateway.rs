@@ -433,10 +433,18 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
     let tls = crate::tls::server_config(&gateway.config)?;
+    let configured = &gateway.config.limits;
     let limits = ServerLimits {
-        header_read_timeout: gateway.config.limits.request_timeout,
-        max_header_bytes: gateway.config.limits.max_header_bytes,
+        admission: configured.connections,
+        handshake_timeout: configured.handshake_timeout,
+        header_read_timeout: configured.request_timeout,
+        max_header_bytes: configured.max_header_bytes,
         ..ServerLimits::default()
+    };
+    // Nobody authenticates on the admin listener: no reserve there.
+    let admin_limits = ServerLimits {
+        admission: limits.admission.without_reserve(),
+        ..limits
     };
     let api = {
         let gw = gateway.clone();
@@ -445,7 +453,7 @@ pub async fn run(
             tls,
             limits,
             move |conn| crate::http::api_connection(gw.clone(), conn),
-            Some(refusal_hook(gateway.clone())),
+            Some(Arc::new(ApiListener(gateway.clone()))),
             shutdown.clone(),
         ))
     };
@@ -453,7 +461,7 @@ pub async fn run(
         let gw = gateway.clone();
         tokio::spawn(crate::server::serve_plain(
             listeners.admin,
-            limits,
+            admin_limits,
             move |_conn| crate::http::admin_connection(gw.clone()),
             shutdown.clone(),
         ))
@@ -477,14 +485,28 @@ pub async fn run(
     Ok(())
 }
 
-/// Audits refused handshakes, rate-limited by [`RefusalLog`].
-fn refusal_hook(gateway: Arc<Gateway>) -> crate::server::RefusalHook {
-    Arc::new(move |remote, refusal| {
-        gateway.metrics.inc(
-            "siirto_tls_refused_total",
-            "Refused TLS handshakes by reason.",
-            &[("reason", refusal.code)],
-        );
+/// The API listener's observer: counts refused connections and handshakes, audits them
+/// (rate-limited by [`crate::refusals::RefusalLog`]), and knows a participant by its certificate.
+struct ApiListener(Arc<Gateway>);
+
+impl crate::server::Observer for ApiListener {
+    fn refused(&self, remote: std::net::SocketAddr, why: crate::server::Refused) {
+        let gateway = &self.0;
+        let refusal = why.refusal();
+        if let Some(reason) = why.limit_label() {
+            gateway.metrics.inc(
+                "siirto_connections_refused_total",
+                "Connections closed unserved by the listener's limits, by reason.",
+                &[("reason", reason)],
+            );
+        }
+        if !matches!(why, crate::server::Refused::Limit(_)) {
+            gateway.metrics.inc(
+                "siirto_tls_refused_total",
+                "Refused TLS handshakes by reason.",
+                &[("reason", refusal.code)],
+            );
+        }
         if let Some(event) = gateway.refusals.note(remote.ip(), &refusal, gateway.now()) {
             let gw = gateway.clone();
             tokio::spawn(async move {
@@ -493,7 +515,11 @@ fn refusal_hook(gateway: Arc<Gateway>) -> crate::server::RefusalHook {
                 }
             });
         }
-    })
+    }
+
+    fn is_known(&self, connection: &crate::server::ConnectionInfo) -> bool {
+        crate::identity::identify(&self.0.config.directory, &connection.certificates).is_ok()
+    }
 }
 
 /// Periodic chores: recount unfinished transfers and write refused-handshake summaries (every

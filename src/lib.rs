@@ -9,6 +9,8 @@
 //! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit).
 //! - [`identity`]: client certificate → participant (x509-parser).
 //! - [`tls`]: rustls server and client configurations from the validated config.
+//! - [`admission`]: which new connection a listener admits (per-address limits, the reserve
+//!   for authenticated addresses); pure.
 //! - [`pki`]: development certificates and keys (rcgen); never for production.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
 //! - [`xml`]: hardened XML parsing, the XML Schema compiler and streaming validator.
@@ -18,6 +20,7 @@
 //! - [`receipt`]: the gateway-signed transfer receipt.
 //! - [`trail`]: the running audit service: Merkle tree following the store, checkpoints,
 //!   proofs, whole-log verification.
+pub mod admission;
 pub mod audit;
 pub mod authz;
 pub mod cli;

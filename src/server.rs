@@ -1,16 +1,18 @@
 //! Listeners: TLS (mandatory client certificates, configured by the caller) and plain HTTP, each
-//! serving HTTP/1.1 with hyper, with limits on connections, handshake and header time, and
+//! serving HTTP/1.1 with hyper, with limits on connections (per address and in all, with a
+//! reserve for authenticated addresses: [`crate::admission`]), handshake and header time, and
 //! graceful shutdown (stop accepting, let in-flight requests finish, then close).
 //!
 //! Owns: the accept loops and connection lifecycle. It knows nothing of routes: a
 //! per-connection handler is made from the [`ConnectionInfo`] by the caller (the gateway's
-//! `http` module, or the reference peers in `peers.rs`).
+//! `http` module, or the reference peers in `peers.rs`), and who is a known participant and
+//! what to do with refusals is asked of the caller's [`Observer`].
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +26,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
+
+use crate::admission::{Admission, AdmissionLimits, Limit};
+use crate::refusals::Refusal;
 
 /// A response body: the gateway answers with complete, bounded bodies.
 pub type Body = Full<Bytes>;
@@ -43,7 +48,8 @@ pub struct ConnectionInfo {
 /// Bounds on what a client may do to a listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
-    pub max_connections: usize,
+    /// Connections in all and per address, and the reserve for authenticated addresses.
+    pub admission: AdmissionLimits,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
@@ -54,7 +60,7 @@ pub struct ServerLimits {
 impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
-            max_connections: 1024,
+            admission: AdmissionLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -98,17 +104,59 @@ impl ShutdownTrigger {
     }
 }
 
-/// Told of every refused TLS handshake (for auditing).
-pub type RefusalHook = Arc<dyn Fn(SocketAddr, crate::refusals::Refusal) + Send + Sync>;
+/// Why a listener closed a connection without serving it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// At accept, by the admission limits: no handshake was attempted.
+    Limit(Limit),
+    /// The TLS handshake failed.
+    Handshake(Refusal),
+    /// The TLS handshake did not finish within `handshake_timeout`.
+    HandshakeTimeout,
+}
+
+impl Refused {
+    /// The refusal as audited (`tls.handshake_refused` with its code as the outcome).
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Refused::Limit(limit) => Refusal {
+                code: limit.code(),
+                detail: limit.describe().into(),
+            },
+            Refused::Handshake(refusal) => refusal.clone(),
+            Refused::HandshakeTimeout => Refusal::timeout(),
+        }
+    }
+
+    /// The `reason` label of `siirto_connections_refused_total`: refusals by the listener's
+    /// limits (admission and handshake time), not failed handshakes.
+    pub fn limit_label(&self) -> Option<&'static str> {
+        match self {
+            Refused::Limit(limit) => Some(limit.label()),
+            Refused::HandshakeTimeout => Some("handshake_timeout"),
+            Refused::Handshake(_) => None,
+        }
+    }
+}
+
+/// What a listener asks of and tells its owner.
+pub trait Observer: Send + Sync {
+    /// A connection was closed without being served (for metrics and auditing).
+    fn refused(&self, remote: SocketAddr, why: Refused);
+
+    /// Whether the client of a connection whose handshake finished is a known participant:
+    /// its address may then use the reserved connection slots for a while.
+    fn is_known(&self, connection: &ConnectionInfo) -> bool;
+}
 
 /// Serves TLS connections until shutdown. `on_connection` turns a connection's info into its
-/// request handler; `on_refused` hears of handshakes that failed.
+/// request handler; `observer` hears of refused connections and says who is known.
 pub async fn serve_tls<C, H>(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     limits: ServerLimits,
     on_connection: C,
-    on_refused: Option<RefusalHook>,
+    observer: Option<Arc<dyn Observer>>,
     shutdown: Shutdown,
 ) where
     C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
@@ -120,7 +168,7 @@ pub async fn serve_tls<C, H>(
         limits,
         shutdown,
         Arc::new(on_connection),
-        on_refused,
+        observer,
         move |tcp| {
             let acceptor = acceptor.clone();
             async move {
@@ -159,12 +207,62 @@ pub async fn serve_plain<C, H>(
     .await;
 }
 
+/// A connection's place in the admission counts: a handshake in progress, then an established
+/// connection; given back when dropped.
+struct Slot {
+    admission: Arc<Mutex<Admission>>,
+    ip: IpAddr,
+    established: bool,
+}
+
+fn lock(admission: &Mutex<Admission>) -> MutexGuard<'_, Admission> {
+    // The counts stay consistent whatever panicked: each change is one call.
+    admission.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Slot {
+    fn admit(admission: &Arc<Mutex<Admission>>, ip: IpAddr) -> Result<Slot, Limit> {
+        lock(admission).admit(ip, now())?;
+        Ok(Slot {
+            admission: admission.clone(),
+            ip,
+            established: false,
+        })
+    }
+
+    fn establish(&mut self, authenticated: bool) {
+        lock(&self.admission).established(self.ip, authenticated, now());
+        self.established = true;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut admission = lock(&self.admission);
+        if self.established {
+            admission.connection_closed(self.ip);
+        } else {
+            admission.handshake_ended(self.ip);
+        }
+    }
+}
+
+fn report(observer: Option<&Arc<dyn Observer>>, remote: SocketAddr, why: Refused) {
+    if let Some(observer) = observer {
+        observer.refused(remote, why);
+    }
+}
+
 async fn serve<C, H, U, UF, S>(
     listener: TcpListener,
     limits: ServerLimits,
     mut shutdown: Shutdown,
     on_connection: Arc<C>,
-    on_refused: Option<RefusalHook>,
+    observer: Option<Arc<dyn Observer>>,
     upgrade: U,
 ) where
     C: Fn(ConnectionInfo) -> H + Send + Sync + 'static,
@@ -174,7 +272,7 @@ async fn serve<C, H, U, UF, S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = Arc::new(Mutex::new(Admission::new(limits.admission)));
     let upgrade = Arc::new(upgrade);
     loop {
         let accepted = tokio::select! {
@@ -190,40 +288,44 @@ async fn serve<C, H, U, UF, S>(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%remote, "connection limit reached; closing new connection");
-            drop(tcp);
-            continue;
+        let mut slot = match Slot::admit(&admission, remote.ip()) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                // Not logged one by one: under a flood that would be the flood. Counted and
+                // (rate-limited) audited by the observer.
+                tracing::debug!(%remote, reason = limit.label(), "connection refused");
+                drop(tcp);
+                report(observer.as_ref(), remote, Refused::Limit(limit));
+                continue;
+            }
         };
         let _ = tcp.set_nodelay(true);
         let upgrade = upgrade.clone();
         let on_connection = on_connection.clone();
         let watcher = graceful.watcher();
-        let on_refused = on_refused.clone();
+        let observer = observer.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let refused = |why| report(observer.as_ref(), remote, why);
             let upgraded = tokio::time::timeout(limits.handshake_timeout, upgrade(tcp)).await;
             let (stream, certificates) = match upgraded {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
                     tracing::info!(%remote, error = %e, "handshake failed");
-                    if let Some(hook) = &on_refused {
-                        hook(remote, crate::refusals::Refusal::of_tls_error(&e));
-                    }
+                    refused(Refused::Handshake(Refusal::of_tls_error(&e)));
                     return;
                 }
                 Err(_) => {
                     tracing::info!(%remote, "handshake timed out");
-                    if let Some(hook) = &on_refused {
-                        hook(remote, crate::refusals::Refusal::timeout());
-                    }
+                    refused(Refused::HandshakeTimeout);
                     return;
                 }
             };
-            let handler = Arc::new(on_connection(ConnectionInfo {
+            let info = ConnectionInfo {
                 remote,
                 certificates,
-            }));
+            };
+            slot.establish(observer.as_ref().is_some_and(|o| o.is_known(&info)));
+            let handler = Arc::new(on_connection(info));
             let service = service_fn(move |req| {
                 let handler = handler.clone();
                 async move { Ok::<_, Infallible>(handler(req).await) }
@@ -238,6 +340,7 @@ async fn serve<C, H, U, UF, S>(
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
