@@ -217,7 +217,9 @@ impl Admission {
     }
 
     fn is_authenticated(&self, key: IpAddr, now: Instant) -> bool {
-        self.authenticated.get(&key).is_some_and(|until| now < *until)
+        self.authenticated
+            .get(&key)
+            .is_some_and(|until| now < *until)
     }
 
     fn remember(&mut self, key: IpAddr, until: Instant, now: Instant) {
@@ -245,7 +247,12 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn limits(max: usize, reserved: usize, per_address: usize, handshakes: usize) -> AdmissionLimits {
+    fn limits(
+        max: usize,
+        reserved: usize,
+        per_address: usize,
+        handshakes: usize,
+    ) -> AdmissionLimits {
         AdmissionLimits {
             max_connections: max,
             reserved_connections: reserved,
@@ -356,7 +363,10 @@ mod tests {
     fn without_reserve_every_slot_is_open_to_everyone() {
         let now = Instant::now();
         let mut a = Admission::new(limits(3, 2, 100, 100).without_reserve());
-        assert_eq!(admit_n(&mut a, "192.0.2.1", 5, now), (3, Some(Limit::Global)));
+        assert_eq!(
+            admit_n(&mut a, "192.0.2.1", 5, now),
+            (3, Some(Limit::Global))
+        );
     }
 
     #[test]
@@ -409,7 +419,10 @@ mod tests {
         }
         assert_eq!(a.authenticated.len(), MAX_REMEMBERED);
         // The last one is remembered, the first ones (shortest time left) were forgotten.
-        assert!(a.is_authenticated(IpAddr::from((MAX_REMEMBERED as u32 + 49).to_be_bytes()), now));
+        assert!(a.is_authenticated(
+            IpAddr::from((MAX_REMEMBERED as u32 + 49).to_be_bytes()),
+            now
+        ));
         assert!(!a.is_authenticated(IpAddr::from(0u32.to_be_bytes()), now));
     }
 

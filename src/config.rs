@@ -2880,6 +2880,101 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_are_read_and_checked_by_key() {
+        let f = fixture();
+        let defaults = f.load(&f.text).expect("loads").limits;
+        assert_eq!(
+            defaults.connections,
+            crate::admission::AdmissionLimits::default()
+        );
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+        let with = |pairs: &[(&str, &str)]| Config::from_toml(&f.text, &f.pki.config, env(pairs));
+        let cfg = with(&[
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS", "100"),
+            ("SIIRTO__LIMITS__RESERVED_CONNECTIONS", "99"),
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "7"),
+            ("SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS", "3"),
+            ("SIIRTO__LIMITS__HANDSHAKE_TIMEOUT", "2s"),
+            ("SIIRTO__LIMITS__AUTHENTICATED_ADDRESS_TTL", "1h"),
+        ])
+        .expect("overrides apply");
+        let c = cfg.limits.connections;
+        assert_eq!(
+            (
+                c.max_connections,
+                c.reserved_connections,
+                c.max_connections_per_address,
+                c.max_handshakes_per_address
+            ),
+            (100, 99, 7, 3)
+        );
+        assert_eq!(c.authenticated_address_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.limits.handshake_timeout, Duration::from_secs(2));
+
+        let problem = |var: &str, value: &str| {
+            let err = with(&[(var, value)]).expect_err("refused");
+            err.problems()
+                .iter()
+                .find(|p| p.set_by.as_deref() == Some(var))
+                .unwrap_or_else(|| panic!("no problem set by {var}: {err}"))
+                .clone()
+        };
+        // The reserve must leave a slot to addresses not yet authenticated.
+        let err = with(&[
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS", "100"),
+            ("SIIRTO__LIMITS__RESERVED_CONNECTIONS", "100"),
+        ])
+        .expect_err("a reserve of every slot");
+        let p = &err.problems()[0];
+        assert_eq!(p.key, "limits.reserved_connections", "{err}");
+        assert!(
+            matches!(&p.cause, Cause::OutOfRange { value, max, .. } if value == "100" && max == "99"),
+            "{err}"
+        );
+        for (var, value, key) in [
+            (
+                "SIIRTO__LIMITS__MAX_CONNECTIONS",
+                "0",
+                "limits.max_connections",
+            ),
+            (
+                "SIIRTO__LIMITS__MAX_CONNECTIONS_PER_ADDRESS",
+                "0",
+                "limits.max_connections_per_address",
+            ),
+            (
+                "SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS",
+                "0",
+                "limits.max_handshakes_per_address",
+            ),
+            (
+                "SIIRTO__LIMITS__HANDSHAKE_TIMEOUT",
+                "1h",
+                "limits.handshake_timeout",
+            ),
+            (
+                "SIIRTO__LIMITS__AUTHENTICATED_ADDRESS_TTL",
+                "1s",
+                "limits.authenticated_address_ttl",
+            ),
+        ] {
+            let p = problem(var, value);
+            assert_eq!(p.key, key);
+            assert!(matches!(p.cause, Cause::OutOfRange { .. }), "{var}: {p:?}");
+        }
+        let p = problem("SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS", "many");
+        assert!(
+            matches!(&p.cause, Cause::NotAnInteger(v) if v == "many"),
+            "{p:?}"
+        );
+        let p = problem("SIIRTO__LIMITS__MAX_HANDSHAKE_PER_ADDRESS", "3");
+        assert!(
+            matches!(&p.cause, Cause::UnknownKey { suggestion: Some(s) } if s == "max_handshakes_per_address"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
     fn environment_can_append_an_entry() {
         let f = fixture();
         let n = f.text.matches("[[participants]]").count().to_string();

@@ -8,6 +8,8 @@
 //! - `rejections`: every refused authorization or caller, with its exact code, nothing
 //!   delivered, and the refusal in the audit trail.
 //! - `tls`: connections without an acceptable client certificate never reach the API.
+//! - `connections`: idle connections from one address, or strangers filling the listener, do
+//!   not lock participants out (per-address limits, the reserve for known addresses).
 //! - `source_failures`: what the source answers (404, broken or hostile XML) fails the transfer
 //!   with a stable reason, and nothing is delivered.
 //! - `audit_cli`: `siirto audit verify` accepts a real run and names an altered entry.
@@ -23,6 +25,8 @@ mod walk;
 
 #[path = "api/audit_cli.rs"]
 mod audit_cli;
+#[path = "api/connections.rs"]
+mod connections;
 #[path = "api/external.rs"]
 mod external;
 #[path = "api/rejections.rs"]
