@@ -306,6 +306,16 @@ async fn run(backend: &str, o: &Options) {
     if let Some(w) = o.workers {
         env.push(("SIIRTO__DELIVERY__WORKERS".to_owned(), w.to_string()));
     }
+    // One client opens up to `concurrency` connections at once from one address: the limits
+    // per address (64 handshakes, 128 connections by default) must let it.
+    let per_address = o.concurrency.max(64);
+    for (key, n) in [
+        ("MAX_HANDSHAKES_PER_ADDRESS", per_address),
+        ("MAX_CONNECTIONS_PER_ADDRESS", 2 * per_address),
+        ("MAX_CONNECTIONS", (4 * per_address).max(1024)),
+    ] {
+        env.push((format!("SIIRTO__LIMITS__{key}"), n.to_string()));
+    }
     let bed = Testbed::start(TestbedOptions {
         database_url: db.as_ref().map(|d| d.url.clone()),
         env,

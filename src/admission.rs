@@ -29,7 +29,8 @@ pub struct AdmissionLimits {
     pub reserved_connections: usize,
     /// Connections open at once from one address, handshakes included (default 128).
     pub max_connections_per_address: usize,
-    /// TLS handshakes in progress at once from one address (default 32).
+    /// TLS handshakes in progress at once from one address (default 64: a client opening its
+    /// pool of 64 connections at once is served).
     pub max_handshakes_per_address: usize,
     /// How long after its last authenticated handshake an address may use the reserve
     /// (default 24 h).
@@ -42,7 +43,7 @@ impl Default for AdmissionLimits {
             max_connections: 1024,
             reserved_connections: 256,
             max_connections_per_address: 128,
-            max_handshakes_per_address: 32,
+            max_handshakes_per_address: 64,
             authenticated_address_ttl: Duration::from_secs(24 * 3600),
         }
     }
@@ -54,6 +55,18 @@ impl AdmissionLimits {
         AdmissionLimits {
             reserved_connections: 0,
             ..self
+        }
+    }
+
+    /// Only `max_connections` in all, open to every address alike (for a server whose one
+    /// client is the gateway, such as the reference peers).
+    pub fn global_only(max_connections: usize) -> Self {
+        AdmissionLimits {
+            max_connections,
+            reserved_connections: 0,
+            max_connections_per_address: usize::MAX,
+            max_handshakes_per_address: usize::MAX,
+            ..AdmissionLimits::default()
         }
     }
 }
@@ -279,11 +292,11 @@ mod tests {
         let now = Instant::now();
         let mut a = Admission::new(AdmissionLimits::default());
         let (held, refused) = admit_n(&mut a, "192.0.2.7", 1100, now);
-        assert_eq!(held, 32);
+        assert_eq!(held, 64);
         assert_eq!(refused, Some(Limit::HandshakesPerAddress));
         // Every other address is still admitted.
         assert_eq!(a.admit(ip("192.0.2.8"), now), Ok(()));
-        assert_eq!(a.open(), 33);
+        assert_eq!(a.open(), 65);
     }
 
     #[test]
@@ -366,6 +379,16 @@ mod tests {
         assert_eq!(
             admit_n(&mut a, "192.0.2.1", 5, now),
             (3, Some(Limit::Global))
+        );
+    }
+
+    #[test]
+    fn global_only_lets_one_address_use_every_slot() {
+        let now = Instant::now();
+        let mut a = Admission::new(AdmissionLimits::global_only(300));
+        assert_eq!(
+            admit_n(&mut a, "192.0.2.1", 400, now),
+            (300, Some(Limit::Global))
         );
     }
 

@@ -2372,7 +2372,7 @@ handshake_timeout = "10s"
 max_connections = 1024
 reserved_connections = 256              # for addresses recently authenticated as participants
 max_connections_per_address = 128
-max_handshakes_per_address = 32
+max_handshakes_per_address = 64
 authenticated_address_ttl = "24h"
 
 [limits.xml]

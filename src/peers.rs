@@ -22,6 +22,7 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 
+use crate::admission::AdmissionLimits;
 use crate::server::{ResponseFuture, ServerLimits, Shutdown, serve_tls};
 
 /// How a peer answers, for tests of failure handling.
@@ -309,7 +310,11 @@ impl Endpoint {
         let task = tokio::spawn(serve_tls(
             listener,
             self.tls.clone(),
-            ServerLimits::default(),
+            ServerLimits {
+                // The one client is the gateway (or a benchmark), from one address.
+                admission: AdmissionLimits::global_only(1024),
+                ..ServerLimits::default()
+            },
             move |_conn| {
                 let (s, d) = (s.clone(), d.clone());
                 move |req: Request<hyper::body::Incoming>| -> ResponseFuture {

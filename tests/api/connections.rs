@@ -87,7 +87,7 @@ async fn transfer_is_delivered(bed: &Testbed) -> Duration {
 async fn one_address_holding_1100_idle_connections_does_not_lock_out_a_participant() {
     const ATTACK: usize = 1100;
     // The default `[limits] max_handshakes_per_address`.
-    const SHARE: usize = 32;
+    const SHARE: usize = 64;
     let bed = start().await;
     bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
     let attacker = Ipv4Addr::new(127, 0, 0, 2);
