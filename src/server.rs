@@ -294,8 +294,8 @@ async fn serve<C, H, U, UF, S>(
                 // Not logged one by one: under a flood that would be the flood. Counted and
                 // (rate-limited) audited by the observer.
                 tracing::debug!(%remote, reason = limit.label(), "connection refused");
-                drop(tcp);
                 report(observer.as_ref(), remote, Refused::Limit(limit));
+                drop(tcp);
                 continue;
             }
         };

@@ -74,6 +74,64 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool, describe: impl Fn(
     }
 }
 
+/// A testbed whose gateway has these `[limits]` (`SIIRTO__LIMITS__*` overrides).
+async fn start_with_limits(limits: &[(&str, &str)]) -> Testbed {
+    start_with(TestbedOptions {
+        env: limits
+            .iter()
+            .map(|(k, v)| (format!("SIIRTO__LIMITS__{k}"), (*v).to_owned()))
+            .collect(),
+        ..TestbedOptions::default()
+    })
+    .await
+}
+
+type Served = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A TLS connection from `from` presenting `participant`'s certificate that has been served one
+/// request (so its handshake is over on the gateway's side too), kept open; or what ended it.
+async fn served_connection(
+    bed: &Testbed,
+    from: Ipv4Addr,
+    participant: &str,
+) -> Result<Served, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tcp = idle_connections(bed, from, 1).await.remove(0);
+    let client = &bed
+        .pki
+        .participant(participant)
+        .expect("participant")
+        .client;
+    let config =
+        siirto::tls::client_config_from_files(&bed.pki.ca.cert, Some((&client.cert, &client.key)))
+            .expect("client TLS configuration");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tls.write_all(
+        b"GET /v1/transfers/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: gateway\r\n\r\n",
+    )
+    .await
+    .map_err(|e| format!("request: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tls.read(&mut buf).await {
+            Ok(0) => return Err("closed before answering".into()),
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("response: {e}")),
+        }
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 404"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    Ok(tls)
+}
+
 /// Submits a transfer as the e-service (from 127.0.0.1) and requires it delivered.
 async fn transfer_is_delivered(bed: &Testbed) -> Duration {
     let started = Instant::now();
@@ -154,23 +212,13 @@ async fn a_known_participant_gets_a_reserved_slot_when_strangers_fill_the_rest()
     const MAX: usize = 40;
     const RESERVED: usize = 16;
     const SHARE: usize = 8;
-    let env = [
-        ("SIIRTO__LIMITS__MAX_CONNECTIONS", MAX.to_string()),
-        ("SIIRTO__LIMITS__RESERVED_CONNECTIONS", RESERVED.to_string()),
-        (
-            "SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS",
-            SHARE.to_string(),
-        ),
+    let bed = start_with_limits(&[
+        ("MAX_CONNECTIONS", &MAX.to_string()),
+        ("RESERVED_CONNECTIONS", &RESERVED.to_string()),
+        ("MAX_HANDSHAKES_PER_ADDRESS", &SHARE.to_string()),
         // The attackers' handshakes stay in progress for the whole test.
-        ("SIIRTO__LIMITS__HANDSHAKE_TIMEOUT", "10m".to_owned()),
-    ];
-    let bed = start_with(TestbedOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect(),
-        ..TestbedOptions::default()
-    })
+        ("HANDSHAKE_TIMEOUT", "10m"),
+    ])
     .await;
     bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
 
@@ -215,7 +263,13 @@ async fn a_known_participant_gets_a_reserved_slot_when_strangers_fill_the_rest()
 
     // The participant's new connections use the reserve.
     let took = transfer_is_delivered(&bed).await;
-    assert!(counter(&bed, &global) >= (attack.len() + stranger.len() - (MAX - RESERVED)) as u64);
+    let excess = (attack.len() + stranger.len() - (MAX - RESERVED)) as u64;
+    wait_until(
+        "the refusals to be counted",
+        || counter(&bed, &global) >= excess,
+        || format!("{global} = {}", counter(&bed, &global)),
+    )
+    .await;
     assert_eq!(
         closed_by_gateway(&attack),
         attack.len() - held,
@@ -226,5 +280,95 @@ async fn a_known_participant_gets_a_reserved_slot_when_strangers_fill_the_rest()
          127.0.0.1 took {took:?}"
     );
     drop((attack, stranger));
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_not_finished_in_time_is_closed_counted_and_audited() {
+    let bed = start_with_limits(&[("HANDSHAKE_TIMEOUT", "200ms")]).await;
+    let silent = idle_connections(&bed, Ipv4Addr::new(127, 0, 0, 3), 1).await;
+    wait_until(
+        "the silent connection to be closed",
+        || closed_by_gateway(&silent) == 1,
+        || "still open".to_owned(),
+    )
+    .await;
+    // The listener counts after closing: wait for the count too.
+    let timeouts = refused("handshake_timeout");
+    wait_until(
+        "the timeout to be counted",
+        || counter(&bed, &timeouts) == 1,
+        || gateway(&bed).metrics.render(&[]),
+    )
+    .await;
+    assert_eq!(
+        counter(
+            &bed,
+            "siirto_tls_refused_total{reason=\"handshake_timeout\"}"
+        ),
+        1
+    );
+    let entry = wait_for_audit(&bed, "tls.handshake_refused/handshake_timeout", |e| {
+        e.event.action == "tls.handshake_refused" && e.event.outcome == "handshake_timeout"
+    })
+    .await;
+    assert_eq!(
+        entry.event.detail.get("remote").map(String::as_str),
+        Some("127.0.0.3")
+    );
+    bed.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_at_its_connection_limit_is_refused_until_one_closes() {
+    let bed = start_with_limits(&[("MAX_CONNECTIONS_PER_ADDRESS", "2")]).await;
+    let from = Ipv4Addr::new(127, 0, 0, 4);
+    let mut served = Vec::new();
+    for _ in 0..2 {
+        served.push(
+            served_connection(&bed, from, "turku")
+                .await
+                .expect("served"),
+        );
+    }
+    // A third, even with a good certificate, is closed before its handshake.
+    let refusal = served_connection(&bed, from, "turku")
+        .await
+        .expect_err("over the limit");
+    assert!(refusal.starts_with("handshake"), "{refusal}");
+    let per_address = refused("per_address");
+    wait_until(
+        "the refusal to be counted",
+        || counter(&bed, &per_address) == 1,
+        || gateway(&bed).metrics.render(&[]),
+    )
+    .await;
+    wait_for_audit(
+        &bed,
+        "tls.handshake_refused/connection_limit_per_address",
+        |e| {
+            e.event.action == "tls.handshake_refused"
+                && e.event.outcome == "connection_limit_per_address"
+                && e.event.detail.get("remote").map(String::as_str) == Some("127.0.0.4")
+        },
+    )
+    .await;
+    // Another address is served meanwhile ...
+    served_connection(&bed, Ipv4Addr::new(127, 0, 0, 5), "turku")
+        .await
+        .expect("another address is served");
+    // ... and once one connection is closed, the address is served again.
+    served.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match served_connection(&bed, from, "turku").await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the closed connection's slot was never freed: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     bed.stop().await;
 }
