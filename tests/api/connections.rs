@@ -132,6 +132,19 @@ async fn served_connection(
     Ok(tls)
 }
 
+/// Waits until `siirto_connections_refused_total{reason}` reaches `n` (the listener counts a
+/// refusal just after closing), and returns it.
+async fn wait_for_refused(bed: &Testbed, reason: &str, n: u64) -> u64 {
+    let series = refused(reason);
+    wait_until(
+        &format!("{series} to reach {n}"),
+        || counter(bed, &series) >= n,
+        || gateway(bed).metrics.render(&[]),
+    )
+    .await;
+    counter(bed, &series)
+}
+
 /// Submits a transfer as the e-service (from 127.0.0.1) and requires it delivered.
 async fn transfer_is_delivered(bed: &Testbed) -> Duration {
     let started = Instant::now();
@@ -158,13 +171,11 @@ async fn one_address_holding_1100_idle_connections_does_not_lock_out_a_participa
 
     // The gateway kept the attacker's share of handshakes and closed every other connection at
     // once (a held one closes only when its handshake times out, 10 s by default).
-    let per_address = refused("handshakes_per_address");
-    wait_until(
-        "the attacker's excess connections to be refused",
-        || counter(&bed, &per_address) == (ATTACK - SHARE) as u64,
-        || format!("{per_address} = {}", counter(&bed, &per_address)),
-    )
-    .await;
+    let excess = (ATTACK - SHARE) as u64;
+    assert_eq!(
+        wait_for_refused(&bed, "handshakes_per_address", excess).await,
+        excess
+    );
     let timed_out = || counter(&bed, &refused("handshake_timeout"));
     wait_until(
         "the attacker to see its refused connections closed",
@@ -264,12 +275,7 @@ async fn a_known_participant_gets_a_reserved_slot_when_strangers_fill_the_rest()
     // The participant's new connections use the reserve.
     let took = transfer_is_delivered(&bed).await;
     let excess = (attack.len() + stranger.len() - (MAX - RESERVED)) as u64;
-    wait_until(
-        "the refusals to be counted",
-        || counter(&bed, &global) >= excess,
-        || format!("{global} = {}", counter(&bed, &global)),
-    )
-    .await;
+    wait_for_refused(&bed, "global", excess).await;
     assert_eq!(
         closed_by_gateway(&attack),
         attack.len() - held,
@@ -293,14 +299,7 @@ async fn a_handshake_not_finished_in_time_is_closed_counted_and_audited() {
         || "still open".to_owned(),
     )
     .await;
-    // The listener counts after closing: wait for the count too.
-    let timeouts = refused("handshake_timeout");
-    wait_until(
-        "the timeout to be counted",
-        || counter(&bed, &timeouts) == 1,
-        || gateway(&bed).metrics.render(&[]),
-    )
-    .await;
+    assert_eq!(wait_for_refused(&bed, "handshake_timeout", 1).await, 1);
     assert_eq!(
         counter(
             &bed,
@@ -336,13 +335,7 @@ async fn an_address_at_its_connection_limit_is_refused_until_one_closes() {
         .await
         .expect_err("over the limit");
     assert!(refusal.starts_with("handshake"), "{refusal}");
-    let per_address = refused("per_address");
-    wait_until(
-        "the refusal to be counted",
-        || counter(&bed, &per_address) == 1,
-        || gateway(&bed).metrics.render(&[]),
-    )
-    .await;
+    assert_eq!(wait_for_refused(&bed, "per_address", 1).await, 1);
     wait_for_audit(
         &bed,
         "tls.handshake_refused/connection_limit_per_address",
