@@ -7,6 +7,8 @@
 //!   PostgreSQL).
 //! - `rejections`: every refused authorization or caller, with its exact code, nothing
 //!   delivered, and the refusal in the audit trail.
+//! - `limits`: over-long request heads and bodies are answered 431 / 413 with the JSON error
+//!   body, audited; curl sending a 1 MB body reads the answer, not a reset.
 //! - `tls`: connections without an acceptable client certificate never reach the API.
 //! - `source_failures`: what the source answers (404, broken or hostile XML) fails the transfer
 //!   with a stable reason, and nothing is delivered.
@@ -25,6 +27,8 @@ mod walk;
 mod audit_cli;
 #[path = "api/external.rs"]
 mod external;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]
