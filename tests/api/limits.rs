@@ -11,8 +11,12 @@ use siirto::testbed::Testbed;
 
 use crate::helpers::*;
 
-/// One megabyte, as the attack suites count it (under the 4 MiB the gateway drains).
+/// One megabyte, as the attack suites count it.
 const MB: usize = 1_000_000;
+/// Over-long bodies sent: 1 MB, and 4 MB (just under the 4 MiB the gateway drains), which on
+/// loopback is more than the socket buffers hold, so that a gateway that stopped reading would
+/// break the connection under a client still sending.
+const BODY_SIZES: [usize; 2] = [MB, 4 * MB];
 const SCOPE: &str = "identity achievements";
 
 /// A testbed whose Turku source holds the student's record, so that a request wrongly let
@@ -106,27 +110,29 @@ async fn an_over_long_request_head_is_answered_431_with_a_json_body() {
     bed.stop().await;
 }
 
-/// A 1 MB authorization: the whole body is sent before the client reads (as hyper's client
-/// does), and the client reads the 413 with its JSON body.
+/// A 1 MB and a 4 MB authorization: the whole body is sent before the client reads (as
+/// hyper's client does), and the client reads the 413 with its JSON body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_megabyte_submission_is_answered_413_and_audited() {
     let bed = ready().await;
-    let huge = "a".repeat(MB);
-    let answer = submit(&bed, "eservice", &huge);
-    let entry = assert_refusal(
-        &bed,
-        "eservice",
-        "authorization.rejected",
-        413,
-        "request_too_large",
-        answer,
-    )
-    .await;
-    assert!(
-        entry.event.detail["message"].contains("65536 bytes"),
-        "{:?}",
-        entry.event.detail
-    );
+    for size in BODY_SIZES {
+        let huge = "a".repeat(size);
+        let answer = submit(&bed, "eservice", &huge);
+        let entry = assert_refusal(
+            &bed,
+            "eservice",
+            "authorization.rejected",
+            413,
+            "request_too_large",
+            answer,
+        )
+        .await;
+        assert!(
+            entry.event.detail["message"].contains("65536 bytes"),
+            "{:?}",
+            entry.event.detail
+        );
+    }
     // The connection was drained, not broken: the next request on the pool is answered.
     let token = token(&bed, STUDENT, "turku", "espoo", SCOPE);
     let id = submit_accepted(&bed, &token).await;
@@ -134,7 +140,8 @@ async fn a_one_megabyte_submission_is_answered_413_and_audited() {
     bed.stop().await;
 }
 
-/// curl, an outside client: a 1 MB body read from a file, sent every way curl sends a body;
+/// curl, an outside client: a 1 MB and a 4 MB body read from a file, each sent every way curl
+/// sends a body;
 /// a 100 kB header read from a file. Each time curl exits 0 having read the status and the JSON
 /// error body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,13 +150,6 @@ async fn curl_reads_the_413_of_a_one_megabyte_body_and_the_431_of_a_long_header(
         return;
     };
     let bed = ready().await;
-    let body_file = bed.dir.join("one-megabyte.json");
-    std::fs::write(
-        &body_file,
-        json!({ "authorization": "a".repeat(MB) }).to_string(),
-    )
-    .expect("write");
-    let data = format!("@{}", body_file.display());
     let ways: [(&str, &[&str]); 4] = [
         (
             "content-length, Expect: 100-continue",
@@ -170,7 +170,18 @@ async fn curl_reads_the_413_of_a_one_megabyte_body_and_the_431_of_a_long_header(
             &["-H", "Transfer-Encoding: chunked", "-H", "Expect:"],
         ),
     ];
-    for (way, extra) in ways {
+    for (size, (way, extra)) in BODY_SIZES
+        .into_iter()
+        .flat_map(|size| ways.map(|way| (size, way)))
+    {
+        let body_file = bed.dir.join(format!("{size}.json"));
+        std::fs::write(
+            &body_file,
+            json!({ "authorization": "a".repeat(size) }).to_string(),
+        )
+        .expect("write");
+        let data = format!("@{}", body_file.display());
+        let way = format!("{size} bytes, {way}");
         let (ok, status, body) = curl(
             &bed,
             Some("eservice"),
@@ -196,7 +207,7 @@ async fn curl_reads_the_413_of_a_one_megabyte_body_and_the_431_of_a_long_header(
                 && e.event.actor == "eservice"
         })
         .count();
-    assert_eq!(refused, ways.len());
+    assert_eq!(refused, BODY_SIZES.len() * ways.len());
 
     // 100 kB: curl 7.88 sends at most 128 KiB of a request head over TLS (then waits for
     // ever); hyper's own client sends the 1 MB head in the test above.
