@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use crate::audit::AuditEvent;
 use crate::config::Role;
 use crate::gateway::Gateway;
 use crate::identity::{self, AuthenticatedParticipant, IdentityError};
@@ -55,10 +56,7 @@ pub fn api_connection(
             let started = Instant::now();
             let route = route_name(req.method(), req.uri().path());
             let response = match check_head(&req, gw.config.limits.max_header_bytes) {
-                Err(e) => {
-                    audit_head_refused(&gw, &caller, route, &e).await;
-                    e.into_response()
-                }
+                Err(e) => refuse_head(&gw, &caller, route, e).await.into_response(),
                 Ok(()) => match api(&gw, &caller, req).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
@@ -145,16 +143,31 @@ fn head_size<B>(req: &Request<B>) -> (usize, usize) {
     (line + fields + 2, req.headers().len())
 }
 
-/// Audits a request refused for its head, by the participant when the certificate named one.
-async fn audit_head_refused(gw: &Gateway, caller: &Caller, route: &str, e: &ApiError) {
+/// Audits a request refused for its head (`request.refused`, with the route), by the
+/// participant when the certificate named one.
+async fn refuse_head(gw: &Gateway, caller: &Caller, route: &str, e: ApiError) -> ApiError {
     let actor = caller
         .as_ref()
         .map_or("unknown", |c| c.participant().id.as_str());
-    let mut event = gw.event(actor, "request.refused", e.code.as_str());
+    let mut event = refusal_event(gw, actor, "request.refused", &e);
     event.detail.insert("route".into(), route.to_owned());
+    audited(gw, event, e).await
+}
+
+/// The audit entry of a refusal: `action` by `actor`, the code as the outcome, the message in
+/// the detail.
+pub fn refusal_event(gw: &Gateway, actor: &str, action: &str, e: &ApiError) -> AuditEvent {
+    let mut event = gw.event(actor, action, e.code.as_str());
     event.detail.insert("message".into(), e.message.clone());
-    if let Err(err) = gw.store.append_audit(vec![event]).await {
-        tracing::warn!(error = %err, "could not audit a refused request");
+    event
+}
+
+/// Writes a refusal's audit entry, then answers `e`; `store_unavailable` when the entry cannot
+/// be written.
+pub async fn audited(gw: &Gateway, event: AuditEvent, e: ApiError) -> ApiError {
+    match gw.store.append_audit(vec![event]).await {
+        Ok(_) => e,
+        Err(store) => store.into(),
     }
 }
 

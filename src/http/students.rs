@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, ErrorCode, json_response, require_role};
+use super::{ApiError, ErrorCode, audited, json_response, refusal_event, require_role};
 use crate::authz;
 use crate::config::Role;
 use crate::gateway::Gateway;
@@ -90,19 +90,10 @@ fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Audits a refused history read (`transparency.rejected` with the code and message) and
-/// returns the answer (`store_unavailable` when the refusal cannot be audited).
+/// Audits a refused history read (`transparency.rejected`) and returns the answer.
 async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
-    let mut event = gw.event(
-        &caller.participant().id,
-        "transparency.rejected",
-        e.code.as_str(),
-    );
-    event.detail.insert("message".into(), e.message.clone());
-    match gw.store.append_audit(vec![event]).await {
-        Ok(_) => e,
-        Err(store) => store.into(),
-    }
+    let event = refusal_event(gw, &caller.participant().id, "transparency.rejected", &e);
+    audited(gw, event, e).await
 }
 
 /// One transfer as the student sees it: when, from, to, why, what, how it went.

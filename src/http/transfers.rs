@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ErrorCode, json_response, read_body, require_role};
+use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
 use crate::authz;
 use crate::clock::uuid_v4;
 use crate::config::Role;
@@ -145,24 +145,15 @@ async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submiss
     })
 }
 
-/// Audits a refused submission (`authorization.rejected` with the code and message), counts
-/// it, and returns the answer (`store_unavailable` when the refusal cannot be audited).
+/// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
 async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
-    let mut event = gw.event(
-        &caller.participant().id,
-        "authorization.rejected",
-        e.code.as_str(),
-    );
-    event.detail.insert("message".into(), e.message.clone());
-    if let Err(store) = gw.store.append_audit(vec![event]).await {
-        return store.into();
-    }
     gw.metrics.inc(
         "siirto_authorizations_rejected_total",
         "Refused authorizations by code.",
         &[("code", e.code.as_str())],
     );
-    e
+    let event = refusal_event(gw, &caller.participant().id, "authorization.rejected", &e);
+    audited(gw, event, e).await
 }
 
 fn store_unavailable() -> ApiError {
