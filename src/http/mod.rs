@@ -1,8 +1,10 @@
 //! The gateway's HTTP API (CONTRACT.md "HTTP API") and the admin endpoints.
 //!
-//! Owns: routing, request body limits, query parsing, JSON answers, and per-connection caller
-//! identity (one certificate check per TLS connection). Handlers live in one submodule per
-//! resource; errors become answers in [`error`] only.
+//! Owns: routing, request head and body limits (the answers to an over-long head or body are
+//! ours, not hyper's: see [`check_head`] and [`read_body`]), query parsing, JSON answers, the
+//! audit entries of refused requests, and per-connection caller identity (one certificate check
+//! per TLS connection). Handlers live in one submodule per resource; errors become answers in
+//! [`error`] only.
 
 pub mod admin;
 pub mod audit;

@@ -231,5 +231,27 @@ async fn curl_reads_the_413_of_a_one_megabyte_body_and_the_431_of_a_long_header(
     assert_eq!(status, 431, "{body}");
     assert_eq!(error_code(&body), "headers_too_large", "{body}");
     assert_nothing_moved(&bed).await;
+
+    // The plain-HTTP admin listener keeps the same limit, answered in its own plain text.
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            &header,
+        ])
+        .arg(format!("{}/healthz", bed.admin_url()))
+        .output()
+        .await
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.ends_with("\n431") && text.contains("at most 16384"),
+        "{text}"
+    );
     bed.stop().await;
 }
