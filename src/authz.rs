@@ -14,16 +14,25 @@
 //! 1. size (at most [`MAX_TOKEN_BYTES`]) and compact form: three base64url segments (no
 //!    padding, canonical), a JSON object header and payload without duplicate members;
 //! 2. header, before any key is looked up: `alg` in the allowlist (`ES256`, `EdDSA`, `PS256`,
-//!    `RS256`; `none` and every `HS*` are `unsupported_alg`), no `jku`, `x5u`, `jwk`, `x5c` or
-//!    `crit` (`forbidden_header`), `kid` present, `typ` as expected (compared ASCII
+//!    `RS256`; absent, `none` and every `HS*` are `unsupported_alg`), no `jku`, `x5u`, `jwk`,
+//!    `x5c` or `crit` whatever their value (`forbidden_header`), `kid` present and not empty
+//!    (`missing_kid`), `typ` present and as expected (`wrong_typ`; compared ASCII
 //!    case-insensitively, an `application/` prefix allowed as RFC 7515 §4.1.9 says);
 //! 3. `iss` names a configured issuer, `kid` one of its keys, and the key's type fits `alg`
 //!    (an RSA key never verifies `ES256`; a key whose JWK names `alg` only verifies that one);
 //! 4. the signature;
 //! 5. claims: `aud`, `iat`/`exp` (and optional `nbf`) with the skew, `exp - iat` against the
 //!    maximum lifetime, `jti`, `sub`, then the kind-specific claims (`src`, `dst`, `scope`,
-//!    `purpose` and the caller's right to submit; or `scope` = `transparency` and no
-//!    `src`/`dst`).
+//!    `purpose` and the caller's right to submit, `dst` not the `src`; or `scope` =
+//!    `transparency` and no `src`/`dst`).
+//!
+//! # Absent or of the wrong type
+//! One rule for every member: `alg`, `kid` or `typ` present with another JSON type than a
+//! string (`null` included) is `malformed_token`; absent, each has its own code (above). A
+//! claim present with the wrong JSON type (`null` included) is `invalid_claim`; a required
+//! claim that is absent is `missing_claim`. A present member of the right type with a wrong
+//! value gets the code of its check (`unsupported_alg`, `unknown_kid`, `wrong_typ`,
+//! `unknown_issuer`, `wrong_audience`, `invalid_subject`, …).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -475,6 +484,8 @@ pub enum AuthzError {
     TooLarge(usize),
     #[error("alg {0} is not accepted (allowed: ES256, EdDSA, PS256, RS256)")]
     UnsupportedAlg(String),
+    #[error("header has no alg (allowed: ES256, EdDSA, PS256, RS256)")]
+    MissingAlg,
     #[error("alg {alg} cannot be used with key {kid} (a {key_type} key)")]
     AlgorithmKeyMismatch {
         alg: Algorithm,
@@ -516,6 +527,8 @@ pub enum AuthzError {
     InvalidSource(String),
     #[error("dst {0} is not a destination")]
     InvalidDestination(String),
+    #[error("dst {0} is also the src: a record is never sent back to where it came from")]
+    SourceIsDestination(String),
     #[error("scope is invalid: {0}")]
     InvalidScope(String),
     #[error("scope must contain identity")]
@@ -530,9 +543,9 @@ impl AuthzError {
         match self {
             AuthzError::Malformed(_) => "malformed_token",
             AuthzError::TooLarge(_) => "token_too_large",
-            AuthzError::UnsupportedAlg(_) | AuthzError::AlgorithmKeyMismatch { .. } => {
-                "unsupported_alg"
-            }
+            AuthzError::UnsupportedAlg(_)
+            | AuthzError::MissingAlg
+            | AuthzError::AlgorithmKeyMismatch { .. } => "unsupported_alg",
             AuthzError::MissingKid => "missing_kid",
             AuthzError::WrongTyp { .. } => "wrong_typ",
             AuthzError::ForbiddenHeader(_) => "forbidden_header",
@@ -548,7 +561,9 @@ impl AuthzError {
             AuthzError::InvalidSubject(_) => "invalid_subject",
             AuthzError::UnknownParticipant { .. } => "unknown_participant",
             AuthzError::InvalidSource(_) => "invalid_source",
-            AuthzError::InvalidDestination(_) => "invalid_destination",
+            AuthzError::InvalidDestination(_) | AuthzError::SourceIsDestination(_) => {
+                "invalid_destination"
+            }
             AuthzError::InvalidScope(_) => "invalid_scope",
             AuthzError::MissingIdentityScope => "missing_identity_scope",
             AuthzError::ForbiddenSubmitter { .. } => "forbidden_submitter",
@@ -708,6 +723,9 @@ pub fn verify_authorization(
     if !destination_participant.has_role(Role::Destination) {
         return Err(AuthzError::InvalidDestination(shown(destination)));
     }
+    if destination_participant.id == source_participant.id {
+        return Err(AuthzError::SourceIsDestination(shown(destination)));
+    }
 
     let scope_text = string_claim(&claims, "scope", MAX_SCOPE_BYTES)?;
     let scope = Scope::parse(scope_text).map_err(|e| match e {
@@ -788,13 +806,14 @@ fn verify_common(
     let compact = Compact::split(token)?;
     let header = compact.header()?;
 
-    // Header rules, all before any key is looked up.
-    let algorithm = match header.get("alg") {
-        Some(Value::String(name)) => {
+    // Header rules, all before any key is looked up. A member the gateway reads that is present
+    // with another JSON type than a string (null included) makes the token malformed; an
+    // absent one has its own code.
+    let algorithm = match header_string(&header, "alg")? {
+        Some(name) => {
             Algorithm::parse(name).ok_or_else(|| AuthzError::UnsupportedAlg(shown(name)))?
         }
-        Some(_) => return Err(AuthzError::UnsupportedAlg("(not a string)".into())),
-        None => return Err(AuthzError::Malformed("header has no alg".into())),
+        None => return Err(AuthzError::MissingAlg),
     };
     if let Some(name) = FORBIDDEN_HEADERS
         .into_iter()
@@ -802,34 +821,21 @@ fn verify_common(
     {
         return Err(AuthzError::ForbiddenHeader(name));
     }
-    let key_id = match header.get("kid") {
-        Some(Value::String(k)) if !k.is_empty() => k.as_str(),
-        Some(Value::String(_)) | None => return Err(AuthzError::MissingKid),
-        Some(_) => return Err(AuthzError::Malformed("kid is not a string".into())),
+    let key_id = match header_string(&header, "kid")? {
+        Some(k) if !k.is_empty() => k,
+        Some(_) | None => return Err(AuthzError::MissingKid),
     };
     if key_id.len() > MAX_NAME_BYTES {
         return Err(AuthzError::Malformed(format!(
             "kid is longer than {MAX_NAME_BYTES} bytes"
         )));
     }
-    match header.get("typ") {
-        Some(Value::String(t)) if typ_matches(t, expected_typ) => {}
-        Some(Value::String(t)) => {
+    match header_string(&header, "typ")? {
+        Some(t) if typ_matches(t, expected_typ) => {}
+        found => {
             return Err(AuthzError::WrongTyp {
                 expected: expected_typ,
-                found: shown(t),
-            });
-        }
-        Some(_) => {
-            return Err(AuthzError::WrongTyp {
-                expected: expected_typ,
-                found: "(not a string)".into(),
-            });
-        }
-        None => {
-            return Err(AuthzError::WrongTyp {
-                expected: expected_typ,
-                found: "(none)".into(),
+                found: found.map_or_else(|| "(none)".to_owned(), shown),
             });
         }
     }
@@ -1018,6 +1024,34 @@ fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, AuthzErro
         .map_err(|e| AuthzError::Malformed(format!("{what} is not a JSON object: {e}")))
 }
 
+/// A header member the gateway reads: `None` when absent, its text when a string; any other JSON
+/// type (null included) makes the token malformed.
+fn header_string<'a>(
+    header: &'a Map<String, Value>,
+    member: &str,
+) -> Result<Option<&'a str>, AuthzError> {
+    match header.get(member) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(AuthzError::Malformed(format!(
+            "header member {member} is {}, not a string",
+            json_type(other)
+        ))),
+    }
+}
+
+/// How a message names the JSON type of a value.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// RFC 7515 §4.1.9: media types compare case-insensitively and `application/` may be omitted.
 fn typ_matches(found: &str, expected: &str) -> bool {
     let bare = if found.len() > 12 && found[..12].eq_ignore_ascii_case("application/") {
@@ -1036,7 +1070,7 @@ fn string_claim<'a>(
 ) -> Result<&'a str, AuthzError> {
     let invalid = |reason: String| AuthzError::InvalidClaim { claim, reason };
     match claims.get(claim) {
-        None | Some(Value::Null) => Err(AuthzError::MissingClaim(claim)),
+        None => Err(AuthzError::MissingClaim(claim)),
         Some(Value::String(s)) if s.is_empty() => Err(invalid("is empty".into())),
         Some(Value::String(s)) if s.len() > max => {
             Err(invalid(format!("is longer than {max} bytes")))
@@ -1045,7 +1079,7 @@ fn string_claim<'a>(
             Err(invalid("contains control characters".into()))
         }
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(invalid("is not a string".into())),
+        Some(other) => Err(invalid(format!("is {}, not a string", json_type(other)))),
     }
 }
 
@@ -1063,7 +1097,7 @@ fn check_audience(claims: &Map<String, Value>, gateway_id: &str) -> Result<(), A
         reason: reason.into(),
     };
     match claims.get("aud") {
-        None | Some(Value::Null) => Err(AuthzError::MissingClaim("aud")),
+        None => Err(AuthzError::MissingClaim("aud")),
         Some(Value::String(a)) => {
             if a == gateway_id {
                 Ok(())
@@ -1088,7 +1122,10 @@ fn check_audience(claims: &Map<String, Value>, gateway_id: &str) -> Result<(), A
                 Err(AuthzError::WrongAudience)
             }
         }
-        Some(_) => Err(invalid("is neither a string nor an array of strings")),
+        Some(other) => Err(invalid(&format!(
+            "is {}, not a string or an array of strings",
+            json_type(other)
+        ))),
     }
 }
 
@@ -1102,7 +1139,7 @@ fn numeric_date(
         reason: reason.into(),
     };
     match claims.get(claim) {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::Number(n)) => {
             if let Some(secs) = n.as_i64() {
                 if !(0..=MAX_NUMERIC_DATE_SECS as i64).contains(&secs) {
@@ -1118,7 +1155,10 @@ fn numeric_date(
                 _ => Err(invalid("is out of range")),
             }
         }
-        Some(_) => Err(invalid("is not a number of seconds")),
+        Some(other) => Err(invalid(&format!(
+            "is {}, not a number of seconds",
+            json_type(other)
+        ))),
     }
 }
 
@@ -1228,6 +1268,7 @@ mod tests {
             participant("turku", &[Role::Destination]),
             participant("espoo", &[Role::Eservice]),
             participant("ops", &[Role::Operator]),
+            participant("oulu", &[Role::Source, Role::Destination]),
         ])
     }
 
@@ -1486,7 +1527,7 @@ mod tests {
                     &claims(),
                     f.es256.as_ref(),
                 ),
-                "malformed_token",
+                "unsupported_alg",
             ),
             (
                 "too large",
@@ -1896,6 +1937,14 @@ mod tests {
                 "invalid_destination",
             ),
             (
+                "dst the same participant as src",
+                sign(
+                    "ES256",
+                    &with(with(claims(), "src", json!("oulu")), "dst", json!("oulu")),
+                ),
+                "invalid_destination",
+            ),
+            (
                 "unknown category",
                 sign("ES256", &with(claims(), "scope", json!("identity grades"))),
                 "invalid_scope",
@@ -1972,6 +2021,152 @@ mod tests {
         ] {
             assert!(seen.contains(&code), "no case for {code}");
         }
+    }
+
+    /// Every header member and claim, absent, `null`, a number and a string: a member present
+    /// with the wrong JSON type is `malformed_token` (header) or `invalid_claim` (claims); an
+    /// absent one has its own code; a wrong value of the right type, the code of its check.
+    /// `None` is accepted.
+    #[test]
+    fn absent_null_and_wrongly_typed_members_follow_one_rule() {
+        let f = fixture();
+        let sign_header = |member: &str, value: Option<Value>| {
+            let mut h = header("ES256", AUTHORIZATION_TYP);
+            match value {
+                Some(v) => h[member] = v,
+                None => {
+                    h.as_object_mut().unwrap().remove(member);
+                }
+            }
+            assemble(&h, &claims(), f.es256.as_ref())
+        };
+        let sign_claims = |member: &str, value: Option<Value>| {
+            let c = match value {
+                Some(v) => with(claims(), member, v),
+                None => without(claims(), member),
+            };
+            sign("ES256", &c)
+        };
+        // (member, [(value, expected code)] for absent, null, a number, a string)
+        type Row = (&'static str, [(Option<Value>, Option<&'static str>); 4]);
+        let string_member = |wrong: &'static str, code: &'static str, absent: &'static str| {
+            [
+                (None, Some(absent)),
+                (Some(Value::Null), Some("malformed_token")),
+                (Some(json!(7)), Some("malformed_token")),
+                (Some(json!(wrong)), Some(code)),
+            ]
+        };
+        let forbidden = [
+            (None, None),
+            (Some(Value::Null), Some("forbidden_header")),
+            (Some(json!(7)), Some("forbidden_header")),
+            (
+                Some(json!("https://evil.example/")),
+                Some("forbidden_header"),
+            ),
+        ];
+        let header_rows: Vec<Row> = vec![
+            (
+                "alg",
+                string_member("HS256", "unsupported_alg", "unsupported_alg"),
+            ),
+            (
+                "kid",
+                string_member("no-such-key", "unknown_kid", "missing_kid"),
+            ),
+            ("typ", string_member("JWT", "wrong_typ", "wrong_typ")),
+            ("jku", forbidden.clone()),
+            ("x5u", forbidden.clone()),
+            ("jwk", forbidden.clone()),
+            ("x5c", forbidden.clone()),
+            ("crit", forbidden),
+        ];
+        let string_claim = |wrong: &'static str, code: &'static str| {
+            [
+                (None, Some("missing_claim")),
+                (Some(Value::Null), Some("invalid_claim")),
+                (Some(json!(7)), Some("invalid_claim")),
+                (Some(json!(wrong)), Some(code)),
+            ]
+        };
+        let date_claim = |absent: Option<&'static str>, wrong: i64, code: &'static str| {
+            [
+                (None, absent),
+                (Some(Value::Null), Some("invalid_claim")),
+                (Some(json!(wrong)), Some(code)),
+                (Some(json!("soon")), Some("invalid_claim")),
+            ]
+        };
+        let claim_rows: Vec<Row> = vec![
+            (
+                "iss",
+                string_claim("https://other.example", "unknown_issuer"),
+            ),
+            ("aud", string_claim("other.example.fi", "wrong_audience")),
+            ("sub", string_claim("student-7", "invalid_subject")),
+            ("jti", string_claim("", "invalid_claim")),
+            ("src", string_claim("nowhere", "unknown_participant")),
+            ("dst", string_claim("helsinki", "invalid_destination")),
+            ("scope", string_claim("identity grades", "invalid_scope")),
+            ("purpose", string_claim("School Change", "invalid_claim")),
+            (
+                "iat",
+                date_claim(Some("missing_claim"), NOW_SECS + 100, "not_yet_valid"),
+            ),
+            (
+                "exp",
+                date_claim(Some("missing_claim"), NOW_SECS + 3600, "lifetime_too_long"),
+            ),
+            ("nbf", date_claim(None, NOW_SECS + 600, "not_yet_valid")),
+        ];
+        let variants = ["absent", "null", "a number", "a string"];
+        let mut checked = 0;
+        for (rows, make) in [
+            (
+                header_rows,
+                &sign_header as &dyn Fn(&str, Option<Value>) -> String,
+            ),
+            (
+                claim_rows,
+                &sign_claims as &dyn Fn(&str, Option<Value>) -> String,
+            ),
+        ] {
+            for (member, cases) in rows {
+                for ((value, expected), variant) in cases.into_iter().zip(variants) {
+                    let got = verify(&make(member, value)).err();
+                    assert_eq!(
+                        got.as_ref().map(AuthzError::code),
+                        expected,
+                        "{member} {variant}: {got:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 19 * 4);
+        // The message says which member and what was wrong with it.
+        let e = verify(&sign_header("alg", Some(Value::Null))).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "token is not a JWS in compact serialization: header member alg is null, not a string"
+        );
+        let e = verify(&sign_header("alg", None)).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "header has no alg (allowed: ES256, EdDSA, PS256, RS256)"
+        );
+        let e = verify(&sign_claims("jti", Some(Value::Null))).unwrap_err();
+        assert_eq!(e.message(), "claim jti is invalid: is null, not a string");
+        let e = verify(&sign(
+            "ES256",
+            &with(with(claims(), "src", json!("oulu")), "dst", json!("oulu")),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "dst oulu is also the src: a record is never sent back to where it came from"
+        );
     }
 
     #[test]

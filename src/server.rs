@@ -52,6 +52,9 @@ pub struct ServerLimits {
     pub admission: AdmissionLimits,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// The request head the handler accepts. Hyper reads heads up to [`HEAD_READ_SLACK`] bytes
+    /// longer (and up to [`HEADER_FIELDS_READ`] fields), so that the handler answers an
+    /// over-long head with its own body; only a head beyond that gets hyper's bare `431`.
     pub max_header_bytes: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub drain_timeout: Duration,
@@ -68,6 +71,11 @@ impl Default for ServerLimits {
         }
     }
 }
+
+/// How far past `max_header_bytes` hyper keeps reading a request head (see [`ServerLimits`]).
+pub const HEAD_READ_SLACK: usize = 1024 * 1024;
+/// Header fields hyper parses in one request head (see [`ServerLimits`]).
+pub const HEADER_FIELDS_READ: usize = 1024;
 
 /// A shutdown signal shared by listeners and workers: `true` once shutdown has begun.
 #[derive(Debug, Clone)]
@@ -334,7 +342,8 @@ async fn serve<C, H, U, UF, S>(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8192))
+                .max_buf_size(limits.max_header_bytes.saturating_add(HEAD_READ_SLACK))
+                .max_headers(HEADER_FIELDS_READ)
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {

@@ -7,6 +7,8 @@
 //!   PostgreSQL).
 //! - `rejections`: every refused authorization or caller, with its exact code, nothing
 //!   delivered, and the refusal in the audit trail.
+//! - `limits`: over-long request heads and bodies are answered 431 / 413 with the JSON error
+//!   body, audited; curl sending a 1 MB body reads the answer, not a reset.
 //! - `tls`: connections without an acceptable client certificate never reach the API.
 //! - `connections`: idle connections from one address, or strangers filling the listener, do
 //!   not lock participants out (per-address limits, the reserve for known addresses).
@@ -29,6 +31,8 @@ mod audit_cli;
 mod connections;
 #[path = "api/external.rs"]
 mod external;
+#[path = "api/limits.rs"]
+mod limits;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]

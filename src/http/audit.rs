@@ -8,7 +8,7 @@ use http::StatusCode;
 use hyper::Response;
 use serde_json::{Value, json};
 
-use super::{ApiError, json_response, query_pairs, require_role};
+use super::{ApiError, ErrorCode, json_response, query_pairs, require_role};
 use crate::audit::AuditEntry;
 use crate::clock::{Timestamp, hex};
 use crate::config::Role;
@@ -33,8 +33,8 @@ pub fn parse_filter_pairs(pairs: Vec<(String, String)>) -> Result<AuditFilter, A
     };
     let time = |k: &str, v: &str| {
         Timestamp::parse_rfc3339(v).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
+            ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("`{k}` must be an RFC 3339 time, e.g. 2026-11-23T12:00:00Z"),
             )
         })
@@ -52,23 +52,23 @@ pub fn parse_filter_pairs(pairs: Vec<(String, String)>) -> Result<AuditFilter, A
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_query",
+                        ApiError::new(
+                            ErrorCode::InvalidQuery,
                             format!("`limit` must be 1..={MAX_LIMIT}"),
                         )
                     })?;
             }
             "cursor" => {
                 f.after = Some(v.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(
-                        "invalid_query",
+                    ApiError::new(
+                        ErrorCode::InvalidQuery,
                         "`cursor` is the `next_cursor` of a previous page",
                     )
                 })?);
             }
             other => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
                     format!("unknown parameter `{other}`"),
                 ));
             }
@@ -136,15 +136,15 @@ mod tests {
         assert!(f.since.is_some());
         assert_eq!(
             parse_filter(Some("limit=0")).unwrap_err().code,
-            "invalid_query"
+            ErrorCode::InvalidQuery
         );
         assert_eq!(
             parse_filter(Some("since=yesterday")).unwrap_err().code,
-            "invalid_query"
+            ErrorCode::InvalidQuery
         );
         assert_eq!(
             parse_filter(Some("colour=red")).unwrap_err().code,
-            "invalid_query"
+            ErrorCode::InvalidQuery
         );
         assert_eq!(parse_filter(None).unwrap().limit, DEFAULT_LIMIT);
     }

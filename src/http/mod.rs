@@ -1,8 +1,10 @@
 //! The gateway's HTTP API (CONTRACT.md "HTTP API") and the admin endpoints.
 //!
-//! Owns: routing, request body limits, query parsing, JSON answers, and per-connection caller
-//! identity (one certificate check per TLS connection). Handlers live in one submodule per
-//! resource; errors become answers in [`error`] only.
+//! Owns: routing, request head and body limits (the answers to an over-long head or body are
+//! ours, not hyper's: see [`check_head`] and [`read_body`]), query parsing, JSON answers, the
+//! audit entries of refused requests, and per-connection caller identity (one certificate check
+//! per TLS connection). Handlers live in one submodule per resource; errors become answers in
+//! [`error`] only.
 
 pub mod admin;
 pub mod audit;
@@ -17,15 +19,24 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use crate::audit::AuditEvent;
 use crate::config::Role;
 use crate::gateway::Gateway;
 use crate::identity::{self, AuthenticatedParticipant, IdentityError};
 use crate::server::{Body, ConnectionInfo, ResponseFuture};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
+
+/// Most header fields a request may carry (hyper parses more, so that the answer is ours).
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// How much of a body beyond `limits.max_request_bytes` is still read (and dropped) before the
+/// `413` is answered, so that a client still sending it reads the answer rather than a reset
+/// connection. A body declared larger than this is answered at once.
+pub const DRAIN_BYTES: usize = 4 * 1024 * 1024;
 
 /// Who is calling on a connection, decided once when it is accepted.
 pub type Caller = Result<AuthenticatedParticipant, IdentityError>;
@@ -46,9 +57,12 @@ pub fn api_connection(
         Box::pin(async move {
             let started = Instant::now();
             let route = route_name(req.method(), req.uri().path());
-            let response = match api(&gw, &caller, req).await {
-                Ok(r) => r,
-                Err(e) => e.into_response(),
+            let response = match check_head(&req, gw.config.limits.max_header_bytes) {
+                Err(e) => refuse_head(&gw, &caller, route, e).await.into_response(),
+                Ok(()) => match api(&gw, &caller, req).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                },
             };
             let status = response.status().as_u16().to_string();
             gw.metrics.inc(
@@ -94,6 +108,71 @@ fn audit_unknown_participant(gw: &Arc<Gateway>, conn: &ConnectionInfo, e: &Ident
     });
 }
 
+/// Refuses a request head (request line and header fields) longer than `max_bytes` or with
+/// more than [`MAX_HEADER_FIELDS`] fields: `431 headers_too_large`.
+pub fn check_head<B>(req: &Request<B>, max_bytes: usize) -> Result<(), ApiError> {
+    let (bytes, fields) = head_size(req);
+    if bytes > max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request line and header fields are {bytes} bytes; at most {max_bytes} are accepted"
+            ),
+        ));
+    }
+    if fields > MAX_HEADER_FIELDS {
+        return Err(ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {fields} header fields; at most {MAX_HEADER_FIELDS} are accepted"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The size of a request head as sent (`METHOD target HTTP/1.1`, each `name: value`, each line
+/// with its CRLF, the empty line) and its number of header fields.
+fn head_size<B>(req: &Request<B>) -> (usize, usize) {
+    let target = req.uri().authority().map_or(0, |a| a.as_str().len())
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1\r\n".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + 2 + value.len() + 2)
+        .sum();
+    (line + fields + 2, req.headers().len())
+}
+
+/// Audits a request refused for its head (`request.refused`, with the route), by the
+/// participant when the certificate named one.
+async fn refuse_head(gw: &Gateway, caller: &Caller, route: &str, e: ApiError) -> ApiError {
+    let actor = caller
+        .as_ref()
+        .map_or("unknown", |c| c.participant().id.as_str());
+    let mut event = refusal_event(gw, actor, "request.refused", &e);
+    event.detail.insert("route".into(), route.to_owned());
+    audited(gw, event, e).await
+}
+
+/// The audit entry of a refusal: `action` by `actor`, the code as the outcome, the message in
+/// the detail.
+pub fn refusal_event(gw: &Gateway, actor: &str, action: &str, e: &ApiError) -> AuditEvent {
+    let mut event = gw.event(actor, action, e.code.as_str());
+    event.detail.insert("message".into(), e.message.clone());
+    event
+}
+
+/// Writes a refusal's audit entry, then answers `e`; `store_unavailable` when the entry cannot
+/// be written.
+pub async fn audited(gw: &Gateway, event: AuditEvent, e: ApiError) -> ApiError {
+    match gw.store.append_audit(vec![event]).await {
+        Ok(_) => e,
+        Err(store) => store.into(),
+    }
+}
+
 /// A low-cardinality name for metrics.
 fn route_name(method: &Method, path: &str) -> &'static str {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -116,15 +195,7 @@ async fn api(
     caller: &Caller,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let caller = match caller {
-        Ok(c) => c,
-        Err(e) => {
-            return Err(ApiError::forbidden(
-                e.code(),
-                "this client certificate belongs to no known participant",
-            ));
-        }
-    };
+    let caller = caller.as_ref().map_err(ApiError::from)?;
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method().clone(), segments.as_slice()) {
@@ -174,8 +245,7 @@ async fn api(
             | ["v1", "admin", "reload"]
             | ["operator", ..],
         ) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{} is not allowed on {path}", req.method()),
         )),
         _ => Err(ApiError::not_found()),
@@ -187,50 +257,93 @@ pub fn require_role(caller: &AuthenticatedParticipant, role: Role) -> Result<(),
     if caller.participant().has_role(role) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "forbidden_role",
+        Err(ApiError::new(
+            ErrorCode::ForbiddenRole,
             format!("this operation needs the `{}` role", role.as_str()),
         ))
     }
 }
 
-/// Reads a request body of at most `limit` bytes within the request timeout.
+/// Reads a request body of at most `limits.max_request_bytes` within the request timeout.
+///
+/// A longer body is answered `413 request_too_large`, but only after the rest of it (up to
+/// [`DRAIN_BYTES`], within the same timeout) has been read and dropped: a client that sends the
+/// whole body before reading (most do) then reads the answer instead of a reset connection. A
+/// client that asked `Expect: 100-continue` has sent nothing yet and is answered at once.
 pub async fn read_body(gw: &Gateway, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let limit = gw.config.limits.max_request_bytes;
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    let waits_to_send = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if declared.is_some_and(|len| len > limit && (waits_to_send || len > DRAIN_BYTES)) {
         return Err(too_large(limit));
     }
-    let collect = Limited::new(req.into_body(), limit).collect();
-    match tokio::time::timeout(gw.config.limits.request_timeout, collect).await {
+    let mut read = BodyRead {
+        kept: Vec::new(),
+        seen: 0,
+        too_large: declared.is_some_and(|len| len > limit),
+    };
+    let mut body = req.into_body();
+    let outcome = tokio::time::timeout(
+        gw.config.limits.request_timeout,
+        read.read(&mut body, limit),
+    )
+    .await;
+    match outcome {
+        _ if read.too_large => Err(too_large(limit)),
         Err(_) => Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request body took too long",
         )),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large(limit))
-        }
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "invalid_request",
+        Ok(Err(_)) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
             "the request body could not be read",
         )),
-        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Ok(())) => Ok(Bytes::from(read.kept)),
+    }
+}
+
+/// A body being read: what is kept (nothing once it is too large) and how much came.
+struct BodyRead {
+    kept: Vec<u8>,
+    seen: usize,
+    too_large: bool,
+}
+
+impl BodyRead {
+    /// Reads to the end, keeping at most `limit` bytes; past the limit, drops the rest up to
+    /// [`DRAIN_BYTES`] and stops.
+    async fn read(&mut self, body: &mut Incoming, limit: usize) -> Result<(), hyper::Error> {
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue; // trailers
+            };
+            self.seen = self.seen.saturating_add(data.len());
+            if self.seen > limit {
+                self.too_large = true;
+                self.kept = Vec::new();
+            }
+            if self.too_large {
+                if self.seen > DRAIN_BYTES {
+                    return Ok(());
+                }
+            } else {
+                self.kept.extend_from_slice(&data);
+            }
+        }
+        Ok(())
     }
 }
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request_too_large",
+        ErrorCode::RequestTooLarge,
         format!("request bodies are limited to {limit} bytes"),
     )
 }
@@ -308,7 +421,16 @@ pub fn admin_connection(
 ) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
     move |req| {
         let gw = gw.clone();
-        Box::pin(async move { admin::answer(&gw, &req).await })
+        Box::pin(async move {
+            match check_head(&req, gw.config.limits.max_header_bytes) {
+                Err(e) => text_response(
+                    e.status(),
+                    "text/plain; charset=utf-8",
+                    format!("{}\n", e.message),
+                ),
+                Ok(()) => admin::answer(&gw, &req).await,
+            }
+        })
     }
 }
 

@@ -26,7 +26,7 @@ use http::StatusCode;
 use hyper::Response;
 use serde_json::json;
 
-use super::{ApiError, json_response, query_pairs, require_role, text_response};
+use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
 use crate::audit::AuditEntry;
 use crate::clock::hex;
 use crate::config::Role;
@@ -129,11 +129,11 @@ fn error_page(e: &ApiError) -> Response<Body> {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Siirto operator — {code}</title>\
          <style>{STYLE}</style></head><body><main><h1>{status}</h1><p class=\"bad\"><code>{code}</code>: {message}</p>\
          <p><a href=\"/operator\">Back to the overview</a></p></main></body></html>\n",
-        status = e.status.as_u16(),
-        code = esc(e.code),
+        status = e.status().as_u16(),
+        code = esc(e.code.as_str()),
         message = esc(&e.message),
     );
-    html(e.status, body)
+    html(e.status(), body)
 }
 
 fn status_badge(s: &str) -> String {
@@ -362,12 +362,12 @@ async fn transfers(
             "status" if v.is_empty() => {}
             "status" => {
                 status = Some(Status::parse(&v).ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", format!("unknown status `{v}`"))
+                    ApiError::new(ErrorCode::InvalidQuery, format!("unknown status `{v}`"))
                 })?);
             }
             other => {
-                return Err(ApiError::bad_request(
-                    "invalid_query",
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
                     format!("unknown parameter `{other}`"),
                 ));
             }
@@ -423,13 +423,11 @@ async fn timeline(
     caller: &AuthenticatedParticipant,
     id: &str,
 ) -> Result<String, ApiError> {
-    let row = gw.store.transfer(id).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no transfer {id}"),
-        )
-    })?;
+    let row = gw
+        .store
+        .transfer(id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no transfer {id}")))?;
     let steps = gw.store.steps(id).await?;
     let entries = gw
         .store
@@ -622,14 +620,11 @@ pub async fn reload(
             &json!({ "reloaded": "issuer_keys", "keys": keys }),
         )),
         Err(crate::gateway::ReloadError::Store(e)) => Err(e.into()),
-        Err(e @ crate::gateway::ReloadError::Task(_)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "reload_failed",
-            e.to_string(),
-        )),
+        Err(e @ crate::gateway::ReloadError::Task(_)) => {
+            Err(ApiError::new(ErrorCode::ReloadFailed, e.to_string()))
+        }
         Err(crate::gateway::ReloadError::Keys(e)) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_jwks",
+            ErrorCode::InvalidJwks,
             format!("the issuer keys were not reloaded (the old keys stay): {e}"),
         )),
     }

@@ -44,7 +44,7 @@ use http::StatusCode;
 use hyper::Response;
 use serde_json::json;
 
-use super::{ApiError, json_response, query_pairs, require_role, text_response};
+use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
 use crate::audit::ProofError;
 use crate::clock::hex;
 use crate::config::Role;
@@ -57,8 +57,8 @@ fn number(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiErro
     match pairs.iter().find(|(k, _)| k == name) {
         None => Ok(None),
         Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(
-                "invalid_query",
+            ApiError::new(
+                ErrorCode::InvalidQuery,
                 format!("`{name}` must be a non-negative integer"),
             )
         }),
@@ -67,8 +67,8 @@ fn number(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiErro
 
 fn only(pairs: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
     match pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-        Some((k, _)) => Err(ApiError::bad_request(
-            "invalid_query",
+        Some((k, _)) => Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("unknown parameter `{k}`"),
         )),
         None => Ok(()),
@@ -85,38 +85,34 @@ async fn latest_size(gw: &Gateway) -> Result<u64, ApiError> {
 }
 
 fn no_checkpoint() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_checkpoint",
-        "no checkpoint has been signed yet",
-    )
+    ApiError::new(ErrorCode::NoCheckpoint, "no checkpoint has been signed yet")
 }
 
 fn proof_error(gw: &Gateway, e: TrailError) -> ApiError {
     match e {
         TrailError::Store(e) => e.into(),
-        TrailError::Proof(ProofError::IndexOutOfRange { index, size }) => ApiError::bad_request(
-            "index_out_of_range",
+        TrailError::Proof(ProofError::IndexOutOfRange { index, size }) => ApiError::new(
+            ErrorCode::IndexOutOfRange,
             format!("entry {index} is not in a tree of {size} entries"),
         ),
         TrailError::Proof(ProofError::SizeTooLarge { size, available }) => {
             if gw.trail.status().broken.is_some() {
                 unverified(available)
             } else {
-                ApiError::bad_request(
-                    "size_out_of_range",
+                ApiError::new(
+                    ErrorCode::SizeOutOfRange,
                     format!("the log holds {available} entries, not {size}"),
                 )
             }
         }
-        TrailError::Proof(e) => ApiError::bad_request("invalid_query", e.to_string()),
+        TrailError::Proof(e) => ApiError::new(ErrorCode::InvalidQuery, e.to_string()),
         TrailError::Broken { verified, .. } => unverified(verified),
     }
 }
 
 fn unverified(verified: u64) -> ApiError {
-    ApiError::unavailable(
-        "audit_log_unverified",
+    ApiError::new(
+        ErrorCode::AuditLogUnverified,
         format!(
             "the audit log does not verify after entry {verified}; proofs beyond it are not given"
         ),
@@ -140,9 +136,7 @@ pub async fn checkpoint(
         .verify(&row.note)
         .map_err(|e| {
             tracing::error!(error = %e, tree_size = row.tree_size, "stored checkpoint does not verify");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "checkpoint_invalid",
+            ApiError::new(ErrorCode::CheckpointInvalid,
                 "the stored checkpoint does not verify with the audit key",
             )
         })?;
@@ -180,7 +174,7 @@ pub async fn inclusion(
     let pairs = query_pairs(query);
     only(&pairs, &["index", "size"])?;
     let index = number(&pairs, "index")?
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "`index` is required"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "`index` is required"))?;
     let size = match number(&pairs, "size")? {
         Some(s) => s,
         None => latest_size(gw).await?,
@@ -226,14 +220,14 @@ pub async fn consistency(
     let pairs = query_pairs(query);
     only(&pairs, &["from", "to"])?;
     let from = number(&pairs, "from")?
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "`from` is required"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "`from` is required"))?;
     let to = match number(&pairs, "to")? {
         Some(s) => s,
         None => latest_size(gw).await?,
     };
     if from == 0 || from > to {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("a consistency proof needs 0 < from ({from}) <= to ({to})"),
         ));
     }

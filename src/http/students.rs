@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 
-use super::{ApiError, json_response, require_role};
+use super::{ApiError, ErrorCode, audited, json_response, refusal_event, require_role};
 use crate::authz;
 use crate::config::Role;
 use crate::gateway::Gateway;
@@ -32,24 +32,18 @@ pub async fn history(
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "send the transparency token as `Authorization: Bearer <JWS>`",
-            )
-        })?;
+        .and_then(bearer_token);
+    let Some(token) = token else {
+        let e = ApiError::new(
+            ErrorCode::MissingToken,
+            "send the transparency token as `Authorization: Bearer <JWS>`",
+        );
+        return Err(refuse(gw, caller, e).await);
+    };
     let now = gw.now();
     let verified = match authz::verify_transparency(token, &gw.issuer_keys(), &gw.policy, now) {
         Ok(v) => v,
-        Err(e) => {
-            let mut event = gw.event(&caller.participant().id, "transparency.rejected", e.code());
-            event.detail.insert("message".into(), e.message());
-            gw.store.append_audit(vec![event]).await?;
-            return Err(e.into());
-        }
+        Err(e) => return Err(refuse(gw, caller, e.into()).await),
     };
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let mut event = gw.event(&caller.participant().id, "student.history_read", "ok");
@@ -72,8 +66,8 @@ pub async fn history(
             .detail
             .insert("issuer".into(), verified.issuer().into());
         gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::conflict(
-            "replay",
+        return Err(ApiError::new(
+            ErrorCode::Replay,
             "this transparency token (jti) has already been used",
         ));
     }
@@ -86,6 +80,20 @@ pub async fn history(
         StatusCode::OK,
         &json!({ "transfers": transfers }),
     ))
+}
+
+/// The token of an `Authorization` value `Bearer <token>`: the scheme is matched ASCII
+/// case-insensitively (RFC 7235 §2.1), one or more spaces follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Audits a refused history read (`transparency.rejected`) and returns the answer.
+async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
+    let event = refusal_event(gw, &caller.participant().id, "transparency.rejected", &e);
+    audited(gw, event, e).await
 }
 
 /// One transfer as the student sees it: when, from, to, why, what, how it went.
@@ -134,4 +142,31 @@ fn history_entry(row: &TransferRow) -> Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer a.b.c",
+            "bearer a.b.c",
+            "BEARER a.b.c",
+            "bEaReR   a.b.c ",
+        ] {
+            assert_eq!(bearer_token(value), Some("a.b.c"), "{value}");
+        }
+        for value in [
+            "Basic a.b.c",
+            "Bearer",
+            "Bearer ",
+            "Bearera.b.c",
+            "a.b.c",
+            "",
+        ] {
+            assert_eq!(bearer_token(value), None, "{value}");
+        }
+    }
 }

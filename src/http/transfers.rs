@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, json_response, read_body, require_role};
+use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
 use crate::authz;
 use crate::clock::uuid_v4;
 use crate::config::Role;
@@ -35,13 +35,10 @@ pub async fn submit(
     caller: &AuthenticatedParticipant,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let body = read_body(gw, req).await?;
-    let submission: Submission = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_request",
-            format!("the body must be {{\"authorization\": \"<JWS>\"}} ({e})"),
-        )
-    })?;
+    let submission = match read_submission(gw, req).await {
+        Ok(s) => s,
+        Err(e) => return Err(refuse(gw, caller, e).await),
+    };
     let now = gw.now();
     let verified = match authz::verify_authorization(
         &submission.authorization,
@@ -52,25 +49,15 @@ pub async fn submit(
         now,
     ) {
         Ok(v) => v,
-        Err(e) => {
-            let mut event = gw.event(&caller.participant().id, "authorization.rejected", e.code());
-            event.detail.insert("message".into(), e.message());
-            gw.store.append_audit(vec![event]).await?;
-            gw.metrics.inc(
-                "siirto_authorizations_rejected_total",
-                "Refused authorizations by code.",
-                &[("code", e.code())],
-            );
-            return Err(e.into());
-        }
+        Err(e) => return Err(refuse(gw, caller, e.into()).await),
     };
     let pending = gw.pending();
     if pending >= gw.config.delivery.max_pending {
         let mut event = gw.event(&caller.participant().id, "transfer.refused", "overloaded");
         event.detail.insert("pending".into(), pending.to_string());
         gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::unavailable(
-            "overloaded",
+        return Err(ApiError::new(
+            ErrorCode::Overloaded,
             "the gateway has too many unfinished transfers; try again later",
         ));
     }
@@ -139,17 +126,39 @@ pub async fn submit(
                 .detail
                 .insert("issuer".into(), verified.issuer().into());
             gw.store.append_audit(vec![event]).await?;
-            Err(ApiError::conflict(
-                "replay",
+            Err(ApiError::new(
+                ErrorCode::Replay,
                 "this authorization (jti) has already been used",
             ))
         }
     }
 }
 
+/// The body of a submission: at most `limits.max_request_bytes` of `{"authorization": "<JWS>"}`.
+async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submission, ApiError> {
+    let body = read_body(gw, req).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the body must be {{\"authorization\": \"<JWS>\"}} ({e})"),
+        )
+    })
+}
+
+/// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
+async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
+    gw.metrics.inc(
+        "siirto_authorizations_rejected_total",
+        "Refused authorizations by code.",
+        &[("code", e.code.as_str())],
+    );
+    let event = refusal_event(gw, &caller.participant().id, "authorization.rejected", &e);
+    audited(gw, event, e).await
+}
+
 fn store_unavailable() -> ApiError {
-    ApiError::unavailable(
-        "store_unavailable",
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
         "the gateway cannot reach its database; try again later",
     )
 }
@@ -252,8 +261,8 @@ pub async fn cancel(
                 // The source and destination see the transfer but may not stop it; anyone
                 // else is not told that it exists (as with `GET`).
                 return Err(if row.src == actor || row.dst == actor {
-                    ApiError::forbidden(
-                        "forbidden_caller",
+                    ApiError::new(
+                        ErrorCode::ForbiddenCaller,
                         "only the submitter or an operator may cancel a transfer",
                     )
                 } else {
@@ -261,8 +270,8 @@ pub async fn cancel(
                 });
             }
             if row.status.is_terminal() {
-                return Err(ApiError::conflict(
-                    "already_finished",
+                return Err(ApiError::new(
+                    ErrorCode::AlreadyFinished,
                     format!("the transfer is already {}", row.status),
                 ));
             }
@@ -271,8 +280,8 @@ pub async fn cancel(
             // attempt whose outcome nobody knows yet (its worker stopped): the next worker will
             // learn it (the same Idempotency-Key), so refuse then too.
             if row.status == Status::Delivering && row.lease_owner.is_some() {
-                return Err(ApiError::conflict(
-                    "delivery_in_progress",
+                return Err(ApiError::new(
+                    ErrorCode::DeliveryInProgress,
                     "a delivery attempt is in progress or its outcome is not known yet; try again in a moment",
                 ));
             }
@@ -284,7 +293,7 @@ pub async fn cancel(
                 now,
                 gw2.random.as_ref(),
             )
-            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
             let mut change = TransferChange::new(&row.id, Guard::Any, now, t.state.status);
             change.attempts = t.state.attempts;
             change.payload = PayloadChange::Delete;
@@ -326,7 +335,11 @@ pub async fn retry(
     if let Err(e) = require_role(caller, Role::Operator) {
         // Name the transfer in the audit only when it exists: the id is the caller's text.
         let known = gw.store.transfer(id).await?.is_some();
-        let mut event = gw.event(&caller.participant().id, "transfer.retry_refused", e.code);
+        let mut event = gw.event(
+            &caller.participant().id,
+            "transfer.retry_refused",
+            e.code.as_str(),
+        );
         if known {
             event.transfer_id = Some(id.to_owned());
         }
@@ -339,8 +352,8 @@ pub async fn retry(
     let decide = Box::new(
         move |row: &TransferRow| -> Result<TransferChange, ApiError> {
             if row.status != Status::Failed {
-                return Err(ApiError::conflict(
-                    "not_failed",
+                return Err(ApiError::new(
+                    ErrorCode::NotFailed,
                     format!(
                         "only failed transfers can be retried; this one is {}",
                         row.status
@@ -348,8 +361,8 @@ pub async fn retry(
                 ));
             }
             if row.subject_sealed.is_none() {
-                return Err(ApiError::conflict(
-                    "not_retryable",
+                return Err(ApiError::new(
+                    ErrorCode::NotRetryable,
                     "the transfer no longer holds what a retry needs",
                 ));
             }
@@ -361,7 +374,7 @@ pub async fn retry(
                 now,
                 gw2.random.as_ref(),
             )
-            .map_err(|e| ApiError::conflict("invalid_transition", e.to_string()))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
             let mut change = TransferChange::new(&row.id, Guard::Any, now, t.state.status);
             change.due_at = Some(now);
             change.retry_from = Some(t.state.created_at);
@@ -404,7 +417,7 @@ async fn audit_refused(
     id: &str,
     e: &ApiError,
 ) -> Result<(), ApiError> {
-    let mut event = gw.event(&caller.participant().id, action, e.code);
+    let mut event = gw.event(&caller.participant().id, action, e.code.as_str());
     event.transfer_id = Some(id.to_owned());
     gw.store.append_audit(vec![event]).await?;
     Ok(())

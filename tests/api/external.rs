@@ -15,58 +15,6 @@ use siirto::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
-/// One curl call against the gateway: `(exit success, HTTP status, body)`.
-async fn curl(
-    bed: &Testbed,
-    identity: Option<&str>,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> (bool, u16, String) {
-    let mut cmd = tokio::process::Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "10",
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ])
-    .arg("--cacert")
-    .arg(&bed.pki.ca.cert);
-    if let Some(participant) = identity {
-        let files = &bed
-            .pki
-            .participant(participant)
-            .expect("participant")
-            .client;
-        cmd.arg("--cert")
-            .arg(&files.cert)
-            .arg("--key")
-            .arg(&files.key);
-    }
-    if let Some(body) = body {
-        cmd.args([
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            body,
-        ]);
-    }
-    cmd.arg(format!("{}{path}", bed.api_url()));
-    let out = cmd.output().await.expect("run curl");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (text, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
-    let status = code.trim().parse().unwrap_or(0);
-    let text = if out.status.success() {
-        text.to_owned()
-    } else {
-        format!("{text}{}", String::from_utf8_lossy(&out.stderr))
-    };
-    (out.status.success(), status, text)
-}
-
 /// Signs `claims` with Python: `sign_jws.py sign ...`, with the extra `args`.
 async fn python_sign(python: &Path, claims: &Value, args: &[&str]) -> String {
     let out = tokio::process::Command::new(python)
@@ -254,6 +202,7 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         "POST",
         "/v1/transfers",
         Some(&submission),
+        &[],
     )
     .await;
     assert_eq!(status, 202, "{body}");
@@ -263,6 +212,7 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         "POST",
         "/v1/transfers",
         Some(&submission),
+        &[],
     )
     .await;
     assert_eq!(status, 409, "{body}");
@@ -285,6 +235,7 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
             "POST",
             "/v1/transfers",
             Some(&json!({ "authorization": bad }).to_string()),
+            &[],
         )
         .await;
         assert_eq!(status, 401, "{args:?}: {body}");
@@ -298,6 +249,7 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         "GET",
         &format!("/v1/audit?transfer={id}"),
         None,
+        &[],
     )
     .await;
     assert!(ok && status == 200, "{status}: {body}");
@@ -312,7 +264,8 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
     assert!(actions.contains(&"transfer.delivered"), "{actions:?}");
 
     // Without a client certificate curl gets no HTTP answer at all.
-    let (ok, status, body) = curl(&bed, None, "GET", &format!("/v1/transfers/{id}"), None).await;
+    let (ok, status, body) =
+        curl(&bed, None, "GET", &format!("/v1/transfers/{id}"), None, &[]).await;
     assert!(!ok, "curl without a certificate must fail: {status} {body}");
     assert_eq!(status, 0, "no HTTP status: {body}");
 
@@ -335,11 +288,4 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     bed.stop().await;
-}
-
-fn error_code(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("(not an error answer: {body})"))
 }

@@ -188,6 +188,71 @@ pub fn assert_no_source_called(bed: &Testbed) {
     }
 }
 
+// --- Refusals ---------------------------------------------------------------------------------
+
+/// Awaits `answer` and requires the refusal `status`/`code` with a human message that does not
+/// echo the student id, exactly one new audit entry `action`/`code` by `actor` (with the
+/// message, naming no transfer), and that nothing moved. Returns the entry.
+pub async fn assert_refusal(
+    bed: &Testbed,
+    actor: &str,
+    action: &str,
+    status: u16,
+    code: &str,
+    answer: impl std::future::Future<Output = Answer>,
+) -> AuditEntry {
+    let is_this_refusal = |e: &AuditEntry| {
+        e.event.action == action && e.event.outcome == code && e.event.actor == actor
+    };
+    let before = audit(bed)
+        .await
+        .iter()
+        .filter(|e| is_this_refusal(e))
+        .count();
+    let answer = answer.await;
+    let body = answer.json();
+    assert_eq!(answer.status.as_u16(), status, "{body}");
+    assert_eq!(answer.error_code().as_deref(), Some(code), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "a human message: {body}"
+    );
+    assert!(
+        !body.to_string().contains(STUDENT),
+        "the answer must not echo the student id: {body}"
+    );
+    let entries = audit(bed).await;
+    let refusals: Vec<_> = entries.iter().filter(|e| is_this_refusal(e)).collect();
+    assert_eq!(
+        refusals.len(),
+        before + 1,
+        "one new {action}/{code} entry by {actor}:\n{}",
+        describe(&entries)
+    );
+    let entry = refusals[before].clone();
+    assert!(entry.event.transfer_id.is_none());
+    assert!(
+        entry.event.detail.contains_key("message"),
+        "the refusal's reason is recorded"
+    );
+    assert_nothing_moved(bed).await;
+    entry
+}
+
+/// No transfer was accepted, no source called, nothing delivered.
+pub async fn assert_nothing_moved(bed: &Testbed) {
+    let entries = audit(bed).await;
+    assert!(
+        !entries
+            .iter()
+            .any(|e| e.event.action == "transfer.accepted"),
+        "a transfer was accepted:\n{}",
+        describe(&entries)
+    );
+    assert_no_source_called(bed);
+    assert_nothing_delivered(bed);
+}
+
 // --- Audit and metrics ------------------------------------------------------------------------
 
 /// The whole audit trail, in order.
@@ -371,6 +436,69 @@ pub fn tool(name: &str, args: &[&str], package: &str) -> Option<PathBuf> {
         "SKIPPED: `{name}` is not available (install {package}); part of this test did not run"
     );
     None
+}
+
+/// One curl call against the gateway: `(exit success, HTTP status, body)`. `body` is given to
+/// `--data-binary` (so `@FILE` reads a file); `extra` are more curl arguments.
+pub async fn curl(
+    bed: &Testbed,
+    identity: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    extra: &[&str],
+) -> (bool, u16, String) {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ])
+    .arg("--cacert")
+    .arg(&bed.pki.ca.cert);
+    if let Some(participant) = identity {
+        let files = &bed
+            .pki
+            .participant(participant)
+            .expect("participant")
+            .client;
+        cmd.arg("--cert")
+            .arg(&files.cert)
+            .arg("--key")
+            .arg(&files.key);
+    }
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    cmd.args(extra);
+    cmd.arg(format!("{}{path}", bed.api_url()));
+    let out = cmd.output().await.expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (text, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let status = code.trim().parse().unwrap_or(0);
+    let text = if out.status.success() {
+        text.to_owned()
+    } else {
+        format!("{text}{}", String::from_utf8_lossy(&out.stderr))
+    };
+    (out.status.success(), status, text)
+}
+
+/// The `error` member of an answer's body, or a description of a body that is not one.
+pub fn error_code(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("(not an error answer: {body})"))
 }
 
 /// `python3` with the `cryptography` package, or a loud skip.

@@ -204,7 +204,7 @@ async fn a_student_sees_every_transfer_about_them_and_nothing_else() {
             .filter(|e| e.event.action == "transparency.rejected")
             .map(|e| e.event.outcome.as_str())
             .collect();
-        assert_eq!(rejected, vec!["replay", "wrong_typ"]);
+        assert_eq!(rejected, vec!["replay", "wrong_typ", "missing_token"]);
         for e in &entries {
             let text = siirto::http::audit::entry_json(e).to_string();
             assert!(
