@@ -964,6 +964,15 @@ mod tests {
         }
     }
 
+    /// Polls `check` until it holds; fails the test after a generous deadline.
+    async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// An instance that claims its own expired lease again: the first task is fenced off by
     /// its lease token, so the transfer is delivered (and audited as delivered) once, and the
     /// superseded attempt is audited as interrupted.
@@ -973,23 +982,26 @@ mod tests {
             let b = s.gw.store.backend_name();
             let worker = Worker::new(s.gw.clone());
             let espoo = &s.bed.destinations["espoo"];
-            // Real time: long enough for the test to claim the transfer again meanwhile.
-            espoo.set_behaviour(Behaviour::Delay(Duration::from_secs(2)));
+            // The first attempt's document is stored, and its acknowledgement held back until
+            // the test lets it go.
+            espoo.set_behaviour(Behaviour::StoreThenHold);
             accepted(&s.gw, "t1").await;
             assert_eq!(worker.step().await.unwrap(), 1, "{b}");
-            // Wait (polling) until the first task has stored the document and is delivering.
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
-                if row.status == Status::Delivering {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "{b}: {row:?}");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            // The task outlasts its lease; the same worker takes the transfer again.
+            wait_for("the destination stores the first attempt", async || {
+                espoo.stored_count() == 1
+            })
+            .await;
+            // The task outlasts its lease; the same worker takes the transfer again. Its
+            // attempt finds the record stored (409) and records the delivery.
             expire_leases(&s);
             assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            wait_for("the second task records the delivery", async || {
+                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+                row.status == Status::Delivered
+            })
+            .await;
+            // Only now does the first attempt's acknowledgement arrive; its write is fenced.
+            espoo.set_behaviour(Behaviour::Normal);
             worker.drain().await;
 
             let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
