@@ -717,10 +717,12 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 audit_leaf_index: 0,
             };
             let key = gw.audit_key.clone();
+            let (vault, random) = (gw.vault.clone(), gw.random.clone());
             change.receipt = Some(Box::new(move |leaf| {
                 let mut claims = claims;
                 claims.audit_leaf_index = leaf;
-                crate::receipt::sign_receipt(&claims, &key)
+                let token = crate::receipt::sign_receipt(&claims, &key);
+                crate::receipt::seal_receipt(&vault, &claims.transfer_id, &token, random.as_ref())
             }));
         }
         gw.metrics.inc(
