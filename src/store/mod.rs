@@ -674,19 +674,15 @@ impl Store {
         // `receipt = $4`: an instance sharing the database may have sealed it meanwhile.
         const UPDATE: &str = "UPDATE transfers SET receipt_sealed = $1, receipt_key_id = $2, receipt = NULL \
                               WHERE id = $3 AND receipt = $4";
-        let mut sealed = 0;
-        match &self.pool {
-            Pool::Sqlite(p) => {
-                let mut conn = p.acquire().await?;
-                let clear: Vec<(String, String)> =
-                    sqlx::query_as(SELECT).fetch_all(&mut *conn).await?;
-                if clear.is_empty() {
-                    return Ok(0);
-                }
-                sqlx::raw_sql("PRAGMA secure_delete = ON")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let clear: Vec<(String, String)> =
+            with_pool!(self, p => sqlx::query_as(SELECT).fetch_all(p).await?);
+        if clear.is_empty() {
+            return Ok(0);
+        }
+        // Every receipt in one transaction on one connection (`$begin` is the backend's).
+        macro_rules! seal_all {
+            ($conn:expr, $begin:expr) => {{
+                sqlx::raw_sql($begin).execute(&mut *$conn).await?;
                 let written = async {
                     let mut n = 0;
                     for (id, receipt) in &clear {
@@ -696,44 +692,42 @@ impl Store {
                             .bind(s.key_id)
                             .bind(id)
                             .bind(receipt)
-                            .execute(&mut *conn)
+                            .execute(&mut *$conn)
                             .await?
                             .rows_affected();
                     }
-                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                    sqlx::raw_sql("COMMIT").execute(&mut *$conn).await?;
                     Ok::<u64, sqlx::Error>(n)
                 }
                 .await;
                 match written {
-                    Ok(n) => sealed = n,
+                    Ok(n) => n,
                     Err(e) => {
-                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *$conn).await;
                         return Err(e.into());
                     }
                 }
+            }};
+        }
+        let sealed = match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::raw_sql("PRAGMA secure_delete = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                let n = seal_all!(conn, "BEGIN IMMEDIATE");
                 // Copy the pages into the database file and empty the log, whose older frames
                 // still hold the clear receipts.
                 sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF")
                     .execute(&mut *conn)
                     .await?;
+                n
             }
             Pool::Postgres(p) => {
-                let clear: Vec<(String, String)> = sqlx::query_as(SELECT).fetch_all(p).await?;
-                let mut tx = p.begin().await?;
-                for (id, receipt) in &clear {
-                    let s = seal(id, receipt);
-                    sealed += sqlx::query(UPDATE)
-                        .bind(s.bytes)
-                        .bind(s.key_id)
-                        .bind(id)
-                        .bind(receipt)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                }
-                tx.commit().await?;
+                let mut conn = p.acquire().await?;
+                seal_all!(conn, "BEGIN")
             }
-        }
+        };
         Ok(sealed)
     }
 

@@ -6,7 +6,6 @@
 //! participant and reason, and a warning names the peer, the reason and the attempt — never
 //! the student.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -131,16 +130,18 @@ const CASES: [Case; 5] = [
     },
 ];
 
-async fn wait_for_log(log_path: &Path, what: &str, found: impl Fn(&str) -> bool) -> String {
+/// Polls `check` until it gives a value; fails the test after a generous deadline, showing
+/// `last()` (what was seen).
+async fn poll<T>(mut check: impl AsyncFnMut() -> Option<T>, last: impl Fn() -> String) -> T {
     let deadline = tokio::time::Instant::now() + TRANSFER_DEADLINE;
     loop {
-        let log = plain(&std::fs::read_to_string(log_path).unwrap_or_default());
-        if found(&log) {
-            return log;
+        if let Some(v) = check().await {
+            return v;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no log line {what} in:\n{log}"
+            "timed out: {}",
+            last()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -195,16 +196,13 @@ async fn refused_peer_certificates_are_logged_shown_and_counted_with_their_reaso
         .kill_on_drop(true)
         .spawn()
         .expect("start siirto serve");
+    let log = || plain(&std::fs::read_to_string(&log_path).unwrap_or_default());
     let operator = bed.client("registry-operator").expect("client");
-    let deadline = tokio::time::Instant::now() + TRANSFER_DEADLINE;
-    while operator.get("/v1/audit/public-key", &[]).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the gateway did not start:\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(
+        async || operator.get("/v1/audit/public-key", &[]).await.ok(),
+        || format!("the gateway did not start:\n{}", log()),
+    )
+    .await;
 
     let mut ids = Vec::new();
     for case in &CASES {
@@ -215,29 +213,20 @@ async fn refused_peer_certificates_are_logged_shown_and_counted_with_their_reaso
     for (case, id) in CASES.iter().zip(&ids) {
         let what = format!("{} → {}", case.src, case.dst);
         // The first attempt's step: outcome `tls`, the reason and the peer in its detail.
-        let deadline = tokio::time::Instant::now() + TRANSFER_DEADLINE;
-        let step = loop {
-            let view = operator
-                .get(&format!("/v1/transfers/{id}"), &[])
-                .await
-                .expect("the gateway answers")
-                .json();
-            let failed = view["steps"].as_array().and_then(|steps| {
-                steps
-                    .iter()
-                    .find(|s| s["step"] == case.step && s["outcome"] == "tls")
-                    .cloned()
-            });
-            if let Some(step) = failed {
-                break step;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: no failed {} step: {view:#}",
-                case.step
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let step = poll(
+            async || {
+                let view = operator.get(&format!("/v1/transfers/{id}"), &[]).await;
+                let view = view.expect("the gateway answers").json();
+                view["steps"].as_array().and_then(|steps| {
+                    steps
+                        .iter()
+                        .find(|s| s["step"] == case.step && s["outcome"] == "tls")
+                        .cloned()
+                })
+            },
+            || format!("{what}: no failed {} step", case.step),
+        )
+        .await;
         assert_eq!(
             step["detail"],
             format!(
@@ -274,10 +263,15 @@ async fn refused_peer_certificates_are_logged_shown_and_counted_with_their_reaso
             format!("reason=\"{}\"", case.reason),
             "attempt=1".to_owned(),
         ];
-        wait_for_log(&log_path, &what, |log| {
-            log.lines()
-                .any(|l| needle.iter().all(|n| l.contains(n.as_str())))
-        })
+        poll(
+            async || {
+                log()
+                    .lines()
+                    .any(|l| needle.iter().all(|n| l.contains(n.as_str())))
+                    .then_some(())
+            },
+            || format!("{what}: no line with {needle:?} in\n{}", log()),
+        )
         .await;
     }
 
@@ -304,8 +298,7 @@ async fn refused_peer_certificates_are_logged_shown_and_counted_with_their_reaso
         !metrics.contains("participant=\"turku\""),
         "Turku was refused: {metrics}"
     );
-    let log = plain(&std::fs::read_to_string(&log_path).unwrap_or_default());
-    assert!(!log.contains(STUDENT), "the log names the student");
+    assert!(!log().contains(STUDENT), "the log names the student");
 
     server.start_kill().expect("stop the gateway");
     let _ = server.wait().await;
