@@ -27,7 +27,7 @@ use crate::audit::AuditEvent;
 use crate::clock::{Timestamp, hex};
 use crate::formats::{Format, WriteContext};
 use crate::gateway::Gateway;
-use crate::outbound::Delivered;
+use crate::outbound::{CallError, Delivered};
 use crate::pipeline::{self, PipelineError, Prepared};
 use crate::receipt::ReceiptClaims;
 use crate::scope::Scope;
@@ -352,6 +352,44 @@ fn note_interrupted(
     false
 }
 
+/// Records why a call to the transfer's `role` (`source`, `destination`) failed in the attempt's
+/// audit entry (`error`, and `tls_reason` for a TLS failure); returns the detail of its step.
+/// A failed TLS handshake is also logged at warn with the peer, the reason and the attempt —
+/// a certificate problem is retried like an outage but must not look like one — and counted in
+/// `siirto_outbound_tls_failures_total`.
+fn call_failed(
+    gw: &Gateway,
+    row: &TransferRow,
+    role: &str,
+    attempt: u32,
+    error: &CallError,
+    audit: &mut AuditEvent,
+) -> String {
+    audit.detail.insert("error".into(), error.to_string());
+    let Some(reason) = error.tls_failure() else {
+        return format!("attempt {attempt}");
+    };
+    let peer = error.participant();
+    tracing::warn!(
+        transfer = %row.id,
+        participant = %peer,
+        role,
+        reason = reason.code(),
+        attempt,
+        error = %error,
+        "TLS handshake with a {role} failed"
+    );
+    gw.metrics.inc(
+        "siirto_outbound_tls_failures_total",
+        "Failed TLS handshakes with sources and destinations, by participant and reason.",
+        &[("participant", peer), ("reason", reason.code())],
+    );
+    audit
+        .detail
+        .insert("tls_reason".into(), reason.code().into());
+    format!("attempt {attempt}: TLS handshake with {role} {peer} failed: {reason}")
+}
+
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
     let id = change.id.clone();
     match gw.store.apply(change).await {
@@ -406,14 +444,12 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     fetched.actor = GATEWAY_ACTOR.into();
     fetched.detail.insert("source".into(), row.src.clone());
     fetched.detail.insert("attempt".into(), attempt.to_string());
-    if let Err(e) = &result {
-        fetched.detail.insert("error".into(), e.to_string());
-    }
     let body = match result {
         Ok(body) => body,
-        Err(_) => {
+        Err(e) => {
+            let detail = call_failed(gw, &row, "source", attempt, &e, &mut fetched);
             journal.audit.push(fetched);
-            journal.step(now, "fetch", &outcome, Some(format!("attempt {attempt}")));
+            journal.step(now, "fetch", &outcome, Some(detail));
             let (next, _) = advance(gw, &row, &state, event);
             persist(gw, change_for(gw, &row, &next, journal)).await;
             return;
@@ -645,11 +681,12 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     attempt_event
         .detail
         .insert("attempt".into(), attempt.to_string());
-    if let Err(e) = &result {
-        attempt_event.detail.insert("error".into(), e.to_string());
-    }
+    let detail = match &result {
+        Ok(_) => format!("attempt {attempt}"),
+        Err(e) => call_failed(gw, &row, "destination", attempt, e, &mut attempt_event),
+    };
     journal.audit.push(attempt_event);
-    journal.step(now, "deliver", outcome, Some(format!("attempt {attempt}")));
+    journal.step(now, "deliver", outcome, Some(detail));
     let event = match &result {
         Ok(_) => Event::Delivered,
         Err(e) => Event::DeliveryFailed(if e.retryable() {
@@ -680,10 +717,12 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 audit_leaf_index: 0,
             };
             let key = gw.audit_key.clone();
+            let (vault, random) = (gw.vault.clone(), gw.random.clone());
             change.receipt = Some(Box::new(move |leaf| {
                 let mut claims = claims;
                 claims.audit_leaf_index = leaf;
-                crate::receipt::sign_receipt(&claims, &key)
+                let token = crate::receipt::sign_receipt(&claims, &key);
+                crate::receipt::seal_receipt(&vault, &claims.transfer_id, &token, random.as_ref())
             }));
         }
         gw.metrics.inc(
@@ -964,6 +1003,15 @@ mod tests {
         }
     }
 
+    /// Polls `check` until it holds; fails the test after a generous deadline.
+    async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !check().await {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// An instance that claims its own expired lease again: the first task is fenced off by
     /// its lease token, so the transfer is delivered (and audited as delivered) once, and the
     /// superseded attempt is audited as interrupted.
@@ -973,23 +1021,26 @@ mod tests {
             let b = s.gw.store.backend_name();
             let worker = Worker::new(s.gw.clone());
             let espoo = &s.bed.destinations["espoo"];
-            // Real time: long enough for the test to claim the transfer again meanwhile.
-            espoo.set_behaviour(Behaviour::Delay(Duration::from_secs(2)));
+            // The first attempt's document is stored, and its acknowledgement held back until
+            // the test lets it go.
+            espoo.set_behaviour(Behaviour::StoreThenHold);
             accepted(&s.gw, "t1").await;
             assert_eq!(worker.step().await.unwrap(), 1, "{b}");
-            // Wait (polling) until the first task has stored the document and is delivering.
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
-                if row.status == Status::Delivering {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "{b}: {row:?}");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            // The task outlasts its lease; the same worker takes the transfer again.
+            wait_for("the destination stores the first attempt", async || {
+                espoo.stored_count() == 1
+            })
+            .await;
+            // The task outlasts its lease; the same worker takes the transfer again. Its
+            // attempt finds the record stored (409) and records the delivery.
             expire_leases(&s);
             assert_eq!(worker.step().await.unwrap(), 1, "{b}");
+            wait_for("the second task records the delivery", async || {
+                let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
+                row.status == Status::Delivered
+            })
+            .await;
+            // Only now does the first attempt's acknowledgement arrive; its write is fenced.
+            espoo.set_behaviour(Behaviour::Normal);
             worker.drain().await;
 
             let row = s.gw.store.transfer("t1").await.unwrap().unwrap();

@@ -76,7 +76,8 @@ pub struct Gateway {
     pub schemas: Schemas,
     pub outbound: Outbound,
     pub pseudonyms: Pseudonymizer,
-    pub vault: Vault,
+    /// Seals what is kept at rest: payloads, student ids, receipts.
+    pub vault: Arc<Vault>,
     /// Signs checkpoints and receipts (`gateway.audit_key`).
     pub audit_key: AuditSigningKey,
     /// The audit service: Merkle tree, checkpoints, proofs (`trail.rs`).
@@ -164,6 +165,18 @@ impl Gateway {
             clock.now(),
         ));
         let store = Store::open(&config.gateway.database_url).await?;
+        // Receipts an earlier version stored in clear (migration 0003 could not seal them).
+        let sealed = store
+            .seal_clear_receipts(|id, token| {
+                crate::receipt::seal_receipt(&vault, id, token, random.as_ref())
+            })
+            .await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed receipts stored in clear by an earlier version"
+            );
+        }
         let destination_slots = config
             .directory
             .iter()
@@ -184,7 +197,7 @@ impl Gateway {
             schemas,
             outbound,
             pseudonyms,
-            vault,
+            vault: Arc::new(vault),
             audit_key,
             trail,
             clock,
@@ -364,6 +377,20 @@ impl Gateway {
             subject: None,
             document_sha256: None,
             detail: Default::default(),
+        }
+    }
+
+    /// The signed receipt of a delivered transfer, opened from its sealed form, for those
+    /// allowed to see the transfer. `None` before delivery, and when it cannot be opened (its
+    /// key is no longer configured, or the stored value was changed), which is logged.
+    pub fn receipt(&self, row: &crate::store::TransferRow) -> Option<String> {
+        let sealed = row.receipt_sealed.as_deref()?;
+        match crate::receipt::open_receipt(&self.vault, &row.id, sealed) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::error!(transfer = %row.id, error = %e, "the stored receipt cannot be opened");
+                None
+            }
         }
     }
 }

@@ -60,6 +60,99 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// Why a TLS handshake with a source or destination failed, as a stable code: the `reason` of
+/// the warning logged, of the attempt's step and audit entry, and of
+/// `siirto_outbound_tls_failures_total`. [`TlsFailure::of`] classifies any rustls error,
+/// including those of verifiers that wrap the WebPKI one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The peer's chain does not lead to the participant's `server_ca`.
+    UnknownIssuer,
+    /// The certificate does not name the host of the participant's `base_url`.
+    NameMismatch,
+    Expired,
+    NotYetValid,
+    Revoked,
+    /// The certificate is not for a TLS server (key usage or extended key usage).
+    BadKeyUsage,
+    BadSignature,
+    /// Any other fault of the certificate (encoding, extensions, algorithms, revocation status).
+    BadCertificate,
+    /// The peer refused the handshake with an alert (e.g. it does not accept the gateway's
+    /// client certificate).
+    PeerRefused,
+    /// The peer broke the protocol or shares no version or cipher suite with the gateway.
+    Protocol,
+    Other,
+}
+
+impl TlsFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            TlsFailure::UnknownIssuer => "unknown_issuer",
+            TlsFailure::NameMismatch => "name_mismatch",
+            TlsFailure::Expired => "expired",
+            TlsFailure::NotYetValid => "not_yet_valid",
+            TlsFailure::Revoked => "revoked",
+            TlsFailure::BadKeyUsage => "bad_key_usage",
+            TlsFailure::BadSignature => "bad_signature",
+            TlsFailure::BadCertificate => "bad_certificate",
+            TlsFailure::PeerRefused => "peer_refused",
+            TlsFailure::Protocol => "protocol_error",
+            TlsFailure::Other => "other",
+        }
+    }
+
+    /// Classifies a rustls error (pure). Errors a wrapping verifier reports in its own words
+    /// (`CertificateError::Other`, `Error::General`) are recognised by what they mention: a key
+    /// usage, an expiry.
+    pub fn of(e: &rustls::Error) -> TlsFailure {
+        use rustls::CertificateError as C;
+        let by_text = |text: String, otherwise: TlsFailure| {
+            let text = text.to_ascii_lowercase();
+            if ["key usage", "keyusage", "key_usage", "purpose"]
+                .iter()
+                .any(|k| text.contains(k))
+            {
+                TlsFailure::BadKeyUsage
+            } else if text.contains("expired") {
+                TlsFailure::Expired
+            } else {
+                otherwise
+            }
+        };
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => TlsFailure::UnknownIssuer,
+                C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+                C::Expired | C::ExpiredContext { .. } => TlsFailure::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => TlsFailure::NotYetValid,
+                C::Revoked => TlsFailure::Revoked,
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => TlsFailure::BadKeyUsage,
+                C::BadSignature => TlsFailure::BadSignature,
+                C::Other(other) => by_text(other.to_string(), TlsFailure::BadCertificate),
+                _ => TlsFailure::BadCertificate,
+            },
+            rustls::Error::NoCertificatesPresented => TlsFailure::BadCertificate,
+            rustls::Error::AlertReceived(_) => TlsFailure::PeerRefused,
+            rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::InvalidMessage(_)
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::DecryptError
+            | rustls::Error::PeerSentOversizedRecord => TlsFailure::Protocol,
+            other => by_text(other.to_string(), TlsFailure::Other),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
 /// Why a call to a source or destination did not succeed. Never holds a student identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -84,8 +177,13 @@ pub enum CallError {
         phase: Phase,
         limit: Duration,
     },
-    #[error("\"{participant}\": TLS failed: {reason}")]
-    Tls { participant: String, reason: String },
+    #[error("\"{participant}\": TLS failed ({reason}): {detail}")]
+    Tls {
+        participant: String,
+        reason: TlsFailure,
+        /// rustls' own words.
+        detail: String,
+    },
     #[error("\"{participant}\": cannot connect: {reason}")]
     Connect { participant: String, reason: String },
     #[error("\"{participant}\": the connection failed during the call: {reason}")]
@@ -147,6 +245,14 @@ impl CallError {
             | CallError::Connect { participant, .. }
             | CallError::Connection { participant, .. }
             | CallError::InvalidRequest { participant, .. } => participant,
+        }
+    }
+
+    /// Why the TLS handshake failed, for [`CallError::Tls`].
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            CallError::Tls { reason, .. } => Some(*reason),
+            _ => None,
         }
     }
 
@@ -230,7 +336,7 @@ pub(crate) enum ConnectError {
     #[error("{0}")]
     Tcp(std::io::Error),
     #[error("{0}")]
-    Tls(String),
+    Tls(rustls::Error),
 }
 
 /// Connects to one fixed host with one TLS configuration (also used by [`crate::client`]).
@@ -335,7 +441,7 @@ impl tower_service::Service<Uri> for TlsConnector {
                     .connect(this.server_name.clone(), tcp)
                     .await
                     .map_err(|e| match rustls_error_in(&e) {
-                        Some(r) => ConnectError::Tls(r.to_string()),
+                        Some(r) => ConnectError::Tls(r.clone()),
                         None => ConnectError::Tcp(e),
                     })?;
                 Ok(TokioIo::new(TlsConnection(tls)))
@@ -634,10 +740,7 @@ fn map_client_error(
                 phase: Phase::Connect,
                 limit: peer.connect_timeout,
             },
-            ConnectError::Tls(reason) => CallError::Tls {
-                participant,
-                reason: reason.clone(),
-            },
+            ConnectError::Tls(e) => tls_error(participant, e),
             ConnectError::Tcp(io) => CallError::Connect {
                 participant,
                 reason: io.to_string(),
@@ -647,14 +750,19 @@ fn map_client_error(
     // A TLS alert after the handshake (e.g. the server refusing our client certificate in
     // TLS 1.3) shows up while the request is sent or the response read.
     if let Some(r) = rustls_error_in(e) {
-        return CallError::Tls {
-            participant,
-            reason: r.to_string(),
-        };
+        return tls_error(participant, r);
     }
     CallError::Connection {
         participant,
         reason: chain_text(e),
+    }
+}
+
+fn tls_error(participant: String, e: &rustls::Error) -> CallError {
+    CallError::Tls {
+        participant,
+        reason: TlsFailure::of(e),
+        detail: e.to_string(),
     }
 }
 
@@ -743,7 +851,8 @@ mod tests {
             },
             CallError::Tls {
                 participant: p(),
-                reason: String::new(),
+                reason: TlsFailure::Other,
+                detail: String::new(),
             },
             CallError::Connect {
                 participant: p(),
@@ -771,6 +880,64 @@ mod tests {
             },
         ];
         assert!(final_.iter().all(|e| !e.retryable()));
+    }
+
+    /// A key usage error as a verifier wrapping the WebPKI one might report it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the certificate's keyUsage does not allow digitalSignature")]
+    struct KeyUsageRefused;
+
+    #[test]
+    fn tls_failures_are_classified_by_cause() {
+        use rustls::{AlertDescription, CertificateError as C, Error as E, OtherError};
+        use std::sync::Arc;
+        let table: Vec<(E, &str)> = vec![
+            (E::InvalidCertificate(C::UnknownIssuer), "unknown_issuer"),
+            (E::InvalidCertificate(C::NotValidForName), "name_mismatch"),
+            (
+                E::InvalidCertificate(C::NotValidForNameContext {
+                    expected: ServerName::try_from("espoo.example.fi").expect("name"),
+                    presented: vec!["wrong.example.fi".into()],
+                }),
+                "name_mismatch",
+            ),
+            (E::InvalidCertificate(C::Expired), "expired"),
+            (
+                E::InvalidCertificate(C::ExpiredContext {
+                    time: rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(20)),
+                    not_after: rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
+                        10,
+                    )),
+                }),
+                "expired",
+            ),
+            (E::InvalidCertificate(C::NotValidYet), "not_yet_valid"),
+            (E::InvalidCertificate(C::Revoked), "revoked"),
+            (E::InvalidCertificate(C::InvalidPurpose), "bad_key_usage"),
+            (
+                E::InvalidCertificate(C::Other(OtherError(Arc::new(KeyUsageRefused)))),
+                "bad_key_usage",
+            ),
+            (
+                E::General("server certificate key_usage lacks keyEncipherment".into()),
+                "bad_key_usage",
+            ),
+            (E::InvalidCertificate(C::BadSignature), "bad_signature"),
+            (E::InvalidCertificate(C::BadEncoding), "bad_certificate"),
+            (
+                E::InvalidCertificate(C::UnhandledCriticalExtension),
+                "bad_certificate",
+            ),
+            (
+                E::AlertReceived(AlertDescription::UnknownCA),
+                "peer_refused",
+            ),
+            (E::DecryptError, "protocol_error"),
+            (E::General("something else".into()), "other"),
+        ];
+        for (error, code) in table {
+            assert_eq!(TlsFailure::of(&error).code(), code, "{error:?}");
+        }
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub enum Behaviour {
     /// than the caller's request timeout, the caller gives up and drops the connection: the
     /// acknowledgement is lost in transport. A key already stored is answered 409 at once.
     StoreThenDelay(Duration),
+    /// (Destination only) Store a new document, then hold its answer (200) until the behaviour
+    /// is changed: the document arrived and its acknowledgement is still on the way, for as
+    /// long as a test needs. A key that is already stored is answered 409 at once.
+    StoreThenHold,
     /// Hold every request until the behaviour is changed, then answer as the new behaviour
     /// says (with [`Destination::in_flight`], for tests of concurrency limits).
     Hold,
@@ -76,7 +80,8 @@ async fn misbehave(behaviour: &watch::Sender<Behaviour>) -> Option<Response<Full
             Behaviour::Normal
             | Behaviour::Body(_)
             | Behaviour::StoreThenStatus(_)
-            | Behaviour::StoreThenDelay(_) => return None,
+            | Behaviour::StoreThenDelay(_)
+            | Behaviour::StoreThenHold => return None,
             Behaviour::Status(s) => return status(s),
             Behaviour::FailTimes { .. } => {
                 // Count down atomically: concurrent requests each take one failure.
@@ -527,6 +532,7 @@ async fn destination_answer(
         received_at: std::time::Instant::now(),
     };
     let mut delay = None;
+    let mut hold = false;
     let answer = if let Some(r) = misbehave(&s.behaviour).await {
         r
     } else if key.is_empty() || !content_type.starts_with("application/xml") {
@@ -544,6 +550,10 @@ async fn destination_answer(
                     delay = Some(d);
                     reply(StatusCode::OK, "")
                 }
+                Behaviour::StoreThenHold => {
+                    hold = true;
+                    reply(StatusCode::OK, "")
+                }
                 _ => reply(StatusCode::OK, ""),
             }
         } else {
@@ -554,6 +564,11 @@ async fn destination_answer(
     lock(&s.requests).push(received);
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
+    }
+    if hold {
+        let mut changes = s.behaviour.subscribe();
+        // The sender lives in the endpoint's state, which outlives this request.
+        let _ = changes.wait_for(|b| *b != Behaviour::StoreThenHold).await;
     }
     answer
 }

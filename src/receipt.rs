@@ -9,18 +9,21 @@
 //!   the delivered document), `iat` (seconds) and `audit_leaf_index` (the seq of the audit entry
 //!   recording the delivery, provable with an RFC 9162 inclusion proof against a checkpoint).
 //!
-//! Owns: signing and verifying receipts. Must not: do IO, read the clock (`iat` is given), or
-//! put the student identifier into an error message. The receipt itself carries `sub`: it is
-//! the student's proof and is shown only to parties of the transfer.
+//! Owns: signing and verifying receipts, and their sealed form at rest ([`seal_receipt`],
+//! [`open_receipt`]: the receipt carries `sub` in its payload, so it is stored encrypted like the
+//! payload, bound to its transfer). Must not: do IO, read the clock (`iat` is given), or put the
+//! student identifier into an error message. The receipt itself carries `sub`: it is the
+//! student's proof and is shown only to parties of the transfer.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditPublicKey, AuditSigningKey};
-use crate::clock::{Timestamp, hex, unhex};
+use crate::clock::{Random, Timestamp, hex, unhex};
 use crate::scope::Scope;
 use crate::student_id::StudentId;
+use crate::vault::{Sealed, Vault, VaultError};
 
 /// `typ` of a receipt.
 pub const RECEIPT_TYP: &str = "siirto-receipt+jwt";
@@ -43,6 +46,8 @@ pub enum ReceiptError {
     MissingClaim(&'static str),
     #[error("receipt claim {claim} is invalid: {reason}")]
     InvalidClaim { claim: &'static str, reason: String },
+    #[error("stored receipt cannot be opened: {0}")]
+    Sealed(VaultError),
 }
 
 /// What a receipt states.
@@ -112,6 +117,28 @@ pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
     );
     let signature = key.sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The associated data a stored receipt is sealed under: it binds the receipt to its transfer.
+fn sealed_for(transfer_id: &str) -> String {
+    format!("receipt:{transfer_id}")
+}
+
+/// Seals a signed receipt for storage (with the vault's current key, whose id it carries).
+pub fn seal_receipt(vault: &Vault, transfer_id: &str, token: &str, random: &dyn Random) -> Sealed {
+    vault.seal(&sealed_for(transfer_id), token.as_bytes(), random)
+}
+
+/// Opens a receipt that [`seal_receipt`] sealed for `transfer_id`.
+pub fn open_receipt(
+    vault: &Vault,
+    transfer_id: &str,
+    sealed: &[u8],
+) -> Result<String, ReceiptError> {
+    let plain = vault
+        .open(&sealed_for(transfer_id), sealed)
+        .map_err(ReceiptError::Sealed)?;
+    String::from_utf8(plain).map_err(|_| ReceiptError::Sealed(VaultError::Malformed))
 }
 
 /// Verifies a receipt against the audit public key.
@@ -232,6 +259,25 @@ mod tests {
 
     fn key() -> AuditSigningKey {
         AuditSigningKey::from_pkcs8_pem(TEST_KEY_PEM).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_receipt_opens_only_for_its_transfer_and_hides_the_student() {
+        let random = crate::clock::SeededRandom::new(9);
+        let vault = Vault::new(&[5u8; 32], &[]).unwrap();
+        let token = sign_receipt(&claims(), &key());
+        let id = &claims().transfer_id;
+        let sealed = seal_receipt(&vault, id, &token, &random);
+        assert_eq!(sealed.key_id, vault.current_key_id());
+        assert_eq!(open_receipt(&vault, id, &sealed.bytes).unwrap(), token);
+        assert_eq!(
+            open_receipt(&vault, "another-transfer", &sealed.bytes),
+            Err(ReceiptError::Sealed(VaultError::Authentication))
+        );
+        // Neither the token nor its payload (which names the student) is in the sealed bytes.
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = String::from_utf8_lossy(&sealed.bytes);
+        assert!(!bytes.contains(&payload[..16]) && !bytes.contains("131052-308T"));
     }
 
     #[test]

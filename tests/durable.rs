@@ -23,6 +23,9 @@
 //!   answers 503 `store_unavailable` and `/readyz` 503 (SQLite and PostgreSQL); both recover and
 //!   nothing accepted is lost; deliveries to one destination stay within
 //!   `per_destination_concurrency`; a hanging destination does not hold up the others.
+//! - `peer_tls`: a source or destination whose server certificate is refused (another CA,
+//!   another name, expired) is retried like an outage but visibly: the reason is on the step,
+//!   in the audit entry, in `/metrics` and in a warning naming the peer (the real binary).
 //! - `instances`: two gateway instances on one PostgreSQL database share the work and deliver
 //!   every transfer exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -46,5 +49,7 @@ mod exhaustion;
 mod instances;
 #[path = "durable/outage.rs"]
 mod outage;
+#[path = "durable/peer_tls.rs"]
+mod peer_tls;
 #[path = "durable/permanent.rs"]
 mod permanent;

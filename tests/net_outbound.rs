@@ -195,6 +195,11 @@ async fn a_server_certificate_from_another_ca_is_refused() {
     let err = fetch_failure(&config_for(&t, "turku", &server, &[])).await;
     assert_eq!(err.code(), "tls", "{err}");
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    assert_eq!(
+        err.tls_failure().map(|r| r.code()),
+        Some("unknown_issuer"),
+        "{err}"
+    );
     assert!(
         server.requests().is_empty(),
         "nothing may be sent to an unverified server"
@@ -217,6 +222,11 @@ async fn a_server_certificate_for_another_name_is_refused() {
     let err = fetch_failure(&config_for(&t, "turku", &server, &[])).await;
     assert_eq!(err.code(), "tls", "{err}");
     assert!(err.to_string().contains("not valid for name"), "{err}");
+    assert_eq!(
+        err.tls_failure().map(|r| r.code()),
+        Some("name_mismatch"),
+        "{err}"
+    );
     assert!(server.requests().is_empty());
 }
 
@@ -243,6 +253,14 @@ async fn a_server_refusing_the_gateway_certificate_is_a_tls_failure() {
         "{}: {err}",
         err.code()
     );
+    if err.code() == "tls" {
+        // The server's alert refusing the gateway's certificate.
+        assert_eq!(
+            err.tls_failure().map(|r| r.code()),
+            Some("peer_refused"),
+            "{err}"
+        );
+    }
     let seen_by_server = server.handshake_error().await;
     assert!(seen_by_server.contains("UnknownIssuer"), "{seen_by_server}");
 }

@@ -75,7 +75,10 @@ pub async fn history(
         .store
         .transfers_for_subject(pseudonym.as_str(), HISTORY_LIMIT)
         .await?;
-    let transfers: Vec<Value> = rows.iter().map(history_entry).collect();
+    let transfers: Vec<Value> = rows
+        .iter()
+        .map(|row| history_entry(row, gw.receipt(row).as_deref()))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &json!({ "transfers": transfers }),
@@ -102,7 +105,7 @@ async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) ->
 /// destination received (the conversion report's `categories`): data the student authorized
 /// but the record did not hold, or the target format could not carry, is not listed. Empty
 /// until the transfer is delivered.
-fn history_entry(row: &TransferRow) -> Value {
+fn history_entry(row: &TransferRow, receipt: Option<&str>) -> Value {
     let delivered = row.status == crate::transfer::Status::Delivered;
     let report = row
         .report
@@ -134,7 +137,7 @@ fn history_entry(row: &TransferRow) -> Value {
         if let Some(report) = report {
             map.insert("conversion".into(), report);
         }
-        if let Some(receipt) = &row.receipt {
+        if let Some(receipt) = receipt {
             map.insert("receipt".into(), json!(receipt));
         }
         if let Some(h) = &row.document_sha256 {

@@ -191,11 +191,15 @@ pub async fn show(
         return Err(ApiError::not_found());
     }
     let steps = gw.store.steps(id).await?;
-    Ok(json_response(StatusCode::OK, &transfer_json(&row, &steps)))
+    let receipt = gw.receipt(&row);
+    Ok(json_response(
+        StatusCode::OK,
+        &transfer_json(&row, &steps, receipt.as_deref()),
+    ))
 }
 
-/// The JSON view of a transfer (also used by the operator page).
-pub fn transfer_json(row: &TransferRow, steps: &[StepRow]) -> Value {
+/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`.
+pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>) -> Value {
     let mut v = json!({
         "id": row.id,
         "status": row.status.as_str(),
@@ -236,7 +240,7 @@ pub fn transfer_json(row: &TransferRow, steps: &[StepRow]) -> Value {
         {
             map.insert("conversion".into(), report);
         }
-        if let Some(receipt) = &row.receipt {
+        if let Some(receipt) = receipt {
             map.insert("receipt".into(), json!(receipt));
             if let Some(leaf) = row.receipt_leaf {
                 map.insert("audit_leaf".into(), json!(leaf));

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
 use crate::transfer::{FailureReason, Status};
+use crate::vault::Sealed;
 
 #[doc(hidden)]
 pub mod testdb;
@@ -111,8 +112,9 @@ pub enum Guard {
     Any,
 }
 
-/// Signs a receipt once the audit leaf index of the change's last audit entry is known.
-pub type ReceiptSigner = Box<dyn FnOnce(u64) -> String + Send>;
+/// Signs a receipt once the audit leaf index of the change's last audit entry is known, and
+/// seals it (it names the student): the store keeps only the sealed form.
+pub type ReceiptSigner = Box<dyn FnOnce(u64) -> Sealed + Send>;
 
 /// A state change of one transfer, written atomically with its steps, audit entries and payload.
 pub struct TransferChange {
@@ -186,7 +188,8 @@ pub enum Applied {
     Done {
         /// Leaf indexes of the audit entries written.
         audit_seqs: Vec<u64>,
-        receipt: Option<String>,
+        /// The sealed receipt stored with the change.
+        receipt: Option<Sealed>,
     },
     /// The guard did not hold: another worker has the transfer, or it is gone.
     LeaseLost,
@@ -658,6 +661,76 @@ impl Store {
         })
     }
 
+    /// Seals the receipts that versions before migration 0003 stored in clear (SQL cannot: it
+    /// holds no key): each becomes `receipt_sealed` (`seal(transfer id, receipt)`), and the
+    /// clear copy is removed. On SQLite the bytes freed are overwritten (`secure_delete`) and
+    /// the write-ahead log is checkpointed and truncated, so the files keep no copy; PostgreSQL
+    /// keeps the old row versions until `VACUUM` reclaims them. Returns how many were sealed.
+    pub async fn seal_clear_receipts(
+        &self,
+        seal: impl Fn(&str, &str) -> Sealed,
+    ) -> Result<u64, StoreError> {
+        const SELECT: &str = "SELECT id, receipt FROM transfers WHERE receipt IS NOT NULL";
+        // `receipt = $4`: an instance sharing the database may have sealed it meanwhile.
+        const UPDATE: &str = "UPDATE transfers SET receipt_sealed = $1, receipt_key_id = $2, receipt = NULL \
+                              WHERE id = $3 AND receipt = $4";
+        let clear: Vec<(String, String)> =
+            with_pool!(self, p => sqlx::query_as(SELECT).fetch_all(p).await?);
+        if clear.is_empty() {
+            return Ok(0);
+        }
+        // Every receipt in one transaction on one connection (`$begin` is the backend's).
+        macro_rules! seal_all {
+            ($conn:expr, $begin:expr) => {{
+                sqlx::raw_sql($begin).execute(&mut *$conn).await?;
+                let written = async {
+                    let mut n = 0;
+                    for (id, receipt) in &clear {
+                        let s = seal(id, receipt);
+                        n += sqlx::query(UPDATE)
+                            .bind(s.bytes)
+                            .bind(s.key_id)
+                            .bind(id)
+                            .bind(receipt)
+                            .execute(&mut *$conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    sqlx::raw_sql("COMMIT").execute(&mut *$conn).await?;
+                    Ok::<u64, sqlx::Error>(n)
+                }
+                .await;
+                match written {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *$conn).await;
+                        return Err(e.into());
+                    }
+                }
+            }};
+        }
+        let sealed = match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::raw_sql("PRAGMA secure_delete = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                let n = seal_all!(conn, "BEGIN IMMEDIATE");
+                // Copy the pages into the database file and empty the log, whose older frames
+                // still hold the clear receipts.
+                sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                n
+            }
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                seal_all!(conn, "BEGIN")
+            }
+        };
+        Ok(sealed)
+    }
+
     /// Runs a raw statement: for tests that tamper with stored rows on purpose.
     #[doc(hidden)]
     pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
@@ -1081,7 +1154,8 @@ macro_rules! backend {
                      document_sha256 = COALESCE($9, document_sha256), report = COALESCE($10, report), \
                      subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END, \
                      interrupted = CASE WHEN $12 THEN 0 ELSE interrupted END, \
-                     receipt = COALESCE($16, receipt), receipt_leaf = COALESCE($17, receipt_leaf) \
+                     receipt_sealed = COALESCE($16, receipt_sealed), receipt_key_id = COALESCE($18, receipt_key_id), \
+                     receipt_leaf = COALESCE($17, receipt_leaf) \
                      WHERE id = $13 AND ($14 OR lease_owner = $15)",
                 )
                 .bind(status.as_str())
@@ -1099,8 +1173,9 @@ macro_rules! backend {
                 .bind(&id)
                 .bind(anyone)
                 .bind(&owner)
-                .bind(receipt.as_ref().map(|r| r.0.clone()))
+                .bind(receipt.as_ref().map(|r| r.0.bytes.clone()))
                 .bind(receipt.as_ref().map(|r| r.1))
+                .bind(receipt.as_ref().map(|r| r.0.key_id.clone()))
                 .execute(&mut *conn)
                 .await?;
                 if updated.rows_affected() == 0 {

@@ -14,7 +14,7 @@ macro_rules! transfer_columns {
     () => {
         "id, status, reason, submitter, issuer, jti, src, dst, purpose, scope, \
          subject_pseudonym, subject_sealed, attempts, due_at, lease_owner, created_at, updated_at, retry_from, \
-         source_sha256, document_sha256, report, receipt, receipt_leaf, interrupted"
+         source_sha256, document_sha256, report, receipt_sealed, receipt_leaf, interrupted"
     };
 }
 
@@ -55,7 +55,9 @@ pub struct TransferRow {
     pub source_sha256: Option<String>,
     pub document_sha256: Option<String>,
     pub report: Option<String>,
-    pub receipt: Option<String>,
+    /// The signed receipt (a JWS naming the student), sealed for `receipt:<id>`
+    /// ([`crate::receipt::open_receipt`]); `None` until the transfer is delivered.
+    pub receipt_sealed: Option<Vec<u8>>,
     pub receipt_leaf: Option<u64>,
     /// Attempts interrupted since a worker last wrote: claims that found an earlier claim's
     /// lease never released (its worker stopped, or outlasted the lease), so that attempt
@@ -217,7 +219,7 @@ pub(super) fn transfer_from_row(r: &impl Columns) -> Result<TransferRow, StoreEr
         source_sha256: r.opt_text(18)?,
         document_sha256: r.opt_text(19)?,
         report: r.opt_text(20)?,
-        receipt: r.opt_text(21)?,
+        receipt_sealed: r.opt_bytes(21)?,
         receipt_leaf: r
             .opt_int(22)?
             .map(|v| unsigned("receipt leaf", v))

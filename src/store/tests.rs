@@ -35,6 +35,14 @@ fn new_transfer(id: &str, jti: &str, at: i64) -> NewTransfer {
     }
 }
 
+/// What a receipt signer hands the store: the store keeps it as it is.
+fn sealed_stub(text: &str) -> Sealed {
+    Sealed {
+        key_id: "k1".into(),
+        bytes: text.as_bytes().to_vec(),
+    }
+}
+
 async fn stores() -> Vec<(TestDb, Store)> {
     let mut out = Vec::new();
     for db in TestDb::all().await {
@@ -178,14 +186,16 @@ async fn claims_lease_and_fence() {
             .push(event("deliver.attempt", Some("t1"), 62_002));
         done.audit
             .push(event("transfer.delivered", Some("t1"), 62_002));
-        done.receipt = Some(Box::new(|leaf| format!("receipt-for-leaf-{leaf}")));
+        done.receipt = Some(Box::new(|leaf| {
+            sealed_stub(&format!("receipt-for-leaf-{leaf}"))
+        }));
         match store.apply(done).await.unwrap() {
             Applied::Done {
                 audit_seqs,
                 receipt,
             } => {
                 assert_eq!(audit_seqs, vec![1, 2]);
-                assert_eq!(receipt.as_deref(), Some("receipt-for-leaf-2"));
+                assert_eq!(receipt, Some(sealed_stub("receipt-for-leaf-2")));
             }
             other => panic!("{b}: {other:?}"),
         }
@@ -195,6 +205,10 @@ async fn claims_lease_and_fence() {
         assert_eq!(row.lease_owner, None);
         assert_eq!(row.subject_sealed, None);
         assert_eq!(row.receipt_leaf, Some(2));
+        assert_eq!(
+            row.receipt_sealed,
+            Some(sealed_stub("receipt-for-leaf-2").bytes)
+        );
         assert_eq!(row.document_sha256.as_deref(), Some("cd"));
         assert_eq!(store.payload_count().await.unwrap(), 0);
         assert_eq!(store.pending_count().await.unwrap(), 0);
@@ -459,11 +473,11 @@ async fn steps_keep_their_order_and_a_receipt_names_the_last_leaf() {
             event("destination.deliver", Some("s1"), 3000),
             event("transfer.delivered", Some("s1"), 3000),
         ];
-        second.receipt = Some(Box::new(|leaf| format!("receipt-for-{leaf}")));
+        second.receipt = Some(Box::new(|leaf| sealed_stub(&format!("receipt-for-{leaf}"))));
         let Applied::Done { receipt, .. } = store.apply(second).await.unwrap() else {
             panic!("{b}: applied");
         };
-        assert_eq!(receipt.as_deref(), Some("receipt-for-302"), "{b}");
+        assert_eq!(receipt, Some(sealed_stub("receipt-for-302")), "{b}");
         let names: Vec<(u32, String, Option<String>)> = store
             .steps("s1")
             .await
@@ -484,7 +498,11 @@ async fn steps_keep_their_order_and_a_receipt_names_the_last_leaf() {
             "{b}"
         );
         let row = store.transfer("s1").await.unwrap().unwrap();
-        assert_eq!(row.receipt.as_deref(), Some("receipt-for-302"), "{b}");
+        assert_eq!(
+            row.receipt_sealed,
+            Some(sealed_stub("receipt-for-302").bytes),
+            "{b}"
+        );
         assert_chain(&store.audit_range(0, 1000).await.unwrap());
         assert_eq!(store.audit_len().await.unwrap(), 303, "{b}");
     }
@@ -697,5 +715,68 @@ async fn a_failing_operation_rolls_its_batch_back() {
             .await
             .unwrap();
         assert_eq!(again, Inserted::Accepted, "{b}");
+    }
+}
+
+/// Receipts stored in clear before migration 0003 are sealed once (by the closure given) and the
+/// clear column emptied; a second run finds nothing to do.
+#[tokio::test]
+async fn receipts_stored_in_clear_are_sealed_once() {
+    for (_db, store) in stores().await {
+        let b = store.backend_name();
+        for id in ["c1", "c2", "c3"] {
+            let t = new_transfer(id, &format!("j-{id}"), 1000);
+            assert_eq!(
+                store.insert_transfer(t, vec![]).await.unwrap(),
+                Inserted::Accepted
+            );
+        }
+        // As an earlier version left them: two delivered transfers with a clear receipt.
+        let clear = store
+            .execute_raw(
+                "UPDATE transfers SET status = 'delivered', receipt = 'jws-of-' || id \
+                 WHERE id IN ('c1', 'c2')",
+            )
+            .await
+            .unwrap();
+        assert_eq!(clear, 2, "{b}");
+        let sealed = store
+            .seal_clear_receipts(|id, receipt| Sealed {
+                key_id: "k9".into(),
+                bytes: format!("sealed({id}, {receipt})").into_bytes(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(sealed, 2, "{b}");
+        for (id, expected) in [
+            ("c1", Some("sealed(c1, jws-of-c1)")),
+            ("c2", Some("sealed(c2, jws-of-c2)")),
+            ("c3", None),
+        ] {
+            let row = store.transfer(id).await.unwrap().unwrap();
+            assert_eq!(
+                row.receipt_sealed,
+                expected.map(|e| e.as_bytes().to_vec()),
+                "{b} {id}"
+            );
+        }
+        let left = store
+            .execute_raw("UPDATE transfers SET receipt = NULL WHERE receipt IS NOT NULL")
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{b}: a clear receipt is left");
+        let keyed = store
+            .execute_raw("UPDATE transfers SET receipt_key_id = 'k9' WHERE receipt_key_id = 'k9'")
+            .await
+            .unwrap();
+        assert_eq!(keyed, 2, "{b}: the key id is stored");
+        assert_eq!(
+            store
+                .seal_clear_receipts(|_, _| sealed_stub("x"))
+                .await
+                .unwrap(),
+            0,
+            "{b}"
+        );
     }
 }

@@ -18,7 +18,7 @@ use siirto::testbed::{Testbed, TestbedOptions};
 use crate::helpers::{self, STUDENT, TRANSFER_DEADLINE};
 
 #[path = "../support/admin.rs"]
-mod admin;
+pub mod admin;
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

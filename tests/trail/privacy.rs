@@ -2,11 +2,15 @@
 //! failed one, a refused authorization, a history read and a SIGHUP reload, neither the audit
 //! log (as `siirto audit export` writes it), nor the gateway's own log at debug level, nor the
 //! database holds a student's identity code or any record content. Students appear in the audit
-//! as keyed pseudonyms; the reload is audited.
+//! as keyed pseudonyms; the reload is audited. The identity code is looked for in clear and as
+//! it would appear inside a JWS (the signed receipt names the student in its payload: it is
+//! stored sealed), in the SQLite files and in `pg_dump`'s copy of the PostgreSQL database.
 
 use std::process::Stdio;
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use siirto::audit::Pseudonymizer;
 use siirto::store::Store;
@@ -33,22 +37,96 @@ const CONTENT: [&str; 9] = [
     "2010-10-13",
 ];
 
+/// `text` as it appears base64url-encoded inside a longer value (a JWS payload) at each of the
+/// three alignments: the characters that depend on `text`'s bytes alone (the first ones also
+/// encode what precedes it, the last ones what follows).
+pub fn base64url_forms(text: &str) -> Vec<String> {
+    (0..3)
+        .map(|offset| {
+            let mut bytes = vec![0u8; offset];
+            bytes.extend_from_slice(text.as_bytes());
+            let encoded = URL_SAFE_NO_PAD.encode(&bytes);
+            let skip = [0, 2, 3][offset];
+            let whole = (offset + text.len()) / 3 * 4;
+            encoded[skip..whole].to_owned()
+        })
+        .collect()
+}
+
+/// A student's identity code in every form it could be stored in: clear (either case), and
+/// base64url-encoded alone and as the receipt's `"sub":"<code>"` claim.
+pub fn identity_code_forms(code: &str) -> Vec<String> {
+    let mut forms = vec![code.to_owned(), code.to_lowercase()];
+    forms.extend(base64url_forms(code));
+    forms.extend(base64url_forms(&format!("\"sub\":\"{code}\"")));
+    forms
+}
+
 fn needles() -> Vec<String> {
     let mut n: Vec<String> = [STUDENT, OTHER_STUDENT, BAD_CHECKSUM]
         .iter()
-        .flat_map(|s| [s.to_string(), s.to_lowercase()])
+        .flat_map(|s| identity_code_forms(s))
         .collect();
     n.extend(CONTENT.iter().map(|s| s.to_string()));
     n
 }
 
+/// `needles`, and each as `pg_dump` writes a `bytea` value (lower-case hex).
+fn dump_needles() -> Vec<String> {
+    let mut n = needles();
+    n.extend(n.clone().iter().map(|s| siirto::clock::hex(s.as_bytes())));
+    n
+}
+
 fn assert_clean(what: &str, haystack: &[u8]) {
-    for needle in needles() {
+    assert_clean_of(what, haystack, &needles());
+}
+
+fn assert_clean_of(what: &str, haystack: &[u8], needles: &[String]) {
+    for needle in needles {
         let found = haystack
             .windows(needle.len())
             .any(|w| w == needle.as_bytes());
         assert!(!found, "{what} holds {needle:?}");
     }
+}
+
+/// The bytes of a SQLite database's files: the database, its write-ahead log and shared memory.
+fn sqlite_files(url: &str) -> Vec<u8> {
+    let file = std::path::PathBuf::from(url.strip_prefix("sqlite://").unwrap());
+    let stem = file.file_name().unwrap().to_string_lossy().into_owned();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(file.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&stem) {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(bytes.len() > 4096, "the database files were read");
+    bytes
+}
+
+/// `pg_dump` of a PostgreSQL database (schema and data, as text).
+fn pg_dump(url: &str) -> Vec<u8> {
+    let dump = std::process::Command::new("pg_dump")
+        .arg("--dbname")
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    dump.stdout
+}
+
+fn pg_dump_available() -> bool {
+    std::process::Command::new("pg_dump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F)
@@ -245,21 +323,18 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
         // The database: every table as stored.
         match db.backend {
             "sqlite" => {
-                let file = std::path::PathBuf::from(db.url.strip_prefix("sqlite://").unwrap());
-                let stem = file.file_name().unwrap().to_string_lossy().into_owned();
-                let mut bytes = Vec::new();
-                for entry in std::fs::read_dir(file.parent().unwrap()).unwrap() {
-                    let path = entry.unwrap().path();
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    // The database, its write-ahead log and shared memory.
-                    if name.starts_with(&stem) {
-                        bytes.extend(std::fs::read(&path).unwrap());
-                    }
-                }
-                assert!(bytes.len() > 4096, "the database files were read");
-                assert_clean("the SQLite database files", &bytes);
+                assert_clean("the SQLite database files", &sqlite_files(&db.url));
+            }
+            _ if pg_dump_available() => {
+                let dump = pg_dump(&db.url);
+                assert!(
+                    String::from_utf8_lossy(&dump).contains(&delivered),
+                    "the dump holds the transfers"
+                );
+                assert_clean_of("pg_dump of the database", &dump, &dump_needles());
             }
             _ => {
+                eprintln!("pg_dump is not on PATH: reading the tables through the store instead");
                 let store = Store::connect(&db.url).await.unwrap();
                 let mut text = String::new();
                 for row in store.recent_transfers(None, 1000).await.unwrap() {
@@ -280,7 +355,15 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
             }
         }
 
-        // Positive control: the needles are real — the destination did receive them.
+        // Positive control: the needles are real — the destination did receive them, and the
+        // receipt shown to the submitter names the student in its payload.
+        let receipt = shown["receipt"].as_str().unwrap();
+        assert!(
+            identity_code_forms(STUDENT)
+                .iter()
+                .any(|form| receipt.contains(form.as_str())),
+            "the base64url forms find the student in {receipt}"
+        );
         let received = bed.destinations["espoo"].stored();
         let body = &received[&delivered];
         assert!(shown["status"] == "delivered");
@@ -296,5 +379,74 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
             );
         }
         bed.stop().await;
+    }
+}
+
+/// A receipt an earlier version stored in clear (migration 0003 cannot seal it: SQL holds no
+/// key) is sealed when the gateway starts: afterwards the database holds neither the receipt nor
+/// the student's identity code in any form, and the receipt is still shown, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_left_in_clear_by_an_earlier_version_is_sealed_at_startup() {
+    for db in TestDb::all().await {
+        let b = db.backend;
+        let dir = tempfile::tempdir().unwrap();
+        let bed = Testbed::start(TestbedOptions {
+            dir: Some(dir.path().to_path_buf()),
+            database_url: Some(db.url.clone()),
+            env: fast_checkpoints(),
+            ..TestbedOptions::default()
+        })
+        .await
+        .unwrap();
+        let (id, shown) = crate::support::deliver(&bed, STUDENT, "identity achievements").await;
+        let receipt = shown["receipt"].as_str().unwrap().to_owned();
+        let config = bed.config.clone();
+        bed.stop().await;
+
+        // The row as an earlier version left it: the receipt in clear, nothing sealed.
+        let store = Store::connect(&db.url).await.unwrap();
+        let changed = store
+            .execute_raw(&format!(
+                "UPDATE transfers SET receipt = '{receipt}', receipt_sealed = NULL, \
+                 receipt_key_id = NULL WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(changed, 1, "{b}");
+        store.close().await;
+        let stored = || async {
+            match b {
+                "sqlite" => sqlite_files(&db.url),
+                _ if pg_dump_available() => pg_dump(&db.url),
+                _ => Vec::new(),
+            }
+        };
+        let payload = receipt.split('.').nth(1).unwrap().to_owned();
+        let before = stored().await;
+        assert!(
+            before.is_empty()
+                || before
+                    .windows(payload.len())
+                    .any(|w| w == payload.as_bytes()),
+            "{b}: the clear receipt is in the stored bytes before the gateway starts"
+        );
+
+        let gw = siirto::gateway::Gateway::open(
+            config,
+            std::sync::Arc::new(siirto::clock::SystemClock),
+            std::sync::Arc::new(siirto::clock::SystemRandom::new()),
+        )
+        .await
+        .unwrap();
+        let row = gw.store.transfer(&id).await.unwrap().unwrap();
+        assert!(row.receipt_sealed.is_some(), "{b}");
+        assert_eq!(gw.receipt(&row).as_deref(), Some(receipt.as_str()), "{b}");
+        let after = stored().await;
+        if !after.is_empty() {
+            let mut needles = dump_needles();
+            needles.push(payload.clone());
+            assert_clean_of(&format!("{b} after startup"), &after, &needles);
+        }
+        gw.store.close().await;
     }
 }

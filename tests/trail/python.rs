@@ -138,10 +138,17 @@ async fn receipt_verifies_with_jwcrypto_and_against_an_inclusion_proof() {
             URL_SAFE_NO_PAD.encode(payload.to_string()),
             parts[2]
         );
+        // Stored as the gateway stores receipts: sealed (so it opens, and only JOSE can tell).
         let gw = bed.gateway.clone().unwrap();
+        let sealed = siirto::receipt::seal_receipt(&gw.vault, &id, &forged, gw.random.as_ref());
+        let blob = siirto::clock::hex(&sealed.bytes);
+        let literal = match db.backend {
+            "sqlite" => format!("X'{blob}'"),
+            _ => format!("'\\x{blob}'::bytea"),
+        };
         gw.store
             .execute_raw(&format!(
-                "UPDATE transfers SET receipt = '{forged}' WHERE id = '{id}'"
+                "UPDATE transfers SET receipt_sealed = {literal} WHERE id = '{id}'"
             ))
             .await
             .unwrap();
