@@ -196,6 +196,28 @@ impl std::fmt::Debug for DevCa {
     }
 }
 
+/// A CA certificate's parameters: `CA:TRUE` (path length 0), keyCertSign, cRLSign and
+/// digitalSignature.
+fn ca_params(
+    subject: &str,
+    not_before: Timestamp,
+    not_after: Timestamp,
+    random: &dyn Random,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(subject)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = offset_time(not_before)?;
+    params.not_after = offset_time(not_after)?;
+    params.serial_number = Some(random_serial(random));
+    Ok(params)
+}
+
 impl DevCa {
     /// A new self-signed CA (EC P-256) named `subject`, valid from `not_before` to `not_after`.
     pub fn generate(
@@ -204,22 +226,51 @@ impl DevCa {
         not_after: Timestamp,
         random: &dyn Random,
     ) -> Result<DevCa, PkiError> {
+        Self::generate_adjusted(subject, not_before, not_after, random, |_| {})
+    }
+
+    /// Like [`DevCa::generate`], with the certificate's parameters changed by `adjust` before it
+    /// is signed (negative tests: other key usages, extensions left out, another path length).
+    pub fn generate_adjusted(
+        subject: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<DevCa, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(generate_error("a CA key"))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name(subject)?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = offset_time(not_before)?;
-        params.not_after = offset_time(not_after)?;
-        params.serial_number = Some(random_serial(random));
+        let mut params = ca_params(subject, not_before, not_after, random)?;
+        adjust(&mut params);
         let cert = params
             .self_signed(&key)
             .map_err(generate_error("the CA certificate"))?;
+        Ok(DevCa {
+            cert_pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// An intermediate CA certified by this one, its parameters changed by `adjust` before
+    /// signing. Its [`DevCa::cert_pem`] is its own certificate only, so the chains of the
+    /// certificates it issues are the leaf and this intermediate.
+    pub fn issue_ca(
+        &self,
+        subject: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<DevCa, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(generate_error(format!("a CA key for {subject}")))?;
+        let mut params = ca_params(subject, not_before, not_after, random)?;
+        params.use_authority_key_identifier_extension = true;
+        adjust(&mut params);
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(generate_error(format!("the CA certificate for {subject}")))?;
         Ok(DevCa {
             cert_pem: cert.pem(),
             der: cert.der().clone(),
@@ -282,6 +333,27 @@ impl DevCa {
         not_after: Timestamp,
         random: &dyn Random,
     ) -> Result<IssuedCert, PkiError> {
+        self.issue_adjusted(
+            subject,
+            alt_names,
+            usage,
+            (not_before, not_after),
+            random,
+            |_| {},
+        )
+    }
+
+    /// Like [`DevCa::issue`] (validity as `(not_before, not_after)`), with the certificate's
+    /// parameters changed by `adjust` before it is signed (negative tests: other key usages).
+    pub fn issue_adjusted(
+        &self,
+        subject: &str,
+        alt_names: &[AltName],
+        usage: Usage,
+        (not_before, not_after): (Timestamp, Timestamp),
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(generate_error(format!("a key for {subject}")))?;
         let mut params = CertificateParams::default();
@@ -315,6 +387,7 @@ impl DevCa {
             };
             params.subject_alt_names.push(san);
         }
+        adjust(&mut params);
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(generate_error(format!("the certificate for {subject}")))?;
@@ -864,6 +937,30 @@ impl DevPki {
     /// The unrelated CA of the negative tests.
     pub fn load_other_ca(&self) -> Result<DevCa, PkiError> {
         DevCa::load(&self.other_ca.cert, &self.other_ca.key)
+    }
+
+    /// More negative-test material: a certificate from the development CA for `subject` and
+    /// `usage` (a server certificate names `localhost`, `127.0.0.1` and `::1`), its parameters
+    /// changed by `adjust` before signing, written as `DIR/test/NAME.pem` (chain) and `.key`.
+    pub fn issue_test_cert(
+        &self,
+        name: &str,
+        subject: &str,
+        usage: Usage,
+        validity: (Timestamp, Timestamp),
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<CertFiles, PkiError> {
+        let names: Vec<AltName> = match usage {
+            Usage::Client => Vec::new(),
+            Usage::Server => LOCAL_NAMES
+                .iter()
+                .map(|n| AltName::Dns((*n).to_owned()))
+                .collect(),
+        };
+        self.load_ca()?
+            .issue_adjusted(subject, &names, usage, validity, random, adjust)?
+            .write(&self.dir.join("test"), name)
     }
 
     /// The `siirto.toml` for this directory (paths relative to it).
