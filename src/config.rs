@@ -5,8 +5,9 @@
 //! overrides, validation into [`Config`] (every problem names the file and the key, and all
 //! problems found are reported together), subject-string parsing for identity rules, and the
 //! participant [`Directory`]. It reads files only to check that they exist and parse as what they
-//! claim to be; it opens no sockets and starts nothing. Relative paths are resolved against the
-//! directory holding the configuration file.
+//! claim to be (CA bundles hold CA certificates, each CRL is signed by its issuer in
+//! `client_ca`: [`crate::x509_policy`]); it opens no sockets and starts nothing. Relative paths
+//! are resolved against the directory holding the configuration file.
 //!
 //! # Values
 //! - Durations are strings with one unit, `"250ms"`, `"900s"`, `"15m"`, `"24h"`, `"7d"`, or
@@ -2438,6 +2439,7 @@ mod tests {
         assert!(cfg.gateway.server_cert.is_absolute());
         assert!(cfg.gateway.server_cert.starts_with(&f.pki.dir));
         assert_eq!(cfg.gateway.crl, vec![f.pki.crl.clone()]);
+        assert_eq!(cfg.gateway.crl_stale, CrlStale::Refuse);
         assert_eq!(cfg.issuers.len(), 1);
         let turku = cfg.directory.get("turku").expect("turku");
         assert_eq!(

@@ -7,6 +7,9 @@
 //! directory: CA, gateway server and client certificates, participant client and server
 //! certificates, an issuer key with its JWKS, the audit, pseudonym and payload keys, a CRL, a
 //! ready `siirto.toml`, and the material for negative TLS tests), and writing key files `0600`.
+//! The `*_adjusted` constructors, [`DevCa::issue_ca`] and [`DevPki::issue_test_cert`] let tests
+//! change a certificate's parameters before signing (other key usages, extensions left out,
+//! intermediate CAs) to make the certificates a strict verifier must refuse.
 //!
 //! One CA (`certs/participants-ca.pem`) signs everything: participants' client and server
 //! certificates and the gateway's own server and client certificates. So the same file serves

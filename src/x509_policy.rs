@@ -735,3 +735,477 @@ impl ServerCertVerifier for ServerPolicyVerifier {
         self.inner.supported_verify_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, SeededRandom};
+    use crate::pki::{DevCa, IssuedCert, Usage};
+    use KeyUsagePurpose::{CrlSign, DigitalSignature, KeyCertSign, KeyEncipherment};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, GeneralSubtree, IsCa, KeyPair,
+        KeyUsagePurpose, NameConstraints,
+    };
+
+    const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
+
+    fn later(days: u64) -> Timestamp {
+        NOW.saturating_add(Duration::from_secs(days * 86_400))
+    }
+
+    fn random() -> SeededRandom {
+        SeededRandom::new(17)
+    }
+
+    fn root(adjust: impl FnOnce(&mut CertificateParams)) -> DevCa {
+        DevCa::generate_adjusted("CN=Root,C=FI", NOW, later(30), &random(), |p| {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            adjust(p);
+        })
+        .expect("root")
+    }
+
+    fn leaf(issuer: &DevCa, adjust: impl FnOnce(&mut CertificateParams)) -> IssuedCert {
+        issuer
+            .issue_adjusted(
+                "CN=leaf,C=FI",
+                &[],
+                Usage::Client,
+                (NOW, later(1)),
+                &random(),
+                adjust,
+            )
+            .expect("leaf")
+    }
+
+    /// basicConstraints written by hand, `cA` TRUE, with the given criticality.
+    fn basic_constraints_extension(critical: bool) -> CustomExtension {
+        let mut ext =
+            CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x03, 0x01, 0x01, 0xff]);
+        ext.set_criticality(critical);
+        ext
+    }
+
+    fn at_now() -> UnixTime {
+        unix_time(NOW)
+    }
+
+    fn roots_of(ca: &DevCa) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.cert_der().clone()).expect("anchor");
+        Arc::new(roots)
+    }
+
+    /// What rustls' own client verifier (rustls-webpki) says of `leaf` under `anchor`.
+    fn webpki_verdict(
+        anchor: &DevCa,
+        leaf: &IssuedCert,
+        intermediates: &[CertificateDer<'static>],
+    ) -> Result<(), rustls::Error> {
+        WebPkiClientVerifier::builder_with_provider(roots_of(anchor), crate::tls::provider())
+            .build()
+            .expect("verifier")
+            .verify_client_cert(&leaf.der, intermediates, at_now())
+            .map(|_| ())
+    }
+
+    /// What the gateway's client verifier says (no CRLs).
+    fn gateway_verdict(
+        anchor: &DevCa,
+        leaf: &IssuedCert,
+        intermediates: &[CertificateDer<'static>],
+    ) -> Result<(), rustls::Error> {
+        ClientPolicyVerifier::new(
+            roots_of(anchor),
+            Arc::new(CrlSet::default()),
+            CrlStale::Refuse,
+            Arc::new(ManualClock::new(NOW)),
+            crate::tls::provider(),
+        )
+        .expect("verifier")
+        .verify_client_cert(&leaf.der, intermediates, at_now())
+        .map(|_| ())
+    }
+
+    /// Whether `der` has the extension `oid` (dotted), and if so whether it is critical: the
+    /// cases below must be built as they claim.
+    fn extension(der: &[u8], oid: &str) -> Option<bool> {
+        let cert = parse(der).expect("parse");
+        cert.extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == oid)
+            .map(|e| e.critical)
+    }
+
+    const BASIC_CONSTRAINTS: &str = "2.5.29.19";
+    const SKI: &str = "2.5.29.14";
+    const AKI: &str = "2.5.29.35";
+    const NAME_CONSTRAINTS: &str = "2.5.29.30";
+
+    fn violation_of(e: &rustls::Error) -> Option<&Violation> {
+        match e {
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                other.0.downcast_ref::<Violation>()
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn key_usage_rules_on_a_path() {
+        let ca = root(|_| {});
+        let cases: [(&[KeyUsagePurpose], Option<&str>); 6] = [
+            (&[DigitalSignature], None),
+            (&[DigitalSignature, KeyEncipherment], None),
+            (&[], None),
+            (&[KeyCertSign], Some("without digitalSignature")),
+            (&[KeyEncipherment], Some("without digitalSignature")),
+            (
+                &[DigitalSignature, KeyCertSign],
+                Some("asserts keyCertSign"),
+            ),
+        ];
+        for (usages, refused) in cases {
+            let cert = leaf(&ca, |p| p.key_usages = usages.to_vec());
+            let verdict = check_key_usage(&cert.der, &[]);
+            match refused {
+                None => assert_eq!(verdict, Ok(()), "{usages:?}"),
+                Some(text) => {
+                    let v = verdict.expect_err("refused");
+                    assert_eq!(v.code(), "key_usage");
+                    assert!(v.to_string().contains(text), "{usages:?}: {v}");
+                    assert!(v.to_string().contains("CN=leaf"), "{v}");
+                }
+            }
+        }
+        let good = leaf(&ca, |_| {});
+        for (usages, ok) in [
+            (vec![KeyCertSign, CrlSign], true),
+            (vec![], true),
+            (vec![DigitalSignature, CrlSign], false),
+        ] {
+            let intermediate = root(|p| p.key_usages = usages.clone());
+            let verdict = check_key_usage(&good.der, &[intermediate.cert_der().as_ref()]);
+            assert_eq!(verdict.is_ok(), ok, "{usages:?}: {verdict:?}");
+        }
+        assert_eq!(
+            check_key_usage(b"junk", &[]).map_err(|v| v.code()),
+            Err("bad_certificate")
+        );
+    }
+
+    #[test]
+    fn ca_bundles_take_only_certificates_that_may_sign_certificates() {
+        let good = root(|_| {});
+        let leaf = leaf(&good, |_| {});
+        let ok = |ca: &DevCa| check_ca_bundle(std::slice::from_ref(ca.cert_der()));
+        assert_eq!(ok(&good), Ok(()));
+        for (ca, text) in [
+            (root(|p| p.is_ca = IsCa::NoCa), "has no basicConstraints"),
+            (
+                root(|p| {
+                    p.is_ca = IsCa::NoCa;
+                    p.custom_extensions = vec![basic_constraints_extension(false)];
+                }),
+                "non-critical",
+            ),
+            (
+                root(|p| p.is_ca = IsCa::ExplicitNoCa),
+                "is not a CA certificate",
+            ),
+            (root(|p| p.key_usages = vec![]), "has no keyUsage"),
+            (
+                root(|p| p.key_usages = vec![DigitalSignature, CrlSign]),
+                "without keyCertSign",
+            ),
+        ] {
+            let err = ok(&ca).expect_err(text);
+            assert!(
+                err.contains(text) && err.contains("certificate 1 (CN=Root"),
+                "{err}"
+            );
+        }
+        // The position of the offending certificate is named.
+        let err = check_ca_bundle(&[good.cert_der().clone(), leaf.der.clone()]).expect_err("leaf");
+        assert!(err.starts_with("certificate 2 (CN=leaf"), "{err}");
+    }
+
+    /// x509-limbo cases that RFC 5280 refuses and rustls-webpki (the version in Cargo.lock)
+    /// accepts, and what the gateway does with each. The README's table states these; if webpki
+    /// changes its mind, this test says so.
+    #[test]
+    fn what_webpki_accepts_that_rfc_5280_refuses_and_what_the_gateway_does() {
+        let normal_root = root(|_| {});
+        let normal_leaf = leaf(&normal_root, |_| {});
+
+        // Trust anchors: webpki reads only their name, key and name constraints. The gateway
+        // refuses such a bundle at load.
+        let anchors = [
+            (
+                "rfc5280::root-missing-basic-constraints",
+                root(|p| p.is_ca = IsCa::NoCa),
+            ),
+            (
+                "rfc5280::root-non-critical-basic-constraints",
+                root(|p| {
+                    p.is_ca = IsCa::NoCa;
+                    p.custom_extensions = vec![basic_constraints_extension(false)];
+                }),
+            ),
+            (
+                "rfc5280::root-inconsistent-ca-extensions",
+                root(|p| p.key_usages = vec![DigitalSignature, CrlSign]),
+            ),
+        ];
+        assert_eq!(extension(anchors[0].1.cert_der(), BASIC_CONSTRAINTS), None);
+        assert_eq!(
+            extension(anchors[1].1.cert_der(), BASIC_CONSTRAINTS),
+            Some(false)
+        );
+        for (case, anchor) in anchors {
+            let leaf = leaf(&anchor, |_| {});
+            assert_eq!(webpki_verdict(&anchor, &leaf, &[]), Ok(()), "{case}");
+            assert!(
+                check_ca_bundle(std::slice::from_ref(anchor.cert_der())).is_err(),
+                "{case}"
+            );
+        }
+
+        // keyUsage on the path: webpki ignores it; the gateway's verifier refuses.
+        let ica_without_cert_sign = normal_root
+            .issue_ca("CN=ICA,C=FI", NOW, later(30), &random(), |p| {
+                p.key_usages = vec![DigitalSignature, CrlSign];
+            })
+            .expect("ica");
+        let under_it = leaf(&ica_without_cert_sign, |_| {});
+        let chain = [ica_without_cert_sign.cert_der().clone()];
+        let leaf_cert_sign = leaf(&normal_root, |p| {
+            p.key_usages = vec![DigitalSignature, KeyCertSign];
+        });
+        for (case, leaf, intermediates) in [
+            ("rfc5280::ica-ku-keycertsign", &under_it, &chain[..]),
+            ("rfc5280::leaf-ku-keycertsign", &leaf_cert_sign, &[][..]),
+        ] {
+            assert_eq!(
+                webpki_verdict(&normal_root, leaf, intermediates),
+                Ok(()),
+                "{case}"
+            );
+            let refused = gateway_verdict(&normal_root, leaf, intermediates).expect_err(case);
+            assert_eq!(
+                violation_of(&refused).map(Violation::code),
+                Some("key_usage")
+            );
+        }
+
+        // Accepted by webpki and, knowingly, by the gateway: path building matches names and
+        // verifies signatures, so missing key identifiers change nothing; webpki applies name
+        // constraints only from CA certificates, so one in an end-entity certificate is inert.
+        let root_without_ski = root(|p| {
+            p.is_ca = IsCa::NoCa;
+            p.custom_extensions = vec![basic_constraints_extension(true)];
+        });
+        let ica_without_ski = normal_root
+            .issue_ca("CN=ICA,C=FI", NOW, later(30), &random(), |p| {
+                p.is_ca = IsCa::NoCa;
+                p.custom_extensions = vec![basic_constraints_extension(true)];
+            })
+            .expect("ica");
+        let ica_without_aki = normal_root
+            .issue_ca("CN=ICA,C=FI", NOW, later(30), &random(), |p| {
+                p.use_authority_key_identifier_extension = false;
+            })
+            .expect("ica");
+        let name_constraints = NameConstraints {
+            permitted_subtrees: vec![GeneralSubtree::DnsName("example.com".to_owned())],
+            excluded_subtrees: vec![],
+        };
+        // The same permitted subtree, hand-encoded, in a non-critical extension.
+        let mut non_critical_nc = CustomExtension::from_oid_content(
+            &[2, 5, 29, 30],
+            [
+                &[0x30, 0x11, 0xa0, 0x0f, 0x30, 0x0d, 0x82, 0x0b][..],
+                b"example.com",
+            ]
+            .concat(),
+        );
+        non_critical_nc.set_criticality(false);
+        let cases: Vec<(&str, &DevCa, IssuedCert, Vec<CertificateDer<'static>>)> = vec![
+            (
+                "rfc5280::ski::root-missing-ski",
+                &root_without_ski,
+                leaf(&root_without_ski, |_| {}),
+                vec![],
+            ),
+            (
+                "rfc5280::ski::intermediate-missing-ski",
+                &normal_root,
+                leaf(&ica_without_ski, |_| {}),
+                vec![ica_without_ski.cert_der().clone()],
+            ),
+            (
+                "rfc5280::aki::leaf-missing-aki",
+                &normal_root,
+                leaf(&normal_root, |p| {
+                    p.use_authority_key_identifier_extension = false
+                }),
+                vec![],
+            ),
+            (
+                "rfc5280::aki::intermediate-missing-aki",
+                &normal_root,
+                leaf(&ica_without_aki, |_| {}),
+                vec![ica_without_aki.cert_der().clone()],
+            ),
+            (
+                "rfc5280::nc::not-allowed-in-ee-critical",
+                &normal_root,
+                leaf(&normal_root, |p| {
+                    p.name_constraints = Some(name_constraints)
+                }),
+                vec![],
+            ),
+            (
+                "rfc5280::nc::not-allowed-in-ee-noncritical",
+                &normal_root,
+                leaf(&normal_root, |p| {
+                    p.custom_extensions = vec![non_critical_nc]
+                }),
+                vec![],
+            ),
+        ];
+        let built_as_claimed = [
+            extension(root_without_ski.cert_der(), SKI).is_none(),
+            extension(ica_without_ski.cert_der(), SKI).is_none(),
+            extension(&cases[2].2.der, AKI).is_none(),
+            extension(ica_without_aki.cert_der(), AKI).is_none(),
+            extension(&cases[4].2.der, NAME_CONSTRAINTS) == Some(true),
+            extension(&cases[5].2.der, NAME_CONSTRAINTS) == Some(false),
+        ];
+        assert_eq!(built_as_claimed, [true; 6]);
+        for (case, anchor, leaf, intermediates) in &cases {
+            assert_eq!(
+                webpki_verdict(anchor, leaf, intermediates),
+                Ok(()),
+                "{case}"
+            );
+            assert_eq!(
+                gateway_verdict(anchor, leaf, intermediates),
+                Ok(()),
+                "{case}"
+            );
+        }
+        // The SKI case's anchor is otherwise a proper CA, so the bundle check lets it through.
+        assert_eq!(
+            check_ca_bundle(std::slice::from_ref(root_without_ski.cert_der())),
+            Ok(())
+        );
+        assert_eq!(gateway_verdict(&normal_root, &normal_leaf, &[]), Ok(()));
+    }
+
+    fn write_crl(dir: &Path, name: &str, pem: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write CRL");
+        path
+    }
+
+    #[test]
+    fn crls_load_against_their_issuer_and_go_stale_after_next_update() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = root(|_| {});
+        let path = write_crl(
+            dir.path(),
+            "ok.crl",
+            &ca.crl(&[], NOW, later(7), 1).expect("crl"),
+        );
+        let set = CrlSet::load(
+            std::slice::from_ref(&path),
+            std::slice::from_ref(ca.cert_der()),
+        )
+        .expect("loads");
+        let statuses = set.statuses();
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(statuses[0].issuer, "CN=Root, C=FI");
+        assert_eq!(statuses[0].next_update, later(7));
+        assert!(
+            set.stale(later(7)).is_empty(),
+            "stale only after nextUpdate"
+        );
+        assert_eq!(
+            set.stale(later(7).saturating_add(Duration::from_secs(1)))
+                .len(),
+            1
+        );
+
+        // An issuer whose keyUsage lacks cRLSign: the same key, certified without it.
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "No CRL Sign");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyCertSign, CrlSign];
+        let signer = rcgen::Issuer::new(params.clone(), &key);
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: time::OffsetDateTime::from_unix_timestamp(NOW.secs()).expect("time"),
+            next_update: time::OffsetDateTime::from_unix_timestamp(later(7).secs()).expect("time"),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: vec![],
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&signer)
+        .expect("crl");
+        params.key_usages = vec![KeyCertSign];
+        let certified = params.self_signed(&key).expect("cert");
+        let path = write_crl(dir.path(), "no-crl-sign.crl", &crl.pem().expect("pem"));
+        let err = CrlSet::load(std::slice::from_ref(&path), &[certified.der().clone()])
+            .expect_err("issuer may not sign CRLs");
+        assert!(err.reason.contains("cRLSign"), "{err}");
+        assert_eq!(err.index, 0);
+    }
+
+    #[test]
+    fn a_stale_crl_refuses_under_refuse_and_is_tolerated_under_warn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = root(|_| {});
+        let client = leaf(&ca, |_| {});
+        let path = write_crl(
+            dir.path(),
+            "ca.crl",
+            &ca.crl(&[], NOW, later(1), 1).expect("crl"),
+        );
+        let crls =
+            Arc::new(CrlSet::load(&[path], std::slice::from_ref(ca.cert_der())).expect("crls"));
+        let clock = Arc::new(ManualClock::new(NOW));
+        let verifier = |stale| {
+            ClientPolicyVerifier::new(
+                roots_of(&ca),
+                crls.clone(),
+                stale,
+                clock.clone(),
+                crate::tls::provider(),
+            )
+            .expect("verifier")
+        };
+        let (refuse, warn) = (verifier(CrlStale::Refuse), verifier(CrlStale::Warn));
+        for v in [&refuse, &warn] {
+            assert!(v.verify_client_cert(&client.der, &[], at_now()).is_ok());
+        }
+        clock.set(later(2));
+        let err = refuse
+            .verify_client_cert(&client.der, &[], at_now())
+            .expect_err("stale CRL");
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(
+                    CertificateError::ExpiredRevocationListContext { .. }
+                )
+            ),
+            "{err}"
+        );
+        assert!(warn.verify_client_cert(&client.der, &[], at_now()).is_ok());
+    }
+}
