@@ -130,15 +130,7 @@ impl Metrics {
         let mut last = "";
         if let Ok(map) = self.counters.read() {
             for ((name, labels), v) in map.iter() {
-                if *name != last {
-                    let _ = writeln!(
-                        out,
-                        "# HELP {name} {}",
-                        help.get(name).copied().unwrap_or("")
-                    );
-                    let _ = writeln!(out, "# TYPE {name} counter");
-                    last = name;
-                }
+                write_header(&mut out, &mut last, name, "counter", &help);
                 let _ = writeln!(
                     out,
                     "{name}{} {}",
@@ -149,15 +141,7 @@ impl Metrics {
         }
         if let Ok(map) = self.histograms.read() {
             for ((name, labels), h) in map.iter() {
-                if *name != last {
-                    let _ = writeln!(
-                        out,
-                        "# HELP {name} {}",
-                        help.get(name).copied().unwrap_or("")
-                    );
-                    let _ = writeln!(out, "# TYPE {name} histogram");
-                    last = name;
-                }
+                write_header(&mut out, &mut last, name, "histogram", &help);
                 for (i, bound) in BUCKETS.iter().enumerate() {
                     let le = format!("{bound}");
                     let _ = writeln!(
@@ -180,15 +164,7 @@ impl Metrics {
         }
         if let Ok(map) = self.gauges.read() {
             for ((name, labels), v) in map.iter() {
-                if *name != last {
-                    let _ = writeln!(
-                        out,
-                        "# HELP {name} {}",
-                        help.get(name).copied().unwrap_or("")
-                    );
-                    let _ = writeln!(out, "# TYPE {name} gauge");
-                    last = name;
-                }
+                write_header(&mut out, &mut last, name, "gauge", &help);
                 let _ = writeln!(out, "{name}{} {v}", render_labels(labels, None));
             }
         }
@@ -199,6 +175,26 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// `# HELP` and `# TYPE` before the first sample of a metric family (`last` is the family of
+/// the previous sample).
+fn write_header(
+    out: &mut String,
+    last: &mut &'static str,
+    name: &'static str,
+    kind: &str,
+    help: &BTreeMap<&'static str, &'static str>,
+) {
+    if name != *last {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {}",
+            help.get(name).copied().unwrap_or("")
+        );
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        *last = name;
     }
 }
 

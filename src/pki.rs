@@ -241,17 +241,9 @@ impl DevCa {
         random: &dyn Random,
         adjust: impl FnOnce(&mut CertificateParams),
     ) -> Result<DevCa, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(generate_error("a CA key"))?;
-        let mut params = ca_params(subject, not_before, not_after, random)?;
-        adjust(&mut params);
-        let cert = params
-            .self_signed(&key)
-            .map_err(generate_error("the CA certificate"))?;
-        Ok(DevCa {
-            cert_pem: cert.pem(),
-            der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
+        let params = ca_params(subject, not_before, not_after, random)?;
+        Self::sign_ca(subject, params, adjust, |params, key| {
+            params.self_signed(key)
         })
     }
 
@@ -266,13 +258,24 @@ impl DevCa {
         random: &dyn Random,
         adjust: impl FnOnce(&mut CertificateParams),
     ) -> Result<DevCa, PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(generate_error(format!("a CA key for {subject}")))?;
         let mut params = ca_params(subject, not_before, not_after, random)?;
         params.use_authority_key_identifier_extension = true;
+        Self::sign_ca(subject, params, adjust, |params, key| {
+            params.signed_by(key, &self.issuer)
+        })
+    }
+
+    /// A CA with a new key (EC P-256): `params` changed by `adjust`, then signed by `sign`.
+    fn sign_ca(
+        subject: &str,
+        mut params: CertificateParams,
+        adjust: impl FnOnce(&mut CertificateParams),
+        sign: impl FnOnce(&CertificateParams, &KeyPair) -> Result<rcgen::Certificate, rcgen::Error>,
+    ) -> Result<DevCa, PkiError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(generate_error(format!("a CA key for {subject}")))?;
         adjust(&mut params);
-        let cert = params
-            .signed_by(&key, &self.issuer)
+        let cert = sign(&params, &key)
             .map_err(generate_error(format!("the CA certificate for {subject}")))?;
         Ok(DevCa {
             cert_pem: cert.pem(),

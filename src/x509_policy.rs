@@ -452,6 +452,18 @@ struct PathPolicy {
 }
 
 impl PathPolicy {
+    fn new(
+        roots: Arc<RootCertStore>,
+        provider: &CryptoProvider,
+        revocation: Option<Revocation>,
+    ) -> PathPolicy {
+        PathPolicy {
+            roots,
+            algorithms: provider.signature_verification_algorithms.all,
+            revocation,
+        }
+    }
+
     fn check(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -562,6 +574,34 @@ fn unexpected(e: webpki::Error) -> rustls::Error {
     CertificateError::Other(OtherError(Arc::new(e))).into()
 }
 
+/// The methods of a certificate verifier that check handshake signatures: the wrapping
+/// verifiers hand them to the rustls verifier they wrap (`self.inner`) unchanged.
+macro_rules! delegate_handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 /// The API listener's client certificate verifier: rustls' webpki verifier (with the CRLs),
 /// then keyUsage and CRL freshness on the path webpki builds.
 pub struct ClientPolicyVerifier {
@@ -590,13 +630,10 @@ impl ClientPolicyVerifier {
         let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .with_crls(crls.ders())
             .build()?;
+        let revocation = Revocation { crls, stale, clock };
         Ok(ClientPolicyVerifier {
             inner,
-            policy: PathPolicy {
-                roots,
-                algorithms: provider.signature_verification_algorithms.all,
-                revocation: Some(Revocation { crls, stale, clock }),
-            },
+            policy: PathPolicy::new(roots, &provider, Some(revocation)),
         })
     }
 }
@@ -632,27 +669,7 @@ impl ClientCertVerifier for ClientPolicyVerifier {
         Ok(verified)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_handshake_signatures!();
 }
 
 /// The verifier of a source's or destination's server certificate: rustls' webpki verifier
@@ -679,11 +696,7 @@ impl ServerPolicyVerifier {
             WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone()).build()?;
         Ok(ServerPolicyVerifier {
             inner,
-            policy: PathPolicy {
-                roots,
-                algorithms: provider.signature_verification_algorithms.all,
-                revocation: None,
-            },
+            policy: PathPolicy::new(roots, &provider, None),
         })
     }
 }
@@ -713,27 +726,7 @@ impl ServerCertVerifier for ServerPolicyVerifier {
         Ok(verified)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    delegate_handshake_signatures!();
 }
 
 #[cfg(test)]

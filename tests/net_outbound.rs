@@ -436,19 +436,14 @@ async fn server_with_key_usage(
     usages: Vec<rcgen::KeyUsagePurpose>,
     reply: Reply,
 ) -> TestServer {
-    use siirto::clock::{Clock, SeededRandom, SystemClock};
-    let now = SystemClock.now();
     let files = t
         .pki
         .issue_test_cert(
             name,
             "CN=localhost,O=Siirto tests,C=FI",
             siirto::pki::Usage::Server,
-            (
-                now.saturating_sub(Duration::from_secs(3600)),
-                now.saturating_add(Duration::from_secs(86_400)),
-            ),
-            &SeededRandom::new(5),
+            net_tls::validity_now(),
+            &siirto::clock::SeededRandom::new(5),
             move |p| p.key_usages = usages,
         )
         .expect("issue");

@@ -475,16 +475,10 @@ async fn a_multi_valued_rdn_matches_a_subject_rule_listing_its_parts() {
 // --- Certificate policy beyond rustls-webpki: keyUsage, CA bundles, CRLs ------------------
 
 use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
-use siirto::clock::{Clock, SeededRandom, SystemClock, Timestamp};
+use siirto::clock::SeededRandom;
 use siirto::pki::{CertFiles, DevCa, TURKU_SUBJECT, Usage};
 
-fn validity() -> (Timestamp, Timestamp) {
-    let now = SystemClock.now();
-    (
-        now.saturating_sub(std::time::Duration::from_secs(3600)),
-        now.saturating_add(std::time::Duration::from_secs(86_400)),
-    )
-}
+use net_tls::validity_now as validity;
 
 /// A client certificate from the development CA with turku's subject and exactly these key
 /// usages (an empty list: no keyUsage extension at all).

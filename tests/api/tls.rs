@@ -46,6 +46,32 @@ async fn refusal_seen_by_client(bed: &Testbed, identity: Option<&CertFiles>) -> 
     }
 }
 
+/// A submission presenting `identity` gets no HTTP answer: the handshake fails first.
+async fn assert_submission_unanswered(bed: &Testbed, identity: Option<&CertFiles>, token: &str) {
+    let error = bed
+        .client_with(identity)
+        .expect("client")
+        .submit(token)
+        .await
+        .expect_err("the handshake must fail: no HTTP answer");
+    assert!(
+        matches!(error, siirto::client::ClientError::Request(_)),
+        "{error}"
+    );
+}
+
+/// The e-service, with its good certificate, gets an answer from the API (a 404 for an unknown
+/// transfer).
+async fn assert_served(bed: &Testbed) {
+    let answer = bed
+        .client("eservice")
+        .expect("client")
+        .get("/v1/transfers/00000000-0000-4000-8000-000000000000", &[])
+        .await
+        .expect("a valid client is served");
+    assert_eq!(answer.status.as_u16(), 404);
+}
+
 /// Presents `identity` (or no certificate) and requires the handshake to be refused with the TLS
 /// alert `alert`; an HTTP client with a perfectly good authorization gets no answer either.
 async fn assert_handshake_refused(
@@ -64,24 +90,10 @@ async fn assert_handshake_refused(
         seen.contains(&format!("received fatal alert: {alert}")),
         "the client should see the TLS alert `{alert}`: {seen}"
     );
-    let client = bed.client_with(identity).expect("client");
-    let error = client
-        .submit(&token)
-        .await
-        .expect_err("the handshake must fail: no HTTP answer");
-    assert!(
-        matches!(error, siirto::client::ClientError::Request(_)),
-        "{error}"
-    );
+    assert_submission_unanswered(bed, identity, &token).await;
 
     // A participant with a good certificate gets an answer on the same listener ...
-    let control = bed
-        .client("eservice")
-        .expect("client")
-        .get("/v1/transfers/00000000-0000-4000-8000-000000000000", &[])
-        .await
-        .expect("a valid client is served");
-    assert_eq!(control.status.as_u16(), 404);
+    assert_served(bed).await;
     // ... and that request, only that one, reached the API.
     assert_eq!(api_requests_answered(bed), answered_before + 1);
     let refused = wait_for_audit(bed, &format!("tls.handshake_refused/{code}"), |e| {
@@ -171,28 +183,27 @@ fn turku_with_key_usage(
         .expect("issue")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_leaf_whose_key_usage_is_only_key_cert_sign_fails_the_handshake() {
+/// A leaf with turku's subject and only `usage` in its keyUsage is refused in the handshake,
+/// audited as `key_usage`, with nothing fetched or delivered.
+async fn assert_key_usage_refused(name: &str, usage: rcgen::KeyUsagePurpose) {
     let bed = start().await;
-    let leaf = turku_with_key_usage(
-        &bed,
-        "ku-keycertsign",
-        vec![rcgen::KeyUsagePurpose::KeyCertSign],
-    );
+    let leaf = turku_with_key_usage(&bed, name, vec![usage]);
     assert_handshake_refused(&bed, Some(&leaf), "CertificateUnknown", "key_usage").await;
     bed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_whose_key_usage_is_only_key_cert_sign_fails_the_handshake() {
+    assert_key_usage_refused("ku-keycertsign", rcgen::KeyUsagePurpose::KeyCertSign).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leaf_whose_key_usage_is_only_key_encipherment_fails_the_handshake() {
-    let bed = start().await;
-    let leaf = turku_with_key_usage(
-        &bed,
+    assert_key_usage_refused(
         "ku-keyencipherment",
-        vec![rcgen::KeyUsagePurpose::KeyEncipherment],
-    );
-    assert_handshake_refused(&bed, Some(&leaf), "CertificateUnknown", "key_usage").await;
-    bed.stop().await;
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    )
+    .await;
 }
 
 // --- CRL freshness (`gateway.crl_stale`) ------------------------------------------------------
@@ -248,10 +259,7 @@ async fn a_stale_crl_refuses_its_certificates_and_fails_readiness() {
     bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
     let token = token(&bed, STUDENT, "turku", "espoo", "identity achievements");
     let ready = admin(&bed, "/readyz").await;
-    assert!(
-        ready.starts_with("HTTP/1.1 200") || ready.starts_with("HTTP/1.0 200"),
-        "{ready}"
-    );
+    assert!(ready.contains(" 200 "), "{ready}");
 
     // One second past the CRL's nextUpdate, by the gateway's clock.
     let (_, next_update) = dev_crl(&bed);
@@ -260,16 +268,13 @@ async fn a_stale_crl_refuses_its_certificates_and_fails_readiness() {
     let turku = bed.pki.participant("turku").expect("turku").client.clone();
     let seen = refusal_seen_by_client(&bed, Some(&turku)).await;
     assert!(seen.contains("received fatal alert: UnknownCA"), "{seen}");
-    let error = bed
-        .client("eservice")
-        .expect("client")
-        .submit(&token)
-        .await
-        .expect_err("the handshake must fail: no HTTP answer");
-    assert!(
-        matches!(error, siirto::client::ClientError::Request(_)),
-        "{error}"
-    );
+    let eservice = bed
+        .pki
+        .participant("eservice")
+        .expect("eservice")
+        .client
+        .clone();
+    assert_submission_unanswered(&bed, Some(&eservice), &token).await;
     let refused = wait_for_audit(&bed, "tls.handshake_refused/crl_stale", |e| {
         e.event.action == "tls.handshake_refused" && e.event.outcome == "crl_stale"
     })
@@ -284,13 +289,7 @@ async fn a_stale_crl_refuses_its_certificates_and_fails_readiness() {
 
     // Back before nextUpdate: served again, ready again.
     clock.set(next_update.saturating_sub(Duration::from_secs(1)));
-    let answer = bed
-        .client("eservice")
-        .expect("client")
-        .get("/v1/transfers/00000000-0000-4000-8000-000000000000", &[])
-        .await
-        .expect("served");
-    assert_eq!(answer.status.as_u16(), 404);
+    assert_served(&bed).await;
     let ready = admin(&bed, "/readyz").await;
     assert!(ready.contains(" 200 "), "{ready}");
     bed.stop().await;
@@ -301,13 +300,7 @@ async fn under_warn_a_stale_crl_still_admits_its_certificates() {
     let (bed, clock) = start_with_manual_clock(&[("SIIRTO__GATEWAY__CRL_STALE", "warn")]).await;
     let (_, next_update) = dev_crl(&bed);
     clock.set(next_update.saturating_add(Duration::from_secs(86_400)));
-    let answer = bed
-        .client("eservice")
-        .expect("client")
-        .get("/v1/transfers/00000000-0000-4000-8000-000000000000", &[])
-        .await
-        .expect("served despite the stale CRL");
-    assert_eq!(answer.status.as_u16(), 404);
+    assert_served(&bed).await;
     // Revocation still applies: the CRL's revoked certificate stays refused.
     let revoked = bed.pki.revoked_client.clone();
     let seen = refusal_seen_by_client(&bed, Some(&revoked)).await;
