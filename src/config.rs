@@ -5,8 +5,9 @@
 //! overrides, validation into [`Config`] (every problem names the file and the key, and all
 //! problems found are reported together), subject-string parsing for identity rules, and the
 //! participant [`Directory`]. It reads files only to check that they exist and parse as what they
-//! claim to be; it opens no sockets and starts nothing. Relative paths are resolved against the
-//! directory holding the configuration file.
+//! claim to be (CA bundles hold CA certificates, each CRL is signed by its issuer in
+//! `client_ca`: [`crate::x509_policy`]); it opens no sockets and starts nothing. Relative paths
+//! are resolved against the directory holding the configuration file.
 //!
 //! # Values
 //! - Durations are strings with one unit, `"250ms"`, `"900s"`, `"15m"`, `"24h"`, `"7d"`, or
@@ -25,7 +26,7 @@
 //!
 //! | key type | keys | value |
 //! |---|---|---|
-//! | text | ids, paths, URLs, addresses, `subject`, `format` | taken as is |
+//! | text | ids, paths, URLs, addresses, `subject`, `format`, `crl_stale` | taken as is |
 //! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes` | decimal |
 //! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
 //! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
@@ -48,6 +49,7 @@ use toml::{Table, Value};
 
 use crate::formats::Format;
 use crate::identity;
+use crate::x509_policy::{CrlSet, CrlStale};
 
 /// The validated configuration. Obtained only from the loader, so every field has been checked.
 #[derive(Debug, Clone)]
@@ -77,6 +79,8 @@ pub struct GatewayConfig {
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
     pub crl: Vec<PathBuf>,
+    /// `crl_stale`: what a CRL past its nextUpdate does; default refuse.
+    pub crl_stale: CrlStale,
     pub database_url: String,
     pub audit_key: PathBuf,
     pub pseudonym_key: PathBuf,
@@ -322,6 +326,7 @@ impl fmt::Debug for GatewayConfig {
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
             .field("crl", &self.crl)
+            .field("crl_stale", &self.crl_stale)
             .field("database_url", &redact_url(&self.database_url))
             .field("audit_key", &self.audit_key)
             .field("pseudonym_key", &self.pseudonym_key)
@@ -472,6 +477,8 @@ pub enum Cause {
     },
     #[error("only sources and destinations have an endpoint; remove `{field}` or add a role")]
     EndpointFieldNotAllowed { field: &'static str },
+    #[error("unknown value \"{value}\" (known: {known})")]
+    UnknownChoice { value: String, known: &'static str },
     #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo)")]
     UnknownFormat(String),
     #[error("format \"{0}\" needs a schema: set [schemas] {0} = \"path/to/schema.xsd\"")]
@@ -791,6 +798,9 @@ pub fn payload_key_bytes(contents: &[u8]) -> Option<[u8; 32]> {
 enum FileKind {
     /// One or more PEM `CERTIFICATE`s, each a parsable X.509 certificate.
     Certificates,
+    /// [`FileKind::Certificates`], each a CA certificate that may sign certificates
+    /// ([`crate::x509_policy::check_ca_bundle`]): `client_ca`, `server_ca`.
+    CaCertificates,
     /// A PEM private key (PKCS#8, SEC1 or PKCS#1) of a type rustls can sign with.
     PrivateKey,
     /// CRLs, PEM `X509 CRL` or one DER CRL.
@@ -810,18 +820,9 @@ enum FileKind {
 /// Checks the contents of a file of the given kind; the error says what is wrong.
 fn inspect(kind: FileKind, bytes: &[u8]) -> Result<(), String> {
     match kind {
-        FileKind::Certificates => {
-            let certs: Result<Vec<CertificateDer<'static>>, _> =
-                CertificateDer::pem_slice_iter(bytes).collect();
-            let certs = certs.map_err(|e| format!("not PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("no PEM CERTIFICATE found".to_owned());
-            }
-            for (i, c) in certs.iter().enumerate() {
-                x509_parser::parse_x509_certificate(c)
-                    .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
-            }
-            Ok(())
+        FileKind::Certificates => certificates_from_bytes(bytes).map(|_| ()),
+        FileKind::CaCertificates => {
+            crate::x509_policy::check_ca_bundle(&certificates_from_bytes(bytes)?)
         }
         FileKind::PrivateKey => {
             let key = PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
@@ -865,6 +866,21 @@ fn inspect(kind: FileKind, bytes: &[u8]) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The PEM `CERTIFICATE`s of a file's bytes, at least one, each a parsable X.509 certificate.
+fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_slice_iter(bytes).collect();
+    let certs = certs.map_err(|e| format!("not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM CERTIFICATE found".to_owned());
+    }
+    for (i, c) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(c)
+            .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
+    }
+    Ok(certs)
 }
 
 /// CRLs from a file's bytes: PEM `X509 CRL` sections, or, when the file is not PEM, one DER CRL.
@@ -950,6 +966,7 @@ const GATEWAY_KEYS: &[(&str, Kind)] = &[
     ("client_cert", Kind::Text),
     ("client_key", Kind::Text),
     ("crl", Kind::List),
+    ("crl_stale", Kind::Text),
     ("database_url", Kind::Text),
     ("audit_key", Kind::Text),
     ("pseudonym_key", Kind::Text),
@@ -1782,11 +1799,12 @@ fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
         |name: &str, kind: FileKind| check.file(g, p, name, true, kind).unwrap_or_default();
     let server_cert = file("server_cert", FileKind::Certificates);
     let server_key = file("server_key", FileKind::PrivateKey);
-    let client_ca = file("client_ca", FileKind::Certificates);
+    let client_ca = file("client_ca", FileKind::CaCertificates);
     let client_cert = file("client_cert", FileKind::Certificates);
     let client_key = file("client_key", FileKind::PrivateKey);
     let audit_key = file("audit_key", FileKind::Ed25519Key);
     let pseudonym_key = file("pseudonym_key", FileKind::SecretKey);
+    let files_ok = check.problems.len();
     let mut crl = Vec::new();
     for (i, name) in check
         .list(g, p, "crl")
@@ -1798,6 +1816,41 @@ fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
         check.check_file(format!("gateway.crl[{i}]"), &path, FileKind::Crl);
         crl.push(path);
     }
+    // Each CRL against its issuer in client_ca, once both files read well.
+    let client_ca_ok = !check
+        .problems
+        .iter()
+        .any(|problem| problem.key == "gateway.client_ca");
+    if check.problems.len() == files_ok && client_ca_ok && !crl.is_empty() {
+        let issuers = std::fs::read(&client_ca)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| certificates_from_bytes(&bytes));
+        if let Ok(issuers) = issuers
+            && let Err(e) = CrlSet::load(&crl, &issuers)
+        {
+            check.report(
+                format!("gateway.crl[{}]", e.index),
+                Cause::BadFileContent {
+                    path: e.path,
+                    reason: e.reason,
+                },
+            );
+        }
+    }
+    let crl_stale = check
+        .text(g, p, "crl_stale", false)
+        .map_or(CrlStale::default(), |value| {
+            CrlStale::parse(&value).unwrap_or_else(|| {
+                check.report(
+                    "gateway.crl_stale",
+                    Cause::UnknownChoice {
+                        value,
+                        known: CrlStale::CHOICES,
+                    },
+                );
+                CrlStale::default()
+            })
+        });
     let database_url = check.text(g, p, "database_url", true).unwrap_or_default();
     if !database_url.is_empty()
         && !["sqlite:", "postgres://", "postgresql://"]
@@ -1816,6 +1869,7 @@ fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
         client_cert,
         client_key,
         crl,
+        crl_stale,
         database_url,
         audit_key,
         pseudonym_key,
@@ -2047,7 +2101,7 @@ fn build_endpoint(
                 None
             }
         });
-    let server_ca = check.file(e, prefix, "server_ca", false, FileKind::Certificates);
+    let server_ca = check.file(e, prefix, "server_ca", false, FileKind::CaCertificates);
     let format = check
         .text(e, prefix, "format", false)
         .and_then(|f| match Format::parse(&f) {
@@ -2323,6 +2377,7 @@ client_ca = "certs/participants-ca.pem"   # who may call us
 client_cert = "certs/gateway-client.pem"  # who we are when we call out
 client_key = "certs/gateway-client.key"
 crl = []                                  # optional PEM/DER CRL files for client certificates
+crl_stale = "refuse"                      # a CRL past its nextUpdate: "refuse" its certificates, or "warn"
 database_url = "sqlite://siirto.db"       # or postgres://user:password@host/db
 audit_key = "certs/audit-signing.key"     # Ed25519, PKCS#8 PEM
 pseudonym_key = "certs/pseudonym.key"     # >= 32 bytes (64+ hex digits are decoded)
@@ -2450,6 +2505,7 @@ mod tests {
         assert!(cfg.gateway.server_cert.is_absolute());
         assert!(cfg.gateway.server_cert.starts_with(&f.pki.dir));
         assert_eq!(cfg.gateway.crl, vec![f.pki.crl.clone()]);
+        assert_eq!(cfg.gateway.crl_stale, CrlStale::Refuse);
         assert_eq!(cfg.issuers.len(), 1);
         let turku = cfg.directory.get("turku").expect("turku");
         assert_eq!(

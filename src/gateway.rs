@@ -4,7 +4,8 @@
 //!
 //! Owns: [`Gateway`] (shared state), loading of keys named by the configuration, audit event
 //! construction ([`Gateway::event`]), readiness ([`Gateway::readiness`]: can the store take
-//! work now), and the lifecycle of the background tasks.
+//! work now, and is no CRL stale under `crl_stale = "refuse"`), and the lifecycle of the
+//! background tasks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use crate::tls::TlsError;
 use crate::trail::Trail;
 use crate::transfer::RetryPolicy;
 use crate::vault::{Vault, VaultError};
+use crate::x509_policy::{CrlSet, CrlStale};
 
 /// How long readiness waits for the database to answer and to commit a write.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,6 +43,15 @@ pub enum NotReady {
     Unreachable(String),
     #[error("the database does not take writes: {0}")]
     NotWritable(String),
+    #[error(
+        "the CRL of {issuer} ({}) is past its nextUpdate {next_update}: its certificates are refused",
+        path.display()
+    )]
+    CrlStale {
+        issuer: String,
+        next_update: Timestamp,
+        path: std::path::PathBuf,
+    },
 }
 
 /// Why the gateway could not start.
@@ -75,6 +86,8 @@ pub struct Gateway {
     pub policy: Policy,
     pub schemas: Schemas,
     pub outbound: Outbound,
+    /// The CRLs of `gateway.crl`, verified against `client_ca` at start.
+    pub crls: Arc<CrlSet>,
     pub pseudonyms: Pseudonymizer,
     /// Seals what is kept at rest: payloads, student ids, receipts.
     pub vault: Arc<Vault>,
@@ -136,6 +149,29 @@ impl Gateway {
             .filter_map(|p| p.endpoint.as_ref().map(|e| e.format));
         let schemas = Schemas::load(&config.schemas, formats)?;
         let outbound = Outbound::new(&config)?;
+        let crls = Arc::new(crate::tls::load_crl_set(
+            &config.gateway.crl,
+            &config.gateway.client_ca,
+        )?);
+        let metrics = Metrics::new();
+        for crl in crls.statuses() {
+            #[allow(clippy::cast_precision_loss)]
+            metrics.set_gauge(
+                "siirto_crl_next_update_seconds",
+                "When each CRL of gateway.crl is next updated (its nextUpdate), in Unix seconds.",
+                &[("issuer", &crl.issuer)],
+                crl.next_update.secs() as f64,
+            );
+        }
+        for crl in crls.stale(clock.now()) {
+            tracing::warn!(
+                issuer = %crl.issuer,
+                next_update = %crl.next_update,
+                file = %crl.path.display(),
+                policy = config.gateway.crl_stale.as_str(),
+                "a CRL is already past its nextUpdate"
+            );
+        }
         let pseudonym_secret =
             crate::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
                 .ok_or_else(|| StartError::Key {
@@ -196,13 +232,14 @@ impl Gateway {
             policy,
             schemas,
             outbound,
+            crls,
             pseudonyms,
             vault: Arc::new(vault),
             audit_key,
             trail,
             clock,
             random,
-            metrics: Metrics::new(),
+            metrics,
             wake: Notify::new(),
             instance,
             destination_slots,
@@ -296,7 +333,24 @@ impl Gateway {
         let outstanding = self.write_probe.lock().await;
         let ready = self.check_readiness(outstanding).await;
         self.note_store_health(ready.is_ok());
-        ready
+        ready?;
+        self.crl_readiness()
+    }
+
+    /// Under `crl_stale = "refuse"`, a stale CRL makes the gateway refuse every certificate
+    /// of its CA: not ready until the CRL file is replaced (and the gateway restarted).
+    fn crl_readiness(&self) -> Result<(), NotReady> {
+        if self.config.gateway.crl_stale != CrlStale::Refuse {
+            return Ok(());
+        }
+        match self.crls.stale(self.now()).into_iter().next() {
+            Some(crl) => Err(NotReady::CrlStale {
+                issuer: crl.issuer,
+                next_update: crl.next_update,
+                path: crl.path,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// [`Gateway::readiness`] for a submission while the store is suspect: when another check
@@ -459,7 +513,11 @@ pub async fn run(
     listeners: Listeners,
     shutdown: Shutdown,
 ) -> Result<(), StartError> {
-    let tls = crate::tls::server_config(&gateway.config)?;
+    let tls = crate::tls::server_config_with(
+        &gateway.config,
+        gateway.crls.clone(),
+        gateway.clock.clone(),
+    )?;
     let configured = &gateway.config.limits;
     let limits = ServerLimits {
         admission: configured.connections,

@@ -11,6 +11,8 @@
 //! - [`tls`]: rustls server and client configurations from the validated config.
 //! - [`admission`]: which new connection a listener admits (per-address limits, the reserve
 //!   for authenticated addresses); pure.
+//! - [`x509_policy`]: what the gateway requires of certificates beyond rustls-webpki (keyUsage,
+//!   CA bundles, CRLs verified at load and their freshness), and the verifiers that apply it.
 //! - [`pki`]: development certificates and keys (rcgen); never for production.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
 //! - [`xml`]: hardened XML parsing, the XML Schema compiler and streaming validator.
@@ -52,4 +54,5 @@ pub mod tools;
 pub mod trail;
 pub mod transfer;
 pub mod vault;
+pub mod x509_policy;
 pub mod xml;

@@ -28,6 +28,8 @@ struct Histogram {
 pub struct Metrics {
     counters: RwLock<BTreeMap<Key, AtomicU64>>,
     histograms: RwLock<BTreeMap<Key, Histogram>>,
+    /// Gauges set by the gateway (as opposed to the ones computed at each render).
+    gauges: RwLock<BTreeMap<Key, f64>>,
     help: RwLock<BTreeMap<&'static str, &'static str>>,
 }
 
@@ -101,6 +103,20 @@ impl Metrics {
         }
     }
 
+    /// Sets a labelled gauge (a value known when it changes, such as a CRL's nextUpdate).
+    pub fn set_gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&'static str, &str)],
+        value: f64,
+    ) {
+        self.describe(name, help);
+        if let Ok(mut map) = self.gauges.write() {
+            map.insert(key(name, labels), value);
+        }
+    }
+
     fn describe(&self, name: &'static str, help: &'static str) {
         if let Ok(mut h) = self.help.write() {
             h.entry(name).or_insert(help);
@@ -114,15 +130,7 @@ impl Metrics {
         let mut last = "";
         if let Ok(map) = self.counters.read() {
             for ((name, labels), v) in map.iter() {
-                if *name != last {
-                    let _ = writeln!(
-                        out,
-                        "# HELP {name} {}",
-                        help.get(name).copied().unwrap_or("")
-                    );
-                    let _ = writeln!(out, "# TYPE {name} counter");
-                    last = name;
-                }
+                write_header(&mut out, &mut last, name, "counter", &help);
                 let _ = writeln!(
                     out,
                     "{name}{} {}",
@@ -133,15 +141,7 @@ impl Metrics {
         }
         if let Ok(map) = self.histograms.read() {
             for ((name, labels), h) in map.iter() {
-                if *name != last {
-                    let _ = writeln!(
-                        out,
-                        "# HELP {name} {}",
-                        help.get(name).copied().unwrap_or("")
-                    );
-                    let _ = writeln!(out, "# TYPE {name} histogram");
-                    last = name;
-                }
+                write_header(&mut out, &mut last, name, "histogram", &help);
                 for (i, bound) in BUCKETS.iter().enumerate() {
                     let le = format!("{bound}");
                     let _ = writeln!(
@@ -162,6 +162,12 @@ impl Metrics {
                 let _ = writeln!(out, "{name}_count{} {count}", render_labels(labels, None));
             }
         }
+        if let Ok(map) = self.gauges.read() {
+            for ((name, labels), v) in map.iter() {
+                write_header(&mut out, &mut last, name, "gauge", &help);
+                let _ = writeln!(out, "{name}{} {v}", render_labels(labels, None));
+            }
+        }
         for (name, help, value) in gauges {
             let _ = writeln!(
                 out,
@@ -169,6 +175,26 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// `# HELP` and `# TYPE` before the first sample of a metric family (`last` is the family of
+/// the previous sample).
+fn write_header(
+    out: &mut String,
+    last: &mut &'static str,
+    name: &'static str,
+    kind: &str,
+    help: &BTreeMap<&'static str, &'static str>,
+) {
+    if name != *last {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {}",
+            help.get(name).copied().unwrap_or("")
+        );
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        *last = name;
     }
 }
 
@@ -229,5 +255,43 @@ mod tests {
         assert!(text.contains("siirto_transfer_seconds_bucket{le=\"0.01\"} 0"));
         assert!(text.contains("siirto_transfer_seconds_count 1"));
         assert!(text.contains("siirto_pending_transfers 3"));
+    }
+
+    #[test]
+    fn set_gauges_render_with_their_labels_and_the_last_value() {
+        let m = Metrics::new();
+        let help = "When the CRL is next updated.";
+        m.set_gauge(
+            "siirto_crl_next_update_seconds",
+            help,
+            &[("issuer", "CN=A")],
+            1.0,
+        );
+        m.set_gauge(
+            "siirto_crl_next_update_seconds",
+            help,
+            &[("issuer", "CN=A")],
+            1_800_000_000.0,
+        );
+        m.set_gauge(
+            "siirto_crl_next_update_seconds",
+            help,
+            &[("issuer", "CN=\"B\"")],
+            2.0,
+        );
+        let text = m.render(&[]);
+        assert_eq!(
+            text.matches("# TYPE siirto_crl_next_update_seconds gauge")
+                .count(),
+            1
+        );
+        assert!(
+            text.contains("siirto_crl_next_update_seconds{issuer=\"CN=A\"} 1800000000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("siirto_crl_next_update_seconds{issuer=\"CN=\\\"B\\\"\"} 2\n"),
+            "{text}"
+        );
     }
 }

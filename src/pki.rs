@@ -7,6 +7,9 @@
 //! directory: CA, gateway server and client certificates, participant client and server
 //! certificates, an issuer key with its JWKS, the audit, pseudonym and payload keys, a CRL, a
 //! ready `siirto.toml`, and the material for negative TLS tests), and writing key files `0600`.
+//! The `*_adjusted` constructors, [`DevCa::issue_ca`] and [`DevPki::issue_test_cert`] let tests
+//! change a certificate's parameters before signing (other key usages, extensions left out,
+//! intermediate CAs) to make the certificates a strict verifier must refuse.
 //!
 //! One CA (`certs/participants-ca.pem`) signs everything: participants' client and server
 //! certificates and the gateway's own server and client certificates. So the same file serves
@@ -196,6 +199,28 @@ impl std::fmt::Debug for DevCa {
     }
 }
 
+/// A CA certificate's parameters: `CA:TRUE` (path length 0), keyCertSign, cRLSign and
+/// digitalSignature.
+fn ca_params(
+    subject: &str,
+    not_before: Timestamp,
+    not_after: Timestamp,
+    random: &dyn Random,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(subject)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = offset_time(not_before)?;
+    params.not_after = offset_time(not_after)?;
+    params.serial_number = Some(random_serial(random));
+    Ok(params)
+}
+
 impl DevCa {
     /// A new self-signed CA (EC P-256) named `subject`, valid from `not_before` to `not_after`.
     pub fn generate(
@@ -204,22 +229,54 @@ impl DevCa {
         not_after: Timestamp,
         random: &dyn Random,
     ) -> Result<DevCa, PkiError> {
+        Self::generate_adjusted(subject, not_before, not_after, random, |_| {})
+    }
+
+    /// Like [`DevCa::generate`], with the certificate's parameters changed by `adjust` before it
+    /// is signed (negative tests: other key usages, extensions left out, another path length).
+    pub fn generate_adjusted(
+        subject: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<DevCa, PkiError> {
+        let params = ca_params(subject, not_before, not_after, random)?;
+        Self::sign_ca(subject, params, adjust, |params, key| {
+            params.self_signed(key)
+        })
+    }
+
+    /// An intermediate CA certified by this one, its parameters changed by `adjust` before
+    /// signing. Its [`DevCa::cert_pem`] is its own certificate only, so the chains of the
+    /// certificates it issues are the leaf and this intermediate.
+    pub fn issue_ca(
+        &self,
+        subject: &str,
+        not_before: Timestamp,
+        not_after: Timestamp,
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<DevCa, PkiError> {
+        let mut params = ca_params(subject, not_before, not_after, random)?;
+        params.use_authority_key_identifier_extension = true;
+        Self::sign_ca(subject, params, adjust, |params, key| {
+            params.signed_by(key, &self.issuer)
+        })
+    }
+
+    /// A CA with a new key (EC P-256): `params` changed by `adjust`, then signed by `sign`.
+    fn sign_ca(
+        subject: &str,
+        mut params: CertificateParams,
+        adjust: impl FnOnce(&mut CertificateParams),
+        sign: impl FnOnce(&CertificateParams, &KeyPair) -> Result<rcgen::Certificate, rcgen::Error>,
+    ) -> Result<DevCa, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(generate_error("a CA key"))?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = distinguished_name(subject)?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = offset_time(not_before)?;
-        params.not_after = offset_time(not_after)?;
-        params.serial_number = Some(random_serial(random));
-        let cert = params
-            .self_signed(&key)
-            .map_err(generate_error("the CA certificate"))?;
+            .map_err(generate_error(format!("a CA key for {subject}")))?;
+        adjust(&mut params);
+        let cert = sign(&params, &key)
+            .map_err(generate_error(format!("the CA certificate for {subject}")))?;
         Ok(DevCa {
             cert_pem: cert.pem(),
             der: cert.der().clone(),
@@ -282,6 +339,27 @@ impl DevCa {
         not_after: Timestamp,
         random: &dyn Random,
     ) -> Result<IssuedCert, PkiError> {
+        self.issue_adjusted(
+            subject,
+            alt_names,
+            usage,
+            (not_before, not_after),
+            random,
+            |_| {},
+        )
+    }
+
+    /// Like [`DevCa::issue`] (validity as `(not_before, not_after)`), with the certificate's
+    /// parameters changed by `adjust` before it is signed (negative tests: other key usages).
+    pub fn issue_adjusted(
+        &self,
+        subject: &str,
+        alt_names: &[AltName],
+        usage: Usage,
+        (not_before, not_after): (Timestamp, Timestamp),
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(generate_error(format!("a key for {subject}")))?;
         let mut params = CertificateParams::default();
@@ -315,6 +393,7 @@ impl DevCa {
             };
             params.subject_alt_names.push(san);
         }
+        adjust(&mut params);
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(generate_error(format!("the certificate for {subject}")))?;
@@ -864,6 +943,30 @@ impl DevPki {
     /// The unrelated CA of the negative tests.
     pub fn load_other_ca(&self) -> Result<DevCa, PkiError> {
         DevCa::load(&self.other_ca.cert, &self.other_ca.key)
+    }
+
+    /// More negative-test material: a certificate from the development CA for `subject` and
+    /// `usage` (a server certificate names `localhost`, `127.0.0.1` and `::1`), its parameters
+    /// changed by `adjust` before signing, written as `DIR/test/NAME.pem` (chain) and `.key`.
+    pub fn issue_test_cert(
+        &self,
+        name: &str,
+        subject: &str,
+        usage: Usage,
+        validity: (Timestamp, Timestamp),
+        random: &dyn Random,
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Result<CertFiles, PkiError> {
+        let names: Vec<AltName> = match usage {
+            Usage::Client => Vec::new(),
+            Usage::Server => LOCAL_NAMES
+                .iter()
+                .map(|n| AltName::Dns((*n).to_owned()))
+                .collect(),
+        };
+        self.load_ca()?
+            .issue_adjusted(subject, &names, usage, validity, random, adjust)?
+            .write(&self.dir.join("test"), name)
     }
 
     /// The `siirto.toml` for this directory (paths relative to it).

@@ -38,6 +38,13 @@ impl Refusal {
                 "certificate_not_yet_valid"
             }
             Some(E::InvalidCertificate(C::Revoked)) => "certificate_revoked",
+            Some(E::InvalidCertificate(
+                C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. },
+            )) => "crl_stale",
+            Some(E::InvalidCertificate(C::Other(other))) => other
+                .0
+                .downcast_ref::<crate::x509_policy::Violation>()
+                .map_or("bad_certificate", crate::x509_policy::Violation::code),
             Some(E::InvalidCertificate(_)) => "bad_certificate",
             _ => "handshake_failed",
         };

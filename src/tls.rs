@@ -7,21 +7,25 @@
 //! gateway's client certificate. The `*_from_files` variants build the same shapes from explicit
 //! paths, for participants' test servers and test clients.
 //!
-//! It must not decide who a verified client is (that is [`crate::identity`]) and opens no
-//! sockets. Revocation: when CRLs are configured, every certificate in a client's chain must be
-//! covered by one (an unknown revocation status is refused); CRL `nextUpdate` is not enforced,
-//! so an operator replaces CRL files and restarts (or reloads) before they go stale.
+//! Both directions verify certificates with the wrapping verifiers of [`crate::x509_policy`]
+//! (rustls-webpki, then keyUsage on the built path), and a CA bundle is refused unless every
+//! certificate in it is a CA that may sign certificates. It must not decide who a verified
+//! client is (that is [`crate::identity`]) and opens no sockets. Revocation: when CRLs are
+//! configured, every certificate in a client's chain must be covered by one (an unknown
+//! revocation status is refused); each CRL is verified against its issuer in `client_ca` when
+//! loaded, and a CRL past its nextUpdate refuses or is tolerated per `gateway.crl_stale`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Endpoint};
+use crate::x509_policy::{ClientPolicyVerifier, CrlSet, CrlStale, ServerPolicyVerifier};
 
 /// The only application protocol spoken: HTTP/1.1.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -47,7 +51,7 @@ pub enum TlsError {
     Crl { path: PathBuf, reason: String },
     #[error("{}: CA certificate not usable as a trust anchor: {reason}", path.display())]
     TrustAnchor { path: PathBuf, reason: String },
-    #[error("client certificate verifier for {}: {reason}", path.display())]
+    #[error("certificate verifier for {}: {reason}", path.display())]
     Verifier { path: PathBuf, reason: String },
     #[error("certificate {} with key {}: {reason}", cert.display(), key.display())]
     CertifiedKey {
@@ -127,26 +131,29 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
     })
 }
 
-/// CRLs from files, each PEM (`X509 CRL`, possibly several) or DER (one).
-pub fn load_crls(
-    paths: &[PathBuf],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let mut out = Vec::new();
-    for path in paths {
-        let bytes = read(path)?;
-        let crls = crate::config::crls_from_bytes(&bytes).map_err(|reason| TlsError::Crl {
-            path: path.clone(),
-            reason,
-        })?;
-        out.extend(crls);
+/// The CRLs of `paths` (each PEM `X509 CRL`, possibly several, or one DER CRL), each verified
+/// against its issuer among the certificates of `client_ca` (see [`CrlSet::load`]).
+pub fn load_crl_set(paths: &[PathBuf], client_ca: &Path) -> Result<CrlSet, TlsError> {
+    if paths.is_empty() {
+        return Ok(CrlSet::default());
     }
-    Ok(out)
+    let issuers = load_certificates(client_ca)?;
+    CrlSet::load(paths, &issuers).map_err(|e| TlsError::Crl {
+        path: e.path,
+        reason: e.reason,
+    })
 }
 
-/// A root store holding every certificate of a CA bundle file.
+/// A root store holding every certificate of a CA bundle file; each must be a CA certificate
+/// that may sign certificates ([`crate::x509_policy::check_ca_bundle`]).
 pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let certs = load_certificates(path)?;
+    crate::x509_policy::check_ca_bundle(&certs).map_err(|reason| TlsError::TrustAnchor {
+        path: path.to_owned(),
+        reason,
+    })?;
     let mut roots = RootCertStore::empty();
-    for cert in load_certificates(path)? {
+    for cert in certs {
         roots.add(cert).map_err(|e| TlsError::TrustAnchor {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -156,36 +163,73 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 }
 
 /// The gateway's listener: its chain and key, client certificates required and verified
-/// against `gateway.client_ca` with the CRLs of `gateway.crl`, ALPN `http/1.1`.
+/// against `gateway.client_ca` with the CRLs of `gateway.crl`, ALPN `http/1.1`. CRL freshness
+/// is judged by the system clock; the running gateway uses [`server_config_with`].
 pub fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     let g = &cfg.gateway;
-    server_config_from_files(&g.server_cert, &g.server_key, &g.client_ca, &g.crl)
+    let crls = Arc::new(load_crl_set(&g.crl, &g.client_ca)?);
+    server_config_with(cfg, crls, Arc::new(SystemClock))
+}
+
+/// [`server_config`] with CRLs already loaded and the clock that judges their freshness.
+pub fn server_config_with(
+    cfg: &Config,
+    crls: Arc<CrlSet>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let g = &cfg.gateway;
+    build_server_config(
+        &g.server_cert,
+        &g.server_key,
+        &g.client_ca,
+        crls,
+        g.crl_stale,
+        clock,
+    )
 }
 
 /// A server configuration with mandatory client certificates from explicit files (used by
-/// [`server_config`], and by participants' endpoints in tests and the demo).
+/// participants' endpoints in tests and the demo): stale CRLs refuse, by the system clock.
 pub fn server_config_from_files(
     chain: &Path,
     key: &Path,
     client_ca: &Path,
     crls: &[PathBuf],
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    let crls = Arc::new(load_crl_set(crls, client_ca)?);
+    build_server_config(
+        chain,
+        key,
+        client_ca,
+        crls,
+        CrlStale::Refuse,
+        Arc::new(SystemClock),
+    )
+}
+
+fn build_server_config(
+    chain: &Path,
+    key: &Path,
+    client_ca: &Path,
+    crls: Arc<CrlSet>,
+    stale: CrlStale,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
     let roots = Arc::new(load_roots(client_ca)?);
-    let crls = load_crls(crls)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
-        .with_crls(crls)
-        .build()
-        .map_err(|e| TlsError::Verifier {
-            path: client_ca.to_owned(),
-            reason: e.to_string(),
+    let verifier =
+        ClientPolicyVerifier::new(roots, crls, stale, clock, provider.clone()).map_err(|e| {
+            TlsError::Verifier {
+                path: client_ca.to_owned(),
+                reason: e.to_string(),
+            }
         })?;
     let certs = load_certificates(chain)?;
     let private_key = load_private_key(key)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::Versions(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(certs, private_key)
         .map_err(|e| TlsError::CertifiedKey {
             cert: chain.to_owned(),
@@ -209,11 +253,18 @@ pub fn client_config_from_files(
     server_ca: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
-    let roots = load_roots(server_ca)?;
-    let builder = ClientConfig::builder_with_provider(provider())
+    let provider = provider();
+    let roots = Arc::new(load_roots(server_ca)?);
+    let verifier =
+        ServerPolicyVerifier::new(roots, provider.clone()).map_err(|e| TlsError::Verifier {
+            path: server_ca.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)
         .map_err(|e| TlsError::Versions(e.to_string()))?
-        .with_root_certificates(roots);
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match client {
         Some((chain, key)) => builder
             .with_client_auth_cert(load_certificates(chain)?, load_private_key(key)?)

@@ -19,6 +19,8 @@
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/admin.rs"]
+mod admin;
 #[path = "api/helpers.rs"]
 mod helpers;
 /// The scope walk shared with the format tests: which category each output path belongs to.

@@ -445,3 +445,80 @@ async fn a_connection_dropped_mid_call_is_retryable() {
     );
     assert!(!shown.contains(&siirto::outbound::encode_path_segment(student().as_str())));
 }
+
+/// A server certificate from the development CA for the local names with exactly these key
+/// usages, served with clients verified against the development CA.
+async fn server_with_key_usage(
+    t: &TestPki,
+    name: &str,
+    usages: Vec<rcgen::KeyUsagePurpose>,
+    reply: Reply,
+) -> TestServer {
+    let files = t
+        .pki
+        .issue_test_cert(
+            name,
+            "CN=localhost,O=Siirto tests,C=FI",
+            siirto::pki::Usage::Server,
+            net_tls::validity_now(),
+            &siirto::clock::SeededRandom::new(5),
+            move |p| p.key_usages = usages,
+        )
+        .expect("issue");
+    spawn_server(
+        server_tls(&files.cert, &files.key, &t.pki.ca.cert),
+        move |_| reply.clone(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_server_certificate_lacks_digital_signature_is_a_tls_failure() {
+    use rcgen::KeyUsagePurpose::{DigitalSignature, KeyCertSign, KeyEncipherment};
+    let t = dev_pki();
+    for (name, usages) in [
+        ("source-ku-keyencipherment", vec![KeyEncipherment]),
+        ("source-ku-keycertsign", vec![KeyCertSign]),
+    ] {
+        let server = server_with_key_usage(&t, name, usages, Reply::xml(RECORD)).await;
+        let err = fetch_failure(&config_for(&t, "turku", &server, &[])).await;
+        assert_eq!(err.code(), "tls", "{name}: {err}");
+        assert!(err.to_string().contains("keyUsage"), "{name}: {err}");
+        assert!(server.requests().is_empty(), "{name}: nothing may be sent");
+    }
+    // The same server with a proper keyUsage is fetched from (the control).
+    let server = server_with_key_usage(
+        &t,
+        "source-ku-signature",
+        vec![DigitalSignature, KeyEncipherment],
+        Reply::xml(RECORD),
+    )
+    .await;
+    Outbound::new(&config_for(&t, "turku", &server, &[]))
+        .expect("outbound")
+        .fetch_record("turku", &student(), "t")
+        .await
+        .expect("fetch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_whose_server_certificate_lacks_digital_signature_gets_nothing() {
+    use rcgen::KeyUsagePurpose::KeyEncipherment;
+    let t = dev_pki();
+    let server = server_with_key_usage(
+        &t,
+        "destination-ku-keyencipherment",
+        vec![KeyEncipherment],
+        Reply::new(201, "{}"),
+    )
+    .await;
+    let outbound = Outbound::new(&config_for(&t, "espoo", &server, &[])).expect("outbound");
+    let err = outbound
+        .deliver("espoo", "transfer-1", Bytes::from_static(RECORD.as_bytes()))
+        .await
+        .expect_err("the delivery fails");
+    assert_eq!(err.code(), "tls", "{err}");
+    assert!(err.to_string().contains("keyUsage"), "{err}");
+    assert!(err.retryable());
+    assert!(server.requests().is_empty(), "nothing may be delivered");
+}

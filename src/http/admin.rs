@@ -1,5 +1,6 @@
 //! The plain admin listener: `GET /healthz` (the process answers), `GET /readyz` (the database
-//! answers and takes writes, so the gateway can accept work; see [`Gateway::readiness`]),
+//! answers and takes writes, and no CRL is stale under `crl_stale = "refuse"`, so the gateway
+//! can accept work; see [`Gateway::readiness`]),
 //! `GET /metrics` (Prometheus text format).
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
                 let body = match e {
                     NotReady::Unreachable(_) => "database unreachable\n",
                     NotReady::NotWritable(_) => "database not writable\n",
+                    NotReady::CrlStale { .. } => "a CRL is past its nextUpdate\n",
                 };
                 let mut r = text_response(
                     StatusCode::SERVICE_UNAVAILABLE,

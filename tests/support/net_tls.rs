@@ -286,6 +286,15 @@ pub async fn spawn_server(
     }
 }
 
+/// A validity period for test certificates: from an hour ago to a day from now.
+pub fn validity_now() -> (siirto::clock::Timestamp, siirto::clock::Timestamp) {
+    let now = SystemClock.now();
+    (
+        now.saturating_sub(Duration::from_secs(3600)),
+        now.saturating_add(Duration::from_secs(86_400)),
+    )
+}
+
 /// Polls `check` until it yields a value or `limit` passes.
 pub async fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
