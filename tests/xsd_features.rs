@@ -240,6 +240,19 @@ const PROBES: &[Probe] = &[
                 false,
                 r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><n xsi:nil="maybe"/></r>"###,
             ),
+            // §3.3.4 clause 3.1: no xsi:nil at all on a non-nillable element, even "false".
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><n>2020-01-01</n><m xsi:nil="false">2020-01-01</m></r>"###,
+            ),
+            (
+                false,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="false"><n>2020-01-01</n></r>"###,
+            ),
+            (
+                true,
+                r###"<r xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><n xsi:nil="false">2020-01-01</n><n xsi:nil="0">2020-01-01</n></r>"###,
+            ),
         ],
     },
     Probe {

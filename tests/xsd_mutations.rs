@@ -1,7 +1,8 @@
-//! Mutation testing against libxml2: every valid corpus document is mutated one change at
-//! a time (drop an element, swap siblings, duplicate an element, break a value, drop or
-//! break an attribute, add an unknown attribute, move an element to another namespace),
-//! and the engine's verdict on each mutant must equal `xmllint --nonet --schema`'s.
+//! Mutation testing against libxml2: every valid corpus document, and a small document whose
+//! schema has nillable elements, is mutated one change at a time (drop an element, swap
+//! siblings, duplicate an element, break a value, drop or break an attribute, add an unknown
+//! attribute, add `xsi:nil` true or false, move an element to another namespace), and the
+//! engine's verdict on each mutant must equal `xmllint --nonet --schema`'s.
 //! The run prints `N cases, agreement A/N`; anything below 100% fails.
 
 mod support;
@@ -211,17 +212,21 @@ fn mutants(doc: &[u8]) -> Vec<Case> {
             bytes: splice(doc, &[(name_end, name_end, b" tuntematon=\"1\"".to_vec())]),
         });
         const XSI: &str = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
-        cases.push(Case {
-            description: format!("xsi:nil on {at}"),
-            bytes: splice(
-                doc,
-                &[(
-                    name_end,
-                    name_end,
-                    format!(" {XSI} xsi:nil=\"true\"").into_bytes(),
-                )],
-            ),
-        });
+        // xsi:nil true and false: a non-nillable declaration allows neither (Structures
+        // §3.3.4 clause 3.1); a nillable one allows both, "true" only when empty.
+        for value in ["true", "false", "0"] {
+            cases.push(Case {
+                description: format!("xsi:nil=\"{value}\" on {at}"),
+                bytes: splice(
+                    doc,
+                    &[(
+                        name_end,
+                        name_end,
+                        format!(" {XSI} xsi:nil=\"{value}\"").into_bytes(),
+                    )],
+                ),
+            });
+        }
         cases.push(Case {
             description: format!("xsi:type xs:string on {at}"),
             bytes: splice(
@@ -312,9 +317,54 @@ fn mutants(doc: &[u8]) -> Vec<Case> {
     cases
 }
 
-/// The valid documents to mutate: the corpus's, and the demo school record against the
-/// project's own schema when that schema is present.
-fn seeds() -> Vec<(String, PathBuf, Vec<u8>)> {
+/// A schema with nillable and non-nillable elements of every kind of content (the corpus
+/// schemas declare none nillable), so the xsi:nil mutations meet both.
+const NILLABLE_SCHEMA: &str = r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"
+    targetNamespace="urn:example:nil" xmlns="urn:example:nil" elementFormDefault="qualified">
+  <xs:element name="record">
+    <xs:complexType>
+      <xs:sequence>
+        <xs:element name="born" type="xs:date" nillable="true"/>
+        <xs:element name="name" type="xs:string"/>
+        <xs:element name="grade" nillable="true" maxOccurs="unbounded">
+          <xs:complexType><xs:simpleContent><xs:extension base="xs:integer">
+            <xs:attribute name="scale" type="xs:string" use="required"/>
+          </xs:extension></xs:simpleContent></xs:complexType>
+        </xs:element>
+        <xs:element name="address" nillable="true" minOccurs="0">
+          <xs:complexType><xs:sequence>
+            <xs:element name="street" type="xs:string"/>
+            <xs:element name="city" type="xs:string" nillable="true"/>
+          </xs:sequence></xs:complexType>
+        </xs:element>
+        <xs:element name="status" type="xs:string" nillable="true" fixed="active"/>
+        <xs:element name="note" type="xs:string" nillable="true" default="none"/>
+        <xs:element name="flag" nillable="true"><xs:complexType/></xs:element>
+        <xs:element name="count" type="xs:nonNegativeInteger"/>
+      </xs:sequence>
+      <xs:attribute name="version" type="xs:string"/>
+    </xs:complexType>
+  </xs:element>
+</xs:schema>
+"#;
+
+const NILLABLE_SEED: &str = r#"<record xmlns="urn:example:nil" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" version="1">
+  <born>2008-05-01</born>
+  <name>Aino</name>
+  <grade scale="4-10">9</grade>
+  <grade scale="4-10" xsi:nil="true"/>
+  <address><street>Katu 1</street><city xsi:nil="false">Turku</city></address>
+  <status>active</status>
+  <note></note>
+  <flag/>
+  <count>3</count>
+</record>
+"#;
+
+/// The valid documents to mutate: the corpus's, the nillable probe (its schema written to
+/// `dir`), and the demo school record against the project's own schema when that schema is
+/// present.
+fn seeds(dir: &std::path::Path) -> Vec<(String, PathBuf, Vec<u8>)> {
     let corpus = support::corpus_dir();
     let mut seeds: Vec<(String, PathBuf, Vec<u8>)> = support::manifest()
         .into_iter()
@@ -341,6 +391,13 @@ fn seeds() -> Vec<(String, PathBuf, Vec<u8>)> {
             ));
         }
     }
+    let nillable = dir.join("nillable.xsd");
+    std::fs::write(&nillable, NILLABLE_SCHEMA).expect("write the nillable schema");
+    seeds.push((
+        "nillable probe".into(),
+        nillable,
+        NILLABLE_SEED.as_bytes().to_vec(),
+    ));
     let own = support::own_schema();
     if own.exists() {
         let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, true);
@@ -368,7 +425,7 @@ fn mutants_of_valid_documents_get_the_libxml2_verdict() {
     let mut agree = 0usize;
     let mut invalid_cases = 0usize;
     let mut report = Vec::new();
-    for (label, schema_path, doc) in seeds() {
+    for (label, schema_path, doc) in seeds(dir.path()) {
         let schema = Schema::load(&schema_path).expect("schema loads");
         // Every seed is valid for both engines, so its mutants test something.
         let seed_path = dir.path().join("seed.xml");

@@ -411,3 +411,39 @@ fn pathological_repetitions_fail_at_load_time() {
         assert!(e.to_string().contains("too large to compile"), "{e}");
     }
 }
+
+/// XML Schema 1.0 Structures §3.3.4 clause 3.1: on an element whose declaration is not
+/// nillable there must be no `xsi:nil` at all, whatever its value (issue 20).
+#[test]
+fn xsi_nil_is_refused_on_a_non_nillable_element_whatever_its_value() {
+    let s = schema(
+        r#"<xs:element name="r"><xs:complexType><xs:sequence>
+          <xs:element name="n" type="xs:date" nillable="true" minOccurs="0"/>
+          <xs:element name="m" type="xs:date" minOccurs="0"/>
+        </xs:sequence></xs:complexType></xs:element>"#,
+    );
+    let xsi = r#"xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance""#;
+    for value in ["false", "0", " false ", "true", "1"] {
+        let doc = format!(r#"<r {xsi}><m xsi:nil="{value}">2020-01-01</m></r>"#);
+        let e = errors(&s, &doc);
+        assert_eq!(e.errors.len(), 1, "{doc}: {e}");
+        assert_eq!(e.errors[0].path, "/r/m", "{doc}");
+        assert!(
+            e.errors[0].message.contains("not nillable"),
+            "{doc}: {}",
+            e.errors[0].message
+        );
+        let root = format!(r#"<r {xsi} xsi:nil="{value}"/>"#);
+        assert!(errors(&s, &root).errors[0].message.contains("not nillable"));
+    }
+    for ok in [
+        format!(r#"<r {xsi}><n xsi:nil="false">2020-01-01</n></r>"#),
+        format!(r#"<r {xsi}><n xsi:nil="0">2020-01-01</n></r>"#),
+        format!(r#"<r {xsi}><n xsi:nil="true"/></r>"#),
+    ] {
+        assert!(
+            s.validate(ok.as_bytes(), &Limits::default()).is_ok(),
+            "{ok}"
+        );
+    }
+}
