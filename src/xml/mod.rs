@@ -2,19 +2,24 @@
 //! XML Schema engine.
 //!
 //! Owns: [`Limits`] and [`XmlError`] (every limit hit is its own error, with a position);
-//! [`reader`], the one hardened tokenizer (quick-xml underneath) that both other parts use;
+//! [`encoding`], the encoding policy (UTF-8, and UTF-16 with a byte order mark decoded to
+//! UTF-8 at the boundary; anything else `unsupported_encoding`); [`reader`], the one
+//! hardened tokenizer (quick-xml underneath) that both other parts use;
 //! [`dom`], a bounded element tree for the format readers; and [`schema`], XML Schema 1.0
 //! compilation and streaming validation. No DTD is ever processed and no entity other than
 //! the five predefined ones and character references is expanded. Nothing here does IO
 //! except loading schema files from paths it is given and reading a stream it is handed.
 
 pub mod dom;
+pub mod encoding;
 pub mod reader;
 pub mod schema;
 
 use std::fmt;
 
-/// Bounds applied to every document parsed. Each one hit is reported as its own [`XmlError`].
+/// Bounds applied to every document parsed, in memory or streamed, the same way on both.
+/// Each one hit is reported as its own [`XmlError`]. Sizes are bytes of UTF-8 (a UTF-16
+/// document is measured after decoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest document in bytes.
@@ -23,11 +28,15 @@ pub struct Limits {
     pub max_depth: usize,
     /// Most elements in one document.
     pub max_elements: usize,
-    /// Most attributes (namespace declarations included) on one element.
+    /// Most attributes on one element; namespace declarations (`xmlns`, `xmlns:p`) count as
+    /// attributes. Also bounds the namespace declarations in scope at once, to four times
+    /// this (at least 64; [`reader::namespaces_in_scope_limit`]).
     pub max_attributes: usize,
-    /// Longest element or attribute name, in bytes.
+    /// Longest element or attribute name (as written, prefix included), in bytes.
     pub max_name_len: usize,
-    /// Longest text node or attribute value, in bytes.
+    /// Longest text (one run of character data, references and CDATA between two tags,
+    /// after references and line ends are resolved) or attribute value (as written), in
+    /// bytes.
     pub max_text_len: usize,
 }
 
@@ -83,7 +92,9 @@ impl fmt::Display for Position {
 /// Why a document could not be parsed. Limit variants carry the limit that was hit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum XmlError {
-    #[error("document is {size} bytes, larger than the limit of {limit}")]
+    #[error(
+        "document is larger than the limit of {limit} bytes (at least {size} bytes, counted in UTF-8)"
+    )]
     TooLarge { limit: usize, size: usize },
     #[error("document type declarations (DTD) are not accepted ({at})")]
     Dtd { at: Position },
@@ -95,14 +106,34 @@ pub enum XmlError {
     TooDeep { limit: usize, at: Position },
     #[error("document has more than {limit} elements ({at})")]
     TooManyElements { limit: usize, at: Position },
-    #[error("element has more than {limit} attributes ({at})")]
-    TooManyAttributes { limit: usize, at: Position },
+    #[error(
+        "element has more than {limit} attributes; namespace declarations (`xmlns`, `xmlns:*`) count as attributes, and {namespace_declarations} of the first {} are declarations ({at})",
+        .limit.saturating_add(1)
+    )]
+    TooManyAttributes {
+        limit: usize,
+        /// How many of the attributes read up to the one past the limit declare a namespace.
+        namespace_declarations: usize,
+        at: Position,
+    },
+    #[error(
+        "more than {limit} namespace declarations are in scope at once (the limit is four times max_attributes, at least 64) ({at})"
+    )]
+    TooManyNamespaces { limit: usize, at: Position },
     #[error("a name is longer than the limit of {limit} bytes ({at})")]
     NameTooLong { limit: usize, at: Position },
     #[error("a text or attribute value is longer than the limit of {limit} bytes ({at})")]
     TextTooLong { limit: usize, at: Position },
-    #[error("document is not UTF-8 ({at})")]
-    Encoding { at: Position },
+    #[error("document is not valid {encoding}: a byte sequence does not decode ({at})")]
+    Encoding {
+        /// The encoding the document is read in (`UTF-8`, `UTF-16LE`, `UTF-16BE`).
+        encoding: &'static str,
+        at: Position,
+    },
+    #[error(
+        "the document's encoding ({encoding}) is not supported: only UTF-8 (US-ASCII included) and UTF-16 with a byte order mark are read ({at})"
+    )]
+    UnsupportedEncoding { encoding: String, at: Position },
     #[error("malformed XML: {message} ({at})")]
     Malformed { message: String, at: Position },
 }
@@ -117,9 +148,11 @@ impl XmlError {
             XmlError::TooDeep { .. } => "xml_too_deep",
             XmlError::TooManyElements { .. } => "xml_too_many_elements",
             XmlError::TooManyAttributes { .. } => "xml_too_many_attributes",
+            XmlError::TooManyNamespaces { .. } => "xml_too_many_namespaces",
             XmlError::NameTooLong { .. } => "xml_name_too_long",
             XmlError::TextTooLong { .. } => "xml_text_too_long",
             XmlError::Encoding { .. } => "xml_encoding",
+            XmlError::UnsupportedEncoding { .. } => "unsupported_encoding",
             XmlError::Malformed { .. } => "xml_malformed",
         }
     }

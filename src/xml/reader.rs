@@ -17,6 +17,7 @@ use std::ops::ControlFlow;
 
 use quick_xml::events::{BytesStart, Event};
 
+use super::encoding::{self, Decoded, Encoding, Sniffed, UTF8_BOM, Utf16Decoder};
 use super::{Limits, Position, XmlError};
 
 /// The namespace bound to the `xml` prefix.
@@ -456,6 +457,8 @@ fn scan_word(scan: &mut LineScan, w: u64, base: usize) {
 /// Per-document parse state, independent of where the bytes come from.
 struct State {
     limits: Limits,
+    /// What the document was read in (the text parsed is always UTF-8).
+    encoding: Encoding,
     scope: NamespaceScope,
     records: Vec<AttrRecord>,
     arena: String,
@@ -471,12 +474,25 @@ struct State {
     open_starts: Vec<usize>,
 }
 
-/// Parses an in-memory document, calling `handler` for each event.
+/// Parses an in-memory document, calling `handler` for each event. UTF-16 is decoded first
+/// ([`encoding`]); byte offsets in positions are then into the decoded text.
 pub fn parse_slice<H: Handler>(
     document: &[u8],
     limits: &Limits,
     handler: &mut H,
 ) -> Result<Outcome, XmlError> {
+    let decoded = encoding::decode(document, limits.max_bytes)?;
+    parse_decoded(&decoded, limits, handler)
+}
+
+/// Parses a document [`encoding::decode`] has read (for callers that keep the decoded
+/// text, e.g. to turn offsets into positions later).
+pub fn parse_decoded<H: Handler>(
+    decoded: &Decoded<'_>,
+    limits: &Limits,
+    handler: &mut H,
+) -> Result<Outcome, XmlError> {
+    let document: &[u8] = &decoded.text;
     if document.len() > limits.max_bytes {
         return Err(XmlError::TooLarge {
             limit: limits.max_bytes,
@@ -484,12 +500,12 @@ pub fn parse_slice<H: Handler>(
         });
     }
     // A byte order mark is one character at the start of line 1.
-    let (base, origin) = if document.starts_with(b"\xEF\xBB\xBF") {
-        (3, LineCursor::at(1, 2))
+    let (base, origin) = if document.starts_with(UTF8_BOM) {
+        (UTF8_BOM.len(), LineCursor::at(1, 2))
     } else {
         (0, LineCursor::start())
     };
-    let mut state = State::new(limits);
+    let mut state = State::new(limits, decoded.encoding);
     let block = Block {
         bytes: &document[base..],
         base,
@@ -507,7 +523,11 @@ const BLOCK_SIZE: usize = 256 * 1024;
 
 /// Parses a document from a buffered reader with memory bounded by the nesting depth and
 /// the longest token, calling `handler` for each event. The input is parsed in blocks;
-/// an event cut by the end of a block is parsed again with the next one.
+/// an event cut by the end of a block is parsed again with the next one. A token of text
+/// is refused once it must be longer than `max_text_len`; any other token (a tag with its
+/// attributes, a comment) is bounded only by `max_bytes`, as in [`parse_slice`], so both
+/// give the same verdict. UTF-16 is decoded as it is read, and `max_bytes` counts the
+/// decoded UTF-8.
 pub fn parse_stream<R: BufRead, H: Handler>(
     input: R,
     limits: &Limits,
@@ -522,18 +542,56 @@ fn parse_blocks<R: BufRead, H: Handler>(
     handler: &mut H,
     block_size: usize,
 ) -> Result<Outcome, StreamError> {
-    let max_token = limits
-        .max_text_len
-        .saturating_add(limits.max_name_len.saturating_mul(2))
-        .saturating_add(64 * 1024);
-    let mut state = State::new(limits);
-    let mut buffer: Vec<u8> = Vec::with_capacity(block_size);
-    let mut base = 0usize;
-    let mut origin = LineCursor::start();
-    let mut read_total = 0usize;
+    // Raw text is at most twice its normalized length (CR LF becomes LF): a text token
+    // longer than this is over `max_text_len` whatever follows.
+    let max_text_token = limits.max_text_len.saturating_mul(2).saturating_add(8);
+    // The first four bytes name the encoding (XML 1.0 Appendix F).
+    let mut head: Vec<u8> = Vec::with_capacity(4);
     let mut input_done = false;
+    while head.len() < 4 {
+        let data = match input.fill_buf() {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StreamError::Io(e)),
+        };
+        if data.is_empty() {
+            input_done = true;
+            break;
+        }
+        let n = data.len().min(4 - head.len());
+        head.extend_from_slice(&data[..n]);
+        input.consume(n);
+    }
+    let (source_encoding, bom) = match encoding::sniff(&head) {
+        Sniffed::Read(e, bom) => (e, bom),
+        Sniffed::Refused(what) => {
+            return Err(StreamError::Xml(XmlError::UnsupportedEncoding {
+                encoding: what.to_owned(),
+                at: Position {
+                    line: 1,
+                    column: 1,
+                    offset: 0,
+                },
+            }));
+        }
+    };
+    let mut state = State::new(limits, source_encoding);
+    let mut buffer: Vec<u8> = Vec::with_capacity(block_size);
+    // A byte order mark is one character at the start of line 1; in UTF-16 it counts as
+    // the three bytes of its UTF-8 form, like the rest of the decoded text.
+    let (mut base, mut origin) = if bom > 0 {
+        (UTF8_BOM.len(), LineCursor::at(1, 2))
+    } else {
+        (0, LineCursor::start())
+    };
+    let mut decoder =
+        (source_encoding != Encoding::Utf8).then(|| Utf16Decoder::new(source_encoding));
+    match &mut decoder {
+        Some(d) => d.decode(&head[bom..], &mut buffer),
+        None => buffer.extend_from_slice(&head[bom..]),
+    }
+    let mut read_total = base + buffer.len();
     let mut target = block_size;
-    let mut first = true;
     loop {
         while buffer.len() < target && !input_done {
             let data = match input.fill_buf() {
@@ -543,26 +601,25 @@ fn parse_blocks<R: BufRead, H: Handler>(
             };
             if data.is_empty() {
                 input_done = true;
+                if let Some(d) = &mut decoder {
+                    d.finish(&mut buffer);
+                }
                 break;
             }
             let n = data.len().min(target - buffer.len());
-            buffer.extend_from_slice(&data[..n]);
+            let before = buffer.len();
+            match &mut decoder {
+                Some(d) => d.decode(&data[..n], &mut buffer),
+                None => buffer.extend_from_slice(&data[..n]),
+            }
             input.consume(n);
-            read_total = read_total.saturating_add(n);
-            if read_total > limits.max_bytes {
-                return Err(StreamError::Xml(XmlError::TooLarge {
-                    limit: limits.max_bytes,
-                    size: read_total,
-                }));
-            }
+            read_total = read_total.saturating_add(buffer.len() - before);
         }
-        if first {
-            first = false;
-            if buffer.starts_with(b"\xEF\xBB\xBF") {
-                buffer.drain(..3);
-                base = 3;
-                origin = LineCursor::at(1, 2);
-            }
+        if read_total > limits.max_bytes {
+            return Err(StreamError::Xml(XmlError::TooLarge {
+                limit: limits.max_bytes,
+                size: read_total,
+            }));
         }
         // Never cut a UTF-8 sequence: hold back an incomplete one for the next block.
         let usable = if input_done {
@@ -583,8 +640,9 @@ fn parse_blocks<R: BufRead, H: Handler>(
             Step::Continue => {}
         }
         if consumed == 0 {
-            // One token does not fit: read more, within the token limit.
-            if buffer.len() > max_token {
+            // One token does not fit: read more. Text inside the root cannot grow past its
+            // limit; other tokens are bounded by `max_bytes` (checked as they are read).
+            if state.depth > 0 && !buffer.starts_with(b"<") && buffer.len() > max_text_token {
                 let cursor = Cell::new(origin);
                 let at = Locator {
                     block: &buffer,
@@ -593,11 +651,15 @@ fn parse_blocks<R: BufRead, H: Handler>(
                     cursor: &cursor,
                 };
                 return Err(StreamError::Xml(XmlError::TextTooLong {
-                    limit: max_token,
+                    limit: limits.max_text_len,
                     at: at.position(),
                 }));
             }
-            target = buffer.len() + block_size;
+            // Doubling: a long token is parsed again a logarithmic number of times.
+            target = buffer
+                .len()
+                .saturating_mul(2)
+                .max(buffer.len() + block_size);
             continue;
         }
         // Positions in the part about to go must be settled now.
@@ -693,11 +755,23 @@ fn run_block<H: Handler>(
         let event = match reader.read_event() {
             Ok(e) => e,
             Err(e) => {
-                let err_offset = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
+                let mut err_offset = usize::try_from(reader.error_position()).unwrap_or(usize::MAX);
                 if !block.last && is_truncation(&e, err_offset, len) {
                     return Ok((start, Step::Continue));
                 }
-                return Err(quick_xml_error(e, at(err_offset).position()));
+                if let quick_xml::Error::Encoding(_) = e {
+                    // quick-xml names the event; the position is that of the first byte
+                    // that does not decode.
+                    let from = start.min(len);
+                    if let Err(bad) = std::str::from_utf8(&block.bytes[from..]) {
+                        err_offset = from + bad.valid_up_to();
+                    }
+                }
+                return Err(quick_xml_error(
+                    e,
+                    state.encoding,
+                    at(err_offset).position(),
+                ));
             }
         };
         let end = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
@@ -730,9 +804,12 @@ fn configure(config: &mut quick_xml::reader::Config) {
     config.trim_text(false);
 }
 
-fn quick_xml_error(e: quick_xml::Error, at: Position) -> XmlError {
+fn quick_xml_error(e: quick_xml::Error, encoding: Encoding, at: Position) -> XmlError {
     match e {
-        quick_xml::Error::Encoding(_) => XmlError::Encoding { at },
+        quick_xml::Error::Encoding(_) => XmlError::Encoding {
+            encoding: encoding.name(),
+            at,
+        },
         quick_xml::Error::Escape(quick_xml::escape::EscapeError::UnrecognizedEntity(_, name)) => {
             XmlError::Entity { name, at }
         }
@@ -757,12 +834,13 @@ fn flow(c: ControlFlow<()>) -> Step {
 }
 
 impl State {
-    fn new(limits: &Limits) -> State {
+    fn new(limits: &Limits, encoding: Encoding) -> State {
         let mut scope = NamespaceScope::default();
         // The `xml` prefix is always bound; depth 0 is never popped.
         scope.push("xml", XML_NAMESPACE, 0);
         State {
             limits: *limits,
+            encoding,
             scope,
             records: Vec::with_capacity(16),
             arena: String::new(),
@@ -933,12 +1011,9 @@ impl State {
                     Ok(_) => return Err(Self::malformed("only XML version 1.0 is accepted", at)),
                     Err(e) => return Err(Self::malformed(e.to_string(), at)),
                 }
-                if let Some(encoding) = decl.encoding() {
-                    let encoding = encoding.map_err(|e| Self::malformed(e.to_string(), at))?;
-                    let e = encoding.to_ascii_lowercase();
-                    if !matches!(e.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-                        return Err(XmlError::Encoding { at: at.position() });
-                    }
+                if let Some(declared) = decl.encoding() {
+                    let declared = declared.map_err(|e| Self::malformed(e.to_string(), at))?;
+                    self.encoding.check_declared(&declared, at.position())?;
                 }
                 Ok(Step::Continue)
             }
@@ -1038,16 +1113,23 @@ impl State {
         self.arena.clear();
         let mut declares = false;
         let mut count = 0usize;
+        let mut declarations = 0usize;
         for attribute in start.attributes().with_checks(false) {
+            let attribute = attribute.map_err(|e| Self::malformed(e.to_string(), at))?;
+            let key: &str = attribute.key.as_ref();
+            // Namespace declarations count as attributes (the limit bounds the work on one
+            // start tag); the error says how many of them there were.
             count += 1;
+            if key == "xmlns" || key.starts_with("xmlns:") {
+                declarations += 1;
+            }
             if count > self.limits.max_attributes {
                 return Err(XmlError::TooManyAttributes {
                     limit: self.limits.max_attributes,
+                    namespace_declarations: declarations,
                     at: at.position(),
                 });
             }
-            let attribute = attribute.map_err(|e| Self::malformed(e.to_string(), at))?;
-            let key: &str = attribute.key.as_ref();
             if key.len() > self.limits.max_name_len {
                 return Err(XmlError::NameTooLong {
                     limit: self.limits.max_name_len,
@@ -1230,12 +1312,14 @@ impl State {
                 at,
             ));
         }
-        let cap = self.limits.max_attributes.saturating_mul(4).max(64);
-        if self.scope.bindings.len() >= cap {
-            return Err(Self::malformed(
-                format!("more than {cap} namespace declarations in scope"),
-                at,
-            ));
+        // Names are resolved by searching the bindings in scope: bound them. The `xml`
+        // binding every document has is not counted.
+        let cap = namespaces_in_scope_limit(&self.limits);
+        if self.scope.bindings.len() > cap {
+            return Err(XmlError::TooManyNamespaces {
+                limit: cap,
+                at: at.position(),
+            });
         }
         self.scope.push(prefix, uri, depth);
         Ok(())
@@ -1250,6 +1334,11 @@ impl State {
         }
         Ok(step)
     }
+}
+
+/// Most namespace declarations in scope at once: four times `max_attributes`, at least 64.
+pub fn namespaces_in_scope_limit(limits: &Limits) -> usize {
+    limits.max_attributes.saturating_mul(4).max(64)
 }
 
 fn normalize_attribute<'v>(
@@ -1535,14 +1624,21 @@ mod tests {
     }
 
     fn both(doc: &str) -> Result<Vec<String>, String> {
+        both_with(doc.as_bytes(), &Limits::default())
+    }
+
+    /// Parses `doc` as a slice and as streams cut into tiny blocks; all must agree. Returns
+    /// the events, or the error code.
+    fn both_with(doc: &[u8], limits: &Limits) -> Result<Vec<String>, String> {
+        let shown = String::from_utf8_lossy(doc);
         let mut a = Recorder::default();
-        let ra = parse_slice(doc.as_bytes(), &Limits::default(), &mut a);
+        let ra = parse_slice(doc, limits, &mut a);
         let mut b = Recorder::default();
         // Tiny blocks force events to be cut and parsed again.
-        let reader = io::BufReader::with_capacity(3, doc.as_bytes());
-        let rb = parse_blocks(reader, &Limits::default(), &mut b, 5);
+        let reader = io::BufReader::with_capacity(3, doc);
+        let rb = parse_blocks(reader, limits, &mut b, 5);
         let mut c = Recorder::default();
-        let rc = parse_blocks(doc.as_bytes(), &Limits::default(), &mut c, 1);
+        let rc = parse_blocks(doc, limits, &mut c, 1);
         assert_eq!(
             rb.as_ref()
                 .map(|_| b.log.clone())
@@ -1550,11 +1646,11 @@ mod tests {
             rc.as_ref()
                 .map(|_| c.log.clone())
                 .map_err(|e| e.to_string()),
-            "block sizes disagree on {doc}"
+            "block sizes disagree on {shown}"
         );
         match (ra, rb) {
             (Ok(_), Ok(_)) => {
-                assert_eq!(a.log, b.log, "slice and stream disagree on {doc}");
+                assert_eq!(a.log, b.log, "slice and stream disagree on {shown}");
                 Ok(a.log)
             }
             (Err(ea), Err(eb)) => {
@@ -1563,12 +1659,30 @@ mod tests {
                     match eb {
                         StreamError::Xml(x) => x.code(),
                         StreamError::Io(_) => "io",
-                    }
+                    },
+                    "slice and stream disagree on {shown}"
                 );
                 Err(ea.code().to_owned())
             }
-            (ra, rb) => panic!("slice {ra:?} vs stream {rb:?} on {doc}"),
+            (ra, rb) => panic!("slice {ra:?} vs stream {rb:?} on {shown}"),
         }
+    }
+
+    /// `text` in UTF-16 with its byte order mark.
+    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
+        let mut out = if big_endian {
+            vec![0xFE, 0xFF]
+        } else {
+            vec![0xFF, 0xFE]
+        };
+        for unit in text.encode_utf16() {
+            out.extend_from_slice(&if big_endian {
+                unit.to_be_bytes()
+            } else {
+                unit.to_le_bytes()
+            });
+        }
+        out
     }
 
     #[test]
@@ -1624,7 +1738,15 @@ mod tests {
             ("<?xml version='1.1'?><a/>", "xml_malformed"),
             (
                 "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
-                "xml_encoding",
+                "unsupported_encoding",
+            ),
+            (
+                "<?xml version='1.0' encoding='windows-1252'?><a/>",
+                "unsupported_encoding",
+            ),
+            (
+                "<?xml version='1.0' encoding='UTF-16'?><a/>",
+                "xml_malformed",
             ),
             ("<!DOCTYPE a><a/>", "xml_dtd_forbidden"),
             ("<a>&ent;</a>", "xml_entity_forbidden"),
@@ -1649,37 +1771,266 @@ mod tests {
         assert!(both("<a xmlns='urn:x'><b xmlns=''/></a>").is_ok());
     }
 
+    /// Each `[limits.xml]` limit: a document at the value passes and one past it fails with
+    /// the limit's own code — as a slice and as streams, in UTF-8 and in UTF-16 (whose
+    /// limits count the decoded UTF-8).
     #[test]
-    fn enforces_each_limit() {
+    fn each_limit_holds_at_its_value_and_fails_one_past_it() {
         let limits = Limits {
+            max_bytes: 100,
             max_depth: 3,
             max_elements: 5,
             max_attributes: 2,
             max_name_len: 8,
             max_text_len: 10,
-            max_bytes: 200,
         };
-        let check = |doc: &str, code: &str| {
-            let mut r = Recorder::default();
-            let e = parse_slice(doc.as_bytes(), &limits, &mut r).unwrap_err();
-            assert_eq!(e.code(), code, "{doc}");
-            let mut r = Recorder::default();
-            match parse_stream(
-                io::BufReader::with_capacity(4, doc.as_bytes()),
-                &limits,
-                &mut r,
-            ) {
-                Err(StreamError::Xml(e)) => assert_eq!(e.code(), code, "stream {doc}"),
-                other => panic!("stream {doc}: {other:?}"),
+        // A document of exactly `n` bytes: padded with a comment, which no other limit counts.
+        let sized = |n: usize| format!("<a><!--{}--></a>", "x".repeat(n - 14));
+        assert_eq!(sized(100).len(), 100);
+        // (limit, document at the limit, document one past it, code)
+        let cases: Vec<(&str, String, String, &str)> = vec![
+            ("max_bytes", sized(100), sized(101), "xml_too_large"),
+            (
+                "max_depth",
+                "<a><b><c/></b></a>".into(),
+                "<a><b><c><d/></c></b></a>".into(),
+                "xml_too_deep",
+            ),
+            (
+                "max_elements",
+                "<a><b/><b/><b/><b/></a>".into(),
+                "<a><b/><b/><b/><b/><b/></a>".into(),
+                "xml_too_many_elements",
+            ),
+            (
+                "max_attributes",
+                "<a x='1' y='2'/>".into(),
+                "<a x='1' y='2' z='3'/>".into(),
+                "xml_too_many_attributes",
+            ),
+            (
+                "max_attributes, namespace declarations counted",
+                "<a xmlns='urn:u' y='2'/>".into(),
+                "<a xmlns='urn:u' xmlns:p='urn:v' y='2'/>".into(),
+                "xml_too_many_attributes",
+            ),
+            (
+                "max_name_len, element",
+                "<abcdefgh/>".into(),
+                "<abcdefghi/>".into(),
+                "xml_name_too_long",
+            ),
+            (
+                "max_name_len, attribute",
+                "<a abcdefgh='1'/>".into(),
+                "<a abcdefghi='1'/>".into(),
+                "xml_name_too_long",
+            ),
+            (
+                "max_text_len",
+                "<a>0123456789</a>".into(),
+                "<a>0123456789x</a>".into(),
+                "xml_text_too_long",
+            ),
+            (
+                "max_text_len, after references and CR LF are resolved",
+                "<a>01&amp;3\r\n56<!-- -->789</a>".into(),
+                "<a>01&amp;3\r\n56<!-- -->789x</a>".into(),
+                "xml_text_too_long",
+            ),
+            (
+                "max_text_len, in UTF-8 bytes",
+                "<a>äääää</a>".into(),
+                "<a>ääääää</a>".into(),
+                "xml_text_too_long",
+            ),
+            (
+                "max_text_len, attribute value",
+                "<a x='0123456789'/>".into(),
+                "<a x='0123456789x'/>".into(),
+                "xml_text_too_long",
+            ),
+            (
+                "max_text_len, a text token far longer than the limit",
+                "<a>0123456789</a>".into(),
+                format!("<a>{}</a>", "x".repeat(90)),
+                "xml_text_too_long",
+            ),
+        ];
+        for (what, at_limit, past, code) in &cases {
+            assert!(
+                both_with(at_limit.as_bytes(), &limits).is_ok(),
+                "{what}: at the limit: {at_limit}"
+            );
+            assert_eq!(
+                both_with(past.as_bytes(), &limits),
+                Err((*code).to_owned()),
+                "{what}: one past: {past}"
+            );
+            for big_endian in [false, true] {
+                // The decoded text starts with the UTF-8 byte order mark: three bytes more.
+                let (at_limit, past) = if *what == "max_bytes" {
+                    (sized(97), sized(98))
+                } else {
+                    (at_limit.clone(), past.clone())
+                };
+                assert!(
+                    both_with(&utf16(&at_limit, big_endian), &limits).is_ok(),
+                    "{what}: UTF-16 at the limit: {at_limit}"
+                );
+                assert_eq!(
+                    both_with(&utf16(&past, big_endian), &limits),
+                    Err((*code).to_owned()),
+                    "{what}: UTF-16 one past: {past}"
+                );
             }
+        }
+        // Whitespace outside the root is no text: not bounded by max_text_len.
+        assert!(both_with(format!("<a/>{}", " ".repeat(60)).as_bytes(), &limits).is_ok());
+    }
+
+    #[test]
+    fn namespace_declarations_count_as_attributes_and_the_error_says_so() {
+        let declarations =
+            |n: usize| -> String { (0..n).map(|i| format!(" xmlns:p{i}='urn:x{i}'")).collect() };
+        let limits = Limits::default();
+        // 100 on one element, and 100,000 (one 2 MB start tag: the stream reads it whole,
+        // as the slice does, and both name the attribute limit). Tiny blocks would re-read
+        // the giant tag once per byte: only the real block size here.
+        for n in [100, 100_000] {
+            let doc = format!("<r{}/>", declarations(n));
+            let mut r = Recorder::default();
+            match parse_stream(doc.as_bytes(), &limits, &mut r) {
+                Err(StreamError::Xml(e)) => assert_eq!(e.code(), "xml_too_many_attributes"),
+                other => panic!("{n} declarations, streamed: {other:?}"),
+            }
+            let mut r = Recorder::default();
+            let message = parse_slice(doc.as_bytes(), &limits, &mut r)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                message.contains(
+                    "more than 64 attributes; namespace declarations (`xmlns`, `xmlns:*`) count as attributes, and 65 of the first 65 are declarations"
+                ),
+                "{message}"
+            );
+        }
+        let mixed = format!("<r a='1' b='2'{}/>", declarations(63));
+        let mut r = Recorder::default();
+        let e = parse_slice(mixed.as_bytes(), &limits, &mut r).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                XmlError::TooManyAttributes {
+                    limit: 64,
+                    namespace_declarations: 63,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // In scope at once: 64 declarations on each of four elements is the limit (256);
+        // one more on a fifth element is past it.
+        let nested = |extra: usize| {
+            let mut d = String::new();
+            for level in 0..4 {
+                d.push_str(&format!(
+                    "<e{}>",
+                    declarations(64).replace(" xmlns:p", &format!(" xmlns:l{level}p"))
+                ));
+            }
+            d.push_str(&format!("<f{}/>", declarations(extra)));
+            for _ in 0..4 {
+                d.push_str("</e>");
+            }
+            d
         };
-        check("<a><b><c><d/></c></b></a>", "xml_too_deep");
-        check("<a><b/><b/><b/><b/><b/></a>", "xml_too_many_elements");
-        check("<a x='1' y='2' z='3'/>", "xml_too_many_attributes");
-        check("<abcdefghij/>", "xml_name_too_long");
-        check("<a>0123456789x</a>", "xml_text_too_long");
-        check("<a>01234&amp;56789</a>", "xml_text_too_long");
-        check(&format!("<a>{}</a>", " ".repeat(300)), "xml_too_large");
+        assert_eq!(namespaces_in_scope_limit(&limits), 256);
+        assert!(both_with(nested(0).as_bytes(), &limits).is_ok());
+        assert_eq!(
+            both_with(nested(1).as_bytes(), &limits),
+            Err("xml_too_many_namespaces".to_owned())
+        );
+    }
+
+    #[test]
+    fn reads_utf16_with_a_byte_order_mark_like_utf8() {
+        let body =
+            "\n<r:a xmlns:r=\"urn:r\" b=\"ä &amp; €\">\n  <d>𝄞x&lt;&#228;<![CDATA[<]]></d></r:a>";
+        let text = format!("<?xml version='1.0' encoding='UTF-16'?>{body}");
+        let utf8 = both(&format!("<?xml version='1.0' encoding='UTF-8'?>{body}")).unwrap();
+        for big_endian in [false, true] {
+            assert_eq!(
+                both_with(&utf16(&text, big_endian), &Limits::default()),
+                Ok(utf8.clone()),
+                "big endian: {big_endian}"
+            );
+        }
+        // Without a declaration, and with the byte order's own name.
+        assert!(both_with(&utf16("<a/>", false), &Limits::default()).is_ok());
+        assert!(
+            both_with(
+                &utf16("<?xml version='1.0' encoding='utf-16le'?><a/>", false),
+                &Limits::default()
+            )
+            .is_ok()
+        );
+        let refused = |doc: &[u8]| both_with(doc, &Limits::default()).unwrap_err();
+        // The declaration must agree with the byte order mark.
+        for declared in ["UTF-8", "UTF-16BE"] {
+            let doc = format!("<?xml version='1.0' encoding='{declared}'?><a/>");
+            assert_eq!(refused(&utf16(&doc, false)), "xml_malformed", "{declared}");
+        }
+        assert_eq!(
+            refused(&utf16(
+                "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+                true
+            )),
+            "unsupported_encoding"
+        );
+        // UTF-16 without a byte order mark, and UTF-32.
+        let bare: Vec<u8> =
+            utf16("<?xml version='1.0' encoding='UTF-16'?><a/>", false)[2..].to_vec();
+        assert_eq!(refused(&bare), "unsupported_encoding");
+        assert_eq!(
+            refused(b"\xFF\xFE\x00\x00<\x00\x00\x00"),
+            "unsupported_encoding"
+        );
+        // A lone surrogate is refused where it stands, by line and column (as is a byte
+        // that is not UTF-8 in a UTF-8 document).
+        let mut broken = utf16("<a>\nxy</a>", false);
+        broken.splice(12..12, [0x00, 0xDC]);
+        assert_eq!(refused(&broken), "xml_encoding");
+        for (doc, encoding) in [(broken, "UTF-16LE"), (b"<a>\nx\xFFy</a>".to_vec(), "UTF-8")] {
+            let mut r = Recorder::default();
+            match parse_slice(&doc, &Limits::default(), &mut r) {
+                Err(XmlError::Encoding { encoding: e, at }) => {
+                    assert_eq!(e, encoding);
+                    assert_eq!((at.line, at.column), (2, 2), "{at:?}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // An odd number of bytes.
+        let mut odd = utf16("<a/>", true);
+        odd.push(b' ');
+        assert_eq!(refused(&odd), "xml_encoding");
+    }
+
+    #[test]
+    fn positions_in_utf16_are_those_of_the_characters() {
+        let text = "<a>\n  <b>ä€𝄞</b>\n  <c/></a>";
+        let mut r = Recorder::default();
+        parse_slice(&utf16(text, false), &Limits::default(), &mut r).unwrap();
+        let mut u = Recorder::default();
+        parse_slice(
+            format!("\u{FEFF}{text}").as_bytes(),
+            &Limits::default(),
+            &mut u,
+        )
+        .unwrap();
+        assert_eq!(r.log, u.log);
+        assert!(r.log.contains(&"start {}c @3:3".to_owned()), "{:?}", r.log);
     }
 
     #[test]
@@ -1692,7 +2043,8 @@ mod tests {
         let doc = format!("<a>{}</a>", "x".repeat(200_000));
         let mut r = Recorder::default();
         match parse_stream(io::BufReader::new(doc.as_bytes()), &limits, &mut r) {
-            Err(StreamError::Xml(XmlError::TextTooLong { .. })) => {}
+            // The limit named is the configured one.
+            Err(StreamError::Xml(XmlError::TextTooLong { limit: 100, .. })) => {}
             other => panic!("{other:?}"),
         }
     }

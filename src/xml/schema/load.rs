@@ -16,6 +16,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::xml::encoding::{self, Decoded, Encoding};
 use crate::xml::reader::{self, Handler, Locator, StartTag};
 use crate::xml::{Limits, Position};
 
@@ -193,15 +194,19 @@ impl Handler for TreeBuilder {
     }
 }
 
-/// Parses one schema document's bytes.
-fn parse_tree(bytes: &[u8], display: &str) -> Result<XNode, SchemaError> {
+/// Parses one schema document's text (UTF-8; `encoding` is what it was read in).
+fn parse_tree(bytes: &[u8], encoding: Encoding, display: &str) -> Result<XNode, SchemaError> {
     let mut builder = TreeBuilder {
         stack: Vec::new(),
         root: None,
         skipping: 0,
         scopes: Vec::new(),
     };
-    reader::parse_slice(bytes, &schema_limits(), &mut builder).map_err(|error| {
+    let decoded = Decoded {
+        text: std::borrow::Cow::Borrowed(bytes),
+        encoding,
+    };
+    reader::parse_decoded(&decoded, &schema_limits(), &mut builder).map_err(|error| {
         SchemaError::NotWellFormed {
             file: display.to_owned(),
             error,
@@ -256,6 +261,7 @@ impl Loader {
         let bytes: Rc<[u8]> = Rc::from(xsd.as_bytes());
         loader.add_doc(
             bytes,
+            Encoding::Utf8,
             "<embedded schema>".into(),
             base_dir.map(Path::to_path_buf),
             Expect::Root,
@@ -306,7 +312,15 @@ impl Loader {
         let display = path.display().to_string();
         let base = canonical.parent().map(Path::to_path_buf);
         self.seen.insert((canonical, key_ns), self.docs.len());
-        self.add_doc(Rc::from(bytes), display, base, expect)
+        // Kept decoded (UTF-16 as UTF-8): offsets into it give line and column later.
+        let decoded = encoding::decode(&bytes, schema_limits().max_bytes).map_err(|error| {
+            SchemaError::NotWellFormed {
+                file: display.clone(),
+                error,
+            }
+        })?;
+        let source = Rc::from(&*decoded.text);
+        self.add_doc(source, decoded.encoding, display, base, expect)
     }
 
     fn io_error(
@@ -336,11 +350,12 @@ impl Loader {
     fn add_doc(
         &mut self,
         source: Rc<[u8]>,
+        encoding: Encoding,
         display: String,
         base_dir: Option<PathBuf>,
         expect: Expect,
     ) -> Result<(), SchemaError> {
-        let root = parse_tree(&source, &display)?;
+        let root = parse_tree(&source, encoding, &display)?;
         let err = |offset: usize, message: String| {
             let at = Position::of_offset(&source, offset);
             SchemaError::Invalid {

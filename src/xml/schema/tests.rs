@@ -447,3 +447,46 @@ fn xsi_nil_is_refused_on_a_non_nillable_element_whatever_its_value() {
         );
     }
 }
+
+/// Schema files are read like documents: UTF-16 with a byte order mark loads, and errors in
+/// it are placed by the line and column of its characters; other encodings are refused.
+#[test]
+fn schema_files_in_utf16_load_and_report_positions_by_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<xs:schema {XS}>\n  <!-- ä€𝄞 -->  <xs:element name=\"r\" type=\"Nope\"/></xs:schema>"
+    );
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in text.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let path = dir.path().join("u16.xsd");
+    std::fs::write(&path, &utf16).unwrap();
+    let e = Schema::load(&path).unwrap_err().to_string();
+    // Column 17 counts ä, € and 𝄞 as one character each, as the UTF-8 file does.
+    assert!(e.contains("u16.xsd:3:17:"), "{e}");
+    let utf8 = dir.path().join("u8.xsd");
+    std::fs::write(&utf8, text.replace("UTF-16", "UTF-8")).unwrap();
+    let e8 = Schema::load(&utf8).unwrap_err().to_string();
+    assert_eq!(e8.replace("u8.xsd", "u16.xsd"), e);
+    let fixed = text.replace("Nope", "xs:date");
+    let mut utf16 = vec![0xFE, 0xFF];
+    for unit in fixed.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_be_bytes());
+    }
+    std::fs::write(&path, &utf16).unwrap();
+    let s = Schema::load(&path).unwrap();
+    assert!(s.validate(b"<r>2020-01-01</r>", &Limits::default()).is_ok());
+    let latin1 = dir.path().join("latin1.xsd");
+    std::fs::write(
+        &latin1,
+        format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><xs:schema {XS}/>"),
+    )
+    .unwrap();
+    match Schema::load(&latin1) {
+        Err(SchemaError::NotWellFormed { error, .. }) => {
+            assert_eq!(error.code(), "unsupported_encoding")
+        }
+        other => panic!("{other:?}"),
+    }
+}

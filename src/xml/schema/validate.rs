@@ -907,14 +907,13 @@ impl Handler for Validator<'_> {
                         // Structures §3.3.4 clause 3.1: a declaration that is not nillable
                         // allows no xsi:nil at all, "false" included.
                         match elem.map(|e| model.element(e)) {
-                            Some(d) if d.nillable => {
-                                if value {
-                                    nil = true;
-                                    if d.constraint.as_ref().is_some_and(|c| c.fixed) {
-                                        self.error(loc, here, "an element with a fixed value cannot be nil".to_owned())?;
-                                    }
+                            Some(d) if d.nillable && value => {
+                                nil = true;
+                                if d.constraint.as_ref().is_some_and(|c| c.fixed) {
+                                    self.error(loc, here, "an element with a fixed value cannot be nil".to_owned())?;
                                 }
                             }
+                            Some(d) if d.nillable => {}
                             Some(_) => self.error(loc, here, format!("<{local}> is not nillable, so it cannot have xsi:nil (not even \"false\")"))?,
                             None if value => self.error(loc, here, format!("<{local}> is not nillable, so xsi:nil=\"true\" is not allowed"))?,
                             None => {}
