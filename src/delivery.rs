@@ -572,7 +572,7 @@ async fn prepare_document(
     subject: StudentId,
     scope: Scope,
 ) -> Result<Prepared, PipelineError> {
-    let limits = gw.config.limits.xml;
+    let limits = pipeline::xml_limits(Some(&gw.config));
     let context = WriteContext::new(gw.now()).with_source(row.src.clone());
     let small = body.len() <= BLOCKING_THRESHOLD;
     let run = move |schemas: &pipeline::Schemas| {

@@ -1,6 +1,5 @@
 //! `siirto`: command line → configuration → tracing → run. The only place that uses `anyhow`.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -187,42 +186,26 @@ async fn wait_for_signal() {
     }
 }
 
-/// `siirto validate`: exit 0 valid, 1 invalid (errors on stdout), 2 unusable.
+/// `siirto validate`: exit 0 valid, 1 invalid (errors on stdout), 2 unusable. The limits are
+/// the configuration's `[limits.xml]` with `--config`, the documented defaults with `--schema`.
 fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
-    let schema = match source {
-        SchemaSource::File(xsd) => {
-            siirto::xml::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?
-        }
+    let (schema, config) = match source {
+        SchemaSource::File(xsd) => (
+            siirto::xml::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?,
+            None,
+        ),
         SchemaSource::Format { format, config } => {
             let config = load_config(&config)?;
             let schemas = siirto::pipeline::Schemas::load(&config.schemas, [format])?;
-            schemas
+            let schema = schemas
                 .get(format)
                 .cloned()
-                .ok_or_else(|| anyhow!("no schema for format {format}"))?
+                .ok_or_else(|| anyhow!("no schema for format {format}"))?;
+            (schema, Some(config))
         }
     };
-    let reader =
-        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let limits = siirto::xml::Limits {
-        max_bytes: usize::MAX,
-        max_elements: usize::MAX,
-        ..siirto::xml::Limits::default()
-    };
-    match schema.validate_reader(std::io::BufReader::new(reader), &limits) {
-        Ok(_) => {
-            println!("{}: valid", file.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(siirto::xml::schema::ValidationFailure::Unreadable(e)) => {
-            eprintln!("siirto: {}: cannot be read: {e}", file.display());
-            Ok(ExitCode::from(2))
-        }
-        Err(failure) => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}: invalid", file.display());
-            let _ = writeln!(out, "{failure}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    let limits = siirto::pipeline::xml_limits(config.as_ref());
+    let mut out = std::io::stdout().lock();
+    let status = siirto::xml::schema::validate_file_cli(&schema, file, &limits, &mut out);
+    Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::config::SchemaPaths;
+use crate::config::{Config, SchemaPaths};
 use crate::formats::{self, Format, FormatError, WriteContext};
 use crate::scope::Scope;
 use crate::student_id::StudentId;
@@ -20,6 +20,14 @@ use crate::vault::sha256;
 use crate::xml::schema::{Schema, SchemaError, ValidationFailure};
 
 use crate::xml::{Limits, dom};
+
+/// The `[limits.xml]` every path that reads a document applies: a transfer's fetched record and
+/// its converted document, `siirto convert`, `siirto validate --config`; and with no
+/// configuration (`siirto validate --schema`) the documented defaults. One function, so the
+/// paths cannot drift apart.
+pub fn xml_limits(config: Option<&Config>) -> Limits {
+    config.map_or_else(Limits::default, |c| c.limits.xml)
+}
 
 /// Compiled schemas by format.
 #[derive(Clone, Default)]
@@ -144,7 +152,7 @@ pub fn prepare(
         })?;
     let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
         format: from,
-        summary: e.to_string(),
+        summary: format!("{}: {e}", e.code()),
     })?;
     let conversion =
         formats::convert(from, to, &root, subject, scope, context).map_err(|e| match e {
@@ -166,9 +174,14 @@ pub fn prepare(
     })
 }
 
-/// At most three errors, by position and element path only: schema messages can quote values,
-/// which may be personal data, and this text is written to the audit trail.
+/// The failure's stable code (`unsupported_encoding`, `xml_too_large`, `xml_schema_invalid`, …)
+/// and at most three errors, by position and element path only: schema messages can quote
+/// values, which may be personal data, and this text is written to the audit trail.
 pub fn summarize(failure: &ValidationFailure) -> String {
+    format!("{}: {}", failure.code(), describe(failure))
+}
+
+fn describe(failure: &ValidationFailure) -> String {
     match failure {
         ValidationFailure::NotWellFormed(e) => e.to_string(),
         ValidationFailure::Unreadable(e) => format!("unreadable: {e}"),

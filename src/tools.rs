@@ -71,13 +71,17 @@ pub fn convert(
         Some(s) => Scope::parse(s).map_err(|e| ToolError::Usage(format!("--scope: {e}")))?,
         None => Scope::all(),
     };
-    let limits = config.limits.xml;
+    let limits = crate::pipeline::xml_limits(Some(config));
     let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to])
         .map_err(|e| ToolError::Other(e.to_string()))?;
     if let Some(schema) = schemas.get(from)
         && let Err(failure) = schema.validate(&bytes, &limits)
     {
-        eprintln!("{}: not valid {from}:\n{failure}", file.display());
+        eprintln!(
+            "{}: not valid {from} ({}):\n{failure}",
+            file.display(),
+            failure.code()
+        );
         return Ok(ExitCode::from(1));
     }
     let root = dom::parse(&bytes, &limits).map_err(|e| ToolError::File {
@@ -100,7 +104,10 @@ pub fn convert(
     if let Some(schema) = schemas.get(to)
         && let Err(failure) = schema.validate(&conversion.document, &limits)
     {
-        eprintln!("converted document is not valid {to}:\n{failure}");
+        eprintln!(
+            "converted document is not valid {to} ({}):\n{failure}",
+            failure.code()
+        );
         return Ok(ExitCode::from(1));
     }
     let mut out = std::io::stdout().lock();

@@ -163,3 +163,51 @@ async fn a_source_sending_100000_nested_elements_fails_the_transfer() {
     assert_refused_on_validation(&bed, &transfer, "nest deeper than the limit of 128").await;
     bed.stop().await;
 }
+
+/// ISO-8859-1, which XML 1.0 lets a processor refuse: the transfer fails, and the step and
+/// the audit name the code `unsupported_encoding` and the encoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_sending_latin1_fails_the_transfer_as_unsupported_encoding() {
+    let bed = start().await;
+    let record = school_record(STUDENT, false);
+    let latin1: Vec<u8> = record
+        .replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1)
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("Latin-1 text"))
+        .collect();
+    bed.sources["turku"].set_behaviour(Behaviour::Body(latin1));
+    let transfer = transfer_fails(&bed, "invalid_source_document").await;
+    assert_refused_on_validation(&bed, &transfer, "unsupported_encoding: ").await;
+    assert_refused_on_validation(&bed, &transfer, "(ISO-8859-1)").await;
+    bed.stop().await;
+}
+
+/// UTF-16 with a byte order mark, which every XML processor must read, is delivered as the
+/// UTF-8 record is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_sending_utf16_is_delivered() {
+    let bed = start().await;
+    let record =
+        school_record(STUDENT, false).replacen("encoding=\"UTF-8\"", "encoding=\"UTF-16\"", 1);
+    let mut utf16 = vec![0xFF, 0xFE];
+    for unit in record.encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    bed.sources["turku"].insert(STUDENT, utf16);
+    let id = submit_accepted(&bed, &token(&bed, STUDENT, "turku", "espoo", SCOPE)).await;
+    let transfer = finished(&bed, &id).await;
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}");
+    let requests = bed.destinations["espoo"].requests();
+    assert_eq!(requests.len(), 1);
+    assert_valid(
+        siirto::formats::Format::SiirtoV1,
+        &requests[0].body,
+        "the record Espoo received",
+    );
+    let received = String::from_utf8_lossy(&requests[0].body).into_owned();
+    assert!(
+        received.contains("<familyName>Meikäläinen</familyName>"),
+        "{received}"
+    );
+    bed.stop().await;
+}

@@ -264,8 +264,9 @@ pub const EXIT_INVALID: i32 = 1;
 pub const EXIT_UNUSABLE: i32 = 2;
 
 /// The logic of `siirto validate --schema XSD FILE`: loads the schema, streams the file,
-/// writes a verdict (and the errors) to `out`, and returns 0 (valid), 1 (invalid: not valid,
-/// not well-formed, or over a limit) or 2 (the schema or the file cannot be used).
+/// writes a verdict (with the failure's code, and the errors) to `out`, and returns 0
+/// (valid), 1 (invalid: not valid, not well-formed, in an unsupported encoding, or over a
+/// limit) or 2 (the schema or the file cannot be used).
 pub fn run_validate_cli(
     schema_path: &Path,
     document: &Path,
@@ -308,18 +309,23 @@ pub fn validate_file_cli(
             );
             EXIT_VALID
         }
-        Err(ValidationFailure::Invalid(errors)) => {
-            let _ = writeln!(out, "{}: invalid", document.display());
-            let _ = writeln!(out, "{errors}");
-            EXIT_INVALID
-        }
-        Err(ValidationFailure::NotWellFormed(e)) => {
-            let _ = writeln!(out, "{}: invalid: {e}", document.display());
-            EXIT_INVALID
-        }
-        Err(e) => {
-            let _ = writeln!(out, "{}: {e}", document.display());
-            EXIT_UNUSABLE
+        Err(failure) => {
+            let code = failure.code();
+            let name = document.display();
+            match failure {
+                ValidationFailure::Invalid(errors) => {
+                    let _ = writeln!(out, "{name}: invalid ({code})\n{errors}");
+                    EXIT_INVALID
+                }
+                ValidationFailure::NotWellFormed(e) => {
+                    let _ = writeln!(out, "{name}: invalid ({code}): {e}");
+                    EXIT_INVALID
+                }
+                ValidationFailure::Unreadable(e) => {
+                    let _ = writeln!(out, "{name}: cannot be read ({code}): {e}");
+                    EXIT_UNUSABLE
+                }
+            }
         }
     }
 }
