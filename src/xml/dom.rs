@@ -19,7 +19,8 @@ pub struct Element {
     pub local: String,
     pub attributes: Vec<Attribute>,
     pub children: Vec<Node>,
-    /// Byte offset of the start tag in the source, for [`Position::of_offset`].
+    /// Byte offset of the start tag in the source (in its UTF-8 decoding when the source is
+    /// UTF-16), for [`Position::of_offset`].
     pub offset: usize,
 }
 

@@ -53,7 +53,8 @@ impl Default for Limits {
     }
 }
 
-/// Where in a document something is: 1-based line and column (in characters), and byte offset.
+/// Where in a document something is: 1-based line and column (in characters), and byte offset
+/// (into the UTF-8 text; for a UTF-16 document, into its decoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Position {
     pub line: u32,

@@ -115,7 +115,8 @@ impl fmt::Display for ValidationErrors {
 /// Why a document was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidationFailure {
-    /// Not XML we accept: malformed, a DTD, an entity, or a limit was hit.
+    /// Not XML we accept: malformed, a DTD, an entity, an unsupported encoding, or a limit
+    /// was hit.
     #[error("the document is not acceptable XML: {0}")]
     NotWellFormed(XmlError),
     /// Well-formed but not valid against the schema.
@@ -146,7 +147,8 @@ pub struct ValidatedDocument<'a> {
 }
 
 impl<'a> ValidatedDocument<'a> {
-    /// The document exactly as validated.
+    /// The document's bytes exactly as given (a UTF-16 document was validated on its UTF-8
+    /// decoding; see [`crate::xml::encoding`]).
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
