@@ -306,8 +306,27 @@ fn convert_applies_the_configured_limits_to_input_and_output() {
     }
 }
 
-fn context() -> WriteContext {
-    WriteContext::new(Timestamp::from_secs(1_790_000_000))
+/// What the transfer worker does with a fetched record: the demo student's, siirto-v1 to
+/// siirto-v1, whole scope, at a fixed time.
+fn prepare(
+    source: &[u8],
+    schemas: &Schemas,
+    limits: &Limits,
+) -> Result<pipeline::Prepared, PipelineError> {
+    let subject = StudentId::parse(siirto::demo::DEMO_STUDENT).expect("student id");
+    let context = WriteContext::new(Timestamp::from_secs(1_790_000_000));
+    pipeline::prepare(
+        source,
+        schemas,
+        Task {
+            from: Format::SiirtoV1,
+            to: Format::SiirtoV1,
+            subject: &subject,
+            scope: Scope::all(),
+            limits,
+            context: &context,
+        },
+    )
 }
 
 /// A transfer's fetched record goes through `pipeline::prepare` with the limits the worker
@@ -317,23 +336,8 @@ fn context() -> WriteContext {
 fn a_fetched_record_is_held_to_every_limit() {
     let schemas =
         Schemas::load(&SchemaPaths::default(), [Format::SiirtoV1]).expect("built-in schema");
-    let subject = StudentId::parse(siirto::demo::DEMO_STUDENT).expect("student id");
     let source = padded_record();
-    let context = context();
-    let prepare = |limits: &Limits| {
-        pipeline::prepare(
-            &source,
-            &schemas,
-            Task {
-                from: Format::SiirtoV1,
-                to: Format::SiirtoV1,
-                subject: &subject,
-                scope: Scope::all(),
-                limits,
-                context: &context,
-            },
-        )
-    };
+    let prepare = |limits: &Limits| prepare(&source, &schemas, limits);
     let output = prepare(&Limits::default()).expect("prepares").document;
     for ((limit, field, code), need) in LIMITS.iter().zip(needs(&output)) {
         let mut at = Limits::default();
@@ -448,23 +452,7 @@ fn utf16_is_read_and_latin1_refused_on_every_path() {
     // A fetched record.
     let schemas =
         Schemas::load(&SchemaPaths::default(), [Format::SiirtoV1]).expect("built-in schema");
-    let subject = StudentId::parse(siirto::demo::DEMO_STUDENT).expect("student id");
-    let context = context();
-    let limits = Limits::default();
-    let prepare = |source: &[u8]| {
-        pipeline::prepare(
-            source,
-            &schemas,
-            Task {
-                from: Format::SiirtoV1,
-                to: Format::SiirtoV1,
-                subject: &subject,
-                scope: Scope::all(),
-                limits: &limits,
-                context: &context,
-            },
-        )
-    };
+    let prepare = |source: &[u8]| prepare(source, &schemas, &Limits::default());
     let a = prepare(record.as_bytes()).expect("UTF-8 record");
     let b = prepare(&utf16(&declared_utf16)).expect("UTF-16 record");
     assert_eq!(a.document, b.document);

@@ -278,27 +278,28 @@ pub fn decode(document: &[u8], max_bytes: usize) -> Result<Decoded<'_>, XmlError
     })
 }
 
+/// `text` in UTF-16 with its byte order mark, for tests.
+#[cfg(test)]
+pub(crate) fn utf16_with_bom(text: &str, big_endian: bool) -> Vec<u8> {
+    let mut out = if big_endian {
+        vec![0xFE, 0xFF]
+    } else {
+        vec![0xFF, 0xFE]
+    };
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
-        let mut out = if big_endian {
-            vec![0xFE, 0xFF]
-        } else {
-            vec![0xFF, 0xFE]
-        };
-        for unit in text.encode_utf16() {
-            let bytes = if big_endian {
-                unit.to_be_bytes()
-            } else {
-                unit.to_le_bytes()
-            };
-            out.extend_from_slice(&bytes);
-        }
-        out
-    }
 
     #[test]
     fn sniffs_the_first_bytes_as_appendix_f_lists_them() {
@@ -342,7 +343,7 @@ mod tests {
     fn decodes_utf16_both_ways_with_pairs_cut_anywhere() {
         let text = "<a b='ä'>€𝄞x</a>";
         for big_endian in [false, true] {
-            let bytes = utf16(text, big_endian);
+            let bytes = utf16_with_bom(text, big_endian);
             let whole = decode(&bytes, 1000).unwrap();
             let mut expected = UTF8_BOM.to_vec();
             expected.extend_from_slice(text.as_bytes());
@@ -377,7 +378,7 @@ mod tests {
     #[test]
     fn the_size_limit_counts_the_decoded_text() {
         // 10 ASCII characters: 22 bytes of UTF-16 with its mark, 13 of UTF-8 with its mark.
-        let bytes = utf16("<a>xxx</a>", false);
+        let bytes = utf16_with_bom("<a>xxx</a>", false);
         assert_eq!(bytes.len(), 22);
         assert_eq!(decode(&bytes, 13).unwrap().text.len(), 13);
         assert!(matches!(
@@ -385,7 +386,7 @@ mod tests {
             Err(XmlError::TooLarge { limit: 12, .. })
         ));
         // Three UTF-8 bytes per character: decoded larger than the UTF-16.
-        let bytes = utf16("€€€€", true);
+        let bytes = utf16_with_bom("€€€€", true);
         assert_eq!(decode(&bytes, 15).unwrap().text.len(), 15);
         assert!(matches!(
             decode(&bytes, 14),

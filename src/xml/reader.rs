@@ -549,11 +549,7 @@ fn parse_blocks<R: BufRead, H: Handler>(
     let mut head: Vec<u8> = Vec::with_capacity(4);
     let mut input_done = false;
     while head.len() < 4 {
-        let data = match input.fill_buf() {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(StreamError::Io(e)),
-        };
+        let data = next_bytes(&mut input)?;
         if data.is_empty() {
             input_done = true;
             break;
@@ -594,11 +590,7 @@ fn parse_blocks<R: BufRead, H: Handler>(
     let mut target = block_size;
     loop {
         while buffer.len() < target && !input_done {
-            let data = match input.fill_buf() {
-                Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(StreamError::Io(e)),
-            };
+            let data = next_bytes(&mut input)?;
             if data.is_empty() {
                 input_done = true;
                 if let Some(d) = &mut decoder {
@@ -677,6 +669,20 @@ fn parse_blocks<R: BufRead, H: Handler>(
         base += consumed;
         target = block_size.max(buffer.len() + 1);
     }
+}
+
+/// The next bytes of `input` (empty at its end), an interrupted read retried.
+fn next_bytes<R: BufRead>(input: &mut R) -> Result<&[u8], StreamError> {
+    loop {
+        match input.fill_buf() {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StreamError::Io(e)),
+        }
+    }
+    // What the call that just succeeded buffered (returning it from the loop is a borrow the
+    // checker cannot follow); at the end of the input, another read that finds nothing.
+    input.fill_buf().map_err(StreamError::Io)
 }
 
 /// The length of `bytes` without an incomplete UTF-8 sequence at its end.
@@ -1585,6 +1591,7 @@ pub fn is_nmtoken(s: &str) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::xml::encoding::utf16_with_bom as utf16;
 
     #[derive(Default)]
     struct Recorder {
@@ -1666,23 +1673,6 @@ mod tests {
             }
             (ra, rb) => panic!("slice {ra:?} vs stream {rb:?} on {shown}"),
         }
-    }
-
-    /// `text` in UTF-16 with its byte order mark.
-    fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
-        let mut out = if big_endian {
-            vec![0xFE, 0xFF]
-        } else {
-            vec![0xFF, 0xFE]
-        };
-        for unit in text.encode_utf16() {
-            out.extend_from_slice(&if big_endian {
-                unit.to_be_bytes()
-            } else {
-                unit.to_le_bytes()
-            });
-        }
-        out
     }
 
     #[test]

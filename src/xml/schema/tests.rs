@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::xml::Limits;
+use crate::xml::encoding::utf16_with_bom;
 
 const XS: &str = r#"xmlns:xs="http://www.w3.org/2001/XMLSchema""#;
 
@@ -456,12 +457,8 @@ fn schema_files_in_utf16_load_and_report_positions_by_character() {
     let text = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<xs:schema {XS}>\n  <!-- ä€𝄞 -->  <xs:element name=\"r\" type=\"Nope\"/></xs:schema>"
     );
-    let mut utf16 = vec![0xFF, 0xFE];
-    for unit in text.encode_utf16() {
-        utf16.extend_from_slice(&unit.to_le_bytes());
-    }
     let path = dir.path().join("u16.xsd");
-    std::fs::write(&path, &utf16).unwrap();
+    std::fs::write(&path, utf16_with_bom(&text, false)).unwrap();
     let e = Schema::load(&path).unwrap_err().to_string();
     // Column 17 counts ä, € and 𝄞 as one character each, as the UTF-8 file does.
     assert!(e.contains("u16.xsd:3:17:"), "{e}");
@@ -470,11 +467,7 @@ fn schema_files_in_utf16_load_and_report_positions_by_character() {
     let e8 = Schema::load(&utf8).unwrap_err().to_string();
     assert_eq!(e8.replace("u8.xsd", "u16.xsd"), e);
     let fixed = text.replace("Nope", "xs:date");
-    let mut utf16 = vec![0xFE, 0xFF];
-    for unit in fixed.encode_utf16() {
-        utf16.extend_from_slice(&unit.to_be_bytes());
-    }
-    std::fs::write(&path, &utf16).unwrap();
+    std::fs::write(&path, utf16_with_bom(&fixed, true)).unwrap();
     let s = Schema::load(&path).unwrap();
     assert!(s.validate(b"<r>2020-01-01</r>", &Limits::default()).is_ok());
     let latin1 = dir.path().join("latin1.xsd");
