@@ -560,6 +560,84 @@ fn documented_deviations_from_libxml2() {
     }
 }
 
+/// `text` in UTF-16, little- or big-endian, with or without its byte order mark.
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for unit in std::iter::once(0xFEFF)
+        .filter(|_| bom)
+        .chain(text.encode_utf16())
+    {
+        out.extend_from_slice(&if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
+/// The encodings the parser reads as libxml2 does (UTF-16 with its byte order mark), and
+/// where it is stricter (README "Encodings"): UTF-16 without a byte order mark (XML 1.0 §4.3.3:
+/// it must have one), a UTF-16 document whose declaration names UTF-8 (§4.3.3: a fatal
+/// error), and ISO-8859-1 (which a processor may refuse). libxml2 reads all of them.
+#[test]
+fn encodings_against_libxml2() {
+    let decl = |e: &str| format!("<?xml version=\"1.0\" encoding=\"{e}\"?>\n<n>Mäki €</n>\n");
+    let latin1: Vec<u8> = decl("ISO-8859-1")
+        .replace(" €", "")
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("Latin-1"))
+        .collect();
+    // (what, document, engine: None = valid or Some(code), libxml2 valid)
+    let cases: Vec<(&str, Vec<u8>, Option<&str>, bool)> = vec![
+        (
+            "UTF-16LE with its mark",
+            utf16(&decl("UTF-16"), false, true),
+            None,
+            true,
+        ),
+        (
+            "UTF-16BE with its mark",
+            utf16(&decl("UTF-16"), true, true),
+            None,
+            true,
+        ),
+        (
+            "UTF-16LE without a mark",
+            utf16(&decl("UTF-16"), false, false),
+            Some("unsupported_encoding"),
+            true,
+        ),
+        (
+            "UTF-16LE declared UTF-8",
+            utf16(&decl("UTF-8"), false, true),
+            Some("xml_malformed"),
+            true,
+        ),
+        ("ISO-8859-1", latin1, Some("unsupported_encoding"), true),
+    ];
+    let text = schema_text(r###"<xs:element name="n" type="xs:string"/>"###);
+    let schema = Schema::from_str(&text, None).expect("schema loads");
+    let xmllint = support::xmllint();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema_path = dir.path().join("e.xsd");
+    std::fs::write(&schema_path, &text).expect("write");
+    for (i, (what, doc, engine, libxml2)) in cases.iter().enumerate() {
+        let ours = schema.validate(doc, &Limits::default()).map(|_| ());
+        assert_eq!(
+            ours.as_ref().err().map(ValidationFailure::code),
+            *engine,
+            "{what}: {ours:?}"
+        );
+        if let Some(x) = &xmllint {
+            let path = dir.path().join(format!("e{i}.xml"));
+            std::fs::write(&path, doc).expect("write");
+            let theirs = support::xmllint_verdicts(x, &schema_path, &[path]);
+            assert_eq!(theirs, vec![*libxml2], "libxml2 verdict changed: {what}");
+        }
+    }
+}
+
 #[test]
 fn feature_probes_agree_with_expectations_and_libxml2() {
     let xmllint = support::xmllint();
