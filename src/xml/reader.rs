@@ -633,8 +633,10 @@ fn parse_blocks<R: BufRead, H: Handler>(
         }
         if consumed == 0 {
             // One token does not fit: read more. Text inside the root cannot grow past its
-            // limit; other tokens are bounded by `max_bytes` (checked as they are read).
-            if state.depth > 0 && !buffer.starts_with(b"<") && buffer.len() > max_text_token {
+            // limit; markup and references are bounded by `max_bytes` (checked as they are
+            // read), as in `parse_slice`.
+            let text = !matches!(buffer.first(), Some(b'<' | b'&'));
+            if state.depth > 0 && text && buffer.len() > max_text_token {
                 let cursor = Cell::new(origin);
                 let at = Locator {
                     block: &buffer,
@@ -1845,6 +1847,12 @@ mod tests {
                 "<a>0123456789</a>".into(),
                 format!("<a>{}</a>", "x".repeat(90)),
                 "xml_text_too_long",
+            ),
+            (
+                "an entity reference with a name longer than a text token",
+                "<a>0123456789</a>".into(),
+                format!("<a>&{};</a>", "x".repeat(60)),
+                "xml_entity_forbidden",
             ),
         ];
         for (what, at_limit, past, code) in &cases {
