@@ -269,7 +269,7 @@ pub struct LimitsConfig {
     /// Connections in all and per address, and the reserve for authenticated addresses.
     pub connections: crate::admission::AdmissionLimits,
     /// Bounds for every XML document parsed.
-    pub xml: crate::xml::Limits,
+    pub xml: siirto_xsd::Limits,
 }
 
 impl Default for LimitsConfig {
@@ -280,7 +280,7 @@ impl Default for LimitsConfig {
             request_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             connections: crate::admission::AdmissionLimits::default(),
-            xml: crate::xml::Limits::default(),
+            xml: siirto_xsd::Limits::default(),
         }
     }
 }
@@ -2334,7 +2334,7 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
             (Duration::from_millis(100), 10 * MINUTE),
         ),
         connections,
-        xml: crate::xml::Limits {
+        xml: siirto_xsd::Limits {
             max_bytes: check.size(x, px, "max_bytes", dx.max_bytes, (KIB, 4 * GIB)),
             max_depth: as_usize(check.integer(
                 x,

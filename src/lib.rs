@@ -15,7 +15,7 @@
 //!   CA bundles, CRLs verified at load and their freshness), and the verifiers that apply it.
 //! - [`pki`]: development certificates and keys (rcgen); never for production.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
-//! - [`xml`]: hardened XML parsing, the XML Schema compiler and streaming validator.
+//! - [`siirto_xsd`]: hardened XML parsing, the XML Schema compiler and streaming validator.
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model.
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
@@ -55,4 +55,3 @@ pub mod trail;
 pub mod transfer;
 pub mod vault;
 pub mod x509_policy;
-pub mod xml;

@@ -191,7 +191,7 @@ async fn wait_for_signal() {
 fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
     let schema = match source {
         SchemaSource::File(xsd) => {
-            siirto::xml::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?
+            siirto_xsd::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?
         }
         SchemaSource::Format { format, config } => {
             let config = load_config(&config)?;
@@ -204,17 +204,17 @@ fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
     };
     let reader =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let limits = siirto::xml::Limits {
+    let limits = siirto_xsd::Limits {
         max_bytes: usize::MAX,
         max_elements: usize::MAX,
-        ..siirto::xml::Limits::default()
+        ..siirto_xsd::Limits::default()
     };
     match schema.validate_reader(std::io::BufReader::new(reader), &limits) {
         Ok(_) => {
             println!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Err(siirto::xml::schema::ValidationFailure::Unreadable(e)) => {
+        Err(siirto_xsd::schema::ValidationFailure::Unreadable(e)) => {
             eprintln!("siirto: {}: cannot be read: {e}", file.display());
             Ok(ExitCode::from(2))
         }

@@ -17,9 +17,9 @@ use crate::formats::{self, Format, FormatError, WriteContext};
 use crate::scope::Scope;
 use crate::student_id::StudentId;
 use crate::vault::sha256;
-use crate::xml::schema::{Schema, SchemaError, ValidationFailure};
+use siirto_xsd::schema::{Schema, SchemaError, ValidationFailure};
 
-use crate::xml::{Limits, dom};
+use siirto_xsd::{Limits, dom};
 
 /// Compiled schemas by format.
 #[derive(Clone, Default)]

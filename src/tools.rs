@@ -18,7 +18,7 @@ use crate::scope::Scope;
 use crate::store::Store;
 use crate::student_id::StudentId;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
-use crate::xml::dom;
+use siirto_xsd::dom;
 
 /// Why a command could not do its work (exit code 2).
 #[derive(Debug, thiserror::Error)]

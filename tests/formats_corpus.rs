@@ -16,8 +16,8 @@ use siirto::formats::{self, Conversion, Format, FormatError, WriteContext};
 use siirto::record::{self, Achievement, CreditUnit, GradeScale, StudentRecord, path_within};
 use siirto::scope::Scope;
 use siirto::student_id::{StudentId, StudentIdKind};
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 use validate::Checked;
 

@@ -17,7 +17,7 @@ use siirto::formats::{self, Format, WriteContext, codelists, codes};
 use siirto::record::{self, AchievementStatus, Grade, GradeScale, Student, StudentRecord};
 use siirto::scope::{Category, Scope};
 use siirto::student_id::StudentId;
-use siirto::xml::{Limits, dom};
+use siirto_xsd::{Limits, dom};
 
 fn context() -> WriteContext {
     WriteContext::new(Timestamp::from_secs(1_800_000_000)).with_source("generated-source")

@@ -11,8 +11,8 @@ use siirto::clock::Timestamp;
 use siirto::formats::{self, Format, WriteContext};
 use siirto::scope::{Category, Scope};
 use siirto::student_id::StudentId;
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 const HETU: &str = "131052-308T";
 

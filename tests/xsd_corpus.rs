@@ -3,8 +3,8 @@
 
 mod support;
 
-use siirto::xml::Limits;
-use siirto::xml::schema::{Schema, ValidationFailure};
+use siirto_xsd::Limits;
+use siirto_xsd::schema::{Schema, ValidationFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
 

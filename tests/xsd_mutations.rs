@@ -9,8 +9,8 @@ mod support;
 use std::path::PathBuf;
 
 use quick_xml::events::Event;
-use siirto::xml::Limits;
-use siirto::xml::schema::{Schema, ValidationFailure};
+use siirto_xsd::Limits;
+use siirto_xsd::schema::{Schema, ValidationFailure};
 
 /// An element's byte spans in the original document.
 #[derive(Debug, Clone)]

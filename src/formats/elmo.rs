@@ -18,7 +18,7 @@ use crate::record::{
     PartRef, Provider, Student, StudentRecord, TypedId,
 };
 use crate::student_id::StudentId;
-use crate::xml::dom::Element;
+use siirto_xsd::dom::Element;
 
 use super::codelists;
 use super::codes;
@@ -1090,7 +1090,7 @@ mod tests {
     use super::*;
     use crate::clock::Timestamp;
     use crate::record::{AchievementKind, Date, KnownScale, KnownUnit};
-    use crate::xml::{Limits, dom};
+    use siirto_xsd::{Limits, dom};
 
     fn example() -> String {
         r#"<elmo xmlns="https://github.com/emrex-eu/elmo-schemas/tree/v1">

@@ -25,7 +25,7 @@ use crate::clock::Timestamp;
 use crate::record::{self, StudentRecord};
 use crate::scope::Scope;
 use crate::student_id::{StudentId, StudentIdKind};
-use crate::xml::dom::Element;
+use siirto_xsd::dom::Element;
 
 pub use report::{
     ConversionReport, ConversionSummary, Dropped, ReadReport, Translation, WriteReport,
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn the_subject_of_a_single_student_document() {
-        use crate::xml::{Limits, dom};
+        use siirto_xsd::{Limits, dom};
         let parse = |s: &str| dom::parse(s.as_bytes(), &Limits::default()).unwrap();
         let virta = parse(
             r#"<Virta xmlns="urn:mace:funet.fi:virta/2015/09/01"><Opiskelija avain="1"><Henkilotunnus>131052-308t</Henkilotunnus></Opiskelija></Virta>"#,

@@ -10,7 +10,7 @@ use crate::record::{
     StudyRight, SupportDecision, TermRegistration, TypedId,
 };
 use crate::student_id::StudentId;
-use crate::xml::dom::Element;
+use siirto_xsd::dom::Element;
 
 use super::codes::{self, CodeTable};
 use super::report::{ReadReport, WriteReport};
@@ -847,7 +847,7 @@ mod tests {
         AchievementKind, AchievementStatus, Date, Decimal, KnownScale, KnownUnit, StudyRightKind,
         StudyRightState,
     };
-    use crate::xml::{Limits, dom};
+    use siirto_xsd::{Limits, dom};
 
     fn subject() -> StudentId {
         StudentId::parse("131052-308T").unwrap()

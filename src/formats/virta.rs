@@ -17,7 +17,7 @@ use crate::record::{
     StatePeriod, Student, StudentRecord, StudyRight, TermRegistration, TypedId,
 };
 use crate::student_id::StudentId;
-use crate::xml::dom::Element;
+use siirto_xsd::dom::Element;
 
 use super::codelists;
 use super::codes::{self, CodeTable};
@@ -1336,7 +1336,7 @@ fn write_mobility(w: &mut Writer<'_>, record: &StudentRecord, student_key: &str)
 mod tests {
     use super::*;
     use crate::record::KnownScale;
-    use crate::xml::{Limits, dom};
+    use siirto_xsd::{Limits, dom};
 
     const DOC: &str = r#"<?xml version="1.0"?>
 <Virta xmlns="urn:mace:funet.fi:virta/2015/09/01">

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::record::{Date, Decimal};
-use crate::xml::dom::Element;
+use siirto_xsd::dom::Element;
 
 use super::FormatError;
 use super::report::ReadReport;
@@ -256,7 +256,7 @@ pub(crate) fn collapse(s: &str) -> String {
 #[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
-    use crate::xml::{Limits, dom};
+    use siirto_xsd::{Limits, dom};
 
     fn parse(s: &str) -> Element {
         dom::parse(s.as_bytes(), &Limits::default()).unwrap()

@@ -147,7 +147,7 @@ fn escape_into(out: &mut String, text: &str, attribute: bool) -> bool {
 #[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
 mod tests {
     use super::*;
-    use crate::xml::{Limits, dom};
+    use siirto_xsd::{Limits, dom};
 
     #[test]
     fn writes_and_parses_back() {

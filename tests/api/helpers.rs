@@ -15,8 +15,8 @@ use siirto::config::SchemaPaths;
 use siirto::formats::Format;
 use siirto::store::testdb::TestDb;
 use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::xml::schema::Schema;
-use siirto::xml::{Limits, dom};
+use siirto_xsd::schema::Schema;
+use siirto_xsd::{Limits, dom};
 
 /// A made-up student: the documented example henkilötunnus (valid check character, nobody's).
 pub const STUDENT: &str = "131052-308T";

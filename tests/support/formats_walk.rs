@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use siirto::formats::Format;
 use siirto::scope::{Category, Scope};
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 /// (generic path prefix, category); the longest matching prefix wins. `None` marks document
 /// structure and organisation data, which belong to no category.

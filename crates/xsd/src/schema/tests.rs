@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::xml::Limits;
+use crate::Limits;
 
 const XS: &str = r#"xmlns:xs="http://www.w3.org/2001/XMLSchema""#;
 

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use siirto::xml::Limits;
-use siirto::xml::schema::Schema;
+use siirto_xsd::Limits;
+use siirto_xsd::schema::Schema;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -19,7 +19,7 @@ use super::load::{SchemaDoc, XNode, XSD_NS};
 use super::model::*;
 use super::values::{self, Builtin, Family, Value, WhiteSpace};
 use super::xsd_regex;
-use crate::xml::reader::{is_ncname, split_qname};
+use crate::reader::{is_ncname, split_qname};
 
 type Res<T> = Result<T, SchemaError>;
 

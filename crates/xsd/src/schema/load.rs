@@ -16,8 +16,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::xml::reader::{self, Handler, Locator, StartTag};
-use crate::xml::{Limits, Position};
+use crate::reader::{self, Handler, Locator, StartTag};
+use crate::{Limits, Position};
 
 use super::SchemaError;
 
@@ -209,7 +209,7 @@ fn parse_tree(bytes: &[u8], display: &str) -> Result<XNode, SchemaError> {
     })?;
     builder.root.ok_or_else(|| SchemaError::NotWellFormed {
         file: display.to_owned(),
-        error: crate::xml::XmlError::Malformed {
+        error: crate::XmlError::Malformed {
             message: "no root element".into(),
             at: Position::default(),
         },

@@ -17,9 +17,7 @@ use std::ops::ControlFlow;
 
 use super::model::*;
 use super::{ValidationError, ValidationErrors};
-use crate::xml::reader::{
-    AttributeView, DeferredPosition, Handler, Locator, StartTag, split_qname,
-};
+use crate::reader::{AttributeView, DeferredPosition, Handler, Locator, StartTag, split_qname};
 
 pub const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 

@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use siirto::xml::schema::{Schema, ValidationFailure};
-use siirto::xml::{Limits, dom};
+use siirto_xsd::schema::{Schema, ValidationFailure};
+use siirto_xsd::{Limits, dom};
 
 fn corpus() -> PathBuf {
     match std::env::var_os("SIIRTO_CORPUS") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpus")),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../shared/corpus")),
     }
 }
 

@@ -7,6 +7,21 @@
 //! compilation and streaming validation. No DTD is ever processed and no entity other than
 //! the five predefined ones and character references is expanded. Nothing here does IO
 //! except loading schema files from paths it is given and reading a stream it is handed.
+//!
+//! # Layout — one line per module, what it owns
+//! - this file: [`Limits`], [`XmlError`], [`Position`]: the bounds every parse applies and the
+//!   errors that name where a document broke them.
+//! - [`reader`]: the one hardened tokenizer (quick-xml underneath): namespaces, limits, no DTD.
+//! - [`dom`]: a bounded element tree, for readers that want the whole document.
+//! - [`schema`]: XML Schema 1.0 — `load` (files, include/import), `compile` (components),
+//!   `content` (automata), `values` (built-in datatypes), `xsd_regex` (patterns), `model` (the
+//!   compiled form), `validate` (the streaming validator).
+//!
+//! # What it must never import
+//! Nothing else of Siirto (this crate is the bottom layer and is usable on its own), no async
+//! runtime, no network, no TLS, no database. `tests/layers.rs` at the workspace root fails when
+//! its dependencies grow any of these. Fuzz targets are in `fuzz/` (its own workspace), the
+//! libxml2 comparison bench in `benches/validate.rs`.
 
 pub mod dom;
 pub mod reader;

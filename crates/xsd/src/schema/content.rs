@@ -484,7 +484,7 @@ fn build_all(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::xml::schema::model::{Block, ComplexId, ElementDecl, TypeRef};
+    use crate::schema::model::{Block, ComplexId, ElementDecl, TypeRef};
     use proptest::prelude::*;
 
     /// A model with one element declaration per name in `names` (same type for all).

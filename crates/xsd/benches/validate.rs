@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use siirto::xml::Limits;
-use siirto::xml::schema::Schema;
+use siirto_xsd::Limits;
+use siirto_xsd::schema::Schema;
 
 const CHILD_ENV: &str = "SIIRTO_BENCH_CHILD";
 
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("SIIRTO_CORPUS") {
         Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
     }
 }
 
@@ -435,7 +435,7 @@ fn main() {
     // `cargo bench` passes `--bench`; anything else that looks like a filter is ignored.
     let corpus = corpus_dir();
     let schema = corpus.join("virta/xsd/Virta.xsd");
-    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
     std::fs::create_dir_all(&data_dir).expect("create target/bench-data");
     let big = data_dir.join("virta-generated.xml");
     let min_bytes: u64 = std::env::var("SIIRTO_BENCH_MB")

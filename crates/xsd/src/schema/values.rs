@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
-use crate::xml::reader::{is_name, is_ncname, is_nmtoken, split_qname};
+use crate::reader::{is_name, is_ncname, is_nmtoken, split_qname};
 
 /// The `whiteSpace` facet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -593,8 +593,7 @@ impl Model {
                     })?;
                 match builtin {
                     Builtin::QName | Builtin::Notation => {
-                        if let Some((Some(prefix), _)) =
-                            crate::xml::reader::split_qname(&normalized)
+                        if let Some((Some(prefix), _)) = crate::reader::split_qname(&normalized)
                             && ctx.resolve_prefix(prefix).is_none()
                         {
                             return Err(SimpleError::UnboundPrefix {
