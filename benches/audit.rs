@@ -16,11 +16,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use siirto::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonym};
-use siirto::clock::{Clock, SystemClock, Timestamp, hex};
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
 use siirto::trail::Trail;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonym};
+use siirto_core::clock::{Clock, SystemClock, Timestamp, hex};
 
 mod common;
 use common::{cpu_time, peak_rss_mib};

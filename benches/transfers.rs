@@ -30,8 +30,8 @@ use bytes::Bytes;
 use siirto::outbound::Outbound;
 use siirto::peers::Destination;
 use siirto::store::testdb::TestDb;
-use siirto::student_id::{StudentId, synthetic_henkilotunnus};
 use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::student_id::{StudentId, synthetic_henkilotunnus};
 
 use common::{cpu_time, quantile};
 

@@ -47,9 +47,17 @@ use rustls_pki_types::{
 };
 use toml::{Table, Value};
 
-use crate::formats::Format;
-use crate::identity;
-use crate::x509_policy::{CrlSet, CrlStale};
+use siirto_core::config::{
+    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, SchemaPaths,
+    StorageConfig, format_duration, format_size, parse_duration, parse_size, payload_key_bytes,
+    secret_key_bytes,
+};
+use siirto_core::formats::Format;
+use siirto_core::identity::{
+    Directory, Endpoint, IdentityRule, Participant, Role, SubjectError, parse_subject,
+};
+
+use crate::x509_policy::CrlSet;
 
 /// The validated configuration. Obtained only from the loader, so every field has been checked.
 #[derive(Debug, Clone)]
@@ -64,309 +72,6 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
     pub storage: StorageConfig,
-}
-
-/// `[gateway]`. `Debug` hides the password of `database_url`.
-#[derive(Clone)]
-pub struct GatewayConfig {
-    /// The `aud` every authorization must name.
-    pub id: String,
-    pub listen: SocketAddr,
-    pub admin_listen: SocketAddr,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    pub client_ca: PathBuf,
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-    pub crl: Vec<PathBuf>,
-    /// `crl_stale`: what a CRL past its nextUpdate does; default refuse.
-    pub crl_stale: CrlStale,
-    pub database_url: String,
-    pub audit_key: PathBuf,
-    pub pseudonym_key: PathBuf,
-    /// `max_authorization_lifetime`, default 900 s.
-    pub max_authorization_lifetime: Duration,
-    /// `clock_skew`, default 60 s.
-    pub clock_skew: Duration,
-}
-
-/// `[[issuers]]`: who may sign a student's authorization, and where their public keys are.
-#[derive(Debug, Clone)]
-pub struct IssuerConfig {
-    pub id: String,
-    pub jwks: PathBuf,
-}
-
-/// What a participant may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    Source,
-    Destination,
-    Eservice,
-    Operator,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Source,
-        Role::Destination,
-        Role::Eservice,
-        Role::Operator,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Destination => "destination",
-            Role::Eservice => "eservice",
-            Role::Operator => "operator",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-/// How a client certificate is matched to a participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentityRule {
-    /// The certificate's subject holds exactly these attributes (short type name upper-cased,
-    /// e.g. `CN`, `O`, `OU`, `C`; value as written), in any order.
-    Subject(Vec<(String, String)>),
-    /// A `uniformResourceIdentifier` subject alternative name equal to this.
-    SanUri(String),
-    /// A `dNSName` subject alternative name equal to this (ASCII case-insensitive).
-    SanDns(String),
-    /// SHA-256 of the certificate's SubjectPublicKeyInfo (DER).
-    SpkiSha256([u8; 32]),
-}
-
-/// Where the gateway reaches a source or destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// `https://host[:port][/prefix]`, without a trailing slash.
-    pub base_url: String,
-    /// Host part of `base_url` (DNS name or IP literal), the name the server certificate must hold.
-    pub host: String,
-    pub port: u16,
-    /// The CA bundle the participant's server certificate must chain to.
-    pub server_ca: PathBuf,
-    /// The record format it serves or accepts.
-    pub format: Format,
-}
-
-/// One `[[participants]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Participant {
-    pub id: String,
-    pub roles: Vec<Role>,
-    pub identity: IdentityRule,
-    /// Present exactly when the participant is a source or a destination.
-    pub endpoint: Option<Endpoint>,
-}
-
-impl Participant {
-    pub fn has_role(&self, role: Role) -> bool {
-        self.roles.contains(&role)
-    }
-}
-
-/// Every known participant, with unique ids.
-#[derive(Debug, Clone, Default)]
-pub struct Directory {
-    participants: Vec<Participant>,
-}
-
-impl Directory {
-    /// Used by the config loader (which checks ids and identity rules) and by unit tests.
-    pub(crate) fn from_participants(participants: Vec<Participant>) -> Directory {
-        Directory { participants }
-    }
-
-    pub fn get(&self, id: &str) -> Option<&Participant> {
-        self.participants.iter().find(|p| p.id == id)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &Participant> {
-        self.participants.iter()
-    }
-}
-
-/// `[schemas]`: where each format's XSD is. `siirto-v1` falls back to the copy built into the
-/// binary when not configured.
-#[derive(Debug, Clone, Default)]
-pub struct SchemaPaths {
-    pub siirto_v1: Option<PathBuf>,
-    pub virta: Option<PathBuf>,
-    pub elmo: Option<PathBuf>,
-}
-
-impl SchemaPaths {
-    pub fn path(&self, format: Format) -> Option<&PathBuf> {
-        match format {
-            Format::SiirtoV1 => self.siirto_v1.as_ref(),
-            Format::Virta => self.virta.as_ref(),
-            Format::Elmo => self.elmo.as_ref(),
-        }
-    }
-}
-
-/// `[delivery]`: retries, timeouts and concurrency for calls to sources and destinations.
-#[derive(Debug, Clone)]
-pub struct DeliveryConfig {
-    /// Attempts per transfer step before `delivery_attempts_exhausted` (default 12).
-    pub max_attempts: u32,
-    /// Age after which a transfer is no longer retried (default 24 h).
-    pub max_age: Duration,
-    /// First retry delay cap; doubles per attempt up to `max_backoff` (defaults 1 s, 10 min).
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Largest response body accepted from a source (default 16 MiB).
-    pub max_response_bytes: usize,
-    /// Worker tasks claiming transfers (default 32). Each may hold one record (up to
-    /// `max_response_bytes`) and its conversion in memory.
-    pub workers: usize,
-    /// Concurrent in-flight calls per destination (default 16).
-    pub per_destination_concurrency: usize,
-    /// Unfinished transfers above which new ones are refused with 503 (default 100 000).
-    pub max_pending: u64,
-    /// How long a worker's claim on a transfer lasts before another may take it (default 60 s).
-    pub lease: Duration,
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig {
-            max_attempts: 12,
-            max_age: Duration::from_secs(24 * 3600),
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(600),
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            max_response_bytes: 16 * 1024 * 1024,
-            workers: 32,
-            per_destination_concurrency: 16,
-            max_pending: 100_000,
-            lease: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[limits]`: bounds on what enters the gateway.
-#[derive(Debug, Clone)]
-pub struct LimitsConfig {
-    /// Largest HTTP request body accepted by the API (default 64 KiB).
-    pub max_request_bytes: usize,
-    /// Largest request header section (default 16 KiB).
-    pub max_header_bytes: usize,
-    /// How long a client may take to send its request (default 10 s).
-    pub request_timeout: Duration,
-    /// How long a client may take to finish the TLS handshake (default 10 s).
-    pub handshake_timeout: Duration,
-    /// Connections in all and per address, and the reserve for authenticated addresses.
-    pub connections: crate::admission::AdmissionLimits,
-    /// Bounds for every XML document parsed.
-    pub xml: siirto_xsd::Limits,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_request_bytes: 64 * 1024,
-            max_header_bytes: 16 * 1024,
-            request_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            connections: crate::admission::AdmissionLimits::default(),
-            xml: siirto_xsd::Limits::default(),
-        }
-    }
-}
-
-/// `[audit]`: checkpoint cadence.
-#[derive(Debug, Clone)]
-pub struct AuditConfig {
-    /// Issue a signed checkpoint after this many new entries (default 1000)...
-    pub checkpoint_every: u64,
-    /// ...or after this long with at least one new entry (default 60 s).
-    pub checkpoint_interval: Duration,
-}
-
-impl Default for AuditConfig {
-    fn default() -> Self {
-        AuditConfig {
-            checkpoint_every: 1000,
-            checkpoint_interval: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[storage]`: encryption of records waiting for delivery.
-#[derive(Debug, Clone, Default)]
-pub struct StorageConfig {
-    /// File holding the current 256-bit payload key as 64 hex digits. When absent, the key is
-    /// derived from `gateway.pseudonym_key` with HKDF-SHA256 (info `siirto payload v1`);
-    /// configure a separate key to rotate it independently.
-    pub payload_key: Option<PathBuf>,
-    /// Older keys still accepted for decryption (rotation).
-    pub payload_previous_keys: Vec<PathBuf>,
-}
-
-impl fmt::Debug for GatewayConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GatewayConfig")
-            .field("id", &self.id)
-            .field("listen", &self.listen)
-            .field("admin_listen", &self.admin_listen)
-            .field("server_cert", &self.server_cert)
-            .field("server_key", &self.server_key)
-            .field("client_ca", &self.client_ca)
-            .field("client_cert", &self.client_cert)
-            .field("client_key", &self.client_key)
-            .field("crl", &self.crl)
-            .field("crl_stale", &self.crl_stale)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("audit_key", &self.audit_key)
-            .field("pseudonym_key", &self.pseudonym_key)
-            .field(
-                "max_authorization_lifetime",
-                &self.max_authorization_lifetime,
-            )
-            .field("clock_skew", &self.clock_skew)
-            .finish()
-    }
-}
-
-/// `scheme://user:password@host/...` → `scheme://user:***@host/...`; other strings unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    if userinfo.contains(':') {
-        format!("{}{}:***{}", &url[..scheme_end + 3], user, &rest[at..])
-    } else {
-        url.to_owned()
-    }
-}
-
-impl Directory {
-    /// How many participants there are.
-    pub fn len(&self) -> usize {
-        self.participants.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.participants.is_empty()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -533,265 +238,8 @@ pub enum Cause {
     MalformedVariable(&'static str),
 }
 
-/// Why a `subject` string could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubjectError {
-    #[error("subject is empty")]
-    Empty,
-    #[error("attribute {0} has no `=`")]
-    NoEquals(usize),
-    #[error("attribute {0} has an empty type")]
-    EmptyType(usize),
-    #[error(
-        "unknown attribute type \"{0}\" (use CN, O, OU, C, L, ST, SERIALNUMBER, DC, emailAddress, ... or a dotted OID)"
-    )]
-    UnknownType(String),
-    #[error("attribute {0} has an empty value")]
-    EmptyValue(usize),
-    #[error("attribute {0} ends with a lone backslash or has a bad escape")]
-    BadEscape(usize),
-    #[error("attribute {0} is not UTF-8 after unescaping")]
-    NotUtf8(usize),
-    #[error("attribute {0} repeats an earlier one")]
-    Duplicate(usize),
-}
-
 // ---------------------------------------------------------------------------------------------
-// Subject strings
-
-/// Parses `CN=turku-education,O=Turun kaupunki,C=FI` into `(TYPE, value)` pairs, sorted, so
-/// that two subjects holding the same attributes compare equal whatever their order.
-///
-/// Attributes are separated by unescaped commas; spaces around a type or value are ignored.
-/// Escapes: `\,` `\+` `\;` `\=` `\"` `\\` `\<` `\>` `\#` `\ ` and `\XX` (a hex byte of UTF-8).
-/// Types are the usual short names in any case (`CN`, `O`, `OU`, `C`, `L`, `ST`, `STREET`,
-/// `SERIALNUMBER`, `DC`, `UID`, `emailAddress`, `SN`, `GN`, `title`, `postalCode`,
-/// `organizationIdentifier`) or dotted OIDs; they are normalized to the upper-case short name.
-/// Attributes of a multi-valued RDN are written as separate comma-separated attributes.
-pub fn parse_subject(s: &str) -> Result<Vec<(String, String)>, SubjectError> {
-    let mut attributes = parse_subject_in_order(s)?;
-    attributes.sort();
-    Ok(attributes)
-}
-
-/// [`parse_subject`] without the sorting: attributes in the order written (for issuing
-/// certificates whose subject should read as written).
-pub fn parse_subject_in_order(s: &str) -> Result<Vec<(String, String)>, SubjectError> {
-    if s.trim().is_empty() {
-        return Err(SubjectError::Empty);
-    }
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                // Keep escapes intact for the value decoder; a trailing backslash is caught there.
-                current.push('\\');
-                if let Some(n) = chars.next() {
-                    current.push(n);
-                }
-            }
-            ',' => parts.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    parts.push(current);
-
-    let mut out: Vec<(String, String)> = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let n = i + 1;
-        let eq = find_unescaped(part, '=').ok_or(SubjectError::NoEquals(n))?;
-        let ty = part[..eq].trim();
-        if ty.is_empty() {
-            return Err(SubjectError::EmptyType(n));
-        }
-        let name = identity::canonical_attribute_name(ty)
-            .ok_or_else(|| SubjectError::UnknownType(ty.to_owned()))?;
-        let value = unescape_value(part[eq + 1..].trim_start(), n)?;
-        if value.is_empty() {
-            return Err(SubjectError::EmptyValue(n));
-        }
-        if out.iter().any(|(t, v)| *t == name && *v == value) {
-            return Err(SubjectError::Duplicate(n));
-        }
-        out.push((name, value));
-    }
-    Ok(out)
-}
-
-fn find_unescaped(s: &str, needle: char) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == needle {
-            return Some(i);
-        }
-    }
-    None
-}
-
-/// Decodes the escapes of one value; unescaped trailing spaces are dropped.
-fn unescape_value(raw: &str, n: usize) -> Result<String, SubjectError> {
-    let mut bytes: Vec<u8> = Vec::with_capacity(raw.len());
-    // Length of `bytes` up to the last character that must be kept (escaped or non-space).
-    let mut keep = 0;
-    let b = raw.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            let next = *b.get(i + 1).ok_or(SubjectError::BadEscape(n))?;
-            let hex_pair = b.get(i + 2).copied().and_then(|lo| {
-                let hi = char::from(next).to_digit(16)?;
-                let lo = char::from(lo).to_digit(16)?;
-                u8::try_from(hi * 16 + lo).ok()
-            });
-            if let Some(byte) = hex_pair {
-                bytes.push(byte);
-                i += 3;
-            } else if b",+;=\"\\<># ".contains(&next) {
-                bytes.push(next);
-                i += 2;
-            } else {
-                return Err(SubjectError::BadEscape(n));
-            }
-            keep = bytes.len();
-        } else {
-            bytes.push(b[i]);
-            if b[i] != b' ' {
-                keep = bytes.len();
-            }
-            i += 1;
-        }
-    }
-    bytes.truncate(keep);
-    String::from_utf8(bytes).map_err(|_| SubjectError::NotUtf8(n))
-}
-
-/// Writes attributes back as a subject string that [`parse_subject`] reads to the same list.
-pub fn format_subject(attributes: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (ty, value)) in attributes.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(ty);
-        out.push('=');
-        for (j, c) in value.chars().enumerate() {
-            let edge_space = c == ' ' && (j == 0 || j + 1 == value.chars().count());
-            if matches!(c, ',' | '+' | ';' | '=' | '"' | '\\' | '<' | '>' | '#') || edge_space {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Durations and sizes
-
-/// `"250ms"`, `"900s"`, `"15m"`, `"24h"`, `"7d"`, or bare digits (seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    if digits_end == 0 {
-        return None;
-    }
-    let n: u64 = s[..digits_end].parse().ok()?;
-    let unit_ms: u64 = match s[digits_end..].trim() {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(unit_ms).map(Duration::from_millis)
-}
-
-/// The shortest way [`parse_duration`] reads back the same value.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if !ms.is_multiple_of(1000) || ms == 0 {
-        return format!("{ms}ms");
-    }
-    let s = ms / 1000;
-    if s.is_multiple_of(86_400) {
-        format!("{}d", s / 86_400)
-    } else if s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Integer bytes, or `"64KiB"`, `"16MiB"`, `"1GiB"`, `"500KB"`, `"2MB"`, `"1GB"`, `"10B"`.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    if digits_end == 0 {
-        return None;
-    }
-    let n: u64 = s[..digits_end].parse().ok()?;
-    let unit: u64 = match s[digits_end..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => return None,
-    };
-    n.checked_mul(unit)
-}
-
-/// The shortest binary-unit form [`parse_size`] reads back the same value.
-pub fn format_size(n: u64) -> String {
-    if n == 0 {
-        "0".to_owned()
-    } else if n.is_multiple_of(1 << 30) {
-        format!("{}GiB", n >> 30)
-    } else if n.is_multiple_of(1 << 20) {
-        format!("{}MiB", n >> 20)
-    } else if n.is_multiple_of(1 << 10) {
-        format!("{}KiB", n >> 10)
-    } else {
-        n.to_string()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Key files
-
-/// The bytes of a secret key file (`pseudonym_key`): 64 or more hex digits (surrounding
-/// whitespace ignored) are decoded; anything else is taken as raw bytes. At least 32 bytes of
-/// key are required; `None` otherwise.
-pub fn secret_key_bytes(contents: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(contents).ok().map(str::trim);
-    if let Some(t) = text
-        && t.len() >= 64
-        && let Some(decoded) = crate::clock::unhex(t)
-    {
-        return Some(decoded);
-    }
-    (contents.len() >= 32).then(|| contents.to_vec())
-}
-
-/// A payload key file: exactly 64 hex digits (surrounding whitespace ignored).
-pub fn payload_key_bytes(contents: &[u8]) -> Option<[u8; 32]> {
-    let text = std::str::from_utf8(contents).ok()?.trim();
-    if text.len() != 64 {
-        return None;
-    }
-    crate::clock::unhex(text)?.try_into().ok()
-}
+// Referenced files
 
 /// What a referenced file must contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2048,7 +1496,7 @@ fn build_identity_rule(e: &Table, prefix: &str, check: &mut Checker) -> Option<I
         }
         _ => {
             let hex: String = value.trim().chars().filter(|c| *c != ':').collect();
-            match crate::clock::unhex(&hex).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+            match siirto_core::clock::unhex(&hex).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
                 Some(pin) => Some(IdentityRule::SpkiSha256(pin)),
                 None => {
                     check.report(key, Cause::BadSpkiPin);
@@ -2272,7 +1720,7 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
         dc.max_connections as u64,
         (1, 1_000_000),
     );
-    let connections = crate::admission::AdmissionLimits {
+    let connections = siirto_core::admission::AdmissionLimits {
         max_connections: as_usize(max_connections),
         // The reserve leaves at least one slot to addresses not yet authenticated.
         reserved_connections: as_usize(check.integer(
@@ -2450,9 +1898,9 @@ checkpoint_interval = "60s"
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{SeededRandom, Timestamp};
     use crate::pki::{DevPki, PkiOptions};
-    use proptest::prelude::*;
+    use siirto_core::clock::{SeededRandom, Timestamp};
+    use siirto_core::config::redact_url;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -2941,7 +2389,7 @@ mod tests {
         let defaults = f.load(&f.text).expect("loads").limits;
         assert_eq!(
             defaults.connections,
-            crate::admission::AdmissionLimits::default()
+            siirto_core::admission::AdmissionLimits::default()
         );
         assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
         let with = |pairs: &[(&str, &str)]| Config::from_toml(&f.text, &f.pki.config, env(pairs));
@@ -3120,98 +2568,6 @@ mod tests {
     }
 
     #[test]
-    fn subjects_parse_as_sets() {
-        let table: &[(&str, &[(&str, &str)])] = &[
-            (
-                "CN=turku-education,O=Turun kaupunki,C=FI",
-                &[
-                    ("C", "FI"),
-                    ("CN", "turku-education"),
-                    ("O", "Turun kaupunki"),
-                ],
-            ),
-            (
-                "C=FI, O=Turun kaupunki ,  CN=turku-education",
-                &[
-                    ("C", "FI"),
-                    ("CN", "turku-education"),
-                    ("O", "Turun kaupunki"),
-                ],
-            ),
-            ("cn=a\\,b,o=x", &[("CN", "a,b"), ("O", "x")]),
-            ("CN=\\C3\\A4iti", &[("CN", "äiti")]),
-            ("CN=trailing\\ ", &[("CN", "trailing ")]),
-            (
-                "emailAddress=a@b.fi,E=c@d.fi",
-                &[("EMAILADDRESS", "a@b.fi"), ("EMAILADDRESS", "c@d.fi")],
-            ),
-            (
-                "2.5.4.3=x,OID.2.5.4.97=VATFI-123",
-                &[("CN", "x"), ("ORGANIZATIONIDENTIFIER", "VATFI-123")],
-            ),
-            ("1.2.3.4=custom", &[("1.2.3.4", "custom")]),
-            (
-                "OU=a,OU=b,DC=example,DC=fi",
-                &[("DC", "example"), ("DC", "fi"), ("OU", "a"), ("OU", "b")],
-            ),
-            (
-                "SERIALNUMBER=123,ST=Uusimaa,L=Espoo",
-                &[("L", "Espoo"), ("SERIALNUMBER", "123"), ("ST", "Uusimaa")],
-            ),
-        ];
-        for (input, expected) in table {
-            let got = parse_subject(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-            let want: Vec<(String, String)> = expected
-                .iter()
-                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-                .collect();
-            assert_eq!(got, want, "{input}");
-        }
-        let errors: &[(&str, SubjectError)] = &[
-            ("", SubjectError::Empty),
-            ("CN", SubjectError::NoEquals(1)),
-            ("CN=a,=b", SubjectError::EmptyType(2)),
-            ("XYZ=a", SubjectError::UnknownType("XYZ".to_owned())),
-            ("CN=", SubjectError::EmptyValue(1)),
-            ("CN=a\\", SubjectError::BadEscape(1)),
-            ("CN=a\\q", SubjectError::BadEscape(1)),
-            ("CN=\\FF", SubjectError::NotUtf8(1)),
-            ("CN=a,CN=a", SubjectError::Duplicate(2)),
-        ];
-        for (input, expected) in errors {
-            assert_eq!(parse_subject(input).as_ref(), Err(expected), "{input}");
-        }
-    }
-
-    #[test]
-    fn durations_and_sizes_parse() {
-        assert_eq!(parse_duration("900s"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("60"), Some(Duration::from_secs(60)));
-        for bad in [
-            "",
-            "s",
-            "1.5s",
-            "-1s",
-            "10 parsecs",
-            "99999999999999999999d",
-        ] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-        assert_eq!(parse_size("64KiB"), Some(65_536));
-        assert_eq!(parse_size("16MiB"), Some(16 << 20));
-        assert_eq!(parse_size("1GiB"), Some(1 << 30));
-        assert_eq!(parse_size("500KB"), Some(500_000));
-        assert_eq!(parse_size("10"), Some(10));
-        for bad in ["", "KiB", "1TiB", "1.5MiB", "-1"] {
-            assert_eq!(parse_size(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn secrets_and_urls() {
         assert_eq!(
             redact_url("postgres://user:pw@host:5432/db"),
@@ -3240,40 +2596,5 @@ mod tests {
             parse_base_url("https://x.fi/?q=1"),
             Err(Cause::BadUrl(_))
         ));
-    }
-
-    proptest! {
-        #[test]
-        fn formatted_subjects_parse_back(
-            attrs in proptest::collection::btree_set(
-                (prop::sample::select(vec!["CN", "O", "OU", "C", "L"]), "[ -~äöå]{1,12}"),
-                1..5,
-            )
-        ) {
-            let attrs: Vec<(String, String)> = attrs
-                .into_iter()
-                .map(|(t, v)| (t.to_owned(), v))
-                .filter(|(_, v)| !v.trim().is_empty())
-                .collect();
-            prop_assume!(!attrs.is_empty());
-            // Leading and trailing spaces are kept because format_subject escapes them.
-            let text = format_subject(&attrs);
-            let parsed = parse_subject(&text)
-                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-            let mut want = attrs.clone();
-            want.sort();
-            prop_assert_eq!(parsed, want, "{}", text);
-        }
-
-        #[test]
-        fn durations_round_trip(ms in 0u64..10_000_000_000) {
-            let d = Duration::from_millis(ms);
-            prop_assert_eq!(parse_duration(&format_duration(d)), Some(d));
-        }
-
-        #[test]
-        fn sizes_round_trip(n in 0u64..(1u64 << 40)) {
-            prop_assert_eq!(parse_size(&format_size(n)), Some(n));
-        }
     }
 }

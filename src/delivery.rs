@@ -23,20 +23,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::audit::AuditEvent;
-use crate::clock::{Timestamp, hex};
-use crate::formats::{Format, WriteContext};
 use crate::gateway::Gateway;
 use crate::outbound::{CallError, Delivered};
-use crate::pipeline::{self, PipelineError, Prepared};
-use crate::receipt::ReceiptClaims;
-use crate::scope::Scope;
 use crate::server::Shutdown;
 use crate::store::{
     Applied, Guard, NewStep, PayloadChange, SealedBlob, StoreError, TransferChange, TransferRow,
 };
-use crate::student_id::StudentId;
-use crate::transfer::{self, Event, Retry, Status, TransferState};
+use siirto_core::audit::AuditEvent;
+use siirto_core::clock::{Timestamp, hex};
+use siirto_core::formats::{Format, WriteContext};
+use siirto_core::pipeline::{self, PipelineError, Prepared};
+use siirto_core::receipt::ReceiptClaims;
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
+use siirto_core::transfer::{self, Event, Retry, Status, TransferState};
 
 /// How long a worker waits for a free call slot of a destination before it gives the transfer
 /// back to the store (and goes on with other work).
@@ -174,7 +174,7 @@ impl Journal {
 fn event_for(gw: &Gateway, row: &TransferRow, action: &str, outcome: &str) -> AuditEvent {
     let mut e = gw.event(GATEWAY_ACTOR, action, outcome);
     e.transfer_id = Some(row.id.clone());
-    e.subject = crate::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
+    e.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
     e
 }
 
@@ -455,7 +455,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             return;
         }
     };
-    let source_sha256 = crate::vault::sha256(&body);
+    let source_sha256 = siirto_core::vault::sha256(&body);
     fetched.document_sha256 = Some(source_sha256);
     journal.audit.push(fetched);
     journal.step(
@@ -471,7 +471,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     (state, _) = advance(gw, &row, &state, Event::Fetched);
 
     let scope = Scope::parse(&row.scope)
-        .unwrap_or_else(|_| Scope::empty().with(crate::scope::Category::Identity));
+        .unwrap_or_else(|_| Scope::empty().with(siirto_core::scope::Category::Identity));
     let prepared =
         prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await;
     let now = gw.now();
@@ -628,7 +628,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             }
         },
     };
-    let document_sha256 = crate::vault::sha256(&document);
+    let document_sha256 = siirto_core::vault::sha256(&document);
     if note_interrupted(gw, &row, &mut state, &mut journal, Some(document_sha256)) {
         persist(gw, change_for(gw, &row, &state, journal)).await;
         return;
@@ -721,8 +721,13 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             change.receipt = Some(Box::new(move |leaf| {
                 let mut claims = claims;
                 claims.audit_leaf_index = leaf;
-                let token = crate::receipt::sign_receipt(&claims, &key);
-                crate::receipt::seal_receipt(&vault, &claims.transfer_id, &token, random.as_ref())
+                let token = siirto_core::receipt::sign_receipt(&claims, &key);
+                siirto_core::receipt::seal_receipt(
+                    &vault,
+                    &claims.transfer_id,
+                    &token,
+                    random.as_ref(),
+                )
             }));
         }
         gw.metrics.inc(
@@ -764,11 +769,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::clock::{Clock, ManualClock, SystemClock, SystemRandom};
     use crate::peers::Behaviour;
     use crate::store::NewTransfer;
     use crate::store::testdb::TestDb;
     use crate::testbed::{Testbed, TestbedOptions};
+    use siirto_core::clock::{Clock, ManualClock, SystemClock, SystemRandom};
 
     const STUDENT: &str = "131052-308T";
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::audit::{CheckpointVerifier, Verifier};
 use crate::testbed::{Testbed, TestbedError, TestbedOptions};
+use siirto_core::audit::{CheckpointVerifier, Verifier};
 
 /// A made-up pupil moving from Turku to Espoo. The identity code has a valid check character
 /// but belongs to no one.
@@ -228,7 +228,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
                 "none (not in scope)"
             }
         );
-        println!("   sha256 {}", crate::vault::sha256_hex(&r.body));
+        println!("   sha256 {}", siirto_core::vault::sha256_hex(&r.body));
     }
     if let Some(receipt) = transfer.get("receipt").and_then(Value::as_str) {
         println!(
@@ -255,7 +255,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
             e.event.actor,
             e.event.action,
             e.event.outcome,
-            crate::clock::hex(&e.hash[..6])
+            siirto_core::clock::hex(&e.hash[..6])
         );
     }
     let key =
@@ -283,7 +283,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
     println!(
         "   audit verify: OK — {} entries, hash chain intact, Merkle root {}",
         summary.entries,
-        crate::clock::hex(&summary.root)
+        siirto_core::clock::hex(&summary.root)
     );
     println!("   (student ids appear only as keyed pseudonyms; no record content is in the log)");
 

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jws::{ES256, EdDSA, JwsSigner, PS256, RS256};
 use serde_json::{Value, json};
 
-use crate::clock::Timestamp;
+use siirto_core::clock::Timestamp;
 
 /// `typ` of a transfer authorization.
 pub const AUTHORIZATION_TYP: &str = "siirto-authz+jwt";

@@ -15,20 +15,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonymizer};
-use crate::authz::{IssuerKeys, KeyLoadError, Policy};
-use crate::clock::{Clock, Random, Timestamp, uuid_v4};
-use crate::config::{Config, Role};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
-use crate::pipeline::{SchemaLoadError, Schemas};
 use crate::server::{ServerLimits, Shutdown};
 use crate::store::{Store, StoreError};
 use crate::tls::TlsError;
 use crate::trail::Trail;
-use crate::transfer::RetryPolicy;
-use crate::vault::{Vault, VaultError};
-use crate::x509_policy::{CrlSet, CrlStale};
+use crate::x509_policy::CrlSet;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonymizer};
+use siirto_core::authz::{IssuerKeys, KeyLoadError, Policy};
+use siirto_core::clock::{Clock, Random, Timestamp, uuid_v4};
+use siirto_core::config::CrlStale;
+use siirto_core::identity::Role;
+use siirto_core::pipeline::{SchemaLoadError, Schemas};
+use siirto_core::transfer::RetryPolicy;
+use siirto_core::vault::{Vault, VaultError};
 
 /// How long readiness waits for the database to answer and to commit a write.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -173,11 +175,11 @@ impl Gateway {
             );
         }
         let pseudonym_secret =
-            crate::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
+            siirto_core::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
                 .ok_or_else(|| StartError::Key {
-                    path: config.gateway.pseudonym_key.display().to_string(),
-                    message: "not a usable secret (at least 32 bytes)".into(),
-                })?;
+                path: config.gateway.pseudonym_key.display().to_string(),
+                message: "not a usable secret (at least 32 bytes)".into(),
+            })?;
         let pseudonyms = Pseudonymizer::new(&pseudonym_secret).map_err(|e| StartError::Key {
             path: config.gateway.pseudonym_key.display().to_string(),
             message: e.to_string(),
@@ -204,7 +206,7 @@ impl Gateway {
         // Receipts an earlier version stored in clear (migration 0003 could not seal them).
         let sealed = store
             .seal_clear_receipts(|id, token| {
-                crate::receipt::seal_receipt(&vault, id, token, random.as_ref())
+                siirto_core::receipt::seal_receipt(&vault, id, token, random.as_ref())
             })
             .await?;
         if sealed > 0 {
@@ -439,7 +441,7 @@ impl Gateway {
     /// key is no longer configured, or the stored value was changed), which is logged.
     pub fn receipt(&self, row: &crate::store::TransferRow) -> Option<String> {
         let sealed = row.receipt_sealed.as_deref()?;
-        match crate::receipt::open_receipt(&self.vault, &row.id, sealed) {
+        match siirto_core::receipt::open_receipt(&self.vault, &row.id, sealed) {
             Ok(token) => Some(token),
             Err(e) => {
                 tracing::error!(transfer = %row.id, error = %e, "the stored receipt cannot be opened");
@@ -452,9 +454,11 @@ impl Gateway {
 fn load_vault(config: &Config, pseudonym_secret: &[u8]) -> Result<Vault, StartError> {
     let decode = |path: &std::path::Path| -> Result<Vec<u8>, StartError> {
         let text = read_key_file(path)?;
-        crate::clock::unhex(String::from_utf8_lossy(&text).trim()).ok_or_else(|| StartError::Key {
-            path: path.display().to_string(),
-            message: "a payload key is 64 hex digits".into(),
+        siirto_core::clock::unhex(String::from_utf8_lossy(&text).trim()).ok_or_else(|| {
+            StartError::Key {
+                path: path.display().to_string(),
+                message: "a payload key is 64 hex digits".into(),
+            }
         })
     };
     let current = match &config.storage.payload_key {
@@ -603,7 +607,7 @@ impl crate::server::Observer for ApiListener {
     }
 
     fn is_known(&self, connection: &crate::server::ConnectionInfo) -> bool {
-        crate::identity::identify(&self.0.config.directory, &connection.certificates).is_ok()
+        siirto_core::identity::identify(&self.0.config.directory, &connection.certificates).is_ok()
     }
 }
 

@@ -22,36 +22,23 @@
 //! - [`receipt`]: the gateway-signed transfer receipt.
 //! - [`trail`]: the running audit service: Merkle tree following the store, checkpoints,
 //!   proofs, whole-log verification.
-pub mod admission;
-pub mod audit;
-pub mod authz;
 pub mod cli;
 pub mod client;
-pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod eservice;
-pub mod formats;
 pub mod gateway;
 pub mod http;
-pub mod identity;
 pub mod metrics;
 pub mod outbound;
 pub mod peers;
-pub mod pipeline;
 pub mod pki;
-pub mod receipt;
-pub mod record;
 pub mod refusals;
-pub mod scope;
 pub mod server;
 pub mod store;
-pub mod student_id;
 pub mod testbed;
 pub mod tls;
 pub mod tools;
 pub mod trail;
-pub mod transfer;
-pub mod vault;
 pub mod x509_policy;

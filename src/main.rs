@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use siirto::cli::{self, Command, SchemaSource};
-use siirto::clock::{SystemClock, SystemRandom};
 use siirto::config::Config;
 use siirto::gateway::{self, Gateway, Listeners};
 use siirto::server::Shutdown;
+use siirto_core::clock::{SystemClock, SystemRandom};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,7 +78,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             api_port,
             admin_port,
         } => {
-            let schemas = siirto::config::SchemaPaths::default();
+            let schemas = siirto_core::config::SchemaPaths::default();
             let pki = siirto::pki::init(&dir, api_port, admin_port, &schemas)
                 .context("writing the development PKI")?;
             println!("{}", pki.summary());
@@ -195,7 +195,7 @@ fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
         }
         SchemaSource::Format { format, config } => {
             let config = load_config(&config)?;
-            let schemas = siirto::pipeline::Schemas::load(&config.schemas, [format])?;
+            let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [format])?;
             schemas
                 .get(format)
                 .cloned()

@@ -30,9 +30,10 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::config::{Config, Role};
-use crate::student_id::StudentId;
+use crate::config::Config;
 use crate::tls::{TlsError, client_config, server_name};
+use siirto_core::identity::Role;
+use siirto_core::student_id::StudentId;
 
 /// The header carrying the transfer id on a source fetch.
 pub const TRANSFER_HEADER: &str = "x-siirto-transfer";

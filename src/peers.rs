@@ -22,8 +22,8 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 
-use crate::admission::AdmissionLimits;
 use crate::server::{ResponseFuture, ServerLimits, Shutdown, serve_tls};
+use siirto_core::admission::AdmissionLimits;
 
 /// How a peer answers, for tests of failure handling.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -36,10 +36,10 @@ use rcgen::{
 };
 use rustls_pki_types::CertificateDer;
 
-use crate::clock::{Random, Timestamp, hex};
-use crate::config::{Role, SubjectError, format_subject, parse_subject_in_order};
-use crate::formats::Format;
-use crate::identity;
+use siirto_core::clock::{Random, Timestamp, hex};
+use siirto_core::formats::Format;
+use siirto_core::identity;
+use siirto_core::identity::{Role, SubjectError, format_subject, parse_subject_in_order};
 
 /// Why the development PKI could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -1083,9 +1083,9 @@ pub fn init(
     dir: &Path,
     api_port: u16,
     admin_port: u16,
-    schemas: &crate::config::SchemaPaths,
+    schemas: &siirto_core::config::SchemaPaths,
 ) -> Result<DevPki, PkiError> {
-    use crate::clock::{Clock, SystemClock, SystemRandom};
+    use siirto_core::clock::{Clock, SystemClock, SystemRandom};
     let mut options = PkiOptions::new(SystemClock.now());
     options.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
     options.admin_listen = SocketAddr::from(([127, 0, 0, 1], admin_port));
@@ -1134,7 +1134,7 @@ fn ec_p256_jwk(point: &[u8]) -> Result<(serde_json::Value, String), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::SeededRandom;
+    use siirto_core::clock::SeededRandom;
     use x509_parser::prelude::*;
 
     const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
@@ -1260,7 +1260,7 @@ mod tests {
         );
         assert!(matches!(
             virta.identity,
-            crate::config::IdentityRule::SanUri(_)
+            siirto_core::identity::IdentityRule::SanUri(_)
         ));
         let emrex = cfg.directory.get("emrex").expect("emrex");
         assert_eq!(

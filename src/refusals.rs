@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
-use crate::clock::Timestamp;
+use siirto_core::audit::AuditEvent;
+use siirto_core::clock::Timestamp;
 
 /// Audit action of a refused handshake.
 pub const ACTION: &str = "tls.handshake_refused";

@@ -28,8 +28,8 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admission::{Admission, AdmissionLimits, Limit};
 use crate::refusals::Refusal;
+use siirto_core::admission::{Admission, AdmissionLimits, Limit};
 
 /// A response body: the gateway answers with complete, bounded bodies.
 pub type Body = Full<Bytes>;

@@ -15,11 +15,12 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::client::{ClientError, MtlsClient};
-use crate::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
-use crate::config::{Config, SchemaPaths};
+use crate::config::Config;
 use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
 use crate::gateway::{self, Gateway, Listeners};
 use crate::peers::{Destination, Source};
+use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
+use siirto_core::config::SchemaPaths;
 
 use crate::pki::{CertFiles, DevPki, PkiOptions};
 use crate::server::{Shutdown, ShutdownTrigger};
@@ -150,10 +151,10 @@ impl Testbed {
                 crate::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])?;
             let (source, destination) =
                 crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
-            if p.has_role(crate::config::Role::Source) {
+            if p.has_role(siirto_core::identity::Role::Source) {
                 sources.insert(p.id.clone(), source);
             }
-            if p.has_role(crate::config::Role::Destination) {
+            if p.has_role(siirto_core::identity::Role::Destination) {
                 destinations.insert(p.id.clone(), destination);
             }
         }

@@ -23,9 +23,11 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, Endpoint};
-use crate::x509_policy::{ClientPolicyVerifier, CrlSet, CrlStale, ServerPolicyVerifier};
+use crate::config::Config;
+use crate::x509_policy::{ClientPolicyVerifier, CrlSet, ServerPolicyVerifier};
+use siirto_core::clock::{Clock, SystemClock};
+use siirto_core::config::CrlStale;
+use siirto_core::identity::Endpoint;
 
 /// The only application protocol spoken: HTTP/1.1.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -288,8 +290,8 @@ pub fn server_name(endpoint: &Endpoint) -> Result<ServerName<'static>, TlsError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{SeededRandom, Timestamp};
     use crate::pki::DevCa;
+    use siirto_core::clock::{SeededRandom, Timestamp};
     use std::time::Duration;
 
     #[test]

@@ -10,14 +10,14 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
-use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::formats::{self, Format};
-use crate::scope::Scope;
 use crate::store::Store;
-use crate::student_id::StudentId;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
+use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
+use siirto_core::clock::Timestamp;
+use siirto_core::formats::{self, Format};
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
 use siirto_xsd::dom;
 
 /// Why a command could not do its work (exit code 2).
@@ -72,7 +72,7 @@ pub fn convert(
         None => Scope::all(),
     };
     let limits = config.limits.xml;
-    let schemas = crate::pipeline::Schemas::load(&config.schemas, [from, to])
+    let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [from, to])
         .map_err(|e| ToolError::Other(e.to_string()))?;
     if let Some(schema) = schemas.get(from)
         && let Err(failure) = schema.validate(&bytes, &limits)
@@ -89,7 +89,9 @@ pub fn convert(
         None => formats::document_subject(from, &root)
             .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
     };
-    let context = formats::WriteContext::new(crate::clock::Clock::now(&crate::clock::SystemClock));
+    let context = formats::WriteContext::new(siirto_core::clock::Clock::now(
+        &siirto_core::clock::SystemClock,
+    ));
     let conversion = match formats::convert(from, to, &root, &subject, scope, &context) {
         Ok(c) => c,
         Err(e) => {
@@ -127,7 +129,7 @@ pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
             println!(
                 "audit log verifies: {} entries, root {}, {} checkpoint(s), {} entries after the latest checkpoint",
                 summary.entries,
-                crate::clock::hex(&summary.root),
+                siirto_core::clock::hex(&summary.root),
                 summary.checkpoints,
                 summary.unanchored
             );
@@ -254,7 +256,7 @@ pub fn audit_verify_proof(
         "checkpoint verifies: {} tree size {} root {} signed {}",
         cp.origin,
         cp.tree_size,
-        crate::clock::hex(&cp.root_hash),
+        siirto_core::clock::hex(&cp.root_hash),
         cp.time
     );
     match check_proof(&doc, cp, older.as_ref().map(|o| o.checkpoint())) {
@@ -280,7 +282,7 @@ pub fn audit_verify_proof(
                         .unwrap_or_default(),
                     ev.document_sha256
                         .as_ref()
-                        .map(|h| format!(", document sha256 {}", crate::clock::hex(h)))
+                        .map(|h| format!(", document sha256 {}", siirto_core::clock::hex(h)))
                         .unwrap_or_default(),
                 );
             }
@@ -294,7 +296,7 @@ pub fn audit_verify_proof(
         }) => {
             println!(
                 "consistency proof verifies: the log of {from} entries with root {} is a prefix of the checkpointed log of {to} entries{}",
-                crate::clock::hex(&from_root),
+                siirto_core::clock::hex(&from_root),
                 if anchored {
                     " (the older checkpoint vouches for that root)"
                 } else {

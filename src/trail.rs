@@ -31,7 +31,7 @@
 //! {"type": "consistency", "from": M, "to": N, "from_root": "<hex>", "to_root": "<hex>",
 //!  "proof": ["<hex>", ...]}
 //! ```
-//! `leaf_hash` is SHA-256(0x00 ‖ canonical encoding of `entry`) (see [`crate::audit::entry`]);
+//! `leaf_hash` is SHA-256(0x00 ‖ canonical encoding of `entry`) (see [`siirto_core::audit::entry`]);
 //! a verifier recomputes it from `entry`, so the entry's fields (transfer, action, document
 //! hash) are what the proof proves. `root_hash` / `to_root` must equal the signed checkpoint's
 //! root for that size; [`check_proof`] takes the root from the checkpoint, never from the
@@ -47,15 +47,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::audit::checkpoint::Checkpoint;
-use crate::audit::merkle::{verify_consistency, verify_inclusion};
-use crate::audit::{
+use crate::server::Shutdown;
+use crate::store::{CheckpointRow, Store, StoreError};
+use siirto_core::audit::checkpoint::Checkpoint;
+use siirto_core::audit::merkle::{verify_consistency, verify_inclusion};
+use siirto_core::audit::{
     AuditEntry, AuditEvent, CheckpointSigner, CheckpointVerifier, Hash, MerkleTree, ProofError,
     Pseudonym, Verifier, VerifyError, VerifySummary,
 };
-use crate::clock::{Timestamp, hex, unhex};
-use crate::server::Shutdown;
-use crate::store::{CheckpointRow, Store, StoreError};
+use siirto_core::clock::{Timestamp, hex, unhex};
 
 /// Entries read from the store per round trip.
 const PAGE: u32 = 10_000;
@@ -134,7 +134,7 @@ impl Trail {
             started,
             tail: RwLock::new(Tail {
                 tree: MerkleTree::new(),
-                head: crate::audit::entry::GENESIS_PREV_HASH,
+                head: siirto_core::audit::entry::GENESIS_PREV_HASH,
                 broken: None,
                 last_signed: None,
             }),
@@ -501,7 +501,7 @@ pub async fn verify_store(
 pub async fn run(
     trail: Arc<Trail>,
     store: Store,
-    clock: Arc<dyn crate::clock::Clock>,
+    clock: Arc<dyn siirto_core::clock::Clock>,
     mut shutdown: Shutdown,
 ) {
     let tick = (trail.interval / 4).clamp(MIN_TICK, MAX_TICK);
@@ -841,7 +841,7 @@ pub fn check_proof(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditLog, AuditSigningKey};
+    use siirto_core::audit::{AuditLog, AuditSigningKey};
 
     const T0: Timestamp = Timestamp::from_millis(1_795_448_460_000);
 

@@ -45,39 +45,11 @@ use rustls::{
 };
 use x509_parser::certificate::X509Certificate;
 
-use crate::clock::{Clock, Timestamp};
+use siirto_core::clock::{Clock, Timestamp};
+use siirto_core::config::CrlStale;
 
 /// How often, at most, a tolerated stale CRL is logged.
 const STALE_WARNING_INTERVAL: Duration = Duration::from_secs(60);
-
-/// What a stale CRL (the injected clock past its nextUpdate) does: `gateway.crl_stale`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CrlStale {
-    /// Refuse the certificates the CRL covers (the handshake fails; `/readyz` answers 503).
-    #[default]
-    Refuse,
-    /// Accept them, and log a warning (at most once a minute per CRL).
-    Warn,
-}
-
-impl CrlStale {
-    pub const CHOICES: &'static str = "refuse, warn";
-
-    pub fn parse(s: &str) -> Option<CrlStale> {
-        match s {
-            "refuse" => Some(CrlStale::Refuse),
-            "warn" => Some(CrlStale::Warn),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CrlStale::Refuse => "refuse",
-            CrlStale::Warn => "warn",
-        }
-    }
-}
 
 /// A certificate path webpki accepts and the gateway does not. [`Violation::code`] is the
 /// reason of the audited `tls.handshake_refused`.
@@ -732,13 +704,13 @@ impl ServerCertVerifier for ServerPolicyVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{ManualClock, SeededRandom};
     use crate::pki::{DevCa, IssuedCert, Usage};
     use KeyUsagePurpose::{CrlSign, DigitalSignature, KeyCertSign, KeyEncipherment};
     use rcgen::{
         BasicConstraints, CertificateParams, CustomExtension, GeneralSubtree, IsCa, KeyPair,
         KeyUsagePurpose, NameConstraints,
     };
+    use siirto_core::clock::{ManualClock, SeededRandom};
 
     const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
 

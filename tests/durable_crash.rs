@@ -39,13 +39,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use siirto::clock::{Random, SeededRandom, Timestamp};
 use siirto::peers::{Behaviour, Destination};
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
-use siirto::student_id::StudentId;
 use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::transfer::Status;
+use siirto_core::clock::{Random, SeededRandom, Timestamp};
+use siirto_core::student_id::StudentId;
+use siirto_core::transfer::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -559,7 +559,7 @@ async fn crash_run(db: &TestDb) {
             .unwrap_or_else(|| panic!("destination has nothing under {id}"));
         assert_eq!(
             view["content_sha256"],
-            siirto::vault::sha256_hex(body),
+            siirto_core::vault::sha256_hex(body),
             "{view:#}"
         );
         assert!(view["receipt"].is_string(), "{view:#}");

@@ -11,9 +11,9 @@ use net_tls::{
     Reply, TestPki, TestServer, dev_pki, participant_server_tls, server_tls, spawn_server,
 };
 use siirto::config::Config;
-use siirto::identity::identify;
 use siirto::outbound::{CallError, Delivered, Outbound, Phase};
-use siirto::student_id::StudentId;
+use siirto_core::identity::identify;
+use siirto_core::student_id::StudentId;
 
 const RECORD: &str = "<?xml version=\"1.0\"?><record xmlns=\"urn:siirto:record:v1\"/>";
 
@@ -78,7 +78,7 @@ async fn fetch_returns_the_record_and_sends_what_the_contract_says() {
     );
     // The gateway presented its own client certificate.
     assert!(!r.peer.is_empty());
-    let summary = siirto::identity::describe(&r.peer[0]).expect("describe");
+    let summary = siirto_core::identity::describe(&r.peer[0]).expect("describe");
     assert!(
         summary.subject.contains("CN=siirto-gateway"),
         "{}",
@@ -461,7 +461,7 @@ async fn server_with_key_usage(
             "CN=localhost,O=Siirto tests,C=FI",
             siirto::pki::Usage::Server,
             net_tls::validity_now(),
-            &siirto::clock::SeededRandom::new(5),
+            &siirto_core::clock::SeededRandom::new(5),
             move |p| p.key_usages = usages,
         )
         .expect("issue");

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use net_tls::{Reply, TestPki, TestServer, dev_pki, spawn_server, tool_available};
 use rustls_pki_types::ServerName;
-use siirto::identity::identify;
+use siirto_core::identity::identify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -475,8 +475,8 @@ async fn a_multi_valued_rdn_matches_a_subject_rule_listing_its_parts() {
 // --- Certificate policy beyond rustls-webpki: keyUsage, CA bundles, CRLs ------------------
 
 use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
-use siirto::clock::SeededRandom;
 use siirto::pki::{CertFiles, DevCa, TURKU_SUBJECT, Usage};
+use siirto_core::clock::SeededRandom;
 
 use net_tls::validity_now as validity;
 

@@ -9,13 +9,13 @@ use hyper::Response;
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role};
-use crate::audit::AuditEntry;
-use crate::clock::{Timestamp, hex};
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::AuthenticatedParticipant;
 use crate::server::Body;
 use crate::store::AuditFilter;
+use siirto_core::audit::AuditEntry;
+use siirto_core::clock::{Timestamp, hex};
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;

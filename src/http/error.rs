@@ -10,10 +10,10 @@ use http::StatusCode;
 use hyper::Response;
 use serde_json::json;
 
-use crate::authz::AuthzError;
-use crate::identity::IdentityError;
 use crate::server::Body;
 use crate::store::StoreError;
+use siirto_core::authz::AuthzError;
+use siirto_core::identity::IdentityError;
 
 /// Declares [`ErrorCode`] with its wire code and status, and [`ErrorCode::ALL`] listing every
 /// variant (the list cannot miss one: it is written from the same lines).
@@ -217,8 +217,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::clock::Timestamp;
-    use crate::student_id::StudentId;
+    use siirto_core::clock::Timestamp;
+    use siirto_core::student_id::StudentId;
 
     /// `(status, code)` of every row of the README's table of error codes: the table that
     /// starts with the header `| status | code |`.
@@ -297,7 +297,7 @@ mod tests {
             (AuthzError::MissingAlg, 401),
             (
                 AuthzError::AlgorithmKeyMismatch {
-                    alg: crate::authz::Algorithm::Es256,
+                    alg: siirto_core::authz::Algorithm::Es256,
                     kid: "k".into(),
                     key_type: "RSA",
                 },

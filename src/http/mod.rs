@@ -23,12 +23,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::audit::AuditEvent;
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::{self, AuthenticatedParticipant, IdentityError};
 use crate::server::{Body, ConnectionInfo, ResponseFuture};
 pub use error::{ApiError, ErrorCode};
+use siirto_core::audit::AuditEvent;
+use siirto_core::identity::Role;
+use siirto_core::identity::{self, AuthenticatedParticipant, IdentityError};
 
 /// Most header fields a request may carry (hyper parses more, so that the answer is ours).
 pub const MAX_HEADER_FIELDS: usize = 100;

@@ -27,14 +27,14 @@ use hyper::Response;
 use serde_json::json;
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
-use crate::audit::AuditEntry;
-use crate::clock::hex;
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::AuthenticatedParticipant;
 use crate::server::Body;
 use crate::store::{AuditFilter, StepRow, TransferRow};
-use crate::transfer::Status;
+use siirto_core::audit::AuditEntry;
+use siirto_core::clock::hex;
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
+use siirto_core::transfer::Status;
 
 /// Transfers listed on one page.
 const LIST_LIMIT: u32 = 100;
@@ -283,7 +283,9 @@ fn transfer_form(id: &str, status: Option<Status>) -> String {
 
 fn audit_form(f: &AuditFilter) -> String {
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let t = |o: &Option<crate::clock::Timestamp>| o.map(|x| esc(&x.rfc3339())).unwrap_or_default();
+    let t = |o: &Option<siirto_core::clock::Timestamp>| {
+        o.map(|x| esc(&x.rfc3339())).unwrap_or_default()
+    };
     format!(
         "<form method=\"get\" action=\"/operator/audit\">\
          <label>Transfer<input name=\"transfer\" size=\"36\" value=\"{transfer}\"></label>\

@@ -45,13 +45,13 @@ use hyper::Response;
 use serde_json::json;
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
-use crate::audit::ProofError;
-use crate::clock::hex;
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::AuthenticatedParticipant;
 use crate::server::Body;
 use crate::trail::{ProofDocument, TrailError};
+use siirto_core::audit::ProofError;
+use siirto_core::clock::hex;
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
 
 fn number(pairs: &[(String, String)], name: &str) -> Result<Option<u64>, ApiError> {
     match pairs.iter().find(|(k, _)| k == name) {

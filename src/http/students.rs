@@ -12,12 +12,12 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, audited, json_response, refusal_event, require_role};
-use crate::authz;
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::AuthenticatedParticipant;
 use crate::server::Body;
 use crate::store::TransferRow;
+use siirto_core::authz;
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
 
 /// Most transfers listed for one student.
 const HISTORY_LIMIT: u32 = 1000;
@@ -106,7 +106,7 @@ async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) ->
 /// but the record did not hold, or the target format could not carry, is not listed. Empty
 /// until the transfer is delivered.
 fn history_entry(row: &TransferRow, receipt: Option<&str>) -> Value {
-    let delivered = row.status == crate::transfer::Status::Delivered;
+    let delivered = row.status == siirto_core::transfer::Status::Delivered;
     let report = row
         .report
         .as_deref()

@@ -13,16 +13,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
-use crate::authz;
-use crate::clock::uuid_v4;
-use crate::config::Role;
 use crate::gateway::Gateway;
-use crate::identity::AuthenticatedParticipant;
 use crate::server::Body;
 use crate::store::{
     Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, TransferChange, TransferRow,
 };
-use crate::transfer::{self, Event, Status};
+use siirto_core::authz;
+use siirto_core::clock::uuid_v4;
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
+use siirto_core::transfer::{self, Event, Status};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,7 +304,7 @@ pub async fn cancel(
             change.forget_subject = true;
             let mut event = gw2.event(&actor, "transfer.cancelled", "ok");
             event.transfer_id = Some(row.id.clone());
-            event.subject = crate::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
+            event.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
             event
                 .detail
                 .insert("previous_status".into(), row.status.to_string());
@@ -384,7 +384,7 @@ pub async fn retry(
             change.retry_from = Some(t.state.created_at);
             let mut event = gw2.event(&actor, "transfer.retried", "ok");
             event.transfer_id = Some(row.id.clone());
-            event.subject = crate::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
+            event.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
             if let Some(r) = row.reason {
                 event.detail.insert("previous_reason".into(), r.to_string());
             }

@@ -26,10 +26,10 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::audit::{AuditEntry, AuditEvent};
-use crate::clock::Timestamp;
-use crate::transfer::{FailureReason, Status};
-use crate::vault::Sealed;
+use siirto_core::audit::{AuditEntry, AuditEvent};
+use siirto_core::clock::Timestamp;
+use siirto_core::transfer::{FailureReason, Status};
+use siirto_core::vault::Sealed;
 
 #[doc(hidden)]
 pub mod testdb;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::audit::{AuditEntry, AuditEvent, Pseudonym};
-use crate::clock::{Timestamp, hex, unhex};
-use crate::transfer::{FailureReason, Status};
+use siirto_core::audit::{AuditEntry, AuditEvent, Pseudonym};
+use siirto_core::clock::{Timestamp, hex, unhex};
+use siirto_core::transfer::{FailureReason, Status};
 
 /// The columns [`transfer_from_row`] decodes, in its order (a literal, for `concat!`).
 macro_rules! transfer_columns {
@@ -56,7 +56,7 @@ pub struct TransferRow {
     pub document_sha256: Option<String>,
     pub report: Option<String>,
     /// The signed receipt (a JWS naming the student), sealed for `receipt:<id>`
-    /// ([`crate::receipt::open_receipt`]); `None` until the transfer is delivered.
+    /// ([`siirto_core::receipt::open_receipt`]); `None` until the transfer is delivered.
     pub receipt_sealed: Option<Vec<u8>>,
     pub receipt_leaf: Option<u64>,
     /// Attempts interrupted since a worker last wrote: claims that found an earlier claim's
@@ -67,8 +67,8 @@ pub struct TransferRow {
 
 impl TransferRow {
     /// What the state machine needs of this transfer.
-    pub fn state(&self) -> crate::transfer::TransferState {
-        crate::transfer::TransferState {
+    pub fn state(&self) -> siirto_core::transfer::TransferState {
+        siirto_core::transfer::TransferState {
             status: self.status,
             reason: self.reason,
             attempts: self.attempts,

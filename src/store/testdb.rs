@@ -7,7 +7,7 @@ use std::str::FromStr;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 
-use crate::clock::{Random, SystemRandom, hex};
+use siirto_core::clock::{Random, SystemRandom, hex};
 
 /// A database that exists for as long as this value does.
 pub struct TestDb {

@@ -12,7 +12,7 @@ fn event(action: &str, transfer: Option<&str>, at: i64) -> AuditEvent {
         action: action.into(),
         outcome: "ok".into(),
         transfer_id: transfer.map(str::to_owned),
-        subject: Some(crate::audit::Pseudonym::parse(&"ab".repeat(32)).unwrap()),
+        subject: Some(siirto_core::audit::Pseudonym::parse(&"ab".repeat(32)).unwrap()),
         document_sha256: None,
         detail: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
     }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use siirto::audit::AuditEntry;
 use siirto::client::Answer;
-use siirto::config::SchemaPaths;
-use siirto::formats::Format;
 use siirto::store::testdb::TestDb;
 use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::audit::AuditEntry;
+use siirto_core::config::SchemaPaths;
+use siirto_core::formats::Format;
 use siirto_xsd::schema::Schema;
 use siirto_xsd::{Limits, dom};
 

@@ -186,8 +186,8 @@ async fn a_restart_does_not_reopen_replay() {
     // A new gateway process would read the same configuration and database.
     let gateway = siirto::gateway::Gateway::open(
         config,
-        std::sync::Arc::new(siirto::clock::SystemClock),
-        std::sync::Arc::new(siirto::clock::SystemRandom::new()),
+        std::sync::Arc::new(siirto_core::clock::SystemClock),
+        std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
     )
     .await
     .expect("gateway reopens");
@@ -722,7 +722,7 @@ async fn a_certificate_matching_two_participants_is_refused_as_ambiguous() {
             .get("registry-operator")
             .is_some_and(|p| matches!(
                 &p.identity,
-                siirto::config::IdentityRule::Subject(attributes)
+                siirto_core::identity::IdentityRule::Subject(attributes)
                     if attributes.iter().any(|(k, v)| k == "CN" && v == "student-portal")
             )),
         "the override names the operator"

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use siirto::pki::CertFiles;
 use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 
 use crate::helpers::*;
 

@@ -9,10 +9,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use siirto::clock::SystemRandom;
 use siirto::pki::CertFiles;
 use siirto::server::{Shutdown, ShutdownTrigger};
 use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::clock::SystemRandom;
 
 use crate::helpers::{STUDENT, TRANSFER_DEADLINE, school_record, siirto_binary, start_with, token};
 use crate::support::{SCOPE, admin};

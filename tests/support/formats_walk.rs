@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use siirto::formats::Format;
-use siirto::scope::{Category, Scope};
+use siirto_core::formats::Format;
+use siirto_core::scope::{Category, Scope};
 use siirto_xsd::Limits;
 use siirto_xsd::dom::{self, Element};
 

@@ -19,9 +19,9 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::CertificateDer;
-use siirto::clock::{Clock, SeededRandom, SystemClock};
 use siirto::config::Config;
 use siirto::pki::{DevPki, PkiOptions};
+use siirto_core::clock::{Clock, SeededRandom, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -287,7 +287,7 @@ pub async fn spawn_server(
 }
 
 /// A validity period for test certificates: from an hour ago to a day from now.
-pub fn validity_now() -> (siirto::clock::Timestamp, siirto::clock::Timestamp) {
+pub fn validity_now() -> (siirto_core::clock::Timestamp, siirto_core::clock::Timestamp) {
     let now = SystemClock.now();
     (
         now.saturating_sub(Duration::from_secs(3600)),

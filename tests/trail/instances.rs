@@ -6,18 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
-use siirto::clock::{SystemClock, SystemRandom, Timestamp};
 use siirto::gateway::{self, Gateway, Listeners};
 use siirto::server::Shutdown;
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
 use siirto::testbed::{Testbed, TestbedOptions};
 use siirto::trail::Trail;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
+use siirto_core::clock::{SystemClock, SystemRandom, Timestamp};
 
 fn event(who: &str, i: usize) -> AuditEvent {
     let mut e = AuditEvent::new(
-        siirto::clock::Clock::now(&SystemClock),
+        siirto_core::clock::Clock::now(&SystemClock),
         who,
         "load.test",
         "ok",

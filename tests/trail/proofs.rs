@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use siirto::audit::AuditSigningKey;
 use siirto::store::testdb::TestDb;
+use siirto_core::audit::AuditSigningKey;
 
 use crate::support::{
     OPERATOR, STUDENT, deliver, operator, siirto, start, stdout, wait_checkpoint,

@@ -158,7 +158,7 @@ pub fn chromium(test: &str) -> Option<String> {
 }
 
 /// All audit entries, read through the gateway's store.
-pub async fn audit_entries(bed: &Testbed) -> Vec<siirto::audit::AuditEntry> {
+pub async fn audit_entries(bed: &Testbed) -> Vec<siirto_core::audit::AuditEntry> {
     let gw = bed.gateway.as_ref().expect("in-process gateway");
     gw.store.audit_range(0, 100_000).await.expect("audit")
 }

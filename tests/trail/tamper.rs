@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::audit::{AuditEntry, AuditEvent};
 use siirto::client::MtlsClient;
-use siirto::clock::{SystemClock, SystemRandom, hex};
 use siirto::gateway::{self, Gateway, Listeners};
 use siirto::server::Shutdown;
 use siirto::store::Store;
 use siirto::store::testdb::TestDb;
+use siirto_core::audit::{AuditEntry, AuditEvent};
+use siirto_core::clock::{SystemClock, SystemRandom, hex};
 
 use crate::support::{
     OPERATOR, OTHER_STUDENT, STUDENT, admin_get, deliver, operator, siirto, start, stdout,

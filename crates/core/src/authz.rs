@@ -47,7 +47,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
-use crate::config::{Directory, GatewayConfig, IssuerConfig, Participant, Role};
+use crate::config::{GatewayConfig, IssuerConfig};
+use crate::identity::{Directory, Participant, Role};
 use crate::scope::{Scope, ScopeError};
 use crate::student_id::{StudentId, StudentIdError};
 
@@ -1175,7 +1176,7 @@ fn shown(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::config::IdentityRule;
+    use crate::identity::IdentityRule;
     use josekit::jwk::KeyPair;
     use josekit::jws::JwsSigner;
     use proptest::prelude::*;

@@ -6,7 +6,7 @@
 //! write, with a [`ConversionReport`]). One submodule per format (`siirto_v1`, `virta`,
 //! `elmo`); code tables in `codes` and `codelists`.
 //!
-//! It does no IO, no XML parsing (callers hand in the [`Element`] from `xml::dom::parse`) and no
+//! It does no IO, no XML parsing (callers hand in the [`Element`] from `siirto_xsd::dom::parse`) and no
 //! schema validation: the caller validates the source before reading and the output against
 //! the destination's schema before delivery. Errors name element paths, never values.
 

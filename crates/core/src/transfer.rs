@@ -2,7 +2,7 @@
 //!
 //! Owns: [`Status`], [`FailureReason`], [`TransferState`], [`Event`] and [`next`], which maps a
 //! state and an event to the new state and the [`Effect`]s the worker must carry out. It does no
-//! IO: the worker (`delivery.rs`) persists the new state *before* acting on its effects, so a crash
+//! IO: the worker (`siirto_gateway::delivery`) persists the new state *before* acting on its effects, so a crash
 //! at any point leaves a state from which the same step is simply taken again.
 //!
 //! The path of a transfer:

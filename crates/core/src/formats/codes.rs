@@ -1010,7 +1010,7 @@ mod tests {
 
     /// The lines of the `### heading` section of docs/mappings.md.
     fn doc_section(heading: &str) -> Vec<&'static str> {
-        const DOC: &str = include_str!("../../docs/mappings.md");
+        const DOC: &str = include_str!("../../../../docs/mappings.md");
         DOC.lines()
             .skip_while(|l| !l.starts_with(&format!("### {heading}")))
             .skip(1)
@@ -1106,7 +1106,10 @@ mod tests {
     fn virta_codes_are_in_the_official_lists() {
         let path = std::env::var_os("SIIRTO_CORPUS")
             .map_or_else(
-                || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+                || {
+                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                        .join("../../../shared/corpus")
+                },
                 std::path::PathBuf::from,
             )
             .join("virta/xsd/koodistot.xsd");

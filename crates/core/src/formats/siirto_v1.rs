@@ -24,7 +24,7 @@ const ROOT: &str = "studentRecord";
 const PREFIX: &str = "siirto-v1:";
 
 /// The schema, for callers that validate with it by default.
-pub const SCHEMA: &str = include_str!("../../xsd/siirto-record-v1.xsd");
+pub const SCHEMA: &str = include_str!("../../../../xsd/siirto-record-v1.xsd");
 
 // ---------------------------------------------------------------------------------------------
 // Reading

@@ -9,7 +9,7 @@
 //! certificate mapped to a participant may only use the first `max_connections -
 //! reserved_connections` slots; the reserved rest is kept for recently authenticated
 //! addresses. IPv6 addresses are counted by their /64 prefix (one host usually holds a whole
-//! /64). Pure: no IO; time comes in as an argument. The listener (`server.rs`) only consults it.
+//! /64). Pure: no IO; time comes in as an argument. The listener (`siirto_gateway::server`) only consults it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};

@@ -384,7 +384,7 @@ mod tests {
 
     fn corpus() -> PathBuf {
         std::env::var_os("SIIRTO_CORPUS").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
             PathBuf::from,
         )
     }
