@@ -1,16 +1,18 @@
 //! `siirto`: command line → configuration → tracing → run. The only place that uses `anyhow`.
 
+mod cli;
+
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use siirto::cli::{self, Command, SchemaSource};
-use siirto::config::Config;
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
+use cli::{Command, SchemaSource};
 use siirto_core::clock::{SystemClock, SystemRandom};
+use siirto_gateway::config::Config;
+use siirto_gateway::gateway::{self, Gateway, Listeners};
+use siirto_gateway::server::Shutdown;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,13 +66,13 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Serve { config } => serve(&config).await,
         Command::Migrate { config } => {
             let config = load_config(&config)?;
-            siirto::store::Store::open(&config.gateway.database_url)
+            siirto_gateway::store::Store::open(&config.gateway.database_url)
                 .await
                 .context("migrating the database")?;
             println!("database is at the latest schema");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { keep } => Ok(siirto::demo::run(keep.as_deref())
+        Command::Demo { keep } => Ok(siirto_devkit::demo::run(keep.as_deref())
             .await
             .map(|()| ExitCode::SUCCESS)?),
         Command::PkiInit {
@@ -79,7 +81,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             admin_port,
         } => {
             let schemas = siirto_core::config::SchemaPaths::default();
-            let pki = siirto::pki::init(&dir, api_port, admin_port, &schemas)
+            let pki = siirto_devkit::pki::init(&dir, api_port, admin_port, &schemas)
                 .context("writing the development PKI")?;
             println!("{}", pki.summary());
             Ok(ExitCode::SUCCESS)
@@ -92,7 +94,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             scope,
             subject,
             file,
-        } => Ok(siirto::tools::convert(
+        } => Ok(siirto_gateway::tools::convert(
             &load_config(&config)?,
             from,
             to,
@@ -101,17 +103,19 @@ async fn run(command: Command) -> Result<ExitCode> {
             &file,
         )?),
         Command::AuditVerify { config } => {
-            Ok(siirto::tools::audit_verify(&load_config(&config)?).await?)
+            Ok(siirto_gateway::tools::audit_verify(&load_config(&config)?).await?)
         }
-        Command::AuditExport { config, since } => {
-            Ok(siirto::tools::audit_export(&load_config(&config)?, since.as_deref()).await?)
-        }
+        Command::AuditExport { config, since } => Ok(siirto_gateway::tools::audit_export(
+            &load_config(&config)?,
+            since.as_deref(),
+        )
+        .await?),
         Command::AuditVerifyProof {
             checkpoint,
             public_key,
             proof,
             old_checkpoint,
-        } => Ok(siirto::tools::audit_verify_proof(
+        } => Ok(siirto_gateway::tools::audit_verify_proof(
             &checkpoint,
             &public_key,
             &proof,

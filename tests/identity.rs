@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
-use siirto::pki::{AltName, DevCa, IssuedCert, Usage};
 use siirto_core::clock::{SeededRandom, Timestamp, hex, unhex};
 use siirto_core::identity::{
     Directory, IdentityRule, Participant, Role, describe, identify, parse_subject,
 };
+use siirto_devkit::pki::{AltName, DevCa, IssuedCert, Usage};
 
 const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
 

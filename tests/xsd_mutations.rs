@@ -343,7 +343,7 @@ fn seeds() -> Vec<(String, PathBuf, Vec<u8>)> {
     }
     let own = support::own_schema();
     if own.exists() {
-        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, true);
+        let record = siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, true);
         seeds.push((
             "demo school record (siirto-v1)".into(),
             own,

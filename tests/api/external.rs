@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use josekit::jwk::KeyPair as _;
 use serde_json::{Value, json};
-use siirto::eservice::{self, AUTHORIZATION_TYP};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::eservice::{self, AUTHORIZATION_TYP};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
@@ -184,7 +184,7 @@ async fn a_restart_does_not_reopen_replay() {
     bed.stop().await;
 
     // A new gateway process would read the same configuration and database.
-    let gateway = siirto::gateway::Gateway::open(
+    let gateway = siirto_gateway::gateway::Gateway::open(
         config,
         std::sync::Arc::new(siirto_core::clock::SystemClock),
         std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
@@ -198,13 +198,13 @@ async fn a_restart_does_not_reopen_replay() {
         .await
         .expect("bind");
     let url = format!("https://{}", api.local_addr().expect("addr"));
-    let (trigger, signal) = siirto::server::Shutdown::new();
-    let running = tokio::spawn(siirto::gateway::run(
+    let (trigger, signal) = siirto_gateway::server::Shutdown::new();
+    let running = tokio::spawn(siirto_gateway::gateway::run(
         gateway.clone(),
-        siirto::gateway::Listeners { api, admin },
+        siirto_gateway::gateway::Listeners { api, admin },
         signal,
     ));
-    let client = siirto::client::MtlsClient::new(
+    let client = siirto_devkit::client::MtlsClient::new(
         &url,
         Path::new(&ca),
         Some((eservice.cert.as_path(), eservice.key.as_path())),

@@ -7,11 +7,11 @@
 //! record about someone else is never delivered.
 
 use serde_json::Value;
-use siirto::testbed::{Testbed, TestbedOptions};
 use siirto_core::formats::{self, Format};
 use siirto_core::record::StudentRecord;
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 use crate::walk;

@@ -2,8 +2,8 @@
 //! no record, or serves broken or hostile XML, ends `failed` with a stable reason; the step and
 //! the audit entry say why (by position and limit, never by content); nothing is delivered.
 
-use siirto::peers::Behaviour;
-use siirto::testbed::Testbed;
+use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::Testbed;
 
 use crate::helpers::*;
 

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::peers::Behaviour;
-use siirto::server::Shutdown;
-use siirto::testbed::TestbedOptions;
 use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_core::student_id::synthetic_henkilotunnus;
+use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::TestbedOptions;
+use siirto_gateway::gateway::{self, Gateway, Listeners};
+use siirto_gateway::server::Shutdown;
 
 use crate::helpers;
 use crate::support::SCOPE;

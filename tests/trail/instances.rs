@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::trail::Trail;
 use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
 use siirto_core::clock::{SystemClock, SystemRandom, Timestamp};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::gateway::{self, Gateway, Listeners};
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
+use siirto_gateway::trail::Trail;
 
 fn event(who: &str, i: usize) -> AuditEvent {
     let mut e = AuditEvent::new(
@@ -114,7 +114,7 @@ async fn two_gateways_on_postgresql_extend_one_verifiable_trail() {
     // The whole log verifies with every checkpoint either instance signed.
     let reopened = Store::connect(&db.url).await.unwrap();
     let verifier = a.trail.checkpoint_verifier();
-    let outcome = siirto::trail::verify_store(&reopened, &verifier)
+    let outcome = siirto_gateway::trail::verify_store(&reopened, &verifier)
         .await
         .unwrap();
     let summary = outcome.result.expect("the shared log verifies");

@@ -12,11 +12,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::{Testbed, TestbedOptions};
 use siirto_core::audit::Pseudonymizer;
 use siirto_core::student_id::StudentId;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{OTHER_STUDENT, STUDENT, fast_checkpoints, operator, record_for, siirto};
 
@@ -348,7 +348,7 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
                     }
                 }
                 for e in store.audit_range(0, 100_000).await.unwrap() {
-                    text.push_str(&siirto::http::audit::entry_json(&e).to_string());
+                    text.push_str(&siirto_gateway::http::audit::entry_json(&e).to_string());
                 }
                 for c in store.checkpoints().await.unwrap() {
                     text.push_str(&c.note);
@@ -435,7 +435,7 @@ async fn a_receipt_left_in_clear_by_an_earlier_version_is_sealed_at_startup() {
             "{b}: the clear receipt is in the stored bytes before the gateway starts"
         );
 
-        let gw = siirto::gateway::Gateway::open(
+        let gw = siirto_gateway::gateway::Gateway::open(
             config,
             std::sync::Arc::new(siirto_core::clock::SystemClock),
             std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::Testbed;
+use siirto_devkit::testbed::Testbed;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{
     OPERATOR, OTHER_STUDENT, STUDENT, deliver, python, python_available, start, tool,

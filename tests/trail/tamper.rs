@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::client::MtlsClient;
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
 use siirto_core::audit::{AuditEntry, AuditEvent};
 use siirto_core::clock::{SystemClock, SystemRandom, hex};
+use siirto_devkit::client::MtlsClient;
+use siirto_gateway::gateway::{self, Gateway, Listeners};
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{
     OPERATOR, OTHER_STUDENT, STUDENT, admin_get, deliver, operator, siirto, start, stdout,
@@ -392,7 +392,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         assert!(
             matches!(
                 gw.trail.checkpoint_if_due(&store, gw.now(), true).await,
-                Err(siirto::trail::TrailError::Broken { verified, .. }) if verified == k
+                Err(siirto_gateway::trail::TrailError::Broken { verified, .. }) if verified == k
             ),
             "a broken trail refuses to sign"
         );

@@ -258,10 +258,11 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
             siirto_core::clock::hex(&e.hash[..6])
         );
     }
-    let key =
-        crate::tools::audit_public_key(&bed.config).map_err(|e| DemoError::Step(e.to_string()))?;
-    let checkpoint_key = CheckpointVerifier::new(key, &crate::tools::audit_origin(&bed.config))
+    let key = siirto_gateway::tools::audit_public_key(&bed.config)
         .map_err(|e| DemoError::Step(e.to_string()))?;
+    let checkpoint_key =
+        CheckpointVerifier::new(key, &siirto_gateway::tools::audit_origin(&bed.config))
+            .map_err(|e| DemoError::Step(e.to_string()))?;
     let notes: Vec<String> = gateway
         .store
         .checkpoints()

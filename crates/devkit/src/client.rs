@@ -14,8 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::ServerName;
 
-use crate::outbound::TlsConnector;
-use crate::tls::TlsError;
+use siirto_gateway::outbound::TlsConnector;
+use siirto_gateway::tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -77,11 +77,11 @@ impl MtlsClient {
         identity: Option<(&Path, &Path)>,
     ) -> Result<MtlsClient, ClientError> {
         let (base, host, port) =
-            crate::config::parse_base_url(base_url).map_err(|e| ClientError::BaseUrl {
+            siirto_gateway::config::parse_base_url(base_url).map_err(|e| ClientError::BaseUrl {
                 url: base_url.to_owned(),
                 reason: e.to_string(),
             })?;
-        let tls = crate::tls::client_config_from_files(server_ca, identity)?;
+        let tls = siirto_gateway::tls::client_config_from_files(server_ca, identity)?;
         let name = ServerName::try_from(host.clone()).map_err(|_| ClientError::BaseUrl {
             url: base_url.to_owned(),
             reason: "host is not a valid server name".into(),

@@ -22,8 +22,8 @@ use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch};
 
-use crate::server::{ResponseFuture, ServerLimits, Shutdown, serve_tls};
 use siirto_core::admission::AdmissionLimits;
+use siirto_gateway::server::{ResponseFuture, ServerLimits, Shutdown, serve_tls};
 
 /// How a peer answers, for tests of failure handling.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

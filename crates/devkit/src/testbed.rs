@@ -15,15 +15,15 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use crate::client::{ClientError, MtlsClient};
-use crate::config::Config;
 use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
-use crate::gateway::{self, Gateway, Listeners};
 use crate::peers::{Destination, Source};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
+use siirto_gateway::config::Config;
+use siirto_gateway::gateway::{self, Gateway, Listeners};
 
 use crate::pki::{CertFiles, DevPki, PkiOptions};
-use crate::server::{Shutdown, ShutdownTrigger};
+use siirto_gateway::server::{Shutdown, ShutdownTrigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestbedError {
@@ -32,9 +32,9 @@ pub enum TestbedError {
     #[error("pki: {0}")]
     Pki(#[from] crate::pki::PkiError),
     #[error("config: {0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] siirto_gateway::config::ConfigError),
     #[error("tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] siirto_gateway::tls::TlsError),
     #[error("gateway: {0}")]
     Start(#[from] gateway::StartError),
     #[error("client: {0}")]
@@ -147,8 +147,12 @@ impl Testbed {
             else {
                 continue;
             };
-            let tls =
-                crate::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])?;
+            let tls = siirto_gateway::tls::server_config_from_files(
+                &server.cert,
+                &server.key,
+                &pki.ca.cert,
+                &[],
+            )?;
             let (source, destination) =
                 crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
             if p.has_role(siirto_core::identity::Role::Source) {

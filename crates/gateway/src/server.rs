@@ -1,11 +1,11 @@
 //! Listeners: TLS (mandatory client certificates, configured by the caller) and plain HTTP, each
 //! serving HTTP/1.1 with hyper, with limits on connections (per address and in all, with a
-//! reserve for authenticated addresses: [`crate::admission`]), handshake and header time, and
+//! reserve for authenticated addresses: [`siirto_core::admission`]), handshake and header time, and
 //! graceful shutdown (stop accepting, let in-flight requests finish, then close).
 //!
 //! Owns: the accept loops and connection lifecycle. It knows nothing of routes: a
 //! per-connection handler is made from the [`ConnectionInfo`] by the caller (the gateway's
-//! `http` module, or the reference peers in `peers.rs`), and who is a known participant and
+//! `http` module, or the reference peers in `siirto_devkit::peers`), and who is a known participant and
 //! what to do with refusals is asked of the caller's [`Observer`].
 
 use std::convert::Infallible;

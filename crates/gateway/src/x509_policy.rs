@@ -21,7 +21,7 @@
 //!   let webpki build the path again with the same inputs and this policy as its path check, so
 //!   the policy applies to the chain actually built (webpki tries another path when one fails).
 //!
-//! It decides nothing about who a client is (that is [`crate::identity`]). IO: [`CrlSet::load`]
+//! It decides nothing about who a client is (that is [`siirto_core::identity`]). IO: [`CrlSet::load`]
 //! reads the CRL files; everything else works on bytes.
 
 use std::cell::RefCell;
@@ -704,13 +704,13 @@ impl ServerCertVerifier for ServerPolicyVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{DevCa, IssuedCert, Usage};
     use KeyUsagePurpose::{CrlSign, DigitalSignature, KeyCertSign, KeyEncipherment};
     use rcgen::{
         BasicConstraints, CertificateParams, CustomExtension, GeneralSubtree, IsCa, KeyPair,
         KeyUsagePurpose, NameConstraints,
     };
     use siirto_core::clock::{ManualClock, SeededRandom};
+    use siirto_devkit::pki::{DevCa, IssuedCert, Usage};
 
     const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
 

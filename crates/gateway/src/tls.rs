@@ -10,7 +10,7 @@
 //! Both directions verify certificates with the wrapping verifiers of [`crate::x509_policy`]
 //! (rustls-webpki, then keyUsage on the built path), and a CA bundle is refused unless every
 //! certificate in it is a CA that may sign certificates. It must not decide who a verified
-//! client is (that is [`crate::identity`]) and opens no sockets. Revocation: when CRLs are
+//! client is (that is [`siirto_core::identity`]) and opens no sockets. Revocation: when CRLs are
 //! configured, every certificate in a client's chain must be covered by one (an unknown
 //! revocation status is refused); each CRL is verified against its issuer in `client_ca` when
 //! loaded, and a CRL past its nextUpdate refuses or is tolerated per `gateway.crl_stale`.
@@ -290,8 +290,8 @@ pub fn server_name(endpoint: &Endpoint) -> Result<ServerName<'static>, TlsError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::DevCa;
     use siirto_core::clock::{SeededRandom, Timestamp};
+    use siirto_devkit::pki::DevCa;
     use std::time::Duration;
 
     #[test]

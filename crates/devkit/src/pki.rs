@@ -1210,7 +1210,7 @@ mod tests {
         let pem = ca
             .crl(&[&leaf.serial], NOW, NOW.saturating_add(day(1)), 7)
             .expect("crl");
-        let crls = crate::config::crls_from_bytes(pem.as_bytes()).expect("pem");
+        let crls = siirto_gateway::config::crls_from_bytes(pem.as_bytes()).expect("pem");
         let (_, crl) = parse_x509_crl(&crls[0]).expect("parse");
         let serials: Vec<&[u8]> = crl
             .iter_revoked_certificates()
@@ -1250,7 +1250,8 @@ mod tests {
         options.listen = "127.0.0.1:18443".parse().expect("addr");
         let target = dir.path().join("dev");
         let pki = DevPki::generate(&target, &options, &SeededRandom::new(6)).expect("generate");
-        let cfg = crate::config::Config::load(&pki.config).unwrap_or_else(|e| panic!("{e}"));
+        let cfg =
+            siirto_gateway::config::Config::load(&pki.config).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.gateway.listen.port(), 18_443);
         let virta = cfg.directory.get("virta").expect("virta");
         assert_eq!(virta.endpoint.as_ref().map(|e| e.port), Some(12_345));

@@ -1898,9 +1898,9 @@ checkpoint_interval = "60s"
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{DevPki, PkiOptions};
     use siirto_core::clock::{SeededRandom, Timestamp};
     use siirto_core::config::redact_url;
+    use siirto_devkit::pki::{DevPki, PkiOptions};
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -331,7 +331,7 @@ pub fn encode_path_segment(segment: &str) -> String {
 
 /// Why a connection could not be made (the connector's own error, found again in hyper's).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
+pub enum ConnectError {
     #[error("connect timed out")]
     Timeout,
     #[error("{0}")]
@@ -340,9 +340,10 @@ pub(crate) enum ConnectError {
     Tls(rustls::Error),
 }
 
-/// Connects to one fixed host with one TLS configuration (also used by [`crate::client`]).
+/// Connects to one fixed host with one TLS configuration (also used by the dev kit's mTLS
+/// client, `siirto_devkit::client`).
 #[derive(Clone)]
-pub(crate) struct TlsConnector {
+pub struct TlsConnector {
     tls: tokio_rustls::TlsConnector,
     server_name: ServerName<'static>,
     host: String,
@@ -351,7 +352,7 @@ pub(crate) struct TlsConnector {
 }
 
 impl TlsConnector {
-    pub(crate) fn new(
+    pub fn new(
         tls: Arc<rustls::ClientConfig>,
         server_name: ServerName<'static>,
         host: String,
@@ -369,7 +370,7 @@ impl TlsConnector {
 }
 
 /// A TLS connection as hyper wants it.
-pub(crate) struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
+pub struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
 
 impl AsyncRead for TlsConnection {
     fn poll_read(

@@ -12,7 +12,7 @@
 //! construction; on PostgreSQL it takes a transaction-scoped advisory lock first, so instances
 //! sharing a database extend one chain. A caller's write is acknowledged only after its commit.
 //!
-//! It does not decide anything: transitions come from `transfer.rs`, hashes from `audit.rs`.
+//! It does not decide anything: transitions come from `siirto_core::transfer`, hashes from `siirto_core::audit`.
 
 mod rows;
 
@@ -363,8 +363,8 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
-            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+            Pool::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
         }
         Ok(())
     }

@@ -1,0 +1,13 @@
+pub mod config;
+pub mod delivery;
+pub mod gateway;
+pub mod http;
+pub mod metrics;
+pub mod outbound;
+pub mod refusals;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod tools;
+pub mod trail;
+pub mod x509_policy;
