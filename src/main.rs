@@ -11,8 +11,9 @@ use anyhow::{Context, Result, anyhow};
 use cli::{Command, SchemaSource};
 use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_gateway::config::Config;
-use siirto_gateway::gateway::{self, Gateway, Listeners};
 use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -143,7 +144,7 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
         tracing::info!("shutting down: no new connections; finishing in-flight work");
         trigger.trigger();
     });
-    gateway::run(gateway, listeners, shutdown).await?;
+    start::run(gateway, listeners, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,7 @@ pub async fn start_with(options: TestbedOptions) -> Testbed {
 }
 
 /// The gateway of an in-process testbed.
-pub fn gateway(bed: &Testbed) -> &Arc<siirto_gateway::gateway::Gateway> {
+pub fn gateway(bed: &Testbed) -> &Arc<siirto_gateway::state::Gateway> {
     bed.gateway.as_ref().expect("in-process gateway")
 }
 

@@ -184,7 +184,7 @@ async fn a_restart_does_not_reopen_replay() {
     bed.stop().await;
 
     // A new gateway process would read the same configuration and database.
-    let gateway = siirto_gateway::gateway::Gateway::open(
+    let gateway = siirto_gateway::state::Gateway::open(
         config,
         std::sync::Arc::new(siirto_core::clock::SystemClock),
         std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
@@ -199,9 +199,9 @@ async fn a_restart_does_not_reopen_replay() {
         .expect("bind");
     let url = format!("https://{}", api.local_addr().expect("addr"));
     let (trigger, signal) = siirto_gateway::server::Shutdown::new();
-    let running = tokio::spawn(siirto_gateway::gateway::run(
+    let running = tokio::spawn(siirto_gateway::start::run(
         gateway.clone(),
-        siirto_gateway::gateway::Listeners { api, admin },
+        siirto_gateway::start::Listeners { api, admin },
         signal,
     ));
     let client = siirto_devkit::client::MtlsClient::new(

@@ -226,7 +226,7 @@ async fn start_with_manual_clock(env: &[(&str, &str)]) -> (Testbed, Arc<ManualCl
 /// The development CRL's issuer (as x509-parser writes it) and nextUpdate.
 fn dev_crl(bed: &Testbed) -> (String, Timestamp) {
     let bytes = std::fs::read(&bed.pki.crl).expect("read CRL");
-    let der = siirto_gateway::config::crls_from_bytes(&bytes).expect("CRL");
+    let der = siirto_gateway::x509_policy::crls_from_bytes(&bytes).expect("CRL");
     let (_, crl) = x509_parser::parse_x509_crl(&der[0]).expect("parse CRL");
     let next = crl.next_update().expect("nextUpdate").timestamp();
     (crl.issuer().to_string(), Timestamp::from_secs(next))

@@ -207,7 +207,7 @@ async fn a_valid_transfer_is_delivered_once(database_url: Option<String>) {
     assert_eq!(claims.audit_leaf_index, delivered.seq);
     // Student ids appear in the audit trail only as keyed pseudonyms.
     for e in &entries {
-        let line = siirto_gateway::http::audit::entry_json(e).to_string();
+        let line = siirto_core::audit::entry_json(e).to_string();
         assert!(
             !line.contains(STUDENT),
             "audit entry {} names the student",

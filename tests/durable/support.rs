@@ -12,7 +12,7 @@ use siirto_core::clock::{Clock, ManualClock, Random, SystemClock, SystemRandom, 
 use siirto_devkit::client::Answer;
 use siirto_devkit::peers::Destination;
 use siirto_devkit::testbed::{Testbed, TestbedOptions};
-use siirto_gateway::gateway::Gateway;
+use siirto_gateway::state::Gateway;
 use siirto_gateway::store::testdb::TestDb;
 
 use crate::helpers::{self, STUDENT, TRANSFER_DEADLINE};

@@ -9,8 +9,9 @@ use std::time::Duration;
 use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
 use siirto_core::clock::{SystemClock, SystemRandom, Timestamp};
 use siirto_devkit::testbed::{Testbed, TestbedOptions};
-use siirto_gateway::gateway::{self, Gateway, Listeners};
 use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
 use siirto_gateway::store::Store;
 use siirto_gateway::store::testdb::TestDb;
 use siirto_gateway::trail::Trail;
@@ -55,7 +56,7 @@ async fn two_gateways_on_postgresql_extend_one_verifiable_trail() {
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let (stop_b, signal) = Shutdown::new();
-    let running_b = tokio::spawn(gateway::run(b.clone(), listeners, signal));
+    let running_b = tokio::spawn(start::run(b.clone(), listeners, signal));
 
     // Both instances write at once, in small batches, as their request handlers would.
     let mut writers = Vec::new();

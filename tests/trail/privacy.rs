@@ -348,7 +348,7 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
                     }
                 }
                 for e in store.audit_range(0, 100_000).await.unwrap() {
-                    text.push_str(&siirto_gateway::http::audit::entry_json(&e).to_string());
+                    text.push_str(&siirto_core::audit::entry_json(&e).to_string());
                 }
                 for c in store.checkpoints().await.unwrap() {
                     text.push_str(&c.note);
@@ -435,7 +435,7 @@ async fn a_receipt_left_in_clear_by_an_earlier_version_is_sealed_at_startup() {
             "{b}: the clear receipt is in the stored bytes before the gateway starts"
         );
 
-        let gw = siirto_gateway::gateway::Gateway::open(
+        let gw = siirto_gateway::state::Gateway::open(
             config,
             std::sync::Arc::new(siirto_core::clock::SystemClock),
             std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),

@@ -206,7 +206,7 @@ async fn a_student_sees_every_transfer_about_them_and_nothing_else() {
             .collect();
         assert_eq!(rejected, vec!["replay", "wrong_typ", "missing_token"]);
         for e in &entries {
-            let text = siirto_gateway::http::audit::entry_json(e).to_string();
+            let text = siirto_core::audit::entry_json(e).to_string();
             assert!(
                 !text.contains(STUDENT) && !text.contains(OTHER_STUDENT),
                 "{text}"

@@ -11,8 +11,9 @@ use std::time::Duration;
 use siirto_core::audit::{AuditEntry, AuditEvent};
 use siirto_core::clock::{SystemClock, SystemRandom, hex};
 use siirto_devkit::client::MtlsClient;
-use siirto_gateway::gateway::{self, Gateway, Listeners};
 use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
 use siirto_gateway::store::Store;
 use siirto_gateway::store::testdb::TestDb;
 
@@ -323,7 +324,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         let api = listeners.api.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap().to_string();
         let (trigger, signal) = Shutdown::new();
-        let running = tokio::spawn(gateway::run(gw.clone(), listeners, signal));
+        let running = tokio::spawn(start::run(gw.clone(), listeners, signal));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while gw.trail.status().broken.is_none() {
             assert!(

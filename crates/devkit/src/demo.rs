@@ -261,7 +261,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
     let key = siirto_gateway::tools::audit_public_key(&bed.config)
         .map_err(|e| DemoError::Step(e.to_string()))?;
     let checkpoint_key =
-        CheckpointVerifier::new(key, &siirto_gateway::tools::audit_origin(&bed.config))
+        CheckpointVerifier::new(key, &siirto_gateway::config::audit_origin(&bed.config))
             .map_err(|e| DemoError::Step(e.to_string()))?;
     let notes: Vec<String> = gateway
         .store

@@ -1210,7 +1210,7 @@ mod tests {
         let pem = ca
             .crl(&[&leaf.serial], NOW, NOW.saturating_add(day(1)), 7)
             .expect("crl");
-        let crls = siirto_gateway::config::crls_from_bytes(pem.as_bytes()).expect("pem");
+        let crls = siirto_gateway::x509_policy::crls_from_bytes(pem.as_bytes()).expect("pem");
         let (_, crl) = parse_x509_crl(&crls[0]).expect("parse");
         let serials: Vec<&[u8]> = crl
             .iter_revoked_certificates()

@@ -20,7 +20,8 @@ use crate::peers::{Destination, Source};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
 use siirto_gateway::config::Config;
-use siirto_gateway::gateway::{self, Gateway, Listeners};
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::{self, Gateway};
 
 use crate::pki::{CertFiles, DevPki, PkiOptions};
 use siirto_gateway::server::{Shutdown, ShutdownTrigger};
@@ -36,7 +37,7 @@ pub enum TestbedError {
     #[error("tls: {0}")]
     Tls(#[from] siirto_gateway::tls::TlsError),
     #[error("gateway: {0}")]
-    Start(#[from] gateway::StartError),
+    Start(#[from] state::StartError),
     #[error("client: {0}")]
     Client(#[from] ClientError),
     #[error("signing: {0}")]
@@ -182,7 +183,7 @@ impl Testbed {
             let listeners = Listeners { api, admin };
             let g = gw.clone();
             let handle = tokio::spawn(async move {
-                if let Err(e) = gateway::run(g, listeners, signal).await {
+                if let Err(e) = start::run(g, listeners, signal).await {
                     tracing::error!(error = %e, "gateway stopped with an error");
                 }
             });

@@ -2,12 +2,13 @@
 //! validated [`Config`] the rest of the gateway reads.
 //!
 //! Owns: the schema of the file (which keys exist and what type each has), environment
-//! overrides, validation into [`Config`] (every problem names the file and the key, and all
-//! problems found are reported together), subject-string parsing for identity rules, and the
-//! participant [`Directory`]. It reads files only to check that they exist and parse as what they
-//! claim to be (CA bundles hold CA certificates, each CRL is signed by its issuer in
-//! `client_ca`: [`crate::x509_policy`]); it opens no sockets and starts nothing. Relative paths
-//! are resolved against the directory holding the configuration file.
+//! overrides, and validation into [`Config`] (every problem names the file and the key, and all
+//! problems found are reported together). The values it builds are [`siirto_core::config`]'s
+//! sections and [`siirto_core::identity`]'s participant [`Directory`] (whose subject-string
+//! parsing it calls); it only calls into them. It reads files only to check that they exist and
+//! parse as what they claim to be (CA bundles hold CA certificates, each CRL is signed by its
+//! issuer in `client_ca`: [`crate::x509_policy`]); it opens no sockets and starts nothing.
+//! Relative paths are resolved against the directory holding the configuration file.
 //!
 //! # Values
 //! - Durations are strings with one unit, `"250ms"`, `"900s"`, `"15m"`, `"24h"`, `"7d"`, or
@@ -42,9 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{
-    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, PrivatePkcs8KeyDer,
-};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
@@ -57,7 +56,7 @@ use siirto_core::identity::{
     Directory, Endpoint, IdentityRule, Participant, Role, SubjectError, parse_subject,
 };
 
-use crate::x509_policy::CrlSet;
+use crate::x509_policy::{CrlSet, crls_from_bytes};
 
 /// The validated configuration. Obtained only from the loader, so every field has been checked.
 #[derive(Debug, Clone)]
@@ -72,6 +71,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
     pub storage: StorageConfig,
+}
+
+/// The origin (log name) of the gateway's audit checkpoints.
+pub fn audit_origin(config: &Config) -> String {
+    format!("{}/audit", config.gateway.id)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,27 +333,6 @@ fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>,
             .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
     }
     Ok(certs)
-}
-
-/// CRLs from a file's bytes: PEM `X509 CRL` sections, or, when the file is not PEM, one DER CRL.
-pub fn crls_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
-    let looks_pem = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .is_some_and(|i| bytes[i..].starts_with(b"-----BEGIN"));
-    if !looks_pem {
-        if bytes.first() == Some(&0x30) {
-            return Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())]);
-        }
-        return Err("neither PEM nor DER".to_owned());
-    }
-    let crls: Result<Vec<CertificateRevocationListDer<'static>>, _> =
-        CertificateRevocationListDer::pem_slice_iter(bytes).collect();
-    let crls = crls.map_err(|e| format!("not PEM: {e}"))?;
-    if crls.is_empty() {
-        return Err("no PEM X509 CRL found".to_owned());
-    }
-    Ok(crls)
 }
 
 fn inspect_jwks(bytes: &[u8]) -> Result<(), String> {

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use crate::gateway::Gateway;
 use crate::outbound::{CallError, Delivered};
 use crate::server::Shutdown;
+use crate::state::Gateway;
 use crate::store::{
     Applied, Guard, NewStep, PayloadChange, SealedBlob, StoreError, TransferChange, TransferRow,
 };

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, audit_origin};
 use crate::store::Store;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
 use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
@@ -38,11 +38,6 @@ fn read(path: &Path) -> Result<Vec<u8>, ToolError> {
         path: path.display().to_string(),
         message: e.to_string(),
     })
-}
-
-/// The origin (log name) of the gateway's audit checkpoints.
-pub fn audit_origin(config: &Config) -> String {
-    format!("{}/audit", config.gateway.id)
 }
 
 /// The public half of the configured audit key, for verification.
@@ -333,7 +328,7 @@ pub async fn audit_export(config: &Config, since: Option<&str>) -> Result<ExitCo
             .iter()
             .filter(|e| since.is_none_or(|s| e.event.at >= s))
         {
-            let line = crate::http::audit::entry_json(entry);
+            let line = siirto_core::audit::entry_json(entry);
             if writeln!(out, "{line}").is_err() {
                 // stdout closed (e.g. piped into `head`): stop quietly.
                 return Ok(ExitCode::SUCCESS);

@@ -624,7 +624,7 @@ impl ProofDocument {
                 "leaf_hash": hex(leaf_hash),
                 "root_hash": hex(root_hash),
                 "proof": hexes(proof),
-                "entry": entry.as_deref().map(crate::http::audit::entry_json),
+                "entry": entry.as_deref().map(siirto_core::audit::entry_json),
             }),
             ProofDocument::Consistency {
                 from,
@@ -695,7 +695,7 @@ fn hash_from_hex(s: &str) -> Option<Hash> {
     unhex(s).and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
 }
 
-/// Reads an audit entry in the JSON form of `GET /v1/audit` (`crate::http::audit::entry_json`).
+/// Reads an audit entry in the JSON form of `GET /v1/audit` (`siirto_core::audit::entry_json`).
 pub fn entry_from_json(v: &Value) -> Result<AuditEntry, ProofFormatError> {
     let bad = |why: String| ProofFormatError(format!("entry: {why}"));
     let text = |name: &str| {

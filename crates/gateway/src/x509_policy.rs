@@ -33,6 +33,7 @@ use std::time::Duration;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{
     CertificateDer, CertificateRevocationListDer, ServerName, SignatureVerificationAlgorithm,
     UnixTime,
@@ -225,6 +226,27 @@ struct LoadedCrl {
     last_warned: AtomicI64,
 }
 
+/// CRLs from a file's bytes: PEM `X509 CRL` sections, or, when the file is not PEM, one DER CRL.
+pub fn crls_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let looks_pem = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .is_some_and(|i| bytes[i..].starts_with(b"-----BEGIN"));
+    if !looks_pem {
+        if bytes.first() == Some(&0x30) {
+            return Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())]);
+        }
+        return Err("neither PEM nor DER".to_owned());
+    }
+    let crls: Result<Vec<CertificateRevocationListDer<'static>>, _> =
+        CertificateRevocationListDer::pem_slice_iter(bytes).collect();
+    let crls = crls.map_err(|e| format!("not PEM: {e}"))?;
+    if crls.is_empty() {
+        return Err("no PEM X509 CRL found".to_owned());
+    }
+    Ok(crls)
+}
+
 /// The CRLs of `gateway.crl`, each verified against its issuer at load.
 #[derive(Default)]
 pub struct CrlSet {
@@ -264,7 +286,7 @@ impl CrlSet {
                 reason,
             };
             let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-            let ders = crate::config::crls_from_bytes(&bytes).map_err(fail)?;
+            let ders = crls_from_bytes(&bytes).map_err(fail)?;
             let several = ders.len() > 1;
             for (n, der) in ders.into_iter().enumerate() {
                 let label = if several {

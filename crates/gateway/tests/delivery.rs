@@ -14,7 +14,7 @@ use siirto_core::transfer::{self, Status};
 use siirto_devkit::peers::Behaviour;
 use siirto_devkit::testbed::{Testbed, TestbedOptions};
 use siirto_gateway::delivery::Worker;
-use siirto_gateway::gateway::Gateway;
+use siirto_gateway::state::Gateway;
 use siirto_gateway::store::NewTransfer;
 use siirto_gateway::store::testdb::TestDb;
 

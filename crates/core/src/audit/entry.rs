@@ -402,6 +402,25 @@ impl AuditLog {
     }
 }
 
+/// The JSON form of an audit entry: the API's (`GET /v1/audit`), the proof documents', and
+/// `siirto audit export`'s line format.
+pub fn entry_json(e: &AuditEntry) -> serde_json::Value {
+    let ev = &e.event;
+    serde_json::json!({
+        "seq": e.seq,
+        "at": ev.at.rfc3339(),
+        "actor": ev.actor,
+        "action": ev.action,
+        "outcome": ev.outcome,
+        "transfer_id": ev.transfer_id,
+        "subject": ev.subject.as_ref().map(|p| p.as_str()),
+        "document_sha256": ev.document_sha256.as_ref().map(|h| hex(h)),
+        "detail": ev.detail,
+        "prev_hash": hex(&e.prev_hash),
+        "hash": hex(&e.hash),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

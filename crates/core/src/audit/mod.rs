@@ -24,7 +24,7 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier, SignedCheckpoint,
 };
 pub use entry::{
-    AuditEntry, AuditEvent, AuditLog, EntryError, Pseudonym, Pseudonymizer, SealedBatch,
+    AuditEntry, AuditEvent, AuditLog, EntryError, Pseudonym, Pseudonymizer, SealedBatch, entry_json,
 };
 pub use key::{AuditPublicKey, AuditSigningKey, KeyError};
 pub use merkle::{Hash, MerkleTree, ProofError};

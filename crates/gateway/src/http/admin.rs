@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::text_response;
-use crate::gateway::{Gateway, NotReady};
 use crate::server::Body;
+use crate::state::{Gateway, NotReady};
 
 pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {

@@ -1,19 +1,20 @@
 //! `GET /v1/audit` (operators): audit entries with filters and cursor paging.
 //!
-//! Owns: the audit entry's JSON form and the query grammar. Every read is itself audited.
+//! Owns: the query grammar. Entries are answered in their JSON form
+//! ([`siirto_core::audit::entry_json`]). Every read is itself audited.
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use hyper::Response;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role};
-use crate::gateway::Gateway;
 use crate::server::Body;
+use crate::state::Gateway;
 use crate::store::AuditFilter;
-use siirto_core::audit::AuditEntry;
-use siirto_core::clock::{Timestamp, hex};
+use siirto_core::audit::entry_json;
+use siirto_core::clock::Timestamp;
 use siirto_core::identity::AuthenticatedParticipant;
 use siirto_core::identity::Role;
 
@@ -100,24 +101,6 @@ pub async fn list(
             "next_cursor": page.next_cursor.map(|c| c.to_string()),
         }),
     ))
-}
-
-/// The JSON form of an audit entry (also `siirto audit export`'s line format).
-pub fn entry_json(e: &AuditEntry) -> Value {
-    let ev = &e.event;
-    json!({
-        "seq": e.seq,
-        "at": ev.at.rfc3339(),
-        "actor": ev.actor,
-        "action": ev.action,
-        "outcome": ev.outcome,
-        "transfer_id": ev.transfer_id,
-        "subject": ev.subject.as_ref().map(|p| p.as_str()),
-        "document_sha256": ev.document_sha256.as_ref().map(|h| hex(h)),
-        "detail": ev.detail,
-        "prev_hash": hex(&e.prev_hash),
-        "hash": hex(&e.hash),
-    })
 }
 
 #[cfg(test)]

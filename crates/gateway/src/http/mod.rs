@@ -23,8 +23,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::gateway::Gateway;
 use crate::server::{Body, ConnectionInfo, ResponseFuture};
+use crate::state::Gateway;
 pub use error::{ApiError, ErrorCode};
 use siirto_core::audit::AuditEvent;
 use siirto_core::identity::Role;

@@ -27,8 +27,8 @@ use hyper::Response;
 use serde_json::json;
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
-use crate::gateway::Gateway;
 use crate::server::Body;
+use crate::state::Gateway;
 use crate::store::{AuditFilter, StepRow, TransferRow};
 use siirto_core::audit::AuditEntry;
 use siirto_core::clock::hex;
@@ -621,11 +621,11 @@ pub async fn reload(
             StatusCode::OK,
             &json!({ "reloaded": "issuer_keys", "keys": keys }),
         )),
-        Err(crate::gateway::ReloadError::Store(e)) => Err(e.into()),
-        Err(e @ crate::gateway::ReloadError::Task(_)) => {
+        Err(crate::state::ReloadError::Store(e)) => Err(e.into()),
+        Err(e @ crate::state::ReloadError::Task(_)) => {
             Err(ApiError::new(ErrorCode::ReloadFailed, e.to_string()))
         }
-        Err(crate::gateway::ReloadError::Keys(e)) => Err(ApiError::new(
+        Err(crate::state::ReloadError::Keys(e)) => Err(ApiError::new(
             ErrorCode::InvalidJwks,
             format!("the issuer keys were not reloaded (the old keys stay): {e}"),
         )),

@@ -45,8 +45,8 @@ use hyper::Response;
 use serde_json::json;
 
 use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
-use crate::gateway::Gateway;
 use crate::server::Body;
+use crate::state::Gateway;
 use crate::trail::{ProofDocument, TrailError};
 use siirto_core::audit::ProofError;
 use siirto_core::clock::hex;

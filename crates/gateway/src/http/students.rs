@@ -12,8 +12,8 @@ use hyper::{Request, Response};
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, audited, json_response, refusal_event, require_role};
-use crate::gateway::Gateway;
 use crate::server::Body;
+use crate::state::Gateway;
 use crate::store::TransferRow;
 use siirto_core::authz;
 use siirto_core::identity::AuthenticatedParticipant;

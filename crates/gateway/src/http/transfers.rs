@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
-use crate::gateway::Gateway;
 use crate::server::Body;
+use crate::state::Gateway;
 use crate::store::{
     Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, TransferChange, TransferRow,
 };
