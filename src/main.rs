@@ -1,4 +1,10 @@
 //! `siirto`: command line → configuration → tracing → run. The only place that uses `anyhow`.
+//!
+//! # Layout
+//! - this file: carries out each [`cli::Command`] with the workspace's crates — `siirto-gateway`
+//!   (`serve`, `migrate`, `convert`, `audit`), `siirto-devkit` (`demo`, `pki init`), `siirto-xsd`
+//!   and `siirto-core` (`validate`). `docs/architecture.md` shows how the crates fit together.
+//! - [`cli`]: the command-line grammar and its usage text.
 
 mod cli;
 
