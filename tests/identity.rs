@@ -1,6 +1,7 @@
 //! Client certificates → participants ([`siirto_core::identity::identify`]) with certificates
 //! from the development PKI. Moved from the unit tests of `crates/core/src/identity.rs`: the dev
-//! PKI lives in siirto-devkit, which the core crate must not depend on.
+//! PKI lives in siirto-devkit, which depends on the gateway; the core crate and its own tests
+//! stay free of it.
 
 use std::time::Duration;
 
