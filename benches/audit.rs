@@ -16,11 +16,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use siirto::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonym};
-use siirto::clock::{Clock, SystemClock, Timestamp, hex};
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::trail::Trail;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonym};
+use siirto_core::clock::{Clock, SystemClock, Timestamp, hex};
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
+use siirto_gateway::trail::Trail;
 
 mod common;
 use common::{cpu_time, peak_rss_mib};
@@ -199,7 +199,7 @@ async fn run(backend: &str, o: &Options) {
     // 3. Whole-log verification (`siirto audit verify`).
     let started = Instant::now();
     let cpu = cpu_time();
-    let outcome = siirto::trail::verify_store(&store, &verifier)
+    let outcome = siirto_gateway::trail::verify_store(&store, &verifier)
         .await
         .unwrap();
     let verify = started.elapsed();

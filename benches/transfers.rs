@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use siirto::outbound::Outbound;
-use siirto::peers::Destination;
-use siirto::store::testdb::TestDb;
-use siirto::student_id::{StudentId, synthetic_henkilotunnus};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::student_id::{StudentId, synthetic_henkilotunnus};
+use siirto_devkit::peers::Destination;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::outbound::Outbound;
+use siirto_gateway::store::testdb::TestDb;
 
 use common::{cpu_time, quantile};
 
@@ -71,7 +71,7 @@ fn options() -> Options {
 
 /// The sample school record of `subject`, grown with further achievements to at least `kb` KiB.
 fn record(subject: &str, kb: usize) -> Vec<u8> {
-    let base = siirto::demo::school_record(subject, false);
+    let base = siirto_devkit::demo::school_record(subject, false);
     let (head, tail) = base
         .split_once("</achievements>")
         .expect("the sample record has achievements");

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::formats::Format;
+use siirto_core::formats::Format;
 
 pub const USAGE: &str = "\
 siirto — student-authorized record transfers between Finnish municipalities and registers

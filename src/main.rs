@@ -1,15 +1,24 @@
 //! `siirto`: command line → configuration → tracing → run. The only place that uses `anyhow`.
+//!
+//! # Layout
+//! - this file: carries out each [`cli::Command`] with the workspace's crates — `siirto-gateway`
+//!   (`serve`, `migrate`, `convert`, `audit`), `siirto-devkit` (`demo`, `pki init`), `siirto-xsd`
+//!   and `siirto-core` (`validate`). `docs/architecture.md` shows how the crates fit together.
+//! - [`cli`]: the command-line grammar and its usage text.
+
+mod cli;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use siirto::cli::{self, Command, SchemaSource};
-use siirto::clock::{SystemClock, SystemRandom};
-use siirto::config::Config;
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
+use cli::{Command, SchemaSource};
+use siirto_core::clock::{SystemClock, SystemRandom};
+use siirto_gateway::config::Config;
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,13 +72,13 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Serve { config } => serve(&config).await,
         Command::Migrate { config } => {
             let config = load_config(&config)?;
-            siirto::store::Store::open(&config.gateway.database_url)
+            siirto_gateway::store::Store::open(&config.gateway.database_url)
                 .await
                 .context("migrating the database")?;
             println!("database is at the latest schema");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { keep } => Ok(siirto::demo::run(keep.as_deref())
+        Command::Demo { keep } => Ok(siirto_devkit::demo::run(keep.as_deref())
             .await
             .map(|()| ExitCode::SUCCESS)?),
         Command::PkiInit {
@@ -77,8 +86,8 @@ async fn run(command: Command) -> Result<ExitCode> {
             api_port,
             admin_port,
         } => {
-            let schemas = siirto::config::SchemaPaths::default();
-            let pki = siirto::pki::init(&dir, api_port, admin_port, &schemas)
+            let schemas = siirto_core::config::SchemaPaths::default();
+            let pki = siirto_devkit::pki::init(&dir, api_port, admin_port, &schemas)
                 .context("writing the development PKI")?;
             println!("{}", pki.summary());
             Ok(ExitCode::SUCCESS)
@@ -91,7 +100,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             scope,
             subject,
             file,
-        } => Ok(siirto::tools::convert(
+        } => Ok(siirto_gateway::tools::convert(
             &load_config(&config)?,
             from,
             to,
@@ -100,17 +109,19 @@ async fn run(command: Command) -> Result<ExitCode> {
             &file,
         )?),
         Command::AuditVerify { config } => {
-            Ok(siirto::tools::audit_verify(&load_config(&config)?).await?)
+            Ok(siirto_gateway::tools::audit_verify(&load_config(&config)?).await?)
         }
-        Command::AuditExport { config, since } => {
-            Ok(siirto::tools::audit_export(&load_config(&config)?, since.as_deref()).await?)
-        }
+        Command::AuditExport { config, since } => Ok(siirto_gateway::tools::audit_export(
+            &load_config(&config)?,
+            since.as_deref(),
+        )
+        .await?),
         Command::AuditVerifyProof {
             checkpoint,
             public_key,
             proof,
             old_checkpoint,
-        } => Ok(siirto::tools::audit_verify_proof(
+        } => Ok(siirto_gateway::tools::audit_verify_proof(
             &checkpoint,
             &public_key,
             &proof,
@@ -138,7 +149,7 @@ async fn serve(config_path: &Path) -> Result<ExitCode> {
         tracing::info!("shutting down: no new connections; finishing in-flight work");
         trigger.trigger();
     });
-    gateway::run(gateway, listeners, shutdown).await?;
+    start::run(gateway, listeners, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -191,12 +202,12 @@ async fn wait_for_signal() {
 fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
     let (schema, config) = match source {
         SchemaSource::File(xsd) => (
-            siirto::xml::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?,
+            siirto_xsd::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?,
             None,
         ),
         SchemaSource::Format { format, config } => {
             let config = load_config(&config)?;
-            let schemas = siirto::pipeline::Schemas::load(&config.schemas, [format])?;
+            let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [format])?;
             let schema = schemas
                 .get(format)
                 .cloned()
@@ -204,8 +215,8 @@ fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
             (schema, Some(config))
         }
     };
-    let limits = siirto::pipeline::xml_limits(config.as_ref());
+    let limits = siirto_core::pipeline::xml_limits(config.as_ref().map(|c| &c.limits));
     let mut out = std::io::stdout().lock();
-    let status = siirto::xml::schema::validate_file_cli(&schema, file, &limits, &mut out);
+    let status = siirto_xsd::schema::validate_file_cli(&schema, file, &limits, &mut out);
     Ok(ExitCode::from(u8::try_from(status).unwrap_or(2)))
 }

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use siirto::audit::{
+use siirto_core::audit::{
     AuditEntry, AuditEvent, AuditLog, AuditPublicKey, AuditSigningKey, CheckpointSigner, Hash,
     Pseudonymizer,
 };
-use siirto::clock::{Timestamp, hex};
-use siirto::receipt::{ReceiptClaims, sign_receipt, verify_receipt};
-use siirto::scope::Scope;
-use siirto::student_id::StudentId;
+use siirto_core::clock::{Timestamp, hex};
+use siirto_core::receipt::{ReceiptClaims, sign_receipt, verify_receipt};
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
 
 const ORIGIN: &str = "siirto.example.fi/audit";
 

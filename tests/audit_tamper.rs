@@ -4,12 +4,12 @@
 
 use std::time::Instant;
 
-use siirto::audit::{
+use siirto_core::audit::{
     AuditEntry, AuditEvent, AuditLog, AuditSigningKey, CheckpointError, CheckpointSigner,
     Pseudonymizer, VerifyError, verify_log,
 };
-use siirto::clock::Timestamp;
-use siirto::student_id::StudentId;
+use siirto_core::clock::Timestamp;
+use siirto_core::student_id::StudentId;
 
 const ORIGIN: &str = "siirto.example.fi/audit";
 
@@ -85,7 +85,7 @@ fn log() -> Log {
 fn verify(
     log: &Log,
     entries: Vec<AuditEntry>,
-) -> Result<siirto::audit::VerifySummary, VerifyError> {
+) -> Result<siirto_core::audit::VerifySummary, VerifyError> {
     verify_log(entries, &log.checkpoints, &log.signer.verifier())
 }
 

@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use siirto::authz::{AuthzError, IssuerKeys, Policy, verify_authorization, verify_transparency};
-use siirto::clock::Timestamp;
-use siirto::config::{Directory, IdentityRule, IssuerConfig, Participant, Role};
+use siirto_core::authz::{
+    AuthzError, IssuerKeys, Policy, verify_authorization, verify_transparency,
+};
+use siirto_core::clock::Timestamp;
+use siirto_core::config::IssuerConfig;
+use siirto_core::identity::{Directory, IdentityRule, Participant, Role};
 
 const ISSUER: &str = "https://eservice.turku.fi";
 const GATEWAY: &str = "siirto.example.fi";

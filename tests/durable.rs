@@ -1,7 +1,7 @@
 //! Durable transfers (issue 5): what a transfer accepted with `202` survives, tested end to end
 //! on a whole installation on 127.0.0.1 (development PKI, the gateway in this process with mutual
 //! TLS and a real database, reference source and destination TLS servers). Time is the gateway's
-//! injected [`siirto::clock::ManualClock`]: tests move it past each retry wait instead of
+//! injected [`siirto_core::clock::ManualClock`]: tests move it past each retry wait instead of
 //! waiting, and a randomness whose backoff draws are always the longest (the full-jitter
 //! ceiling) makes every retry time exact.
 //!

@@ -39,13 +39,13 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use siirto::clock::{Random, SeededRandom, Timestamp};
-use siirto::peers::{Behaviour, Destination};
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::student_id::StudentId;
-use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::transfer::Status;
+use siirto_core::clock::{Random, SeededRandom, Timestamp};
+use siirto_core::student_id::StudentId;
+use siirto_core::transfer::Status;
+use siirto_devkit::peers::{Behaviour, Destination};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -317,7 +317,11 @@ async fn submitter(
 }
 
 /// The id of the one transfer about `subject`, from the student's history.
-async fn recover_id(bed: &Testbed, client: &siirto::client::MtlsClient, subject: &str) -> String {
+async fn recover_id(
+    bed: &Testbed,
+    client: &siirto_devkit::client::MtlsClient,
+    subject: &str,
+) -> String {
     let deadline = Instant::now() + DEADLINE;
     loop {
         assert!(Instant::now() < deadline, "history could not be read");
@@ -477,7 +481,7 @@ async fn crash_run(db: &TestDb) {
     let unique: HashSet<&String> = students.iter().collect();
     assert_eq!(unique.len(), TRANSFERS);
     for s in &students {
-        bed.sources["turku"].insert(s, siirto::demo::school_record(s, false).into_bytes());
+        bed.sources["turku"].insert(s, siirto_devkit::demo::school_record(s, false).into_bytes());
     }
     let espoo = bed.destinations["espoo"].clone();
     espoo.set_behaviour(hold(1));
@@ -559,7 +563,7 @@ async fn crash_run(db: &TestDb) {
             .unwrap_or_else(|| panic!("destination has nothing under {id}"));
         assert_eq!(
             view["content_sha256"],
-            siirto::vault::sha256_hex(body),
+            siirto_core::vault::sha256_hex(body),
             "{view:#}"
         );
         assert!(view["receipt"].is_string(), "{view:#}");

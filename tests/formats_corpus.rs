@@ -11,13 +11,13 @@ mod walk;
 
 use std::collections::BTreeMap;
 
-use siirto::clock::Timestamp;
-use siirto::formats::{self, Conversion, Format, FormatError, WriteContext};
-use siirto::record::{self, Achievement, CreditUnit, GradeScale, StudentRecord, path_within};
-use siirto::scope::Scope;
-use siirto::student_id::{StudentId, StudentIdKind};
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_core::clock::Timestamp;
+use siirto_core::formats::{self, Conversion, Format, FormatError, WriteContext};
+use siirto_core::record::{self, Achievement, CreditUnit, GradeScale, StudentRecord, path_within};
+use siirto_core::scope::Scope;
+use siirto_core::student_id::{StudentId, StudentIdKind};
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 use validate::Checked;
 

@@ -12,12 +12,12 @@ mod walk;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use siirto::clock::Timestamp;
-use siirto::formats::{self, Format, WriteContext, codelists, codes};
-use siirto::record::{self, AchievementStatus, Grade, GradeScale, Student, StudentRecord};
-use siirto::scope::{Category, Scope};
-use siirto::student_id::StudentId;
-use siirto::xml::{Limits, dom};
+use siirto_core::clock::Timestamp;
+use siirto_core::formats::{self, Format, WriteContext, codelists, codes};
+use siirto_core::record::{self, AchievementStatus, Grade, GradeScale, Student, StudentRecord};
+use siirto_core::scope::{Category, Scope};
+use siirto_core::student_id::StudentId;
+use siirto_xsd::{Limits, dom};
 
 fn context() -> WriteContext {
     WriteContext::new(Timestamp::from_secs(1_800_000_000)).with_source("generated-source")

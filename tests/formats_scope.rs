@@ -7,12 +7,12 @@ mod validate;
 #[path = "support/formats_walk.rs"]
 mod walk;
 
-use siirto::clock::Timestamp;
-use siirto::formats::{self, Format, WriteContext};
-use siirto::scope::{Category, Scope};
-use siirto::student_id::StudentId;
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_core::clock::Timestamp;
+use siirto_core::formats::{self, Format, WriteContext};
+use siirto_core::scope::{Category, Scope};
+use siirto_core::student_id::StudentId;
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 const HETU: &str = "131052-308T";
 

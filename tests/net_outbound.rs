@@ -10,10 +10,10 @@ use bytes::Bytes;
 use net_tls::{
     Reply, TestPki, TestServer, dev_pki, participant_server_tls, server_tls, spawn_server,
 };
-use siirto::config::Config;
-use siirto::identity::identify;
-use siirto::outbound::{CallError, Delivered, Outbound, Phase};
-use siirto::student_id::StudentId;
+use siirto_core::identity::identify;
+use siirto_core::student_id::StudentId;
+use siirto_gateway::config::Config;
+use siirto_gateway::outbound::{CallError, Delivered, Outbound, Phase};
 
 const RECORD: &str = "<?xml version=\"1.0\"?><record xmlns=\"urn:siirto:record:v1\"/>";
 
@@ -65,7 +65,7 @@ async fn fetch_returns_the_record_and_sends_what_the_contract_says() {
     assert_eq!(seen.len(), 1);
     let r = &seen[0];
     assert_eq!(r.method, http::Method::GET);
-    let expected_segment = siirto::outbound::encode_path_segment(sid.as_str());
+    let expected_segment = siirto_gateway::outbound::encode_path_segment(sid.as_str());
     assert_eq!(r.target, format!("/records/{expected_segment}"));
     if sid.as_str().contains('+') {
         assert!(r.target.contains("%2B"), "{}", r.target);
@@ -78,7 +78,7 @@ async fn fetch_returns_the_record_and_sends_what_the_contract_says() {
     );
     // The gateway presented its own client certificate.
     assert!(!r.peer.is_empty());
-    let summary = siirto::identity::describe(&r.peer[0]).expect("describe");
+    let summary = siirto_core::identity::describe(&r.peer[0]).expect("describe");
     assert!(
         summary.subject.contains("CN=siirto-gateway"),
         "{}",
@@ -443,7 +443,11 @@ async fn a_connection_dropped_mid_call_is_retryable() {
         !shown.contains(student().as_str()),
         "student id leaked: {shown}"
     );
-    assert!(!shown.contains(&siirto::outbound::encode_path_segment(student().as_str())));
+    assert!(
+        !shown.contains(&siirto_gateway::outbound::encode_path_segment(
+            student().as_str()
+        ))
+    );
 }
 
 /// A server certificate from the development CA for the local names with exactly these key
@@ -459,9 +463,9 @@ async fn server_with_key_usage(
         .issue_test_cert(
             name,
             "CN=localhost,O=Siirto tests,C=FI",
-            siirto::pki::Usage::Server,
+            siirto_devkit::pki::Usage::Server,
             net_tls::validity_now(),
-            &siirto::clock::SeededRandom::new(5),
+            &siirto_core::clock::SeededRandom::new(5),
             move |p| p.key_usages = usages,
         )
         .expect("issue");

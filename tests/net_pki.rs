@@ -155,18 +155,19 @@ fn keys_written_by_openssl_are_accepted() {
         all.extend(["-out", s(&path)]);
         let (ok, out) = openssl(&all);
         assert!(ok, "{out}");
-        let key = siirto::tls::load_private_key(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let key =
+            siirto_gateway::tls::load_private_key(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         rustls::crypto::ring::sign::any_supported_type(&key)
             .unwrap_or_else(|e| panic!("{name} cannot sign: {e}"));
     }
     // openssl's Ed25519 PKCS#8 (v1, no public key) is a valid audit key.
     let text = std::fs::read_to_string(&t.pki.config).expect("config");
     let text = text.replace("certs/audit-signing.key", s(&dir.join("ed25519.key")));
-    siirto::config::Config::from_toml(&text, &t.pki.config, Vec::new())
+    siirto_gateway::config::Config::from_toml(&text, &t.pki.config, Vec::new())
         .unwrap_or_else(|e| panic!("openssl Ed25519 key refused as audit key: {e}"));
     // An EC key is not.
     let text = text.replace(s(&dir.join("ed25519.key")), s(&dir.join("ec.key")));
-    let err = siirto::config::Config::from_toml(&text, &t.pki.config, Vec::new())
+    let err = siirto_gateway::config::Config::from_toml(&text, &t.pki.config, Vec::new())
         .expect_err("EC audit key");
     assert!(err.to_string().contains("gateway.audit_key"), "{err}");
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use net_tls::{Reply, TestPki, TestServer, dev_pki, spawn_server, tool_available};
 use rustls_pki_types::ServerName;
-use siirto::identity::identify;
+use siirto_core::identity::identify;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,7 +23,7 @@ async fn gateway(t: &TestPki) -> TestServer {
         !cfg.gateway.crl.is_empty(),
         "the dev config must configure its CRL"
     );
-    let tls = siirto::tls::server_config(&cfg).expect("server config");
+    let tls = siirto_gateway::tls::server_config(&cfg).expect("server config");
     let directory = cfg.directory.clone();
     spawn_server(tls, move |seen| match identify(&directory, &seen.peer) {
         Ok(who) => Reply::new(200, who.id.clone()),
@@ -39,7 +39,7 @@ async fn call(
     ca: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<String, String> {
-    let cfg = siirto::tls::client_config_from_files(ca, client).expect("client config");
+    let cfg = siirto_gateway::tls::client_config_from_files(ca, client).expect("client config");
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(&cfg));
     let tcp = TcpStream::connect(server.addr)
         .await
@@ -151,9 +151,11 @@ async fn the_gateway_certificate_is_trusted_by_the_dev_ca_for_every_local_name()
     let server = gateway(&t).await;
     let turku = &t.pki.participant("turku").expect("turku").client;
     for name in ["localhost", "127.0.0.1", "::1"] {
-        let cfg =
-            siirto::tls::client_config_from_files(&t.pki.ca.cert, Some((&turku.cert, &turku.key)))
-                .expect("client config");
+        let cfg = siirto_gateway::tls::client_config_from_files(
+            &t.pki.ca.cert,
+            Some((&turku.cert, &turku.key)),
+        )
+        .expect("client config");
         let connector = tokio_rustls::TlsConnector::from(cfg);
         let tcp = TcpStream::connect(server.addr).await.expect("connect");
         let server_name = ServerName::try_from(name).expect("name").to_owned();
@@ -455,7 +457,7 @@ async fn a_multi_valued_rdn_matches_a_subject_rule_listing_its_parts() {
         var.as_str(),
         "OU=Perusopetus, CN=espoo-education, O=Espoon kaupunki, C=FI".to_owned(),
     )]);
-    let tls = siirto::tls::server_config(&cfg).expect("server config");
+    let tls = siirto_gateway::tls::server_config(&cfg).expect("server config");
     let directory = cfg.directory.clone();
     let server = spawn_server(tls, move |seen| match identify(&directory, &seen.peer) {
         Ok(who) => Reply::new(200, who.id.clone()),
@@ -475,8 +477,8 @@ async fn a_multi_valued_rdn_matches_a_subject_rule_listing_its_parts() {
 // --- Certificate policy beyond rustls-webpki: keyUsage, CA bundles, CRLs ------------------
 
 use rcgen::{BasicConstraints, IsCa, KeyUsagePurpose};
-use siirto::clock::SeededRandom;
-use siirto::pki::{CertFiles, DevCa, TURKU_SUBJECT, Usage};
+use siirto_core::clock::SeededRandom;
+use siirto_devkit::pki::{CertFiles, DevCa, TURKU_SUBJECT, Usage};
 
 use net_tls::validity_now as validity;
 
@@ -618,7 +620,7 @@ async fn every_ca_of_the_client_chain_must_allow_certificate_signing() {
 fn config_refused(t: &TestPki, overrides: &[(&str, String)]) -> String {
     let text = std::fs::read_to_string(&t.pki.config).expect("read siirto.toml");
     let env = overrides.iter().map(|(k, v)| ((*k).to_owned(), v.clone()));
-    match siirto::config::Config::from_toml(&text, &t.pki.config, env) {
+    match siirto_gateway::config::Config::from_toml(&text, &t.pki.config, env) {
         Ok(_) => panic!("the configuration must not load with {overrides:?}"),
         Err(e) => e.to_string(),
     }
@@ -654,8 +656,9 @@ fn a_crl_not_signed_by_its_issuer_is_refused_at_load_naming_the_file() {
     assert!(text.contains("signature"), "{text}");
     // The same at TLS setup from explicit files.
     let g = &t.pki.gateway_server;
-    let err = siirto::tls::server_config_from_files(&g.cert, &g.key, &t.pki.ca.cert, &[forged])
-        .expect_err("forged CRL");
+    let err =
+        siirto_gateway::tls::server_config_from_files(&g.cert, &g.key, &t.pki.ca.cert, &[forged])
+            .expect_err("forged CRL");
     assert!(err.to_string().contains("forged.crl"), "{err}");
 }
 
@@ -734,7 +737,8 @@ fn ca_bundles_must_hold_ca_certificates_that_may_sign_certificates() {
         );
         assert!(text.contains(&name) && text.contains(subject), "{text}");
         // And at TLS setup from explicit files.
-        let err = siirto::tls::client_config_from_files(file, None).expect_err("not a CA bundle");
+        let err =
+            siirto_gateway::tls::client_config_from_files(file, None).expect_err("not a CA bundle");
         assert!(err.to_string().contains(subject), "{err}");
     }
 }

@@ -9,13 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use siirto::clock::Timestamp;
-use siirto::config::{Config, SchemaPaths};
-use siirto::formats::{Format, WriteContext};
-use siirto::pipeline::{self, PipelineError, Schemas, Task};
-use siirto::scope::Scope;
-use siirto::student_id::StudentId;
-use siirto::xml::Limits;
+use siirto_core::clock::Timestamp;
+use siirto_core::config::SchemaPaths;
+use siirto_core::formats::{Format, WriteContext};
+use siirto_core::pipeline::{self, PipelineError, Schemas, Task};
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
+use siirto_gateway::config::Config;
+use siirto_xsd::Limits;
 
 /// Any document with root `<r>`: children and attributes skipped, text allowed.
 const PERMISSIVE: &str = r#"<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
@@ -175,7 +176,7 @@ fn validate_with_a_configuration_applies_its_limits() {
         &format!("virta = {:?}", xsd.to_str().expect("utf-8 path")),
     );
     let loaded = Config::load(&config).expect("config loads");
-    assert_eq!(pipeline::xml_limits(Some(&loaded)), small);
+    assert_eq!(pipeline::xml_limits(Some(&loaded.limits)), small);
     let how = [
         "--format",
         "virta",
@@ -189,7 +190,7 @@ fn validate_with_a_configuration_applies_its_limits() {
 
 /// The smallest value of one limit (the others at their defaults) for which `schema` accepts
 /// `document`, found by bisection with the library.
-fn needed(schema: &siirto::xml::schema::Schema, document: &[u8], field: Field) -> usize {
+fn needed(schema: &siirto_xsd::schema::Schema, document: &[u8], field: Field) -> usize {
     let (mut low, mut high) = (1usize, 64 * 1024 * 1024);
     let fits = |n: usize| {
         let mut limits = Limits::default();
@@ -212,7 +213,7 @@ fn needed(schema: &siirto::xml::schema::Schema, document: &[u8], field: Field) -
 /// longest text is over the configuration's 1 KiB minimum) and 3,000 after the root (so the
 /// input is larger than the converted document).
 fn padded_record() -> Vec<u8> {
-    let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, false);
+    let record = siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, false);
     let padded = record.replacen(
         "  </student>",
         &format!("{}</student>", " ".repeat(1100)),
@@ -313,7 +314,7 @@ fn prepare(
     schemas: &Schemas,
     limits: &Limits,
 ) -> Result<pipeline::Prepared, PipelineError> {
-    let subject = StudentId::parse(siirto::demo::DEMO_STUDENT).expect("student id");
+    let subject = StudentId::parse(siirto_devkit::demo::DEMO_STUDENT).expect("student id");
     let context = WriteContext::new(Timestamp::from_secs(1_790_000_000));
     pipeline::prepare(
         source,
@@ -372,7 +373,7 @@ fn utf16(text: &str) -> Vec<u8> {
 #[test]
 fn utf16_is_read_and_latin1_refused_on_every_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, false);
+    let record = siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, false);
     let declared_utf16 = record.replacen("encoding=\"UTF-8\"", "encoding=\"UTF-16\"", 1);
     assert_ne!(declared_utf16, record);
     let utf16_file = dir.path().join("utf16.xml");

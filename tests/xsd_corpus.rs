@@ -3,8 +3,8 @@
 
 mod support;
 
-use siirto::xml::Limits;
-use siirto::xml::schema::{Schema, ValidationFailure};
+use siirto_xsd::Limits;
+use siirto_xsd::schema::{Schema, ValidationFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -78,7 +78,8 @@ fn the_projects_own_schema_loads_and_accepts_the_demo_record() {
             .contains(&(Some("urn:siirto:record:v1"), "studentRecord"))
     );
     for turvakielto in [false, true] {
-        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, turvakielto);
+        let record =
+            siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, turvakielto);
         let result = schema.validate(record.as_bytes(), &Limits::default());
         assert!(result.is_ok(), "demo record invalid: {:?}", result.err());
         let streamed = schema.validate_reader(record.as_bytes(), &Limits::default());
@@ -88,7 +89,7 @@ fn the_projects_own_schema_loads_and_accepts_the_demo_record() {
     if let Some(xmllint) = support::xmllint() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("record.xml");
-        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, false);
+        let record = siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, false);
         std::fs::write(&path, record).expect("write");
         assert_eq!(
             support::xmllint_verdicts(&xmllint, &own, &[path]),

@@ -7,8 +7,8 @@ mod support;
 
 use std::path::PathBuf;
 
-use siirto::xml::Limits;
-use siirto::xml::schema::{Schema, ValidationFailure};
+use siirto_xsd::Limits;
+use siirto_xsd::schema::{Schema, ValidationFailure};
 
 struct Probe {
     name: &'static str,

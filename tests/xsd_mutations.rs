@@ -10,8 +10,8 @@ mod support;
 use std::path::PathBuf;
 
 use quick_xml::events::Event;
-use siirto::xml::Limits;
-use siirto::xml::schema::{Schema, ValidationFailure};
+use siirto_xsd::Limits;
+use siirto_xsd::schema::{Schema, ValidationFailure};
 
 /// An element's byte spans in the original document.
 #[derive(Debug, Clone)]
@@ -400,7 +400,7 @@ fn seeds(dir: &std::path::Path) -> Vec<(String, PathBuf, Vec<u8>)> {
     ));
     let own = support::own_schema();
     if own.exists() {
-        let record = siirto::demo::school_record(siirto::demo::DEMO_STUDENT, true);
+        let record = siirto_devkit::demo::school_record(siirto_devkit::demo::DEMO_STUDENT, true);
         seeds.push((
             "demo school record (siirto-v1)".into(),
             own,

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use siirto::store::Store;
-use siirto::testbed::TestbedOptions;
+use siirto_devkit::testbed::TestbedOptions;
+use siirto_gateway::store::Store;
 
 use crate::helpers::*;
 

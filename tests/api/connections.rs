@@ -12,7 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::helpers::*;
@@ -102,9 +102,11 @@ async fn served_connection(
         .participant(participant)
         .expect("participant")
         .client;
-    let config =
-        siirto::tls::client_config_from_files(&bed.pki.ca.cert, Some((&client.cert, &client.key)))
-            .expect("client TLS configuration");
+    let config = siirto_gateway::tls::client_config_from_files(
+        &bed.pki.ca.cert,
+        Some((&client.cert, &client.key)),
+    )
+    .expect("client TLS configuration");
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
     let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)

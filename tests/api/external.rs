@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
@@ -167,13 +167,13 @@ async fn curl_and_a_python_signed_jws_drive_a_transfer_through_the_binary() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].idempotency_key, id);
     assert_valid(
-        siirto::formats::Format::SiirtoV1,
+        siirto_core::formats::Format::SiirtoV1,
         &requests[0].body,
         "record delivered via the binary",
     );
     assert_eq!(
         transfer["content_sha256"],
-        siirto::vault::sha256_hex(&requests[0].body)
+        siirto_core::vault::sha256_hex(&requests[0].body)
     );
 
     // The script reports a transfer that fails, and exits 1.

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use siirto::audit::AuditEntry;
-use siirto::client::Answer;
-use siirto::config::SchemaPaths;
-use siirto::formats::Format;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::xml::schema::Schema;
-use siirto::xml::{Limits, dom};
+use siirto_core::audit::AuditEntry;
+use siirto_core::config::SchemaPaths;
+use siirto_core::formats::Format;
+use siirto_devkit::client::Answer;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::store::testdb::TestDb;
+use siirto_xsd::schema::Schema;
+use siirto_xsd::{Limits, dom};
 
 /// A made-up student: the documented example henkilötunnus (valid check character, nobody's).
 pub const STUDENT: &str = "131052-308T";
@@ -69,7 +69,7 @@ pub async fn start_with(options: TestbedOptions) -> Testbed {
 }
 
 /// The gateway of an in-process testbed.
-pub fn gateway(bed: &Testbed) -> &Arc<siirto::gateway::Gateway> {
+pub fn gateway(bed: &Testbed) -> &Arc<siirto_gateway::state::Gateway> {
     bed.gateway.as_ref().expect("in-process gateway")
 }
 
@@ -376,7 +376,7 @@ pub fn assert_valid(format: Format, document: &[u8], label: &str) {
     }
 }
 
-pub use siirto::demo::school_record;
+pub use siirto_devkit::demo::school_record;
 
 /// `(code, scale=grade)` of every achievement of a siirto-v1 document, sorted.
 pub fn siirto_achievements(root: &dom::Element) -> Vec<(String, String)> {

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use http::Method;
 use serde_json::json;
-use siirto::testbed::Testbed;
+use siirto_devkit::testbed::Testbed;
 
 use crate::helpers::*;
 

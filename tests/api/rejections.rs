@@ -7,8 +7,8 @@ use std::path::Path;
 
 use josekit::jwk::KeyPair as _;
 use serde_json::{Value, json};
-use siirto::eservice::{self, AUTHORIZATION_TYP};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::eservice::{self, AUTHORIZATION_TYP};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
@@ -184,10 +184,10 @@ async fn a_restart_does_not_reopen_replay() {
     bed.stop().await;
 
     // A new gateway process would read the same configuration and database.
-    let gateway = siirto::gateway::Gateway::open(
+    let gateway = siirto_gateway::state::Gateway::open(
         config,
-        std::sync::Arc::new(siirto::clock::SystemClock),
-        std::sync::Arc::new(siirto::clock::SystemRandom::new()),
+        std::sync::Arc::new(siirto_core::clock::SystemClock),
+        std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
     )
     .await
     .expect("gateway reopens");
@@ -198,13 +198,13 @@ async fn a_restart_does_not_reopen_replay() {
         .await
         .expect("bind");
     let url = format!("https://{}", api.local_addr().expect("addr"));
-    let (trigger, signal) = siirto::server::Shutdown::new();
-    let running = tokio::spawn(siirto::gateway::run(
+    let (trigger, signal) = siirto_gateway::server::Shutdown::new();
+    let running = tokio::spawn(siirto_gateway::start::run(
         gateway.clone(),
-        siirto::gateway::Listeners { api, admin },
+        siirto_gateway::start::Listeners { api, admin },
         signal,
     ));
-    let client = siirto::client::MtlsClient::new(
+    let client = siirto_devkit::client::MtlsClient::new(
         &url,
         Path::new(&ca),
         Some((eservice.cert.as_path(), eservice.key.as_path())),
@@ -722,7 +722,7 @@ async fn a_certificate_matching_two_participants_is_refused_as_ambiguous() {
             .get("registry-operator")
             .is_some_and(|p| matches!(
                 &p.identity,
-                siirto::config::IdentityRule::Subject(attributes)
+                siirto_core::identity::IdentityRule::Subject(attributes)
                     if attributes.iter().any(|(k, v)| k == "CN" && v == "student-portal")
             )),
         "the override names the operator"

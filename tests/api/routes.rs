@@ -7,11 +7,11 @@
 //! record about someone else is never delivered.
 
 use serde_json::Value;
-use siirto::formats::{self, Format};
-use siirto::record::StudentRecord;
-use siirto::scope::Scope;
-use siirto::student_id::StudentId;
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::formats::{self, Format};
+use siirto_core::record::StudentRecord;
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 use crate::walk;
@@ -111,7 +111,7 @@ async fn deliver(bed: &Testbed, src: &str, dst: &str, scope: &str) -> (Value, Ve
     assert_eq!(requests[0].idempotency_key, id);
     assert_eq!(
         transfer["content_sha256"],
-        siirto::vault::sha256_hex(&requests[0].body)
+        siirto_core::vault::sha256_hex(&requests[0].body)
     );
     (transfer, requests[0].body.clone())
 }

@@ -2,8 +2,8 @@
 //! no record, or serves broken or hostile XML, ends `failed` with a stable reason; the step and
 //! the audit entry say why (by position and limit, never by content); nothing is delivered.
 
-use siirto::peers::Behaviour;
-use siirto::testbed::Testbed;
+use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::Testbed;
 
 use crate::helpers::*;
 
@@ -200,7 +200,7 @@ async fn a_source_sending_utf16_is_delivered() {
     let requests = bed.destinations["espoo"].requests();
     assert_eq!(requests.len(), 1);
     assert_valid(
-        siirto::formats::Format::SiirtoV1,
+        siirto_core::formats::Format::SiirtoV1,
         &requests[0].body,
         "the record Espoo received",
     );

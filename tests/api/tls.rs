@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::clock::{Clock, ManualClock, SystemClock, Timestamp};
-use siirto::pki::CertFiles;
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use siirto_devkit::pki::CertFiles;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
@@ -19,7 +19,7 @@ use crate::helpers::*;
 /// which carries the server's alert. Sends no request, so the answer cannot be a reset.
 async fn refusal_seen_by_client(bed: &Testbed, identity: Option<&CertFiles>) -> String {
     use tokio::io::AsyncReadExt as _;
-    let config = siirto::tls::client_config_from_files(
+    let config = siirto_gateway::tls::client_config_from_files(
         &bed.pki.ca.cert,
         identity.map(|c| (c.cert.as_path(), c.key.as_path())),
     )
@@ -55,7 +55,7 @@ async fn assert_submission_unanswered(bed: &Testbed, identity: Option<&CertFiles
         .await
         .expect_err("the handshake must fail: no HTTP answer");
     assert!(
-        matches!(error, siirto::client::ClientError::Request(_)),
+        matches!(error, siirto_devkit::client::ClientError::Request(_)),
         "{error}"
     );
 }
@@ -171,8 +171,8 @@ fn turku_with_key_usage(
     bed.pki
         .issue_test_cert(
             name,
-            siirto::pki::TURKU_SUBJECT,
-            siirto::pki::Usage::Client,
+            siirto_devkit::pki::TURKU_SUBJECT,
+            siirto_devkit::pki::Usage::Client,
             (
                 now.saturating_sub(Duration::from_secs(3600)),
                 now.saturating_add(Duration::from_secs(86_400)),
@@ -226,7 +226,7 @@ async fn start_with_manual_clock(env: &[(&str, &str)]) -> (Testbed, Arc<ManualCl
 /// The development CRL's issuer (as x509-parser writes it) and nextUpdate.
 fn dev_crl(bed: &Testbed) -> (String, Timestamp) {
     let bytes = std::fs::read(&bed.pki.crl).expect("read CRL");
-    let der = siirto::config::crls_from_bytes(&bytes).expect("CRL");
+    let der = siirto_gateway::x509_policy::crls_from_bytes(&bytes).expect("CRL");
     let (_, crl) = x509_parser::parse_x509_crl(&der[0]).expect("parse CRL");
     let next = crl.next_update().expect("nextUpdate").timestamp();
     (crl.issuer().to_string(), Timestamp::from_secs(next))

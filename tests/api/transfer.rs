@@ -5,10 +5,10 @@
 //! and the audit trail tells the same story with pseudonyms only. On SQLite and PostgreSQL.
 
 use serde_json::Value;
-use siirto::formats::Format;
-use siirto::scope::Scope;
-use siirto::testbed::TestbedOptions;
-use siirto::vault::{sha256, sha256_hex};
+use siirto_core::formats::Format;
+use siirto_core::scope::Scope;
+use siirto_core::vault::{sha256, sha256_hex};
+use siirto_devkit::testbed::TestbedOptions;
 
 use crate::helpers::*;
 use crate::walk;
@@ -142,8 +142,9 @@ async fn a_valid_transfer_is_delivered_once(database_url: Option<String>) {
     assert_eq!(transfer["scope"], SCOPE);
     assert!(transfer.get("reason").is_none(), "{transfer:#}");
     let receipt = transfer["receipt"].as_str().expect("a signed receipt");
-    let key = siirto::tools::audit_public_key(&bed.config).expect("audit key");
-    let receipt = siirto::receipt::verify_receipt(receipt, &key).expect("the receipt verifies");
+    let key = siirto_gateway::tools::audit_public_key(&bed.config).expect("audit key");
+    let receipt =
+        siirto_core::receipt::verify_receipt(receipt, &key).expect("the receipt verifies");
     let claims = receipt.claims();
     assert_eq!(claims.transfer_id, id);
     assert_eq!(claims.subject.as_str(), STUDENT);
@@ -206,7 +207,7 @@ async fn a_valid_transfer_is_delivered_once(database_url: Option<String>) {
     assert_eq!(claims.audit_leaf_index, delivered.seq);
     // Student ids appear in the audit trail only as keyed pseudonyms.
     for e in &entries {
-        let line = siirto::http::audit::entry_json(e).to_string();
+        let line = siirto_core::audit::entry_json(e).to_string();
         assert!(
             !line.contains(STUDENT),
             "audit entry {} names the student",

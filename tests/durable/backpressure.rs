@@ -14,7 +14,7 @@
 
 use std::str::FromStr;
 
-use siirto::peers::Behaviour;
+use siirto_devkit::peers::Behaviour;
 use sqlx::Connection;
 
 use crate::helpers;

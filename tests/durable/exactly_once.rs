@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use siirto::peers::Behaviour;
-use siirto::vault::sha256_hex;
+use siirto_core::vault::sha256_hex;
+use siirto_devkit::peers::Behaviour;
 
 use crate::support::*;
 

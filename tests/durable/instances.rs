@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::clock::{SystemClock, SystemRandom};
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::peers::Behaviour;
-use siirto::server::Shutdown;
-use siirto::student_id::synthetic_henkilotunnus;
-use siirto::testbed::TestbedOptions;
+use siirto_core::clock::{SystemClock, SystemRandom};
+use siirto_core::student_id::synthetic_henkilotunnus;
+use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::TestbedOptions;
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
 
 use crate::helpers;
 use crate::support::SCOPE;
@@ -52,7 +53,7 @@ async fn two_instances_on_postgresql_share_the_work_and_deliver_each_transfer_on
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let (stop_b, signal) = Shutdown::new();
-    let running_b = tokio::spawn(gateway::run(b.clone(), listeners, signal));
+    let running_b = tokio::spawn(start::run(b.clone(), listeners, signal));
 
     // A destination slow enough that both instances' workers are busy at once.
     let espoo = &bed.destinations["espoo"];

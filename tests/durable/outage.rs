@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use siirto::clock::Timestamp;
-use siirto::peers::Behaviour;
+use siirto_core::clock::Timestamp;
+use siirto_devkit::peers::Behaviour;
 
 use crate::support::*;
 

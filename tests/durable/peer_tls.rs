@@ -9,10 +9,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use siirto::clock::SystemRandom;
-use siirto::pki::CertFiles;
-use siirto::server::{Shutdown, ShutdownTrigger};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::clock::SystemRandom;
+use siirto_devkit::pki::CertFiles;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::server::{Shutdown, ShutdownTrigger};
 
 use crate::helpers::{STUDENT, TRANSFER_DEADLINE, school_record, siirto_binary, start_with, token};
 use crate::support::{SCOPE, admin};
@@ -24,11 +24,15 @@ async fn endpoint(bed: &Testbed, server: &CertFiles, shutdown: Shutdown) -> Stri
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind");
-    let tls =
-        siirto::tls::server_config_from_files(&server.cert, &server.key, &bed.pki.ca.cert, &[])
-            .expect("endpoint TLS");
+    let tls = siirto_gateway::tls::server_config_from_files(
+        &server.cert,
+        &server.key,
+        &bed.pki.ca.cert,
+        &[],
+    )
+    .expect("endpoint TLS");
     let (source, _) =
-        siirto::peers::spawn_endpoint(listener, tls, shutdown).expect("endpoint starts");
+        siirto_devkit::peers::spawn_endpoint(listener, tls, shutdown).expect("endpoint starts");
     source.base_url()
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use siirto::peers::Behaviour;
+use siirto_devkit::peers::Behaviour;
 
 use crate::support::*;
 

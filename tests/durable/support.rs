@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use http::Method;
 use serde_json::Value;
-use siirto::client::Answer;
-use siirto::clock::{Clock, ManualClock, Random, SystemClock, SystemRandom, Timestamp};
-use siirto::gateway::Gateway;
-use siirto::peers::Destination;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::clock::{Clock, ManualClock, Random, SystemClock, SystemRandom, Timestamp};
+use siirto_devkit::client::Answer;
+use siirto_devkit::peers::Destination;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::state::Gateway;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::helpers::{self, STUDENT, TRANSFER_DEADLINE};
 

@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use siirto::record::*;
+use siirto_core::record::*;
 
 const CHECK: &[u8; 31] = b"0123456789ABCDEFHJKLMNPRSTUVWXY";
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use siirto::formats::Format;
+use siirto_core::formats::Format;
 
 /// `$SIIRTO_CORPUS`, else `$CARGO_MANIFEST_DIR/../shared/corpus`.
 pub fn corpus() -> PathBuf {

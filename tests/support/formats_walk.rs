@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use siirto::formats::Format;
-use siirto::scope::{Category, Scope};
-use siirto::xml::Limits;
-use siirto::xml::dom::{self, Element};
+use siirto_core::formats::Format;
+use siirto_core::scope::{Category, Scope};
+use siirto_xsd::Limits;
+use siirto_xsd::dom::{self, Element};
 
 /// (generic path prefix, category); the longest matching prefix wins. `None` marks document
 /// structure and organisation data, which belong to no category.

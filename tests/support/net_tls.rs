@@ -19,9 +19,9 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::CertificateDer;
-use siirto::clock::{Clock, SeededRandom, SystemClock};
-use siirto::config::Config;
-use siirto::pki::{DevPki, PkiOptions};
+use siirto_core::clock::{Clock, SeededRandom, SystemClock};
+use siirto_devkit::pki::{DevPki, PkiOptions};
+use siirto_gateway::config::Config;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -287,7 +287,7 @@ pub async fn spawn_server(
 }
 
 /// A validity period for test certificates: from an hour ago to a day from now.
-pub fn validity_now() -> (siirto::clock::Timestamp, siirto::clock::Timestamp) {
+pub fn validity_now() -> (siirto_core::clock::Timestamp, siirto_core::clock::Timestamp) {
     let now = SystemClock.now();
     (
         now.saturating_sub(Duration::from_secs(3600)),
@@ -318,13 +318,13 @@ pub fn participant_server_tls(pki: &DevPki, id: &str) -> Arc<rustls::ServerConfi
         .server
         .as_ref()
         .unwrap_or_else(|| panic!("{id} has no endpoint"));
-    siirto::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])
+    siirto_gateway::tls::server_config_from_files(&server.cert, &server.key, &pki.ca.cert, &[])
         .expect("participant server config")
 }
 
 /// A server config presenting `cert`/`key`, with clients verified against `client_ca`.
 pub fn server_tls(cert: &Path, key: &Path, client_ca: &Path) -> Arc<rustls::ServerConfig> {
-    siirto::tls::server_config_from_files(cert, key, client_ca, &[]).expect("server config")
+    siirto_gateway::tls::server_config_from_files(cert, key, client_ca, &[]).expect("server config")
 }
 
 /// Whether an outside tool is on PATH. Missing tools skip loudly, or fail the test when

@@ -6,18 +6,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
-use siirto::clock::{SystemClock, SystemRandom, Timestamp};
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::{Testbed, TestbedOptions};
-use siirto::trail::Trail;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner};
+use siirto_core::clock::{SystemClock, SystemRandom, Timestamp};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
+use siirto_gateway::trail::Trail;
 
 fn event(who: &str, i: usize) -> AuditEvent {
     let mut e = AuditEvent::new(
-        siirto::clock::Clock::now(&SystemClock),
+        siirto_core::clock::Clock::now(&SystemClock),
         who,
         "load.test",
         "ok",
@@ -55,7 +56,7 @@ async fn two_gateways_on_postgresql_extend_one_verifiable_trail() {
         admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
     };
     let (stop_b, signal) = Shutdown::new();
-    let running_b = tokio::spawn(gateway::run(b.clone(), listeners, signal));
+    let running_b = tokio::spawn(start::run(b.clone(), listeners, signal));
 
     // Both instances write at once, in small batches, as their request handlers would.
     let mut writers = Vec::new();
@@ -114,7 +115,7 @@ async fn two_gateways_on_postgresql_extend_one_verifiable_trail() {
     // The whole log verifies with every checkpoint either instance signed.
     let reopened = Store::connect(&db.url).await.unwrap();
     let verifier = a.trail.checkpoint_verifier();
-    let outcome = siirto::trail::verify_store(&reopened, &verifier)
+    let outcome = siirto_gateway::trail::verify_store(&reopened, &verifier)
         .await
         .unwrap();
     let summary = outcome.result.expect("the shared log verifies");

@@ -15,8 +15,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
-use siirto::server::{ServerLimits, Shutdown, ShutdownTrigger};
-use siirto::testbed::Testbed;
+use siirto_devkit::testbed::Testbed;
+use siirto_gateway::server::{ServerLimits, Shutdown, ShutdownTrigger};
 
 use crate::support::{OPERATOR, STUDENT, chromium, deliver, operator, start};
 
@@ -26,7 +26,7 @@ async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, signal) = Shutdown::new();
-    tokio::spawn(siirto::server::serve_plain(
+    tokio::spawn(siirto_gateway::server::serve_plain(
         listener,
         ServerLimits::default(),
         move |_conn| {
@@ -38,7 +38,7 @@ async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
                     .path_and_query()
                     .map(|p| p.as_str().to_owned())
                     .unwrap_or_else(|| "/".into());
-                let fut: siirto::server::ResponseFuture = Box::pin(async move {
+                let fut: siirto_gateway::server::ResponseFuture = Box::pin(async move {
                     let mut r = match client.get(&path, &[]).await {
                         Ok(a) => {
                             let mut r = Response::new(Full::new(a.body));
@@ -324,7 +324,7 @@ async fn only_operators_see_the_page_and_everything_is_escaped() {
     let gw = bed.gateway.clone().unwrap();
     let reads = gw
         .store
-        .audit_query(&siirto::store::AuditFilter {
+        .audit_query(&siirto_gateway::store::AuditFilter {
             action: Some("audit.read".into()),
             actor: Some(OPERATOR.into()),
             limit: 100,

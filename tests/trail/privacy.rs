@@ -12,11 +12,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use siirto::audit::Pseudonymizer;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
-use siirto::student_id::StudentId;
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_core::audit::Pseudonymizer;
+use siirto_core::student_id::StudentId;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{OTHER_STUDENT, STUDENT, fast_checkpoints, operator, record_for, siirto};
 
@@ -74,7 +74,11 @@ fn needles() -> Vec<String> {
 /// `needles`, and each as `pg_dump` writes a `bytea` value (lower-case hex).
 fn dump_needles() -> Vec<String> {
     let mut n = needles();
-    n.extend(n.clone().iter().map(|s| siirto::clock::hex(s.as_bytes())));
+    n.extend(
+        n.clone()
+            .iter()
+            .map(|s| siirto_core::clock::hex(s.as_bytes())),
+    );
     n
 }
 
@@ -295,7 +299,7 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
 
         // The students are in the audit, as pseudonyms.
         let key = std::fs::read(&bed.config.gateway.pseudonym_key).unwrap();
-        let secret = siirto::config::secret_key_bytes(&key).unwrap();
+        let secret = siirto_core::config::secret_key_bytes(&key).unwrap();
         let pseudonyms = Pseudonymizer::new(&secret).unwrap();
         let student = pseudonyms.pseudonym(&StudentId::parse(STUDENT).unwrap());
         let other = pseudonyms.pseudonym(&StudentId::parse(OTHER_STUDENT).unwrap());
@@ -344,7 +348,7 @@ async fn no_identity_code_or_record_content_in_the_audit_logs_or_database() {
                     }
                 }
                 for e in store.audit_range(0, 100_000).await.unwrap() {
-                    text.push_str(&siirto::http::audit::entry_json(&e).to_string());
+                    text.push_str(&siirto_core::audit::entry_json(&e).to_string());
                 }
                 for c in store.checkpoints().await.unwrap() {
                     text.push_str(&c.note);
@@ -431,10 +435,10 @@ async fn a_receipt_left_in_clear_by_an_earlier_version_is_sealed_at_startup() {
             "{b}: the clear receipt is in the stored bytes before the gateway starts"
         );
 
-        let gw = siirto::gateway::Gateway::open(
+        let gw = siirto_gateway::state::Gateway::open(
             config,
-            std::sync::Arc::new(siirto::clock::SystemClock),
-            std::sync::Arc::new(siirto::clock::SystemRandom::new()),
+            std::sync::Arc::new(siirto_core::clock::SystemClock),
+            std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
         )
         .await
         .unwrap();

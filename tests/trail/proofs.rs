@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use siirto::audit::AuditSigningKey;
-use siirto::store::testdb::TestDb;
+use siirto_core::audit::AuditSigningKey;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{
     OPERATOR, STUDENT, deliver, operator, siirto, start, stdout, wait_checkpoint,
@@ -242,7 +242,7 @@ async fn proofs_from_the_api_verify_offline_with_only_the_checkpoint_and_the_key
     }
 }
 
-async fn error_of(client: &siirto::client::MtlsClient, path: &str) -> (u16, String) {
+async fn error_of(client: &siirto_devkit::client::MtlsClient, path: &str) -> (u16, String) {
     let a = client.get(path, &[]).await.unwrap();
     (a.status.as_u16(), a.error_code().unwrap_or_default())
 }
@@ -334,7 +334,7 @@ async fn proof_requests_are_refused_with_exact_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_checkpoint_yet_is_404() {
     // A long interval and a large cadence: nothing is signed while the test looks.
-    let bed = siirto::testbed::Testbed::start(siirto::testbed::TestbedOptions {
+    let bed = siirto_devkit::testbed::Testbed::start(siirto_devkit::testbed::TestbedOptions {
         env: vec![
             ("SIIRTO__AUDIT__CHECKPOINT_EVERY".into(), "1000000".into()),
             ("SIIRTO__AUDIT__CHECKPOINT_INTERVAL".into(), "1h".into()),

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
-use siirto::store::testdb::TestDb;
-use siirto::testbed::Testbed;
+use siirto_devkit::testbed::Testbed;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{
     OPERATOR, OTHER_STUDENT, STUDENT, deliver, python, python_available, start, tool,
@@ -124,7 +124,10 @@ async fn receipt_verifies_with_jwcrypto_and_against_an_inclusion_proof() {
         // The receipt's document hash is that of what the destination stored.
         let stored = bed.destinations["espoo"].stored();
         let body = stored.get(&id).expect("stored at espoo");
-        assert_eq!(claims["document_sha256"], siirto::vault::sha256_hex(body));
+        assert_eq!(
+            claims["document_sha256"],
+            siirto_core::vault::sha256_hex(body)
+        );
 
         // A receipt changed in the store (another scope claimed) fails the JOSE check.
         let receipt = transfer["receipt"].as_str().unwrap();
@@ -140,8 +143,9 @@ async fn receipt_verifies_with_jwcrypto_and_against_an_inclusion_proof() {
         );
         // Stored as the gateway stores receipts: sealed (so it opens, and only JOSE can tell).
         let gw = bed.gateway.clone().unwrap();
-        let sealed = siirto::receipt::seal_receipt(&gw.vault, &id, &forged, gw.random.as_ref());
-        let blob = siirto::clock::hex(&sealed.bytes);
+        let sealed =
+            siirto_core::receipt::seal_receipt(&gw.vault, &id, &forged, gw.random.as_ref());
+        let blob = siirto_core::clock::hex(&sealed.bytes);
         let literal = match db.backend {
             "sqlite" => format!("X'{blob}'"),
             _ => format!("'\\x{blob}'::bytea"),

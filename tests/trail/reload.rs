@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use siirto::eservice::AUTHORIZATION_TYP;
+use siirto_devkit::eservice::AUTHORIZATION_TYP;
 
 use crate::support::{OPERATOR, STUDENT, deliver, operator, start};
 
@@ -30,7 +30,7 @@ async fn issuer_keys_rotate_on_reload_and_every_reload_is_audited() {
         let claims = bed
             .authorization(STUDENT, "turku", "espoo", "identity")
             .claims();
-        siirto::eservice::sign(
+        siirto_devkit::eservice::sign(
             &claims,
             "ES256",
             AUTHORIZATION_TYP,
@@ -97,7 +97,7 @@ async fn issuer_keys_rotate_on_reload_and_every_reload_is_audited() {
     let gw = bed.gateway.clone().unwrap();
     let reloads = gw
         .store
-        .audit_query(&siirto::store::AuditFilter {
+        .audit_query(&siirto_gateway::store::AuditFilter {
             action: Some("config.reload".into()),
             limit: 10,
             ..Default::default()

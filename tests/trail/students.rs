@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use siirto::audit::AuditPublicKey;
-use siirto::store::testdb::TestDb;
-use siirto::student_id::StudentId;
-use siirto::testbed::Testbed;
+use siirto_core::audit::AuditPublicKey;
+use siirto_core::student_id::StudentId;
+use siirto_devkit::testbed::Testbed;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{OPERATOR, OTHER_STUDENT, STUDENT, audit_entries, deliver, start};
 
@@ -116,7 +116,7 @@ async fn a_student_sees_every_transfer_about_them_and_nothing_else() {
         let key = AuditPublicKey::from_jwk(&key["jwk"]).unwrap();
         for id in [&full, &partial] {
             let receipt = mine[id]["receipt"].as_str().unwrap();
-            let r = siirto::receipt::verify_receipt(receipt, &key).unwrap();
+            let r = siirto_core::receipt::verify_receipt(receipt, &key).unwrap();
             assert_eq!(&r.claims().transfer_id, id);
             assert_eq!(r.claims().subject.as_str(), STUDENT);
         }
@@ -206,7 +206,7 @@ async fn a_student_sees_every_transfer_about_them_and_nothing_else() {
             .collect();
         assert_eq!(rejected, vec!["replay", "wrong_typ", "missing_token"]);
         for e in &entries {
-            let text = siirto::http::audit::entry_json(e).to_string();
+            let text = siirto_core::audit::entry_json(e).to_string();
             assert!(
                 !text.contains(STUDENT) && !text.contains(OTHER_STUDENT),
                 "{text}"

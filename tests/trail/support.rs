@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use siirto::client::MtlsClient;
-use siirto::demo::{DEMO_STUDENT, school_record};
-use siirto::testbed::{Testbed, TestbedOptions};
+use siirto_devkit::client::MtlsClient;
+use siirto_devkit::demo::{DEMO_STUDENT, school_record};
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 /// The demo pupil (a valid henkilötunnus that belongs to no one).
 pub const STUDENT: &str = DEMO_STUDENT;
@@ -158,7 +158,7 @@ pub fn chromium(test: &str) -> Option<String> {
 }
 
 /// All audit entries, read through the gateway's store.
-pub async fn audit_entries(bed: &Testbed) -> Vec<siirto::audit::AuditEntry> {
+pub async fn audit_entries(bed: &Testbed) -> Vec<siirto_core::audit::AuditEntry> {
     let gw = bed.gateway.as_ref().expect("in-process gateway");
     gw.store.audit_range(0, 100_000).await.expect("audit")
 }

@@ -8,13 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use siirto::audit::{AuditEntry, AuditEvent};
-use siirto::client::MtlsClient;
-use siirto::clock::{SystemClock, SystemRandom, hex};
-use siirto::gateway::{self, Gateway, Listeners};
-use siirto::server::Shutdown;
-use siirto::store::Store;
-use siirto::store::testdb::TestDb;
+use siirto_core::audit::{AuditEntry, AuditEvent};
+use siirto_core::clock::{SystemClock, SystemRandom, hex};
+use siirto_devkit::client::MtlsClient;
+use siirto_gateway::server::Shutdown;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::Gateway;
+use siirto_gateway::store::Store;
+use siirto_gateway::store::testdb::TestDb;
 
 use crate::support::{
     OPERATOR, OTHER_STUDENT, STUDENT, admin_get, deliver, operator, siirto, start, stdout,
@@ -323,7 +324,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         let api = listeners.api.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap().to_string();
         let (trigger, signal) = Shutdown::new();
-        let running = tokio::spawn(gateway::run(gw.clone(), listeners, signal));
+        let running = tokio::spawn(start::run(gw.clone(), listeners, signal));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while gw.trail.status().broken.is_none() {
             assert!(
@@ -392,7 +393,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         assert!(
             matches!(
                 gw.trail.checkpoint_if_due(&store, gw.now(), true).await,
-                Err(siirto::trail::TrailError::Broken { verified, .. }) if verified == k
+                Err(siirto_gateway::trail::TrailError::Broken { verified, .. }) if verified == k
             ),
             "a broken trail refuses to sign"
         );

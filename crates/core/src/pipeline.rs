@@ -1,0 +1,203 @@
+//! What happens to a fetched record before it may leave: validate against the source schema,
+//! read the named student's record, prune it to the authorized scope, convert it to the
+//! destination's format, and validate the result against the destination schema.
+//!
+//! Owns: [`Schemas`] (one compiled schema per format, the gateway's own `siirto-v1` schema built
+//! in) and [`prepare`]. Pure: bytes and values in, a [`Prepared`] document or a
+//! [`PipelineError`] out. Errors describe *where* a document is wrong (element path, line,
+//! column), never its content, because they are written to the audit trail.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::config::{LimitsConfig, SchemaPaths};
+use crate::formats::{self, Format, FormatError, WriteContext};
+use crate::scope::Scope;
+use crate::student_id::StudentId;
+use crate::vault::sha256;
+use siirto_xsd::schema::{Schema, SchemaError, ValidationFailure};
+
+use siirto_xsd::{Limits, dom};
+
+/// The `[limits.xml]` every path that reads a document applies: a transfer's fetched record and
+/// its converted document, `siirto convert`, `siirto validate --config`; and with no
+/// configuration (`siirto validate --schema`) the documented defaults. One function, so the
+/// paths cannot drift apart.
+pub fn xml_limits(limits: Option<&LimitsConfig>) -> Limits {
+    limits.map_or_else(Limits::default, |l| l.xml)
+}
+
+/// Compiled schemas by format.
+#[derive(Clone, Default)]
+pub struct Schemas {
+    by_format: HashMap<Format, Arc<Schema>>,
+}
+
+impl std::fmt::Debug for Schemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.by_format.keys()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaLoadError {
+    #[error("schema for format `{format}` ({path}) could not be loaded: {source}")]
+    Load {
+        format: Format,
+        path: String,
+        #[source]
+        source: SchemaError,
+    },
+    #[error("no schema is configured for format `{0}` ([schemas] in the configuration)")]
+    NotConfigured(Format),
+}
+
+impl Schemas {
+    /// Loads the schema of every format in `formats`. `siirto-v1` uses the configured file when
+    /// there is one and the built-in schema otherwise; other formats need a configured path (the
+    /// configuration loader checks that).
+    pub fn load(
+        paths: &SchemaPaths,
+        formats: impl IntoIterator<Item = Format>,
+    ) -> Result<Schemas, SchemaLoadError> {
+        let mut by_format = HashMap::new();
+        for format in formats {
+            if by_format.contains_key(&format) {
+                continue;
+            }
+            let schema = match (format, paths.path(format)) {
+                (_, Some(path)) => Schema::load(path).map_err(|source| SchemaLoadError::Load {
+                    format,
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                (Format::SiirtoV1, None) => Schema::from_str(formats::siirto_v1::SCHEMA, None)
+                    .map_err(|source| SchemaLoadError::Load {
+                        format,
+                        path: "(built in)".into(),
+                        source,
+                    })?,
+                (_, None) => return Err(SchemaLoadError::NotConfigured(format)),
+            };
+            by_format.insert(format, schema);
+        }
+        Ok(Schemas { by_format })
+    }
+
+    pub fn get(&self, format: Format) -> Option<&Arc<Schema>> {
+        self.by_format.get(&format)
+    }
+}
+
+/// A document ready for delivery.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub document: Vec<u8>,
+    pub document_sha256: [u8; 32],
+    pub source_sha256: [u8; 32],
+    /// The conversion report's summary: counts and paths, no personal data.
+    pub report: serde_json::Value,
+}
+
+/// Where preparation stopped. Messages name paths and positions, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    #[error("source document is not valid for `{format}`: {summary}")]
+    InvalidSource { format: Format, summary: String },
+    #[error("the document is not about the authorized student")]
+    SubjectMismatch,
+    #[error("conversion failed: {0}")]
+    ConversionFailed(String),
+    #[error("converted document is not valid for `{format}`: {summary}")]
+    InvalidOutput { format: Format, summary: String },
+    #[error("no schema is loaded for `{0}`")]
+    NoSchema(Format),
+}
+
+/// What one transfer asks of [`prepare`].
+#[derive(Debug, Clone, Copy)]
+pub struct Task<'a> {
+    pub from: Format,
+    pub to: Format,
+    /// The authorization's `sub`: the record must be about this student.
+    pub subject: &'a StudentId,
+    pub scope: Scope,
+    pub limits: &'a Limits,
+    pub context: &'a WriteContext,
+}
+
+/// Runs the whole preparation for one transfer.
+pub fn prepare(
+    source: &[u8],
+    schemas: &Schemas,
+    task: Task<'_>,
+) -> Result<Prepared, PipelineError> {
+    let Task {
+        from,
+        to,
+        subject,
+        scope,
+        limits,
+        context,
+    } = task;
+    let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
+    let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
+    source_schema
+        .validate(source, limits)
+        .map_err(|failure| PipelineError::InvalidSource {
+            format: from,
+            summary: summarize(&failure),
+        })?;
+    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
+        format: from,
+        summary: format!("{}: {e}", e.code()),
+    })?;
+    let conversion =
+        formats::convert(from, to, &root, subject, scope, context).map_err(|e| match e {
+            FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
+            other => PipelineError::ConversionFailed(other.to_string()),
+        })?;
+    target_schema
+        .validate(&conversion.document, limits)
+        .map_err(|failure| PipelineError::InvalidOutput {
+            format: to,
+            summary: summarize(&failure),
+        })?;
+    let report = serde_json::to_value(conversion.report.summary()).unwrap_or_else(|_| json!({}));
+    Ok(Prepared {
+        document_sha256: sha256(&conversion.document),
+        source_sha256: sha256(source),
+        document: conversion.document,
+        report,
+    })
+}
+
+/// The failure's stable code (`unsupported_encoding`, `xml_too_large`, `xml_schema_invalid`, …)
+/// and at most three errors, by position and element path only: schema messages can quote
+/// values, which may be personal data, and this text is written to the audit trail.
+pub fn summarize(failure: &ValidationFailure) -> String {
+    format!("{}: {}", failure.code(), describe(failure))
+}
+
+fn describe(failure: &ValidationFailure) -> String {
+    match failure {
+        ValidationFailure::NotWellFormed(e) => e.to_string(),
+        ValidationFailure::Unreadable(e) => format!("unreadable: {e}"),
+        ValidationFailure::Invalid(errors) => {
+            let shown: Vec<String> = errors
+                .errors
+                .iter()
+                .take(3)
+                .map(|e| format!("line {}, column {}, {}", e.line, e.column, e.path))
+                .collect();
+            let more = if errors.truncated { " or more" } else { "" };
+            format!(
+                "{}{more} schema error(s), at {}",
+                errors.errors.len(),
+                shown.join("; ")
+            )
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! A whole Siirto installation on 127.0.0.1: a fresh development PKI, reference source and
+//! destination endpoints for every participant that has one, and (optionally) a gateway in this
+//! process. `siirto demo`, the benchmarks and the integration tests all start one.
+//!
+//! Owns: port allocation (every listener is bound on port 0 before the configuration naming it
+//! is written), wiring the peers' TLS, and convenience for clients (an mTLS client per
+//! participant, authorizations signed by the development issuer). Development material only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::client::{ClientError, MtlsClient};
+use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
+use crate::peers::{Destination, Source};
+use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
+use siirto_core::config::SchemaPaths;
+use siirto_gateway::config::Config;
+use siirto_gateway::start::{self, Listeners};
+use siirto_gateway::state::{self, Gateway};
+
+use crate::pki::{CertFiles, DevPki, PkiOptions};
+use siirto_gateway::server::{Shutdown, ShutdownTrigger};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestbedError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("pki: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("config: {0}")]
+    Config(#[from] siirto_gateway::config::ConfigError),
+    #[error("tls: {0}")]
+    Tls(#[from] siirto_gateway::tls::TlsError),
+    #[error("gateway: {0}")]
+    Start(#[from] state::StartError),
+    #[error("client: {0}")]
+    Client(#[from] ClientError),
+    #[error("signing: {0}")]
+    Sign(#[from] eservice::SignError),
+    #[error("no participant `{0}` in the development directory")]
+    UnknownParticipant(String),
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+}
+
+/// How to start a testbed.
+pub struct TestbedOptions {
+    /// Where to write the PKI and the SQLite file; a temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// `database_url`; SQLite in `dir` when `None`.
+    pub database_url: Option<String>,
+    /// VIRTA / ELMO schema paths (adds the `virta` source and `emrex` destination).
+    pub schemas: SchemaPaths,
+    /// `SIIRTO__...` overrides applied to the written configuration.
+    pub env: Vec<(String, String)>,
+    /// Start a gateway in this process (otherwise only the PKI, configuration and peers).
+    pub in_process_gateway: bool,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+}
+
+impl Default for TestbedOptions {
+    fn default() -> Self {
+        TestbedOptions {
+            dir: None,
+            database_url: None,
+            schemas: SchemaPaths::default(),
+            env: Vec::new(),
+            in_process_gateway: true,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::new()),
+        }
+    }
+}
+
+/// A running installation.
+pub struct Testbed {
+    _temp: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+    pub pki: DevPki,
+    pub config: Config,
+    pub gateway: Option<Arc<Gateway>>,
+    pub sources: HashMap<String, Source>,
+    pub destinations: HashMap<String, Destination>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    peers_shutdown: ShutdownTrigger,
+    gateway_shutdown: Option<(ShutdownTrigger, tokio::task::JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for Testbed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Testbed")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn bind() -> Result<TcpListener, std::io::Error> {
+    TcpListener::bind(("127.0.0.1", 0)).await
+}
+
+impl Testbed {
+    pub async fn start(options: TestbedOptions) -> Result<Testbed, TestbedError> {
+        let (temp, dir) = match &options.dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new().prefix("siirto-").tempdir()?;
+                let d = t.path().to_path_buf();
+                (Some(t), d)
+            }
+        };
+        // Bind everything first, so the configuration names ports that are already ours.
+        let api = bind().await?;
+        let admin = bind().await?;
+        let mut pki_options = PkiOptions::new(options.clock.now());
+        pki_options.listen = api.local_addr()?;
+        pki_options.admin_listen = admin.local_addr()?;
+        pki_options.database_url = options.database_url.clone();
+        pki_options.virta_schema = options.schemas.virta.clone();
+        pki_options.elmo_schema = options.schemas.elmo.clone();
+        pki_options.siirto_v1_schema = options.schemas.siirto_v1.clone();
+        let mut endpoint_listeners = HashMap::new();
+        for id in ["turku", "espoo", "helsinki", "oulu", "virta", "emrex"] {
+            let l = bind().await?;
+            pki_options
+                .endpoint_ports
+                .insert(id.to_owned(), l.local_addr()?.port());
+            endpoint_listeners.insert(id.to_owned(), l);
+        }
+        let pki = DevPki::generate(&dir, &pki_options, options.random.as_ref())?;
+        let text = std::fs::read_to_string(&pki.config)?;
+        let config = Config::from_toml(&text, &pki.config, options.env.clone())?;
+
+        let (peers_shutdown, peers_signal) = Shutdown::new();
+        let mut sources = HashMap::new();
+        let mut destinations = HashMap::new();
+        for p in config.directory.iter() {
+            let (Some(_), Some(dev)) = (&p.endpoint, pki.participant(&p.id)) else {
+                continue;
+            };
+            let (Some(server), Some(listener)) = (&dev.server, endpoint_listeners.remove(&p.id))
+            else {
+                continue;
+            };
+            let tls = siirto_gateway::tls::server_config_from_files(
+                &server.cert,
+                &server.key,
+                &pki.ca.cert,
+                &[],
+            )?;
+            let (source, destination) =
+                crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
+            if p.has_role(siirto_core::identity::Role::Source) {
+                sources.insert(p.id.clone(), source);
+            }
+            if p.has_role(siirto_core::identity::Role::Destination) {
+                destinations.insert(p.id.clone(), destination);
+            }
+        }
+
+        let mut bed = Testbed {
+            _temp: temp,
+            dir,
+            pki,
+            config: config.clone(),
+            gateway: None,
+            sources,
+            destinations,
+            clock: options.clock.clone(),
+            random: options.random.clone(),
+            peers_shutdown,
+            gateway_shutdown: None,
+        };
+        if options.in_process_gateway {
+            let gw = Gateway::open(config, options.clock.clone(), options.random.clone()).await?;
+            let (trigger, signal) = Shutdown::new();
+            let listeners = Listeners { api, admin };
+            let g = gw.clone();
+            let handle = tokio::spawn(async move {
+                if let Err(e) = start::run(g, listeners, signal).await {
+                    tracing::error!(error = %e, "gateway stopped with an error");
+                }
+            });
+            bed.gateway = Some(gw);
+            bed.gateway_shutdown = Some((trigger, handle));
+        }
+        Ok(bed)
+    }
+
+    /// `https://127.0.0.1:PORT` of the gateway's API.
+    pub fn api_url(&self) -> String {
+        format!("https://{}", self.config.gateway.listen)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.config.gateway.admin_listen)
+    }
+
+    /// A client of the gateway presenting `participant`'s client certificate.
+    pub fn client(&self, participant: &str) -> Result<MtlsClient, TestbedError> {
+        let dev = self
+            .pki
+            .participant(participant)
+            .ok_or_else(|| TestbedError::UnknownParticipant(participant.to_owned()))?;
+        self.client_with(Some(&dev.client))
+    }
+
+    /// A client of the gateway presenting these certificate files (or none).
+    pub fn client_with(&self, identity: Option<&CertFiles>) -> Result<MtlsClient, TestbedError> {
+        Ok(MtlsClient::new(
+            &self.api_url(),
+            &self.pki.ca.cert,
+            identity.map(|c| (c.cert.as_path(), c.key.as_path())),
+        )?)
+    }
+
+    /// A fresh authorization with sensible defaults, signed by the development issuer.
+    pub fn authorization(&self, subject: &str, src: &str, dst: &str, scope: &str) -> Authorization {
+        Authorization {
+            issuer: self.pki.issuer.id.clone(),
+            audience: self.config.gateway.id.clone(),
+            subject: subject.to_owned(),
+            source: src.to_owned(),
+            destination: dst.to_owned(),
+            scope: scope.to_owned(),
+            purpose: "school-change".to_owned(),
+            jti: uuid_v4(self.random.as_ref()),
+            issued_at: self.clock.now(),
+            lifetime_secs: 300,
+        }
+    }
+
+    /// Signs claims with the development issuer's key (ES256, `typ` for a transfer).
+    pub fn sign(&self, claims: &Value) -> Result<String, TestbedError> {
+        self.sign_as(claims, AUTHORIZATION_TYP)
+    }
+
+    /// Signs claims with the development issuer's key and the given `typ`.
+    pub fn sign_as(&self, claims: &Value, typ: &str) -> Result<String, TestbedError> {
+        let pem = std::fs::read(&self.pki.issuer.private_key)?;
+        Ok(eservice::sign(
+            claims,
+            "ES256",
+            typ,
+            &self.pki.issuer.kid,
+            &pem,
+        )?)
+    }
+
+    /// A signed transparency token for `subject`.
+    pub fn transparency_token(&self, subject: &str) -> Result<String, TestbedError> {
+        let claims = eservice::transparency_claims(
+            &self.pki.issuer.id,
+            &self.config.gateway.id,
+            subject,
+            &uuid_v4(self.random.as_ref()),
+            self.clock.now(),
+            300,
+        );
+        self.sign_as(&claims, TRANSPARENCY_TYP)
+    }
+
+    /// Polls `GET /v1/transfers/{id}` as `participant` until its status is one of `statuses`.
+    pub async fn wait_for_status(
+        &self,
+        participant: &str,
+        id: &str,
+        statuses: &[&str],
+        limit: Duration,
+    ) -> Result<Value, TestbedError> {
+        let client = self.client(participant)?;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let answer = client.get(&format!("/v1/transfers/{id}"), &[]).await?;
+            let body = answer.json();
+            if let Some(s) = body.get("status").and_then(Value::as_str)
+                && statuses.contains(&s)
+            {
+                return Ok(body);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(TestbedError::Timeout(format!(
+                    "transfer {id} to reach {statuses:?}; last seen {body}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the gateway (gracefully) and the peers.
+    pub async fn stop(mut self) {
+        if let Some((trigger, handle)) = self.gateway_shutdown.take() {
+            trigger.trigger();
+            let _ = handle.await;
+        }
+        self.peers_shutdown.trigger();
+    }
+
+    /// The path of the configuration file.
+    pub fn config_path(&self) -> &Path {
+        &self.pki.config
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}

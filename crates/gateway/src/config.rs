@@ -1,0 +1,2583 @@
+//! Configuration: the TOML file of CONTRACT.md, `SIIRTO__SECTION__KEY` overrides, and the
+//! validated [`Config`] the rest of the gateway reads.
+//!
+//! Owns: the schema of the file (which keys exist and what type each has), environment
+//! overrides, and validation into [`Config`] (every problem names the file and the key, and all
+//! problems found are reported together). The values it builds are [`siirto_core::config`]'s
+//! sections and [`siirto_core::identity`]'s participant [`Directory`] (whose subject-string
+//! parsing it calls); it only calls into them. It reads files only to check that they exist and
+//! parse as what they claim to be (CA bundles hold CA certificates, each CRL is signed by its
+//! issuer in `client_ca`: [`crate::x509_policy`]); it opens no sockets and starts nothing.
+//! Relative paths are resolved against the directory holding the configuration file.
+//!
+//! # Values
+//! - Durations are strings with one unit, `"250ms"`, `"900s"`, `"15m"`, `"24h"`, `"7d"`, or
+//!   integer seconds (`900`).
+//! - Sizes are integer bytes or strings with a binary or decimal unit: `"64KiB"`, `"16MiB"`,
+//!   `"1GiB"`, `"500KB"`.
+//! - Unknown keys anywhere are errors (a typo must never silently fall back to a default); the
+//!   message suggests the closest known key.
+//!
+//! # Environment overrides
+//! `SIIRTO__SECTION__KEY=value` sets `[section] key`; nested tables add a segment
+//! (`SIIRTO__LIMITS__XML__MAX_DEPTH`), and entries of `[[issuers]]` / `[[participants]]` are
+//! addressed by zero-based index (`SIIRTO__PARTICIPANTS__0__BASE_URL`). An index equal to the
+//! number of entries appends a new entry. Segments are case-insensitive; `_` in a segment also
+//! matches `-` in a key (`SIIRTO__SCHEMAS__SIIRTO_V1`). The value is typed by the key it lands on:
+//!
+//! | key type | keys | value |
+//! |---|---|---|
+//! | text | ids, paths, URLs, addresses, `subject`, `format`, `crl_stale` | taken as is |
+//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes` | decimal |
+//! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
+//! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
+//! | list | `crl`, `roles`, `payload_previous_keys` | comma-separated, or a TOML array `["a", "b"]` |
+//!
+//! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
+//! problem in an overridden value names the variable that set it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use toml::{Table, Value};
+
+use siirto_core::config::{
+    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, SchemaPaths,
+    StorageConfig, format_duration, format_size, parse_duration, parse_size, payload_key_bytes,
+    secret_key_bytes,
+};
+use siirto_core::formats::Format;
+use siirto_core::identity::{
+    Directory, Endpoint, IdentityRule, Participant, Role, SubjectError, parse_subject,
+};
+
+use crate::x509_policy::{CrlSet, crls_from_bytes};
+
+/// The validated configuration. Obtained only from the loader, so every field has been checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration was read from (for error messages and reload).
+    pub source: PathBuf,
+    pub gateway: GatewayConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub directory: Directory,
+    pub schemas: SchemaPaths,
+    pub delivery: DeliveryConfig,
+    pub limits: LimitsConfig,
+    pub audit: AuditConfig,
+    pub storage: StorageConfig,
+}
+
+/// The origin (log name) of the gateway's audit checkpoints.
+pub fn audit_origin(config: &Config) -> String {
+    format!("{}/audit", config.gateway.id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file itself could not be read.
+    #[error("{}: cannot read the configuration file: {source}", file.display())]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML.
+    #[error("{}: not valid TOML: {message}", file.display())]
+    Syntax { file: PathBuf, message: String },
+    /// The file is TOML but says something wrong; one line per problem.
+    #[error("{}", render_problems(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl ConfigError {
+    /// The problems found (empty for unreadable or non-TOML files).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn render_problems(file: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{}: {p}", file.display()));
+    }
+    out
+}
+
+/// One thing wrong with a configuration: where (`key`, e.g. `participants[2].roles`), which
+/// environment variable set the value if one did, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub set_by: Option<String>,
+    pub cause: Cause,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.set_by {
+            Some(var) => write!(f, "{} (set by {var}): {}", self.key, self.cause),
+            None => write!(f, "{}: {}", self.key, self.cause),
+        }
+    }
+}
+
+/// What is wrong with one key. Never carries secret values (keys, database passwords).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Cause {
+    #[error("required key is missing")]
+    Missing,
+    #[error("unknown key{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownKey { suggestion: Option<String> },
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("must not be empty")]
+    Empty,
+    #[error("cannot read {}: {reason}", path.display())]
+    FileUnreadable { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    BadFileContent { path: PathBuf, reason: String },
+    #[error(
+        "\"{0}\" is not a valid id (letters, digits, '.', '_', '-'; at most 64, starting with a letter or digit)"
+    )]
+    BadId(String),
+    #[error("unknown role \"{0}\" (known: source, destination, eservice, operator)")]
+    UnknownRole(String),
+    #[error("role \"{0}\" is listed twice")]
+    DuplicateRole(String),
+    #[error("at least one role is required")]
+    NoRoles,
+    #[error("duplicate participant id \"{id}\" (first at {first})")]
+    DuplicateParticipant { id: String, first: String },
+    #[error("duplicate issuer id \"{id}\" (first at {first})")]
+    DuplicateIssuer { id: String, first: String },
+    #[error("no [[issuers]] configured: no authorization could ever be verified")]
+    NoIssuers,
+    #[error("needs exactly one identity rule (subject, san_uri, san_dns or spki_sha256), found {}", if found.is_empty() { "none".to_owned() } else { found.join(", ") })]
+    IdentityRuleCount { found: Vec<&'static str> },
+    #[error("same identity rule as {other}: a certificate would match both")]
+    AmbiguousIdentity { other: String },
+    #[error("a {role} needs `{field}`")]
+    EndpointFieldMissing {
+        role: &'static str,
+        field: &'static str,
+    },
+    #[error("only sources and destinations have an endpoint; remove `{field}` or add a role")]
+    EndpointFieldNotAllowed { field: &'static str },
+    #[error("unknown value \"{value}\" (known: {known})")]
+    UnknownChoice { value: String, known: &'static str },
+    #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo)")]
+    UnknownFormat(String),
+    #[error("format \"{0}\" needs a schema: set [schemas] {0} = \"path/to/schema.xsd\"")]
+    SchemaMissing(Format),
+    #[error("must be an https:// URL, found \"{0}\"")]
+    NotHttps(String),
+    #[error("not a usable URL: {0}")]
+    BadUrl(String),
+    #[error("not a socket address (IP:port): \"{0}\"")]
+    BadSocketAddress(String),
+    #[error("listen and admin_listen are the same address {0}")]
+    SameListenAddress(SocketAddr),
+    #[error("must start with sqlite: or postgres:// (value not shown)")]
+    BadDatabaseUrl,
+    #[error("not an integer: \"{0}\"")]
+    NotAnInteger(String),
+    #[error(
+        "not a duration: \"{0}\" (write e.g. \"250ms\", \"900s\", \"15m\", \"24h\", \"7d\" or integer seconds)"
+    )]
+    BadDuration(String),
+    #[error("not a size: \"{0}\" (write integer bytes or e.g. \"64KiB\", \"16MiB\")")]
+    BadSize(String),
+    #[error("{value} is out of range ({min} to {max})")]
+    OutOfRange {
+        value: String,
+        min: String,
+        max: String,
+    },
+    #[error("must not be smaller than {other} ({value} < {limit})")]
+    SmallerThan {
+        other: &'static str,
+        value: String,
+        limit: String,
+    },
+    #[error("must be longer than {other} ({value} <= {limit})")]
+    NotLongerThan {
+        other: &'static str,
+        value: String,
+        limit: String,
+    },
+    #[error("invalid subject: {0}")]
+    BadSubject(#[from] SubjectError),
+    #[error("not a DNS name: \"{0}\"")]
+    BadDnsName(String),
+    #[error("spki_sha256 must be 64 hex digits (colons allowed)")]
+    BadSpkiPin,
+    #[error("must be 64 hex digits (a 256-bit key)")]
+    BadHexKey,
+    #[error("index {index} is past the end ({len} entries; {len} appends one)")]
+    IndexPastEnd { index: usize, len: usize },
+    #[error("{0}")]
+    MalformedVariable(&'static str),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Referenced files
+
+/// What a referenced file must contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// One or more PEM `CERTIFICATE`s, each a parsable X.509 certificate.
+    Certificates,
+    /// [`FileKind::Certificates`], each a CA certificate that may sign certificates
+    /// ([`crate::x509_policy::check_ca_bundle`]): `client_ca`, `server_ca`.
+    CaCertificates,
+    /// A PEM private key (PKCS#8, SEC1 or PKCS#1) of a type rustls can sign with.
+    PrivateKey,
+    /// CRLs, PEM `X509 CRL` or one DER CRL.
+    Crl,
+    /// A PKCS#8 PEM Ed25519 private key.
+    Ed25519Key,
+    /// See [`secret_key_bytes`].
+    SecretKey,
+    /// See [`payload_key_bytes`].
+    HexKey,
+    /// A JWKS with public keys only.
+    Jwks,
+    /// Any readable, non-empty file.
+    Schema,
+}
+
+/// Checks the contents of a file of the given kind; the error says what is wrong.
+fn inspect(kind: FileKind, bytes: &[u8]) -> Result<(), String> {
+    match kind {
+        FileKind::Certificates => certificates_from_bytes(bytes).map(|_| ()),
+        FileKind::CaCertificates => {
+            crate::x509_policy::check_ca_bundle(&certificates_from_bytes(bytes)?)
+        }
+        FileKind::PrivateKey => {
+            let key = PrivateKeyDer::from_pem_slice(bytes).map_err(|e| match e {
+                rustls_pki_types::pem::Error::NoItemsFound => {
+                    "no PEM private key found (PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY)"
+                        .to_owned()
+                }
+                other => format!("not a PEM private key: {other}"),
+            })?;
+            rustls::crypto::ring::sign::any_supported_type(&key)
+                .map(|_| ())
+                .map_err(|_| "key type not supported (EC P-256/P-384, Ed25519 or RSA)".to_owned())
+        }
+        FileKind::Crl => {
+            let crls = crls_from_bytes(bytes)?;
+            for (i, c) in crls.iter().enumerate() {
+                x509_parser::parse_x509_crl(c)
+                    .map_err(|e| format!("CRL {} does not parse: {e}", i + 1))?;
+            }
+            Ok(())
+        }
+        FileKind::Ed25519Key => {
+            let key = PrivatePkcs8KeyDer::from_pem_slice(bytes)
+                .map_err(|_| "no PKCS#8 PEM PRIVATE KEY found".to_owned())?;
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.secret_pkcs8_der())
+                .map(|_| ())
+                .map_err(|_| "not an Ed25519 PKCS#8 key".to_owned())
+        }
+        FileKind::SecretKey => secret_key_bytes(bytes)
+            .map(|_| ())
+            .ok_or_else(|| "too short: a secret key needs at least 32 bytes".to_owned()),
+        FileKind::HexKey => payload_key_bytes(bytes)
+            .map(|_| ())
+            .ok_or_else(|| "must hold exactly 64 hex digits (a 256-bit key)".to_owned()),
+        FileKind::Jwks => inspect_jwks(bytes),
+        FileKind::Schema => {
+            if bytes.is_empty() {
+                Err("file is empty".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The PEM `CERTIFICATE`s of a file's bytes, at least one, each a parsable X.509 certificate.
+fn certificates_from_bytes(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Result<Vec<CertificateDer<'static>>, _> =
+        CertificateDer::pem_slice_iter(bytes).collect();
+    let certs = certs.map_err(|e| format!("not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM CERTIFICATE found".to_owned());
+    }
+    for (i, c) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(c)
+            .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+fn inspect_jwks(bytes: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let keys = v
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| "not a JWKS: no \"keys\" array".to_owned())?;
+    if keys.is_empty() {
+        return Err("JWKS has no keys".to_owned());
+    }
+    let mut kids: Vec<&str> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if k.get("kty").and_then(serde_json::Value::as_str).is_none() {
+            return Err(format!("key {i} has no \"kty\""));
+        }
+        let kid = k
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("key {i} has no \"kid\""))?;
+        if kids.contains(&kid) {
+            return Err(format!("kid \"{kid}\" appears twice"));
+        }
+        kids.push(kid);
+        if ["d", "p", "q", "dp", "dq", "qi", "k"]
+            .iter()
+            .any(|f| k.get(*f).is_some())
+        {
+            return Err(format!(
+                "key \"{kid}\" holds private key material; a JWKS here must hold public keys only"
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema of the file
+
+/// The type of a key (see the module documentation).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+    Duration,
+    Size,
+    List,
+    /// A table with these keys.
+    Section(&'static [(&'static str, Kind)]),
+    /// An array of tables, each with these keys.
+    Entries(&'static [(&'static str, Kind)]),
+}
+
+const GATEWAY_KEYS: &[(&str, Kind)] = &[
+    ("id", Kind::Text),
+    ("listen", Kind::Text),
+    ("admin_listen", Kind::Text),
+    ("server_cert", Kind::Text),
+    ("server_key", Kind::Text),
+    ("client_ca", Kind::Text),
+    ("client_cert", Kind::Text),
+    ("client_key", Kind::Text),
+    ("crl", Kind::List),
+    ("crl_stale", Kind::Text),
+    ("database_url", Kind::Text),
+    ("audit_key", Kind::Text),
+    ("pseudonym_key", Kind::Text),
+    ("max_authorization_lifetime", Kind::Duration),
+    ("clock_skew", Kind::Duration),
+];
+const ISSUER_KEYS: &[(&str, Kind)] = &[("id", Kind::Text), ("jwks", Kind::Text)];
+const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
+    ("id", Kind::Text),
+    ("roles", Kind::List),
+    ("subject", Kind::Text),
+    ("san_uri", Kind::Text),
+    ("san_dns", Kind::Text),
+    ("spki_sha256", Kind::Text),
+    ("base_url", Kind::Text),
+    ("server_ca", Kind::Text),
+    ("format", Kind::Text),
+];
+const SCHEMA_KEYS: &[(&str, Kind)] = &[
+    ("siirto-v1", Kind::Text),
+    ("virta", Kind::Text),
+    ("elmo", Kind::Text),
+];
+const DELIVERY_KEYS: &[(&str, Kind)] = &[
+    ("max_attempts", Kind::Integer),
+    ("max_age", Kind::Duration),
+    ("initial_backoff", Kind::Duration),
+    ("max_backoff", Kind::Duration),
+    ("connect_timeout", Kind::Duration),
+    ("request_timeout", Kind::Duration),
+    ("max_response_bytes", Kind::Size),
+    ("workers", Kind::Integer),
+    ("per_destination_concurrency", Kind::Integer),
+    ("max_pending", Kind::Integer),
+    ("lease", Kind::Duration),
+];
+const XML_KEYS: &[(&str, Kind)] = &[
+    ("max_bytes", Kind::Size),
+    ("max_depth", Kind::Integer),
+    ("max_elements", Kind::Integer),
+    ("max_attributes", Kind::Integer),
+    ("max_name_len", Kind::Size),
+    ("max_text_len", Kind::Size),
+];
+const LIMITS_KEYS: &[(&str, Kind)] = &[
+    ("max_request_bytes", Kind::Size),
+    ("max_header_bytes", Kind::Size),
+    ("request_timeout", Kind::Duration),
+    ("handshake_timeout", Kind::Duration),
+    ("max_connections", Kind::Integer),
+    ("reserved_connections", Kind::Integer),
+    ("max_connections_per_address", Kind::Integer),
+    ("max_handshakes_per_address", Kind::Integer),
+    ("authenticated_address_ttl", Kind::Duration),
+    ("xml", Kind::Section(XML_KEYS)),
+];
+const AUDIT_KEYS: &[(&str, Kind)] = &[
+    ("checkpoint_every", Kind::Integer),
+    ("checkpoint_interval", Kind::Duration),
+];
+const STORAGE_KEYS: &[(&str, Kind)] = &[
+    ("payload_key", Kind::Text),
+    ("payload_previous_keys", Kind::List),
+];
+const ROOT_KEYS: &[(&str, Kind)] = &[
+    ("gateway", Kind::Section(GATEWAY_KEYS)),
+    ("issuers", Kind::Entries(ISSUER_KEYS)),
+    ("participants", Kind::Entries(PARTICIPANT_KEYS)),
+    ("schemas", Kind::Section(SCHEMA_KEYS)),
+    ("delivery", Kind::Section(DELIVERY_KEYS)),
+    ("limits", Kind::Section(LIMITS_KEYS)),
+    ("audit", Kind::Section(AUDIT_KEYS)),
+    ("storage", Kind::Section(STORAGE_KEYS)),
+];
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+/// How a kind of quantity (duration, size) is read, checked and shown.
+struct Quantity<T> {
+    /// `"a duration"`: the expected type named in a `WrongType` error.
+    what: &'static str,
+    /// A bare integer in the unit's base (seconds, bytes).
+    from_integer: fn(u64) -> T,
+    parse: fn(&str) -> Option<T>,
+    bad: fn(String) -> Cause,
+    format: fn(T) -> String,
+}
+
+fn join_key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn suggest(name: &str, fields: &[(&str, Kind)]) -> Option<String> {
+    fields
+        .iter()
+        .map(|(n, _)| (edit_distance(name, n), *n))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+const ENV_PREFIX: &str = "SIIRTO__";
+
+impl Config {
+    /// Reads and validates the file at `path`, applying `SIIRTO__*` variables of this process.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Unreadable {
+            file: path.to_owned(),
+            source,
+        })?;
+        // `vars_os`, not `vars`: a non-UTF-8 variable elsewhere in the environment must not
+        // panic; a non-UTF-8 `SIIRTO__` value arrives lossily and fails validation by name.
+        let env = std::env::vars_os().filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            Some((k, v.to_string_lossy().into_owned()))
+        });
+        Config::from_toml(&text, path, env)
+    }
+
+    /// Validates configuration `text` as if read from `source` (relative paths resolve against
+    /// its directory), with `env` as the environment (only `SIIRTO__*` entries are looked at).
+    pub fn from_toml(
+        text: &str,
+        source: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                file: source.to_owned(),
+                message: describe_toml_error(text, &e),
+            })?;
+        let dir = match source.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut check = Checker {
+            dir,
+            problems: Vec::new(),
+        };
+        let overridden = apply_overrides(&mut table, env, &mut check);
+        check_keys(&table, ROOT_KEYS, "", &mut check);
+        let config = build(&table, source, &mut check);
+        if check.problems.is_empty() {
+            return Ok(config);
+        }
+        let mut problems = check.problems;
+        for p in &mut problems {
+            if p.set_by.is_none() {
+                p.set_by = overridden
+                    .iter()
+                    .find(|(key, _)| {
+                        p.key == **key
+                            || p.key.starts_with(&format!("{key}."))
+                            || p.key.starts_with(&format!("{key}["))
+                    })
+                    .map(|(_, var)| var.clone());
+            }
+        }
+        Err(ConfigError::Invalid {
+            file: source.to_owned(),
+            problems,
+        })
+    }
+
+    /// A complete, commented example configuration (every optional section with its defaults).
+    pub fn example_toml() -> &'static str {
+        EXAMPLE_TOML
+    }
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let col = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("line {line}, column {col}: {}", e.message().trim())
+        }
+        None => e.message().trim().to_owned(),
+    }
+}
+
+/// Collects problems while building; fields whose value is wrong get a placeholder so that
+/// checking can go on and report everything.
+struct Checker {
+    dir: PathBuf,
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn report(&mut self, key: impl Into<String>, cause: Cause) {
+        self.problems.push(Problem {
+            key: key.into(),
+            set_by: None,
+            cause,
+        });
+    }
+
+    fn text(&mut self, t: &Table, prefix: &str, name: &str, required: bool) -> Option<String> {
+        let key = join_key(prefix, name);
+        match t.get(name) {
+            None => {
+                if required {
+                    self.report(key, Cause::Missing);
+                }
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.report(key, Cause::Empty);
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.report(
+                    key,
+                    Cause::WrongType {
+                        expected: "a string",
+                        found: type_name(other),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn list(&mut self, t: &Table, prefix: &str, name: &str) -> Option<Vec<String>> {
+        let key = join_key(prefix, name);
+        match t.get(name) {
+            None => None,
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) => out.push(s.clone()),
+                        other => self.report(
+                            format!("{key}[{i}]"),
+                            Cause::WrongType {
+                                expected: "a string",
+                                found: type_name(other),
+                            },
+                        ),
+                    }
+                }
+                Some(out)
+            }
+            Some(other) => {
+                self.report(
+                    key,
+                    Cause::WrongType {
+                        expected: "an array of strings",
+                        found: type_name(other),
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    fn resolve(&self, s: &str) -> PathBuf {
+        let p = PathBuf::from(s);
+        if p.is_absolute() { p } else { self.dir.join(p) }
+    }
+
+    /// A path-valued key, resolved, and its file checked to be of `kind`.
+    fn file(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        required: bool,
+        kind: FileKind,
+    ) -> Option<PathBuf> {
+        let s = self.text(t, prefix, name, required)?;
+        let path = self.resolve(&s);
+        self.check_file(join_key(prefix, name), &path, kind);
+        Some(path)
+    }
+
+    fn check_file(&mut self, key: String, path: &Path, kind: FileKind) {
+        match std::fs::read(path) {
+            Err(e) => self.report(
+                key,
+                Cause::FileUnreadable {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                },
+            ),
+            Ok(bytes) => {
+                if let Err(reason) = inspect(kind, &bytes) {
+                    self.report(
+                        key,
+                        Cause::BadFileContent {
+                            path: path.to_owned(),
+                            reason,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn integer(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        default: u64,
+        range: (u64, u64),
+    ) -> u64 {
+        let key = join_key(prefix, name);
+        let v = match t.get(name) {
+            None => return default,
+            Some(Value::Integer(i)) => *i,
+            Some(other) => {
+                self.report(
+                    key,
+                    Cause::WrongType {
+                        expected: "an integer",
+                        found: type_name(other),
+                    },
+                );
+                return default;
+            }
+        };
+        match u64::try_from(v) {
+            Ok(n) if n >= range.0 && n <= range.1 => n,
+            _ => {
+                self.report(
+                    key,
+                    Cause::OutOfRange {
+                        value: v.to_string(),
+                        min: range.0.to_string(),
+                        max: range.1.to_string(),
+                    },
+                );
+                default
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        default: Duration,
+        range: (Duration, Duration),
+    ) -> Duration {
+        let unit = Quantity {
+            what: "a duration",
+            from_integer: Duration::from_secs,
+            parse: parse_duration,
+            bad: Cause::BadDuration,
+            format: format_duration,
+        };
+        self.quantity(t, prefix, name, default, range, &unit)
+    }
+
+    fn size(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        default: usize,
+        range: (u64, u64),
+    ) -> usize {
+        let unit = Quantity {
+            what: "a size",
+            from_integer: |n| n,
+            parse: parse_size,
+            bad: Cause::BadSize,
+            format: format_size,
+        };
+        let fallback = u64::try_from(default).unwrap_or(u64::MAX);
+        let n = self.quantity(t, prefix, name, fallback, range, &unit);
+        usize::try_from(n).unwrap_or(default)
+    }
+
+    /// A value written as a bare integer (in the unit's base: seconds, bytes) or as text with a
+    /// unit, within `range`; otherwise reported and `default`.
+    fn quantity<T: Copy + PartialOrd>(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        default: T,
+        range: (T, T),
+        unit: &Quantity<T>,
+    ) -> T {
+        let key = join_key(prefix, name);
+        let v = match t.get(name) {
+            None => return default,
+            Some(Value::Integer(i)) => match u64::try_from(*i) {
+                Ok(n) => (unit.from_integer)(n),
+                Err(_) => {
+                    self.report(key, (unit.bad)(i.to_string()));
+                    return default;
+                }
+            },
+            Some(Value::String(s)) => match (unit.parse)(s) {
+                Some(v) => v,
+                None => {
+                    self.report(key, (unit.bad)(s.clone()));
+                    return default;
+                }
+            },
+            Some(other) => {
+                self.report(
+                    key,
+                    Cause::WrongType {
+                        expected: unit.what,
+                        found: type_name(other),
+                    },
+                );
+                return default;
+            }
+        };
+        if v < range.0 || v > range.1 {
+            self.report(
+                key,
+                Cause::OutOfRange {
+                    value: (unit.format)(v),
+                    min: (unit.format)(range.0),
+                    max: (unit.format)(range.1),
+                },
+            );
+            return default;
+        }
+        v
+    }
+
+    fn socket_address(&mut self, t: &Table, prefix: &str, name: &str) -> Option<SocketAddr> {
+        let s = self.text(t, prefix, name, true)?;
+        match s.trim().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.report(join_key(prefix, name), Cause::BadSocketAddress(s));
+                None
+            }
+        }
+    }
+}
+
+/// Reports keys the schema does not know and sections of the wrong shape, everywhere.
+fn check_keys(t: &Table, fields: &[(&str, Kind)], prefix: &str, check: &mut Checker) {
+    for (name, value) in t {
+        let key = join_key(prefix, name);
+        let Some((_, kind)) = fields.iter().find(|(n, _)| n == name) else {
+            check.report(
+                key,
+                Cause::UnknownKey {
+                    suggestion: suggest(name, fields),
+                },
+            );
+            continue;
+        };
+        match (kind, value) {
+            (Kind::Section(sub), Value::Table(inner)) => check_keys(inner, sub, &key, check),
+            (Kind::Section(_), other) => check.report(
+                key,
+                Cause::WrongType {
+                    expected: "a table",
+                    found: type_name(other),
+                },
+            ),
+            (Kind::Entries(sub), Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let item_key = format!("{key}[{i}]");
+                    match item {
+                        Value::Table(inner) => check_keys(inner, sub, &item_key, check),
+                        other => check.report(
+                            item_key,
+                            Cause::WrongType {
+                                expected: "a table",
+                                found: type_name(other),
+                            },
+                        ),
+                    }
+                }
+            }
+            (Kind::Entries(_), other) => check.report(
+                key,
+                Cause::WrongType {
+                    expected: "an array of tables",
+                    found: type_name(other),
+                },
+            ),
+            // Leaf values are type-checked where they are read.
+            _ => {}
+        }
+    }
+}
+
+/// A path segment of an environment variable name; indexes sort numerically.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Segment {
+    Index(usize),
+    Name(String),
+}
+
+/// Applies `SIIRTO__*` variables to the table; returns which key each variable set.
+fn apply_overrides(
+    table: &mut Table,
+    env: impl IntoIterator<Item = (String, String)>,
+    check: &mut Checker,
+) -> BTreeMap<String, String> {
+    let mut vars: Vec<(Vec<Segment>, String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .map(|(k, v)| {
+            let segments = k[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| match s.parse::<usize>() {
+                    Ok(i) => Segment::Index(i),
+                    Err(_) => Segment::Name(s.to_ascii_lowercase()),
+                })
+                .collect();
+            (segments, k, v)
+        })
+        .collect();
+    // Sorted so that appending entries by index works in order (`..__2__` before `..__10__`).
+    vars.sort();
+    let mut overridden = BTreeMap::new();
+    for (segments, var, value) in vars {
+        match apply_one(table, &segments, &value) {
+            Ok(key) => {
+                overridden.insert(key, var);
+            }
+            Err((key, cause)) => check.problems.push(Problem {
+                key: key.unwrap_or_else(|| var.clone()),
+                set_by: Some(var),
+                cause,
+            }),
+        }
+    }
+    overridden
+}
+
+/// Sets one override. On error returns the key reached (if any) and the cause.
+fn apply_one(
+    table: &mut Table,
+    segments: &[Segment],
+    value: &str,
+) -> Result<String, (Option<String>, Cause)> {
+    let mut fields = ROOT_KEYS;
+    let mut current = table;
+    let mut key = String::new();
+    let mut i = 0;
+    loop {
+        let Some(Segment::Name(seg)) = segments.get(i) else {
+            return Err((
+                None,
+                Cause::MalformedVariable(
+                    "expected a key name where the variable has an index or nothing",
+                ),
+            ));
+        };
+        let Some((name, kind)) = fields
+            .iter()
+            .find(|(n, _)| n.replace('-', "_") == seg.replace('-', "_"))
+            .copied()
+        else {
+            return Err((
+                None,
+                Cause::UnknownKey {
+                    suggestion: suggest(seg, fields),
+                },
+            ));
+        };
+        key = join_key(&key, name);
+        let wrong = |found: &Value, expected: &'static str| Cause::WrongType {
+            expected,
+            found: type_name(found),
+        };
+        match kind {
+            Kind::Section(sub) => {
+                let entry = current
+                    .entry(name)
+                    .or_insert_with(|| Value::Table(Table::new()));
+                let found = type_name(entry);
+                current = entry.as_table_mut().ok_or_else(|| {
+                    (
+                        Some(key.clone()),
+                        Cause::WrongType {
+                            expected: "a table",
+                            found,
+                        },
+                    )
+                })?;
+                fields = sub;
+                i += 1;
+            }
+            Kind::Entries(sub) => {
+                let Some(Segment::Index(index)) = segments.get(i + 1) else {
+                    return Err((
+                        Some(key),
+                        Cause::MalformedVariable(
+                            "entries of this section are addressed by index, e.g. SIIRTO__PARTICIPANTS__0__BASE_URL",
+                        ),
+                    ));
+                };
+                let index = *index;
+                let entry = current
+                    .entry(name)
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if !entry.is_array() {
+                    let cause = wrong(entry, "an array of tables");
+                    return Err((Some(key), cause));
+                }
+                let Some(items) = entry.as_array_mut() else {
+                    return Err((Some(key), Cause::MalformedVariable("not an array")));
+                };
+                if index > items.len() {
+                    return Err((
+                        Some(key),
+                        Cause::IndexPastEnd {
+                            index,
+                            len: items.len(),
+                        },
+                    ));
+                }
+                if index == items.len() {
+                    items.push(Value::Table(Table::new()));
+                }
+                key = format!("{key}[{index}]");
+                let item = &mut items[index];
+                let found = type_name(item);
+                current = item.as_table_mut().ok_or_else(|| {
+                    (
+                        Some(key.clone()),
+                        Cause::WrongType {
+                            expected: "a table",
+                            found,
+                        },
+                    )
+                })?;
+                fields = sub;
+                i += 2;
+            }
+            leaf => {
+                if i + 1 != segments.len() {
+                    return Err((
+                        Some(key),
+                        Cause::MalformedVariable(
+                            "the variable goes on past a key that holds a value",
+                        ),
+                    ));
+                }
+                let typed = typed_value(leaf, value).map_err(|c| (Some(key.clone()), c))?;
+                current.insert(name.to_owned(), typed);
+                return Ok(key);
+            }
+        }
+        if i >= segments.len() {
+            return Err((
+                Some(key),
+                Cause::MalformedVariable("the variable names a section, not a key"),
+            ));
+        }
+    }
+}
+
+fn typed_value(kind: Kind, value: &str) -> Result<Value, Cause> {
+    let trimmed = value.trim();
+    let all_digits = !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit());
+    Ok(match kind {
+        Kind::Integer => Value::Integer(
+            trimmed
+                .parse::<i64>()
+                .map_err(|_| Cause::NotAnInteger(value.to_owned()))?,
+        ),
+        Kind::Duration | Kind::Size if all_digits => match trimmed.parse::<i64>() {
+            Ok(n) => Value::Integer(n),
+            Err(_) => Value::String(value.to_owned()),
+        },
+        Kind::List if trimmed.starts_with('[') => {
+            let parsed: Table = format!("v = {trimmed}")
+                .parse()
+                .map_err(|_| Cause::WrongType {
+                    expected: "a TOML array or a comma-separated list",
+                    found: "something else",
+                })?;
+            parsed.get("v").cloned().unwrap_or(Value::Array(Vec::new()))
+        }
+        Kind::List => Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        _ => Value::String(value.to_owned()),
+    })
+}
+
+fn section<'t>(t: &'t Table, name: &str) -> Option<&'t Table> {
+    t.get(name).and_then(Value::as_table)
+}
+
+fn entries<'t>(t: &'t Table, name: &str) -> Vec<&'t Table> {
+    t.get(name)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_table).collect())
+        .unwrap_or_default()
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
+    let gateway = build_gateway(t, check);
+    let issuers = build_issuers(t, check);
+    let schemas = build_schemas(t, check);
+    let directory = build_directory(t, &schemas, check);
+    let delivery = build_delivery(t, check);
+    let limits = build_limits(t, check);
+    let empty = Table::new();
+    let a = section(t, "audit").unwrap_or(&empty);
+    let defaults = AuditConfig::default();
+    let audit = AuditConfig {
+        checkpoint_every: check.integer(
+            a,
+            "audit",
+            "checkpoint_every",
+            defaults.checkpoint_every,
+            (1, 10_000_000),
+        ),
+        checkpoint_interval: check.duration(
+            a,
+            "audit",
+            "checkpoint_interval",
+            defaults.checkpoint_interval,
+            (SECOND, DAY),
+        ),
+    };
+    let s = section(t, "storage").unwrap_or(&empty);
+    let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);
+    let mut payload_previous_keys = Vec::new();
+    for (i, name) in check
+        .list(s, "storage", "payload_previous_keys")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let path = check.resolve(name);
+        check.check_file(
+            format!("storage.payload_previous_keys[{i}]"),
+            &path,
+            FileKind::HexKey,
+        );
+        payload_previous_keys.push(path);
+    }
+    Config {
+        source: source.to_owned(),
+        gateway,
+        issuers,
+        directory,
+        schemas,
+        delivery,
+        limits,
+        audit,
+        storage: StorageConfig {
+            payload_key,
+            payload_previous_keys,
+        },
+    }
+}
+
+fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
+    let empty = Table::new();
+    let g = match section(t, "gateway") {
+        Some(g) => g,
+        None => {
+            if t.get("gateway").is_none() {
+                check.report("gateway", Cause::Missing);
+            }
+            &empty
+        }
+    };
+    let p = "gateway";
+    let id = check.text(g, p, "id", true).unwrap_or_default();
+    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+    let listen = check.socket_address(g, p, "listen");
+    let admin_listen = check.socket_address(g, p, "admin_listen");
+    if let (Some(a), Some(b)) = (listen, admin_listen)
+        && a == b
+    {
+        check.report("gateway.admin_listen", Cause::SameListenAddress(a));
+    }
+    let mut file =
+        |name: &str, kind: FileKind| check.file(g, p, name, true, kind).unwrap_or_default();
+    let server_cert = file("server_cert", FileKind::Certificates);
+    let server_key = file("server_key", FileKind::PrivateKey);
+    let client_ca = file("client_ca", FileKind::CaCertificates);
+    let client_cert = file("client_cert", FileKind::Certificates);
+    let client_key = file("client_key", FileKind::PrivateKey);
+    let audit_key = file("audit_key", FileKind::Ed25519Key);
+    let pseudonym_key = file("pseudonym_key", FileKind::SecretKey);
+    let files_ok = check.problems.len();
+    let mut crl = Vec::new();
+    for (i, name) in check
+        .list(g, p, "crl")
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let path = check.resolve(name);
+        check.check_file(format!("gateway.crl[{i}]"), &path, FileKind::Crl);
+        crl.push(path);
+    }
+    // Each CRL against its issuer in client_ca, once both files read well.
+    let client_ca_ok = !check
+        .problems
+        .iter()
+        .any(|problem| problem.key == "gateway.client_ca");
+    if check.problems.len() == files_ok && client_ca_ok && !crl.is_empty() {
+        let issuers = std::fs::read(&client_ca)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| certificates_from_bytes(&bytes));
+        if let Ok(issuers) = issuers
+            && let Err(e) = CrlSet::load(&crl, &issuers)
+        {
+            check.report(
+                format!("gateway.crl[{}]", e.index),
+                Cause::BadFileContent {
+                    path: e.path,
+                    reason: e.reason,
+                },
+            );
+        }
+    }
+    let crl_stale = check
+        .text(g, p, "crl_stale", false)
+        .map_or(CrlStale::default(), |value| {
+            CrlStale::parse(&value).unwrap_or_else(|| {
+                check.report(
+                    "gateway.crl_stale",
+                    Cause::UnknownChoice {
+                        value,
+                        known: CrlStale::CHOICES,
+                    },
+                );
+                CrlStale::default()
+            })
+        });
+    let database_url = check.text(g, p, "database_url", true).unwrap_or_default();
+    if !database_url.is_empty()
+        && !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|prefix| database_url.starts_with(prefix))
+    {
+        check.report("gateway.database_url", Cause::BadDatabaseUrl);
+    }
+    GatewayConfig {
+        id,
+        listen: listen.unwrap_or(unspecified),
+        admin_listen: admin_listen.unwrap_or(unspecified),
+        server_cert,
+        server_key,
+        client_ca,
+        client_cert,
+        client_key,
+        crl,
+        crl_stale,
+        database_url,
+        audit_key,
+        pseudonym_key,
+        max_authorization_lifetime: check.duration(
+            g,
+            p,
+            "max_authorization_lifetime",
+            Duration::from_secs(900),
+            (SECOND, DAY),
+        ),
+        clock_skew: check.duration(
+            g,
+            p,
+            "clock_skew",
+            Duration::from_secs(60),
+            (Duration::ZERO, 10 * MINUTE),
+        ),
+    }
+}
+
+fn build_issuers(t: &Table, check: &mut Checker) -> Vec<IssuerConfig> {
+    let mut issuers: Vec<IssuerConfig> = Vec::new();
+    let mut first_at: HashMap<String, String> = HashMap::new();
+    let list = entries(t, "issuers");
+    if list.is_empty() && !matches!(t.get("issuers"), Some(v) if !v.is_array()) {
+        check.report("issuers", Cause::NoIssuers);
+    }
+    for (i, e) in list.into_iter().enumerate() {
+        let prefix = format!("issuers[{i}]");
+        let id = check.text(e, &prefix, "id", true);
+        let jwks = check.file(e, &prefix, "jwks", true, FileKind::Jwks);
+        if let Some(id) = &id {
+            if let Some(first) = first_at.get(id) {
+                check.report(
+                    format!("{prefix}.id"),
+                    Cause::DuplicateIssuer {
+                        id: id.clone(),
+                        first: first.clone(),
+                    },
+                );
+            } else {
+                first_at.insert(id.clone(), prefix.clone());
+            }
+        }
+        issuers.push(IssuerConfig {
+            id: id.unwrap_or_default(),
+            jwks: jwks.unwrap_or_default(),
+        });
+    }
+    issuers
+}
+
+fn build_schemas(t: &Table, check: &mut Checker) -> SchemaPaths {
+    let empty = Table::new();
+    let s = section(t, "schemas").unwrap_or(&empty);
+    SchemaPaths {
+        siirto_v1: check.file(s, "schemas", "siirto-v1", false, FileKind::Schema),
+        virta: check.file(s, "schemas", "virta", false, FileKind::Schema),
+        elmo: check.file(s, "schemas", "elmo", false, FileKind::Schema),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Directory {
+    let mut participants: Vec<Participant> = Vec::new();
+    let mut first_at: HashMap<String, String> = HashMap::new();
+    let mut rules: Vec<(IdentityRule, String)> = Vec::new();
+    for (i, e) in entries(t, "participants").into_iter().enumerate() {
+        let prefix = format!("participants[{i}]");
+        let id = check.text(e, &prefix, "id", true);
+        if let Some(id) = &id {
+            if !valid_id(id) {
+                check.report(format!("{prefix}.id"), Cause::BadId(id.clone()));
+            } else if let Some(first) = first_at.get(id) {
+                check.report(
+                    format!("{prefix}.id"),
+                    Cause::DuplicateParticipant {
+                        id: id.clone(),
+                        first: first.clone(),
+                    },
+                );
+            } else {
+                first_at.insert(id.clone(), prefix.clone());
+            }
+        }
+
+        let mut roles: Vec<Role> = Vec::new();
+        match check.list(e, &prefix, "roles") {
+            None if e.get("roles").is_none() => {
+                check.report(format!("{prefix}.roles"), Cause::Missing)
+            }
+            None => {}
+            Some(names) if names.is_empty() => {
+                check.report(format!("{prefix}.roles"), Cause::NoRoles)
+            }
+            Some(names) => {
+                for name in names {
+                    match Role::parse(&name) {
+                        Some(r) if roles.contains(&r) => {
+                            check.report(format!("{prefix}.roles"), Cause::DuplicateRole(name))
+                        }
+                        Some(r) => roles.push(r),
+                        None => check.report(format!("{prefix}.roles"), Cause::UnknownRole(name)),
+                    }
+                }
+            }
+        }
+
+        let identity = build_identity_rule(e, &prefix, check);
+        if let Some(rule) = &identity {
+            if let Some((_, other)) = rules.iter().find(|(r, _)| r == rule) {
+                check.report(
+                    prefix.clone(),
+                    Cause::AmbiguousIdentity {
+                        other: other.clone(),
+                    },
+                );
+            } else {
+                rules.push((rule.clone(), prefix.clone()));
+            }
+        }
+
+        let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        if let (Some(id), Some(identity)) = (id, identity) {
+            participants.push(Participant {
+                id,
+                roles,
+                identity,
+                endpoint,
+            });
+        }
+    }
+    Directory::from_participants(participants)
+}
+
+fn build_identity_rule(e: &Table, prefix: &str, check: &mut Checker) -> Option<IdentityRule> {
+    let present: Vec<&'static str> = ["subject", "san_uri", "san_dns", "spki_sha256"]
+        .into_iter()
+        .filter(|k| e.contains_key(*k))
+        .collect();
+    if present.len() != 1 {
+        check.report(
+            prefix.to_owned(),
+            Cause::IdentityRuleCount { found: present },
+        );
+        return None;
+    }
+    let which = present[0];
+    let value = check.text(e, prefix, which, true)?;
+    let key = join_key(prefix, which);
+    match which {
+        "subject" => match parse_subject(&value) {
+            Ok(attrs) => Some(IdentityRule::Subject(attrs)),
+            Err(err) => {
+                check.report(key, Cause::BadSubject(err));
+                None
+            }
+        },
+        "san_uri" => Some(IdentityRule::SanUri(value.trim().to_owned())),
+        "san_dns" => {
+            let name = value.trim().trim_end_matches('.').to_ascii_lowercase();
+            if rustls_pki_types::DnsName::try_from(name.as_str()).is_ok() {
+                Some(IdentityRule::SanDns(name))
+            } else {
+                check.report(key, Cause::BadDnsName(value));
+                None
+            }
+        }
+        _ => {
+            let hex: String = value.trim().chars().filter(|c| *c != ':').collect();
+            match siirto_core::clock::unhex(&hex).and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+                Some(pin) => Some(IdentityRule::SpkiSha256(pin)),
+                None => {
+                    check.report(key, Cause::BadSpkiPin);
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn build_endpoint(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    schemas: &SchemaPaths,
+    check: &mut Checker,
+) -> Option<Endpoint> {
+    let role = if roles.contains(&Role::Source) {
+        Some("source")
+    } else if roles.contains(&Role::Destination) {
+        Some("destination")
+    } else {
+        None
+    };
+    let Some(role) = role else {
+        for field in ["base_url", "server_ca", "format"] {
+            if e.contains_key(field) && !roles.is_empty() {
+                check.report(
+                    join_key(prefix, field),
+                    Cause::EndpointFieldNotAllowed { field },
+                );
+            }
+        }
+        return None;
+    };
+    for field in ["base_url", "server_ca", "format"] {
+        if !e.contains_key(field) {
+            check.report(
+                join_key(prefix, field),
+                Cause::EndpointFieldMissing { role, field },
+            );
+        }
+    }
+    let url = check
+        .text(e, prefix, "base_url", false)
+        .and_then(|u| match parse_base_url(&u) {
+            Ok(parts) => Some(parts),
+            Err(cause) => {
+                check.report(join_key(prefix, "base_url"), cause);
+                None
+            }
+        });
+    let server_ca = check.file(e, prefix, "server_ca", false, FileKind::CaCertificates);
+    let format = check
+        .text(e, prefix, "format", false)
+        .and_then(|f| match Format::parse(&f) {
+            Some(format) => Some(format),
+            None => {
+                check.report(join_key(prefix, "format"), Cause::UnknownFormat(f));
+                None
+            }
+        });
+    if let Some(format) = format
+        && format != Format::SiirtoV1
+        && schemas.path(format).is_none()
+    {
+        check.report(join_key(prefix, "format"), Cause::SchemaMissing(format));
+    }
+    let (base_url, host, port) = url?;
+    Some(Endpoint {
+        base_url,
+        host,
+        port,
+        server_ca: server_ca?,
+        format: format?,
+    })
+}
+
+/// `https://host[:port][/prefix]` → (base URL without trailing slash, host, port).
+pub fn parse_base_url(s: &str) -> Result<(String, String, u16), Cause> {
+    let s = s.trim();
+    if !s.starts_with("https://") {
+        return Err(Cause::NotHttps(s.to_owned()));
+    }
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Cause::BadUrl(e.to_string()))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Cause::BadUrl("no host".to_owned()))?;
+    if authority.as_str().contains('@') {
+        return Err(Cause::BadUrl("user information is not allowed".to_owned()));
+    }
+    if uri.query().is_some() || s.contains('#') {
+        return Err(Cause::BadUrl(
+            "a query or fragment is not allowed".to_owned(),
+        ));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if rustls_pki_types::ServerName::try_from(host.as_str()).is_err() {
+        return Err(Cause::BadUrl(format!(
+            "host \"{host}\" is not a DNS name or IP address"
+        )));
+    }
+    let port = authority.port_u16().unwrap_or(443);
+    if port == 0 {
+        return Err(Cause::BadUrl("port 0".to_owned()));
+    }
+    let path = uri.path().trim_end_matches('/');
+    Ok((format!("https://{}{path}", authority.as_str()), host, port))
+}
+
+fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
+    let empty = Table::new();
+    let d = section(t, "delivery").unwrap_or(&empty);
+    let p = "delivery";
+    let def = DeliveryConfig::default();
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let initial_backoff = check.duration(
+        d,
+        p,
+        "initial_backoff",
+        def.initial_backoff,
+        (Duration::from_millis(1), HOUR),
+    );
+    let max_backoff = check.duration(
+        d,
+        p,
+        "max_backoff",
+        def.max_backoff,
+        (Duration::from_millis(1), DAY),
+    );
+    if max_backoff < initial_backoff {
+        check.report(
+            "delivery.max_backoff",
+            Cause::SmallerThan {
+                other: "delivery.initial_backoff",
+                value: format_duration(max_backoff),
+                limit: format_duration(initial_backoff),
+            },
+        );
+    }
+    let connect_timeout = check.duration(
+        d,
+        p,
+        "connect_timeout",
+        def.connect_timeout,
+        (Duration::from_millis(10), 5 * MINUTE),
+    );
+    let request_timeout = check.duration(
+        d,
+        p,
+        "request_timeout",
+        def.request_timeout,
+        (Duration::from_millis(10), HOUR),
+    );
+    let lease = check.duration(d, p, "lease", def.lease, (SECOND, HOUR));
+    // A call must end before its lease can be taken over: otherwise another worker (or a
+    // cancellation) could act on a transfer whose delivery is still in flight.
+    if lease <= connect_timeout + request_timeout {
+        check.report(
+            "delivery.lease",
+            Cause::NotLongerThan {
+                other: "delivery.connect_timeout + delivery.request_timeout",
+                value: format_duration(lease),
+                limit: format_duration(connect_timeout + request_timeout),
+            },
+        );
+    }
+    DeliveryConfig {
+        max_attempts: u32::try_from(check.integer(
+            d,
+            p,
+            "max_attempts",
+            u64::from(def.max_attempts),
+            (1, 1000),
+        ))
+        .unwrap_or(def.max_attempts),
+        max_age: check.duration(d, p, "max_age", def.max_age, (SECOND, 30 * DAY)),
+        initial_backoff,
+        max_backoff,
+        connect_timeout,
+        request_timeout,
+        max_response_bytes: check.size(
+            d,
+            p,
+            "max_response_bytes",
+            def.max_response_bytes,
+            (KIB, GIB),
+        ),
+        workers: as_usize(check.integer(d, p, "workers", def.workers as u64, (1, 1024))),
+        per_destination_concurrency: as_usize(check.integer(
+            d,
+            p,
+            "per_destination_concurrency",
+            def.per_destination_concurrency as u64,
+            (1, 1024),
+        )),
+        max_pending: check.integer(d, p, "max_pending", def.max_pending, (1, 1_000_000_000)),
+        lease,
+    }
+}
+
+fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
+    let empty = Table::new();
+    let l = section(t, "limits").unwrap_or(&empty);
+    let x = section(l, "xml").unwrap_or(&empty);
+    let def = LimitsConfig::default();
+    let dx = def.xml;
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let px = "limits.xml";
+    let dc = def.connections;
+    let max_connections = check.integer(
+        l,
+        "limits",
+        "max_connections",
+        dc.max_connections as u64,
+        (1, 1_000_000),
+    );
+    let connections = siirto_core::admission::AdmissionLimits {
+        max_connections: as_usize(max_connections),
+        // The reserve leaves at least one slot to addresses not yet authenticated.
+        reserved_connections: as_usize(check.integer(
+            l,
+            "limits",
+            "reserved_connections",
+            (dc.reserved_connections as u64).min(max_connections - 1),
+            (0, max_connections - 1),
+        )),
+        max_connections_per_address: as_usize(check.integer(
+            l,
+            "limits",
+            "max_connections_per_address",
+            dc.max_connections_per_address as u64,
+            (1, 1_000_000),
+        )),
+        max_handshakes_per_address: as_usize(check.integer(
+            l,
+            "limits",
+            "max_handshakes_per_address",
+            dc.max_handshakes_per_address as u64,
+            (1, 1_000_000),
+        )),
+        authenticated_address_ttl: check.duration(
+            l,
+            "limits",
+            "authenticated_address_ttl",
+            dc.authenticated_address_ttl,
+            (MINUTE, 30 * 24 * 60 * MINUTE),
+        ),
+    };
+    LimitsConfig {
+        max_request_bytes: check.size(
+            l,
+            "limits",
+            "max_request_bytes",
+            def.max_request_bytes,
+            (KIB, 64 * MIB),
+        ),
+        max_header_bytes: check.size(
+            l,
+            "limits",
+            "max_header_bytes",
+            def.max_header_bytes,
+            (KIB, MIB),
+        ),
+        request_timeout: check.duration(
+            l,
+            "limits",
+            "request_timeout",
+            def.request_timeout,
+            (Duration::from_millis(100), 10 * MINUTE),
+        ),
+        handshake_timeout: check.duration(
+            l,
+            "limits",
+            "handshake_timeout",
+            def.handshake_timeout,
+            (Duration::from_millis(100), 10 * MINUTE),
+        ),
+        connections,
+        xml: siirto_xsd::Limits {
+            max_bytes: check.size(x, px, "max_bytes", dx.max_bytes, (KIB, 4 * GIB)),
+            max_depth: as_usize(check.integer(
+                x,
+                px,
+                "max_depth",
+                dx.max_depth as u64,
+                (2, 10_000),
+            )),
+            max_elements: as_usize(check.integer(
+                x,
+                px,
+                "max_elements",
+                dx.max_elements as u64,
+                (1, 1_000_000_000),
+            )),
+            max_attributes: as_usize(check.integer(
+                x,
+                px,
+                "max_attributes",
+                dx.max_attributes as u64,
+                (1, 10_000),
+            )),
+            max_name_len: check.size(x, px, "max_name_len", dx.max_name_len, (16, 64 * KIB)),
+            max_text_len: check.size(x, px, "max_text_len", dx.max_text_len, (KIB, GIB)),
+        },
+    }
+}
+
+const EXAMPLE_TOML: &str = r#"# Siirto gateway configuration. Relative paths resolve against this file's directory.
+# Every value may be overridden with SIIRTO__SECTION__KEY (e.g. SIIRTO__GATEWAY__DATABASE_URL,
+# SIIRTO__PARTICIPANTS__0__BASE_URL).
+
+[gateway]
+id = "siirto.example.fi"                  # the aud every authorization must name
+listen = "127.0.0.1:8443"                 # mTLS API
+admin_listen = "127.0.0.1:9090"           # plain HTTP: /healthz, /readyz, /metrics
+server_cert = "certs/gateway.pem"         # chain, PEM
+server_key = "certs/gateway.key"          # PKCS#8 PEM (EC P-256, Ed25519 or RSA)
+client_ca = "certs/participants-ca.pem"   # who may call us
+client_cert = "certs/gateway-client.pem"  # who we are when we call out
+client_key = "certs/gateway-client.key"
+crl = []                                  # optional PEM/DER CRL files for client certificates
+crl_stale = "refuse"                      # a CRL past its nextUpdate: "refuse" its certificates, or "warn"
+database_url = "sqlite://siirto.db"       # or postgres://user:password@host/db
+audit_key = "certs/audit-signing.key"     # Ed25519, PKCS#8 PEM
+pseudonym_key = "certs/pseudonym.key"     # >= 32 bytes (64+ hex digits are decoded)
+max_authorization_lifetime = "900s"       # largest allowed exp - iat
+clock_skew = "60s"
+
+[[issuers]]
+id = "https://eservice.turku.fi"
+jwks = "certs/eservice-turku.jwks.json"   # public keys, chosen by kid
+
+[[participants]]
+id = "turku"
+roles = ["source", "destination", "eservice"]
+subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / spki_sha256
+base_url = "https://127.0.0.1:9443"      # sources and destinations only
+server_ca = "certs/participants-ca.pem"
+format = "siirto-v1"                      # siirto-v1 | virta | elmo
+
+[[participants]]
+id = "registry-operator"
+roles = ["operator"]
+subject = "CN=registry-operator,O=Siirto,C=FI"
+
+[schemas]
+# siirto-v1 defaults to the schema built into the binary.
+# virta = "/path/to/virta/Virta.xsd"
+# elmo = "/path/to/elmo/schema.xsd"
+
+[delivery]
+max_attempts = 12
+max_age = "24h"
+initial_backoff = "1s"
+max_backoff = "10m"
+connect_timeout = "5s"
+request_timeout = "30s"
+max_response_bytes = "16MiB"
+workers = 32
+per_destination_concurrency = 16
+max_pending = 100000
+lease = "60s"
+
+[limits]
+max_request_bytes = "64KiB"
+max_header_bytes = "16KiB"
+request_timeout = "10s"
+handshake_timeout = "10s"
+max_connections = 1024
+reserved_connections = 256              # for addresses recently authenticated as participants
+max_connections_per_address = 128
+max_handshakes_per_address = 64
+authenticated_address_ttl = "24h"
+
+[limits.xml]
+max_bytes = "16MiB"
+max_depth = 128
+max_elements = 1000000
+max_attributes = 64
+max_name_len = 512
+max_text_len = "1MiB"
+
+[audit]
+checkpoint_every = 1000
+checkpoint_interval = "60s"
+
+[storage]
+# payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
+# payload_previous_keys = []
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siirto_core::clock::{SeededRandom, Timestamp};
+    use siirto_core::config::redact_url;
+    use siirto_devkit::pki::{DevPki, PkiOptions};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        pki: DevPki,
+        text: String,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = PkiOptions::new(Timestamp::from_secs(1_790_000_000));
+        let pki = DevPki::generate(dir.path(), &options, &SeededRandom::new(11)).expect("pki");
+        let text = std::fs::read_to_string(&pki.config).expect("read config");
+        Fixture {
+            _dir: dir,
+            pki,
+            text,
+        }
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    impl Fixture {
+        fn load(&self, text: &str) -> Result<Config, ConfigError> {
+            Config::from_toml(text, &self.pki.config, no_env())
+        }
+
+        fn problems(&self, text: &str) -> Vec<Problem> {
+            match self.load(text) {
+                Err(e @ ConfigError::Invalid { .. }) => e.problems().to_vec(),
+                other => panic!("expected problems, got {other:?} for:\n{text}"),
+            }
+        }
+    }
+
+    #[test]
+    fn generated_development_config_loads() {
+        let f = fixture();
+        let cfg = Config::load(&f.pki.config).expect("dev config loads");
+        assert_eq!(cfg.gateway.id, "siirto.dev.test");
+        assert_eq!(cfg.gateway.listen, "127.0.0.1:8443".parse().expect("addr"));
+        assert!(cfg.gateway.server_cert.is_absolute());
+        assert!(cfg.gateway.server_cert.starts_with(&f.pki.dir));
+        assert_eq!(cfg.gateway.crl, vec![f.pki.crl.clone()]);
+        assert_eq!(cfg.gateway.crl_stale, CrlStale::Refuse);
+        assert_eq!(cfg.issuers.len(), 1);
+        let turku = cfg.directory.get("turku").expect("turku");
+        assert_eq!(
+            turku.roles,
+            vec![Role::Source, Role::Destination, Role::Eservice]
+        );
+        assert_eq!(
+            turku.identity,
+            IdentityRule::Subject(vec![
+                ("C".to_owned(), "FI".to_owned()),
+                ("CN".to_owned(), "turku-education".to_owned()),
+                ("O".to_owned(), "Turun kaupunki".to_owned()),
+            ])
+        );
+        let ep = turku.endpoint.as_ref().expect("endpoint");
+        assert_eq!(ep.base_url, "https://127.0.0.1:9443");
+        assert_eq!((ep.host.as_str(), ep.port), ("127.0.0.1", 9443));
+        assert_eq!(ep.format, Format::SiirtoV1);
+        assert_eq!(
+            cfg.directory.get("eservice").expect("eservice").identity,
+            IdentityRule::SanDns("eservice.siirto.test".to_owned())
+        );
+        assert!(
+            cfg.directory
+                .get("registry-operator")
+                .expect("op")
+                .endpoint
+                .is_none()
+        );
+        assert_eq!(cfg.delivery.max_attempts, 12);
+        assert!(cfg.storage.payload_key.is_some());
+    }
+
+    /// (replace this, with this, expected key, expected cause check)
+    type Case = (&'static str, &'static str, &'static str, fn(&Cause) -> bool);
+
+    #[test]
+    fn each_mistake_is_named_by_key() {
+        let f = fixture();
+        let cases: &[Case] = &[
+            (
+                "roles = [\"source\", \"destination\"]\n",
+                "roles = [\"sorce\", \"destination\"]\n",
+                "participants[1].roles",
+                |c| matches!(c, Cause::UnknownRole(r) if r == "sorce"),
+            ),
+            (
+                "id = \"espoo\"",
+                "id = \"turku\"",
+                "participants[1].id",
+                |c| matches!(c, Cause::DuplicateParticipant { first, .. } if first == "participants[0]"),
+            ),
+            (
+                "id = \"espoo\"",
+                "id = \"es poo\"",
+                "participants[1].id",
+                |c| matches!(c, Cause::BadId(_)),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"\nsan_dns = \"espoo.fi\"",
+                "participants[1]",
+                |c| matches!(c, Cause::IdentityRuleCount { found } if found.len() == 2),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"\n",
+                "",
+                "participants[1]",
+                |c| matches!(c, Cause::IdentityRuleCount { found } if found.is_empty()),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"O=Turun kaupunki, C=FI, CN=turku-education\"",
+                "participants[1]",
+                |c| matches!(c, Cause::AmbiguousIdentity { other } if other == "participants[0]"),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\n",
+                "",
+                "participants[1].base_url",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::EndpointFieldMissing {
+                            field: "base_url",
+                            role: "source"
+                        }
+                    )
+                },
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"",
+                "base_url = \"http://127.0.0.1:9444\"",
+                "participants[1].base_url",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"",
+                "base_url = \"https://user:pw@127.0.0.1:9444\"",
+                "participants[1].base_url",
+                |c| matches!(c, Cause::BadUrl(_)),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v2\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::UnknownFormat(f) if f == "siirto-v2"),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"virta\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::SchemaMissing(Format::Virta)),
+            ),
+            (
+                "roles = [\"operator\"]",
+                "roles = [\"operator\"]\nformat = \"elmo\"",
+                "participants[5].format",
+                |c| matches!(c, Cause::EndpointFieldNotAllowed { field: "format" }),
+            ),
+            (
+                "listen = \"127.0.0.1:8443\"",
+                "listen = \"localhost:8443\"",
+                "gateway.listen",
+                |c| matches!(c, Cause::BadSocketAddress(_)),
+            ),
+            (
+                "admin_listen = \"127.0.0.1:9090\"",
+                "admin_listen = \"127.0.0.1:8443\"",
+                "gateway.admin_listen",
+                |c| matches!(c, Cause::SameListenAddress(_)),
+            ),
+            (
+                "database_url =",
+                "databse_url =",
+                "gateway.databse_url",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "database_url"),
+            ),
+            (
+                "database_url = \"sqlite",
+                "database_url = \"mysql",
+                "gateway.database_url",
+                |c| matches!(c, Cause::BadDatabaseUrl),
+            ),
+            (
+                "server_cert = \"certs/gateway.pem\"",
+                "server_cert = \"certs/missing.pem\"",
+                "gateway.server_cert",
+                |c| matches!(c, Cause::FileUnreadable { path, .. } if path.ends_with("certs/missing.pem")),
+            ),
+            (
+                "server_cert = \"certs/gateway.pem\"",
+                "server_cert = \"certs/gateway.key\"",
+                "gateway.server_cert",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("CERTIFICATE")),
+            ),
+            (
+                "server_key = \"certs/gateway.key\"",
+                "server_key = \"certs/gateway.pem\"",
+                "gateway.server_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("private key")),
+            ),
+            (
+                "audit_key = \"certs/audit-signing.key\"",
+                "audit_key = \"certs/issuer.key\"",
+                "gateway.audit_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("Ed25519")),
+            ),
+            (
+                "crl = [\"certs/participants.crl\"]",
+                "crl = [\"certs/participants-ca.pem\"]",
+                "gateway.crl[0]",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+            (
+                "jwks = \"certs/issuer.jwks.json\"",
+                "jwks = \"siirto.toml\"",
+                "issuers[0].jwks",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("JSON")),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = \"60 seconds\"",
+                "gateway.clock_skew",
+                |c| matches!(c, Cause::BadDuration(_)),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = -5",
+                "gateway.clock_skew",
+                |c| matches!(c, Cause::BadDuration(v) if v == "-5"),
+            ),
+            (
+                "clock_skew = \"60s\"",
+                "clock_skew = true",
+                "gateway.clock_skew",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a duration",
+                            found: "a boolean"
+                        }
+                    )
+                },
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = 1.5\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a size",
+                            found: "a float"
+                        }
+                    )
+                },
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = 512\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| matches!(c, Cause::OutOfRange { value, min, .. } if value == "512" && min == "1KiB"),
+            ),
+            (
+                "max_authorization_lifetime = \"900s\"",
+                "max_authorization_lifetime = 0",
+                "gateway.max_authorization_lifetime",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nmax_attempts = 0\n\n[storage]",
+                "delivery.max_attempts",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[delivery]\ninitial_backoff = \"5m\"\nmax_backoff = \"1m\"\n\n[storage]",
+                "delivery.max_backoff",
+                |c| matches!(c, Cause::SmallerThan { .. }),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nrequest_timeout = \"55s\"\nlease = \"60s\"\n\n[storage]",
+                "delivery.lease",
+                |c| matches!(c, Cause::NotLongerThan { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits.xml]\nmax_bytes = \"1TiB\"\n\n[storage]",
+                "limits.xml.max_bytes",
+                |c| matches!(c, Cause::BadSize(_)),
+            ),
+            (
+                "[storage]",
+                "[limits.xml]\nmax_bytes = \"64GiB\"\n\n[storage]",
+                "limits.xml.max_bytes",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits]\nmax_header_bytes = \"big\"\n\n[storage]",
+                "limits.max_header_bytes",
+                |c| matches!(c, Cause::BadSize(_)),
+            ),
+            (
+                "[storage]",
+                "[delivery]\nworkers = \"8\"\n\n[storage]",
+                "delivery.workers",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "an integer",
+                            found: "a string"
+                        }
+                    )
+                },
+            ),
+            (
+                "[schemas]",
+                "[schemes]",
+                "schemes",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "schemas"),
+            ),
+            (
+                "[schemas]\n",
+                "[schemas]\nvirta = \"no/such.xsd\"\n",
+                "schemas.virta",
+                |c| matches!(c, Cause::FileUnreadable { .. }),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "subject = \"CN=espoo-education,Q=Espoon kaupunki\"",
+                "participants[1].subject",
+                |c| matches!(c, Cause::BadSubject(SubjectError::UnknownType(t)) if t == "Q"),
+            ),
+            (
+                "subject = \"CN=espoo-education,O=Espoon kaupunki,C=FI\"",
+                "spki_sha256 = \"abcd\"",
+                "participants[1].spki_sha256",
+                |c| matches!(c, Cause::BadSpkiPin),
+            ),
+        ];
+        for (from, to, key, check) in cases {
+            assert!(f.text.contains(from), "fixture lacks {from:?}");
+            let text = f.text.replacen(from, to, 1);
+            let problems = f.problems(&text);
+            assert!(
+                problems.iter().any(|p| p.key == *key && check(&p.cause)),
+                "replacing {from:?} by {to:?}: expected a problem at {key}, got {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_one_line_each() {
+        let f = fixture();
+        let text = f
+            .text
+            .replacen(
+                "roles = [\"source\", \"destination\"]",
+                "roles = [\"sorce\"]",
+                1,
+            )
+            .replacen("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"", 1)
+            .replacen(
+                "jwks = \"certs/issuer.jwks.json\"",
+                "jwks = \"certs/gone.json\"",
+                1,
+            );
+        let err = f.load(&text).expect_err("invalid");
+        assert_eq!(err.problems().len(), 3, "{err}");
+        let shown = err.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with(&f.pki.config.display().to_string()))
+        );
+        assert!(
+            shown.contains("siirto.toml: participants[1].roles: unknown role \"sorce\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = Config::from_toml("[gateway]\nid = \n", Path::new("x/siirto.toml"), no_env())
+            .expect_err("syntax");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("x/siirto.toml: not valid TOML: line 2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn missing_sections_and_keys_are_reported() {
+        let err = Config::from_toml("", Path::new("siirto.toml"), no_env()).expect_err("empty");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"gateway"), "{keys:?}");
+        assert!(keys.contains(&"issuers"), "{keys:?}");
+        let err = Config::from_toml("[gateway]\n", Path::new("siirto.toml"), no_env())
+            .expect_err("empty gateway");
+        for key in [
+            "gateway.id",
+            "gateway.listen",
+            "gateway.server_cert",
+            "gateway.database_url",
+        ] {
+            assert!(
+                err.problems()
+                    .iter()
+                    .any(|p| p.key == key && p.cause == Cause::Missing),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_overrides_are_typed_by_their_key() {
+        let f = fixture();
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                (
+                    "SIIRTO__GATEWAY__DATABASE_URL",
+                    "postgres://u:secret@db/siirto",
+                ),
+                ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "5"),
+                ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "250ms"),
+                ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "3"),
+                ("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "2MiB"),
+                (
+                    "SIIRTO__PARTICIPANTS__0__BASE_URL",
+                    "https://localhost:10443/api/",
+                ),
+                ("SIIRTO__PARTICIPANTS__1__ROLES", "source, eservice"),
+                ("SIIRTO__LIMITS__XML__MAX_DEPTH", "64"),
+                ("SIIRTO__GATEWAY__CRL", ""),
+                ("SIIRTO_LOG", "ignored: one underscore"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(cfg.gateway.database_url, "postgres://u:secret@db/siirto");
+        assert!(!format!("{:?}", cfg.gateway).contains("secret"));
+        assert_eq!(cfg.delivery.max_attempts, 5);
+        assert_eq!(cfg.delivery.request_timeout, Duration::from_millis(250));
+        assert_eq!(cfg.delivery.connect_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.delivery.max_response_bytes, 2 << 20);
+        let turku = cfg.directory.get("turku").expect("turku");
+        let ep = turku.endpoint.as_ref().expect("endpoint");
+        assert_eq!(ep.base_url, "https://localhost:10443/api");
+        assert_eq!((ep.host.as_str(), ep.port), ("localhost", 10443));
+        assert_eq!(
+            cfg.directory.get("espoo").expect("espoo").roles,
+            vec![Role::Source, Role::Eservice]
+        );
+        assert_eq!(cfg.limits.xml.max_depth, 64);
+        assert!(cfg.gateway.crl.is_empty());
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked_by_key() {
+        let f = fixture();
+        let defaults = f.load(&f.text).expect("loads").limits;
+        assert_eq!(
+            defaults.connections,
+            siirto_core::admission::AdmissionLimits::default()
+        );
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+        let with = |pairs: &[(&str, &str)]| Config::from_toml(&f.text, &f.pki.config, env(pairs));
+        let cfg = with(&[
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS", "100"),
+            ("SIIRTO__LIMITS__RESERVED_CONNECTIONS", "99"),
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "7"),
+            ("SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS", "3"),
+            ("SIIRTO__LIMITS__HANDSHAKE_TIMEOUT", "2s"),
+            ("SIIRTO__LIMITS__AUTHENTICATED_ADDRESS_TTL", "1h"),
+        ])
+        .expect("overrides apply");
+        let c = cfg.limits.connections;
+        assert_eq!(
+            (
+                c.max_connections,
+                c.reserved_connections,
+                c.max_connections_per_address,
+                c.max_handshakes_per_address
+            ),
+            (100, 99, 7, 3)
+        );
+        assert_eq!(c.authenticated_address_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.limits.handshake_timeout, Duration::from_secs(2));
+
+        let problem = |var: &str, value: &str| {
+            let err = with(&[(var, value)]).expect_err("refused");
+            err.problems()
+                .iter()
+                .find(|p| p.set_by.as_deref() == Some(var))
+                .unwrap_or_else(|| panic!("no problem set by {var}: {err}"))
+                .clone()
+        };
+        // The reserve must leave a slot to addresses not yet authenticated.
+        let err = with(&[
+            ("SIIRTO__LIMITS__MAX_CONNECTIONS", "100"),
+            ("SIIRTO__LIMITS__RESERVED_CONNECTIONS", "100"),
+        ])
+        .expect_err("a reserve of every slot");
+        let p = &err.problems()[0];
+        assert_eq!(p.key, "limits.reserved_connections", "{err}");
+        assert!(
+            matches!(&p.cause, Cause::OutOfRange { value, max, .. } if value == "100" && max == "99"),
+            "{err}"
+        );
+        for (var, value, key) in [
+            (
+                "SIIRTO__LIMITS__MAX_CONNECTIONS",
+                "0",
+                "limits.max_connections",
+            ),
+            (
+                "SIIRTO__LIMITS__MAX_CONNECTIONS_PER_ADDRESS",
+                "0",
+                "limits.max_connections_per_address",
+            ),
+            (
+                "SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS",
+                "0",
+                "limits.max_handshakes_per_address",
+            ),
+            (
+                "SIIRTO__LIMITS__HANDSHAKE_TIMEOUT",
+                "1h",
+                "limits.handshake_timeout",
+            ),
+            (
+                "SIIRTO__LIMITS__AUTHENTICATED_ADDRESS_TTL",
+                "1s",
+                "limits.authenticated_address_ttl",
+            ),
+        ] {
+            let p = problem(var, value);
+            assert_eq!(p.key, key);
+            assert!(matches!(p.cause, Cause::OutOfRange { .. }), "{var}: {p:?}");
+        }
+        let p = problem("SIIRTO__LIMITS__MAX_HANDSHAKES_PER_ADDRESS", "many");
+        assert!(
+            matches!(&p.cause, Cause::NotAnInteger(v) if v == "many"),
+            "{p:?}"
+        );
+        let p = problem("SIIRTO__LIMITS__MAX_HANDSHAKE_PER_ADDRESS", "3");
+        assert!(
+            matches!(&p.cause, Cause::UnknownKey { suggestion: Some(s) } if s == "max_handshakes_per_address"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn environment_can_append_an_entry() {
+        let f = fixture();
+        let n = f.text.matches("[[participants]]").count().to_string();
+        let var = |k: &str| format!("SIIRTO__PARTICIPANTS__{n}__{k}");
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            vec![
+                (var("ID"), "lahti".to_owned()),
+                (var("ROLES"), "[\"operator\"]".to_owned()),
+                (var("SAN_URI"), "urn:lahti".to_owned()),
+            ],
+        )
+        .expect("append");
+        let lahti = cfg.directory.get("lahti").expect("lahti");
+        assert_eq!(lahti.identity, IdentityRule::SanUri("urn:lahti".to_owned()));
+        assert_eq!(lahti.roles, vec![Role::Operator]);
+    }
+
+    #[test]
+    fn bad_environment_overrides_name_the_variable() {
+        let f = fixture();
+        let err = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                ("SIIRTO__GATEWAY__DATABSE_URL", "sqlite://x"),
+                ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "many"),
+                ("SIIRTO__PARTICIPANTS__99__ID", "x"),
+                ("SIIRTO__PARTICIPANTS__ID", "x"),
+                ("SIIRTO__DELIVERY", "x"),
+                ("SIIRTO__PARTICIPANTS__2__BASE_URL", "http://insecure"),
+            ]),
+        )
+        .expect_err("bad overrides");
+        let p = err.problems();
+        let find = |var: &str| {
+            p.iter()
+                .find(|p| p.set_by.as_deref() == Some(var))
+                .unwrap_or_else(|| panic!("no problem set by {var}: {err}"))
+        };
+        assert!(matches!(
+            &find("SIIRTO__GATEWAY__DATABSE_URL").cause,
+            Cause::UnknownKey { suggestion: Some(s) } if s == "database_url"
+        ));
+        let attempts = find("SIIRTO__DELIVERY__MAX_ATTEMPTS");
+        assert_eq!(attempts.key, "delivery.max_attempts");
+        assert!(matches!(&attempts.cause, Cause::NotAnInteger(v) if v == "many"));
+        assert!(matches!(
+            find("SIIRTO__PARTICIPANTS__99__ID").cause,
+            Cause::IndexPastEnd { index: 99, .. }
+        ));
+        assert!(matches!(
+            find("SIIRTO__PARTICIPANTS__ID").cause,
+            Cause::MalformedVariable(_)
+        ));
+        assert!(matches!(
+            find("SIIRTO__DELIVERY").cause,
+            Cause::MalformedVariable(_)
+        ));
+        // A problem found later, in validation, still names the variable that set the value.
+        let url = find("SIIRTO__PARTICIPANTS__2__BASE_URL");
+        assert_eq!(url.key, "participants[2].base_url");
+        assert!(matches!(url.cause, Cause::NotHttps(_)));
+        assert!(
+            err.to_string()
+                .contains("participants[2].base_url (set by SIIRTO__PARTICIPANTS__2__BASE_URL)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn example_configuration_is_complete_apart_from_its_files() {
+        let err = Config::from_toml(
+            Config::example_toml(),
+            Path::new("/nonexistent/siirto.toml"),
+            no_env(),
+        )
+        .expect_err("files are missing");
+        for p in err.problems() {
+            assert!(
+                matches!(p.cause, Cause::FileUnreadable { .. }),
+                "unexpected problem in the example: {p}"
+            );
+        }
+        assert!(err.problems().len() >= 8);
+    }
+
+    #[test]
+    fn secrets_and_urls() {
+        assert_eq!(
+            redact_url("postgres://user:pw@host:5432/db"),
+            "postgres://user:***@host:5432/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(
+            redact_url("postgres://user@host/db"),
+            "postgres://user@host/db"
+        );
+        let hex64 = "ab".repeat(32);
+        assert_eq!(
+            secret_key_bytes(format!("{hex64}\n").as_bytes()),
+            Some(vec![0xab; 32])
+        );
+        assert_eq!(secret_key_bytes(&[7u8; 32]), Some(vec![7u8; 32]));
+        assert_eq!(secret_key_bytes(&[7u8; 31]), None);
+        assert_eq!(payload_key_bytes(hex64.as_bytes()), Some([0xab; 32]));
+        assert_eq!(payload_key_bytes(b"abcd"), None);
+        assert!(
+            parse_base_url("https://[::1]:8443/")
+                .is_ok_and(|(u, h, p)| { u == "https://[::1]:8443" && h == "::1" && p == 8443 })
+        );
+        assert!(parse_base_url("https://example.fi").is_ok_and(|(_, _, p)| p == 443));
+        assert!(matches!(
+            parse_base_url("https://x.fi/?q=1"),
+            Err(Cause::BadUrl(_))
+        ));
+    }
+}

@@ -1,0 +1,428 @@
+//! `POST /v1/transfers`, `GET /v1/transfers/{id}`, `POST /v1/transfers/{id}/cancel`,
+//! `POST /v1/transfers/{id}/retry`.
+//!
+//! Owns: turning a verified authorization into a durably accepted transfer (202 only after the
+//! commit), who may see or act on a transfer, and the transfer's JSON view.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
+use crate::server::Body;
+use crate::state::Gateway;
+use crate::store::{
+    Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, TransferChange, TransferRow,
+};
+use siirto_core::authz;
+use siirto_core::clock::uuid_v4;
+use siirto_core::identity::AuthenticatedParticipant;
+use siirto_core::identity::Role;
+use siirto_core::transfer::{self, Event, Status};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submission {
+    authorization: String,
+}
+
+pub async fn submit(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let submission = match read_submission(gw, req).await {
+        Ok(s) => s,
+        Err(e) => return Err(refuse(gw, caller, e).await),
+    };
+    let now = gw.now();
+    let verified = match authz::verify_authorization(
+        &submission.authorization,
+        &gw.issuer_keys(),
+        &gw.policy,
+        &gw.config.directory,
+        caller.participant(),
+        now,
+    ) {
+        Ok(v) => v,
+        Err(e) => return Err(refuse(gw, caller, e.into()).await),
+    };
+    let pending = gw.pending();
+    if pending >= gw.config.delivery.max_pending {
+        let mut event = gw.event(&caller.participant().id, "transfer.refused", "overloaded");
+        event.detail.insert("pending".into(), pending.to_string());
+        gw.store.append_audit(vec![event]).await?;
+        return Err(ApiError::new(
+            ErrorCode::Overloaded,
+            "the gateway has too many unfinished transfers; try again later",
+        ));
+    }
+    if gw.store_suspect()
+        && let Err(e) = gw.readiness_or_busy().await
+    {
+        // Refuse at once rather than queue behind writes the database is not taking; the
+        // `jti` is not used up, so the same authorization can be sent again later.
+        tracing::warn!(error = %e, "refusing a transfer: the store does not take writes");
+        return Err(store_unavailable());
+    }
+    let id = uuid_v4(gw.random.as_ref());
+    let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
+    let sealed = gw.vault.seal(
+        &format!("subject:{id}"),
+        verified.subject().as_str().as_bytes(),
+        gw.random.as_ref(),
+    );
+    let scope = verified.scope().to_string();
+    let mut accepted = gw.event(&caller.participant().id, "transfer.accepted", "ok");
+    accepted.transfer_id = Some(id.clone());
+    accepted.subject = Some(pseudonym.clone());
+    for (k, v) in [
+        ("issuer", verified.issuer()),
+        ("key_id", verified.key_id()),
+        ("src", verified.source()),
+        ("dst", verified.destination()),
+        ("purpose", verified.purpose()),
+        ("scope", scope.as_str()),
+    ] {
+        accepted.detail.insert(k.into(), v.into());
+    }
+    let transfer = NewTransfer {
+        id: id.clone(),
+        submitter: caller.participant().id.clone(),
+        issuer: verified.issuer().to_owned(),
+        jti: verified.jti().to_owned(),
+        src: verified.source().to_owned(),
+        dst: verified.destination().to_owned(),
+        purpose: verified.purpose().to_owned(),
+        scope: scope.clone(),
+        subject_pseudonym: pseudonym.as_str().to_owned(),
+        subject_sealed: sealed.bytes,
+        created_at: now,
+        replay_until: verified.remember_until(),
+    };
+    let inserted = gw.store.insert_transfer(transfer, vec![accepted]).await;
+    gw.note_store_health(inserted.is_ok());
+    match inserted? {
+        Inserted::Accepted => {
+            gw.note_accepted();
+            gw.wake.notify_one();
+            gw.metrics.inc(
+                "siirto_transfers_accepted_total",
+                "Transfers accepted.",
+                &[],
+            );
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({ "id": id, "status": "accepted", "links": links(&id) }),
+            ))
+        }
+        Inserted::Replay => {
+            let mut event = gw.event(&caller.participant().id, "authorization.rejected", "replay");
+            event
+                .detail
+                .insert("issuer".into(), verified.issuer().into());
+            gw.store.append_audit(vec![event]).await?;
+            Err(ApiError::new(
+                ErrorCode::Replay,
+                "this authorization (jti) has already been used",
+            ))
+        }
+    }
+}
+
+/// The body of a submission: at most `limits.max_request_bytes` of `{"authorization": "<JWS>"}`.
+async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submission, ApiError> {
+    let body = read_body(gw, req).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the body must be {{\"authorization\": \"<JWS>\"}} ({e})"),
+        )
+    })
+}
+
+/// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
+async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
+    gw.metrics.inc(
+        "siirto_authorizations_rejected_total",
+        "Refused authorizations by code.",
+        &[("code", e.code.as_str())],
+    );
+    let event = refusal_event(gw, &caller.participant().id, "authorization.rejected", &e);
+    audited(gw, event, e).await
+}
+
+fn store_unavailable() -> ApiError {
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
+        "the gateway cannot reach its database; try again later",
+    )
+}
+
+fn links(id: &str) -> Value {
+    json!({
+        "self": format!("/v1/transfers/{id}"),
+        "cancel": format!("/v1/transfers/{id}/cancel"),
+    })
+}
+
+/// May `caller` see this transfer? The submitter, the source, the destination and operators.
+fn may_see(caller: &AuthenticatedParticipant, row: &TransferRow) -> bool {
+    let p = caller.participant();
+    p.id == row.submitter || p.id == row.src || p.id == row.dst || p.has_role(Role::Operator)
+}
+
+pub async fn show(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let row = gw
+        .store
+        .transfer(id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !may_see(caller, &row) {
+        // Not telling whether the transfer exists.
+        return Err(ApiError::not_found());
+    }
+    let steps = gw.store.steps(id).await?;
+    let receipt = gw.receipt(&row);
+    Ok(json_response(
+        StatusCode::OK,
+        &transfer_json(&row, &steps, receipt.as_deref()),
+    ))
+}
+
+/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`.
+pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": row.id,
+        "status": row.status.as_str(),
+        "src": row.src,
+        "dst": row.dst,
+        "purpose": row.purpose,
+        "scope": row.scope,
+        "submitter": row.submitter,
+        "created_at": row.created_at.rfc3339(),
+        "updated_at": row.updated_at.rfc3339(),
+        "attempts": row.attempts,
+        "steps": steps.iter().map(|s| json!({
+            "at": s.at.rfc3339(),
+            "step": s.step,
+            "outcome": s.outcome,
+            "detail": s.detail,
+        })).collect::<Vec<_>>(),
+        "links": links(&row.id),
+    });
+    let map = v.as_object_mut();
+    if let Some(map) = map {
+        if let Some(reason) = row.reason {
+            map.insert("reason".into(), json!(reason.as_str()));
+        }
+        if let (false, Some(due)) = (row.status.is_terminal(), row.due_at) {
+            map.insert("next_attempt_at".into(), json!(due.rfc3339()));
+        }
+        if let Some(h) = &row.source_sha256 {
+            map.insert("source_sha256".into(), json!(h));
+        }
+        if let Some(h) = &row.document_sha256 {
+            map.insert("content_sha256".into(), json!(h));
+        }
+        if let Some(report) = row
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+        {
+            map.insert("conversion".into(), report);
+        }
+        if let Some(receipt) = receipt {
+            map.insert("receipt".into(), json!(receipt));
+            if let Some(leaf) = row.receipt_leaf {
+                map.insert("audit_leaf".into(), json!(leaf));
+            }
+        }
+    }
+    v
+}
+
+pub async fn cancel(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let actor = caller.participant().id.clone();
+    let is_operator = caller.participant().has_role(Role::Operator);
+    let now = gw.now();
+    let gw2 = gw.clone();
+    let decide = Box::new(
+        move |row: &TransferRow| -> Result<TransferChange, ApiError> {
+            if row.submitter != actor && !is_operator {
+                // The source and destination see the transfer but may not stop it; anyone
+                // else is not told that it exists (as with `GET`).
+                return Err(if row.src == actor || row.dst == actor {
+                    ApiError::new(
+                        ErrorCode::ForbiddenCaller,
+                        "only the submitter or an operator may cancel a transfer",
+                    )
+                } else {
+                    ApiError::not_found()
+                });
+            }
+            if row.status.is_terminal() {
+                return Err(ApiError::new(
+                    ErrorCode::AlreadyFinished,
+                    format!("the transfer is already {}", row.status),
+                ));
+            }
+            // A delivery in flight cannot be called back: refuse rather than report a cancellation
+            // the destination may not see. An expired lease that was never released is an
+            // attempt whose outcome nobody knows yet (its worker stopped): the next worker will
+            // learn it (the same Idempotency-Key), so refuse then too.
+            if row.status == Status::Delivering && row.lease_owner.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::DeliveryInProgress,
+                    "a delivery attempt is in progress or its outcome is not known yet; try again in a moment",
+                ));
+            }
+            let state = row.state();
+            let t = transfer::next(
+                &state,
+                Event::Cancel,
+                &gw2.retry_policy(),
+                now,
+                gw2.random.as_ref(),
+            )
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
+            let mut change = TransferChange::new(&row.id, Guard::Any, now, t.state.status);
+            change.attempts = t.state.attempts;
+            change.payload = PayloadChange::Delete;
+            change.forget_subject = true;
+            let mut event = gw2.event(&actor, "transfer.cancelled", "ok");
+            event.transfer_id = Some(row.id.clone());
+            event.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
+            event
+                .detail
+                .insert("previous_status".into(), row.status.to_string());
+            change.audit.push(event);
+            change.steps.push(crate::store::NewStep {
+                at: now,
+                step: "cancel".into(),
+                outcome: "ok".into(),
+                detail: Some(format!("cancelled by {actor}")),
+            });
+            Ok(change)
+        },
+    );
+    match gw.store.modify(id, decide).await? {
+        Modified::Done(_) => Ok(json_response(
+            StatusCode::OK,
+            &json!({ "id": id, "status": "cancelled" }),
+        )),
+        Modified::Refused(e) => {
+            audit_refused(gw, caller, "transfer.cancel_refused", id, &e).await?;
+            Err(e)
+        }
+        Modified::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+pub async fn retry(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    id: &str,
+) -> Result<Response<Body>, ApiError> {
+    if let Err(e) = require_role(caller, Role::Operator) {
+        // Name the transfer in the audit only when it exists: the id is the caller's text.
+        let known = gw.store.transfer(id).await?.is_some();
+        let mut event = gw.event(
+            &caller.participant().id,
+            "transfer.retry_refused",
+            e.code.as_str(),
+        );
+        if known {
+            event.transfer_id = Some(id.to_owned());
+        }
+        gw.store.append_audit(vec![event]).await?;
+        return Err(e);
+    }
+    let actor = caller.participant().id.clone();
+    let now = gw.now();
+    let gw2 = gw.clone();
+    let decide = Box::new(
+        move |row: &TransferRow| -> Result<TransferChange, ApiError> {
+            if row.status != Status::Failed {
+                return Err(ApiError::new(
+                    ErrorCode::NotFailed,
+                    format!(
+                        "only failed transfers can be retried; this one is {}",
+                        row.status
+                    ),
+                ));
+            }
+            if row.subject_sealed.is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::NotRetryable,
+                    "the transfer no longer holds what a retry needs",
+                ));
+            }
+            let state = row.state();
+            let t = transfer::next(
+                &state,
+                Event::OperatorRetry,
+                &gw2.retry_policy(),
+                now,
+                gw2.random.as_ref(),
+            )
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
+            let mut change = TransferChange::new(&row.id, Guard::Any, now, t.state.status);
+            change.due_at = Some(now);
+            change.retry_from = Some(t.state.created_at);
+            let mut event = gw2.event(&actor, "transfer.retried", "ok");
+            event.transfer_id = Some(row.id.clone());
+            event.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
+            if let Some(r) = row.reason {
+                event.detail.insert("previous_reason".into(), r.to_string());
+            }
+            change.audit.push(event);
+            change.steps.push(crate::store::NewStep {
+                at: now,
+                step: "retry".into(),
+                outcome: "ok".into(),
+                detail: Some(format!("retried by operator {actor}")),
+            });
+            Ok(change)
+        },
+    );
+    match gw.store.modify(id, decide).await? {
+        Modified::Done(_) => {
+            gw.wake.notify_one();
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({ "id": id, "status": "accepted", "links": links(id) }),
+            ))
+        }
+        Modified::Refused(e) => {
+            audit_refused(gw, caller, "transfer.retry_refused", id, &e).await?;
+            Err(e)
+        }
+        Modified::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+async fn audit_refused(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    action: &str,
+    id: &str,
+    e: &ApiError,
+) -> Result<(), ApiError> {
+    let mut event = gw.event(&caller.participant().id, action, e.code.as_str());
+    event.transfer_id = Some(id.to_owned());
+    gw.store.append_audit(vec![event]).await?;
+    Ok(())
+}

@@ -1,0 +1,979 @@
+//! Calls to sources and destinations over mutual TLS (CONTRACT.md, "Source and destination
+//! endpoints").
+//!
+//! Owns: one pooled HTTP/1.1 client per source or destination participant (keep-alive; TLS via
+//! tokio-rustls with [`crate::tls::client_config`]: that participant's CA, the gateway's client
+//! certificate, the endpoint host as the server name), connect and request timeouts, the
+//! response size limit, and the mapping of answers and failures to [`CallError`]s that know
+//! whether a retry can help. [`Outbound::fetch_record`] is `GET {base_url}/records/{sub}`;
+//! [`Outbound::deliver`] is `POST {base_url}/records`.
+//!
+//! It must not decide *when* to retry (that is the delivery policy's, using
+//! [`CallError::retryable`]), parse or validate documents, or put a student identifier in any
+//! error or log line: the identifier appears only in the request path.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+use crate::tls::{TlsError, client_config, server_name};
+use siirto_core::identity::Role;
+use siirto_core::student_id::StudentId;
+
+/// The header carrying the transfer id on a source fetch.
+pub const TRANSFER_HEADER: &str = "x-siirto-transfer";
+/// The header carrying the transfer id on a delivery.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const USER_AGENT: &str = concat!("siirto/", env!("CARGO_PKG_VERSION"));
+/// How much of an unneeded response body is read so the connection can be reused.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Which part of a call ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// TCP connect and TLS handshake (`delivery.connect_timeout`).
+    Connect,
+    /// Sending the request and reading the whole response (`delivery.request_timeout`).
+    Request,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Connect => "connect",
+            Phase::Request => "request",
+        })
+    }
+}
+
+/// Why a TLS handshake with a source or destination failed, as a stable code: the `reason` of
+/// the warning logged, of the attempt's step and audit entry, and of
+/// `siirto_outbound_tls_failures_total`. [`TlsFailure::of`] classifies any rustls error,
+/// including those of verifiers that wrap the WebPKI one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The peer's chain does not lead to the participant's `server_ca`.
+    UnknownIssuer,
+    /// The certificate does not name the host of the participant's `base_url`.
+    NameMismatch,
+    Expired,
+    NotYetValid,
+    Revoked,
+    /// The certificate is not for a TLS server (key usage or extended key usage).
+    BadKeyUsage,
+    BadSignature,
+    /// Any other fault of the certificate (encoding, extensions, algorithms, revocation status).
+    BadCertificate,
+    /// The peer refused the handshake with an alert (e.g. it does not accept the gateway's
+    /// client certificate).
+    PeerRefused,
+    /// The peer broke the protocol or shares no version or cipher suite with the gateway.
+    Protocol,
+    Other,
+}
+
+impl TlsFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            TlsFailure::UnknownIssuer => "unknown_issuer",
+            TlsFailure::NameMismatch => "name_mismatch",
+            TlsFailure::Expired => "expired",
+            TlsFailure::NotYetValid => "not_yet_valid",
+            TlsFailure::Revoked => "revoked",
+            TlsFailure::BadKeyUsage => "bad_key_usage",
+            TlsFailure::BadSignature => "bad_signature",
+            TlsFailure::BadCertificate => "bad_certificate",
+            TlsFailure::PeerRefused => "peer_refused",
+            TlsFailure::Protocol => "protocol_error",
+            TlsFailure::Other => "other",
+        }
+    }
+
+    /// Classifies a rustls error (pure). Errors a wrapping verifier reports in its own words
+    /// (`CertificateError::Other`, `Error::General`) are recognised by what they mention: a key
+    /// usage, an expiry.
+    pub fn of(e: &rustls::Error) -> TlsFailure {
+        use rustls::CertificateError as C;
+        let by_text = |text: String, otherwise: TlsFailure| {
+            let text = text.to_ascii_lowercase();
+            if ["key usage", "keyusage", "key_usage", "purpose"]
+                .iter()
+                .any(|k| text.contains(k))
+            {
+                TlsFailure::BadKeyUsage
+            } else if text.contains("expired") {
+                TlsFailure::Expired
+            } else {
+                otherwise
+            }
+        };
+        match e {
+            rustls::Error::InvalidCertificate(c) => match c {
+                C::UnknownIssuer => TlsFailure::UnknownIssuer,
+                C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+                C::Expired | C::ExpiredContext { .. } => TlsFailure::Expired,
+                C::NotValidYet | C::NotValidYetContext { .. } => TlsFailure::NotYetValid,
+                C::Revoked => TlsFailure::Revoked,
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => TlsFailure::BadKeyUsage,
+                C::BadSignature => TlsFailure::BadSignature,
+                C::Other(other) => by_text(other.to_string(), TlsFailure::BadCertificate),
+                _ => TlsFailure::BadCertificate,
+            },
+            rustls::Error::NoCertificatesPresented => TlsFailure::BadCertificate,
+            rustls::Error::AlertReceived(_) => TlsFailure::PeerRefused,
+            rustls::Error::InappropriateMessage { .. }
+            | rustls::Error::InappropriateHandshakeMessage { .. }
+            | rustls::Error::InvalidMessage(_)
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::PeerMisbehaved(_)
+            | rustls::Error::DecryptError
+            | rustls::Error::PeerSentOversizedRecord => TlsFailure::Protocol,
+            other => by_text(other.to_string(), TlsFailure::Other),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Why a call to a source or destination did not succeed. Never holds a student identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("\"{participant}\" is not a configured {role}")]
+    NotConfigured {
+        participant: String,
+        role: &'static str,
+    },
+    #[error("source \"{participant}\" has no record for this student (404)")]
+    SourceNotFound { participant: String },
+    #[error("source \"{participant}\" answered {status}")]
+    SourceUnavailable { participant: String, status: u16 },
+    #[error("\"{participant}\" sent a response larger than {limit} bytes")]
+    ResponseTooLarge { participant: String, limit: usize },
+    #[error("destination \"{participant}\" refused the record with {status}")]
+    DestinationRejected { participant: String, status: u16 },
+    #[error("destination \"{participant}\" answered {status}")]
+    DestinationUnavailable { participant: String, status: u16 },
+    #[error("\"{participant}\": no {phase} within {}ms", limit.as_millis())]
+    Timeout {
+        participant: String,
+        phase: Phase,
+        limit: Duration,
+    },
+    #[error("\"{participant}\": TLS failed ({reason}): {detail}")]
+    Tls {
+        participant: String,
+        reason: TlsFailure,
+        /// rustls' own words.
+        detail: String,
+    },
+    #[error("\"{participant}\": cannot connect: {reason}")]
+    Connect { participant: String, reason: String },
+    #[error("\"{participant}\": the connection failed during the call: {reason}")]
+    Connection { participant: String, reason: String },
+    #[error("\"{participant}\": the request cannot be built: {reason}")]
+    InvalidRequest { participant: String, reason: String },
+}
+
+impl CallError {
+    /// A stable code for transfer reasons, audit entries and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::NotConfigured { .. } => "not_configured",
+            CallError::SourceNotFound { .. } => "source_not_found",
+            CallError::SourceUnavailable { .. } => "source_unavailable",
+            CallError::ResponseTooLarge { .. } => "response_too_large",
+            CallError::DestinationRejected { .. } => "destination_rejected",
+            CallError::DestinationUnavailable { .. } => "destination_unavailable",
+            CallError::Timeout { .. } => "timeout",
+            CallError::Tls { .. } => "tls",
+            CallError::Connect { .. } => "connect_failed",
+            CallError::Connection { .. } => "connection_failed",
+            CallError::InvalidRequest { .. } => "invalid_request",
+        }
+    }
+
+    /// Whether trying again later can succeed. Definite answers (404, a 4xx rejection, a
+    /// response over the limit) and configuration errors are final; transport failures and
+    /// 5xx are not. TLS failures count as retryable: a peer's expired or replaced certificate
+    /// is typically fixed within the delivery window, and attempts stay bounded by
+    /// `delivery.max_attempts` / `max_age`.
+    pub fn retryable(&self) -> bool {
+        match self {
+            CallError::NotConfigured { .. }
+            | CallError::SourceNotFound { .. }
+            | CallError::ResponseTooLarge { .. }
+            | CallError::DestinationRejected { .. }
+            | CallError::InvalidRequest { .. } => false,
+            CallError::SourceUnavailable { .. }
+            | CallError::DestinationUnavailable { .. }
+            | CallError::Timeout { .. }
+            | CallError::Tls { .. }
+            | CallError::Connect { .. }
+            | CallError::Connection { .. } => true,
+        }
+    }
+
+    /// The participant called.
+    pub fn participant(&self) -> &str {
+        match self {
+            CallError::NotConfigured { participant, .. }
+            | CallError::SourceNotFound { participant }
+            | CallError::SourceUnavailable { participant, .. }
+            | CallError::ResponseTooLarge { participant, .. }
+            | CallError::DestinationRejected { participant, .. }
+            | CallError::DestinationUnavailable { participant, .. }
+            | CallError::Timeout { participant, .. }
+            | CallError::Tls { participant, .. }
+            | CallError::Connect { participant, .. }
+            | CallError::Connection { participant, .. }
+            | CallError::InvalidRequest { participant, .. } => participant,
+        }
+    }
+
+    /// Why the TLS handshake failed, for [`CallError::Tls`].
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            CallError::Tls { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status the peer answered, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            CallError::SourceNotFound { .. } => Some(404),
+            CallError::SourceUnavailable { status, .. }
+            | CallError::DestinationRejected { status, .. }
+            | CallError::DestinationUnavailable { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A successful delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The destination took the record (a 2xx status).
+    Stored,
+    /// The destination already had it (409 for this idempotency key); counts as delivered.
+    AlreadyDelivered,
+}
+
+/// How a response status maps, for a source fetch (pure; the IO is in [`Outbound`]).
+fn classify_fetch(participant: &str, status: StatusCode) -> Result<(), CallError> {
+    match status.as_u16() {
+        200 => Ok(()),
+        404 => Err(CallError::SourceNotFound {
+            participant: participant.to_owned(),
+        }),
+        other => Err(CallError::SourceUnavailable {
+            participant: participant.to_owned(),
+            status: other,
+        }),
+    }
+}
+
+/// How a response status maps, for a delivery (pure).
+fn classify_delivery(participant: &str, status: StatusCode) -> Result<Delivered, CallError> {
+    let code = status.as_u16();
+    if status.is_success() {
+        Ok(Delivered::Stored)
+    } else if code == 409 {
+        Ok(Delivered::AlreadyDelivered)
+    } else if status.is_client_error() {
+        Err(CallError::DestinationRejected {
+            participant: participant.to_owned(),
+            status: code,
+        })
+    } else {
+        // 5xx, and the 1xx/3xx a destination has no business sending: try again later.
+        Err(CallError::DestinationUnavailable {
+            participant: participant.to_owned(),
+            status: code,
+        })
+    }
+}
+
+/// Percent-encodes one path segment: everything but RFC 3986 unreserved characters.
+pub fn encode_path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connector: TCP + TLS to one participant's endpoint.
+
+/// Why a connection could not be made (the connector's own error, found again in hyper's).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect timed out")]
+    Timeout,
+    #[error("{0}")]
+    Tcp(std::io::Error),
+    #[error("{0}")]
+    Tls(rustls::Error),
+}
+
+/// Connects to one fixed host with one TLS configuration (also used by the dev kit's mTLS
+/// client, `siirto_devkit::client`).
+#[derive(Clone)]
+pub struct TlsConnector {
+    tls: tokio_rustls::TlsConnector,
+    server_name: ServerName<'static>,
+    host: String,
+    port: u16,
+    timeout: Duration,
+}
+
+impl TlsConnector {
+    pub fn new(
+        tls: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        host: String,
+        port: u16,
+        timeout: Duration,
+    ) -> Self {
+        TlsConnector {
+            tls: tokio_rustls::TlsConnector::from(tls),
+            server_name,
+            host,
+            port,
+            timeout,
+        }
+    }
+}
+
+/// A TLS connection as hyper wants it.
+pub struct TlsConnection(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+impl Connection for TlsConnection {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl tower_service::Service<Uri> for TlsConnector {
+    type Response = TokioIo<TlsConnection>;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Connects to the configured endpoint; every request URI of this client is built from the
+    /// same `base_url`, so `_uri` names the same host and port.
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let connect = async {
+                let tcp = TcpStream::connect((this.host.as_str(), this.port))
+                    .await
+                    .map_err(ConnectError::Tcp)?;
+                // Small request/response exchanges: do not wait for Nagle.
+                tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
+                let tls = this
+                    .tls
+                    .connect(this.server_name.clone(), tcp)
+                    .await
+                    .map_err(|e| match rustls_error_in(&e) {
+                        Some(r) => ConnectError::Tls(r.clone()),
+                        None => ConnectError::Tcp(e),
+                    })?;
+                Ok(TokioIo::new(TlsConnection(tls)))
+            };
+            tokio::time::timeout(this.timeout, connect)
+                .await
+                .map_err(|_| ConnectError::Timeout)?
+        })
+    }
+}
+
+/// The rustls error somewhere in an error's chain (io::Error hides its inner error from
+/// `source()`, so look inside those too).
+fn rustls_error_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(r) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(r);
+        }
+        current = err.source();
+    }
+    None
+}
+
+fn connect_error_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ConnectError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return Some(c);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// The messages of an error chain, joined (hyper's own Display says little).
+fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(err) = current {
+        let text = err.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.join(": ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client set
+
+struct Peer {
+    client: Client<TlsConnector, Full<Bytes>>,
+    base_url: String,
+    roles: Vec<Role>,
+    connect_timeout: Duration,
+}
+
+/// Pooled mTLS clients for every source and destination. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    peers: Arc<HashMap<String, Peer>>,
+    request_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<&String> = self.peers.keys().collect();
+        ids.sort();
+        f.debug_struct("Outbound")
+            .field("peers", &ids)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+enum Failure {
+    Call(CallError),
+    TooLarge,
+}
+
+impl Outbound {
+    /// Builds a client for every participant with an endpoint (reading each participant's CA
+    /// and the gateway's client certificate). Opens no connection: those are made, and then
+    /// kept alive, by the calls.
+    pub fn new(cfg: &Config) -> Result<Outbound, TlsError> {
+        let delivery = &cfg.delivery;
+        let mut peers = HashMap::new();
+        for participant in cfg.directory.iter() {
+            let Some(endpoint) = &participant.endpoint else {
+                continue;
+            };
+            let connector = TlsConnector {
+                tls: tokio_rustls::TlsConnector::from(client_config(cfg, endpoint)?),
+                server_name: server_name(endpoint)?,
+                host: endpoint.host.clone(),
+                port: endpoint.port,
+                timeout: delivery.connect_timeout,
+            };
+            let client = Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_max_idle_per_host(delivery.per_destination_concurrency.max(1))
+                .build(connector);
+            peers.insert(
+                participant.id.clone(),
+                Peer {
+                    client,
+                    base_url: endpoint.base_url.clone(),
+                    roles: participant.roles.clone(),
+                    connect_timeout: delivery.connect_timeout,
+                },
+            );
+        }
+        Ok(Outbound {
+            peers: Arc::new(peers),
+            request_timeout: delivery.request_timeout,
+            max_response_bytes: delivery.max_response_bytes,
+        })
+    }
+
+    fn peer(&self, id: &str, role: Role) -> Result<&Peer, CallError> {
+        self.peers
+            .get(id)
+            .filter(|p| p.roles.contains(&role))
+            .ok_or_else(|| CallError::NotConfigured {
+                participant: id.to_owned(),
+                role: role.as_str(),
+            })
+    }
+
+    /// `GET {base_url}/records/{subject}` with `X-Siirto-Transfer`. 200 → the body (at most
+    /// `delivery.max_response_bytes`), 404 → [`CallError::SourceNotFound`], anything else →
+    /// [`CallError::SourceUnavailable`].
+    pub async fn fetch_record(
+        &self,
+        source: &str,
+        subject: &StudentId,
+        transfer_id: &str,
+    ) -> Result<Bytes, CallError> {
+        let peer = self.peer(source, Role::Source)?;
+        let uri = format!(
+            "{}/records/{}",
+            peer.base_url,
+            encode_path_segment(subject.as_str())
+        );
+        let request = build_request(
+            source,
+            Method::GET,
+            &uri,
+            TRANSFER_HEADER,
+            transfer_id,
+            None,
+        )?;
+        let limit = self.max_response_bytes;
+
+        self.call(source, peer, request, |status, body| async move {
+            classify_fetch(source, status).map_err(Failure::Call)?;
+            read_limited(body, limit, source).await
+        })
+        .await
+    }
+
+    /// `POST {base_url}/records` with `Idempotency-Key` and `Content-Type: application/xml`.
+    /// 2xx → [`Delivered::Stored`], 409 → [`Delivered::AlreadyDelivered`], other 4xx →
+    /// [`CallError::DestinationRejected`] (final), 5xx and transport failures → retryable.
+    pub async fn deliver(
+        &self,
+        destination: &str,
+        transfer_id: &str,
+        body: Bytes,
+    ) -> Result<Delivered, CallError> {
+        let peer = self.peer(destination, Role::Destination)?;
+        let uri = format!("{}/records", peer.base_url);
+        let request = build_request(
+            destination,
+            Method::POST,
+            &uri,
+            IDEMPOTENCY_HEADER,
+            transfer_id,
+            Some(body),
+        )?;
+        self.call(destination, peer, request, |status, response| async move {
+            let delivered = classify_delivery(destination, status).map_err(Failure::Call);
+            // Read (a bounded amount of) the answer so the connection can be reused.
+            let _ = read_limited(response, DRAIN_LIMIT, destination).await;
+            delivered
+        })
+        .await
+    }
+
+    /// Sends `request`, hands status and body to `handle`, all within `request_timeout`.
+    async fn call<'a, T, F, Fut>(
+        &self,
+        participant: &'a str,
+        peer: &Peer,
+        request: Request<Full<Bytes>>,
+        handle: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnOnce(StatusCode, Incoming) -> Fut,
+        Fut: Future<Output = Result<T, Failure>> + 'a,
+    {
+        let limit = self.max_response_bytes;
+        let exchange = async {
+            let response = peer
+                .client
+                .request(request)
+                .await
+                .map_err(|e| Failure::Call(map_client_error(participant, peer, &e)))?;
+            let (parts, body) = response.into_parts();
+            if let Some(length) = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                && parts.status == StatusCode::OK
+                && length > limit as u64
+            {
+                return Err(Failure::TooLarge);
+            }
+            handle(parts.status, body).await
+        };
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Err(_) => Err(CallError::Timeout {
+                participant: participant.to_owned(),
+                phase: Phase::Request,
+                limit: self.request_timeout,
+            }),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(Failure::Call(e))) => Err(e),
+            Ok(Err(Failure::TooLarge)) => Err(CallError::ResponseTooLarge {
+                participant: participant.to_owned(),
+                limit,
+            }),
+        }
+    }
+}
+
+fn build_request(
+    participant: &str,
+    method: Method,
+    uri: &str,
+    id_header: &'static str,
+    transfer_id: &str,
+    body: Option<Bytes>,
+) -> Result<Request<Full<Bytes>>, CallError> {
+    let invalid = |reason: &str| CallError::InvalidRequest {
+        participant: participant.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = uri
+        .parse()
+        .map_err(|_| invalid("the URL is not valid (the path is not shown)"))?;
+    let transfer = HeaderValue::from_str(transfer_id)
+        .map_err(|_| invalid("the transfer id is not a valid header value"))?;
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::USER_AGENT, USER_AGENT)
+        .header(id_header, transfer);
+    let body = match body {
+        Some(b) => {
+            builder = builder.header(header::CONTENT_TYPE, "application/xml");
+            b
+        }
+        None => {
+            builder = builder.header(header::ACCEPT, "application/xml");
+            Bytes::new()
+        }
+    };
+    builder
+        .body(Full::new(body))
+        .map_err(|_| invalid("the request could not be assembled"))
+}
+
+fn map_client_error(
+    participant: &str,
+    peer: &Peer,
+    e: &hyper_util::client::legacy::Error,
+) -> CallError {
+    let participant = participant.to_owned();
+    if let Some(c) = connect_error_in(e) {
+        return match c {
+            ConnectError::Timeout => CallError::Timeout {
+                participant,
+                phase: Phase::Connect,
+                limit: peer.connect_timeout,
+            },
+            ConnectError::Tls(e) => tls_error(participant, e),
+            ConnectError::Tcp(io) => CallError::Connect {
+                participant,
+                reason: io.to_string(),
+            },
+        };
+    }
+    // A TLS alert after the handshake (e.g. the server refusing our client certificate in
+    // TLS 1.3) shows up while the request is sent or the response read.
+    if let Some(r) = rustls_error_in(e) {
+        return tls_error(participant, r);
+    }
+    CallError::Connection {
+        participant,
+        reason: chain_text(e),
+    }
+}
+
+fn tls_error(participant: String, e: &rustls::Error) -> CallError {
+    CallError::Tls {
+        participant,
+        reason: TlsFailure::of(e),
+        detail: e.to_string(),
+    }
+}
+
+/// Reads a body, failing as soon as it grows past `limit`.
+async fn read_limited(
+    mut body: Incoming,
+    limit: usize,
+    participant: &str,
+) -> Result<Bytes, Failure> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Failure::Call(CallError::Connection {
+                participant: participant.to_owned(),
+                reason: chain_text(&e),
+            })
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(Failure::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fetch_statuses_map_to_errors() {
+        let table: &[(u16, Option<&str>, bool)] = &[
+            (200, None, false),
+            (404, Some("source_not_found"), false),
+            (500, Some("source_unavailable"), true),
+            (503, Some("source_unavailable"), true),
+            (401, Some("source_unavailable"), true),
+            (204, Some("source_unavailable"), true),
+            (301, Some("source_unavailable"), true),
+        ];
+        for (status, code, retryable) in table {
+            let r = classify_fetch("turku", StatusCode::from_u16(*status).expect("status"));
+            match (r, code) {
+                (Ok(()), None) => {}
+                (Err(e), Some(code)) => {
+                    assert_eq!(e.code(), *code, "{status}");
+                    assert_eq!(e.retryable(), *retryable, "{status}");
+                    assert_eq!(e.participant(), "turku");
+                    assert_eq!(e.status(), Some(*status));
+                }
+                (other, _) => panic!("{status}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn delivery_statuses_map_to_outcomes() {
+        let ok = |s: u16| classify_delivery("espoo", StatusCode::from_u16(s).expect("status"));
+        assert_eq!(ok(200), Ok(Delivered::Stored));
+        assert_eq!(ok(201), Ok(Delivered::Stored));
+        assert_eq!(ok(202), Ok(Delivered::Stored));
+        assert_eq!(ok(409), Ok(Delivered::AlreadyDelivered));
+        for s in [400, 403, 413, 422] {
+            let e = ok(s).expect_err("rejected");
+            assert_eq!(e.code(), "destination_rejected");
+            assert!(!e.retryable());
+        }
+        for s in [500, 502, 503, 504, 302] {
+            let e = ok(s).expect_err("unavailable");
+            assert_eq!(e.code(), "destination_unavailable");
+            assert!(e.retryable());
+        }
+    }
+
+    #[test]
+    fn transport_errors_are_retryable_and_final_ones_are_not() {
+        let p = || "x".to_owned();
+        let retryable = [
+            CallError::Timeout {
+                participant: p(),
+                phase: Phase::Connect,
+                limit: Duration::from_secs(1),
+            },
+            CallError::Tls {
+                participant: p(),
+                reason: TlsFailure::Other,
+                detail: String::new(),
+            },
+            CallError::Connect {
+                participant: p(),
+                reason: String::new(),
+            },
+            CallError::Connection {
+                participant: p(),
+                reason: String::new(),
+            },
+        ];
+        assert!(retryable.iter().all(CallError::retryable));
+        let codes: Vec<&str> = retryable.iter().map(CallError::code).collect();
+        assert_eq!(
+            codes,
+            ["timeout", "tls", "connect_failed", "connection_failed"]
+        );
+        let final_ = [
+            CallError::ResponseTooLarge {
+                participant: p(),
+                limit: 1,
+            },
+            CallError::NotConfigured {
+                participant: p(),
+                role: "source",
+            },
+        ];
+        assert!(final_.iter().all(|e| !e.retryable()));
+    }
+
+    /// A key usage error as a verifier wrapping the WebPKI one might report it.
+    #[derive(Debug, thiserror::Error)]
+    #[error("the certificate's keyUsage does not allow digitalSignature")]
+    struct KeyUsageRefused;
+
+    #[test]
+    fn tls_failures_are_classified_by_cause() {
+        use rustls::{AlertDescription, CertificateError as C, Error as E, OtherError};
+        use std::sync::Arc;
+        let table: Vec<(E, &str)> = vec![
+            (E::InvalidCertificate(C::UnknownIssuer), "unknown_issuer"),
+            (E::InvalidCertificate(C::NotValidForName), "name_mismatch"),
+            (
+                E::InvalidCertificate(C::NotValidForNameContext {
+                    expected: ServerName::try_from("espoo.example.fi").expect("name"),
+                    presented: vec!["wrong.example.fi".into()],
+                }),
+                "name_mismatch",
+            ),
+            (E::InvalidCertificate(C::Expired), "expired"),
+            (
+                E::InvalidCertificate(C::ExpiredContext {
+                    time: rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(20)),
+                    not_after: rustls_pki_types::UnixTime::since_unix_epoch(Duration::from_secs(
+                        10,
+                    )),
+                }),
+                "expired",
+            ),
+            (E::InvalidCertificate(C::NotValidYet), "not_yet_valid"),
+            (E::InvalidCertificate(C::Revoked), "revoked"),
+            (E::InvalidCertificate(C::InvalidPurpose), "bad_key_usage"),
+            (
+                E::InvalidCertificate(C::Other(OtherError(Arc::new(KeyUsageRefused)))),
+                "bad_key_usage",
+            ),
+            (
+                E::General("server certificate key_usage lacks keyEncipherment".into()),
+                "bad_key_usage",
+            ),
+            (E::InvalidCertificate(C::BadSignature), "bad_signature"),
+            (E::InvalidCertificate(C::BadEncoding), "bad_certificate"),
+            (
+                E::InvalidCertificate(C::UnhandledCriticalExtension),
+                "bad_certificate",
+            ),
+            (
+                E::AlertReceived(AlertDescription::UnknownCA),
+                "peer_refused",
+            ),
+            (E::DecryptError, "protocol_error"),
+            (E::General("something else".into()), "other"),
+        ];
+        for (error, code) in table {
+            assert_eq!(TlsFailure::of(&error).code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode_path_segment("010203A123X"), "010203A123X");
+        assert_eq!(encode_path_segment("010199+123X"), "010199%2B123X");
+        assert_eq!(
+            encode_path_segment("1.2.246.562.24.10000000008"),
+            "1.2.246.562.24.10000000008"
+        );
+        assert_eq!(encode_path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(encode_path_segment("ä"), "%C3%A4");
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_segments_stay_one_segment_and_decode_back(s in ".{0,40}") {
+            let e = encode_path_segment(&s);
+            prop_assert!(!e.contains('/') && !e.contains('?') && !e.contains('#'));
+            // Decoding gives the original bytes back.
+            let mut out = Vec::new();
+            let b = e.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' {
+                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
+                    out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            prop_assert_eq!(out, s.as_bytes().to_vec());
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The running gateway's shared state: everything a request handler or a worker needs, built
+//! once from the validated configuration.
+//!
+//! Owns: [`Gateway`] (shared state), loading of keys named by the configuration, audit event
+//! construction ([`Gateway::event`]), readiness ([`Gateway::readiness`]: can the store take
+//! work now, and is no CRL stale under `crl_stale = "refuse"`), and reloading the issuers' keys.
+//!
+//! It must not import what runs on it — the handlers (`http`), the workers (`delivery`), the
+//! listeners (`server`) — nor start tasks or listeners: [`crate::start`] does that, and it and
+//! everything it starts depend on this module, never the other way round.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outbound::Outbound;
+use crate::store::{Store, StoreError};
+use crate::tls::TlsError;
+use crate::trail::Trail;
+use crate::x509_policy::CrlSet;
+use siirto_core::audit::{AuditEvent, AuditSigningKey, CheckpointSigner, Pseudonymizer};
+use siirto_core::authz::{IssuerKeys, KeyLoadError, Policy};
+use siirto_core::clock::{Clock, Random, Timestamp, uuid_v4};
+use siirto_core::config::CrlStale;
+use siirto_core::identity::Role;
+use siirto_core::pipeline::{SchemaLoadError, Schemas};
+use siirto_core::transfer::RetryPolicy;
+use siirto_core::vault::{Vault, VaultError};
+
+/// How long readiness waits for the database to answer and to commit a write.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A write probe that outlived [`READINESS_TIMEOUT`], still queued in the store's writer.
+type WriteProbe = tokio::task::JoinHandle<Result<u64, StoreError>>;
+
+/// Why the gateway cannot take work now (`/readyz` answers 503).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("the database does not answer: {0}")]
+    Unreachable(String),
+    #[error("the database does not take writes: {0}")]
+    NotWritable(String),
+    #[error(
+        "the CRL of {issuer} ({}) is past its nextUpdate {next_update}: its certificates are refused",
+        path.display()
+    )]
+    CrlStale {
+        issuer: String,
+        next_update: Timestamp,
+        path: std::path::PathBuf,
+    },
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("issuer keys: {0}")]
+    IssuerKeys(#[from] KeyLoadError),
+    #[error("{0}")]
+    Schema(#[from] SchemaLoadError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("key file {path}: {message}")]
+    Key { path: String, message: String },
+    #[error("payload key: {0}")]
+    Vault(#[from] VaultError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Shared state of one gateway instance.
+pub struct Gateway {
+    pub config: Config,
+    pub store: Store,
+    /// The issuers' public keys; swapped whole by [`Gateway::reload_issuers`].
+    issuers: RwLock<Arc<IssuerKeys>>,
+    pub policy: Policy,
+    pub schemas: Schemas,
+    pub outbound: Outbound,
+    /// The CRLs of `gateway.crl`, verified against `client_ca` at start.
+    pub crls: Arc<CrlSet>,
+    pub pseudonyms: Pseudonymizer,
+    /// Seals what is kept at rest: payloads, student ids, receipts.
+    pub vault: Arc<Vault>,
+    /// Signs checkpoints and receipts (`gateway.audit_key`).
+    pub audit_key: AuditSigningKey,
+    /// The audit service: Merkle tree, checkpoints, proofs (`trail.rs`).
+    pub trail: Arc<Trail>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+    pub metrics: Metrics,
+    /// Wakes idle workers when a transfer is accepted.
+    pub wake: Notify,
+    /// This instance's id, used as the lease owner of the transfers it works on.
+    pub instance: String,
+    /// Concurrent deliveries allowed per destination.
+    pub destination_slots: HashMap<String, Arc<Semaphore>>,
+    /// Unfinished transfers, as last counted (refreshed every second, bumped on accept).
+    pending: AtomicU64,
+    /// Refused TLS handshakes waiting to be summarised in the audit.
+    pub refusals: crate::refusals::RefusalLog,
+    /// A readiness write probe that has not finished yet (at most one is queued at a time).
+    write_probe: tokio::sync::Mutex<Option<WriteProbe>>,
+    /// Set when a readiness check or a write for the API failed, cleared when one succeeds:
+    /// while set, submissions check readiness first and are refused at once when the store
+    /// still does not take writes, instead of each waiting for the database's own timeout.
+    store_suspect: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("id", &self.config.gateway.id)
+            .field("instance", &self.instance)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path).map_err(|e| StartError::Key {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated configuration: opens (and migrates) the store, loads
+    /// keys and schemas, and prepares the outbound clients.
+    pub async fn open(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Result<Arc<Gateway>, StartError> {
+        let issuers = IssuerKeys::load(&config.issuers)?;
+        let policy = Policy::from_gateway(&config.gateway);
+        let formats = config
+            .directory
+            .iter()
+            .filter_map(|p| p.endpoint.as_ref().map(|e| e.format));
+        let schemas = Schemas::load(&config.schemas, formats)?;
+        let outbound = Outbound::new(&config)?;
+        let crls = Arc::new(crate::tls::load_crl_set(
+            &config.gateway.crl,
+            &config.gateway.client_ca,
+        )?);
+        let metrics = Metrics::new();
+        for crl in crls.statuses() {
+            #[allow(clippy::cast_precision_loss)]
+            metrics.set_gauge(
+                "siirto_crl_next_update_seconds",
+                "When each CRL of gateway.crl is next updated (its nextUpdate), in Unix seconds.",
+                &[("issuer", &crl.issuer)],
+                crl.next_update.secs() as f64,
+            );
+        }
+        for crl in crls.stale(clock.now()) {
+            tracing::warn!(
+                issuer = %crl.issuer,
+                next_update = %crl.next_update,
+                file = %crl.path.display(),
+                policy = config.gateway.crl_stale.as_str(),
+                "a CRL is already past its nextUpdate"
+            );
+        }
+        let pseudonym_secret =
+            siirto_core::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
+                .ok_or_else(|| StartError::Key {
+                path: config.gateway.pseudonym_key.display().to_string(),
+                message: "not a usable secret (at least 32 bytes)".into(),
+            })?;
+        let pseudonyms = Pseudonymizer::new(&pseudonym_secret).map_err(|e| StartError::Key {
+            path: config.gateway.pseudonym_key.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let vault = load_vault(&config, &pseudonym_secret)?;
+        let audit_key_pem = read_key_file(&config.gateway.audit_key)?;
+        let audit_key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&audit_key_pem))
+            .map_err(|e| StartError::Key {
+            path: config.gateway.audit_key.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let signer =
+            CheckpointSigner::new(audit_key.clone(), &crate::config::audit_origin(&config))
+                .map_err(|e| StartError::Key {
+                    path: config.gateway.audit_key.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        let trail = Arc::new(Trail::new(
+            signer,
+            config.audit.checkpoint_every,
+            config.audit.checkpoint_interval,
+            clock.now(),
+        ));
+        let store = Store::open(&config.gateway.database_url).await?;
+        // Receipts an earlier version stored in clear (migration 0003 could not seal them).
+        let sealed = store
+            .seal_clear_receipts(|id, token| {
+                siirto_core::receipt::seal_receipt(&vault, id, token, random.as_ref())
+            })
+            .await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "sealed receipts stored in clear by an earlier version"
+            );
+        }
+        let destination_slots = config
+            .directory
+            .iter()
+            .filter(|p| p.has_role(Role::Destination))
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Arc::new(Semaphore::new(config.delivery.per_destination_concurrency)),
+                )
+            })
+            .collect();
+        let instance = format!("gw-{}", &uuid_v4(random.as_ref())[..8]);
+        Ok(Arc::new(Gateway {
+            config,
+            store,
+            issuers: RwLock::new(Arc::new(issuers)),
+            policy,
+            schemas,
+            outbound,
+            crls,
+            pseudonyms,
+            vault: Arc::new(vault),
+            audit_key,
+            trail,
+            clock,
+            random,
+            metrics,
+            wake: Notify::new(),
+            instance,
+            destination_slots,
+            pending: AtomicU64::new(0),
+            refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
+            write_probe: tokio::sync::Mutex::new(None),
+            store_suspect: std::sync::atomic::AtomicBool::new(false),
+        }))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The issuers' keys in force now.
+    pub fn issuer_keys(&self) -> Arc<IssuerKeys> {
+        // Only whole `Arc`s are ever stored, so a poisoned lock still holds a usable value.
+        self.issuers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads every issuer's JWKS file again (key rotation) and swaps the keys in at once;
+    /// on any error the keys in force stay. Audited as `config.reload` by `actor`, with the
+    /// outcome `ok` or `invalid_jwks`.
+    pub async fn reload_issuers(&self, actor: &str, via: &str) -> Result<usize, ReloadError> {
+        let issuers = self.config.issuers.clone();
+        let loaded = tokio::task::spawn_blocking(move || IssuerKeys::load(&issuers))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))?;
+        let mut event = self.event(actor, "config.reload", "ok");
+        event.detail.insert("via".into(), via.to_owned());
+        event.detail.insert("what".into(), "issuer_keys".into());
+        let result = match loaded {
+            Ok(keys) => {
+                let count: usize = keys.issuers().map(|i| keys.key_count(i)).sum();
+                event
+                    .detail
+                    .insert("issuers".into(), keys.issuers().count().to_string());
+                event.detail.insert("keys".into(), count.to_string());
+                *self.issuers.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+                Ok(count)
+            }
+            Err(e) => {
+                event.outcome = "invalid_jwks".into();
+                event.detail.insert("error".into(), e.to_string());
+                Err(ReloadError::Keys(e))
+            }
+        };
+        self.store
+            .append_audit(vec![event])
+            .await
+            .map_err(ReloadError::Store)?;
+        match &result {
+            Ok(n) => tracing::info!(keys = n, via, "issuer keys reloaded"),
+            Err(e) => {
+                tracing::warn!(error = %e, via, "issuer keys not reloaded; the old keys stay")
+            }
+        }
+        result
+    }
+
+    /// Unfinished transfers (for back-pressure and metrics), as last counted.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Counts a newly accepted transfer until the next refresh.
+    pub fn note_accepted(&self) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Recounts unfinished transfers from the store.
+    pub async fn refresh_pending(&self) -> Result<u64, StoreError> {
+        let n = self.store.pending_count().await?;
+        self.pending.store(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Whether the gateway can take work now: the database answers a query, and the store's
+    /// writer commits a write, each within [`READINESS_TIMEOUT`]. Both are needed: on SQLite
+    /// another connection holding the write lock (an exclusive transaction) leaves reads
+    /// working while every transfer would wait and then fail with `store_unavailable`.
+    ///
+    /// The write is the writer's cheapest real one, forgetting expired replay ids (which
+    /// housekeeping does anyway). A probe that outlives the timeout stays queued in the writer;
+    /// until it finishes, later checks wait on it instead of queueing another, so a stuck
+    /// database does not fill the writer's queue with probes.
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        let outstanding = self.write_probe.lock().await;
+        let ready = self.check_readiness(outstanding).await;
+        self.note_store_health(ready.is_ok());
+        ready?;
+        self.crl_readiness()
+    }
+
+    /// Under `crl_stale = "refuse"`, a stale CRL makes the gateway refuse every certificate
+    /// of its CA: not ready until the CRL file is replaced (and the gateway restarted).
+    fn crl_readiness(&self) -> Result<(), NotReady> {
+        if self.config.gateway.crl_stale != CrlStale::Refuse {
+            return Ok(());
+        }
+        match self.crls.stale(self.now()).into_iter().next() {
+            Some(crl) => Err(NotReady::CrlStale {
+                issuer: crl.issuer,
+                next_update: crl.next_update,
+                path: crl.path,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Gateway::readiness`] for a submission while the store is suspect: when another check
+    /// is under way, answers "not ready" at once instead of queueing behind it, so a burst of
+    /// submissions during an outage is refused promptly.
+    pub async fn readiness_or_busy(&self) -> Result<(), NotReady> {
+        let Ok(outstanding) = self.write_probe.try_lock() else {
+            return Err(NotReady::NotWritable(
+                "the store is suspect and being checked".into(),
+            ));
+        };
+        let ready = self.check_readiness(outstanding).await;
+        self.note_store_health(ready.is_ok());
+        ready
+    }
+
+    /// Whether the last readiness check or API write failed (see [`Gateway::readiness`]).
+    pub fn store_suspect(&self) -> bool {
+        self.store_suspect.load(Ordering::Relaxed)
+    }
+
+    /// Records whether a write for the API (or a readiness check) reached the store.
+    pub fn note_store_health(&self, healthy: bool) {
+        self.store_suspect.store(!healthy, Ordering::Relaxed);
+    }
+
+    async fn check_readiness(
+        &self,
+        mut outstanding: tokio::sync::MutexGuard<'_, Option<WriteProbe>>,
+    ) -> Result<(), NotReady> {
+        let limit = READINESS_TIMEOUT.as_millis();
+        match tokio::time::timeout(READINESS_TIMEOUT, self.store.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(NotReady::Unreachable(e.to_string())),
+            Err(_) => {
+                return Err(NotReady::Unreachable(format!(
+                    "no answer within {limit} ms"
+                )));
+            }
+        }
+        let mut probe = outstanding.take().unwrap_or_else(|| {
+            let store = self.store.clone();
+            let now = self.now();
+            tokio::spawn(async move { store.purge_replay(now).await })
+        });
+        match tokio::time::timeout(READINESS_TIMEOUT, &mut probe).await {
+            Ok(Ok(Ok(_))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(NotReady::NotWritable(e.to_string())),
+            Ok(Err(e)) => Err(NotReady::NotWritable(format!("the probe task failed: {e}"))),
+            Err(_) => {
+                *outstanding = Some(probe);
+                Err(NotReady::NotWritable(format!(
+                    "no commit within {limit} ms"
+                )))
+            }
+        }
+    }
+
+    /// The retry limits of `[delivery]`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let d = &self.config.delivery;
+        RetryPolicy {
+            max_attempts: d.max_attempts,
+            max_age: d.max_age,
+            initial_backoff: d.initial_backoff,
+            max_backoff: d.max_backoff,
+        }
+    }
+
+    /// A new audit event at the current time.
+    pub fn event(&self, actor: &str, action: &str, outcome: &str) -> AuditEvent {
+        AuditEvent {
+            at: self.now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            transfer_id: None,
+            subject: None,
+            document_sha256: None,
+            detail: Default::default(),
+        }
+    }
+
+    /// The signed receipt of a delivered transfer, opened from its sealed form, for those
+    /// allowed to see the transfer. `None` before delivery, and when it cannot be opened (its
+    /// key is no longer configured, or the stored value was changed), which is logged.
+    pub fn receipt(&self, row: &crate::store::TransferRow) -> Option<String> {
+        let sealed = row.receipt_sealed.as_deref()?;
+        match siirto_core::receipt::open_receipt(&self.vault, &row.id, sealed) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::error!(transfer = %row.id, error = %e, "the stored receipt cannot be opened");
+                None
+            }
+        }
+    }
+}
+
+fn load_vault(config: &Config, pseudonym_secret: &[u8]) -> Result<Vault, StartError> {
+    let decode = |path: &std::path::Path| -> Result<Vec<u8>, StartError> {
+        let text = read_key_file(path)?;
+        siirto_core::clock::unhex(String::from_utf8_lossy(&text).trim()).ok_or_else(|| {
+            StartError::Key {
+                path: path.display().to_string(),
+                message: "a payload key is 64 hex digits".into(),
+            }
+        })
+    };
+    let current = match &config.storage.payload_key {
+        Some(path) => decode(path)?,
+        None => Vault::derive_key(pseudonym_secret).to_vec(),
+    };
+    let previous = config
+        .storage
+        .payload_previous_keys
+        .iter()
+        .map(|p| decode(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Vault::new(&current, &previous)?)
+}
+
+/// Why a reload did not take effect (the keys in force stay).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("issuer keys: {0}")]
+    Keys(KeyLoadError),
+    #[error("store: {0}")]
+    Store(StoreError),
+    #[error("the reload task failed: {0}")]
+    Task(String),
+}

@@ -1,0 +1,1311 @@
+//! Persistence: transfers, their steps, replay ids, encrypted payloads, the audit trail and its
+//! checkpoints, in SQLite (default) or PostgreSQL (several gateway instances sharing one
+//! database).
+//!
+//! Owns: the only use of sqlx in the crate, the migrations (`migrations/sqlite`,
+//! `migrations/postgres`), and the *writer*: every write goes through one task per gateway
+//! instance that commits whatever has queued up in a single transaction (group commit). Each
+//! operation decides whether it is refused (a replayed `jti`, a lost lease) before it writes,
+//! so a refusal undoes nothing and needs no savepoint; a database error rolls the whole batch
+//! back and every operation in it is answered with the error (nothing half-written is kept).
+//! Rows go in as multi-row inserts: an operation costs a handful of statements. The writer also extends the audit hash chain, so chaining is serial by
+//! construction; on PostgreSQL it takes a transaction-scoped advisory lock first, so instances
+//! sharing a database extend one chain. A caller's write is acknowledged only after its commit.
+//!
+//! It does not decide anything: transitions come from `siirto_core::transfer`, hashes from `siirto_core::audit`.
+
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use siirto_core::audit::{AuditEntry, AuditEvent};
+use siirto_core::clock::Timestamp;
+use siirto_core::transfer::{FailureReason, Status};
+use siirto_core::vault::Sealed;
+
+#[doc(hidden)]
+pub mod testdb;
+
+pub use rows::{AuditFilter, AuditPage, CheckpointRow, SealedBlob, StepRow, TransferRow};
+
+/// Most operations committed in one transaction.
+const MAX_BATCH: usize = 256;
+/// Advisory lock id under which PostgreSQL writers extend the audit chain ("siirto" in ASCII).
+const AUDIT_LOCK_ID: i64 = 0x7369_6972_746f;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database url `{0}` is neither sqlite: nor postgres:")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored {what} is corrupt: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+    #[error("the transaction was rolled back: {0}")]
+    RolledBack(String),
+}
+
+/// A transfer as accepted by the API, written together with its replay id and audit entries.
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    pub id: String,
+    pub submitter: String,
+    pub issuer: String,
+    pub jti: String,
+    pub src: String,
+    pub dst: String,
+    pub purpose: String,
+    pub scope: String,
+    pub subject_pseudonym: String,
+    /// The student id, encrypted (it is needed to fetch the record).
+    pub subject_sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    /// Keep the `jti` until then: the authorization cannot be valid afterwards.
+    pub replay_until: Timestamp,
+}
+
+/// Whether a new transfer was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Accepted,
+    /// The issuer's `jti` was seen before.
+    Replay,
+}
+
+/// A step to record on a transfer's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewStep {
+    pub at: Timestamp,
+    pub step: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// What to do with the stored payload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PayloadChange {
+    #[default]
+    Keep,
+    Put(SealedBlob),
+    Delete,
+}
+
+/// Who may apply a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// Only the claim holding the lease, named by its lease token (fencing: a worker whose lease
+    /// was taken over — by another instance or by a later claim of its own — writes nothing).
+    Lease(String),
+    /// Anyone (API actions read-modify-write inside the writer).
+    Any,
+}
+
+/// Signs a receipt once the audit leaf index of the change's last audit entry is known, and
+/// seals it (it names the student): the store keeps only the sealed form.
+pub type ReceiptSigner = Box<dyn FnOnce(u64) -> Sealed + Send>;
+
+/// A state change of one transfer, written atomically with its steps, audit entries and payload.
+pub struct TransferChange {
+    pub id: String,
+    pub guard: Guard,
+    pub now: Timestamp,
+    pub status: Status,
+    pub reason: Option<FailureReason>,
+    pub attempts: u32,
+    /// When a worker should look at the transfer next; `None` for an end state.
+    pub due_at: Option<Timestamp>,
+    /// Keep holding the lease (the worker goes on with the next step at once).
+    pub keep_lease: bool,
+    /// Start the retry-age clock anew (operator retry).
+    pub retry_from: Option<Timestamp>,
+    pub steps: Vec<NewStep>,
+    pub audit: Vec<AuditEvent>,
+    pub payload: PayloadChange,
+    pub source_sha256: Option<String>,
+    pub document_sha256: Option<String>,
+    pub report: Option<String>,
+    /// Forget the sealed student id (the transfer can no longer need it).
+    pub forget_subject: bool,
+    /// The change carries the audit entries of the interrupted attempts its claim reported
+    /// ([`TransferRow::interrupted`]): the count starts again from zero.
+    pub interrupted_audited: bool,
+    pub receipt: Option<ReceiptSigner>,
+}
+
+impl TransferChange {
+    /// A change that moves `id` to `status` and otherwise keeps everything.
+    pub fn new(id: &str, guard: Guard, now: Timestamp, status: Status) -> Self {
+        TransferChange {
+            id: id.to_owned(),
+            guard,
+            now,
+            status,
+            reason: None,
+            attempts: 0,
+            due_at: None,
+            keep_lease: false,
+            retry_from: None,
+            steps: Vec::new(),
+            audit: Vec::new(),
+            payload: PayloadChange::Keep,
+            source_sha256: None,
+            document_sha256: None,
+            report: None,
+            forget_subject: false,
+            interrupted_audited: false,
+            receipt: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TransferChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferChange")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("attempts", &self.attempts)
+            .field("due_at", &self.due_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of applying a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done {
+        /// Leaf indexes of the audit entries written.
+        audit_seqs: Vec<u64>,
+        /// The sealed receipt stored with the change.
+        receipt: Option<Sealed>,
+    },
+    /// The guard did not hold: another worker has the transfer, or it is gone.
+    LeaseLost,
+}
+
+/// A read-modify-write decision made inside the writer (cancel, operator retry).
+pub type Decide<E> = Box<dyn FnOnce(&TransferRow) -> Result<TransferChange, E> + Send>;
+
+/// The outcome of [`Store::modify`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Modified<E> {
+    Done(Applied),
+    Refused(E),
+    NotFound,
+}
+
+type Finish = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+
+enum Op {
+    Insert(
+        NewTransfer,
+        Vec<AuditEvent>,
+        oneshot::Sender<Result<Inserted, StoreError>>,
+    ),
+    Audit(
+        Vec<AuditEvent>,
+        oneshot::Sender<Result<Vec<u64>, StoreError>>,
+    ),
+    Claim {
+        owner: String,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip: Vec<String>,
+        reply: oneshot::Sender<Result<Vec<TransferRow>, StoreError>>,
+    },
+    Apply(TransferChange, oneshot::Sender<Result<Applied, StoreError>>),
+    Modify(String, Box<dyn ModifyJob>),
+    Checkpoint(
+        rows::CheckpointRow,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    Remember {
+        issuer: String,
+        jti: String,
+        until: Timestamp,
+        audit: Vec<AuditEvent>,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    PurgeReplay(Timestamp, oneshot::Sender<Result<u64, StoreError>>),
+}
+
+/// Type erasure for [`Store::modify`]'s refusal type.
+trait ModifyJob: Send {
+    fn decide(self: Box<Self>, row: Option<&TransferRow>) -> ModifyStep;
+    fn fail(self: Box<Self>, e: StoreError);
+}
+
+enum ModifyStep {
+    Apply(
+        Box<TransferChange>,
+        Box<dyn FnOnce(Result<Applied, StoreError>) + Send>,
+    ),
+    Answer(Box<dyn FnOnce() + Send>),
+}
+
+struct ModifyImpl<E: Send + 'static> {
+    decide: Decide<E>,
+    reply: oneshot::Sender<Result<Modified<E>, StoreError>>,
+}
+
+impl<E: Send + 'static> ModifyJob for ModifyImpl<E> {
+    fn decide(self: Box<Self>, row: Option<&TransferRow>) -> ModifyStep {
+        let ModifyImpl { decide, reply } = *self;
+        match row {
+            None => ModifyStep::Answer(Box::new(move || {
+                let _ = reply.send(Ok(Modified::NotFound));
+            })),
+            Some(row) => match decide(row) {
+                Ok(change) => ModifyStep::Apply(
+                    Box::new(change),
+                    Box::new(move |r: Result<Applied, StoreError>| {
+                        let _ = reply.send(r.map(Modified::Done));
+                    }),
+                ),
+                Err(refusal) => ModifyStep::Answer(Box::new(move || {
+                    let _ = reply.send(Ok(Modified::Refused(refusal)));
+                })),
+            },
+        }
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    writer: mpsc::Sender<Op>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Store").field("backend", &kind).finish()
+    }
+}
+
+/// Runs the same body against whichever backend the store has.
+macro_rules! with_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Connects (creating a SQLite file when missing), runs the migrations and starts the writer.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects and starts the writer without migrating.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?,
+            )
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(writer_loop(pool.clone(), rx));
+        Ok(Store { pool, writer: tx })
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("../../migrations/sqlite").run(p).await?,
+            Pool::Postgres(p) => sqlx::migrate!("../../migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers when the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, p => { sqlx::query("SELECT 1").execute(p).await?; });
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool (after the writer drained what was queued).
+    pub async fn close(&self) {
+        with_pool!(self, p => p.close().await);
+    }
+
+    async fn send<T>(
+        &self,
+        op: Op,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.writer
+            .send(op)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Stores a new transfer, its replay id and audit entries, unless the `jti` was used before.
+    pub async fn insert_transfer(
+        &self,
+        transfer: NewTransfer,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Inserted, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Insert(transfer, audit, tx), rx).await
+    }
+
+    /// Appends audit entries; returns their leaf indexes.
+    pub async fn append_audit(&self, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Audit(events, tx), rx).await
+    }
+
+    /// Claims up to `limit` due transfers until `lease_until` under the lease token `owner`,
+    /// which must be unique to this claim (a worker's writes are fenced by it). An `accepted`
+    /// transfer becomes `fetching`. A transfer whose earlier lease was never released counts one
+    /// more interrupted attempt ([`TransferRow::interrupted`]).
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, StoreError> {
+        self.claim_skipping(owner, now, lease_until, limit, Vec::new())
+            .await
+    }
+
+    /// [`Store::claim`], leaving alone the transfers waiting to be delivered to the destinations
+    /// in `skip` (those that have no free call slot: such transfers wait in the store, not in a
+    /// worker). Transfers still to be fetched are claimed whatever their destination.
+    pub async fn claim_skipping(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        skip: Vec<String>,
+    ) -> Result<Vec<TransferRow>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Claim {
+            owner: owner.to_owned(),
+            now,
+            lease_until,
+            limit,
+            skip,
+            reply: tx,
+        };
+        self.send(op, rx).await
+    }
+
+    /// Applies a change written by the transfer's worker (or anyone, with [`Guard::Any`]).
+    pub async fn apply(&self, change: TransferChange) -> Result<Applied, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Apply(change, tx), rx).await
+    }
+
+    /// Reads a transfer and applies the change `decide` makes of it, atomically.
+    pub async fn modify<E: Send + 'static>(
+        &self,
+        id: &str,
+        decide: Decide<E>,
+    ) -> Result<Modified<E>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(ModifyImpl { decide, reply: tx });
+        self.send(Op::Modify(id.to_owned(), job), rx).await
+    }
+
+    /// Stores a signed checkpoint; `false` when one for that tree size already exists.
+    pub async fn insert_checkpoint(
+        &self,
+        tree_size: u64,
+        root_hash: [u8; 32],
+        issued_at: Timestamp,
+        note: String,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let row = rows::CheckpointRow {
+            tree_size,
+            root_hash,
+            issued_at,
+            note,
+        };
+        self.send(Op::Checkpoint(row, tx), rx).await
+    }
+
+    /// Records a token id as used, with audit entries written only when it was new. `false`
+    /// when the issuer's `jti` was seen before (replay).
+    pub async fn remember_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        until: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Remember {
+            issuer: issuer.to_owned(),
+            jti: jti.to_owned(),
+            until,
+            audit,
+            reply: tx,
+        };
+        self.send(op, rx).await
+    }
+
+    /// Forgets replay ids whose authorizations can no longer be valid.
+    pub async fn purge_replay(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::PurgeReplay(now, tx), rx).await
+    }
+
+    pub async fn transfer(&self, id: &str) -> Result<Option<TransferRow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            rows::transfer_columns!(),
+            " FROM transfers WHERE id = $1"
+        );
+        with_pool!(self, p => {
+            let row = sqlx::query(sql).bind(id).fetch_optional(p).await?;
+            row.as_ref().map(rows::transfer_from_row).transpose()
+        })
+    }
+
+    pub async fn steps(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
+        let sql =
+            "SELECT seq, at, step, outcome, detail FROM steps WHERE transfer_id = $1 ORDER BY seq";
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(id).fetch_all(p).await?;
+            rows.iter().map(rows::step_from_row).collect()
+        })
+    }
+
+    pub async fn payload(&self, id: &str) -> Result<Option<SealedBlob>, StoreError> {
+        let sql = "SELECT key_id, sealed, sha256 FROM payloads WHERE transfer_id = $1";
+        with_pool!(self, p => {
+            let row = sqlx::query(sql).bind(id).fetch_optional(p).await?;
+            row.as_ref().map(rows::payload_from_row).transpose()
+        })
+    }
+
+    /// How many payloads are stored (zero when nothing waits for delivery).
+    pub async fn payload_count(&self) -> Result<u64, StoreError> {
+        self.count("SELECT COUNT(*) FROM payloads").await
+    }
+
+    /// Transfers that have not reached an end (back-pressure).
+    pub async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.count("SELECT COUNT(*) FROM transfers WHERE due_at IS NOT NULL")
+            .await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<u64, StoreError> {
+        let n: i64 = with_pool!(self, p => sqlx::query_scalar(sql).fetch_one(p).await?);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Every transfer about one student (by pseudonym), newest first.
+    pub async fn transfers_for_subject(
+        &self,
+        pseudonym: &str,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            rows::transfer_columns!(),
+            " FROM transfers WHERE subject_pseudonym = $1 ORDER BY created_at DESC, id LIMIT $2"
+        );
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(pseudonym).bind(i64::from(limit)).fetch_all(p).await?;
+            rows.iter().map(rows::transfer_from_row).collect()
+        })
+    }
+
+    /// Transfers, newest first, optionally filtered by status, for the operator page.
+    pub async fn recent_transfers(
+        &self,
+        status: Option<Status>,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            rows::transfer_columns!(),
+            " FROM transfers WHERE ($1 = '' OR status = $1) ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let status = status.map(Status::as_str).unwrap_or("");
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(status).bind(i64::from(limit)).fetch_all(p).await?;
+            rows.iter().map(rows::transfer_from_row).collect()
+        })
+    }
+
+    /// Audit entries with `from <= seq`, in order, at most `limit`.
+    pub async fn audit_range(&self, from: u64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            rows::audit_columns!(),
+            " FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2"
+        );
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(from).bind(i64::from(limit)).fetch_all(p).await?;
+            rows.iter().map(rows::audit_from_row).collect()
+        })
+    }
+
+    /// Audit entries matching a filter, paged by `seq` (cursor = the last seq seen).
+    pub async fn audit_query(&self, filter: &AuditFilter) -> Result<AuditPage, StoreError> {
+        let sql = concat!(
+            "SELECT ",
+            rows::audit_columns!(),
+            " FROM audit WHERE seq > $1 AND ($2 = '' OR transfer_id = $2) AND at >= $3 AND at < $4 \
+             AND ($5 = '' OR actor = $5) AND ($6 = '' OR action = $6) ORDER BY seq LIMIT $7"
+        );
+        let after = filter
+            .after
+            .map_or(-1, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        let limit = i64::from(filter.limit.clamp(1, 1000)) + 1;
+        let entries: Vec<AuditEntry> = with_pool!(self, p => {
+            let rows = sqlx::query(sql)
+                .bind(after)
+                .bind(filter.transfer.as_deref().unwrap_or(""))
+                .bind(filter.since.map_or(i64::MIN, Timestamp::millis))
+                .bind(filter.until.map_or(i64::MAX, Timestamp::millis))
+                .bind(filter.actor.as_deref().unwrap_or(""))
+                .bind(filter.action.as_deref().unwrap_or(""))
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(rows::audit_from_row).collect::<Result<_, _>>()?
+        });
+        Ok(rows::page(entries, filter.limit.clamp(1, 1000)))
+    }
+
+    /// Number of audit entries (the Merkle tree size).
+    pub async fn audit_len(&self) -> Result<u64, StoreError> {
+        let n: Option<i64> = with_pool!(self, p => sqlx::query_scalar("SELECT MAX(seq) FROM audit").fetch_one(p).await?);
+        Ok(n.map_or(0, |s| u64::try_from(s).unwrap_or(0) + 1))
+    }
+
+    /// The stored checkpoint with the largest tree size, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<rows::CheckpointRow>, StoreError> {
+        let sql = "SELECT tree_size, root_hash, issued_at, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1";
+        with_pool!(self, p => {
+            let row = sqlx::query(sql).fetch_optional(p).await?;
+            row.as_ref().map(rows::checkpoint_from_row).transpose()
+        })
+    }
+
+    /// Every stored checkpoint, smallest tree first.
+    pub async fn checkpoints(&self) -> Result<Vec<rows::CheckpointRow>, StoreError> {
+        let sql =
+            "SELECT tree_size, root_hash, issued_at, note FROM checkpoints ORDER BY tree_size";
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).fetch_all(p).await?;
+            rows.iter().map(rows::checkpoint_from_row).collect()
+        })
+    }
+
+    /// Seals the receipts that versions before migration 0003 stored in clear (SQL cannot: it
+    /// holds no key): each becomes `receipt_sealed` (`seal(transfer id, receipt)`), and the
+    /// clear copy is removed. On SQLite the bytes freed are overwritten (`secure_delete`) and
+    /// the write-ahead log is checkpointed and truncated, so the files keep no copy; PostgreSQL
+    /// keeps the old row versions until `VACUUM` reclaims them. Returns how many were sealed.
+    pub async fn seal_clear_receipts(
+        &self,
+        seal: impl Fn(&str, &str) -> Sealed,
+    ) -> Result<u64, StoreError> {
+        const SELECT: &str = "SELECT id, receipt FROM transfers WHERE receipt IS NOT NULL";
+        // `receipt = $4`: an instance sharing the database may have sealed it meanwhile.
+        const UPDATE: &str = "UPDATE transfers SET receipt_sealed = $1, receipt_key_id = $2, receipt = NULL \
+                              WHERE id = $3 AND receipt = $4";
+        let clear: Vec<(String, String)> =
+            with_pool!(self, p => sqlx::query_as(SELECT).fetch_all(p).await?);
+        if clear.is_empty() {
+            return Ok(0);
+        }
+        // Every receipt in one transaction on one connection (`$begin` is the backend's).
+        macro_rules! seal_all {
+            ($conn:expr, $begin:expr) => {{
+                sqlx::raw_sql($begin).execute(&mut *$conn).await?;
+                let written = async {
+                    let mut n = 0;
+                    for (id, receipt) in &clear {
+                        let s = seal(id, receipt);
+                        n += sqlx::query(UPDATE)
+                            .bind(s.bytes)
+                            .bind(s.key_id)
+                            .bind(id)
+                            .bind(receipt)
+                            .execute(&mut *$conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    sqlx::raw_sql("COMMIT").execute(&mut *$conn).await?;
+                    Ok::<u64, sqlx::Error>(n)
+                }
+                .await;
+                match written {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *$conn).await;
+                        return Err(e.into());
+                    }
+                }
+            }};
+        }
+        let sealed = match &self.pool {
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::raw_sql("PRAGMA secure_delete = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                let n = seal_all!(conn, "BEGIN IMMEDIATE");
+                // Copy the pages into the database file and empty the log, whose older frames
+                // still hold the clear receipts.
+                sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA secure_delete = OFF")
+                    .execute(&mut *conn)
+                    .await?;
+                n
+            }
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await?;
+                seal_all!(conn, "BEGIN")
+            }
+        };
+        Ok(sealed)
+    }
+
+    /// Runs a raw statement: for tests that tamper with stored rows on purpose.
+    #[doc(hidden)]
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let n = with_pool!(self, p => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(p).await?.rows_affected());
+        Ok(n)
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    // Never echo credentials: keep only the scheme.
+    url.split(':').next().unwrap_or("").to_owned() + ":..."
+}
+
+async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let ops = std::mem::take(&mut batch);
+        match &pool {
+            Pool::Sqlite(p) => sqlite::run_batch(p, ops).await,
+            Pool::Postgres(p) => postgres::run_batch(p, ops).await,
+        }
+    }
+}
+
+/// The audit chain's end: the next leaf index and the hash the next entry chains to.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    next_seq: u64,
+    prev_hash: [u8; 32],
+}
+
+/// How one operation of a batch went. Every operation makes its refusal decision (a `jti`
+/// seen before, a lost lease, a modification declined) before it writes anything, so a refusal
+/// leaves the transaction as it was and needs no savepoint.
+enum OpOutcome {
+    /// Wrote; answer once the batch commits.
+    Keep(Finish),
+    /// Wrote nothing; answer now.
+    Refused(Finish),
+    /// A database error: the transaction may hold part of the operation, so the whole batch
+    /// rolls back. The finisher answers this operation with its own error.
+    Failed(Finish, String),
+}
+
+/// Most rows in one multi-row `INSERT` (audit entries: 11 parameters each, far below SQLite's
+/// and PostgreSQL's parameter limits).
+const ROWS_PER_INSERT: usize = 128;
+
+/// `$first, $first+1, ...` as `n` parenthesized groups of `width` parameters.
+fn value_groups(n: usize, width: usize, first: usize) -> String {
+    let mut s = String::with_capacity(n * width * 5);
+    for r in 0..n {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..width {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(first + r * width + c).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+macro_rules! backend {
+    ($module:ident, $db:ty, $pool:ty, begin = $begin:expr, claim_lock = $claim_lock:expr, audit_lock = $audit_lock:expr) => {
+        mod $module {
+            use super::*;
+            use sqlx::{Connection, Row};
+
+            type Conn = <$db as sqlx::Database>::Connection;
+
+            pub(super) async fn run_batch(pool: &$pool, ops: Vec<Op>) {
+                let mut conn = match pool.acquire().await {
+                    Ok(c) => c,
+                    Err(e) => return fail_all(ops, e.into()),
+                };
+                let mut tx = match conn.begin_with($begin).await {
+                    Ok(t) => t,
+                    Err(e) => return fail_all(ops, e.into()),
+                };
+                if let Some(lock) = $audit_lock {
+                    if let Err(e) = sqlx::query(lock).bind(AUDIT_LOCK_ID).execute(&mut *tx).await {
+                        return fail_all(ops, e.into());
+                    }
+                }
+                let mut head = match read_head(&mut tx).await {
+                    Ok(h) => h,
+                    Err(e) => return fail_all(ops, e),
+                };
+                let mut finishers: Vec<Finish> = Vec::with_capacity(ops.len());
+                let mut ops = ops.into_iter();
+                while let Some(op) = ops.next() {
+                    match run_op(&mut tx, op, &mut head).await {
+                        OpOutcome::Keep(finish) => finishers.push(finish),
+                        // Refused operations answer now; they wrote nothing.
+                        OpOutcome::Refused(finish) => finish(Ok(())),
+                        OpOutcome::Failed(finish, error) => {
+                            finish(Ok(()));
+                            let rolled_back = Arc::new(StoreError::RolledBack(format!(
+                                "another operation in the same transaction failed: {error}"
+                            )));
+                            for f in finishers {
+                                f(Err(rolled_back.clone()));
+                            }
+                            for op in ops {
+                                fail_one(op)(Err(rolled_back.clone()));
+                            }
+                            // Dropping `tx` rolls it back.
+                            return;
+                        }
+                    }
+                }
+                let committed = tx.commit().await.map_err(|e| Arc::new(StoreError::from(e)));
+                for f in finishers {
+                    f(committed.clone().map(|_| ()));
+                }
+            }
+
+            async fn read_head(conn: &mut Conn) -> Result<Head, StoreError> {
+                let row = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                match row {
+                    None => Ok(Head {
+                        next_seq: 0,
+                        prev_hash: [0u8; 32],
+                    }),
+                    Some(r) => {
+                        let seq: i64 = r.try_get(0)?;
+                        let hash: Vec<u8> = r.try_get(1)?;
+                        let prev_hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| StoreError::Corrupt {
+                            what: "audit hash",
+                            detail: format!("entry {seq} has a hash of {} bytes", hash.len()),
+                        })?;
+                        let next_seq = u64::try_from(seq).map_err(|_| StoreError::Corrupt {
+                            what: "audit sequence",
+                            detail: format!("negative seq {seq}"),
+                        })? + 1;
+                        Ok(Head { next_seq, prev_hash })
+                    }
+                }
+            }
+
+            /// Chains `events` onto the log and inserts them, up to [`ROWS_PER_INSERT`] per statement.
+            async fn append(conn: &mut Conn, head: &mut Head, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
+                let mut seqs = Vec::with_capacity(events.len());
+                let mut columns = Vec::with_capacity(events.len());
+                for event in events {
+                    let entry = AuditEntry::chained(head.next_seq, head.prev_hash, event);
+                    columns.push(rows::AuditColumns::of(&entry)?);
+                    seqs.push(entry.seq);
+                    head.next_seq = entry.seq + 1;
+                    head.prev_hash = entry.hash;
+                }
+                let mut columns = columns.into_iter().peekable();
+                while columns.peek().is_some() {
+                    let chunk: Vec<rows::AuditColumns> = columns.by_ref().take(ROWS_PER_INSERT).collect();
+                    let sql = format!(
+                        "INSERT INTO audit (seq, at, actor, action, outcome, transfer_id, subject, document_sha256, detail, prev_hash, hash) VALUES {}",
+                        value_groups(chunk.len(), 11, 1)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for r in chunk {
+                        q = q
+                            .bind(r.seq)
+                            .bind(r.at)
+                            .bind(r.actor)
+                            .bind(r.action)
+                            .bind(r.outcome)
+                            .bind(r.transfer_id)
+                            .bind(r.subject)
+                            .bind(r.document_sha256)
+                            .bind(r.detail)
+                            .bind(r.prev_hash)
+                            .bind(r.hash);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                Ok(seqs)
+            }
+
+            async fn run_op(conn: &mut Conn, op: Op, head: &mut Head) -> OpOutcome {
+                match op {
+                    Op::Insert(t, events, reply) => match insert(conn, head, t, events).await {
+                        Ok(Inserted::Replay) => OpOutcome::Refused(Box::new(move |_| {
+                            let _ = reply.send(Ok(Inserted::Replay));
+                        })),
+                        Ok(Inserted::Accepted) => OpOutcome::Keep(Box::new(move |c| {
+                            let _ = reply.send(c.map(|_| Inserted::Accepted).map_err(unshare));
+                        })),
+                        Err(e) => undo_with(reply, e),
+                    },
+                    Op::Audit(events, reply) => match append(conn, head, events).await {
+                        Ok(seqs) => OpOutcome::Keep(Box::new(move |c| {
+                            let _ = reply.send(c.map(|_| seqs).map_err(unshare));
+                        })),
+                        Err(e) => undo_with(reply, e),
+                    },
+                    Op::Claim { owner, now, lease_until, limit, skip, reply } => {
+                        match claim(conn, &owner, now, lease_until, limit, &skip).await {
+                            Ok(rows) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| rows).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
+                    Op::Apply(change, reply) => match apply(conn, head, change).await {
+                        Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| {
+                            let _ = reply.send(Ok(Applied::LeaseLost));
+                        })),
+                        Ok(done) => OpOutcome::Keep(Box::new(move |c| {
+                            let _ = reply.send(c.map(|_| done).map_err(unshare));
+                        })),
+                        Err(e) => undo_with(reply, e),
+                    },
+                    Op::Modify(id, job) => {
+                        let sql = concat!("SELECT ", rows::transfer_columns!(), " FROM transfers WHERE id = $1");
+                        let row = match sqlx::query(sql).bind(&id).fetch_optional(&mut *conn).await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let text = e.to_string();
+                                return OpOutcome::Failed(Box::new(move |_| job.fail(e.into())), text);
+                            }
+                        };
+                        let row = match row.as_ref().map(rows::transfer_from_row).transpose() {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let text = e.to_string();
+                                return OpOutcome::Failed(Box::new(move |_| job.fail(e)), text);
+                            }
+                        };
+                        match job.decide(row.as_ref()) {
+                            ModifyStep::Answer(answer) => OpOutcome::Refused(Box::new(move |_| answer())),
+                            ModifyStep::Apply(change, reply) => match apply(conn, head, *change).await {
+                                Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
+                                Ok(done) => OpOutcome::Keep(Box::new(move |c| reply(c.map(|_| done).map_err(unshare)))),
+                                Err(e) => {
+                                    let text = e.to_string();
+                                    OpOutcome::Failed(Box::new(move |_| reply(Err(e))), text)
+                                }
+                            },
+                        }
+                    }
+                    Op::Checkpoint(row, reply) => {
+                        let result = sqlx::query(
+                            "INSERT INTO checkpoints (tree_size, root_hash, issued_at, note) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING",
+                        )
+                        .bind(i64::try_from(row.tree_size).unwrap_or(i64::MAX))
+                        .bind(row.root_hash.to_vec())
+                        .bind(row.issued_at.millis())
+                        .bind(row.note)
+                        .execute(&mut *conn)
+                        .await;
+                        match result {
+                            Ok(r) => {
+                                let inserted = r.rows_affected() == 1;
+                                OpOutcome::Keep(Box::new(move |c| {
+                                    let _ = reply.send(c.map(|_| inserted).map_err(unshare));
+                                }))
+                            }
+                            Err(e) => undo_with(reply, e.into()),
+                        }
+                    }
+                    Op::Remember { issuer, jti, until, audit, reply } => {
+                        let result = async {
+                            let fresh = remember(conn, &issuer, &jti, until).await?;
+                            if fresh {
+                                append(conn, head, audit).await?;
+                            }
+                            Ok::<bool, StoreError>(fresh)
+                        }
+                        .await;
+                        match result {
+                            Ok(fresh) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| fresh).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
+                    Op::PurgeReplay(now, reply) => {
+                        let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
+                        match result {
+                            Ok(r) => {
+                                let n = r.rows_affected();
+                                OpOutcome::Keep(Box::new(move |c| {
+                                    let _ = reply.send(c.map(|_| n).map_err(unshare));
+                                }))
+                            }
+                            Err(e) => undo_with(reply, e.into()),
+                        }
+                    }
+                }
+            }
+
+            async fn remember(conn: &mut Conn, issuer: &str, jti: &str, until: Timestamp) -> Result<bool, StoreError> {
+                let replay = sqlx::query("INSERT INTO replay (issuer, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT (issuer, jti) DO NOTHING")
+                    .bind(issuer)
+                    .bind(jti)
+                    .bind(until.millis())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(replay.rows_affected() == 1)
+            }
+
+            async fn insert(conn: &mut Conn, head: &mut Head, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
+                if !remember(conn, &t.issuer, &t.jti, t.replay_until).await? {
+                    return Ok(Inserted::Replay);
+                }
+                sqlx::query(
+                    "INSERT INTO transfers (id, status, submitter, issuer, jti, src, dst, purpose, scope, subject_pseudonym, subject_sealed, \
+                     attempts, due_at, created_at, updated_at, retry_from) \
+                     VALUES ($1, 'accepted', $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11, $11, $11)",
+                )
+                .bind(&t.id)
+                .bind(&t.submitter)
+                .bind(&t.issuer)
+                .bind(&t.jti)
+                .bind(&t.src)
+                .bind(&t.dst)
+                .bind(&t.purpose)
+                .bind(&t.scope)
+                .bind(&t.subject_pseudonym)
+                .bind(&t.subject_sealed)
+                .bind(t.created_at.millis())
+                .execute(&mut *conn)
+                .await?;
+                add_steps(
+                    conn,
+                    &t.id,
+                    vec![NewStep {
+                        at: t.created_at,
+                        step: "accepted".into(),
+                        outcome: "ok".into(),
+                        detail: None,
+                    }],
+                )
+                .await?;
+                append(conn, head, events).await?;
+                Ok(Inserted::Accepted)
+            }
+
+            async fn claim(conn: &mut Conn, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32, skip: &[String]) -> Result<Vec<TransferRow>, StoreError> {
+                let skipping = if skip.is_empty() {
+                    String::new()
+                } else {
+                    format!("AND NOT (status = 'delivering' AND dst IN {}) ", value_groups(1, skip.len(), 5))
+                };
+                let sql = format!(
+                    "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
+                     status = CASE WHEN status = 'accepted' THEN 'fetching' ELSE status END, \
+                     interrupted = interrupted + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
+                     WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 {skipping}ORDER BY due_at LIMIT $4 {}) \
+                     RETURNING {}",
+                    $claim_lock,
+                    rows::transfer_columns!()
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(owner)
+                    .bind(lease_until.millis())
+                    .bind(now.millis())
+                    .bind(i64::from(limit));
+                for dst in skip {
+                    query = query.bind(dst);
+                }
+                let rows = query.fetch_all(&mut *conn).await?;
+                let mut claimed: Vec<TransferRow> = rows.iter().map(rows::transfer_from_row).collect::<Result<_, _>>()?;
+                claimed.sort_by_key(|t| t.due_at);
+                Ok(claimed)
+            }
+
+            async fn apply(conn: &mut Conn, head: &mut Head, change: TransferChange) -> Result<Applied, StoreError> {
+                let TransferChange {
+                    id,
+                    guard,
+                    now,
+                    status,
+                    reason,
+                    attempts,
+                    due_at,
+                    keep_lease,
+                    retry_from,
+                    steps,
+                    audit,
+                    payload,
+                    source_sha256,
+                    document_sha256,
+                    report,
+                    forget_subject,
+                    interrupted_audited,
+                    receipt,
+                } = change;
+                let (anyone, owner) = match &guard {
+                    Guard::Lease(o) => (false, o.clone()),
+                    Guard::Any => (true, String::new()),
+                };
+                // The receipt names the leaf of the change's last audit entry, which is known
+                // before the entries are written: sign first and store it with the state.
+                let receipt = match (receipt, audit.len()) {
+                    (Some(sign), n) if n > 0 => {
+                        let leaf = head.next_seq + (n as u64) - 1;
+                        Some((sign(leaf), i64::try_from(leaf).unwrap_or(i64::MAX)))
+                    }
+                    _ => None,
+                };
+                let updated = sqlx::query(
+                    "UPDATE transfers SET status = $1, reason = $2, attempts = $3, due_at = $4, \
+                     lease_owner = CASE WHEN $5 THEN lease_owner ELSE NULL END, updated_at = $6, \
+                     retry_from = COALESCE($7, retry_from), source_sha256 = COALESCE($8, source_sha256), \
+                     document_sha256 = COALESCE($9, document_sha256), report = COALESCE($10, report), \
+                     subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END, \
+                     interrupted = CASE WHEN $12 THEN 0 ELSE interrupted END, \
+                     receipt_sealed = COALESCE($16, receipt_sealed), receipt_key_id = COALESCE($18, receipt_key_id), \
+                     receipt_leaf = COALESCE($17, receipt_leaf) \
+                     WHERE id = $13 AND ($14 OR lease_owner = $15)",
+                )
+                .bind(status.as_str())
+                .bind(reason.map(FailureReason::as_str))
+                .bind(i64::from(attempts))
+                .bind(due_at.map(Timestamp::millis))
+                .bind(keep_lease)
+                .bind(now.millis())
+                .bind(retry_from.map(Timestamp::millis))
+                .bind(source_sha256)
+                .bind(document_sha256)
+                .bind(report)
+                .bind(forget_subject)
+                .bind(interrupted_audited)
+                .bind(&id)
+                .bind(anyone)
+                .bind(&owner)
+                .bind(receipt.as_ref().map(|r| r.0.bytes.clone()))
+                .bind(receipt.as_ref().map(|r| r.1))
+                .bind(receipt.as_ref().map(|r| r.0.key_id.clone()))
+                .execute(&mut *conn)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Ok(Applied::LeaseLost);
+                }
+                add_steps(conn, &id, steps).await?;
+                match payload {
+                    PayloadChange::Keep => {}
+                    PayloadChange::Put(blob) => {
+                        sqlx::query(
+                            "INSERT INTO payloads (transfer_id, key_id, sealed, sha256, stored_at) VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (transfer_id) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, \
+                             sha256 = excluded.sha256, stored_at = excluded.stored_at",
+                        )
+                        .bind(&id)
+                        .bind(&blob.key_id)
+                        .bind(&blob.sealed)
+                        .bind(&blob.sha256)
+                        .bind(now.millis())
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    PayloadChange::Delete => {
+                        sqlx::query("DELETE FROM payloads WHERE transfer_id = $1").bind(&id).execute(&mut *conn).await?;
+                    }
+                }
+                let audit_seqs = append(conn, head, audit).await?;
+                Ok(Applied::Done {
+                    audit_seqs,
+                    receipt: receipt.map(|r| r.0),
+                })
+            }
+
+            /// Appends steps after the transfer's last one, in one statement. (Both engines compute
+            /// the `SELECT` before inserting: PostgreSQL from its snapshot, SQLite through a
+            /// temporary table because the statement reads the table it writes.)
+            async fn add_steps(conn: &mut Conn, id: &str, steps: Vec<NewStep>) -> Result<(), StoreError> {
+                if steps.is_empty() {
+                    return Ok(());
+                }
+                let sql = format!(
+                    "INSERT INTO steps (transfer_id, seq, at, step, outcome, detail) \
+                     SELECT $1, last.seq + v.column1, v.column2, v.column3, v.column4, v.column5 \
+                     FROM (SELECT COALESCE(MAX(seq), -1) AS seq FROM steps WHERE transfer_id = $1) AS last, \
+                     (VALUES {}) AS v",
+                    value_groups(steps.len(), 5, 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+                for (k, s) in (1i64..).zip(steps) {
+                    q = q.bind(k).bind(s.at.millis()).bind(s.step).bind(s.outcome).bind(s.detail);
+                }
+                q.execute(&mut *conn).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+backend!(
+    sqlite,
+    sqlx::Sqlite,
+    SqlitePool,
+    // Take the write lock at once: a deferred transaction that reads first cannot wait for a
+    // writer holding the lock (SQLite answers "database is locked" without the busy timeout).
+    begin = "BEGIN IMMEDIATE",
+    claim_lock = "",
+    audit_lock = None::<&str>
+);
+backend!(
+    postgres,
+    sqlx::Postgres,
+    PgPool,
+    begin = "BEGIN",
+    claim_lock = "FOR UPDATE SKIP LOCKED",
+    audit_lock = Some("SELECT pg_advisory_xact_lock($1)")
+);
+
+/// One operation's copy of an error shared by its whole batch (a rollback, a failed commit):
+/// the transaction did not happen, whatever the cause.
+fn unshare(e: Arc<StoreError>) -> StoreError {
+    match Arc::try_unwrap(e) {
+        Ok(e) => e,
+        Err(shared) => match &*shared {
+            StoreError::RolledBack(m) => StoreError::RolledBack(m.clone()),
+            other => StoreError::RolledBack(format!("the commit failed: {other}")),
+        },
+    }
+}
+
+fn undo_with<T: Send + 'static>(
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    e: StoreError,
+) -> OpOutcome {
+    let text = e.to_string();
+    OpOutcome::Failed(
+        Box::new(move |_| {
+            let _ = reply.send(Err(e));
+        }),
+        text,
+    )
+}
+
+/// Answers every operation of a batch that could not start with the same error.
+fn fail_all(ops: Vec<Op>, e: StoreError) {
+    let e = Arc::new(e);
+    for op in ops {
+        fail_one(op)(Err(e.clone()));
+    }
+}
+
+fn fail_one(op: Op) -> Finish {
+    fn send<T: Send + 'static>(reply: oneshot::Sender<Result<T, StoreError>>) -> Finish {
+        Box::new(move |r: Result<(), Arc<StoreError>>| {
+            let e = r.err().map(unshare).unwrap_or(StoreError::WriterStopped);
+            let _ = reply.send(Err(e));
+        })
+    }
+    match op {
+        Op::Insert(_, _, r) => send(r),
+        Op::Audit(_, r) => send(r),
+        Op::Claim { reply, .. } => send(reply),
+        Op::Apply(_, r) => send(r),
+        Op::Modify(_, job) => Box::new(move |r: Result<(), Arc<StoreError>>| {
+            job.fail(r.err().map(unshare).unwrap_or(StoreError::WriterStopped));
+        }),
+        Op::Checkpoint(_, r) => send(r),
+        Op::Remember { reply, .. } => send(reply),
+        Op::PurgeReplay(_, r) => send(r),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,333 @@
+//! Row shapes read from the store and their decoding, shared by both backends.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::StoreError;
+use siirto_core::audit::{AuditEntry, AuditEvent, Pseudonym};
+use siirto_core::clock::{Timestamp, hex, unhex};
+use siirto_core::transfer::{FailureReason, Status};
+
+/// The columns [`transfer_from_row`] decodes, in its order (a literal, for `concat!`).
+macro_rules! transfer_columns {
+    () => {
+        "id, status, reason, submitter, issuer, jti, src, dst, purpose, scope, \
+         subject_pseudonym, subject_sealed, attempts, due_at, lease_owner, created_at, updated_at, retry_from, \
+         source_sha256, document_sha256, report, receipt_sealed, receipt_leaf, interrupted"
+    };
+}
+
+/// The columns [`audit_from_row`] decodes, in its order.
+macro_rules! audit_columns {
+    () => {
+        "seq, at, actor, action, outcome, transfer_id, subject, document_sha256, detail, prev_hash, hash"
+    };
+}
+
+pub(super) use {audit_columns, transfer_columns};
+
+/// A stored transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    pub id: String,
+    pub status: Status,
+    pub reason: Option<FailureReason>,
+    pub submitter: String,
+    pub issuer: String,
+    pub jti: String,
+    pub src: String,
+    pub dst: String,
+    pub purpose: String,
+    pub scope: String,
+    pub subject_pseudonym: String,
+    /// The encrypted student id; `None` once the transfer no longer needs it.
+    pub subject_sealed: Option<Vec<u8>>,
+    pub attempts: u32,
+    pub due_at: Option<Timestamp>,
+    /// The lease token of the claim working on the transfer (unique per claim); `None` when no
+    /// worker holds it.
+    pub lease_owner: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Where the retry age counts from (creation, or the last operator retry).
+    pub retry_from: Timestamp,
+    pub source_sha256: Option<String>,
+    pub document_sha256: Option<String>,
+    pub report: Option<String>,
+    /// The signed receipt (a JWS naming the student), sealed for `receipt:<id>`
+    /// ([`siirto_core::receipt::open_receipt`]); `None` until the transfer is delivered.
+    pub receipt_sealed: Option<Vec<u8>>,
+    pub receipt_leaf: Option<u64>,
+    /// Attempts interrupted since a worker last wrote: claims that found an earlier claim's
+    /// lease never released (its worker stopped, or outlasted the lease), so that attempt
+    /// recorded no outcome. The next worker's write audits them and resets the count.
+    pub interrupted: u32,
+}
+
+impl TransferRow {
+    /// What the state machine needs of this transfer.
+    pub fn state(&self) -> siirto_core::transfer::TransferState {
+        siirto_core::transfer::TransferState {
+            status: self.status,
+            reason: self.reason,
+            attempts: self.attempts,
+            next_attempt_at: None,
+            created_at: self.retry_from,
+        }
+    }
+}
+
+/// One step on a transfer's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub seq: u32,
+    pub at: Timestamp,
+    pub step: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// An encrypted payload as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlob {
+    pub key_id: String,
+    pub sealed: Vec<u8>,
+    /// SHA-256 (hex) of the plaintext.
+    pub sha256: String,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub tree_size: u64,
+    pub root_hash: [u8; 32],
+    pub issued_at: Timestamp,
+    pub note: String,
+}
+
+/// Filters of `GET /v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub transfer: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Entries after this seq (the cursor).
+    pub after: Option<u64>,
+    pub limit: u32,
+}
+
+/// One page of audit entries and the cursor for the next, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_cursor: Option<u64>,
+}
+
+pub(super) fn page(mut entries: Vec<AuditEntry>, limit: u32) -> AuditPage {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next_cursor = if more {
+        entries.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    AuditPage {
+        entries,
+        next_cursor,
+    }
+}
+
+/// Typed column access common to SQLite and PostgreSQL rows.
+pub(super) trait Columns {
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, i: usize) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
+    fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error>;
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, sqlx::Error>;
+}
+
+macro_rules! columns {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn bytes(&self, i: usize) -> Result<Vec<u8>, sqlx::Error> {
+                self.try_get(i)
+            }
+            fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                self.try_get(i)
+            }
+        }
+    };
+}
+
+columns!(sqlx::sqlite::SqliteRow);
+columns!(sqlx::postgres::PgRow);
+
+fn corrupt(what: &'static str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.into(),
+    }
+}
+
+fn unsigned(what: &'static str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(what, format!("negative value {v}")))
+}
+
+pub(super) fn transfer_from_row(r: &impl Columns) -> Result<TransferRow, StoreError> {
+    let status = r.text(1)?;
+    let status = Status::parse(&status).ok_or_else(|| corrupt("transfer status", status))?;
+    let reason = match r.opt_text(2)? {
+        None => None,
+        Some(s) => Some(FailureReason::parse(&s).ok_or_else(|| corrupt("failure reason", s))?),
+    };
+    Ok(TransferRow {
+        id: r.text(0)?,
+        status,
+        reason,
+        submitter: r.text(3)?,
+        issuer: r.text(4)?,
+        jti: r.text(5)?,
+        src: r.text(6)?,
+        dst: r.text(7)?,
+        purpose: r.text(8)?,
+        scope: r.text(9)?,
+        subject_pseudonym: r.text(10)?,
+        subject_sealed: r.opt_bytes(11)?,
+        attempts: u32::try_from(r.int(12)?).map_err(|_| corrupt("attempts", "out of range"))?,
+        due_at: r.opt_int(13)?.map(Timestamp::from_millis),
+        lease_owner: r.opt_text(14)?,
+        created_at: Timestamp::from_millis(r.int(15)?),
+        updated_at: Timestamp::from_millis(r.int(16)?),
+        retry_from: Timestamp::from_millis(r.int(17)?),
+        source_sha256: r.opt_text(18)?,
+        document_sha256: r.opt_text(19)?,
+        report: r.opt_text(20)?,
+        receipt_sealed: r.opt_bytes(21)?,
+        receipt_leaf: r
+            .opt_int(22)?
+            .map(|v| unsigned("receipt leaf", v))
+            .transpose()?,
+        interrupted: u32::try_from(r.int(23)?)
+            .map_err(|_| corrupt("interrupted attempts", "out of range"))?,
+    })
+}
+
+pub(super) fn step_from_row(r: &impl Columns) -> Result<StepRow, StoreError> {
+    Ok(StepRow {
+        seq: u32::try_from(r.int(0)?).map_err(|_| corrupt("step seq", "out of range"))?,
+        at: Timestamp::from_millis(r.int(1)?),
+        step: r.text(2)?,
+        outcome: r.text(3)?,
+        detail: r.opt_text(4)?,
+    })
+}
+
+pub(super) fn payload_from_row(r: &impl Columns) -> Result<SealedBlob, StoreError> {
+    Ok(SealedBlob {
+        key_id: r.text(0)?,
+        sealed: r.bytes(1)?,
+        sha256: r.text(2)?,
+    })
+}
+
+pub(super) fn checkpoint_from_row(r: &impl Columns) -> Result<CheckpointRow, StoreError> {
+    let root = r.bytes(1)?;
+    Ok(CheckpointRow {
+        tree_size: unsigned("checkpoint size", r.int(0)?)?,
+        root_hash: <[u8; 32]>::try_from(root.as_slice())
+            .map_err(|_| corrupt("checkpoint root", format!("{} bytes", root.len())))?,
+        issued_at: Timestamp::from_millis(r.int(2)?),
+        note: r.text(3)?,
+    })
+}
+
+pub(super) fn audit_from_row(r: &impl Columns) -> Result<AuditEntry, StoreError> {
+    let seq = unsigned("audit seq", r.int(0)?)?;
+    let detail_json = r.text(8)?;
+    let detail: BTreeMap<String, String> = serde_json::from_str(&detail_json)
+        .map_err(|e| corrupt("audit detail", format!("entry {seq}: {e}")))?;
+    let hash32 = |v: Vec<u8>, what: &'static str| {
+        <[u8; 32]>::try_from(v.as_slice())
+            .map_err(|_| corrupt(what, format!("entry {seq}: {} bytes", v.len())))
+    };
+    Ok(AuditEntry {
+        seq,
+        event: AuditEvent {
+            at: Timestamp::from_millis(r.int(1)?),
+            actor: r.text(2)?,
+            action: r.text(3)?,
+            outcome: r.text(4)?,
+            transfer_id: r.opt_text(5)?,
+            subject: r
+                .opt_text(6)?
+                .map(|s| {
+                    Pseudonym::parse(&s)
+                        .map_err(|e| corrupt("audit subject", format!("entry {seq}: {e}")))
+                })
+                .transpose()?,
+            document_sha256: r
+                .opt_text(7)?
+                .map(|s| {
+                    unhex(&s)
+                        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                        .ok_or_else(|| corrupt("audit document hash", format!("entry {seq}")))
+                })
+                .transpose()?,
+            detail,
+        },
+        prev_hash: hash32(r.bytes(9)?, "audit prev_hash")?,
+        hash: hash32(r.bytes(10)?, "audit hash")?,
+    })
+}
+
+/// An audit entry as bound into an INSERT.
+pub(super) struct AuditColumns {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub transfer_id: Option<String>,
+    pub subject: Option<String>,
+    pub document_sha256: Option<String>,
+    pub detail: String,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl AuditColumns {
+    pub fn of(entry: &AuditEntry) -> Result<AuditColumns, StoreError> {
+        let e = &entry.event;
+        Ok(AuditColumns {
+            seq: i64::try_from(entry.seq).map_err(|_| corrupt("audit seq", "too large"))?,
+            at: e.at.millis(),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            outcome: e.outcome.clone(),
+            transfer_id: e.transfer_id.clone(),
+            subject: e.subject.as_ref().map(|p| p.as_str().to_owned()),
+            document_sha256: e.document_sha256.as_ref().map(|h| hex(h)),
+            detail: serde_json::to_string(&e.detail)
+                .map_err(|err| corrupt("audit detail", err.to_string()))?,
+            prev_hash: entry.prev_hash.to_vec(),
+            hash: entry.hash.to_vec(),
+        })
+    }
+}

@@ -1,0 +1,347 @@
+//! Operator commands that run outside the server: `convert`, `audit verify`, `audit export`,
+//! `audit verify-proof`.
+//!
+//! Owns: reading the store or files for these commands and printing their results. Judgements
+//! are the pure modules' (`formats`, `audit`).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use crate::config::{Config, audit_origin};
+use crate::store::Store;
+use crate::trail::{ProofCheck, ProofDocument, check_proof};
+use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
+use siirto_core::clock::Timestamp;
+use siirto_core::formats::{self, Format};
+use siirto_core::scope::Scope;
+use siirto_core::student_id::StudentId;
+use siirto_xsd::dom;
+
+/// Why a command could not do its work (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ToolError> {
+    std::fs::read(path).map_err(|e| ToolError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The public half of the configured audit key, for verification.
+pub fn audit_public_key(config: &Config) -> Result<AuditPublicKey, ToolError> {
+    let pem = read(&config.gateway.audit_key)?;
+    let key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&pem)).map_err(|e| {
+        ToolError::File {
+            path: config.gateway.audit_key.display().to_string(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(key.public_key())
+}
+
+/// `siirto convert`: the document on stdout, the report on stderr.
+pub fn convert(
+    config: &Config,
+    from: Format,
+    to: Format,
+    scope: Option<&str>,
+    subject: Option<&str>,
+    file: &Path,
+) -> Result<ExitCode, ToolError> {
+    let bytes = read(file)?;
+    let scope = match scope {
+        Some(s) => Scope::parse(s).map_err(|e| ToolError::Usage(format!("--scope: {e}")))?,
+        None => Scope::all(),
+    };
+    let limits = siirto_core::pipeline::xml_limits(Some(&config.limits));
+    let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [from, to])
+        .map_err(|e| ToolError::Other(e.to_string()))?;
+    if let Some(schema) = schemas.get(from)
+        && let Err(failure) = schema.validate(&bytes, &limits)
+    {
+        eprintln!(
+            "{}: not valid {from} ({}):\n{failure}",
+            file.display(),
+            failure.code()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let root = dom::parse(&bytes, &limits).map_err(|e| ToolError::File {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let subject = match subject {
+        Some(s) => StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}")))?,
+        None => formats::document_subject(from, &root)
+            .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
+    };
+    let context = formats::WriteContext::new(siirto_core::clock::Clock::now(
+        &siirto_core::clock::SystemClock,
+    ));
+    let conversion = match formats::convert(from, to, &root, &subject, scope, &context) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("conversion failed: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Some(schema) = schemas.get(to)
+        && let Err(failure) = schema.validate(&conversion.document, &limits)
+    {
+        eprintln!(
+            "converted document is not valid {to} ({}):\n{failure}",
+            failure.code()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&conversion.document);
+    let report = serde_json::to_string_pretty(&conversion.report).unwrap_or_default();
+    eprintln!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows read from the store per round trip while streaming the log.
+const PAGE: u32 = 10_000;
+
+/// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
+/// prints what is wrong, naming the first bad entry, and exits 1.
+pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
+    let key = audit_public_key(config)?;
+    let verifier_key = CheckpointVerifier::new(key, &audit_origin(config))
+        .map_err(|e| ToolError::Other(e.to_string()))?;
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let outcome = crate::trail::verify_store(&store, &verifier_key).await?;
+    store.close().await;
+    match outcome.result {
+        Ok(summary) => {
+            println!(
+                "audit log verifies: {} entries, root {}, {} checkpoint(s), {} entries after the latest checkpoint",
+                summary.entries,
+                siirto_core::clock::hex(&summary.root),
+                summary.checkpoints,
+                summary.unanchored
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("audit log does NOT verify: {e}");
+            if let Some(seq) = e.first_bad_seq() {
+                println!("first bad entry: {seq}");
+            }
+            println!(
+                "({} entries checked before it; {} checkpoint(s) stored)",
+                outcome.checked, outcome.checkpoints
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Reads a checkpoint file: the signed note itself, or the JSON answer of
+/// `GET /v1/audit/checkpoint` (its `note`).
+fn checkpoint_note(path: &Path) -> Result<String, ToolError> {
+    let text = String::from_utf8(read(path)?).map_err(|_| ToolError::File {
+        path: path.display().to_string(),
+        message: "not UTF-8 text".into(),
+    })?;
+    if text.trim_start().starts_with('{') {
+        let v: Value = serde_json::from_str(&text).map_err(|e| ToolError::File {
+            path: path.display().to_string(),
+            message: format!("not JSON: {e}"),
+        })?;
+        return v
+            .get("note")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ToolError::File {
+                path: path.display().to_string(),
+                message: "JSON without a `note` (the signed checkpoint)".into(),
+            });
+    }
+    Ok(text)
+}
+
+/// Reads the public audit key: SubjectPublicKeyInfo PEM, a JWK, a JWKS with one Ed25519 key,
+/// the answer of `GET /v1/audit/public-key`, or a signed-note verifier key.
+pub fn read_public_key(path: &Path) -> Result<AuditPublicKey, ToolError> {
+    let bad = |message: String| ToolError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = String::from_utf8(read(path)?).map_err(|_| bad("not UTF-8 text".into()))?;
+    let trimmed = text.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        return AuditPublicKey::from_spki_pem(trimmed).map_err(|e| bad(e.to_string()));
+    }
+    if trimmed.starts_with('{') {
+        let v: Value = serde_json::from_str(trimmed).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let jwk = if let Some(jwk) = v.get("jwk") {
+            jwk.clone()
+        } else if let Some(keys) = v.get("keys").and_then(Value::as_array) {
+            match keys.as_slice() {
+                [one] => one.clone(),
+                _ => return Err(bad("a JWKS with exactly one key is expected".into())),
+            }
+        } else {
+            v
+        };
+        return AuditPublicKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()));
+    }
+    AuditPublicKey::from_note_verifier_key(trimmed)
+        .map(|(_, key)| key)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// `siirto audit verify-proof`: checks an inclusion or consistency proof (the JSON of
+/// `GET /v1/audit/proof/...`) against a checkpoint signed by the audit key, offline. Exit 0
+/// when it proves what it says, 1 when it does not (or the checkpoint's signature fails), 2
+/// when a file is unusable.
+pub fn audit_verify_proof(
+    checkpoint: &Path,
+    public_key: &Path,
+    proof: &Path,
+    old_checkpoint: Option<&Path>,
+) -> Result<ExitCode, ToolError> {
+    let key = read_public_key(public_key)?;
+    let note = checkpoint_note(checkpoint)?;
+    // The origin is the note's first line; the key is what is trusted.
+    let origin = note.lines().next().unwrap_or_default().to_owned();
+    let verifier = match CheckpointVerifier::new(key, &origin) {
+        Ok(v) => v,
+        Err(e) => {
+            println!("checkpoint does NOT verify: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let signed = match verifier.verify(&note) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("checkpoint does NOT verify: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let older = match old_checkpoint {
+        None => None,
+        Some(path) => match verifier.verify(&checkpoint_note(path)?) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                println!("older checkpoint does NOT verify: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+    };
+    let proof_text = read(proof)?;
+    let json: Value = serde_json::from_slice(&proof_text).map_err(|e| ToolError::File {
+        path: proof.display().to_string(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let doc = ProofDocument::from_json(&json).map_err(|e| ToolError::File {
+        path: proof.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let cp = signed.checkpoint();
+    println!(
+        "checkpoint verifies: {} tree size {} root {} signed {}",
+        cp.origin,
+        cp.tree_size,
+        siirto_core::clock::hex(&cp.root_hash),
+        cp.time
+    );
+    match check_proof(&doc, cp, older.as_ref().map(|o| o.checkpoint())) {
+        Ok(ProofCheck::Included {
+            leaf_index, entry, ..
+        }) => {
+            println!(
+                "inclusion proof verifies: entry {leaf_index} is in the checkpointed log of {} entries",
+                cp.tree_size
+            );
+            if let Some(e) = entry {
+                let ev = &e.event;
+                println!(
+                    "entry {}: {} {} {} by {}{}{}",
+                    e.seq,
+                    ev.at,
+                    ev.action,
+                    ev.outcome,
+                    ev.actor,
+                    ev.transfer_id
+                        .as_deref()
+                        .map(|t| format!(", transfer {t}"))
+                        .unwrap_or_default(),
+                    ev.document_sha256
+                        .as_ref()
+                        .map(|h| format!(", document sha256 {}", siirto_core::clock::hex(h)))
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(ProofCheck::Consistent {
+            from,
+            from_root,
+            to,
+            anchored,
+        }) => {
+            println!(
+                "consistency proof verifies: the log of {from} entries with root {} is a prefix of the checkpointed log of {to} entries{}",
+                siirto_core::clock::hex(&from_root),
+                if anchored {
+                    " (the older checkpoint vouches for that root)"
+                } else {
+                    " (compare that root with a checkpoint you hold, or pass --old-checkpoint)"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("proof does NOT verify: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `siirto audit export`: every entry (since a time) as one JSON object per line.
+pub async fn audit_export(config: &Config, since: Option<&str>) -> Result<ExitCode, ToolError> {
+    let since =
+        match since {
+            Some(s) => Some(Timestamp::parse_rfc3339(s).ok_or_else(|| {
+                ToolError::Usage(format!("--since: `{s}` is not an RFC 3339 time"))
+            })?),
+            None => None,
+        };
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let mut out = std::io::stdout().lock();
+    let mut from = 0u64;
+    loop {
+        let page = store.audit_range(from, PAGE).await?;
+        let Some(last) = page.last().map(|e| e.seq) else {
+            break;
+        };
+        for entry in page
+            .iter()
+            .filter(|e| since.is_none_or(|s| e.event.at >= s))
+        {
+            let line = siirto_core::audit::entry_json(entry);
+            if writeln!(out, "{line}").is_err() {
+                // stdout closed (e.g. piped into `head`): stop quietly.
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        from = last + 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}
