@@ -1,75 +1,162 @@
-//! Command-line parsing for the `siirto` binary: words in, a [`Command`] out.
+//! Command-line grammar of the `siirto` binary, on clap (derive): words in, a [`Cli`] out.
 //!
-//! Owns: the grammar of CONTRACT.md's command line and its usage text. It reads no files and
-//! runs nothing; `main.rs` carries the command out.
+//! Owns: the grammar of CONTRACT.md's command line and the `dev`, `completions` and `man`
+//! commands, every `--help` text, and the version line (`siirto --version`: the package version
+//! and the git revision, from `siirto-buildinfo`). It reads no files and runs nothing;
+//! `main.rs` carries the command out. The shell completions and the man page are generated
+//! from this same grammar ([`completions`], [`man_page`]).
+//!
+//! Exit codes: a command line clap refuses exits 2 (unusable input), `--help` and `--version`
+//! exit 0; the commands' own codes are main.rs's.
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 use siirto_core::formats::Format;
 
-pub const USAGE: &str = "\
-siirto — student-authorized record transfers between Finnish municipalities and registers
-
-USAGE:
-  siirto serve --config FILE
-  siirto demo [--keep DIR]
-  siirto pki init DIR [--api-port N] [--admin-port N]
-  siirto validate (--format F --config FILE | --schema XSD) FILE
-  siirto convert --config FILE --from F --to G [--scope S] [--subject ID] FILE
-  siirto audit verify --config FILE
-  siirto audit export --config FILE [--since RFC3339]
-  siirto audit verify-proof --checkpoint FILE --public-key FILE --proof FILE
-                            [--old-checkpoint FILE]
-  siirto migrate --config FILE
-
-Formats: siirto-v1, virta, elmo. Exit codes: 0 success, 1 failure (invalid document, broken
-audit log), 2 unusable input (bad arguments, unreadable configuration or files).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure: an invalid document, a broken audit log, a proof that does not prove
+  2  unusable input: bad arguments, an unreadable configuration or file
 ";
 
 /// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Parser, PartialEq, Eq)]
+#[command(
+    name = "siirto",
+    version = siirto_buildinfo::LONG_VERSION,
+    about = "Student-authorized record transfers between Finnish municipalities and registers",
+    long_about = "Siirto is a mutual-TLS gateway that moves a student's records between \
+Finnish municipalities and national registers on the student's signed authorization (a JWS), \
+with a tamper-evident audit trail.\n\nStart with `siirto demo` (a whole transfer on this \
+machine), then `siirto pki init DIR` and `siirto serve --config DIR/siirto.toml`.",
+    after_help = EXIT_CODES,
+    args_override_self = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `siirto COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
-    Serve {
-        config: PathBuf,
-    },
+    /// Run the gateway (the mTLS API and the plain-HTTP admin listener)
+    ///
+    /// Reads and checks the configuration (every problem at once, naming the file and key),
+    /// opens or upgrades the database, and serves until SIGTERM or Ctrl-C, which stop
+    /// accepting connections and let in-flight work finish. SIGHUP re-reads the issuers' JWKS.
+    Serve(ConfigFile),
+    /// A whole transfer on this machine, printed step by step
+    ///
+    /// Fresh development certificates, the gateway with mutual TLS on 127.0.0.1, a source
+    /// (Turku) and a destination (Espoo) as real TLS servers, a SQLite store, an e-service
+    /// signing the student's authorization; then what Espoo received and the verified audit
+    /// trail.
     Demo {
+        /// Keep the certificates, configuration and database in DIR instead of a temporary
+        /// directory
+        #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
     },
-    PkiInit {
-        dir: PathBuf,
-        api_port: u16,
-        admin_port: u16,
+    /// Development certificates and configuration (never for production)
+    #[command(subcommand)]
+    Pki(Pki),
+    /// Validate an XML document against a format's schema or an XSD file
+    ///
+    /// Exit 0 valid; 1 invalid (the failure's code, e.g. xml_schema_invalid, and each error
+    /// with line, column and element path, on stdout); 2 unusable. The limits are the
+    /// configuration's [limits.xml] with --config, the documented defaults with --schema.
+    Validate(Validate),
+    /// Convert a record offline: the document on stdout, the conversion report on stderr
+    Convert(Convert),
+    /// Verify, export and prove the audit trail
+    #[command(subcommand)]
+    Audit(Audit),
+    /// Create or upgrade the database schema (`serve` also does it)
+    Migrate(ConfigFile),
+    /// Drive a transfer by hand against a `siirto pki init` directory (development only)
+    #[command(subcommand)]
+    Dev(Dev),
+    /// Print a shell completion script
+    ///
+    /// bash: `siirto completions bash > ~/.local/share/bash-completion/completions/siirto`;
+    /// zsh: `siirto completions zsh > ~/.zfunc/_siirto` (with ~/.zfunc on $fpath);
+    /// fish: `siirto completions fish > ~/.config/fish/completions/siirto.fish`.
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: Shell,
     },
-    Validate {
-        schema: SchemaSource,
-        file: PathBuf,
+    /// Print the man page (roff), or write one page per command into a directory
+    ///
+    /// `siirto man | man -l -` reads it at once; `siirto man --out DIR` writes siirto.1,
+    /// siirto-serve.1, siirto-pki-init.1, … for MANPATH.
+    Man {
+        /// Write siirto.1 and a page for every subcommand into DIR instead of printing siirto.1
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
-    Convert {
-        config: PathBuf,
-        from: Format,
-        to: Format,
-        scope: Option<String>,
-        subject: Option<String>,
-        file: PathBuf,
-    },
-    AuditVerify {
-        config: PathBuf,
-    },
-    AuditExport {
-        config: PathBuf,
-        since: Option<String>,
-    },
-    AuditVerifyProof {
-        checkpoint: PathBuf,
-        public_key: PathBuf,
-        proof: PathBuf,
-        /// An older checkpoint that vouches for a consistency proof's `from` root.
-        old_checkpoint: Option<PathBuf>,
-    },
-    Migrate {
-        config: PathBuf,
-    },
-    Help,
+}
+
+/// `--config FILE`, the gateway's configuration.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The configuration file (TOML); SIIRTO__SECTION__KEY variables override its values
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `siirto pki COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Pki {
+    /// Write a development CA, certificates, keys and a ready DIR/siirto.toml
+    ///
+    /// One CA signs everything and the keys lie in files: never for production. The gateway
+    /// listens on 127.0.0.1:8443 (API) and 127.0.0.1:9090 (admin), the participants'
+    /// endpoints from 127.0.0.1:9443 on; --free-ports picks ports free now instead (see the
+    /// printed summary or DIR/siirto.toml). Refuses a DIR that already has a siirto.toml.
+    Init(PkiInit),
+}
+
+/// `siirto pki init`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct PkiInit {
+    /// The directory to write (created if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The gateway's API port (mutual TLS)
+    #[arg(long, value_name = "N", default_value_t = 8443)]
+    pub api_port: u16,
+    /// The gateway's admin port (plain HTTP: /healthz, /readyz, /metrics)
+    #[arg(long, value_name = "N", default_value_t = 9090)]
+    pub admin_port: u16,
+    /// Pick ports free on 127.0.0.1 now for the gateway and every participant's endpoint
+    /// (another program may still take one before they are used)
+    #[arg(long, conflicts_with_all = ["api_port", "admin_port"])]
+    pub free_ports: bool,
+}
+
+/// `siirto validate`.
+#[derive(Debug, Args, PartialEq, Eq)]
+#[command(group(ArgGroup::new("schema_source").required(true).args(["format", "schema"])))]
+pub struct Validate {
+    /// The document's format; its schema comes from the configuration's [schemas]
+    #[arg(long, value_name = "F", value_parser = FormatParser, requires = "config")]
+    pub format: Option<Format>,
+    /// The configuration (with --format): its [schemas] and [limits.xml]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// An XSD file to validate against, with the default limits
+    #[arg(long, value_name = "XSD")]
+    pub schema: Option<PathBuf>,
+    /// The XML document
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// Where `validate` takes its schema from.
@@ -79,278 +166,317 @@ pub enum SchemaSource {
     File(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CliError {
-    #[error("no command given")]
-    NoCommand,
-    #[error("unknown command `{0}`")]
-    UnknownCommand(String),
-    #[error("`{command}`: unknown option `{option}`")]
-    UnknownOption { command: String, option: String },
-    #[error("`{command}`: option `{option}` needs a value")]
-    MissingValue { command: String, option: String },
-    #[error("`{command}`: missing {what}")]
-    Missing { command: String, what: String },
-    #[error("`{command}`: unexpected argument `{arg}`")]
-    Unexpected { command: String, arg: String },
-    #[error("unknown format `{0}` (expected siirto-v1, virta or elmo)")]
-    UnknownFormat(String),
-    #[error("`{option}` must be a port number, not `{value}`")]
-    Port { option: String, value: String },
+impl Validate {
+    /// The schema source the arguments name; clap has checked that exactly one of --format and
+    /// --schema is given, and --config with --format.
+    pub fn source(&self) -> Option<SchemaSource> {
+        match (&self.format, &self.config, &self.schema) {
+            (Some(format), Some(config), None) => Some(SchemaSource::Format {
+                format: *format,
+                config: config.clone(),
+            }),
+            (None, _, Some(schema)) => Some(SchemaSource::File(schema.clone())),
+            _ => None,
+        }
+    }
 }
 
-struct Parsed {
-    command: String,
-    options: Vec<(String, String)>,
-    positional: Vec<String>,
+/// `siirto convert`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct Convert {
+    /// The configuration: schemas and [limits]
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The format of FILE
+    #[arg(long, value_name = "F", value_parser = FormatParser)]
+    pub from: Format,
+    /// The format to write
+    #[arg(long, value_name = "G", value_parser = FormatParser)]
+    pub to: Format,
+    /// Keep only these categories (space-separated, e.g. "identity achievements")
+    #[arg(long, value_name = "S")]
+    pub scope: Option<String>,
+    /// The student to take (needed when a VIRTA file holds several)
+    #[arg(long, value_name = "ID")]
+    pub subject: Option<String>,
+    /// The document to convert
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
-impl Parsed {
-    fn new(command: &str, words: &[String], allowed: &[&str]) -> Result<Parsed, CliError> {
-        let mut options = Vec::new();
-        let mut positional = Vec::new();
-        let mut it = words.iter();
-        while let Some(w) = it.next() {
-            if let Some(name) = w.strip_prefix("--") {
-                let (name, inline) = match name.split_once('=') {
-                    Some((n, v)) => (n, Some(v.to_owned())),
-                    None => (name, None),
-                };
-                if !allowed.contains(&name) {
-                    return Err(CliError::UnknownOption {
-                        command: command.into(),
-                        option: format!("--{name}"),
-                    });
-                }
-                let value = match inline {
-                    Some(v) => v,
-                    None => it.next().cloned().ok_or_else(|| CliError::MissingValue {
-                        command: command.into(),
-                        option: format!("--{name}"),
-                    })?,
-                };
-                options.push((name.to_owned(), value));
-            } else {
-                positional.push(w.clone());
+/// `siirto audit COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Audit {
+    /// Recompute the hash chain, the Merkle tree and every checkpoint
+    ///
+    /// Exit 0 only when all verify; otherwise name the first bad entry and exit 1.
+    Verify(ConfigFile),
+    /// The audit trail as JSON lines on stdout
+    Export {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only entries at or after this time (RFC 3339, e.g. 2026-01-01T00:00:00Z)
+        #[arg(long, value_name = "RFC3339")]
+        since: Option<String>,
+    },
+    /// Check an inclusion or consistency proof offline against a signed checkpoint
+    ///
+    /// Exit 0 proven, 1 not, 2 unusable (docs/audit.md).
+    VerifyProof {
+        /// The signed checkpoint (note) the proof is checked against
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// The gateway's audit public key (PEM or JWKS)
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// The proof (JSON, from GET /v1/audit/proof)
+        #[arg(long, value_name = "FILE")]
+        proof: PathBuf,
+        /// An older checkpoint that vouches for a consistency proof's `from` root
+        #[arg(long, value_name = "FILE")]
+        old_checkpoint: Option<PathBuf>,
+    },
+}
+
+/// `siirto dev COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Dev {
+    /// Sign a student's authorization (or transparency token) as the development e-service
+    ///
+    /// Prints the compact JWS on stdout, for `POST /v1/transfers` with body
+    /// {"authorization": "<JWS>"}. The key is the development issuer's (DIR/certs/issuer.key),
+    /// the kid the first of the issuer's JWKS, aud the configuration's gateway.id; iat is now.
+    Sign(DevSign),
+    /// Serve the directory's sources and destinations with sample records, until Ctrl-C
+    ///
+    /// Every source and destination of the configuration listens on its base_url with its
+    /// development server certificate (DIR/certs/participants/ID-server.pem) and asks for the
+    /// gateway's client certificate. Sources serve the demo's record of student 150608A123J
+    /// (examples/records/150608A123J.xml), or the STUDENT-ID.xml files of --records. Prints
+    /// what it serves, then `ready`; on SIGTERM or Ctrl-C, what the destinations received.
+    Peers {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Serve the STUDENT-ID.xml files of DIR from every source instead of the demo's record
+        #[arg(long, value_name = "DIR")]
+        records: Option<PathBuf>,
+    },
+}
+
+/// The `typ` of a token `siirto dev sign` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenTyp {
+    /// A transfer authorization (siirto-authz+jwt)
+    Authz,
+    /// A transparency token (siirto-transparency+jwt): the student reads their own transfers
+    Transparency,
+}
+
+/// `siirto dev sign`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct DevSign {
+    /// The development configuration (`siirto pki init DIR` wrote DIR/siirto.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// What the token is for
+    #[arg(long, value_enum, value_name = "TYP", default_value_t = TokenTyp::Authz)]
+    pub typ: TokenTyp,
+    /// The issuer (iss); its JWKS in the configuration gives the kid
+    #[arg(long, value_name = "ISS", default_value = siirto_devkit::pki::DEV_ISSUER_ID)]
+    pub iss: String,
+    /// The audience (aud) [default: the configuration's gateway.id]
+    #[arg(long, value_name = "AUD")]
+    pub aud: Option<String>,
+    /// The student (sub): a henkilötunnus or a learner OID
+    #[arg(long, value_name = "ID")]
+    pub sub: String,
+    /// The source participant (src; authz only)
+    #[arg(long, value_name = "PARTICIPANT")]
+    pub src: Option<String>,
+    /// The destination participant (dst; authz only)
+    #[arg(long, value_name = "PARTICIPANT")]
+    pub dst: Option<String>,
+    /// The categories shared (authz only) [default: "identity enrolment achievements"]
+    #[arg(long, value_name = "S")]
+    pub scope: Option<String>,
+    /// Why (authz only) [default: school-change]
+    #[arg(long, value_name = "P")]
+    pub purpose: Option<String>,
+    /// Seconds from iat to exp
+    #[arg(long, value_name = "SECS", default_value_t = siirto_devkit::dev::DEFAULT_LIFETIME_SECS)]
+    pub lifetime: i64,
+    /// The key id (kid) [default: the first key of the issuer's JWKS]
+    #[arg(long, value_name = "KID")]
+    pub kid: Option<String>,
+    /// The private key to sign with (PKCS#8 PEM) [default: DIR/certs/issuer.key]
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The token id (jti) [default: a random UUID]
+    #[arg(long, value_name = "JTI")]
+    pub jti: Option<String>,
+}
+
+impl DevSign {
+    /// The devkit's request for these arguments.
+    pub fn request(self) -> siirto_devkit::dev::SignRequest {
+        use siirto_devkit::dev::{SignRequest, TokenKind};
+        SignRequest {
+            config: self.config,
+            kind: match self.typ {
+                TokenTyp::Authz => TokenKind::Authorization,
+                TokenTyp::Transparency => TokenKind::Transparency,
+            },
+            issuer: self.iss,
+            audience: self.aud,
+            subject: self.sub,
+            source: self.src,
+            destination: self.dst,
+            scope: self.scope,
+            purpose: self.purpose,
+            lifetime_secs: self.lifetime,
+            kid: self.kid,
+            key: self.key,
+            jti: self.jti,
+        }
+    }
+}
+
+/// Parses a record format, offering the three names to `--help` and the completions.
+#[derive(Debug, Clone, Copy)]
+struct FormatParser;
+
+impl TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Format, clap::Error> {
+        let text = value.to_string_lossy();
+        Format::parse(&text).ok_or_else(|| {
+            let mut e = clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd);
+            use clap::error::{ContextKind, ContextValue};
+            if let Some(arg) = arg {
+                e.insert(
+                    ContextKind::InvalidArg,
+                    ContextValue::String(arg.to_string()),
+                );
             }
-        }
-        Ok(Parsed {
-            command: command.into(),
-            options,
-            positional,
+            e.insert(
+                ContextKind::InvalidValue,
+                ContextValue::String(text.into_owned()),
+            );
+            e.insert(
+                ContextKind::ValidValue,
+                ContextValue::Strings(Format::ALL.map(|f| f.as_str().to_owned()).to_vec()),
+            );
+            e
         })
     }
 
-    fn opt(&self, name: &str) -> Option<&str> {
-        self.options
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn required(&self, name: &str) -> Result<&str, CliError> {
-        self.opt(name).ok_or_else(|| CliError::Missing {
-            command: self.command.clone(),
-            what: format!("--{name}"),
-        })
-    }
-
-    fn format(&self, name: &str) -> Result<Format, CliError> {
-        let v = self.required(name)?;
-        Format::parse(v).ok_or_else(|| CliError::UnknownFormat(v.into()))
-    }
-
-    fn port(&self, name: &str, default: u16) -> Result<u16, CliError> {
-        match self.opt(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| CliError::Port {
-                option: format!("--{name}"),
-                value: v.into(),
-            }),
-        }
-    }
-
-    /// Exactly one positional argument.
-    fn one(&self, what: &str) -> Result<PathBuf, CliError> {
-        match self.positional.as_slice() {
-            [one] => Ok(PathBuf::from(one)),
-            [] => Err(CliError::Missing {
-                command: self.command.clone(),
-                what: what.into(),
-            }),
-            [_, extra, ..] => Err(CliError::Unexpected {
-                command: self.command.clone(),
-                arg: extra.clone(),
-            }),
-        }
-    }
-
-    fn none(&self) -> Result<(), CliError> {
-        match self.positional.first() {
-            None => Ok(()),
-            Some(arg) => Err(CliError::Unexpected {
-                command: self.command.clone(),
-                arg: arg.clone(),
-            }),
-        }
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            Format::ALL
+                .into_iter()
+                .map(|f| PossibleValue::new(f.as_str())),
+        ))
     }
 }
 
 /// Parses the words after the program name.
-pub fn parse(args: &[String]) -> Result<Command, CliError> {
-    let (first, rest) = args.split_first().ok_or(CliError::NoCommand)?;
-    match first.as_str() {
-        "-h" | "--help" | "help" => Ok(Command::Help),
-        "serve" => {
-            let p = Parsed::new("serve", rest, &["config"])?;
-            p.none()?;
-            Ok(Command::Serve {
-                config: p.required("config")?.into(),
-            })
-        }
-        "migrate" => {
-            let p = Parsed::new("migrate", rest, &["config"])?;
-            p.none()?;
-            Ok(Command::Migrate {
-                config: p.required("config")?.into(),
-            })
-        }
-        "demo" => {
-            let p = Parsed::new("demo", rest, &["keep"])?;
-            p.none()?;
-            Ok(Command::Demo {
-                keep: p.opt("keep").map(PathBuf::from),
-            })
-        }
-        "pki" => {
-            let (sub, rest) = rest.split_first().ok_or(CliError::Missing {
-                command: "pki".into(),
-                what: "`init`".into(),
-            })?;
-            if sub != "init" {
-                return Err(CliError::UnknownCommand(format!("pki {sub}")));
-            }
-            let p = Parsed::new("pki init", rest, &["api-port", "admin-port"])?;
-            Ok(Command::PkiInit {
-                dir: p.one("DIR")?,
-                api_port: p.port("api-port", 8443)?,
-                admin_port: p.port("admin-port", 9090)?,
-            })
-        }
-        "validate" => {
-            let p = Parsed::new("validate", rest, &["format", "config", "schema"])?;
-            let file = p.one("FILE")?;
-            let schema = match (p.opt("schema"), p.opt("format")) {
-                (Some(xsd), None) => SchemaSource::File(xsd.into()),
-                (None, Some(_)) => SchemaSource::Format {
-                    format: p.format("format")?,
-                    config: p.required("config")?.into(),
-                },
-                _ => {
-                    return Err(CliError::Missing {
-                        command: "validate".into(),
-                        what: "either --schema XSD or --format F --config FILE".into(),
-                    });
-                }
-            };
-            Ok(Command::Validate { schema, file })
-        }
-        "convert" => {
-            let p = Parsed::new(
-                "convert",
-                rest,
-                &["config", "from", "to", "scope", "subject"],
-            )?;
-            Ok(Command::Convert {
-                config: p.required("config")?.into(),
-                from: p.format("from")?,
-                to: p.format("to")?,
-                scope: p.opt("scope").map(str::to_owned),
-                subject: p.opt("subject").map(str::to_owned),
-                file: p.one("FILE")?,
-            })
-        }
-        "audit" => {
-            let (sub, rest) = rest.split_first().ok_or(CliError::Missing {
-                command: "audit".into(),
-                what: "`verify`, `export` or `verify-proof`".into(),
-            })?;
-            match sub.as_str() {
-                "verify" => {
-                    let p = Parsed::new("audit verify", rest, &["config"])?;
-                    p.none()?;
-                    Ok(Command::AuditVerify {
-                        config: p.required("config")?.into(),
-                    })
-                }
-                "export" => {
-                    let p = Parsed::new("audit export", rest, &["config", "since"])?;
-                    p.none()?;
-                    Ok(Command::AuditExport {
-                        config: p.required("config")?.into(),
-                        since: p.opt("since").map(str::to_owned),
-                    })
-                }
-                "verify-proof" => {
-                    let p = Parsed::new(
-                        "audit verify-proof",
-                        rest,
-                        &["checkpoint", "public-key", "proof", "old-checkpoint"],
-                    )?;
-                    p.none()?;
-                    Ok(Command::AuditVerifyProof {
-                        checkpoint: p.required("checkpoint")?.into(),
-                        public_key: p.required("public-key")?.into(),
-                        proof: p.required("proof")?.into(),
-                        old_checkpoint: p.opt("old-checkpoint").map(PathBuf::from),
-                    })
-                }
-                other => Err(CliError::UnknownCommand(format!("audit {other}"))),
-            }
-        }
-        other => Err(CliError::UnknownCommand(other.into())),
-    }
+pub fn parse<I, T>(words: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(
+        std::iter::once(std::ffi::OsString::from("siirto"))
+            .chain(words.into_iter().map(Into::into)),
+    )
+}
+
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "siirto", &mut out);
+    out
+}
+
+/// The man page `siirto.1` (roff).
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(out)
+}
+
+/// Writes `siirto.1` and a page per subcommand (`siirto-pki-init.1`, …) into `dir`.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command(), dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
     fn words(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
     }
 
+    fn command(s: &str) -> Command {
+        parse(words(s))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .command
+    }
+
+    fn refused(s: &str) -> ErrorKind {
+        match parse(words(s)) {
+            Ok(cli) => panic!("{s} parsed as {cli:?}"),
+            Err(e) => e.kind(),
+        }
+    }
+
     #[test]
     fn parses_the_contract_commands() {
         assert_eq!(
-            parse(&words("serve --config /etc/siirto.toml")),
-            Ok(Command::Serve {
+            command("serve --config /etc/siirto.toml"),
+            Command::Serve(ConfigFile {
                 config: "/etc/siirto.toml".into()
             })
         );
         assert_eq!(
-            parse(&words("validate --format virta --config c.toml doc.xml")),
-            Ok(Command::Validate {
-                schema: SchemaSource::Format {
+            command("migrate --config c.toml"),
+            Command::Migrate(ConfigFile {
+                config: "c.toml".into()
+            })
+        );
+        let Command::Validate(v) = command("validate --format virta --config c.toml doc.xml")
+        else {
+            panic!("not validate")
+        };
+        assert_eq!(
+            (v.source(), v.file),
+            (
+                Some(SchemaSource::Format {
                     format: Format::Virta,
                     config: "c.toml".into()
-                },
-                file: "doc.xml".into()
-            })
+                }),
+                "doc.xml".into()
+            )
+        );
+        let Command::Validate(v) = command("validate --schema x.xsd doc.xml") else {
+            panic!("not validate")
+        };
+        assert_eq!(
+            (v.source(), v.file),
+            (Some(SchemaSource::File("x.xsd".into())), "doc.xml".into())
         );
         assert_eq!(
-            parse(&words("validate --schema x.xsd doc.xml")),
-            Ok(Command::Validate {
-                schema: SchemaSource::File("x.xsd".into()),
-                file: "doc.xml".into()
-            })
-        );
-        assert_eq!(
-            parse(&words(
-                "convert --config c --from virta --to=elmo --scope identity f.xml"
-            )),
-            Ok(Command::Convert {
+            command("convert --config c --from virta --to=elmo --scope identity f.xml"),
+            Command::Convert(Convert {
                 config: "c".into(),
                 from: Format::Virta,
                 to: Format::Elmo,
@@ -360,55 +486,187 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&words(
-                "audit export --config c --since 2026-01-01T00:00:00Z"
-            )),
-            Ok(Command::AuditExport {
-                config: "c".into(),
+            command("audit export --config c --since 2026-01-01T00:00:00Z"),
+            Command::Audit(Audit::Export {
+                config: ConfigFile { config: "c".into() },
                 since: Some("2026-01-01T00:00:00Z".into())
             })
         );
         assert_eq!(
-            parse(&words("pki init certs --api-port 8443")),
-            Ok(Command::PkiInit {
-                dir: "certs".into(),
-                api_port: 8443,
-                admin_port: 9090
+            command("audit verify --config c"),
+            Command::Audit(Audit::Verify(ConfigFile { config: "c".into() }))
+        );
+        assert_eq!(
+            command("audit verify-proof --checkpoint a --public-key b --proof p"),
+            Command::Audit(Audit::VerifyProof {
+                checkpoint: "a".into(),
+                public_key: "b".into(),
+                proof: "p".into(),
+                old_checkpoint: None
             })
         );
-        assert_eq!(parse(&words("demo")), Ok(Command::Demo { keep: None }));
+        assert_eq!(
+            command("pki init certs --api-port 8443"),
+            Command::Pki(Pki::Init(PkiInit {
+                dir: "certs".into(),
+                api_port: 8443,
+                admin_port: 9090,
+                free_ports: false
+            }))
+        );
+        assert_eq!(command("demo"), Command::Demo { keep: None });
+        // The last of a repeated option wins, as before.
+        assert_eq!(
+            command("serve --config a --config b"),
+            Command::Serve(ConfigFile { config: "b".into() })
+        );
+    }
+
+    #[test]
+    fn parses_the_dev_and_tool_commands() {
+        assert_eq!(
+            command("pki init d --free-ports"),
+            Command::Pki(Pki::Init(PkiInit {
+                dir: "d".into(),
+                api_port: 8443,
+                admin_port: 9090,
+                free_ports: true
+            }))
+        );
+        let Command::Dev(Dev::Sign(sign)) =
+            command("dev sign --config c --sub 150608A123J --src turku --dst espoo")
+        else {
+            panic!("not dev sign")
+        };
+        let request = sign.request();
+        assert_eq!(request.issuer, siirto_devkit::pki::DEV_ISSUER_ID);
+        assert_eq!(request.kind, siirto_devkit::dev::TokenKind::Authorization);
+        assert_eq!(
+            (request.source.as_deref(), request.destination.as_deref()),
+            (Some("turku"), Some("espoo"))
+        );
+        assert_eq!(request.lifetime_secs, 300);
+        let Command::Dev(Dev::Sign(sign)) =
+            command("dev sign --config c --sub x --typ transparency --lifetime 60 --kid k")
+        else {
+            panic!("not dev sign")
+        };
+        let request = sign.request();
+        assert_eq!(request.kind, siirto_devkit::dev::TokenKind::Transparency);
+        assert_eq!(
+            (request.lifetime_secs, request.kid.as_deref()),
+            (60, Some("k"))
+        );
+        assert_eq!(
+            command("dev peers --config c --records r"),
+            Command::Dev(Dev::Peers {
+                config: ConfigFile { config: "c".into() },
+                records: Some("r".into())
+            })
+        );
+        assert_eq!(
+            command("completions zsh"),
+            Command::Completions { shell: Shell::Zsh }
+        );
+        assert_eq!(command("man"), Command::Man { out: None });
     }
 
     #[test]
     fn errors_name_the_problem() {
-        assert_eq!(parse(&[]), Err(CliError::NoCommand));
         assert_eq!(
-            parse(&words("fly")),
-            Err(CliError::UnknownCommand("fly".into()))
+            refused(""),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         );
-        assert!(matches!(
-            parse(&words("serve")),
-            Err(CliError::Missing { .. })
-        ));
-        assert!(matches!(
-            parse(&words("serve --conf x")),
-            Err(CliError::UnknownOption { .. })
-        ));
-        assert!(matches!(
-            parse(&words("serve --config")),
-            Err(CliError::MissingValue { .. })
-        ));
+        assert_eq!(refused("fly"), ErrorKind::InvalidSubcommand);
+        assert_eq!(refused("serve"), ErrorKind::MissingRequiredArgument);
+        assert_eq!(refused("serve --conf x"), ErrorKind::UnknownArgument);
+        assert_eq!(refused("serve --config"), ErrorKind::InvalidValue);
         assert_eq!(
-            parse(&words("validate --format xml --config c f")),
-            Err(CliError::UnknownFormat("xml".into()))
+            refused("validate --format xml --config c f"),
+            ErrorKind::InvalidValue
         );
-        assert!(matches!(
-            parse(&words("validate --schema s a b")),
-            Err(CliError::Unexpected { .. })
-        ));
-        assert!(matches!(
-            parse(&words("pki init d --api-port x")),
-            Err(CliError::Port { .. })
-        ));
+        let e = parse(words("validate --format xml --config c f")).expect_err("xml");
+        assert!(e.to_string().contains("siirto-v1, virta, elmo"), "{e}");
+        assert_eq!(
+            refused("validate --schema s a b"),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(refused("validate f"), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            refused("validate --format virta f"),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            refused("validate --schema s --format virta --config c f"),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            refused("pki init d --api-port x"),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            refused("pki init d --api-port 1 --free-ports"),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            refused("pki"),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert_eq!(refused("audit fly"), ErrorKind::InvalidSubcommand);
+        assert_eq!(
+            refused("dev sign --config c"),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            refused("dev sign --config c --sub x --typ other"),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(refused("completions tcsh"), ErrorKind::InvalidValue);
+        // Help and version are answers, not errors: clap exits 0 for them.
+        for (s, kind) in [
+            ("--help", ErrorKind::DisplayHelp),
+            ("help", ErrorKind::DisplayHelp),
+            ("--version", ErrorKind::DisplayVersion),
+        ] {
+            let e = parse(words(s)).expect_err(s);
+            assert_eq!((e.kind(), e.exit_code()), (kind, 0), "{s}");
+        }
+        assert_eq!(parse(words("fly")).expect_err("fly").exit_code(), 2);
+    }
+
+    #[test]
+    fn the_grammar_is_consistent_and_every_command_and_option_says_what_it_is() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        fn walk(cmd: &clap::Command, path: &str) {
+            if cmd.get_name() != "help" {
+                assert!(cmd.get_about().is_some(), "{path}: no about text");
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} {id}: no help text");
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&cli, "siirto");
+    }
+
+    #[test]
+    fn completions_and_the_man_page_cover_every_command() {
+        let bash = String::from_utf8(completions(Shell::Bash)).expect("utf-8");
+        let man = String::from_utf8(man_page().expect("man")).expect("utf-8");
+        assert!(man.starts_with(".ie \\n(.g .ds Aq"), "{man}");
+        assert!(man.contains(".TH siirto 1"), "{man}");
+        for sub in Cli::command().get_subcommands() {
+            let name = sub.get_name();
+            assert!(bash.contains(name), "bash completion lacks {name}");
+            assert!(man.contains(name), "man page lacks {name}");
+        }
+        assert!(bash.contains("--free-ports") && bash.contains("siirto-v1"));
     }
 }

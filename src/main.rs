@@ -2,9 +2,11 @@
 //!
 //! # Layout
 //! - this file: carries out each [`cli::Command`] with the workspace's crates — `siirto-gateway`
-//!   (`serve`, `migrate`, `convert`, `audit`), `siirto-devkit` (`demo`, `pki init`), `siirto-xsd`
-//!   and `siirto-core` (`validate`). `docs/architecture.md` shows how the crates fit together.
-//! - [`cli`]: the command-line grammar and its usage text.
+//!   (`serve`, `migrate`, `convert`, `audit`), `siirto-devkit` (`demo`, `pki init`, `dev sign`,
+//!   `dev peers`), `siirto-xsd` and `siirto-core` (`validate`); `completions` and `man` print
+//!   what clap generates from the grammar. `docs/architecture.md` shows how the crates fit
+//!   together.
+//! - [`cli`]: the command-line grammar (clap), its help texts and the version line.
 
 mod cli;
 
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use cli::{Command, SchemaSource};
+use cli::{Audit, Command, Dev, Pki, SchemaSource};
 use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_gateway::config::Config;
 use siirto_gateway::server::Shutdown;
@@ -21,12 +23,12 @@ use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match cli::parse(&args) {
-        Ok(c) => c,
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(cli) => cli.command,
         Err(e) => {
-            eprintln!("siirto: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
+            // Help and version on stdout (exit 0); a refused command line on stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     init_tracing(matches!(command, Command::Demo { .. }));
@@ -65,12 +67,8 @@ fn load_config(path: &Path) -> Result<Config> {
 
 async fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Help => {
-            print!("{}", cli::USAGE);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Serve { config } => serve(&config).await,
-        Command::Migrate { config } => {
+        Command::Serve(cli::ConfigFile { config }) => serve(&config).await,
+        Command::Migrate(cli::ConfigFile { config }) => {
             let config = load_config(&config)?;
             siirto_gateway::store::Store::open(&config.gateway.database_url)
                 .await
@@ -81,26 +79,35 @@ async fn run(command: Command) -> Result<ExitCode> {
         Command::Demo { keep } => Ok(siirto_devkit::demo::run(keep.as_deref())
             .await
             .map(|()| ExitCode::SUCCESS)?),
-        Command::PkiInit {
-            dir,
-            api_port,
-            admin_port,
-        } => {
+        Command::Pki(Pki::Init(init)) => {
+            let ports = if init.free_ports {
+                siirto_devkit::pki::Ports::Free
+            } else {
+                siirto_devkit::pki::Ports::Given {
+                    api: init.api_port,
+                    admin: init.admin_port,
+                }
+            };
             let schemas = siirto_core::config::SchemaPaths::default();
-            let pki = siirto_devkit::pki::init(&dir, api_port, admin_port, &schemas)
+            let pki = siirto_devkit::pki::init(&init.dir, ports, &schemas)
                 .context("writing the development PKI")?;
             println!("{}", pki.summary());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { schema, file } => validate(schema, &file),
-        Command::Convert {
+        Command::Validate(v) => {
+            let schema = v.source().ok_or_else(|| {
+                anyhow!("validate needs --schema XSD or --format F --config FILE")
+            })?;
+            validate(schema, &v.file)
+        }
+        Command::Convert(cli::Convert {
             config,
             from,
             to,
             scope,
             subject,
             file,
-        } => Ok(siirto_gateway::tools::convert(
+        }) => Ok(siirto_gateway::tools::convert(
             &load_config(&config)?,
             from,
             to,
@@ -108,26 +115,73 @@ async fn run(command: Command) -> Result<ExitCode> {
             subject.as_deref(),
             &file,
         )?),
-        Command::AuditVerify { config } => {
+        Command::Audit(Audit::Verify(cli::ConfigFile { config })) => {
             Ok(siirto_gateway::tools::audit_verify(&load_config(&config)?).await?)
         }
-        Command::AuditExport { config, since } => Ok(siirto_gateway::tools::audit_export(
-            &load_config(&config)?,
-            since.as_deref(),
-        )
-        .await?),
-        Command::AuditVerifyProof {
+        Command::Audit(Audit::Export {
+            config: cli::ConfigFile { config },
+            since,
+        }) => Ok(
+            siirto_gateway::tools::audit_export(&load_config(&config)?, since.as_deref()).await?,
+        ),
+        Command::Audit(Audit::VerifyProof {
             checkpoint,
             public_key,
             proof,
             old_checkpoint,
-        } => Ok(siirto_gateway::tools::audit_verify_proof(
+        }) => Ok(siirto_gateway::tools::audit_verify_proof(
             &checkpoint,
             &public_key,
             &proof,
             old_checkpoint.as_deref(),
         )?),
+        Command::Dev(Dev::Sign(sign)) => {
+            println!("{}", siirto_devkit::dev::sign(&sign.request())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Dev(Dev::Peers {
+            config: cli::ConfigFile { config },
+            records,
+        }) => dev_peers(siirto_devkit::dev::PeersRequest { config, records }).await,
+        Command::Completions { shell } => {
+            write_stdout(&cli::completions(shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: None } => {
+            write_stdout(&cli::man_page()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { out: Some(dir) } => {
+            cli::write_man_pages(&dir)
+                .with_context(|| format!("writing the man pages into {}", dir.display()))?;
+            println!("man pages written to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `siirto dev peers`: serves until SIGTERM or Ctrl-C, then says what the destinations got.
+async fn dev_peers(request: siirto_devkit::dev::PeersRequest) -> Result<ExitCode> {
+    let peers = siirto_devkit::dev::start_peers(&request).await?;
+    println!(
+        "development peers for {} (test data only, never real records)",
+        request.config.display()
+    );
+    print!("{}", peers.describe());
+    println!("ready; Ctrl-C or SIGTERM stops");
+    write_stdout(b"")?;
+    wait_for_signal().await;
+    print!("{}", peers.stop());
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config_path: &Path) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! siirto-devkit: development material for running and testing Siirto on one machine — never
 //! part of the serving path.
 //!
-//! Used by the `siirto` binary's `demo` and `pki init` commands, by the integration tests and
+//! Used by the `siirto` binary's `demo`, `pki init` and `dev` commands, by the integration tests and
 //! by the benchmarks. Everything it starts is real (TLS servers on 127.0.0.1, the gateway
 //! itself, a SQLite or PostgreSQL store); only the keys are throw-away.
 //!
@@ -14,6 +14,8 @@
 //! - [`client`]: a small mTLS HTTP/1.1 client, as an e-service or an operator calls the gateway.
 //! - [`testbed`]: a whole installation on 127.0.0.1 — PKI, peers, and optionally a gateway.
 //! - [`demo`]: `siirto demo`, one transfer printed step by step.
+//! - [`dev`]: `siirto dev sign` and `siirto dev peers`, for driving a transfer by hand against a
+//!   `siirto pki init` directory.
 //!
 //! # What it must never import, and who must never import it
 //! It depends on `siirto-gateway` (the testbed starts one) and `siirto-core`. `siirto-core` and
@@ -23,6 +25,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod dev;
 pub mod eservice;
 pub mod peers;
 pub mod pki;

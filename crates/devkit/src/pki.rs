@@ -64,6 +64,8 @@ pub enum PkiError {
     Name(String),
     #[error("time {0} is outside what a certificate can hold")]
     Time(i64),
+    #[error("cannot find a free port on 127.0.0.1: {0}")]
+    FreePort(#[source] std::io::Error),
     #[error("cannot load the CA from {}: {reason}", path.display())]
     Load { path: PathBuf, reason: String },
 }
@@ -172,14 +174,85 @@ pub struct CertFiles {
     pub key: PathBuf,
 }
 
+impl CertFiles {
+    /// `DIR/NAME.pem` and `DIR/NAME.key`.
+    pub fn named(dir: &Path, name: &str) -> CertFiles {
+        CertFiles {
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        }
+    }
+}
+
+/// Where [`DevPki::generate`] puts each file of a development directory, and where the `siirto
+/// dev` commands find them again in a directory `siirto pki init` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: &Path) -> Layout {
+        Layout {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// `DIR/siirto.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("siirto.toml")
+    }
+
+    /// `DIR/certs`: the gateway's certificates and keys, the CA, the issuer key and its JWKS.
+    pub fn certs(&self) -> PathBuf {
+        self.dir.join("certs")
+    }
+
+    /// `DIR/certs/participants`: the participants' client and server certificates.
+    pub fn participants(&self) -> PathBuf {
+        self.certs().join("participants")
+    }
+
+    /// `DIR/test`: negative-test material.
+    pub fn test(&self) -> PathBuf {
+        self.dir.join("test")
+    }
+
+    /// The CA that signs everything (`certs/participants-ca.pem`, `.key`).
+    pub fn ca(&self) -> CertFiles {
+        CertFiles::named(&self.certs(), "participants-ca")
+    }
+
+    /// A participant's client certificate (`certs/participants/ID-client.pem`, `.key`).
+    pub fn participant_client(&self, id: &str) -> CertFiles {
+        CertFiles::named(&self.participants(), &format!("{id}-client"))
+    }
+
+    /// A source's or destination's server certificate (`certs/participants/ID-server.pem`).
+    pub fn participant_server(&self, id: &str) -> CertFiles {
+        CertFiles::named(&self.participants(), &format!("{id}-server"))
+    }
+
+    /// The development issuer's private key (EC P-256, PKCS#8 PEM).
+    pub fn issuer_key(&self) -> PathBuf {
+        self.certs().join("issuer.key")
+    }
+
+    /// The development issuer's public keys.
+    pub fn issuer_jwks(&self) -> PathBuf {
+        self.certs().join("issuer.jwks.json")
+    }
+}
+
 impl IssuedCert {
     /// Writes the chain (leaf then CA) and the key (mode 0600) into `dir` as `NAME.pem` and
     /// `NAME.key`.
     pub fn write(&self, dir: &Path, name: &str) -> Result<CertFiles, PkiError> {
-        let files = CertFiles {
-            cert: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}.key")),
-        };
+        self.write_to(CertFiles::named(dir, name))
+    }
+
+    /// Writes the chain (leaf then CA) to `files.cert` and the key (mode 0600) to `files.key`.
+    pub fn write_to(&self, files: CertFiles) -> Result<CertFiles, PkiError> {
         write_public(&files.cert, self.chain_pem.as_bytes())?;
         write_private(&files.key, self.key_pem.as_bytes())?;
         Ok(files)
@@ -320,10 +393,11 @@ impl DevCa {
 
     /// Writes the CA certificate to `NAME.pem` and its key (0600) to `NAME.key` in `dir`.
     pub fn write(&self, dir: &Path, name: &str) -> Result<CertFiles, PkiError> {
-        let files = CertFiles {
-            cert: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}.key")),
-        };
+        self.write_to(CertFiles::named(dir, name))
+    }
+
+    /// Writes the CA certificate to `files.cert` and its key (0600) to `files.key`.
+    pub fn write_to(&self, files: CertFiles) -> Result<CertFiles, PkiError> {
         write_public(&files.cert, self.cert_pem.as_bytes())?;
         write_private(&files.key, self.issuer.key().serialize_pem().as_bytes())?;
         Ok(files)
@@ -716,13 +790,14 @@ impl DevPki {
     ) -> Result<DevPki, PkiError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let dir = std::fs::canonicalize(dir).map_err(io_error(dir))?;
-        let config = dir.join("siirto.toml");
+        let layout = Layout::new(&dir);
+        let config = layout.config();
         if config.exists() {
             return Err(PkiError::AlreadyInitialized(dir));
         }
-        let certs = dir.join("certs");
-        let participants_dir = certs.join("participants");
-        let test_dir = dir.join("test");
+        let certs = layout.certs();
+        let participants_dir = layout.participants();
+        let test_dir = layout.test();
         for d in [&certs, &participants_dir, &test_dir] {
             std::fs::create_dir_all(d).map_err(io_error(d))?;
         }
@@ -737,7 +812,7 @@ impl DevPki {
             ca_not_after,
             random,
         )?;
-        let ca_files = ca.write(&certs, "participants-ca")?;
+        let ca_files = ca.write_to(layout.ca())?;
 
         let mut gateway_names: Vec<&str> = LOCAL_NAMES.to_vec();
         if rustls_pki_types::DnsName::try_from(options.gateway_id.as_str()).is_ok()
@@ -780,7 +855,7 @@ impl DevPki {
                     not_after,
                     random,
                 )?
-                .write(&participants_dir, &format!("{}-client", plan.id))?;
+                .write_to(layout.participant_client(plan.id))?;
             let (server, port) = if plan.format.is_some() {
                 let own = format!("{}.siirto.test", plan.id);
                 let mut names: Vec<&str> = LOCAL_NAMES.to_vec();
@@ -793,7 +868,7 @@ impl DevPki {
                         not_after,
                         random,
                     )?
-                    .write(&participants_dir, &format!("{}-server", plan.id))?;
+                    .write_to(layout.participant_server(plan.id))?;
                 let port = options
                     .endpoint_ports
                     .get(plan.id)
@@ -824,9 +899,9 @@ impl DevPki {
         let issuer_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(generate_error("the issuer key"))?;
         let (jwk, kid) = ec_p256_jwk(issuer_key.public_key_raw())?;
-        let issuer_private = certs.join("issuer.key");
+        let issuer_private = layout.issuer_key();
         write_private(&issuer_private, issuer_key.serialize_pem().as_bytes())?;
-        let jwks_path = certs.join("issuer.jwks.json");
+        let jwks_path = layout.issuer_jwks();
         let jwks = serde_json::json!({ "keys": [jwk] });
         write_public(
             &jwks_path,
@@ -1075,32 +1150,76 @@ impl DevPki {
     }
 }
 
-/// `siirto pki init DIR [--api-port N] [--admin-port N]`: the development setup with the
-/// system clock and random generator, the gateway on `127.0.0.1:api_port` (admin on
-/// `admin_port`), participant endpoints from port 9443 (moved up past the gateway's ports
-/// when they would clash), and `[schemas]` as given.
+/// Which ports `siirto pki init` writes into `siirto.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// The gateway's API and admin ports as given; the participants' endpoints from port 9443
+    /// (moved up past the gateway's ports when they would clash).
+    Given { api: u16, admin: u16 },
+    /// A port free on 127.0.0.1 right now for every listener: the gateway's two and each
+    /// endpoint's. Found by binding port 0 (all at once, so no two are the same) and letting go
+    /// before the configuration is used, so another program may still take one meanwhile.
+    Free,
+}
+
+/// The participants that get an endpoint (sources and destinations) under these options.
+pub fn endpoint_participants(options: &PkiOptions) -> Vec<&'static str> {
+    directory_plan(options)
+        .into_iter()
+        .filter(|p| p.format.is_some())
+        .map(|p| p.id)
+        .collect()
+}
+
+/// `siirto pki init DIR [--api-port N] [--admin-port N | --free-ports]`: the development setup
+/// with the system clock and random generator, the gateway and the participants' endpoints on
+/// 127.0.0.1 at `ports`, and `[schemas]` as given.
 pub fn init(
     dir: &Path,
-    api_port: u16,
-    admin_port: u16,
+    ports: Ports,
     schemas: &siirto_core::config::SchemaPaths,
 ) -> Result<DevPki, PkiError> {
     use siirto_core::clock::{Clock, SystemClock, SystemRandom};
     let mut options = PkiOptions::new(SystemClock.now());
-    options.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
-    options.admin_listen = SocketAddr::from(([127, 0, 0, 1], admin_port));
     options.siirto_v1_schema = schemas.siirto_v1.clone();
     options.virta_schema = schemas.virta.clone();
     options.elmo_schema = schemas.elmo.clone();
-    // Keep the participants' endpoints (at most eight) clear of the gateway's own ports.
-    let clashes = |first: u16| {
-        let range = first..first.saturating_add(8);
-        range.contains(&api_port) || range.contains(&admin_port)
-    };
-    while clashes(options.first_endpoint_port) && options.first_endpoint_port < u16::MAX - 16 {
-        options.first_endpoint_port += 8;
+    // With free ports, the sockets that found them are held until the files are written.
+    let mut held = Vec::new();
+    match ports {
+        Ports::Given { api, admin } => {
+            options.listen = SocketAddr::from(([127, 0, 0, 1], api));
+            options.admin_listen = SocketAddr::from(([127, 0, 0, 1], admin));
+            // Keep the participants' endpoints (at most eight) clear of the gateway's own ports.
+            let clashes = |first: u16| {
+                let range = first..first.saturating_add(8);
+                range.contains(&api) || range.contains(&admin)
+            };
+            while clashes(options.first_endpoint_port)
+                && options.first_endpoint_port < u16::MAX - 16
+            {
+                options.first_endpoint_port += 8;
+            }
+        }
+        Ports::Free => {
+            let mut free = || -> Result<SocketAddr, PkiError> {
+                let socket = std::net::TcpListener::bind(("127.0.0.1", 0))
+                    .and_then(|l| Ok((l.local_addr()?, l)))
+                    .map_err(PkiError::FreePort)?;
+                held.push(socket.1);
+                Ok(socket.0)
+            };
+            options.listen = free()?;
+            options.admin_listen = free()?;
+            for id in endpoint_participants(&options) {
+                let port = free()?.port();
+                options.endpoint_ports.insert(id.to_owned(), port);
+            }
+        }
     }
-    DevPki::generate(dir, &options, &SystemRandom::new())
+    let pki = DevPki::generate(dir, &options, &SystemRandom::new());
+    drop(held);
+    pki
 }
 
 /// A public JWK for an uncompressed P-256 point, and its RFC 7638 thumbprint (base64url).

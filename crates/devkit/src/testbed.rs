@@ -23,7 +23,8 @@ use siirto_gateway::config::Config;
 use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::{self, Gateway};
 
-use crate::pki::{CertFiles, DevPki, PkiOptions};
+use crate::pki::{CertFiles, DevPki, Layout, PkiOptions};
+use siirto_core::identity::{Directory, Role};
 use siirto_gateway::server::{Shutdown, ShutdownTrigger};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,46 @@ impl Default for TestbedOptions {
     }
 }
 
+/// The reference endpoints of a development directory's sources and destinations, by
+/// participant id (a participant that is both has one endpoint, in both maps).
+#[derive(Clone, Default)]
+pub struct Peers {
+    pub sources: HashMap<String, Source>,
+    pub destinations: HashMap<String, Destination>,
+}
+
+/// Starts the reference endpoint of every source and destination in `directory` that has a
+/// listener in `listeners`, with its server certificate from the development directory
+/// `layout`; it requires a client certificate from the development CA (the gateway's).
+pub fn spawn_peers(
+    directory: &Directory,
+    layout: &Layout,
+    mut listeners: HashMap<String, TcpListener>,
+    shutdown: &Shutdown,
+) -> Result<Peers, TestbedError> {
+    let mut peers = Peers::default();
+    for p in directory.iter() {
+        let (Some(_), Some(listener)) = (&p.endpoint, listeners.remove(&p.id)) else {
+            continue;
+        };
+        let server = layout.participant_server(&p.id);
+        let tls = siirto_gateway::tls::server_config_from_files(
+            &server.cert,
+            &server.key,
+            &layout.ca().cert,
+            &[],
+        )?;
+        let (source, destination) = crate::peers::spawn_endpoint(listener, tls, shutdown.clone())?;
+        if p.has_role(Role::Source) {
+            peers.sources.insert(p.id.clone(), source);
+        }
+        if p.has_role(Role::Destination) {
+            peers.destinations.insert(p.id.clone(), destination);
+        }
+    }
+    Ok(peers)
+}
+
 /// A running installation.
 pub struct Testbed {
     _temp: Option<tempfile::TempDir>,
@@ -126,7 +167,7 @@ impl Testbed {
         pki_options.elmo_schema = options.schemas.elmo.clone();
         pki_options.siirto_v1_schema = options.schemas.siirto_v1.clone();
         let mut endpoint_listeners = HashMap::new();
-        for id in ["turku", "espoo", "helsinki", "oulu", "virta", "emrex"] {
+        for id in crate::pki::endpoint_participants(&pki_options) {
             let l = bind().await?;
             pki_options
                 .endpoint_ports
@@ -138,31 +179,15 @@ impl Testbed {
         let config = Config::from_toml(&text, &pki.config, options.env.clone())?;
 
         let (peers_shutdown, peers_signal) = Shutdown::new();
-        let mut sources = HashMap::new();
-        let mut destinations = HashMap::new();
-        for p in config.directory.iter() {
-            let (Some(_), Some(dev)) = (&p.endpoint, pki.participant(&p.id)) else {
-                continue;
-            };
-            let (Some(server), Some(listener)) = (&dev.server, endpoint_listeners.remove(&p.id))
-            else {
-                continue;
-            };
-            let tls = siirto_gateway::tls::server_config_from_files(
-                &server.cert,
-                &server.key,
-                &pki.ca.cert,
-                &[],
-            )?;
-            let (source, destination) =
-                crate::peers::spawn_endpoint(listener, tls, peers_signal.clone())?;
-            if p.has_role(siirto_core::identity::Role::Source) {
-                sources.insert(p.id.clone(), source);
-            }
-            if p.has_role(siirto_core::identity::Role::Destination) {
-                destinations.insert(p.id.clone(), destination);
-            }
-        }
+        let Peers {
+            sources,
+            destinations,
+        } = spawn_peers(
+            &config.directory,
+            &Layout::new(&pki.dir),
+            endpoint_listeners,
+            &peers_signal,
+        )?;
 
         let mut bed = Testbed {
             _temp: temp,
