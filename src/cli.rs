@@ -302,8 +302,13 @@ pub struct DevSign {
     /// Why (authz only) [default: school-change]
     #[arg(long, value_name = "P")]
     pub purpose: Option<String>,
-    /// Seconds from iat to exp
-    #[arg(long, value_name = "SECS", default_value_t = siirto_devkit::dev::DEFAULT_LIFETIME_SECS)]
+    /// Seconds from iat to exp (a negative or too long one makes a token the gateway refuses)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = siirto_devkit::dev::DEFAULT_LIFETIME_SECS,
+        allow_negative_numbers = true
+    )]
     pub lifetime: i64,
     /// The key id (kid) [default: the first key of the issuer's JWKS]
     #[arg(long, value_name = "KID")]
@@ -407,7 +412,11 @@ pub fn completions(shell: Shell) -> Vec<u8> {
 /// The man page `siirto.1` (roff).
 pub fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    // Built as `clap_mangen::generate_to` builds it for `write_man_pages` (without the `help`
+    // command, which has no page), so the two agree.
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    clap_mangen::Man::new(cli).render(&mut out)?;
     Ok(out)
 }
 
@@ -547,7 +556,7 @@ mod tests {
         );
         assert_eq!(request.lifetime_secs, 300);
         let Command::Dev(Dev::Sign(sign)) =
-            command("dev sign --config c --sub x --typ transparency --lifetime 60 --kid k")
+            command("dev sign --config c --sub x --typ transparency --lifetime -60 --kid k")
         else {
             panic!("not dev sign")
         };
@@ -555,7 +564,7 @@ mod tests {
         assert_eq!(request.kind, siirto_devkit::dev::TokenKind::Transparency);
         assert_eq!(
             (request.lifetime_secs, request.kid.as_deref()),
-            (60, Some("k"))
+            (-60, Some("k"))
         );
         assert_eq!(
             command("dev peers --config c --records r"),

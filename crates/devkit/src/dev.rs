@@ -598,6 +598,17 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_record_file_is_the_demo_record() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/records")
+            .join(format!("{DEMO_STUDENT}.xml"));
+        let text = std::fs::read_to_string(&file).expect("the sample record");
+        assert_eq!(text, school_record(DEMO_STUDENT, false));
+        let served = sample_records(file.parent()).expect("records");
+        assert_eq!(served, sample_records(None).expect("records"));
+    }
+
+    #[test]
     fn records_come_from_a_directory_of_student_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = sample_records(Some(dir.path()))

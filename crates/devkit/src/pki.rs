@@ -1427,6 +1427,44 @@ mod tests {
     }
 
     #[test]
+    fn init_puts_every_listener_on_its_own_port_given_or_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let schemas = siirto_core::config::SchemaPaths::default();
+        let ports = |pki: &DevPki| {
+            let cfg =
+                siirto_gateway::config::Config::load(&pki.config).unwrap_or_else(|e| panic!("{e}"));
+            let mut ports = vec![cfg.gateway.listen.port(), cfg.gateway.admin_listen.port()];
+            ports.extend(
+                cfg.directory
+                    .iter()
+                    .filter_map(|p| p.endpoint.as_ref().map(|e| e.port)),
+            );
+            ports
+        };
+        let given = init(
+            &dir.path().join("given"),
+            Ports::Given {
+                api: 9443,
+                admin: 9090,
+            },
+            &schemas,
+        )
+        .expect("init");
+        // The endpoints move past the gateway's API port: 9451, 9452, …
+        assert_eq!(ports(&given), vec![9443, 9090, 9451, 9452, 9453, 9454]);
+        let free = init(&dir.path().join("free"), Ports::Free, &schemas).expect("init");
+        let mut found = ports(&free);
+        assert_eq!(found.len(), 6, "{found:?}");
+        assert!(
+            found.iter().all(|p| ![0, 8443, 9090, 9443].contains(p)),
+            "{found:?}"
+        );
+        found.sort_unstable();
+        found.dedup();
+        assert_eq!(found.len(), 6, "two listeners share a port");
+    }
+
+    #[test]
     fn ca_round_trips_through_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let random = SeededRandom::new(5);

@@ -1,0 +1,470 @@
+//! The `siirto` command line as a newcomer meets it: `--version` with the git revision, `--help`
+//! for every command naming its options, shell completions and the man page, and the README's
+//! "Drive one transfer by hand" run step by step as separate processes — `pki init`, `serve`,
+//! `dev peers`, `dev sign` and `curl` — until the transfer is delivered.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn siirto() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_siirto"));
+    c.env("SIIRTO_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    siirto().args(args).output().expect("run siirto")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn said(o: &Output) -> String {
+    format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn version_names_the_package_version_and_the_git_revision() {
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    // What the build script saw: SIIRTO_GIT_REVISION, else git, else `unknown`.
+    let revision = std::env::var("SIIRTO_GIT_REVISION")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+        .or_else(|| {
+            Command::new("git")
+                .args(["-C", env!("CARGO_MANIFEST_DIR")])
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        stdout(&out),
+        format!("siirto {} (git {revision})\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert_ne!(revision, "", "git gave an empty revision");
+}
+
+/// Every command with the options its help must name. `siirto --help` must list exactly these
+/// top-level commands, so a new command needs a line here.
+const COMMANDS: &[(&str, &[&str])] = &[
+    ("serve", &["--config"]),
+    ("demo", &["--keep"]),
+    ("pki", &["init"]),
+    (
+        "pki init",
+        &["DIR", "--api-port", "--admin-port", "--free-ports"],
+    ),
+    (
+        "validate",
+        &["--format", "--config", "--schema", "FILE", "siirto-v1"],
+    ),
+    (
+        "convert",
+        &["--config", "--from", "--to", "--scope", "--subject", "FILE"],
+    ),
+    ("audit", &["verify", "export", "verify-proof"]),
+    ("audit verify", &["--config"]),
+    ("audit export", &["--config", "--since"]),
+    (
+        "audit verify-proof",
+        &[
+            "--checkpoint",
+            "--public-key",
+            "--proof",
+            "--old-checkpoint",
+        ],
+    ),
+    ("migrate", &["--config"]),
+    ("dev", &["sign", "peers"]),
+    (
+        "dev sign",
+        &[
+            "--config",
+            "--typ",
+            "--iss",
+            "--aud",
+            "--sub",
+            "--src",
+            "--dst",
+            "--scope",
+            "--purpose",
+            "--lifetime",
+            "--kid",
+            "--key",
+            "--jti",
+            "authz",
+            "transparency",
+        ],
+    ),
+    ("dev peers", &["--config", "--records"]),
+    ("completions", &["bash", "zsh", "fish"]),
+    ("man", &["--out"]),
+];
+
+#[test]
+fn every_command_has_help_that_names_its_options() {
+    for (command, options) in COMMANDS {
+        let mut args: Vec<&str> = command.split(' ').collect();
+        args.push("--help");
+        let out = run(&args);
+        let text = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{command} --help: {}",
+            said(&out)
+        );
+        assert!(
+            text.contains(&format!("Usage: siirto {command}")),
+            "{command}: {text}"
+        );
+        for option in *options {
+            assert!(
+                text.contains(option),
+                "{command} --help lacks {option}:\n{text}"
+            );
+        }
+    }
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let text = stdout(&out);
+    let listed: Vec<&str> = text
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    let expected: Vec<&str> = COMMANDS
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| !c.contains(' '))
+        .collect();
+    assert_eq!(listed, expected, "{text}");
+    // No command at all: the help, on stderr, and exit 2 as for any unusable command line.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(
+        said(&out).contains("Usage: siirto <COMMAND>"),
+        "{}",
+        said(&out)
+    );
+}
+
+#[test]
+fn refused_command_lines_exit_2_and_name_the_problem() {
+    for (args, expected) in [
+        (&["fly"][..], "unrecognized subcommand 'fly'"),
+        (&["serve"][..], "--config <FILE>"),
+        (
+            &["serve", "--conf", "x"][..],
+            "unexpected argument '--conf'",
+        ),
+        (
+            &["validate", "--format", "xml", "--config", "c", "f"][..],
+            "invalid value 'xml' for '--format <F>'",
+        ),
+        (
+            &["pki", "init", "d", "--api-port", "x"][..],
+            "invalid value 'x' for '--api-port <N>'",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", said(&out));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains(expected), "{args:?}: {text}");
+    }
+}
+
+/// `shell -n FILE` (syntax check) when that shell is installed.
+fn syntax_checks(shell: &str, script: &Path) -> Option<Output> {
+    Command::new(shell).arg("-n").arg(script).output().ok()
+}
+
+#[test]
+fn completions_for_each_shell_and_the_man_pages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", said(&out));
+        let script = stdout(&out);
+        for word in ["siirto", "serve", "verify-proof", "free-ports", "records"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+        let file = dir.path().join(format!("siirto.{shell}"));
+        std::fs::write(&file, &script).expect("write");
+        match syntax_checks(shell, &file) {
+            Some(check) => assert!(check.status.success(), "{shell} -n: {}", said(&check)),
+            None => eprintln!(
+                "SKIPPED: {shell} is not installed; its completion script is not syntax-checked"
+            ),
+        }
+    }
+    let out = run(&["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH siirto 1"), "{page}");
+    assert!(page.contains(&format!("siirto {}", env!("CARGO_PKG_VERSION"))));
+    let pages = dir.path().join("man1");
+    let out = run(&["man", "--out", pages.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    for (command, options) in COMMANDS {
+        let file = pages.join(format!("siirto-{}.1", command.replace(' ', "-")));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for option in options.iter().filter(|o| o.starts_with("--")) {
+            // roff escapes the hyphens.
+            let escaped = option.replace('-', "\\-");
+            assert!(text.contains(&escaped), "{} lacks {option}", file.display());
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(pages.join("siirto.1")).expect("siirto.1"),
+        page
+    );
+}
+
+/// A child process that is killed when the test ends early.
+struct Running {
+    name: &'static str,
+    child: Child,
+}
+
+impl Running {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Sends SIGTERM and waits (with a deadline) for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn assert_running(&mut self, log: &str) {
+        if let Some(status) = self.child.try_wait().expect("wait") {
+            panic!("{} exited early ({status}):\n{log}", self.name);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it gives a value or `limit` passes.
+fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The e-service's curl call: `(HTTP status, body)`.
+fn curl(dir: &Path, url: &str, body: Option<&str>) -> (u16, String) {
+    let participants = dir.join("certs/participants");
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(dir.join("certs/participants-ca.pem"))
+        .arg("--cert")
+        .arg(participants.join("eservice-client.pem"))
+        .arg("--key")
+        .arg(participants.join("eservice-client.key"));
+    if let Some(body) = body {
+        c.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = c.arg(url).output().expect("run curl");
+    assert!(out.status.success(), "curl {url}: {}", said(&out));
+    let text = stdout(&out);
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn curl_available() -> bool {
+    let runs = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        runs || !support::tools_required(),
+        "curl is not available and SIIRTO_REQUIRE_TOOLS=1 (install curl)"
+    );
+    if !runs {
+        eprintln!("SKIPPED: curl is not installed; the hand-driven transfer did not run");
+    }
+    runs
+}
+
+/// README "Drive one transfer by hand", step by step, each step its own process. The one
+/// difference: `pki init --free-ports` instead of the default ports, which a test must not take.
+#[test]
+fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
+    if !curl_available() {
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().join("certs");
+    let dir_text = dir.to_str().expect("utf-8 path");
+    let config = dir.join("siirto.toml");
+    let config_text = config.to_str().expect("utf-8 path");
+    let records: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/records");
+
+    // 1. siirto pki init certs
+    let out = run(&["pki", "init", dir_text, "--free-ports"]);
+    assert_eq!(out.status.code(), Some(0), "pki init: {}", said(&out));
+    let loaded = siirto_gateway::config::Config::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    let api = format!("https://{}", loaded.gateway.listen);
+    let admin = format!("http://{}", loaded.gateway.admin_listen);
+
+    // 2. siirto serve --config certs/siirto.toml
+    let serve_log = scratch.path().join("serve.log");
+    let mut serve = Running {
+        name: "siirto serve",
+        child: siirto()
+            .env("SIIRTO_LOG", "info")
+            .args(["serve", "--config", config_text])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).expect("log"))
+            .spawn()
+            .expect("run siirto serve"),
+    };
+    let log = || std::fs::read_to_string(&serve_log).unwrap_or_default();
+
+    // 3. siirto dev peers --config certs/siirto.toml --records examples/records
+    let mut peers = Running {
+        name: "siirto dev peers",
+        child: siirto()
+            .args(["dev", "peers", "--config", config_text, "--records"])
+            .arg(&records)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run siirto dev peers"),
+    };
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let peers_out = peers.child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(peers_out).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !printed.iter().any(|l: &String| l.starts_with("ready")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => printed.push(line),
+            Err(e) => panic!("dev peers never said ready ({e}): {printed:#?}"),
+        }
+    }
+    let printed = printed.join("\n");
+    for expected in [
+        "source       turku",
+        "records for: 150608A123J",
+        "destination  espoo",
+    ] {
+        assert!(printed.contains(expected), "{printed}");
+    }
+
+    // The gateway is ready (its admin listener answers /readyz).
+    wait_for("siirto serve to be ready", Duration::from_secs(60), || {
+        serve.assert_running(&log());
+        let ok = Command::new("curl")
+            .args(["-sf", "--max-time", "2"])
+            .arg(format!("{admin}/readyz"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(())
+    });
+
+    // 4. TOKEN=$(siirto dev sign --config certs/siirto.toml --sub 150608A123J --src turku --dst espoo)
+    let out = run(&[
+        "dev",
+        "sign",
+        "--config",
+        config_text,
+        "--sub",
+        "150608A123J",
+        "--src",
+        "turku",
+        "--dst",
+        "espoo",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "dev sign: {}", said(&out));
+    let token = stdout(&out);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+
+    // 5. curl … --data-binary '{"authorization": "…"}' https://127.0.0.1:8443/v1/transfers
+    let body = serde_json::json!({ "authorization": token }).to_string();
+    let (status, answer) = curl(&dir, &format!("{api}/v1/transfers"), Some(&body));
+    assert_eq!(status, 202, "{answer}\n{}", log());
+    let answer: Value = serde_json::from_str(&answer).expect("json");
+    let id = answer["id"].as_str().expect("an id").to_owned();
+
+    // 6. curl … https://127.0.0.1:8443/v1/transfers/ID, until it has arrived.
+    let transfer = wait_for("the transfer to end", Duration::from_secs(60), || {
+        let (status, view) = curl(&dir, &format!("{api}/v1/transfers/{id}"), None);
+        assert_eq!(status, 200, "{view}");
+        let view: Value = serde_json::from_str(&view).expect("json");
+        let ended = ["delivered", "failed", "cancelled"].contains(&view["status"].as_str()?);
+        ended.then_some(view)
+    });
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}\n{}", log());
+
+    // Ctrl-C (SIGTERM) on the peers: they say what Espoo received, and stop.
+    let status = peers.terminate();
+    assert!(status.success(), "dev peers exited {status}");
+    reader.join().expect("reader");
+    let rest: Vec<String> = lines.try_iter().collect();
+    let rest = rest.join("\n");
+    assert!(
+        rest.contains("espoo received") && rest.contains("and answered 200"),
+        "{rest}"
+    );
+    assert!(rest.ends_with("stopped"), "{rest}");
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited {status}:\n{}", log());
+}
