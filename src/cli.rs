@@ -246,7 +246,7 @@ pub enum Dev {
     /// Prints the compact JWS on stdout, for `POST /v1/transfers` with body
     /// {"authorization": "<JWS>"}. The key is the development issuer's (DIR/certs/issuer.key),
     /// the kid the first of the issuer's JWKS, aud the configuration's gateway.id; iat is now.
-    Sign(DevSign),
+    Sign(Box<DevSign>),
     /// Serve the directory's sources and destinations with sample records, until Ctrl-C
     ///
     /// Every source and destination of the configuration listens on its base_url with its
