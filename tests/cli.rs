@@ -209,10 +209,36 @@ fn completions_for_each_shell_and_the_man_pages() {
         std::fs::write(&file, &script).expect("write");
         match syntax_checks(shell, &file) {
             Some(check) => assert!(check.status.success(), "{shell} -n: {}", said(&check)),
-            None => eprintln!(
-                "SKIPPED: {shell} is not installed; its completion script is not syntax-checked"
-            ),
+            None => {
+                assert!(
+                    !support::tools_required(),
+                    "{shell} is not installed and SIIRTO_REQUIRE_TOOLS=1 (install {shell})"
+                );
+                eprintln!(
+                    "SKIPPED: {shell} is not installed; its completion script is not syntax-checked"
+                );
+            }
         }
+    }
+    // And bash completes with it: `siirto dev <TAB>`, `siirto pki init d --f<TAB>`.
+    let bash = dir.path().join("siirto.bash");
+    for (words, expected) in [
+        ("siirto dev ''", "sign peers"),
+        ("siirto pki init d --f", "--free-ports"),
+        ("siirto validate --format ''", "siirto-v1 virta elmo"),
+    ] {
+        let script = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _siirto siirto \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             echo ${{COMPREPLY[@]}}",
+            bash.display()
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .output()
+            .expect("run bash");
+        let offered = stdout(&out);
+        assert!(offered.contains(expected), "{words}: {}", said(&out));
     }
     let out = run(&["man"]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
