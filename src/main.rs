@@ -31,7 +31,10 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    init_tracing(matches!(command, Command::Demo { .. }));
+    if let Err(e) = init_tracing(matches!(command, Command::Demo { .. })) {
+        eprintln!("siirto: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,20 +48,58 @@ fn main() -> ExitCode {
     match runtime.block_on(run(command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("siirto: {e:#}");
+            eprintln!("siirto: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
 }
 
-fn init_tracing(quiet: bool) {
+/// An error and its causes as one line, each cause once. Errors here mostly show their source
+/// in their own message already (`{key}: cannot listen on {addr}: {source}`); a cause whose
+/// text the line already holds is not repeated. (A configuration error keeps one line per
+/// problem.)
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// Logs to stderr: `SIIRTO_LOG` is the filter (`info`, `warn` for the demo), and
+/// `SIIRTO_LOG_FORMAT` the format — `text` (the default; coloured on a terminal) or `json` (one
+/// JSON object a line: `timestamp`, `level`, `message`, the event's fields, `target`, and
+/// `spans`, the spans it was logged in with their fields: `request_id`, `transfer_id`).
+fn init_tracing(quiet: bool) -> Result<(), String> {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIIRTO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let format = std::env::var("SIIRTO_LOG_FORMAT").unwrap_or_default();
+    // `try_init` fails only when a subscriber is already set, which nothing here does.
+    let _ = match format.as_str() {
+        "" | "text" => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        "json" => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+        other => {
+            return Err(format!(
+                "SIIRTO_LOG_FORMAT must be `text` or `json`, not `{other}`"
+            ));
+        }
+    };
+    Ok(())
 }
 
 fn load_config(path: &Path) -> Result<Config> {

@@ -15,6 +15,8 @@
 //! - `source_failures`: what the source answers (404, broken or hostile XML) fails the transfer
 //!   with a stable reason, and nothing is delivered.
 //! - `audit_cli`: `siirto audit verify` accepts a real run and names an altered entry.
+//! - `operations`: the real binary's IO-edge errors (one line naming the key), JSON logs with
+//!   request and transfer ids and warnings about peers that are down, `X-Request-Id`, `Allow`.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,6 +37,8 @@ mod connections;
 mod external;
 #[path = "api/limits.rs"]
 mod limits;
+#[path = "api/operations.rs"]
+mod operations;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]

@@ -262,7 +262,7 @@ async fn refused_peer_certificates_are_logged_shown_and_counted_with_their_reaso
         let needle = [
             "WARN".to_owned(),
             format!("TLS handshake with a {} failed", case.role),
-            format!("transfer={id}"),
+            format!("transfer_id={id}"),
             format!("participant={}", case.peer),
             format!("reason=\"{}\"", case.reason),
             "attempt=1".to_owned(),

@@ -35,6 +35,23 @@
 //!
 //! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
 //! problem in an overridden value names the variable that set it.
+//!
+//! # Why a loader of its own
+//! The file is parsed with `toml` into a table, the overrides edit that table (entries by
+//! index), and a checker walks it against the schema below, collecting every problem; "did you
+//! mean" comes from `strsim`. The ecosystem's alternatives were weighed (issue 24) and each
+//! loses something this loader promises:
+//! - figment and config-rs: their environment providers split `SIIRTO__A__B` into nested
+//!   *maps* and never index an array, so `SIIRTO__PARTICIPANTS__0__BASE_URL` would become a
+//!   map keyed `"0"` that replaces (or fails to merge with) `[[participants]]`; and their
+//!   extraction is serde deserialization, which stops at the first error.
+//! - serde derive on the section types (`deny_unknown_fields`): the same first-error stop, and
+//!   messages that name neither the file nor the variable and suggest nothing. `eserde`
+//!   collects several type errors, but not the checks that need the whole file (files that
+//!   must exist and parse, ranges, duplicate ids, identity rules, key/certificate pairs).
+//! - humantime and bytesize for durations and sizes: both accept more than the documented
+//!   syntax (`1.5s`, `1h 30m`, `1.5MiB`, `1TiB`), which the file refuses, and show values in
+//!   other forms (`1day`); the two small parsers of `siirto_core::config` stay.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -159,6 +176,12 @@ pub enum Cause {
     FileUnreadable { path: PathBuf, reason: String },
     #[error("{}: {reason}", path.display())]
     BadFileContent { path: PathBuf, reason: String },
+    #[error("the private key does not belong to the certificate of {certificate} ({})", path.display())]
+    KeyMismatch {
+        /// The key naming the certificate file, e.g. `gateway.server_cert`.
+        certificate: &'static str,
+        path: PathBuf,
+    },
     #[error(
         "\"{0}\" is not a valid id (letters, digits, '.', '_', '-'; at most 64, starting with a letter or digit)"
     )]
@@ -504,25 +527,12 @@ fn join_key(prefix: &str, name: &str) -> String {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
+/// The known key closest to `name` by Levenshtein distance, for "did you mean", when it is
+/// close enough.
 fn suggest(name: &str, fields: &[(&str, Kind)]) -> Option<String> {
     fields
         .iter()
-        .map(|(n, _)| (edit_distance(name, n), *n))
+        .map(|(n, _)| (strsim::levenshtein(name, n), *n))
         .filter(|(d, n)| *d <= 2.max(n.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n.to_owned())
@@ -729,6 +739,45 @@ impl Checker {
                     );
                 }
             }
+        }
+    }
+
+    /// Reports at the key when its private key does not belong to the (end-entity) certificate
+    /// of the certificate key; both files are checked on their own first, and nothing is said
+    /// here when either is already reported.
+    fn key_pair(
+        &mut self,
+        (certificate, cert_path): (&'static str, &Path),
+        (key, key_path): (&str, &Path),
+    ) {
+        if self
+            .problems
+            .iter()
+            .any(|p| p.key == certificate || p.key == key)
+        {
+            return;
+        }
+        let certs = std::fs::read(cert_path)
+            .ok()
+            .and_then(|bytes| certificates_from_bytes(&bytes).ok());
+        let signer = std::fs::read(key_path)
+            .ok()
+            .and_then(|bytes| PrivateKeyDer::from_pem_slice(&bytes).ok())
+            .and_then(|der| rustls::crypto::ring::sign::any_supported_type(&der).ok());
+        let (Some(certs), Some(signer)) = (certs, signer) else {
+            return;
+        };
+        let pair = rustls::sign::CertifiedKey::new(certs, signer);
+        if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+            pair.keys_match()
+        {
+            self.report(
+                key,
+                Cause::KeyMismatch {
+                    certificate,
+                    path: cert_path.to_owned(),
+                },
+            );
         }
     }
 
@@ -1235,6 +1284,14 @@ fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
     let client_key = file("client_key", FileKind::PrivateKey);
     let audit_key = file("audit_key", FileKind::Ed25519Key);
     let pseudonym_key = file("pseudonym_key", FileKind::SecretKey);
+    check.key_pair(
+        ("gateway.server_cert", &server_cert),
+        ("gateway.server_key", &server_key),
+    );
+    check.key_pair(
+        ("gateway.client_cert", &client_cert),
+        ("gateway.client_key", &client_key),
+    );
     let files_ok = check.problems.len();
     let mut crl = Vec::new();
     for (i, name) in check
@@ -2284,6 +2341,51 @@ mod tests {
         assert!(
             shown.contains("siirto.toml: participants[1].roles: unknown role \"sorce\""),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_key_that_does_not_belong_to_its_certificate_is_named_at_load() {
+        let f = fixture();
+        let swapped = f
+            .text
+            .replacen(
+                "server_key = \"certs/gateway.key\"",
+                "server_key = \"certs/gateway-client.key\"",
+                1,
+            )
+            .replacen(
+                "client_key = \"certs/gateway-client.key\"",
+                "client_key = \"certs/gateway.key\"",
+                1,
+            );
+        let problems = f.problems(&swapped);
+        let mismatches: Vec<(&str, &str)> = problems
+            .iter()
+            .filter_map(|p| match &p.cause {
+                Cause::KeyMismatch { certificate, .. } => Some((p.key.as_str(), *certificate)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            mismatches,
+            [
+                ("gateway.server_key", "gateway.server_cert"),
+                ("gateway.client_key", "gateway.client_cert")
+            ],
+            "{problems:#?}"
+        );
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        // A certificate that is itself wrong is reported once, not also as a mismatch.
+        let unreadable = swapped.replacen(
+            "server_cert = \"certs/gateway.pem\"",
+            "server_cert = \"certs/missing.pem\"",
+            1,
+        );
+        let problems = f.problems(&unreadable);
+        assert!(
+            !problems.iter().any(|p| p.key == "gateway.server_key"),
+            "{problems:#?}"
         );
     }
 

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::outbound::{CallError, Delivered};
 use crate::server::Shutdown;
@@ -36,7 +37,7 @@ use siirto_core::pipeline::{self, PipelineError, Prepared};
 use siirto_core::receipt::ReceiptClaims;
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
-use siirto_core::transfer::{self, Event, Retry, Status, TransferState};
+use siirto_core::transfer::{self, Event, FailureReason, Retry, Status, TransferState};
 
 /// How long a worker waits for a free call slot of a destination before it gives the transfer
 /// back to the store (and goes on with other work).
@@ -102,10 +103,14 @@ impl Worker {
                 break;
             };
             let gw = self.gateway.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                work(&gw, row).await;
-            });
+            let span = tracing::info_span!("transfer", transfer_id = %row.id);
+            tokio::spawn(
+                async move {
+                    let _permit = permit;
+                    work(&gw, row).await;
+                }
+                .instrument(span),
+            );
         }
         Ok(n)
     }
@@ -186,7 +191,7 @@ async fn work(gw: &Gateway, row: TransferRow) {
         other => {
             // Only `fetching` and `delivering` are ever left for a worker; anything else means a
             // row was edited by hand. Leave it alone and say so.
-            tracing::error!(transfer = %row.id, status = %other, "claimed a transfer in a status no worker handles");
+            tracing::error!(status = %other, "claimed a transfer in a status no worker handles");
         }
     }
     gw.metrics.observe(
@@ -213,7 +218,6 @@ fn formats_of(gw: &Gateway, row: &TransferRow) -> Option<(Format, Format)> {
 /// transition is impossible, which is logged).
 fn advance(
     gw: &Gateway,
-    row: &TransferRow,
     state: &TransferState,
     event: Event,
 ) -> (TransferState, Vec<transfer::Effect>) {
@@ -226,7 +230,7 @@ fn advance(
     ) {
         Ok(t) => (t.state, t.effects),
         Err(e) => {
-            tracing::error!(transfer = %row.id, error = %e, "impossible transition");
+            tracing::error!(error = %e, "impossible transition");
             (state.clone(), Vec::new())
         }
     }
@@ -342,43 +346,69 @@ fn note_interrupted(
     }
     // The last interrupted attempt decides, as a retryable failure would, whether another
     // attempt may be made.
-    let (limits, _) = advance(gw, row, &before_last, failure);
+    let (limits, _) = advance(gw, &before_last, failure);
     if limits.status == Status::Failed {
-        tracing::warn!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "interrupted attempts exhausted the retry limits");
+        tracing::warn!(interrupted = row.interrupted, status = %row.status, "interrupted attempts exhausted the retry limits");
         *state = limits;
         return true;
     }
-    tracing::info!(transfer = %row.id, interrupted = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
+    tracing::info!(interrupted = row.interrupted, status = %row.status, "earlier attempts were interrupted; trying again");
     false
 }
 
 /// Records why a call to the transfer's `role` (`source`, `destination`) failed in the attempt's
 /// audit entry (`error`, and `tls_reason` for a TLS failure); returns the detail of its step.
-/// A failed TLS handshake is also logged at warn with the peer, the reason and the attempt —
-/// a certificate problem is retried like an outage but must not look like one — and counted in
-/// `siirto_outbound_tls_failures_total`.
+///
+/// Every failed call is also logged at warn, in the transfer's span, with the peer, the reason
+/// (the TLS reason for a failed handshake: a certificate problem is retried like an outage but
+/// must not look like one), the attempt and when the next one is due (`next` is the transfer's
+/// state after the failure) — so that a peer that is down is seen long before the transfer runs
+/// out of attempts. One line a minute per peer and role: the next one counts those left out
+/// (`suppressed`). A failed handshake is counted in `siirto_outbound_tls_failures_total`.
 fn call_failed(
     gw: &Gateway,
-    row: &TransferRow,
-    role: &str,
+    role: &'static str,
     attempt: u32,
     error: &CallError,
+    next: &TransferState,
     audit: &mut AuditEvent,
 ) -> String {
     audit.detail.insert("error".into(), error.to_string());
-    let Some(reason) = error.tls_failure() else {
+    let peer = error.participant();
+    let tls = error.tls_failure();
+    let warned = gw.call_warnings.note(
+        (peer.to_owned(), role),
+        || (String::from("(many participants)"), role),
+        gw.now(),
+    );
+    if let Some((_, suppressed)) = warned {
+        let next_attempt = match (next.status, next.next_attempt_at) {
+            (Status::Failed, _) => format!(
+                "none: the transfer failed ({})",
+                next.reason.map_or("failed", |r| r.as_str())
+            ),
+            (_, Some(at)) => at.to_string(),
+            (_, None) => "now".to_owned(),
+        };
+        let what = match (tls, role) {
+            (Some(_), _) => "TLS handshake with a",
+            (None, "source") => "fetch from a",
+            (None, _) => "delivery to a",
+        };
+        tracing::warn!(
+            participant = %peer,
+            role,
+            reason = tls.map_or(error.code(), |t| t.code()),
+            attempt,
+            next_attempt,
+            suppressed,
+            error = %error,
+            "{what} {role} failed"
+        );
+    }
+    let Some(reason) = tls else {
         return format!("attempt {attempt}");
     };
-    let peer = error.participant();
-    tracing::warn!(
-        transfer = %row.id,
-        participant = %peer,
-        role,
-        reason = reason.code(),
-        attempt,
-        error = %error,
-        "TLS handshake with a {role} failed"
-    );
     gw.metrics.inc(
         "siirto_outbound_tls_failures_total",
         "Failed TLS handshakes with sources and destinations, by participant and reason.",
@@ -391,16 +421,25 @@ fn call_failed(
 }
 
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
-    let id = change.id.clone();
+    let (status, reason) = (change.status, change.reason);
     match gw.store.apply(change).await {
-        Ok(Applied::Done { .. }) => true,
+        Ok(Applied::Done { .. }) => {
+            if status.is_terminal() {
+                tracing::info!(
+                    %status,
+                    reason = reason.map(FailureReason::as_str),
+                    "transfer finished"
+                );
+            }
+            true
+        }
         Ok(Applied::LeaseLost) => {
-            tracing::info!(transfer = %id, "lease lost; another worker has this transfer");
+            tracing::info!("lease lost; another worker has this transfer");
             false
         }
         Err(e) => {
             // The lease will expire and the step will be taken again.
-            tracing::warn!(transfer = %id, error = %e, "persisting a transfer step failed");
+            tracing::warn!(error = %e, "persisting a transfer step failed");
             false
         }
     }
@@ -414,14 +453,14 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
         return;
     }
     let (Some(subject), Some((from, to))) = (subject_of(gw, &row), formats_of(gw, &row)) else {
-        tracing::error!(transfer = %row.id, "stored student id or participant formats unavailable; retrying later");
+        tracing::error!("stored student id or participant formats unavailable; retrying later");
         journal.step(
             gw.now(),
             "fetch",
             "internal_error",
             Some("the stored student id could not be opened, or src/dst left the directory".into()),
         );
-        let (next, _) = advance(gw, &row, &state, Event::FetchFailed(Retry::Retryable));
+        let (next, _) = advance(gw, &state, Event::FetchFailed(Retry::Retryable));
         persist(gw, change_for(gw, &row, &next, journal)).await;
         return;
     };
@@ -447,10 +486,10 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let body = match result {
         Ok(body) => body,
         Err(e) => {
-            let detail = call_failed(gw, &row, "source", attempt, &e, &mut fetched);
+            let (next, _) = advance(gw, &state, event);
+            let detail = call_failed(gw, "source", attempt, &e, &next, &mut fetched);
             journal.audit.push(fetched);
             journal.step(now, "fetch", &outcome, Some(detail));
-            let (next, _) = advance(gw, &row, &state, event);
             persist(gw, change_for(gw, &row, &next, journal)).await;
             return;
         }
@@ -468,7 +507,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             hex(&source_sha256)
         )),
     );
-    (state, _) = advance(gw, &row, &state, Event::Fetched);
+    (state, _) = advance(gw, &state, Event::Fetched);
 
     let scope = Scope::parse(&row.scope)
         .unwrap_or_else(|_| Scope::empty().with(siirto_core::scope::Category::Identity));
@@ -494,7 +533,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
                 let mut v = event_for(gw, &row, "document.validate", "ok");
                 v.detail.insert("format".into(), from.to_string());
                 journal.audit.push(v);
-                (state, _) = advance(gw, &row, &state, Event::Validated);
+                (state, _) = advance(gw, &state, Event::Validated);
             }
             journal.step(now, step, code, Some(e.to_string()));
             let mut audit = event_for(
@@ -509,7 +548,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             );
             audit.detail.insert("error".into(), e.to_string());
             journal.audit.push(audit);
-            let (next, _) = advance(gw, &row, &state, event);
+            let (next, _) = advance(gw, &state, event);
             persist(gw, change_for(gw, &row, &next, journal)).await;
             return;
         }
@@ -519,7 +558,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     v.detail.insert("format".into(), from.to_string());
     v.document_sha256 = Some(prepared.source_sha256);
     journal.audit.push(v);
-    (state, _) = advance(gw, &row, &state, Event::Validated);
+    (state, _) = advance(gw, &state, Event::Validated);
     journal.step(
         now,
         "convert",
@@ -533,7 +572,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     c.detail
         .insert("report".into(), prepared.report.to_string());
     journal.audit.push(c);
-    (state, _) = advance(gw, &row, &state, Event::Converted);
+    (state, _) = advance(gw, &state, Event::Converted);
 
     // Write-ahead: the sealed document and the `delivering` status are stored before the
     // first delivery attempt; the lease is kept so this worker goes on at once.
@@ -610,7 +649,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 // Failing anyway: whether the interrupted attempts exhausted the limits does
                 // not matter.
                 let _ = note_interrupted(gw, &row, &mut state, &mut journal, None);
-                tracing::error!(transfer = %row.id, problem = %problem, "stored payload unusable");
+                tracing::error!(problem = %problem, "stored payload unusable");
                 journal.step(
                     gw.now(),
                     "deliver",
@@ -620,7 +659,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 let mut e = event_for(gw, &row, "destination.deliver", "payload_unusable");
                 e.detail.insert("error".into(), problem);
                 journal.audit.push(e);
-                let (next, _) = advance(gw, &row, &state, Event::DeliveryFailed(Retry::Permanent));
+                let (next, _) = advance(gw, &state, Event::DeliveryFailed(Retry::Permanent));
                 let mut next = next;
                 next.reason = Some(transfer::FailureReason::ConversionFailed);
                 persist(gw, change_for(gw, &row, &next, journal)).await;
@@ -681,12 +720,6 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     attempt_event
         .detail
         .insert("attempt".into(), attempt.to_string());
-    let detail = match &result {
-        Ok(_) => format!("attempt {attempt}"),
-        Err(e) => call_failed(gw, &row, "destination", attempt, e, &mut attempt_event),
-    };
-    journal.audit.push(attempt_event);
-    journal.step(now, "deliver", outcome, Some(detail));
     let event = match &result {
         Ok(_) => Event::Delivered,
         Err(e) => Event::DeliveryFailed(if e.retryable() {
@@ -695,7 +728,13 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             Retry::Permanent
         }),
     };
-    (state, _) = advance(gw, &row, &state, event);
+    (state, _) = advance(gw, &state, event);
+    let detail = match &result {
+        Ok(_) => format!("attempt {attempt}"),
+        Err(e) => call_failed(gw, "destination", attempt, e, &state, &mut attempt_event),
+    };
+    journal.audit.push(attempt_event);
+    journal.step(now, "deliver", outcome, Some(detail));
     let mut change = change_for(gw, &row, &state, journal);
     if state.status == Status::Delivered {
         let mut done = event_for(gw, &row, "transfer.delivered", "ok");

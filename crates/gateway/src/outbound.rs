@@ -313,17 +313,16 @@ fn classify_delivery(participant: &str, status: StatusCode) -> Result<Delivered,
     }
 }
 
+/// Every byte but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes one path segment: everything but RFC 3986 unreserved characters.
 pub fn encode_path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -960,19 +959,7 @@ mod tests {
             let e = encode_path_segment(&s);
             prop_assert!(!e.contains('/') && !e.contains('?') && !e.contains('#'));
             // Decoding gives the original bytes back.
-            let mut out = Vec::new();
-            let b = e.as_bytes();
-            let mut i = 0;
-            while i < b.len() {
-                if b[i] == b'%' {
-                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ascii");
-                    out.push(u8::from_str_radix(hex, 16).expect("hex"));
-                    i += 3;
-                } else {
-                    out.push(b[i]);
-                    i += 1;
-                }
-            }
+            let out: Vec<u8> = percent_encoding::percent_decode_str(&e).collect();
             prop_assert_eq!(out, s.as_bytes().to_vec());
         }
     }

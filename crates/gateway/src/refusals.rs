@@ -1,12 +1,16 @@
 //! Refused TLS handshakes as audit entries, without letting anyone who can reach the port flood
-//! the audit trail.
+//! the audit trail; and the per-key rate limiting ([`Windows`]) behind it, which also keeps the
+//! warnings about failing calls to a peer to one a minute.
 //!
-//! Owns: [`RefusalLog`], which decides per (remote address, reason) whether a refusal is written
-//! now or counted into the next entry. The first refusal of a kind from an address is audited at
-//! once; further ones within the window are counted and written as one summary entry when the
-//! window closes. Pure: time comes in as an argument; the gateway writes what it returns.
+//! Owns: [`Windows`] (the first occurrence of a key in a window passes, later ones are counted),
+//! and [`RefusalLog`], which decides with it per (remote address, reason) whether a refusal is
+//! written now or counted into the next entry. The first refusal of a kind from an address is
+//! audited at once; further ones within the window are counted and written as one summary entry
+//! when the window closes. Pure: time comes in as an argument; the gateway writes what it
+//! returns.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -67,12 +71,85 @@ struct Window {
     suppressed: u64,
 }
 
+/// Per-key rate limiting: the first occurrence of a key in a window passes, later ones in the
+/// window are counted, and the count goes with the next one that passes (or with
+/// [`Windows::flush`]).
+pub struct Windows<K> {
+    window: Duration,
+    max_keys: usize,
+    open: Mutex<HashMap<K, Window>>,
+}
+
+impl<K: Eq + Hash + Clone> Windows<K> {
+    /// `max_keys` bounds memory: beyond it, new keys are counted under the `overflow` key that
+    /// [`Windows::note`] is given.
+    pub fn new(window: Duration, max_keys: usize) -> Self {
+        Windows {
+            window,
+            max_keys,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Notes an occurrence of `key` at `now`. When it passes, returns the key it was counted
+    /// under (`key`, or `overflow` when too many keys are open) and how many occurrences were
+    /// suppressed before it since the last one that passed.
+    pub fn note(&self, key: K, overflow: impl FnOnce() -> K, now: Timestamp) -> Option<(K, u64)> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = if !open.contains_key(&key) && open.len() >= self.max_keys {
+            overflow()
+        } else {
+            key
+        };
+        let fresh = Window {
+            opened: now,
+            suppressed: 0,
+        };
+        match open.get_mut(&key) {
+            Some(w) if now.since(w.opened) < self.window => {
+                w.suppressed += 1;
+                None
+            }
+            Some(w) => {
+                let suppressed = std::mem::replace(w, fresh).suppressed;
+                Some((key, suppressed))
+            }
+            None => {
+                open.insert(key.clone(), fresh);
+                Some((key, 0))
+            }
+        }
+    }
+
+    /// Closes the windows older than the window length; returns each key with the count
+    /// suppressed in it, for those that counted any.
+    pub fn flush(&self, now: Timestamp) -> Vec<(K, u64)> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = Vec::new();
+        open.retain(|key, w| {
+            if now.since(w.opened) < self.window {
+                return true;
+            }
+            if w.suppressed > 0 {
+                out.push((key.clone(), w.suppressed));
+            }
+            false
+        });
+        out
+    }
+}
+
 /// Rate-limited refusal auditing: one entry per (address, reason) per window, plus the count of
 /// the ones in between.
 pub struct RefusalLog {
     window: Duration,
-    max_keys: usize,
-    windows: Mutex<HashMap<(Option<IpAddr>, &'static str), Window>>,
+    windows: Windows<(Option<IpAddr>, &'static str)>,
 }
 
 impl std::fmt::Debug for RefusalLog {
@@ -88,8 +165,7 @@ impl RefusalLog {
     pub fn new(window: Duration, max_keys: usize) -> Self {
         RefusalLog {
             window,
-            max_keys,
-            windows: Mutex::new(HashMap::new()),
+            windows: Windows::new(window, max_keys),
         }
     }
 
@@ -116,69 +192,26 @@ impl RefusalLog {
 
     /// Notes a refusal; returns the entry to write now, if any.
     pub fn note(&self, addr: IpAddr, refusal: &Refusal, now: Timestamp) -> Option<AuditEvent> {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key = (Some(addr), refusal.code);
-        if !windows.contains_key(&key) && windows.len() >= self.max_keys {
-            key = (None, refusal.code);
-        }
-        match windows.get_mut(&key) {
-            Some(w) if now.since(w.opened) < self.window => {
-                w.suppressed += 1;
-                None
-            }
-            Some(w) => {
-                let repeated = w.suppressed;
-                *w = Window {
-                    opened: now,
-                    suppressed: 0,
-                };
-                Some(Self::event(
-                    now,
-                    key.0,
-                    refusal.code,
-                    Some(&refusal.detail),
-                    repeated,
-                ))
-            }
-            None => {
-                windows.insert(
-                    key,
-                    Window {
-                        opened: now,
-                        suppressed: 0,
-                    },
-                );
-                Some(Self::event(
-                    now,
-                    key.0,
-                    refusal.code,
-                    Some(&refusal.detail),
-                    0,
-                ))
-            }
-        }
+        let code = refusal.code;
+        let ((addr, code), repeated) =
+            self.windows
+                .note((Some(addr), code), || (None, code), now)?;
+        Some(Self::event(
+            now,
+            addr,
+            code,
+            Some(&refusal.detail),
+            repeated,
+        ))
     }
 
     /// Closes windows older than the window length: their counts become entries.
     pub fn flush(&self, now: Timestamp) -> Vec<AuditEvent> {
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = Vec::new();
-        windows.retain(|(addr, code), w| {
-            if now.since(w.opened) < self.window {
-                return true;
-            }
-            if w.suppressed > 0 {
-                out.push(Self::event(now, *addr, code, None, w.suppressed));
-            }
-            false
-        });
-        out
+        self.windows
+            .flush(now)
+            .into_iter()
+            .map(|((addr, code), suppressed)| Self::event(now, addr, code, None, suppressed))
+            .collect()
     }
 }
 
@@ -231,6 +264,6 @@ mod tests {
         for i in 0..100u8 {
             log.note(IpAddr::from([10, 0, 0, i]), &refusal("unknown_ca"), t);
         }
-        assert!(log.windows.lock().unwrap().len() <= 3);
+        assert!(log.windows.open.lock().unwrap().len() <= 3);
     }
 }

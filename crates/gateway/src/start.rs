@@ -27,17 +27,14 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the addresses of the configuration.
     pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
-        let bind = |addr: std::net::SocketAddr| async move {
+        let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                })
+                .map_err(|source| StartError::Listen { key, addr, source })
         };
         Ok(Listeners {
-            api: bind(config.gateway.listen).await?,
-            admin: bind(config.gateway.admin_listen).await?,
+            api: bind("gateway.listen", config.gateway.listen).await?,
+            admin: bind("gateway.admin_listen", config.gateway.admin_listen).await?,
         })
     }
 }

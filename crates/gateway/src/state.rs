@@ -59,7 +59,8 @@ pub enum NotReady {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("store: {0}")]
+    /// The database of `gateway.database_url` (connecting, migrating, first writes).
+    #[error("gateway.database_url: {0}")]
     Store(#[from] StoreError),
     #[error("issuer keys: {0}")]
     IssuerKeys(#[from] KeyLoadError),
@@ -71,9 +72,11 @@ pub enum StartError {
     Key { path: String, message: String },
     #[error("payload key: {0}")]
     Vault(#[from] VaultError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// `key` is the configuration key of the address (`gateway.listen`, `gateway.admin_listen`).
+    #[error("{key}: cannot listen on {addr}: {source}")]
     Listen {
-        addr: String,
+        key: &'static str,
+        addr: std::net::SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -110,6 +113,9 @@ pub struct Gateway {
     pending: AtomicU64,
     /// Refused TLS handshakes waiting to be summarised in the audit.
     pub refusals: crate::refusals::RefusalLog,
+    /// Warnings about failed calls, one a minute per (participant, role): see
+    /// `delivery::call_failed`.
+    pub call_warnings: crate::refusals::Windows<(String, &'static str)>,
     /// A readiness write probe that has not finished yet (at most one is queued at a time).
     write_probe: tokio::sync::Mutex<Option<WriteProbe>>,
     /// Set when a readiness check or a write for the API failed, cleared when one succeeds:
@@ -248,6 +254,7 @@ impl Gateway {
             destination_slots,
             pending: AtomicU64::new(0),
             refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
+            call_warnings: crate::refusals::Windows::new(Duration::from_secs(60), 10_000),
             write_probe: tokio::sync::Mutex::new(None),
             store_suspect: std::sync::atomic::AtomicBool::new(false),
         }))

@@ -15,11 +15,14 @@ use crate::state::{Gateway, NotReady};
 
 pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return text_response(
+        let mut r = text_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain; charset=utf-8",
             "GET only\n",
         );
+        r.headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static("GET"));
+        return r;
     }
     match req.uri().path() {
         "/healthz" => text_response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n"),

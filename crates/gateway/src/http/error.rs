@@ -110,6 +110,8 @@ error_codes! {
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// The `Allow` header of a `405` answer: the methods the path takes.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -117,6 +119,15 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// `405 method_not_allowed`, answered with `Allow: allow`.
+    pub fn method_not_allowed(message: impl Into<String>, allow: String) -> Self {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(ErrorCode::MethodNotAllowed, message)
         }
     }
 
@@ -136,6 +147,12 @@ impl ApiError {
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("5"),
             );
+        }
+        if let Some(allow) = self
+            .allow
+            .and_then(|a| http::HeaderValue::from_str(&a).ok())
+        {
+            r.headers_mut().insert(http::header::ALLOW, allow);
         }
         r
     }

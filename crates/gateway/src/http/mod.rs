@@ -1,10 +1,11 @@
 //! The gateway's HTTP API (CONTRACT.md "HTTP API") and the admin endpoints.
 //!
-//! Owns: routing, request head and body limits (the answers to an over-long head or body are
-//! ours, not hyper's: see [`check_head`] and [`read_body`]), query parsing, JSON answers, the
-//! audit entries of refused requests, and per-connection caller identity (one certificate check
-//! per TLS connection). Handlers live in one submodule per resource; errors become answers in
-//! [`error`] only.
+//! Owns: routing (one table, [`ROUTES`], read by dispatch, by `405` answers for their `Allow`
+//! header and by the metrics' route labels), request head and body limits (the answers to an
+//! over-long head or body are ours, not hyper's: see [`check_head`] and [`read_body`]), query
+//! parsing, JSON answers, request ids (see [`api_connection`]), the audit entries of refused
+//! requests, and per-connection caller identity (one certificate check per TLS connection).
+//! Handlers live in one submodule per resource; errors become answers in [`error`] only.
 
 pub mod admin;
 pub mod audit;
@@ -22,11 +23,14 @@ use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use tracing::{Instrument, Span};
 
 use crate::server::{Body, ConnectionInfo, ResponseFuture};
 use crate::state::Gateway;
 pub use error::{ApiError, ErrorCode};
+use proofs::KeyForm;
 use siirto_core::audit::AuditEvent;
+use siirto_core::clock::{Random, hex};
 use siirto_core::identity::Role;
 use siirto_core::identity::{self, AuthenticatedParticipant, IdentityError};
 
@@ -41,7 +45,16 @@ pub const DRAIN_BYTES: usize = 4 * 1024 * 1024;
 /// Who is calling on a connection, decided once when it is accepted.
 pub type Caller = Result<AuthenticatedParticipant, IdentityError>;
 
+/// The response header carrying the id the gateway gave a request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// Makes the request handler of one API connection.
+///
+/// Every request gets an id (32 hex digits, random, made by the gateway: an id a client sends is
+/// not taken, so that one cannot be forged into the logs of another request). Its handling runs
+/// in a `request` span carrying `request_id`, `method`, `route`, the caller's `participant` and,
+/// once known, the `transfer_id`, so every log line of the request names them; the answer
+/// carries the id in [`REQUEST_ID_HEADER`] for the caller to quote.
 pub fn api_connection(
     gw: Arc<Gateway>,
     conn: ConnectionInfo,
@@ -57,9 +70,14 @@ pub fn api_connection(
         Box::pin(async move {
             let started = Instant::now();
             let route = route_name(req.method(), req.uri().path());
+            let request_id = request_id(gw.random.as_ref());
+            let span = request_span(&request_id, req.method(), route, &caller);
             let response = match check_head(&req, gw.config.limits.max_header_bytes) {
-                Err(e) => refuse_head(&gw, &caller, route, e).await.into_response(),
-                Ok(()) => match api(&gw, &caller, req).await {
+                Err(e) => refuse_head(&gw, &caller, route, e)
+                    .instrument(span.clone())
+                    .await
+                    .into_response(),
+                Ok(()) => match api(&gw, &caller, req).instrument(span.clone()).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
                 },
@@ -76,9 +94,50 @@ pub fn api_connection(
                 &[("route", route)],
                 started.elapsed(),
             );
-            response
+            answered(&span, &request_id, response, started)
         })
     }
+}
+
+/// A new request id: 16 random bytes as hex (the shape of a W3C trace id).
+fn request_id(random: &dyn Random) -> String {
+    let mut bytes = [0u8; 16];
+    random.fill(&mut bytes);
+    hex(&bytes)
+}
+
+fn request_span(request_id: &str, method: &Method, route: &str, caller: &Caller) -> Span {
+    let participant = caller
+        .as_ref()
+        .map_or("unknown", |c| c.participant().id.as_str());
+    tracing::info_span!(
+        "request",
+        request_id,
+        %method,
+        route,
+        participant,
+        transfer_id = tracing::field::Empty,
+    )
+}
+
+/// Logs the answer (at debug, in the request's span) and adds the request id header.
+fn answered(
+    span: &Span,
+    request_id: &str,
+    mut response: Response<Body>,
+    started: Instant,
+) -> Response<Body> {
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "answered"
+        );
+    });
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 fn audit_unknown_participant(gw: &Arc<Gateway>, conn: &ConnectionInfo, e: &IdentityError) {
@@ -173,20 +232,130 @@ pub async fn audited(gw: &Gateway, event: AuditEvent, e: ApiError) -> ApiError {
     }
 }
 
-/// A low-cardinality name for metrics.
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+/// What a route does; [`api`] calls the handler of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    Submit,
+    Show,
+    Cancel,
+    Retry,
+    StudentHistory,
+    AuditList,
+    Checkpoint,
+    Inclusion,
+    Consistency,
+    PublicKey(KeyForm),
+    Reload,
+    Operator,
+}
+
+/// One route of the API: its method, its path, its label in the metrics, and what it does.
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    /// Path segments; `"{id}"` takes any one segment, a final `"*"` any number of them.
+    pub path: &'static [&'static str],
+    /// The low-cardinality name of the route in `siirto_http_*` metrics.
+    pub label: &'static str,
+    handler: Handler,
+}
+
+const fn route(
+    method: Method,
+    path: &'static [&'static str],
+    label: &'static str,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        label,
+        handler,
+    }
+}
+
+/// Every route of the API, the one list that dispatch, `405` answers (with `Allow`) and the
+/// metrics' route labels come from.
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    route(Method::POST, &["v1", "transfers"], "submit_transfer", Handler::Submit),
+    route(Method::GET, &["v1", "transfers", "{id}"], "get_transfer", Handler::Show),
+    route(Method::POST, &["v1", "transfers", "{id}", "cancel"], "cancel_transfer", Handler::Cancel),
+    route(Method::POST, &["v1", "transfers", "{id}", "retry"], "retry_transfer", Handler::Retry),
+    route(Method::GET, &["v1", "students", "transfers"], "student_transfers", Handler::StudentHistory),
+    route(Method::GET, &["v1", "audit"], "audit", Handler::AuditList),
+    route(Method::GET, &["v1", "audit", "checkpoint"], "audit", Handler::Checkpoint),
+    route(Method::GET, &["v1", "audit", "proof", "inclusion"], "audit_proof", Handler::Inclusion),
+    route(Method::GET, &["v1", "audit", "proof", "consistency"], "audit_proof", Handler::Consistency),
+    route(Method::GET, &["v1", "audit", "public-key"], "audit", Handler::PublicKey(KeyForm::All)),
+    route(Method::GET, &["v1", "audit", "jwks.json"], "audit", Handler::PublicKey(KeyForm::Jwks)),
+    route(Method::GET, &["v1", "audit", "public-key.pem"], "audit", Handler::PublicKey(KeyForm::Pem)),
+    route(Method::POST, &["v1", "admin", "reload"], "reload", Handler::Reload),
+    route(Method::GET, &["operator", "*"], "operator_page", Handler::Operator),
+];
+
+/// The label of requests that match no route (unknown paths, and known paths with another
+/// method).
+pub const OTHER_ROUTE: &str = "other";
+
+/// Where a request goes.
+#[derive(Debug)]
+enum Routed<'p> {
+    /// The route, and the segments its `{id}` and `*` took, in order.
+    Found(&'static Route, Vec<&'p str>),
+    /// The path is known, with other methods: the value of the `Allow` header.
+    WrongMethod(String),
+    NotFound,
+}
+
+/// The segments of `path`'s that `pattern` takes, when it matches.
+fn match_path<'p>(pattern: &[&str], segments: &[&'p str]) -> Option<Vec<&'p str>> {
+    let mut taken = Vec::new();
+    for (i, part) in pattern.iter().enumerate() {
+        match *part {
+            "*" => {
+                taken.extend_from_slice(&segments[i.min(segments.len())..]);
+                return Some(taken);
+            }
+            "{id}" => taken.push(*segments.get(i)?),
+            literal if segments.get(i) == Some(&literal) => {}
+            _ => return None,
+        }
+    }
+    (segments.len() == pattern.len()).then_some(taken)
+}
+
+fn segments(path: &str) -> Vec<&str> {
+    path.trim_matches('/').split('/').collect()
+}
+
+fn find_route<'p>(method: &Method, segments: &[&'p str]) -> Routed<'p> {
+    let mut allowed: Vec<&str> = Vec::new();
+    for route in ROUTES {
+        if let Some(taken) = match_path(route.path, segments) {
+            if route.method == *method {
+                return Routed::Found(route, taken);
+            }
+            if !allowed.contains(&route.method.as_str()) {
+                allowed.push(route.method.as_str());
+            }
+        }
+    }
+    if allowed.is_empty() {
+        Routed::NotFound
+    } else {
+        Routed::WrongMethod(allowed.join(", "))
+    }
+}
+
+/// A low-cardinality name for metrics: the route's label, or [`OTHER_ROUTE`].
 fn route_name(method: &Method, path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["v1", "transfers"]) => "submit_transfer",
-        (&Method::GET, ["v1", "transfers", _]) => "get_transfer",
-        (&Method::POST, ["v1", "transfers", _, "cancel"]) => "cancel_transfer",
-        (&Method::POST, ["v1", "transfers", _, "retry"]) => "retry_transfer",
-        (&Method::GET, ["v1", "students", "transfers"]) => "student_transfers",
-        (&Method::GET, ["v1", "audit", "proof", ..]) => "audit_proof",
-        (&Method::GET, ["v1", "audit", ..]) => "audit",
-        (&Method::POST, ["v1", "admin", "reload"]) => "reload",
-        (&Method::GET, ["operator", ..]) => "operator_page",
-        _ => "other",
+    match find_route(method, &segments(path)) {
+        Routed::Found(route, _) => route.label,
+        Routed::WrongMethod(_) | Routed::NotFound => OTHER_ROUTE,
     }
 }
 
@@ -197,58 +366,39 @@ async fn api(
 ) -> Result<Response<Body>, ApiError> {
     let caller = caller.as_ref().map_err(ApiError::from)?;
     let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (req.method().clone(), segments.as_slice()) {
-        (Method::POST, ["v1", "transfers"]) => transfers::submit(gw, caller, req).await,
-        (Method::GET, ["v1", "transfers", id]) => transfers::show(gw, caller, id).await,
-        (Method::POST, ["v1", "transfers", id, "cancel"]) => {
-            transfers::cancel(gw, caller, id).await
+    let segments = segments(&path);
+    let (route, taken) = match find_route(req.method(), &segments) {
+        Routed::Found(route, taken) => (route, taken),
+        Routed::WrongMethod(allow) => {
+            return Err(ApiError::method_not_allowed(
+                format!("{} is not allowed on {path}", req.method()),
+                allow,
+            ));
         }
-        (Method::POST, ["v1", "transfers", id, "retry"]) => transfers::retry(gw, caller, id).await,
-        (Method::GET, ["v1", "students", "transfers"]) => students::history(gw, caller, &req).await,
-        (Method::GET, ["v1", "audit"]) => audit::list(gw, caller, req.uri().query()).await,
-        (Method::GET, ["v1", "audit", "checkpoint"]) => proofs::checkpoint(gw, caller).await,
-        (Method::GET, ["v1", "audit", "proof", "inclusion"]) => {
-            proofs::inclusion(gw, caller, req.uri().query()).await
-        }
-        (Method::GET, ["v1", "audit", "proof", "consistency"]) => {
-            proofs::consistency(gw, caller, req.uri().query()).await
-        }
-        (Method::GET, ["v1", "audit", "public-key"]) => {
-            Ok(proofs::public_key(gw, proofs::KeyForm::All))
-        }
-        (Method::GET, ["v1", "audit", "jwks.json"]) => {
-            Ok(proofs::public_key(gw, proofs::KeyForm::Jwks))
-        }
-        (Method::GET, ["v1", "audit", "public-key.pem"]) => {
-            Ok(proofs::public_key(gw, proofs::KeyForm::Pem))
-        }
-        (Method::POST, ["v1", "admin", "reload"]) => operator::reload(gw, caller).await,
-        (Method::GET, ["operator", rest @ ..]) => {
-            Ok(operator::handle(gw, caller, rest, req.uri().query()).await)
-        }
-        (
-            _,
-            ["v1", "transfers"]
-            | ["v1", "transfers", _]
-            | ["v1", "transfers", _, "cancel" | "retry"],
-        )
-        | (_, ["v1", "students", "transfers"] | ["v1", "audit"])
-        | (
-            _,
-            [
-                "v1",
-                "audit",
-                "checkpoint" | "public-key" | "jwks.json" | "public-key.pem",
-            ]
-            | ["v1", "audit", "proof", "inclusion" | "consistency"]
-            | ["v1", "admin", "reload"]
-            | ["operator", ..],
-        ) => Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{} is not allowed on {path}", req.method()),
-        )),
-        _ => Err(ApiError::not_found()),
+        Routed::NotFound => return Err(ApiError::not_found()),
+    };
+    // The transfer a route names, for the request's log lines.
+    let id = taken.first().copied().unwrap_or_default();
+    if matches!(
+        route.handler,
+        Handler::Show | Handler::Cancel | Handler::Retry
+    ) {
+        tracing::Span::current().record("transfer_id", id);
+    }
+    let query = req.uri().query();
+    match route.handler {
+        Handler::Submit => transfers::submit(gw, caller, req).await,
+        Handler::Show => transfers::show(gw, caller, id).await,
+        Handler::Cancel => transfers::cancel(gw, caller, id).await,
+        Handler::Retry => transfers::retry(gw, caller, id).await,
+        Handler::StudentHistory => students::history(gw, caller, &req).await,
+        Handler::AuditList => audit::list(gw, caller, query).await,
+        Handler::Checkpoint => proofs::checkpoint(gw, caller).await,
+        Handler::Inclusion => proofs::inclusion(gw, caller, query).await,
+        Handler::Consistency => proofs::consistency(gw, caller, query).await,
+        Handler::PublicKey(form) => Ok(proofs::public_key(gw, form)),
+        Handler::Reload => operator::reload(gw, caller).await,
+        Handler::Operator => Ok(operator::handle(gw, caller, &taken, query).await),
     }
 }
 
@@ -376,43 +526,12 @@ pub fn text_response(
     r
 }
 
-/// Parses `a=1&b=x%20y` into pairs, percent-decoded; `+` is a space.
+/// Parses `a=1&b=x%20y` into pairs (`application/x-www-form-urlencoded`): percent-decoded,
+/// `+` is a space, a malformed escape is kept as written.
 pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match s
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Makes the request handler of one admin connection (plain HTTP: health, readiness, metrics).
@@ -447,16 +566,81 @@ mod tests {
         assert_eq!(q[1], ("since".into(), "2026-01-01T00:00:00Z".into()));
         assert_eq!(q[2], ("actor".into(), "a b".into()));
         assert_eq!(q[4], ("x".into(), "".into()));
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        let kept = query_pairs(Some("a=100%&b=%zz&&c=%C3%A4"));
+        assert_eq!(
+            kept,
+            [("a", "100%"), ("b", "%zz"), ("c", "ä")].map(|(k, v)| (k.into(), v.into()))
+        );
     }
 
     #[test]
     fn route_names_are_bounded() {
-        assert_eq!(
-            route_name(&Method::GET, "/v1/transfers/123"),
-            "get_transfer"
-        );
-        assert_eq!(route_name(&Method::GET, "/anything/else"), "other");
+        for (method, path, label) in [
+            (Method::POST, "/v1/transfers", "submit_transfer"),
+            (Method::GET, "/v1/transfers/123", "get_transfer"),
+            (Method::POST, "/v1/transfers/123/cancel", "cancel_transfer"),
+            (Method::POST, "/v1/transfers/123/retry/", "retry_transfer"),
+            (Method::GET, "/v1/students/transfers", "student_transfers"),
+            (Method::GET, "/v1/audit", "audit"),
+            (Method::GET, "/v1/audit/jwks.json", "audit"),
+            (Method::GET, "/v1/audit/proof/inclusion", "audit_proof"),
+            (Method::POST, "/v1/admin/reload", "reload"),
+            (Method::GET, "/operator", "operator_page"),
+            (Method::GET, "/operator/transfers/abc", "operator_page"),
+            (Method::GET, "/anything/else", "other"),
+            (Method::GET, "/v1/audit/nothing", "other"),
+            (Method::DELETE, "/v1/transfers/123", "other"),
+        ] {
+            assert_eq!(route_name(&method, path), label, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn each_route_is_found_by_its_path_and_method_only() {
+        for route in ROUTES {
+            let path: Vec<&str> = route
+                .path
+                .iter()
+                .map(|part| match *part {
+                    "{id}" => "t-1",
+                    "*" => "transfers",
+                    literal => literal,
+                })
+                .collect();
+            match find_route(&route.method, &path) {
+                Routed::Found(found, taken) => {
+                    assert!(std::ptr::eq(found, route), "{path:?}");
+                    if route.path.contains(&"{id}") {
+                        assert_eq!(taken, ["t-1"]);
+                    }
+                }
+                other => panic!("{path:?}: {other:?}"),
+            }
+            let other = if route.method == Method::GET {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            match find_route(&other, &path) {
+                Routed::WrongMethod(allow) => assert_eq!(allow, route.method.as_str()),
+                found => panic!("{other} {path:?}: {found:?}"),
+            }
+        }
+        assert!(matches!(
+            find_route(&Method::GET, &segments("/v1/transfers/a/b")),
+            Routed::NotFound
+        ));
+        assert!(matches!(
+            find_route(&Method::GET, &segments("/v1")),
+            Routed::NotFound
+        ));
+    }
+
+    #[test]
+    fn a_405_answer_names_the_allowed_methods() {
+        let answer = ApiError::method_not_allowed("PUT is not allowed", "GET".into());
+        let response = answer.into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[http::header::ALLOW], "GET");
     }
 }

@@ -70,6 +70,7 @@ pub async fn submit(
         return Err(store_unavailable());
     }
     let id = uuid_v4(gw.random.as_ref());
+    tracing::Span::current().record("transfer_id", id.as_str());
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let sealed = gw.vault.seal(
         &format!("subject:{id}"),
@@ -108,6 +109,11 @@ pub async fn submit(
     gw.note_store_health(inserted.is_ok());
     match inserted? {
         Inserted::Accepted => {
+            tracing::info!(
+                src = verified.source(),
+                dst = verified.destination(),
+                "transfer accepted"
+            );
             gw.note_accepted();
             gw.wake.notify_one();
             gw.metrics.inc(

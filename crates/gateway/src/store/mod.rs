@@ -45,6 +45,14 @@ const AUDIT_LOCK_ID: i64 = 0x7369_6972_746f;
 pub enum StoreError {
     #[error("database url `{0}` is neither sqlite: nor postgres:")]
     UnsupportedUrl(String),
+    /// The first connection to PostgreSQL failed: where to, and why (the refusal, the
+    /// server's own message, or the wait that ran out).
+    #[error("cannot connect to PostgreSQL at {host}:{port}: {reason}")]
+    Connect {
+        host: String,
+        port: u16,
+        reason: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -320,6 +328,36 @@ macro_rules! with_pool {
     };
 }
 
+/// How long the first connection to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to PostgreSQL, made and closed before the pool is built. A pool retries a
+/// refused connection until its acquire timeout and then says only that it timed out; this
+/// says where it tried and why it failed, once.
+async fn first_connection(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let failed = |reason: String| StoreError::Connect {
+        host: options.get_host().to_owned(),
+        port: options.get_port(),
+        reason,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => {
+            // Closing politely can only fail on a connection that already broke: the pool
+            // makes its own.
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(failed(e.to_string())),
+        Ok(Err(sqlx::Error::Database(e))) => Err(failed(e.message().to_owned())),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Err(_) => Err(failed(format!(
+            "no connection within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl Store {
     /// Connects (creating a SQLite file when missing), runs the migrations and starts the writer.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -346,6 +384,7 @@ impl Store {
             )
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
+            first_connection(&options).await?;
             Pool::Postgres(
                 PgPoolOptions::new()
                     .max_connections(16)
