@@ -26,6 +26,10 @@
 //! - `peer_tls`: a source or destination whose server certificate is refused (another CA,
 //!   another name, expired) is retried like an outage but visibly: the reason is on the step,
 //!   in the audit entry, in `/metrics` and in a warning naming the peer (the real binary).
+//! - `peer_down`: a destination down for three simulated days is marked down and probed once
+//!   per interval (not once per transfer), then gets every transfer once; `max_age` ends a
+//!   transfer that waited too long, audited; two instances never probe at once; a destination
+//!   that flaps (503, resets, hangs) on real time gets every transfer once.
 //! - `instances`: two gateway instances on one PostgreSQL database share the work and deliver
 //!   every transfer exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,6 +53,8 @@ mod exhaustion;
 mod instances;
 #[path = "durable/outage.rs"]
 mod outage;
+#[path = "durable/peer_down.rs"]
+mod peer_down;
 #[path = "durable/peer_tls.rs"]
 mod peer_tls;
 #[path = "durable/permanent.rs"]

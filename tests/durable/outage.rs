@@ -18,8 +18,11 @@ use crate::support::*;
 
 const MAX_ATTEMPTS: u64 = 8;
 
+/// These tests pin one transfer's own retry schedule: the destination is never marked down
+/// (`peer_down_after` out of reach). Marking down and probing are `peer_down`'s.
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![
+        ("SIIRTO__DELIVERY__PEER_DOWN_AFTER", "1000"),
         ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "8"),
         ("SIIRTO__DELIVERY__INITIAL_BACKOFF", "1s"),
         ("SIIRTO__DELIVERY__MAX_BACKOFF", "4s"),

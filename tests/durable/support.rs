@@ -32,7 +32,7 @@ pub const SCOPE: &str = "identity enrolment achievements";
 
 /// Randomness whose backoff draws are always the longest wait allowed (the ceiling of full
 /// jitter), so retry times are exact; bytes (ids, keys) stay random.
-pub struct LongestWait(SystemRandom);
+pub struct LongestWait(pub SystemRandom);
 
 impl Random for LongestWait {
     fn fill(&self, buf: &mut [u8]) {

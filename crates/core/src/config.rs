@@ -72,10 +72,15 @@ impl SchemaPaths {
 /// `[delivery]`: retries, timeouts and concurrency for calls to sources and destinations.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
-    /// Attempts per transfer step before `delivery_attempts_exhausted` (default 12).
-    pub max_attempts: u32,
-    /// Age after which a transfer is no longer retried (default 24 h).
+    /// Attempts per transfer step before `delivery_attempts_exhausted`; `None` (the default):
+    /// no count, transient failures are retried until `max_age`.
+    pub max_attempts: Option<u32>,
+    /// Age after which a transfer is no longer retried (default 5 days, counted from acceptance
+    /// or from an operator's retry).
     pub max_age: Duration,
+    /// Transient failures in a row after which a source or destination is marked down: its
+    /// transfers then wait in the store while one probe at a time looks for it (default 5).
+    pub peer_down_after: u32,
     /// First retry delay cap; doubles per attempt up to `max_backoff` (defaults 1 s, 10 min).
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
@@ -97,8 +102,9 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
-            max_attempts: 12,
-            max_age: Duration::from_secs(24 * 3600),
+            max_attempts: None,
+            max_age: Duration::from_secs(5 * 24 * 3600),
+            peer_down_after: 5,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(5),

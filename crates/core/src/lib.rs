@@ -21,6 +21,7 @@
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
 //! - [`transfer`]: the transfer state machine and the retry policy (backoff with full jitter).
+//! - [`peer_health`]: whether a source or destination is up; when to probe one that is down.
 //! - [`vault`]: encryption at rest of payloads, student ids and receipts (AES-256-GCM).
 //! - [`admission`]: which new connection a listener admits (per-address limits, the reserve
 //!   for authenticated addresses).
@@ -38,6 +39,7 @@ pub mod clock;
 pub mod config;
 pub mod formats;
 pub mod identity;
+pub mod peer_health;
 pub mod pipeline;
 pub mod receipt;
 pub mod record;

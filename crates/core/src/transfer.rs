@@ -177,6 +177,8 @@ pub enum Event {
     Cancel,
     /// An operator asked for a failed transfer to be tried again.
     OperatorRetry,
+    /// The transfer reached `max_age` while waiting (its peer was down): no further attempt.
+    Expired,
 }
 
 /// What the worker must do after persisting the new state.
@@ -199,13 +201,20 @@ pub enum Effect {
 /// Limits on retrying a network step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    pub max_attempts: u32,
+    /// `None`: attempts are not counted against a limit; `max_age` ends the retries.
+    pub max_attempts: Option<u32>,
     pub max_age: Duration,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
 }
 
 impl RetryPolicy {
+    /// Whether a transfer whose retry clock started at `started` (acceptance, or an operator's
+    /// retry) is past `max_age` at `now`.
+    pub fn is_expired(&self, started: Timestamp, now: Timestamp) -> bool {
+        now.since(started) >= self.max_age
+    }
+
     /// Exponential backoff with full jitter: a uniformly random delay in
     /// `[0, min(max_backoff, initial_backoff · 2^(attempt-1))]` (linkerd2-proxy's `exp-backoff`).
     pub fn backoff(&self, attempt: u32, random: &dyn Random) -> Duration {
@@ -274,7 +283,7 @@ pub fn next(
         let delay = policy.backoff(attempts, random);
         let due = now.saturating_add(delay);
         let too_old = due.since(state.created_at) >= policy.max_age;
-        if attempts >= policy.max_attempts || too_old {
+        if policy.max_attempts.is_some_and(|max| attempts >= max) || too_old {
             let mut t = fail(exhausted);
             t.state.attempts = attempts;
             t
@@ -337,6 +346,8 @@ pub fn next(
         (S::Delivering, Event::DeliveryFailed(Retry::Retryable)) => {
             retry_or(FailureReason::DeliveryAttemptsExhausted)
         }
+        (S::Fetching, Event::Expired) => fail(FailureReason::SourceUnavailable),
+        (S::Delivering, Event::Expired) => fail(FailureReason::DeliveryAttemptsExhausted),
         (s, Event::Cancel) if !s.is_terminal() => Transition {
             state: TransferState {
                 status: S::Cancelled,
@@ -371,7 +382,7 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         RetryPolicy {
-            max_attempts: 3,
+            max_attempts: Some(3),
             max_age: Duration::from_secs(3600),
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
@@ -412,6 +423,7 @@ mod tests {
             Event::DeliveryFailed(Retry::Permanent),
             Event::Cancel,
             Event::OperatorRetry,
+            Event::Expired,
         ]
     }
 
@@ -451,6 +463,7 @@ mod tests {
             (S::Fetching, "SourceNotFound"),
             (S::Fetching, "FetchFailed"),
             (S::Fetching, "Cancel"),
+            (S::Fetching, "Expired"),
             (S::Validating, "Validated"),
             (S::Validating, "ValidationFailed"),
             (S::Validating, "Cancel"),
@@ -462,6 +475,7 @@ mod tests {
             (S::Delivering, "Delivered"),
             (S::Delivering, "DeliveryFailed"),
             (S::Delivering, "Cancel"),
+            (S::Delivering, "Expired"),
             (S::Failed, "OperatorRetry"),
         ];
         for status in Status::ALL {
@@ -519,6 +533,16 @@ mod tests {
                 Event::DeliveryFailed(Retry::Permanent),
                 FailureReason::DestinationRejected,
             ),
+            (
+                Status::Fetching,
+                Event::Expired,
+                FailureReason::SourceUnavailable,
+            ),
+            (
+                Status::Delivering,
+                Event::Expired,
+                FailureReason::DeliveryAttemptsExhausted,
+            ),
         ];
         for (status, event, reason) in cases {
             let t = step(&state(status), event).unwrap();
@@ -574,6 +598,44 @@ mod tests {
             t.state.reason,
             Some(FailureReason::DeliveryAttemptsExhausted)
         );
+    }
+
+    #[test]
+    fn without_max_attempts_transient_failures_retry_until_max_age() {
+        let policy = RetryPolicy {
+            max_attempts: None,
+            ..policy()
+        };
+        let random = SeededRandom::new(7);
+        let mut s = state(Status::Delivering);
+        s.created_at = Timestamp::from_secs(0);
+        let mut now = Timestamp::from_secs(1);
+        let mut attempts = 0;
+        loop {
+            let t = next(
+                &s,
+                Event::DeliveryFailed(Retry::Retryable),
+                &policy,
+                now,
+                &random,
+            )
+            .unwrap();
+            attempts += 1;
+            if t.state.status == Status::Failed {
+                assert_eq!(
+                    t.state.reason,
+                    Some(FailureReason::DeliveryAttemptsExhausted)
+                );
+                break;
+            }
+            now = t.state.next_attempt_at.unwrap();
+            assert!(now.since(Timestamp::from_secs(0)) < policy.max_age);
+            s = t.state;
+        }
+        // Far more than any count limit would allow: 1 hour of backoff capped at 60 s.
+        assert!(attempts > 60, "{attempts}");
+        assert!(policy.is_expired(Timestamp::from_secs(0), Timestamp::from_secs(3600)));
+        assert!(!policy.is_expired(Timestamp::from_secs(1), Timestamp::from_secs(3600)));
     }
 
     #[test]

@@ -281,6 +281,12 @@ enum Listening {
     /// Not listening; the socket bound to the address (not listening, so connections are
     /// refused) keeps the port ours until we listen again.
     Closed(Option<TcpSocket>),
+    /// Accepting connections and resetting each at once (TCP RST, before any TLS), until
+    /// stopped; the task hands the listener back.
+    Resetting {
+        stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<TcpListener>,
+    },
 }
 
 /// Backlog of a listener opened again.
@@ -362,8 +368,54 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Stops serving and resets every new connection until [`Endpoint::listen_again`].
+    async fn reset_connections(&self, resets: Arc<AtomicUsize>) -> std::io::Result<()> {
+        self.stop_listening().await?;
+        let mut listening = self.listening.lock().await;
+        let socket = match std::mem::replace(&mut *listening, Listening::Closed(None)) {
+            Listening::Closed(Some(s)) => s,
+            _ => self.socket()?,
+        };
+        let listener = socket.listen(BACKLOG)?;
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let mut testbed = self.shutdown.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        if let Ok((tcp, _)) = accepted {
+                            // Linger zero: closing sends RST instead of FIN.
+                            let _ = tcp.set_zero_linger();
+                            drop(tcp);
+                            resets.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    _ = &mut stopped => break,
+                    () = testbed.wait() => break,
+                }
+            }
+            listener
+        });
+        *listening = Listening::Resetting { stop, task };
+        Ok(())
+    }
+
     async fn listen_again(&self) -> std::io::Result<()> {
         let mut listening = self.listening.lock().await;
+        if let Listening::Resetting { .. } = &*listening {
+            if let Listening::Resetting { stop, task } =
+                std::mem::replace(&mut *listening, Listening::Closed(None))
+            {
+                let _ = stop.send(());
+                match task.await {
+                    Ok(listener) => {
+                        *listening = self.serve(listener);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(std::io::Error::other(e)),
+                }
+            }
+        }
         if let Listening::Closed(socket) = &mut *listening {
             let socket = match socket.take() {
                 Some(s) => s,
@@ -395,6 +447,7 @@ struct DestinationState {
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    resets: Arc<AtomicUsize>,
 }
 
 impl Default for DestinationState {
@@ -405,6 +458,7 @@ impl Default for DestinationState {
             stored: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            resets: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -463,9 +517,24 @@ impl Destination {
         self.endpoint.stop_listening().await
     }
 
-    /// Listens again on the same address after [`Destination::stop_listening`].
+    /// Listens again on the same address after [`Destination::stop_listening`] or
+    /// [`Destination::reset_connections`].
     pub async fn listen_again(&self) -> std::io::Result<()> {
         self.endpoint.listen_again().await
+    }
+
+    /// Resets every new connection (TCP RST as soon as it is accepted, before TLS) until
+    /// [`Destination::listen_again`]; requests in flight are answered first. Counts the resets
+    /// ([`Destination::resets`]).
+    pub async fn reset_connections(&self) -> std::io::Result<()> {
+        self.endpoint
+            .reset_connections(self.state.resets.clone())
+            .await
+    }
+
+    /// Connections reset by [`Destination::reset_connections`].
+    pub fn resets(&self) -> usize {
+        self.state.resets.load(Ordering::SeqCst)
     }
 
     /// Every request received, in order.

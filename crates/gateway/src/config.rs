@@ -447,6 +447,7 @@ const SCHEMA_KEYS: &[(&str, Kind)] = &[
 const DELIVERY_KEYS: &[(&str, Kind)] = &[
     ("max_attempts", Kind::Integer),
     ("max_age", Kind::Duration),
+    ("peer_down_after", Kind::Integer),
     ("initial_backoff", Kind::Duration),
     ("max_backoff", Kind::Duration),
     ("connect_timeout", Kind::Duration),
@@ -1711,15 +1712,19 @@ fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
         );
     }
     DeliveryConfig {
-        max_attempts: u32::try_from(check.integer(
+        // Absent: no count; transient failures are retried until `max_age`.
+        max_attempts: d.get("max_attempts").map(|_| {
+            u32::try_from(check.integer(d, p, "max_attempts", 1, (1, 100_000))).unwrap_or(1)
+        }),
+        max_age: check.duration(d, p, "max_age", def.max_age, (SECOND, 30 * DAY)),
+        peer_down_after: u32::try_from(check.integer(
             d,
             p,
-            "max_attempts",
-            u64::from(def.max_attempts),
+            "peer_down_after",
+            u64::from(def.peer_down_after),
             (1, 1000),
         ))
-        .unwrap_or(def.max_attempts),
-        max_age: check.duration(d, p, "max_age", def.max_age, (SECOND, 30 * DAY)),
+        .unwrap_or(def.peer_down_after),
         initial_backoff,
         max_backoff,
         connect_timeout,
@@ -1895,8 +1900,9 @@ subject = "CN=registry-operator,O=Siirto,C=FI"
 # elmo = "/path/to/elmo/schema.xsd"
 
 [delivery]
-max_attempts = 12
-max_age = "24h"
+# max_attempts = 12                       # optional: unset, transient failures retry until max_age
+max_age = "5d"
+peer_down_after = 5
 initial_backoff = "1s"
 max_backoff = "10m"
 connect_timeout = "5s"
@@ -2023,7 +2029,9 @@ mod tests {
                 .endpoint
                 .is_none()
         );
-        assert_eq!(cfg.delivery.max_attempts, 12);
+        assert_eq!(cfg.delivery.max_attempts, None);
+        assert_eq!(cfg.delivery.max_age, Duration::from_secs(5 * 24 * 3600));
+        assert_eq!(cfg.delivery.peer_down_after, 5);
         assert!(cfg.storage.payload_key.is_some());
     }
 
@@ -2230,6 +2238,12 @@ mod tests {
                 "[storage]",
                 "[delivery]\nmax_attempts = 0\n\n[storage]",
                 "delivery.max_attempts",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[delivery]\npeer_down_after = 0\n\n[storage]",
+                "delivery.peer_down_after",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
             ),
             (
@@ -2452,7 +2466,7 @@ mod tests {
         .expect("overrides apply");
         assert_eq!(cfg.gateway.database_url, "postgres://u:secret@db/siirto");
         assert!(!format!("{:?}", cfg.gateway).contains("secret"));
-        assert_eq!(cfg.delivery.max_attempts, 5);
+        assert_eq!(cfg.delivery.max_attempts, Some(5));
         assert_eq!(cfg.delivery.request_timeout, Duration::from_millis(250));
         assert_eq!(cfg.delivery.connect_timeout, Duration::from_secs(3));
         assert_eq!(cfg.delivery.max_response_bytes, 2 << 20);

@@ -28,16 +28,18 @@ use crate::outbound::{CallError, Delivered};
 use crate::server::Shutdown;
 use crate::state::Gateway;
 use crate::store::{
-    Applied, Guard, NewStep, PayloadChange, SealedBlob, StoreError, TransferChange, TransferRow,
+    Applied, Guard, NewStep, PayloadChange, PeerCall, PeerNews, SealedBlob, StoreError,
+    TransferChange, TransferRow,
 };
 use siirto_core::audit::AuditEvent;
 use siirto_core::clock::{Timestamp, hex};
 use siirto_core::formats::{Format, WriteContext};
+use siirto_core::peer_health::{CallOutcome, Change};
 use siirto_core::pipeline::{self, PipelineError, Prepared};
 use siirto_core::receipt::ReceiptClaims;
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
-use siirto_core::transfer::{self, Event, FailureReason, Retry, Status, TransferState};
+use siirto_core::transfer::{self, Event, Retry, Status, TransferState};
 
 /// How long a worker waits for a free call slot of a destination before it gives the transfer
 /// back to the store (and goes on with other work).
@@ -93,10 +95,19 @@ impl Worker {
             .filter(|(_, slots)| slots.available_permits() == 0)
             .map(|(dst, _)| dst.clone())
             .collect();
+        // Transfers older than `max_age` are taken whatever their peer's state, to be ended.
+        let expired_before = Timestamp::from_millis(now.millis().saturating_sub(
+            i64::try_from(gw.config.delivery.max_age.as_millis()).unwrap_or(i64::MAX),
+        ));
         let claimed = gw
             .store
-            .claim_skipping(&token, now, lease_until, limit, busy)
+            .claim_skipping(&token, now, lease_until, limit, busy, expired_before)
             .await?;
+        gw.note_peers_down(|set| {
+            set.clear();
+            set.extend(claimed.down.iter().cloned());
+        });
+        let claimed = claimed.transfers;
         let n = claimed.len();
         for row in claimed {
             let Ok(permit) = self.slots.clone().acquire_owned().await else {
@@ -185,6 +196,10 @@ fn event_for(gw: &Gateway, row: &TransferRow, action: &str, outcome: &str) -> Au
 
 async fn work(gw: &Gateway, row: TransferRow) {
     let started = Instant::now();
+    if gw.retry_policy().is_expired(row.retry_from, gw.now()) {
+        expire(gw, row).await;
+        return;
+    }
     match row.status {
         Status::Fetching => fetch(gw, row).await,
         Status::Delivering => deliver(gw, row, None).await,
@@ -420,16 +435,107 @@ fn call_failed(
     format!("attempt {attempt}: TLS handshake with {role} {peer} failed: {reason}")
 }
 
+/// Ends a transfer that reached `delivery.max_age` without a successful call (its peer stayed
+/// down, or kept failing): failed as its step's retries would have ended it, audited, and
+/// logged at warn with its id.
+async fn expire(gw: &Gateway, row: TransferRow) {
+    let mut state = row.state();
+    let mut journal = Journal::new();
+    if !note_interrupted(gw, &row, &mut state, &mut journal, None) {
+        (state, _) = advance(gw, &state, Event::Expired);
+    }
+    let max_age = siirto_core::config::format_duration(gw.config.delivery.max_age);
+    let peer = if row.status == Status::Delivering {
+        &row.dst
+    } else {
+        &row.src
+    };
+    tracing::warn!(
+        transfer_id = %row.id,
+        participant = %peer,
+        attempts = state.attempts,
+        max_age = %max_age,
+        "transfer reached max_age without a successful call; it failed"
+    );
+    journal.step(
+        gw.now(),
+        if row.status == Status::Delivering {
+            "deliver"
+        } else {
+            "fetch"
+        },
+        "max_age_exceeded",
+        Some(format!(
+            "no successful call to {peer} within delivery.max_age ({max_age})"
+        )),
+    );
+    let mut change = change_for(gw, &row, &state, journal);
+    if let Some(failed) = change.audit.last_mut() {
+        failed.detail.insert("max_age".into(), max_age);
+    }
+    persist(gw, change).await;
+}
+
+/// What a call's result tells about its peer: an answer of any kind shows it is there; a
+/// failure that may pass counts towards marking it down.
+fn peer_call(gw: &Gateway, participant: &str, answered: bool) -> PeerCall {
+    PeerCall {
+        participant: participant.to_owned(),
+        outcome: if answered {
+            CallOutcome::Answered
+        } else {
+            CallOutcome::FailedTransiently
+        },
+        policy: gw.health_policy(),
+        jitter_millionths: gw.random.below(1_000_000),
+    }
+}
+
+/// Logs a peer that went down or came back (with its waiting transfers), and notes it.
+fn peer_news(gw: &Gateway, news: &PeerNews) {
+    let now = gw.now();
+    match news.change {
+        Change::WentDown => {
+            gw.note_peers_down(|set| {
+                set.insert(news.participant.clone());
+            });
+            tracing::warn!(
+                participant = %news.participant,
+                failures = gw.config.delivery.peer_down_after,
+                backlog = news.backlog,
+                "participant is down: its transfers wait, one probe at a time looks for it"
+            );
+        }
+        Change::CameBack { since } => {
+            gw.note_peers_down(|set| {
+                set.remove(&news.participant);
+            });
+            tracing::info!(
+                participant = %news.participant,
+                down_for = %siirto_core::config::format_duration(now.since(since)),
+                backlog = news.backlog,
+                "participant is back: its waiting transfers are due now"
+            );
+        }
+        Change::Unchanged => {}
+    }
+}
+
 async fn persist(gw: &Gateway, change: TransferChange) -> bool {
     let (status, reason) = (change.status, change.reason);
     match gw.store.apply(change).await {
-        Ok(Applied::Done { .. }) => {
-            if status.is_terminal() {
-                tracing::info!(
+        Ok(Applied::Done { peer, .. }) => {
+            if let Some(news) = &peer {
+                peer_news(gw, news);
+            }
+            match (status, reason) {
+                (Status::Failed, Some(reason)) => tracing::warn!(
                     %status,
-                    reason = reason.map(FailureReason::as_str),
+                    reason = reason.as_str(),
                     "transfer finished"
-                );
+                ),
+                (s, _) if s.is_terminal() => tracing::info!(%status, "transfer finished"),
+                _ => {}
             }
             true
         }
@@ -483,6 +589,8 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     fetched.actor = GATEWAY_ACTOR.into();
     fetched.detail.insert("source".into(), row.src.clone());
     fetched.detail.insert("attempt".into(), attempt.to_string());
+    let answered = result.as_ref().map_or_else(|e| !e.retryable(), |_| true);
+    let source_call = peer_call(gw, &row.src, answered);
     let body = match result {
         Ok(body) => body,
         Err(e) => {
@@ -490,7 +598,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             let detail = call_failed(gw, "source", attempt, &e, &next, &mut fetched);
             journal.audit.push(fetched);
             journal.step(now, "fetch", &outcome, Some(detail));
-            persist(gw, change_for(gw, &row, &next, journal)).await;
+            let mut change = change_for(gw, &row, &next, journal);
+            change.peer = Some(source_call);
+            persist(gw, change).await;
             return;
         }
     };
@@ -549,7 +659,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             audit.detail.insert("error".into(), e.to_string());
             journal.audit.push(audit);
             let (next, _) = advance(gw, &state, event);
-            persist(gw, change_for(gw, &row, &next, journal)).await;
+            let mut change = change_for(gw, &row, &next, journal);
+            change.peer = Some(source_call);
+            persist(gw, change).await;
             return;
         }
     };
@@ -575,15 +687,22 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     (state, _) = advance(gw, &state, Event::Converted);
 
     // Write-ahead: the sealed document and the `delivering` status are stored before the
-    // first delivery attempt; the lease is kept so this worker goes on at once.
+    // first delivery attempt; the lease is kept so this worker goes on at once — unless the
+    // destination is down: then the transfer waits in the store with the others.
     let sealed = gw.vault.seal(
         &format!("payload:{}", row.id),
         &prepared.document,
         gw.random.as_ref(),
     );
+    let destination_down = gw.is_down(&row.dst);
     let mut change = change_for(gw, &row, &state, journal);
-    change.keep_lease = true;
-    change.due_at = Some(gw.now().saturating_add(gw.config.delivery.lease));
+    change.peer = Some(source_call);
+    change.keep_lease = !destination_down;
+    change.due_at = Some(if destination_down {
+        gw.now()
+    } else {
+        gw.now().saturating_add(gw.config.delivery.lease)
+    });
     change.source_sha256 = Some(hex(&prepared.source_sha256));
     change.report = Some(prepared.report.to_string());
     change.payload = PayloadChange::Put(SealedBlob {
@@ -591,7 +710,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
         sealed: sealed.bytes,
         sha256: hex(&prepared.document_sha256),
     });
-    if !persist(gw, change).await {
+    if !persist(gw, change).await || destination_down {
         return;
     }
     let mut row = row;
@@ -735,7 +854,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     };
     journal.audit.push(attempt_event);
     journal.step(now, "deliver", outcome, Some(detail));
+    let answered = result.as_ref().map_or_else(|e| !e.retryable(), |_| true);
     let mut change = change_for(gw, &row, &state, journal);
+    change.peer = Some(peer_call(gw, &row.dst, answered));
     if state.status == Status::Delivered {
         let mut done = event_for(gw, &row, "transfer.delivered", "ok");
         done.document_sha256 = Some(document_sha256);

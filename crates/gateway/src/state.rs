@@ -28,6 +28,7 @@ use siirto_core::authz::{IssuerKeys, KeyLoadError, Policy};
 use siirto_core::clock::{Clock, Random, Timestamp, uuid_v4};
 use siirto_core::config::CrlStale;
 use siirto_core::identity::Role;
+use siirto_core::peer_health::HealthPolicy;
 use siirto_core::pipeline::{SchemaLoadError, Schemas};
 use siirto_core::transfer::RetryPolicy;
 use siirto_core::vault::{Vault, VaultError};
@@ -116,6 +117,10 @@ pub struct Gateway {
     /// Warnings about failed calls, one a minute per (participant, role): see
     /// `delivery::call_failed`.
     pub call_warnings: crate::refusals::Windows<(String, &'static str)>,
+    /// Sources and destinations that are down, as the last claim (or change) of this instance
+    /// learnt from the store: a worker does not deliver a freshly converted record to a
+    /// destination that is down, it leaves it waiting ([`siirto_core::peer_health`]).
+    pub peers_down: RwLock<std::collections::BTreeSet<String>>,
     /// A readiness write probe that has not finished yet (at most one is queued at a time).
     write_probe: tokio::sync::Mutex<Option<WriteProbe>>,
     /// Set when a readiness check or a write for the API failed, cleared when one succeeds:
@@ -255,6 +260,7 @@ impl Gateway {
             pending: AtomicU64::new(0),
             refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
             call_warnings: crate::refusals::Windows::new(Duration::from_secs(60), 10_000),
+            peers_down: RwLock::new(std::collections::BTreeSet::new()),
             write_probe: tokio::sync::Mutex::new(None),
             store_suspect: std::sync::atomic::AtomicBool::new(false),
         }))
@@ -425,6 +431,32 @@ impl Gateway {
         RetryPolicy {
             max_attempts: d.max_attempts,
             max_age: d.max_age,
+            initial_backoff: d.initial_backoff,
+            max_backoff: d.max_backoff,
+        }
+    }
+
+    /// Whether `participant` was down when this instance last looked.
+    pub fn is_down(&self, participant: &str) -> bool {
+        match self.peers_down.read() {
+            Ok(set) => set.contains(participant),
+            Err(poisoned) => poisoned.into_inner().contains(participant),
+        }
+    }
+
+    /// Records which peers are down (from a claim), or that one went down or came back.
+    pub fn note_peers_down(&self, update: impl FnOnce(&mut std::collections::BTreeSet<String>)) {
+        match self.peers_down.write() {
+            Ok(mut set) => update(&mut set),
+            Err(poisoned) => update(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// When a source or destination counts as down, and how it is probed (`[delivery]`).
+    pub fn health_policy(&self) -> HealthPolicy {
+        let d = &self.config.delivery;
+        HealthPolicy {
+            down_after: d.peer_down_after,
             initial_backoff: d.initial_backoff,
             max_backoff: d.max_backoff,
         }

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use siirto_core::audit::{AuditEntry, AuditEvent};
 use siirto_core::clock::Timestamp;
+use siirto_core::peer_health::{self, CallOutcome, Change, HealthPolicy, PeerHealth};
 use siirto_core::transfer::{FailureReason, Status};
 use siirto_core::vault::Sealed;
 
@@ -35,6 +36,24 @@ use siirto_core::vault::Sealed;
 pub mod testdb;
 
 pub use rows::{AuditFilter, AuditPage, CheckpointRow, SealedBlob, StepRow, TransferRow};
+
+/// Transfers waiting for each peer (see [`Store::backlogs`]).
+const BACKLOG_SQL: &str = "SELECT peer, COUNT(*) FROM (\
+     SELECT dst AS peer FROM transfers WHERE status = 'delivering' \
+     UNION ALL SELECT src AS peer FROM transfers WHERE status IN ('accepted', 'fetching')\
+     ) AS waiting GROUP BY peer ORDER BY peer";
+
+/// What waits for one peer, in SQL with the peer as parameter `$p` (written in by the caller).
+const WAITING_FOR: &str =
+    "((status = 'delivering' AND dst = $p) OR (status IN ('accepted', 'fetching') AND src = $p))";
+
+/// What a claim took.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub transfers: Vec<TransferRow>,
+    /// Peers that are down at the time of the claim.
+    pub down: Vec<String>,
+}
 
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -150,6 +169,36 @@ pub struct TransferChange {
     /// ([`TransferRow::interrupted`]): the count starts again from zero.
     pub interrupted_audited: bool,
     pub receipt: Option<ReceiptSigner>,
+    /// What the change's call told about its peer: applied to the peer's stored health in the
+    /// same transaction ([`siirto_core::peer_health::after_call`]).
+    pub peer: Option<PeerCall>,
+}
+
+/// A call's outcome for its peer's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCall {
+    pub participant: String,
+    pub outcome: CallOutcome,
+    pub policy: HealthPolicy,
+    /// Where, in `0..1_000_000`, the next probe falls within its interval (drawn by the caller:
+    /// the store takes no randomness of its own).
+    pub jitter_millionths: u64,
+}
+
+/// A peer whose health changed with a change: to log, with its waiting transfers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerNews {
+    pub participant: String,
+    pub change: Change,
+    /// Transfers waiting for the peer (to be fetched from it, or delivered to it).
+    pub backlog: u64,
+}
+
+/// A peer's stored health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerRow {
+    pub participant: String,
+    pub health: PeerHealth,
 }
 
 impl TransferChange {
@@ -174,6 +223,7 @@ impl TransferChange {
             forget_subject: false,
             interrupted_audited: false,
             receipt: None,
+            peer: None,
         }
     }
 }
@@ -198,6 +248,8 @@ pub enum Applied {
         audit_seqs: Vec<u64>,
         /// The sealed receipt stored with the change.
         receipt: Option<Sealed>,
+        /// The peer of the change's call went down or came back.
+        peer: Option<PeerNews>,
     },
     /// The guard did not hold: another worker has the transfer, or it is gone.
     LeaseLost,
@@ -232,7 +284,8 @@ enum Op {
         lease_until: Timestamp,
         limit: u32,
         skip: Vec<String>,
-        reply: oneshot::Sender<Result<Vec<TransferRow>, StoreError>>,
+        expired_before: Timestamp,
+        reply: oneshot::Sender<Result<Claimed, StoreError>>,
     },
     Apply(TransferChange, oneshot::Sender<Result<Applied, StoreError>>),
     Modify(String, Box<dyn ModifyJob>),
@@ -457,7 +510,8 @@ impl Store {
     /// Claims up to `limit` due transfers until `lease_until` under the lease token `owner`,
     /// which must be unique to this claim (a worker's writes are fenced by it). An `accepted`
     /// transfer becomes `fetching`. A transfer whose earlier lease was never released counts one
-    /// more interrupted attempt ([`TransferRow::interrupted`]).
+    /// more interrupted attempt ([`TransferRow::interrupted`]). Peers are treated as
+    /// [`Store::claim_skipping`] says.
     pub async fn claim(
         &self,
         owner: &str,
@@ -465,13 +519,27 @@ impl Store {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<TransferRow>, StoreError> {
-        self.claim_skipping(owner, now, lease_until, limit, Vec::new())
-            .await
+        Ok(self
+            .claim_skipping(
+                owner,
+                now,
+                lease_until,
+                limit,
+                Vec::new(),
+                Timestamp::from_millis(0),
+            )
+            .await?
+            .transfers)
     }
 
     /// [`Store::claim`], leaving alone the transfers waiting to be delivered to the destinations
     /// in `skip` (those that have no free call slot: such transfers wait in the store, not in a
-    /// worker). Transfers still to be fetched are claimed whatever their destination.
+    /// worker; transfers still to be fetched are claimed whatever their destination), and the
+    /// transfers of peers that are down (to be fetched from a source that is down, or delivered
+    /// to a destination that is down) — except, for each down peer whose next probe is due and
+    /// that no live claim is probing, its earliest transfer, which this claim takes as the
+    /// probe. Transfers whose retry clock started before `expired_before` are claimed whatever
+    /// their peer's state (the worker ends them: `max_age`).
     pub async fn claim_skipping(
         &self,
         owner: &str,
@@ -479,7 +547,8 @@ impl Store {
         lease_until: Timestamp,
         limit: u32,
         skip: Vec<String>,
-    ) -> Result<Vec<TransferRow>, StoreError> {
+        expired_before: Timestamp,
+    ) -> Result<Claimed, StoreError> {
         let (tx, rx) = oneshot::channel();
         let op = Op::Claim {
             owner: owner.to_owned(),
@@ -487,9 +556,42 @@ impl Store {
             lease_until,
             limit,
             skip,
+            expired_before,
             reply: tx,
         };
         self.send(op, rx).await
+    }
+
+    /// Every peer with stored health (a peer without a row is up).
+    pub async fn peers(&self) -> Result<Vec<PeerRow>, StoreError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query("SELECT participant, down_since, failures, probes, next_probe_at FROM peers ORDER BY participant")
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(rows::peer_from_row)
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Transfers waiting for each peer: to be fetched from it (as source) or delivered to it
+    /// (as destination), with the count of each.
+    pub async fn backlogs(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query(BACKLOG_SQL)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    let peer: String = r.try_get(0)?;
+                    let n: i64 = r.try_get(1)?;
+                    Ok::<_, StoreError>((peer, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
     }
 
     /// Applies a change written by the transfer's worker (or anyone, with [`Guard::Any`]).
@@ -980,8 +1082,8 @@ macro_rules! backend {
                         })),
                         Err(e) => undo_with(reply, e),
                     },
-                    Op::Claim { owner, now, lease_until, limit, skip, reply } => {
-                        match claim(conn, &owner, now, lease_until, limit, &skip).await {
+                    Op::Claim { owner, now, lease_until, limit, skip, expired_before, reply } => {
+                        match claim(conn, &owner, now, lease_until, limit, &skip, expired_before).await {
                             Ok(rows) => OpOutcome::Keep(Box::new(move |c| {
                                 let _ = reply.send(c.map(|_| rows).map_err(unshare));
                             })),
@@ -1123,33 +1225,160 @@ macro_rules! backend {
                 Ok(Inserted::Accepted)
             }
 
-            async fn claim(conn: &mut Conn, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32, skip: &[String]) -> Result<Vec<TransferRow>, StoreError> {
-                let skipping = if skip.is_empty() {
-                    String::new()
-                } else {
-                    format!("AND NOT (status = 'delivering' AND dst IN {}) ", value_groups(1, skip.len(), 5))
-                };
-                let sql = format!(
-                    "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
+            #[allow(clippy::too_many_arguments)]
+            async fn claim(
+                conn: &mut Conn,
+                owner: &str,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: u32,
+                skip: &[String],
+                expired_before: Timestamp,
+            ) -> Result<Claimed, StoreError> {
+                const TAKE: &str = "UPDATE transfers SET lease_owner = $1, due_at = $2, updated_at = $3, \
                      status = CASE WHEN status = 'accepted' THEN 'fetching' ELSE status END, \
-                     interrupted = interrupted + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END \
-                     WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 {skipping}ORDER BY due_at LIMIT $4 {}) \
-                     RETURNING {}",
-                    $claim_lock,
-                    rows::transfer_columns!()
-                );
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(owner)
-                    .bind(lease_until.millis())
-                    .bind(now.millis())
-                    .bind(i64::from(limit));
-                for dst in skip {
-                    query = query.bind(dst);
+                     interrupted = interrupted + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END";
+                // Peers that are down; a probe for each whose probe is due and not held by a live
+                // claim: its earliest waiting transfer that no live claim holds, due or not (an
+                // expired one is not a probe: its worker ends it without a call).
+                let peers = sqlx::query("SELECT participant, next_probe_at, probe_owner, probe_until FROM peers WHERE down_since IS NOT NULL ORDER BY participant")
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut down = Vec::with_capacity(peers.len());
+                let mut probe_due = Vec::new();
+                for r in &peers {
+                    let participant: String = r.try_get(0)?;
+                    let next_probe_at: Option<i64> = r.try_get(1)?;
+                    let probe_owner: Option<String> = r.try_get(2)?;
+                    let probe_until: Option<i64> = r.try_get(3)?;
+                    let due = next_probe_at.is_none_or(|t| t <= now.millis());
+                    let free = probe_owner.is_none() || probe_until.is_none_or(|t| t <= now.millis());
+                    if due && free {
+                        probe_due.push(participant.clone());
+                    }
+                    down.push(participant);
                 }
-                let rows = query.fetch_all(&mut *conn).await?;
-                let mut claimed: Vec<TransferRow> = rows.iter().map(rows::transfer_from_row).collect::<Result<_, _>>()?;
+                let mut claimed: Vec<TransferRow> = Vec::new();
+                for peer in probe_due {
+                    if claimed.len() >= limit as usize {
+                        break;
+                    }
+                    let sql = format!(
+                        "{TAKE} WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND (lease_owner IS NULL OR due_at <= $3) \
+                         AND retry_from > $5 AND {} ORDER BY due_at LIMIT 1 {}) RETURNING {}",
+                        WAITING_FOR.replace("$p", "$4"),
+                        $claim_lock,
+                        rows::transfer_columns!()
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(owner)
+                        .bind(lease_until.millis())
+                        .bind(now.millis())
+                        .bind(&peer)
+                        .bind(expired_before.millis())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let Some(row) = row else { continue };
+                    let row = rows::transfer_from_row(&row)?;
+                    sqlx::query("UPDATE peers SET probe_owner = $1, probe_transfer = $2, probe_until = $3, updated_at = $4 WHERE participant = $5")
+                        .bind(owner)
+                        .bind(&row.id)
+                        .bind(lease_until.millis())
+                        .bind(now.millis())
+                        .bind(&peer)
+                        .execute(&mut *conn)
+                        .await?;
+                    claimed.push(row);
+                }
+                let remaining = limit.saturating_sub(u32::try_from(claimed.len()).unwrap_or(u32::MAX));
+                if remaining > 0 {
+                    let skipping = if skip.is_empty() {
+                        String::new()
+                    } else {
+                        format!("AND NOT (status = 'delivering' AND dst IN {}) ", value_groups(1, skip.len(), 6))
+                    };
+                    let down_peers = "SELECT participant FROM peers WHERE down_since IS NOT NULL";
+                    let sql = format!(
+                        "{TAKE} WHERE id IN (SELECT id FROM transfers WHERE due_at IS NOT NULL AND due_at <= $3 {skipping}\
+                         AND (retry_from <= $5 OR NOT ((status = 'delivering' AND dst IN ({down_peers})) \
+                         OR (status IN ('accepted', 'fetching') AND src IN ({down_peers})))) \
+                         ORDER BY due_at LIMIT $4 {}) RETURNING {}",
+                        $claim_lock,
+                        rows::transfer_columns!()
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(owner)
+                        .bind(lease_until.millis())
+                        .bind(now.millis())
+                        .bind(i64::from(remaining))
+                        .bind(expired_before.millis());
+                    for dst in skip {
+                        query = query.bind(dst);
+                    }
+                    let rows = query.fetch_all(&mut *conn).await?;
+                    for r in &rows {
+                        claimed.push(rows::transfer_from_row(r)?);
+                    }
+                }
                 claimed.sort_by_key(|t| t.due_at);
-                Ok(claimed)
+                Ok(Claimed { transfers: claimed, down })
+            }
+
+            /// Applies a call's outcome to its peer's stored health (see [`PeerCall`]); says
+            /// whether the peer went down or came back, with its backlog. When it came back,
+            /// its waiting transfers are due at once.
+            async fn record_call(conn: &mut Conn, owner: &str, transfer_id: &str, now: Timestamp, call: PeerCall) -> Result<Option<PeerNews>, StoreError> {
+                let row = sqlx::query("SELECT participant, down_since, failures, probes, next_probe_at, probe_owner, probe_transfer FROM peers WHERE participant = $1")
+                    .bind(&call.participant)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let (health, was_probe) = match &row {
+                    None => (PeerHealth::default(), false),
+                    Some(r) => {
+                        let probe_owner: Option<String> = r.try_get(5)?;
+                        let probe_transfer: Option<String> = r.try_get(6)?;
+                        let probing = probe_owner.as_deref() == Some(owner) && probe_transfer.as_deref() == Some(transfer_id);
+                        (rows::peer_from_row(r)?.health, probing)
+                    }
+                };
+                let (next, change) = peer_health::after_call(&health, call.outcome, was_probe, &call.policy, now, call.jitter_millionths);
+                if next != health || was_probe {
+                    let count = |n: u32| i64::from(n);
+                    sqlx::query(
+                        "INSERT INTO peers (participant, down_since, failures, probes, next_probe_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (participant) DO UPDATE SET down_since = excluded.down_since, failures = excluded.failures, \
+                         probes = excluded.probes, next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at, \
+                         probe_owner = CASE WHEN $7 OR excluded.down_since IS NULL THEN NULL ELSE peers.probe_owner END, \
+                         probe_transfer = CASE WHEN $7 OR excluded.down_since IS NULL THEN NULL ELSE peers.probe_transfer END, \
+                         probe_until = CASE WHEN $7 OR excluded.down_since IS NULL THEN NULL ELSE peers.probe_until END",
+                    )
+                    .bind(&call.participant)
+                    .bind(next.down_since.map(Timestamp::millis))
+                    .bind(count(next.failures))
+                    .bind(count(next.probes))
+                    .bind(next.next_probe_at.map(Timestamp::millis))
+                    .bind(now.millis())
+                    .bind(was_probe)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                if change == Change::Unchanged {
+                    return Ok(None);
+                }
+                if let Change::CameBack { .. } = change {
+                    let sql = format!(
+                        "UPDATE transfers SET due_at = $1 WHERE due_at > $1 AND lease_owner IS NULL AND {}",
+                        WAITING_FOR.replace("$p", "$2")
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.millis()).bind(&call.participant).execute(&mut *conn).await?;
+                }
+                let sql = format!("SELECT COUNT(*) FROM transfers WHERE due_at IS NOT NULL AND {}", WAITING_FOR.replace("$p", "$1"));
+                let backlog: i64 = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&call.participant).fetch_one(&mut *conn).await?.try_get(0)?;
+                Ok(Some(PeerNews {
+                    participant: call.participant,
+                    change,
+                    backlog: u64::try_from(backlog).unwrap_or(0),
+                }))
             }
 
             async fn apply(conn: &mut Conn, head: &mut Head, change: TransferChange) -> Result<Applied, StoreError> {
@@ -1172,6 +1401,7 @@ macro_rules! backend {
                     forget_subject,
                     interrupted_audited,
                     receipt,
+                    peer,
                 } = change;
                 let (anyone, owner) = match &guard {
                     Guard::Lease(o) => (false, o.clone()),
@@ -1241,10 +1471,15 @@ macro_rules! backend {
                         sqlx::query("DELETE FROM payloads WHERE transfer_id = $1").bind(&id).execute(&mut *conn).await?;
                     }
                 }
+                let peer = match peer {
+                    Some(call) => record_call(conn, &owner, &id, now, call).await?,
+                    None => None,
+                };
                 let audit_seqs = append(conn, head, audit).await?;
                 Ok(Applied::Done {
                     audit_seqs,
                     receipt: receipt.map(|r| r.0),
+                    peer,
                 })
             }
 

@@ -331,3 +331,17 @@ impl AuditColumns {
         })
     }
 }
+
+/// Decodes `participant, down_since, failures, probes, next_probe_at` (the first five columns).
+pub(super) fn peer_from_row(r: &impl Columns) -> Result<super::PeerRow, StoreError> {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok(super::PeerRow {
+        participant: r.text(0)?,
+        health: siirto_core::peer_health::PeerHealth {
+            down_since: r.opt_int(1)?.map(Timestamp::from_millis),
+            failures: count(r.int(2)?),
+            probes: count(r.int(3)?),
+            next_probe_at: r.opt_int(4)?.map(Timestamp::from_millis),
+        },
+    })
+}

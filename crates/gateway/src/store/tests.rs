@@ -167,7 +167,8 @@ async fn claims_lease_and_fence() {
             applied,
             Applied::Done {
                 audit_seqs: vec![0],
-                receipt: None
+                receipt: None,
+                peer: None,
             },
             "{b}"
         );
@@ -193,6 +194,7 @@ async fn claims_lease_and_fence() {
             Applied::Done {
                 audit_seqs,
                 receipt,
+                peer: None,
             } => {
                 assert_eq!(audit_seqs, vec![1, 2]);
                 assert_eq!(receipt, Some(sealed_stub("receipt-for-leaf-2")));
