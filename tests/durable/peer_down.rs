@@ -71,10 +71,11 @@ async fn submit_for(d: &Durable, n: u32) -> String {
 async fn until_down(d: &Durable, id: &str) -> u64 {
     for n in 1.. {
         let view = d.wait_attempts(id, n).await;
-        if let Some(row) = espoo_health(d.gateway()).await {
-            if row.health.is_down() {
-                return n;
-            }
+        if espoo_health(d.gateway())
+            .await
+            .is_some_and(|row| row.health.is_down())
+        {
+            return n;
         }
         d.advance_to(time(&view["next_attempt_at"]));
     }

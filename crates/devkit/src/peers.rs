@@ -402,19 +402,14 @@ impl Endpoint {
 
     async fn listen_again(&self) -> std::io::Result<()> {
         let mut listening = self.listening.lock().await;
-        if let Listening::Resetting { .. } = &*listening {
-            if let Listening::Resetting { stop, task } =
+        if matches!(&*listening, Listening::Resetting { .. })
+            && let Listening::Resetting { stop, task } =
                 std::mem::replace(&mut *listening, Listening::Closed(None))
-            {
-                let _ = stop.send(());
-                match task.await {
-                    Ok(listener) => {
-                        *listening = self.serve(listener);
-                        return Ok(());
-                    }
-                    Err(e) => return Err(std::io::Error::other(e)),
-                }
-            }
+        {
+            let _ = stop.send(());
+            let listener = task.await.map_err(std::io::Error::other)?;
+            *listening = self.serve(listener);
+            return Ok(());
         }
         if let Listening::Closed(socket) = &mut *listening {
             let socket = match socket.take() {
