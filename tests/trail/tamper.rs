@@ -314,6 +314,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
             gateway_config,
             Arc::new(SystemClock),
             Arc::new(SystemRandom::new()),
+            siirto_devkit::testbed::build_info(),
         )
         .await
         .unwrap();

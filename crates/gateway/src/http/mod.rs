@@ -82,18 +82,8 @@ pub fn api_connection(
                     Err(e) => e.into_response(),
                 },
             };
-            let status = response.status().as_u16().to_string();
-            gw.metrics.inc(
-                "siirto_http_requests_total",
-                "API requests by route and status.",
-                &[("route", route), ("status", &status)],
-            );
-            gw.metrics.observe(
-                "siirto_http_request_seconds",
-                "API request latency by route.",
-                &[("route", route)],
-                started.elapsed(),
-            );
+            gw.metrics
+                .request(route, response.status().as_u16(), started.elapsed());
             answered(&span, &request_id, response, started)
         })
     }
@@ -349,6 +339,13 @@ fn find_route<'p>(method: &Method, segments: &[&'p str]) -> Routed<'p> {
     } else {
         Routed::WrongMethod(allowed.join(", "))
     }
+}
+
+/// Creates the series of the label values this module knows: each route label of [`ROUTES`]
+/// and [`OTHER_ROUTE`], and each code of [`transfers::SUBMISSION_REFUSALS`].
+pub fn know_metric_labels(metrics: &crate::metrics::Metrics) {
+    metrics.know_routes(ROUTES.iter().map(|r| r.label).chain([OTHER_ROUTE]));
+    metrics.know_authorization_codes(transfers::SUBMISSION_REFUSALS.map(ErrorCode::as_str));
 }
 
 /// A low-cardinality name for metrics: the route's label, or [`OTHER_ROUTE`].
