@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod operator;
+pub mod pages;
 pub mod proofs;
 pub mod students;
 pub mod transfers;
@@ -395,7 +396,13 @@ async fn api(
         Handler::Consistency => proofs::consistency(gw, caller, query).await,
         Handler::PublicKey(form) => Ok(proofs::public_key(gw, form)),
         Handler::Reload => operator::reload(gw, caller).await,
-        Handler::Operator => Ok(operator::handle(gw, caller, &taken, query).await),
+        Handler::Operator => {
+            let accept_language = req
+                .headers()
+                .get(http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok());
+            Ok(operator::handle(gw, caller, &taken, query, accept_language).await)
+        }
     }
 }
 
