@@ -18,6 +18,7 @@ use anyhow::{Context, Result, anyhow};
 use cli::{Audit, Command, Dev, Pki, SchemaSource};
 use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_gateway::config::Config;
+use siirto_gateway::metrics::BuildInfo;
 use siirto_gateway::server::Shutdown;
 use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
@@ -228,8 +229,14 @@ async fn dev_peers(request: siirto_devkit::dev::PeersRequest) -> Result<ExitCode
 async fn serve(config_path: &Path) -> Result<ExitCode> {
     let config = load_config(config_path)?;
     let listeners = Listeners::bind(&config).await?;
-    let gateway =
-        Gateway::open(config, Arc::new(SystemClock), Arc::new(SystemRandom::new())).await?;
+    let build = BuildInfo::new(siirto_buildinfo::VERSION, siirto_buildinfo::GIT_REVISION);
+    let gateway = Gateway::open(
+        config,
+        Arc::new(SystemClock),
+        Arc::new(SystemRandom::new()),
+        build,
+    )
+    .await?;
     tracing::info!(
         id = %gateway.config.gateway.id,
         listen = %gateway.config.gateway.listen,

@@ -17,6 +17,8 @@
 //! - `audit_cli`: `siirto audit verify` accepts a real run and names an altered entry.
 //! - `operations`: the real binary's IO-edge errors (one line naming the key), JSON logs with
 //!   request and transfer ids and warnings about peers that are down, `X-Request-Id`, `Allow`.
+//! - `metrics`: `GET /metrics` parsed by a Prometheus text parser and by the Prometheus
+//!   project's Python client (both formats); every known series there from the start.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,6 +39,8 @@ mod connections;
 mod external;
 #[path = "api/limits.rs"]
 mod limits;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/rejections.rs"]

@@ -31,12 +31,9 @@ fn said(o: &Output) -> String {
     format!("{}{}", stdout(o), String::from_utf8_lossy(&o.stderr))
 }
 
-#[test]
-fn version_names_the_package_version_and_the_git_revision() {
-    let out = run(&["--version"]);
-    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
-    // What the build script saw: SIIRTO_GIT_REVISION, else git, else `unknown`.
-    let revision = std::env::var("SIIRTO_GIT_REVISION")
+/// The revision the build script saw: SIIRTO_GIT_REVISION, else git, else `unknown`.
+fn revision() -> String {
+    std::env::var("SIIRTO_GIT_REVISION")
         .ok()
         .filter(|r| !r.trim().is_empty())
         .or_else(|| {
@@ -48,7 +45,14 @@ fn version_names_the_package_version_and_the_git_revision() {
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         })
-        .unwrap_or_else(|| "unknown".to_owned());
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[test]
+fn version_names_the_package_version_and_the_git_revision() {
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let revision = revision();
     assert_eq!(
         stdout(&out),
         format!("siirto {} (git {revision})\n", env!("CARGO_PKG_VERSION"))
@@ -444,6 +448,22 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
             .is_ok_and(|o| o.status.success());
         ok.then_some(())
     });
+    // Its metrics name the build that --version names.
+    let metrics = Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("{admin}/metrics"))
+        .output()
+        .expect("curl /metrics");
+    let build = format!(
+        "siirto_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        revision()
+    );
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.lines().any(|l| l == build),
+        "no `{build}` in:\n{metrics}"
+    );
 
     // 4. TOKEN=$(siirto dev sign --config certs/siirto.toml --sub 150608A123J --src turku --dst espoo)
     let out = run(&[

@@ -51,7 +51,7 @@ fn closed_by_gateway(streams: &[TcpStream]) -> usize {
 
 /// A counter of `/metrics` (`name{labels}` exactly as rendered), 0 when absent.
 fn counter(bed: &Testbed, series: &str) -> u64 {
-    let text = gateway(bed).metrics.render(&[]);
+    let text = gateway(bed).metrics.render();
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0, |v| v.parse().expect("an integer counter"))
@@ -141,7 +141,7 @@ async fn wait_for_refused(bed: &Testbed, reason: &str, n: u64) -> u64 {
     wait_until(
         &format!("{series} to reach {n}"),
         || counter(bed, &series) >= n,
-        || gateway(bed).metrics.render(&[]),
+        || gateway(bed).metrics.render(),
     )
     .await;
     counter(bed, &series)

@@ -325,7 +325,7 @@ pub fn describe(entries: &[AuditEntry]) -> String {
 
 /// API requests the gateway has answered so far (sum of `siirto_http_requests_total`).
 pub fn api_requests_answered(bed: &Testbed) -> u64 {
-    let text = gateway(bed).metrics.render(&[]);
+    let text = gateway(bed).metrics.render();
     text.lines()
         .filter(|l| l.starts_with("siirto_http_requests_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

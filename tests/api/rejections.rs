@@ -188,6 +188,7 @@ async fn a_restart_does_not_reopen_replay() {
         config,
         std::sync::Arc::new(siirto_core::clock::SystemClock),
         std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
+        siirto_devkit::testbed::build_info(),
     )
     .await
     .expect("gateway reopens");

@@ -33,9 +33,18 @@ async fn the_submitter_cancels_a_transfer_waiting_for_a_retry() {
     }
     assert_eq!(d.view(&id).await["status"], "delivering");
 
+    let cancelled_metric = |d: &Durable| {
+        let metrics = d.bed.gateway.as_ref().expect("gateway").metrics.render();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("siirto_transfers_total{outcome=\"cancelled\"} "))
+            .map(str::to_owned)
+    };
+    assert_eq!(cancelled_metric(&d).as_deref(), Some("0"));
     let answer = d.act("eservice", &id, "cancel").await;
     assert_eq!(answer.status.as_u16(), 200, "{}", answer.json());
     assert_eq!(answer.json()["status"], "cancelled");
+    assert_eq!(cancelled_metric(&d).as_deref(), Some("1"));
     let view = d.view(&id).await;
     assert_eq!(view["status"], "cancelled", "{view:#}");
     assert!(view.get("next_attempt_at").is_none(), "{view:#}");

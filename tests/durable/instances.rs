@@ -21,7 +21,7 @@ const TRANSFERS: u32 = 60;
 /// Transfers this instance delivered, from its own metrics.
 fn delivered_by(gw: &Gateway) -> u64 {
     gw.metrics
-        .render(&[])
+        .render()
         .lines()
         .find(|l| l.starts_with("siirto_transfers_total{outcome=\"delivered\"}"))
         .and_then(|l| l.rsplit(' ').next())
@@ -45,6 +45,7 @@ async fn two_instances_on_postgresql_share_the_work_and_deliver_each_transfer_on
         bed.config.clone(),
         Arc::new(SystemClock),
         Arc::new(SystemRandom::new()),
+        siirto_devkit::testbed::build_info(),
     )
     .await
     .expect("second instance");

@@ -48,6 +48,7 @@ async fn two_gateways_on_postgresql_extend_one_verifiable_trail() {
         bed.config.clone(),
         Arc::new(SystemClock),
         Arc::new(SystemRandom::new()),
+        siirto_devkit::testbed::build_info(),
     )
     .await
     .unwrap();

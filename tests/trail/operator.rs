@@ -1,6 +1,6 @@
 //! The operator web page: in headless Chromium (the DOM and a screenshot of a real transfer's
 //! timeline), and from a Rust client for what a browser test cannot show (only operators,
-//! escaping, no scripts).
+//! escaping, no scripts, the language of `Accept-Language`).
 //!
 //! How Chromium presents the operator's certificate: it does not — headless Chromium has no
 //! way to pick a client certificate without a system-wide policy file and an NSS database. The
@@ -278,7 +278,7 @@ async fn only_operators_see_the_page_and_everything_is_escaped() {
     assert_eq!(page.status.as_u16(), 200);
     let html = String::from_utf8_lossy(&page.body).into_owned();
     assert!(
-        html.contains("value=\"&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;\""),
+        html.contains("value=\"&#60;script&#62;alert(1)&#60;/script&#62;&#34;&#39;\""),
         "{html}"
     );
     assert!(!html.contains("<script"), "{html}");
@@ -299,7 +299,7 @@ async fn only_operators_see_the_page_and_everything_is_escaped() {
         .unwrap();
     let html = String::from_utf8_lossy(&page.body).into_owned();
     assert!(
-        html.contains("value=\"&lt;b&gt;x\"") && !html.contains("<b>x"),
+        html.contains("value=\"&#60;b&#62;x\"") && !html.contains("<b>x"),
         "{html}"
     );
     // Bad filters are refused with the API's codes, as a page.
@@ -338,5 +338,20 @@ async fn only_operators_see_the_page_and_everything_is_escaped() {
         .map(|e| e.event.detail["view"].as_str())
         .collect();
     assert_eq!(views, vec!["transfers", "audit"], "{views:?}");
+    // In the language the browser asks for.
+    let page = op
+        .get(
+            "/operator/transfers",
+            &[("accept-language", "sv-FI, fi;q=0.8, en;q=0.5")],
+        )
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(
+        html.starts_with("<!DOCTYPE html>\n<html lang=\"sv\">"),
+        "{html}"
+    );
+    assert!(html.contains(">Sök överföringar</button>"), "{html}");
+    assert_eq!(page.headers.get("content-language").unwrap(), "sv");
     bed.stop().await;
 }

@@ -439,6 +439,7 @@ async fn a_receipt_left_in_clear_by_an_earlier_version_is_sealed_at_startup() {
             config,
             std::sync::Arc::new(siirto_core::clock::SystemClock),
             std::sync::Arc::new(siirto_core::clock::SystemRandom::new()),
+            siirto_devkit::testbed::build_info(),
         )
         .await
         .unwrap();

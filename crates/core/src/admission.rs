@@ -72,7 +72,7 @@ impl AdmissionLimits {
 }
 
 /// Why a new connection was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
     /// The address already holds `max_connections_per_address` connections.
     PerAddress,
@@ -84,6 +84,12 @@ pub enum Limit {
 }
 
 impl Limit {
+    pub const ALL: [Limit; 3] = [
+        Limit::PerAddress,
+        Limit::HandshakesPerAddress,
+        Limit::Global,
+    ];
+
     /// The `reason` label of `siirto_connections_refused_total`.
     pub fn label(self) -> &'static str {
         match self {

@@ -49,6 +49,12 @@ pub enum TestbedError {
     Timeout(String),
 }
 
+/// What an in-process gateway says of its build (`siirto_build_info`): the workspace version and
+/// the revision `testbed`.
+pub fn build_info() -> siirto_gateway::metrics::BuildInfo {
+    siirto_gateway::metrics::BuildInfo::new(env!("CARGO_PKG_VERSION"), "testbed")
+}
+
 /// How to start a testbed.
 pub struct TestbedOptions {
     /// Where to write the PKI and the SQLite file; a temporary directory when `None`.
@@ -203,7 +209,13 @@ impl Testbed {
             gateway_shutdown: None,
         };
         if options.in_process_gateway {
-            let gw = Gateway::open(config, options.clock.clone(), options.random.clone()).await?;
+            let gw = Gateway::open(
+                config,
+                options.clock.clone(),
+                options.random.clone(),
+                build_info(),
+            )
+            .await?;
             let (trigger, signal) = Shutdown::new();
             let listeners = Listeners { api, admin };
             let g = gw.clone();

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::metrics::{Outcome, Step};
 use crate::outbound::{CallError, Delivered};
 use crate::server::Shutdown;
 use crate::state::Gateway;
@@ -209,12 +210,7 @@ async fn work(gw: &Gateway, row: TransferRow) {
             tracing::error!(status = %other, "claimed a transfer in a status no worker handles");
         }
     }
-    gw.metrics.observe(
-        "siirto_worker_step_seconds",
-        "Time a worker spent on one step of a transfer.",
-        &[],
-        started.elapsed(),
-    );
+    gw.metrics.worker_step(started.elapsed());
 }
 
 fn subject_of(gw: &Gateway, row: &TransferRow) -> Option<StudentId> {
@@ -279,11 +275,7 @@ fn change_for(
         e.detail
             .insert("attempts".into(), state.attempts.to_string());
         change.audit.push(e);
-        gw.metrics.inc(
-            "siirto_transfers_total",
-            "Transfers that reached an end, by outcome.",
-            &[("outcome", reason.as_str())],
-        );
+        gw.metrics.transfer_ended(Outcome::Failed(reason), None);
     }
     change
 }
@@ -314,14 +306,14 @@ fn note_interrupted(
     }
     let (step, action, peer_key, peer, failure) = match row.status {
         Status::Delivering => (
-            "deliver",
+            Step::Deliver,
             "destination.deliver",
             "destination",
             &row.dst,
             Event::DeliveryFailed(Retry::Retryable),
         ),
         _ => (
-            "fetch",
+            Step::Fetch,
             "source.fetch",
             "source",
             &row.src,
@@ -335,12 +327,8 @@ fn note_interrupted(
         ..state.clone()
     };
     let now = gw.now();
-    gw.metrics.add(
-        "siirto_attempts_interrupted_total",
-        "Fetch and delivery attempts whose worker stopped before recording an outcome.",
-        &[("step", step)],
-        u64::from(row.interrupted),
-    );
+    gw.metrics
+        .attempts_interrupted(step, u64::from(row.interrupted));
     for _ in 0..row.interrupted {
         state.attempts = state.attempts.saturating_add(1);
         let attempt = state.attempts;
@@ -352,7 +340,7 @@ fn note_interrupted(
         journal.audit.push(e);
         journal.step(
             now,
-            step,
+            step.as_str(),
             "interrupted",
             Some(format!(
                 "attempt {attempt}: no outcome was recorded (the gateway stopped, or the attempt outlasted its lease)"
@@ -424,11 +412,7 @@ fn call_failed(
     let Some(reason) = tls else {
         return format!("attempt {attempt}");
     };
-    gw.metrics.inc(
-        "siirto_outbound_tls_failures_total",
-        "Failed TLS handshakes with sources and destinations, by participant and reason.",
-        &[("participant", peer), ("reason", reason.code())],
-    );
+    gw.metrics.outbound_tls_failure(peer, reason);
     audit
         .detail
         .insert("tls_reason".into(), reason.code().into());
@@ -802,11 +786,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             // Every call slot of this destination stayed taken: give the transfer back to the
             // store (its record is already stored), due at once; workers leave it there until
             // a slot frees up, and take other destinations' work meanwhile.
-            gw.metrics.inc(
-                "siirto_deliveries_deferred_total",
-                "Transfers a worker gave back because every call slot of their destination was taken.",
-                &[("destination", row.dst.as_str())],
-            );
+            gw.metrics.delivery_deferred(&row.dst);
             let mut change = change_for(gw, &row, &state, journal);
             change.due_at = Some(gw.now());
             persist(gw, change).await;
@@ -890,17 +870,8 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 )
             }));
         }
-        gw.metrics.inc(
-            "siirto_transfers_total",
-            "Transfers that reached an end, by outcome.",
-            &[("outcome", "delivered")],
-        );
-        gw.metrics.observe(
-            "siirto_transfer_seconds",
-            "Time from acceptance to delivery.",
-            &[],
-            now.since(row.created_at),
-        );
+        gw.metrics
+            .transfer_ended(Outcome::Delivered, Some(now.since(row.created_at)));
     }
     persist(gw, change).await;
 }

@@ -18,12 +18,14 @@
 //! - [`server`]: TLS and plain listeners (hyper), connection admission, graceful shutdown.
 //! - [`store`]: the only user of sqlx: transfers, steps, payloads, the audit log (SQLite,
 //!   PostgreSQL), with the migrations of the workspace's `migrations/`.
-//! - [`metrics`]: counters and histograms for `GET /metrics`.
+//! - [`metrics`]: the metrics of `GET /metrics` (prometheus-client: one registry, typed label
+//!   sets), with the process's from `/proc`.
 //! - [`trail`]: the running audit service: Merkle tree following the store, checkpoints,
 //!   proofs, whole-log verification.
 //! - [`state`]: [`state::Gateway`], the shared state handlers and workers run on; readiness.
 //! - [`delivery`]: the outbox worker (fetch → prepare → deliver, one step at a time).
-//! - [`http`]: the API and admin endpoints; errors become answers in one place.
+//! - [`http`]: the API and admin endpoints; errors become answers in one place; the operator's
+//!   pages (askama templates in `templates/`, texts in `texts/`).
 //! - [`start`]: binds the listeners and starts the handlers, workers, trail and housekeeping on
 //!   a [`state::Gateway`] — the only module that depends on both the state and what runs on it.
 //! - [`tools`]: operator commands outside the server (`convert`, `audit verify|export|verify-proof`).

@@ -65,7 +65,7 @@ impl std::fmt::Display for Phase {
 /// the warning logged, of the attempt's step and audit entry, and of
 /// `siirto_outbound_tls_failures_total`. [`TlsFailure::of`] classifies any rustls error,
 /// including those of verifiers that wrap the WebPKI one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsFailure {
     /// The peer's chain does not lead to the participant's `server_ca`.
     UnknownIssuer,
@@ -88,6 +88,20 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
+    pub const ALL: [TlsFailure; 11] = [
+        TlsFailure::UnknownIssuer,
+        TlsFailure::NameMismatch,
+        TlsFailure::Expired,
+        TlsFailure::NotYetValid,
+        TlsFailure::Revoked,
+        TlsFailure::BadKeyUsage,
+        TlsFailure::BadSignature,
+        TlsFailure::BadCertificate,
+        TlsFailure::PeerRefused,
+        TlsFailure::Protocol,
+        TlsFailure::Other,
+    ];
+
     pub fn code(self) -> &'static str {
         match self {
             TlsFailure::UnknownIssuer => "unknown_issuer",

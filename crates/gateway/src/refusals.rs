@@ -29,6 +29,23 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Every code of a failed or timed-out handshake ([`Refusal::of_tls_error`],
+    /// [`Refusal::timeout`], and [`crate::x509_policy::Violation::code`]): the `reason` values
+    /// of `siirto_tls_refused_total`, each exposed from the start. (The listener's limits have
+    /// their own codes and metric.)
+    pub const CODES: [&'static str; 10] = [
+        "no_client_certificate",
+        "unknown_ca",
+        "certificate_expired",
+        "certificate_not_yet_valid",
+        "certificate_revoked",
+        "crl_stale",
+        "key_usage",
+        "bad_certificate",
+        "handshake_failed",
+        "handshake_timeout",
+    ];
+
     /// Classifies the error of a TLS accept.
     pub fn of_tls_error(e: &std::io::Error) -> Refusal {
         use rustls::{CertificateError as C, Error as E};

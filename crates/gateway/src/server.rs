@@ -136,12 +136,13 @@ impl Refused {
         }
     }
 
-    /// The `reason` label of `siirto_connections_refused_total`: refusals by the listener's
-    /// limits (admission and handshake time), not failed handshakes.
-    pub fn limit_label(&self) -> Option<&'static str> {
+    /// The `reason` of `siirto_connections_refused_total`: refusals by the listener's limits
+    /// (admission and handshake time), not failed handshakes.
+    pub fn connection_refusal(&self) -> Option<crate::metrics::ConnectionRefusal> {
+        use crate::metrics::ConnectionRefusal;
         match self {
-            Refused::Limit(limit) => Some(limit.label()),
-            Refused::HandshakeTimeout => Some("handshake_timeout"),
+            Refused::Limit(limit) => Some(ConnectionRefusal::Limit(*limit)),
+            Refused::HandshakeTimeout => Some(ConnectionRefusal::HandshakeTimeout),
             Refused::Handshake(_) => None,
         }
     }

@@ -51,6 +51,7 @@ pub async fn run(
         gateway.crls.clone(),
         gateway.clock.clone(),
     )?;
+    crate::http::know_metric_labels(&gateway.metrics);
     let configured = &gateway.config.limits;
     let limits = ServerLimits {
         admission: configured.connections,
@@ -111,19 +112,16 @@ impl crate::server::Observer for ApiListener {
     fn refused(&self, remote: std::net::SocketAddr, why: crate::server::Refused) {
         let gateway = &self.0;
         let refusal = why.refusal();
-        if let Some(reason) = why.limit_label() {
-            gateway.metrics.inc(
-                "siirto_connections_refused_total",
-                "Connections closed unserved by the listener's limits, by reason.",
-                &[("reason", reason)],
-            );
+        if let Some(reason) = why.connection_refusal() {
+            gateway.metrics.connection_refused(reason);
         }
         if !matches!(why, crate::server::Refused::Limit(_)) {
-            gateway.metrics.inc(
-                "siirto_tls_refused_total",
-                "Refused TLS handshakes by reason.",
-                &[("reason", refusal.code)],
+            debug_assert!(
+                crate::refusals::Refusal::CODES.contains(&refusal.code),
+                "{} is not in Refusal::CODES",
+                refusal.code
             );
+            gateway.metrics.tls_refused(refusal.code);
         }
         if let Some(event) = gateway.refusals.note(remote.ip(), &refusal, gateway.now()) {
             let gw = gateway.clone();

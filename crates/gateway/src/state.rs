@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{BuildInfo, Metrics};
 use crate::outbound::Outbound;
 use crate::store::{Store, StoreError};
 use crate::tls::TlsError;
@@ -148,11 +148,13 @@ fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 
 impl Gateway {
     /// Builds the gateway from a validated configuration: opens (and migrates) the store, loads
-    /// keys and schemas, and prepares the outbound clients.
+    /// keys and schemas, and prepares the outbound clients. `build` is what the binary says of
+    /// itself (`siirto_build_info`).
     pub async fn open(
         config: Config,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
+        build: BuildInfo,
     ) -> Result<Arc<Gateway>, StartError> {
         let issuers = IssuerKeys::load(&config.issuers)?;
         let policy = Policy::from_gateway(&config.gateway);
@@ -166,15 +168,10 @@ impl Gateway {
             &config.gateway.crl,
             &config.gateway.client_ca,
         )?);
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(&build);
+        metrics.know_participants(&config);
         for crl in crls.statuses() {
-            #[allow(clippy::cast_precision_loss)]
-            metrics.set_gauge(
-                "siirto_crl_next_update_seconds",
-                "When each CRL of gateway.crl is next updated (its nextUpdate), in Unix seconds.",
-                &[("issuer", &crl.issuer)],
-                crl.next_update.secs() as f64,
-            );
+            metrics.crl_next_update(&crl.issuer, crl.next_update.secs());
         }
         for crl in crls.stale(clock.now()) {
             tracing::warn!(

@@ -57,6 +57,7 @@ async fn setups_with(env: &[(&str, &str)]) -> Vec<Setup> {
             bed.config.clone(),
             clock.clone(),
             Arc::new(SystemRandom::new()),
+            siirto_devkit::testbed::build_info(),
         )
         .await
         .unwrap();
@@ -160,7 +161,7 @@ async fn attempts_of_a_stopped_worker_are_audited_as_interrupted() {
         let row = s.gw.store.transfer("t1").await.unwrap().unwrap();
         assert_eq!(row.status, Status::Delivered, "{b}");
         assert_eq!((row.attempts, row.interrupted), (3, 0), "{b}");
-        let metrics = s.gw.metrics.render(&[]);
+        let metrics = s.gw.metrics.render();
         for step in ["fetch", "deliver"] {
             let line = format!("siirto_attempts_interrupted_total{{step=\"{step}\"}} 1");
             assert!(metrics.contains(&line), "{b}: {line} in {metrics}");

@@ -1,7 +1,8 @@
 //! The plain admin listener: `GET /healthz` (the process answers), `GET /readyz` (the database
 //! answers and takes writes, and no CRL is stale under `crl_stale = "refuse"`, so the gateway
 //! can accept work; see [`Gateway::readiness`]),
-//! `GET /metrics` (Prometheus text format).
+//! `GET /metrics` (Prometheus text format 0.0.4, or OpenMetrics 1.0 when the `Accept` header
+//! asks for `application/openmetrics-text`, as Prometheus does).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::text_response;
+use crate::metrics;
 use crate::server::Body;
 use crate::state::{Gateway, NotReady};
 
@@ -48,39 +50,30 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
             }
         },
         "/metrics" => {
-            #[allow(clippy::cast_precision_loss)]
-            let pending = gw.pending() as f64;
             let trail = gw.trail.status();
-            #[allow(clippy::cast_precision_loss)]
-            let trail_gauges = [
-                (
-                    "siirto_audit_entries_verified",
-                    "Audit entries the trail has checked and holds in its Merkle tree.",
-                    trail.size as f64,
-                ),
-                (
-                    "siirto_audit_log_broken",
-                    "1 when the stored audit log stopped verifying (no checkpoints are signed).",
-                    if trail.broken.is_some() { 1.0 } else { 0.0 },
-                ),
-                (
-                    "siirto_audit_checkpoint_size",
-                    "Tree size of the last checkpoint this instance signed.",
-                    trail.last_signed.map_or(0.0, |c| c.tree_size as f64),
-                ),
-            ];
-            let mut gauges = vec![(
-                "siirto_pending_transfers",
-                "Transfers accepted but not yet at an end (last refresh).",
-                pending,
-            )];
-            gauges.extend(trail_gauges);
-            let body = gw.metrics.render(&gauges);
-            text_response(
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                body,
-            )
+            gw.metrics.set_pending(gw.pending());
+            gw.metrics.set_trail(
+                trail.size,
+                trail.broken.is_some(),
+                trail.last_signed.map_or(0, |c| c.tree_size),
+            );
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            if metrics::wants_openmetrics(accept) {
+                text_response(
+                    StatusCode::OK,
+                    metrics::OPENMETRICS_TEXT,
+                    gw.metrics.render_openmetrics(),
+                )
+            } else {
+                text_response(
+                    StatusCode::OK,
+                    metrics::PROMETHEUS_TEXT,
+                    gw.metrics.render(),
+                )
+            }
         }
         _ => text_response(
             StatusCode::NOT_FOUND,

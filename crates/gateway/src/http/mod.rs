@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod error;
 pub mod operator;
+pub mod pages;
 pub mod proofs;
 pub mod students;
 pub mod transfers;
@@ -82,18 +83,8 @@ pub fn api_connection(
                     Err(e) => e.into_response(),
                 },
             };
-            let status = response.status().as_u16().to_string();
-            gw.metrics.inc(
-                "siirto_http_requests_total",
-                "API requests by route and status.",
-                &[("route", route), ("status", &status)],
-            );
-            gw.metrics.observe(
-                "siirto_http_request_seconds",
-                "API request latency by route.",
-                &[("route", route)],
-                started.elapsed(),
-            );
+            gw.metrics
+                .request(route, response.status().as_u16(), started.elapsed());
             answered(&span, &request_id, response, started)
         })
     }
@@ -351,6 +342,13 @@ fn find_route<'p>(method: &Method, segments: &[&'p str]) -> Routed<'p> {
     }
 }
 
+/// Creates the series of the label values this module knows: each route label of [`ROUTES`]
+/// and [`OTHER_ROUTE`], and each code of [`transfers::SUBMISSION_REFUSALS`].
+pub fn know_metric_labels(metrics: &crate::metrics::Metrics) {
+    metrics.know_routes(ROUTES.iter().map(|r| r.label).chain([OTHER_ROUTE]));
+    metrics.know_authorization_codes(transfers::SUBMISSION_REFUSALS.map(ErrorCode::as_str));
+}
+
 /// A low-cardinality name for metrics: the route's label, or [`OTHER_ROUTE`].
 fn route_name(method: &Method, path: &str) -> &'static str {
     match find_route(method, &segments(path)) {
@@ -398,7 +396,13 @@ async fn api(
         Handler::Consistency => proofs::consistency(gw, caller, query).await,
         Handler::PublicKey(form) => Ok(proofs::public_key(gw, form)),
         Handler::Reload => operator::reload(gw, caller).await,
-        Handler::Operator => Ok(operator::handle(gw, caller, &taken, query).await),
+        Handler::Operator => {
+            let accept_language = req
+                .headers()
+                .get(http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok());
+            Ok(operator::handle(gw, caller, &taken, query, accept_language).await)
+        }
     }
 }
 

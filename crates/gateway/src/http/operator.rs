@@ -1,6 +1,9 @@
 //! The operator web page, served by the gateway on its mTLS API listener to the `operator`
-//! role only: server-rendered HTML, no scripts, no external assets (a Content-Security-Policy
-//! of `default-src 'none'` with inline styles says so to the browser), every value escaped.
+//! role only: server-rendered HTML from the askama templates `crates/gateway/templates/operator/`
+//! (every value escaped by the template), in the language of the browser's `Accept-Language`
+//! (fi, sv or en; English by default) with the texts of `crates/gateway/texts/` (see
+//! [`super::pages`]); no scripts, no external assets (a Content-Security-Policy of
+//! `default-src 'none'` with inline styles says so to the browser).
 //!
 //! | path | what |
 //! |---|---|
@@ -16,22 +19,25 @@
 //! Also here: `POST /v1/admin/reload` (operator): re-reads the issuers' JWKS files (key
 //! rotation), audited as `config.reload`.
 //!
-//! Must not: run scripts in the browser, link outside the gateway, or print anything
-//! unescaped.
+//! Must not: run scripts in the browser, link outside the gateway, or build HTML outside a
+//! template.
 
-use std::fmt::Write as _;
+use std::ops::Deref;
 use std::sync::Arc;
 
+use askama::Template;
 use http::StatusCode;
 use hyper::Response;
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ErrorCode, json_response, query_pairs, require_role, text_response};
+use super::pages::{self, Lang, fill};
+use super::{ApiError, ErrorCode, json_response, query_pairs, require_role};
 use crate::server::Body;
 use crate::state::Gateway;
 use crate::store::{AuditFilter, StepRow, TransferRow};
 use siirto_core::audit::AuditEntry;
-use siirto_core::clock::hex;
+use siirto_core::clock::{Timestamp, hex};
 use siirto_core::identity::AuthenticatedParticipant;
 use siirto_core::identity::Role;
 use siirto_core::transfer::Status;
@@ -42,125 +48,315 @@ const LIST_LIMIT: u32 = 100;
 const RECENT: u32 = 20;
 /// Audit entries shown on a transfer's timeline.
 const TIMELINE_ENTRIES: u32 = 1000;
+/// The language of a browser that names none of fi, sv and en.
+const DEFAULT_LANG: Lang = Lang::En;
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The operator page's texts in one language (`[operator]` of `crates/gateway/texts/*.toml`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorTexts {
+    pub app_name: String,
+    pub nav_overview: String,
+    pub nav_transfers: String,
+    pub nav_audit: String,
+    pub nav_verify: String,
+    pub signed_in_as: String,
+    pub back_to_overview: String,
+    pub title_overview: String,
+    pub title_transfers: String,
+    pub title_transfer: String,
+    pub title_audit: String,
+    pub title_verify: String,
+    pub col_transfer: String,
+    pub col_status: String,
+    pub col_route: String,
+    pub col_purpose: String,
+    pub col_scope: String,
+    pub col_accepted: String,
+    pub col_updated: String,
+    pub no_transfers: String,
+    pub col_seq: String,
+    pub col_at: String,
+    pub col_actor: String,
+    pub col_action: String,
+    pub col_outcome: String,
+    pub col_subject: String,
+    pub col_detail: String,
+    pub col_hash: String,
+    pub col_step: String,
+    pub inclusion_proof: String,
+    pub no_entries: String,
+    pub label_transfer_id: String,
+    pub any_status: String,
+    pub search_transfers: String,
+    pub label_actor: String,
+    pub label_action: String,
+    pub label_since: String,
+    pub label_until: String,
+    pub label_limit: String,
+    pub search_audit: String,
+    pub heading_trail: String,
+    pub log_broken: String,
+    pub verify_now: String,
+    pub log_followed: String,
+    pub merkle_root: String,
+    pub verify_whole: String,
+    pub latest_checkpoint: String,
+    pub no_checkpoint: String,
+    pub heading_search: String,
+    pub heading_latest: String,
+    pub transfers_found: String,
+    pub newest_only: String,
+    pub submitted_by: String,
+    pub submitted_by_value: String,
+    pub reason: String,
+    pub student_pseudonym: String,
+    pub delivery_attempts: String,
+    pub document_sha256: String,
+    pub receipt: String,
+    pub receipt_signed: String,
+    pub heading_steps: String,
+    pub heading_entries: String,
+    pub heading_conversion: String,
+    pub conversion_details: String,
+    pub entries_found: String,
+    pub next_page: String,
+    pub log_verifies: String,
+    pub entries_checked: String,
+    pub last_entry_hash: String,
+    pub checkpoints_verified: String,
+    pub latest_checkpoint_label: String,
+    pub checkpoint_size_signed: String,
+    pub none: String,
+    pub entries_after: String,
+    pub entries_after_value: String,
+    pub took: String,
+    pub took_ms: String,
+    pub log_not_verified: String,
+    pub problem: String,
+    pub first_bad_entry: String,
+    pub show_around: String,
+    pub checked_before: String,
+    pub checkpoints_stored: String,
+}
+
+/// What `operator/layout.html` shows around every page: each page's template struct derefs to
+/// it, so the layout reads these as the page's own fields.
+struct Chrome<'a> {
+    lang: &'static str,
+    t: &'static OperatorTexts,
+    gateway: &'a str,
+    signed_in: String,
+    title: String,
+}
+
+/// Declares the template struct of an operator page: the [`Chrome`] and the page's fields.
+macro_rules! operator_page {
+    ($name:ident, $path:literal, { $($field:ident: $ty:ty,)* }) => {
+        #[derive(Template)]
+        #[template(path = $path)]
+        struct $name<'a> {
+            chrome: Chrome<'a>,
+            $($field: $ty,)*
+        }
+
+        impl<'a> Deref for $name<'a> {
+            type Target = Chrome<'a>;
+            fn deref(&self) -> &Chrome<'a> {
+                &self.chrome
+            }
+        }
+    };
+}
+
+operator_page!(OverviewPage, "operator/overview.html", {
+    broken: Option<String>,
+    followed: String,
+    root: String,
+    checkpoint: Option<(String, String)>,
+    statuses: Vec<(&'static str, bool)>,
+    filter: FilterView,
+    recent: Vec<TransferRow>,
+});
+
+operator_page!(TransfersPage, "operator/transfers.html", {
+    id: String,
+    statuses: Vec<(&'static str, bool)>,
+    found: String,
+    rows: Vec<TransferRow>,
+});
+
+operator_page!(TimelinePage, "operator/timeline.html", {
+    row: TransferRow,
+    submitted_by: String,
+    steps: Vec<StepRow>,
+    entries_heading: String,
+    entries: Vec<EntryView>,
+    report: Option<String>,
+});
+
+operator_page!(AuditPage, "operator/audit.html", {
+    filter: FilterView,
+    found: String,
+    entries: Vec<EntryView>,
+    next: Option<String>,
+});
+
+operator_page!(VerifyPage, "operator/verify.html", {
+    outcome: VerifyOutcome,
+    took: String,
+});
+
+/// An error as a page (with the API's code).
+#[derive(Template)]
+#[template(path = "operator/error.html")]
+struct ErrorPage {
+    lang: &'static str,
+    t: &'static OperatorTexts,
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+/// One audit entry as the tables show it.
+struct EntryView {
+    seq: u64,
+    at: String,
+    actor: String,
+    action: String,
+    outcome: String,
+    /// The transfer id, whole and its first 8 characters.
+    transfer: Option<(String, String)>,
+    /// The first 12 characters of the subject's pseudonym.
+    subject: Option<String>,
+    detail: Vec<(String, String)>,
+    /// The first 16 hex digits of the entry's hash.
+    hash: String,
+}
+
+impl EntryView {
+    fn of(e: &AuditEntry) -> EntryView {
+        let ev = &e.event;
+        EntryView {
+            seq: e.seq,
+            at: ev.at.rfc3339(),
+            actor: ev.actor.clone(),
+            action: ev.action.clone(),
+            outcome: ev.outcome.clone(),
+            transfer: ev
+                .transfer_id
+                .as_ref()
+                .map(|t| (t.clone(), t.chars().take(8).collect())),
+            subject: ev
+                .subject
+                .as_ref()
+                .map(|p| p.as_str().chars().take(12).collect()),
+            detail: ev
+                .detail
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            hash: hex(&e.hash).chars().take(16).collect(),
         }
     }
-    out
 }
 
-/// Percent-encodes a query or path component.
-fn url(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
+/// The audit search form's values.
+struct FilterView {
+    transfer: String,
+    actor: String,
+    action: String,
+    since: String,
+    until: String,
+    limit: u32,
+}
+
+impl FilterView {
+    fn of(f: &AuditFilter) -> FilterView {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        let time = |o: &Option<Timestamp>| o.map(Timestamp::rfc3339).unwrap_or_default();
+        FilterView {
+            transfer: text(&f.transfer),
+            actor: text(&f.actor),
+            action: text(&f.action),
+            since: time(&f.since),
+            until: time(&f.until),
+            limit: f.limit,
         }
     }
-    out
 }
 
-const STYLE: &str = "\
-body{font-family:system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}\
-header{background:#0b3d6b;color:#fff;padding:10px 20px;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}\
-header a{color:#fff;margin-right:14px}header .who{opacity:.8;font-size:90%}\
-main{padding:16px 20px;max-width:1400px}\
-h1{font-size:1.4em;margin:.2em 0 .6em}h2{font-size:1.1em;margin:1.2em 0 .4em}\
-table{border-collapse:collapse;background:#fff;width:100%;font-size:90%}\
-th,td{border:1px solid #d0d4da;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#e8ecf1}td.wrap{overflow-wrap:anywhere;min-width:16em}code,.mono{font-family:ui-monospace,monospace;font-size:92%;word-break:break-all}\
-.status{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;background:#e1e5ea}\
-.status-delivered{background:#c9f0d2;color:#0f5323}.status-failed{background:#f9d2d2;color:#8a1111}\
-.status-cancelled{background:#eee;color:#555}\
-.ok{background:#dff5e4;border:1px solid #7bc48d;padding:10px 14px}\
-.bad{background:#fbe3e3;border:1px solid #d77;padding:10px 14px}\
-form{background:#fff;border:1px solid #d0d4da;padding:10px 14px;margin:8px 0;display:flex;gap:10px;flex-wrap:wrap;align-items:end}\
-label{display:flex;flex-direction:column;font-size:85%}dl{display:grid;grid-template-columns:max-content auto;gap:4px 16px;background:#fff;border:1px solid #d0d4da;padding:10px 14px}\
-dt{font-weight:600}dd{margin:0}pre{background:#fff;border:1px solid #d0d4da;padding:8px;overflow:auto}";
-
-fn page(gw: &Gateway, caller: &AuthenticatedParticipant, title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Siirto operator — {title}</title><style>{STYLE}</style></head><body>\
-         <header><strong>Siirto operator</strong><span class=\"mono\">{gateway}</span>\
-         <nav><a href=\"/operator\">Overview</a><a href=\"/operator/transfers\">Transfers</a>\
-         <a href=\"/operator/audit\">Audit log</a><a href=\"/operator/verify\">Verify</a></nav>\
-         <span class=\"who\">signed in as {who}</span></header>\
-         <main><h1>{title}</h1>\n{body}\n</main></body></html>\n",
-        title = esc(title),
-        gateway = esc(&gw.config.gateway.id),
-        who = esc(&caller.participant().id),
-    )
+/// What a verification run found, as `operator/verify.html` shows it.
+enum VerifyOutcome {
+    Verified {
+        entries: u64,
+        root: String,
+        head: String,
+        checkpoints: usize,
+        latest: String,
+        unanchored: String,
+    },
+    Failed {
+        problem: String,
+        /// The first bad entry and the cursor that shows the entries just before it.
+        first_bad: Option<(u64, u64)>,
+        checked: u64,
+        checkpoints: usize,
+    },
 }
 
-fn html(status: StatusCode, body: String) -> Response<Body> {
-    let mut r = text_response(status, "text/html; charset=utf-8", body);
-    let h = r.headers_mut();
-    for (name, value) in [
-        (
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-        ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
-        ("cache-control", "no-store"),
-        ("x-frame-options", "DENY"),
-    ] {
-        h.insert(name, http::HeaderValue::from_static(value));
-    }
-    r
+/// The status choices of the transfer search, `selected` marking the one searched for.
+fn status_options(selected: Option<Status>) -> Vec<(&'static str, bool)> {
+    Status::ALL
+        .iter()
+        .map(|s| (s.as_str(), Some(*s) == selected))
+        .collect()
 }
 
-fn error_page(e: &ApiError) -> Response<Body> {
-    let body = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Siirto operator — {code}</title>\
-         <style>{STYLE}</style></head><body><main><h1>{status}</h1><p class=\"bad\"><code>{code}</code>: {message}</p>\
-         <p><a href=\"/operator\">Back to the overview</a></p></main></body></html>\n",
-        status = e.status().as_u16(),
-        code = esc(e.code.as_str()),
-        message = esc(&e.message),
-    );
-    html(e.status(), body)
-}
-
-fn status_badge(s: &str) -> String {
-    format!("<span class=\"status status-{s}\">{s}</span>", s = esc(s))
-}
-
-/// Handles `GET /operator...`; `rest` is the path after `/operator`.
+/// Handles `GET /operator...`; `rest` is the path after `/operator`, `accept_language` the
+/// request's header of that name.
 pub async fn handle(
     gw: &Arc<Gateway>,
     caller: &AuthenticatedParticipant,
     rest: &[&str],
     query: Option<&str>,
+    accept_language: Option<&str>,
 ) -> Response<Body> {
+    let lang = Lang::negotiate(accept_language, DEFAULT_LANG);
+    let t = &pages::texts(lang).operator;
+    let chrome = |title: String| Chrome {
+        lang: lang.code(),
+        t,
+        gateway: &gw.config.gateway.id,
+        signed_in: fill(&t.signed_in_as, &[("who", &caller.participant().id)]),
+        title,
+    };
     let result = match require_role(caller, Role::Operator) {
         Err(e) => Err(e),
         Ok(()) => match rest {
-            [] | [""] => overview(gw, caller).await,
-            ["transfers"] => transfers(gw, caller, query).await,
-            ["transfers", id] => timeline(gw, caller, id).await,
-            ["audit"] => audit(gw, caller, query).await,
-            ["verify"] => verify(gw, caller).await,
+            [] | [""] => overview(gw, caller, chrome(t.title_overview.clone())).await,
+            ["transfers"] => transfers(gw, caller, query, chrome(t.title_transfers.clone())).await,
+            ["transfers", id] => {
+                let title = fill(&t.title_transfer, &[("id", id)]);
+                timeline(gw, caller, id, chrome(title)).await
+            }
+            ["audit"] => audit(gw, caller, query, chrome(t.title_audit.clone())).await,
+            ["verify"] => verify(gw, caller, chrome(t.title_verify.clone())).await,
             _ => Err(ApiError::not_found()),
         },
     };
     match result {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => error_page(&e),
+        Ok(page) => pages::html(StatusCode::OK, lang, page),
+        Err(e) => {
+            let page = ErrorPage {
+                lang: lang.code(),
+                t,
+                status: e.status().as_u16(),
+                code: e.code.as_str(),
+                message: e.message.clone(),
+            };
+            pages::html(e.status(), lang, page.render())
+        }
     }
 }
 
@@ -180,182 +376,50 @@ async fn audit_view(
     Ok(())
 }
 
-fn transfer_table(rows: &[TransferRow]) -> String {
-    if rows.is_empty() {
-        return "<p>No transfers.</p>".into();
-    }
-    let mut out = String::from(
-        "<table><thead><tr><th>Transfer</th><th>Status</th><th>From → to</th><th>Purpose</th>\
-         <th>Scope</th><th>Accepted</th><th>Updated</th></tr></thead><tbody>",
-    );
-    for r in rows {
-        let reason = r
-            .reason
-            .map(|x| format!(" <code>{}</code>", esc(x.as_str())))
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            "<tr><td><a class=\"mono\" href=\"/operator/transfers/{link}\">{id}</a></td><td>{status}{reason}</td>\
-             <td>{src} → {dst}</td><td>{purpose}</td><td>{scope}</td><td>{created}</td><td>{updated}</td></tr>",
-            link = url(&r.id),
-            id = esc(&r.id),
-            status = status_badge(r.status.as_str()),
-            src = esc(&r.src),
-            dst = esc(&r.dst),
-            purpose = esc(&r.purpose),
-            scope = esc(&r.scope),
-            created = esc(&r.created_at.rfc3339()),
-            updated = esc(&r.updated_at.rfc3339()),
-        );
-    }
-    out.push_str("</tbody></table>");
-    out
-}
-
-fn entry_table(entries: &[AuditEntry]) -> String {
-    if entries.is_empty() {
-        return "<p>No audit entries.</p>".into();
-    }
-    let mut out = String::from(
-        "<table><thead><tr><th>Seq</th><th>At</th><th>Actor</th><th>Action</th><th>Outcome</th>\
-         <th>Transfer</th><th>Subject (pseudonym)</th><th>Detail</th><th>Hash</th></tr></thead><tbody>",
-    );
-    for e in entries {
-        let ev = &e.event;
-        let detail: Vec<String> = ev
-            .detail
-            .iter()
-            .map(|(k, v)| format!("<b>{}</b>={}", esc(k), esc(v)))
-            .collect();
-        let transfer = ev
-            .transfer_id
-            .as_deref()
-            .map(|t| {
-                let short: String = t.chars().take(8).collect();
-                format!(
-                    "<a class=\"mono\" href=\"/operator/transfers/{}\" title=\"{}\">{}…</a>",
-                    url(t),
-                    esc(t),
-                    esc(&short)
-                )
-            })
-            .unwrap_or_default();
-        let subject = ev
-            .subject
-            .as_ref()
-            .map(|p| format!("<span class=\"mono\">{}…</span>", esc(&p.as_str()[..12])))
-            .unwrap_or_default();
-        let _ = write!(
-            out,
-            "<tr><td><a href=\"/v1/audit/proof/inclusion?index={seq}\" title=\"inclusion proof (JSON)\">{seq}</a></td>\
-             <td>{at}</td><td>{actor}</td><td>{action}</td><td>{outcome}</td><td>{transfer}</td>\
-             <td>{subject}</td><td class=\"wrap\">{detail}</td><td class=\"mono\">{hash}…</td></tr>",
-            seq = e.seq,
-            at = esc(&ev.at.rfc3339()),
-            actor = esc(&ev.actor),
-            action = esc(&ev.action),
-            outcome = esc(&ev.outcome),
-            detail = detail.join("<br>"),
-            hash = esc(&hex(&e.hash)[..16]),
-        );
-    }
-    out.push_str("</tbody></table>");
-    out
-}
-
-fn transfer_form(id: &str, status: Option<Status>) -> String {
-    let mut options = String::from("<option value=\"\">any</option>");
-    for s in Status::ALL {
-        let selected = if Some(s) == status { " selected" } else { "" };
-        let _ = write!(
-            options,
-            "<option value=\"{v}\"{selected}>{v}</option>",
-            v = s.as_str()
-        );
-    }
-    format!(
-        "<form method=\"get\" action=\"/operator/transfers\"><label>Transfer id\
-         <input name=\"id\" size=\"40\" value=\"{id}\"></label><label>Status<select name=\"status\">{options}</select></label>\
-         <button type=\"submit\">Search transfers</button></form>",
-        id = esc(id)
-    )
-}
-
-fn audit_form(f: &AuditFilter) -> String {
-    let v = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let t = |o: &Option<siirto_core::clock::Timestamp>| {
-        o.map(|x| esc(&x.rfc3339())).unwrap_or_default()
-    };
-    format!(
-        "<form method=\"get\" action=\"/operator/audit\">\
-         <label>Transfer<input name=\"transfer\" size=\"36\" value=\"{transfer}\"></label>\
-         <label>Actor<input name=\"actor\" value=\"{actor}\"></label>\
-         <label>Action<input name=\"action\" value=\"{action}\" placeholder=\"transfer.delivered\"></label>\
-         <label>Since<input name=\"since\" value=\"{since}\" placeholder=\"2026-11-23T00:00:00Z\"></label>\
-         <label>Until<input name=\"until\" value=\"{until}\" placeholder=\"RFC 3339\"></label>\
-         <label>Limit<input name=\"limit\" size=\"5\" value=\"{limit}\"></label>\
-         <button type=\"submit\">Search audit entries</button></form>",
-        transfer = v(&f.transfer),
-        actor = v(&f.actor),
-        action = v(&f.action),
-        since = t(&f.since),
-        until = t(&f.until),
-        limit = f.limit,
-    )
-}
-
-async fn overview(gw: &Gateway, caller: &AuthenticatedParticipant) -> Result<String, ApiError> {
+async fn overview(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    chrome: Chrome<'_>,
+) -> Result<askama::Result<String>, ApiError> {
+    let t = chrome.t;
     let status = gw.trail.status();
     let latest = gw.store.latest_checkpoint().await?;
     let recent = gw.store.recent_transfers(None, RECENT).await?;
     audit_view(gw, caller, "overview", None, recent.len()).await?;
-    let mut body = String::from("<h2>Audit trail</h2>");
-    match &status.broken {
-        Some(fault) => {
-            let _ = write!(
-                body,
-                "<p class=\"bad\">The audit log does <b>not</b> verify after entry {}: {}. No checkpoints are signed until it is repaired. <a href=\"/operator/verify\">Verify now</a></p>",
-                status.size,
-                esc(&fault.to_string())
+    let page = OverviewPage {
+        broken: status.broken.as_ref().map(|fault| {
+            fill(
+                &t.log_broken,
+                &[("entry", &status.size), ("fault", &fault.to_string())],
+            )
+        }),
+        followed: fill(&t.log_followed, &[("entries", &status.size)]),
+        root: hex(&status.root),
+        checkpoint: latest.map(|cp| {
+            let line = fill(
+                &t.latest_checkpoint,
+                &[("size", &cp.tree_size), ("at", &cp.issued_at.rfc3339())],
             );
-        }
-        None => {
-            let _ = write!(
-                body,
-                "<p class=\"ok\">Followed and checked: {} entries; Merkle root <code>{}</code>. <a href=\"/operator/verify\">Verify the whole stored log now</a></p>",
-                status.size,
-                hex(&status.root)
-            );
-        }
-    }
-    match latest {
-        Some(cp) => {
-            let _ = write!(
-                body,
-                "<p>Latest signed checkpoint: tree size <b>{}</b>, root <code>{}</code>, signed {}.</p>",
-                cp.tree_size,
-                hex(&cp.root_hash),
-                esc(&cp.issued_at.rfc3339())
-            );
-        }
-        None => body.push_str("<p>No checkpoint has been signed yet.</p>"),
-    }
-    body.push_str("<h2>Search</h2>");
-    body.push_str(&transfer_form("", None));
-    body.push_str(&audit_form(&AuditFilter {
-        limit: 100,
-        ..AuditFilter::default()
-    }));
-    body.push_str("<h2>Latest transfers</h2>");
-    body.push_str(&transfer_table(&recent));
-    Ok(page(gw, caller, "Overview", &body))
+            (line, hex(&cp.root_hash))
+        }),
+        statuses: status_options(None),
+        filter: FilterView::of(&AuditFilter {
+            limit: 100,
+            ..AuditFilter::default()
+        }),
+        recent,
+        chrome,
+    };
+    Ok(page.render())
 }
 
 async fn transfers(
     gw: &Gateway,
     caller: &AuthenticatedParticipant,
     query: Option<&str>,
-) -> Result<String, ApiError> {
+    chrome: Chrome<'_>,
+) -> Result<askama::Result<String>, ApiError> {
+    let t = chrome.t;
     let mut id = String::new();
     let mut status = None;
     for (k, v) in query_pairs(query) {
@@ -386,45 +450,27 @@ async fn transfers(
             .collect()
     };
     audit_view(gw, caller, "transfers", None, rows.len()).await?;
-    let mut body = transfer_form(&id, status);
-    let _ = write!(
-        body,
-        "<p>{} transfer(s){}.</p>",
-        rows.len(),
-        if id.is_empty() && rows.len() as u32 == LIST_LIMIT {
-            " (the newest only)"
-        } else {
-            ""
-        }
-    );
-    body.push_str(&transfer_table(&rows));
-    Ok(page(gw, caller, "Transfers", &body))
-}
-
-fn steps_table(steps: &[StepRow]) -> String {
-    let mut out = String::from(
-        "<table><thead><tr><th>#</th><th>At</th><th>Step</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>",
-    );
-    for s in steps {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            s.seq,
-            esc(&s.at.rfc3339()),
-            esc(&s.step),
-            esc(&s.outcome),
-            esc(s.detail.as_deref().unwrap_or("")),
-        );
+    let mut found = fill(&t.transfers_found, &[("count", &rows.len())]);
+    if id.is_empty() && rows.len() as u32 == LIST_LIMIT {
+        found = format!("{found} {}", t.newest_only);
     }
-    out.push_str("</tbody></table>");
-    out
+    let page = TransfersPage {
+        id,
+        statuses: status_options(status),
+        found,
+        rows,
+        chrome,
+    };
+    Ok(page.render())
 }
 
 async fn timeline(
     gw: &Gateway,
     caller: &AuthenticatedParticipant,
     id: &str,
-) -> Result<String, ApiError> {
+    chrome: Chrome<'_>,
+) -> Result<askama::Result<String>, ApiError> {
+    let t = chrome.t;
     let row = gw
         .store
         .transfer(id)
@@ -441,99 +487,71 @@ async fn timeline(
         .await?
         .entries;
     audit_view(gw, caller, "timeline", Some(id), entries.len()).await?;
-    let mut body = String::new();
-    let opt = |v: &Option<String>| esc(v.as_deref().unwrap_or("—"));
-    let _ = write!(
-        body,
-        "<dl><dt>Transfer</dt><dd class=\"mono\">{id}</dd><dt>Status</dt><dd>{status}{reason}</dd>\
-         <dt>From → to</dt><dd>{src} → {dst}</dd><dt>Submitted by</dt><dd>{submitter} (issuer {issuer})</dd>\
-         <dt>Purpose</dt><dd>{purpose}</dd><dt>Scope</dt><dd>{scope}</dd>\
-         <dt>Student (pseudonym)</dt><dd class=\"mono\">{subject}</dd><dt>Delivery attempts</dt><dd>{attempts}</dd>\
-         <dt>Accepted</dt><dd>{created}</dd><dt>Updated</dt><dd>{updated}</dd>\
-         <dt>Delivered document SHA-256</dt><dd class=\"mono\">{doc}</dd>\
-         <dt>Receipt</dt><dd>{receipt}</dd></dl>",
-        id = esc(&row.id),
-        status = status_badge(row.status.as_str()),
-        reason = row
-            .reason
-            .map(|r| format!(" reason <code>{}</code>", esc(r.as_str())))
-            .unwrap_or_default(),
-        src = esc(&row.src),
-        dst = esc(&row.dst),
-        submitter = esc(&row.submitter),
-        issuer = esc(&row.issuer),
-        purpose = esc(&row.purpose),
-        scope = esc(&row.scope),
-        subject = esc(&row.subject_pseudonym),
-        attempts = row.attempts,
-        created = esc(&row.created_at.rfc3339()),
-        updated = esc(&row.updated_at.rfc3339()),
-        doc = opt(&row.document_sha256),
-        receipt = match row.receipt_leaf {
-            Some(leaf) => format!(
-                "signed; audit leaf <a href=\"/v1/audit/proof/inclusion?index={leaf}\">{leaf}</a>"
-            ),
-            None => "—".into(),
-        },
-    );
-    body.push_str("<h2>Steps</h2>");
-    body.push_str(&steps_table(&steps));
-    let _ = write!(body, "<h2>Audit entries ({})</h2>", entries.len());
-    body.push_str(&entry_table(&entries));
-    if let Some(report) = row
-        .report
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-    {
-        let pretty = serde_json::to_string_pretty(&report).unwrap_or_default();
-        let _ = write!(
-            body,
-            "<h2>Conversion summary</h2><details><summary>counts and paths (no personal data)</summary><pre>{}</pre></details>",
-            esc(&pretty)
-        );
-    }
-    Ok(page(gw, caller, &format!("Transfer {id}"), &body))
+    let page = TimelinePage {
+        submitted_by: fill(
+            &t.submitted_by_value,
+            &[("submitter", &row.submitter), ("issuer", &row.issuer)],
+        ),
+        report: row
+            .report
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+            .and_then(|r| serde_json::to_string_pretty(&r).ok()),
+        row,
+        steps,
+        entries_heading: fill(&t.heading_entries, &[("count", &entries.len())]),
+        entries: entries.iter().map(EntryView::of).collect(),
+        chrome,
+    };
+    Ok(page.render())
 }
 
 async fn audit(
     gw: &Gateway,
     caller: &AuthenticatedParticipant,
     query: Option<&str>,
-) -> Result<String, ApiError> {
+    chrome: Chrome<'_>,
+) -> Result<askama::Result<String>, ApiError> {
+    let t = chrome.t;
     let pairs: Vec<(String, String)> = query_pairs(query)
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
     let filter = super::audit::parse_filter_pairs(pairs.clone())?;
-    let page_of = gw.store.audit_query(&filter).await?;
+    let found = gw.store.audit_query(&filter).await?;
     audit_view(
         gw,
         caller,
         "audit",
         filter.transfer.as_deref(),
-        page_of.entries.len(),
+        found.entries.len(),
     )
     .await?;
-    let mut body = audit_form(&filter);
-    let _ = write!(body, "<p>{} entries.</p>", page_of.entries.len());
-    body.push_str(&entry_table(&page_of.entries));
-    if let Some(next) = page_of.next_cursor {
-        let mut q: Vec<String> = pairs
-            .iter()
-            .filter(|(k, _)| k != "cursor")
-            .map(|(k, v)| format!("{}={}", url(k), url(v)))
-            .collect();
-        q.push(format!("cursor={next}"));
-        let _ = write!(
-            body,
-            "<p><a href=\"/operator/audit?{}\">Next page →</a></p>",
-            esc(&q.join("&"))
-        );
-    }
-    Ok(page(gw, caller, "Audit log", &body))
+    // The same search, from the cursor on.
+    let next = found.next_cursor.map(|cursor| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "cursor") {
+            query.append_pair(k, v);
+        }
+        query.append_pair("cursor", &cursor.to_string());
+        query.finish()
+    });
+    let page = AuditPage {
+        filter: FilterView::of(&filter),
+        found: fill(&t.entries_found, &[("count", &found.entries.len())]),
+        entries: found.entries.iter().map(EntryView::of).collect(),
+        next,
+        chrome,
+    };
+    Ok(page.render())
 }
 
-async fn verify(gw: &Gateway, caller: &AuthenticatedParticipant) -> Result<String, ApiError> {
+async fn verify(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    chrome: Chrome<'_>,
+) -> Result<askama::Result<String>, ApiError> {
+    let t = chrome.t;
     let started = std::time::Instant::now();
     let outcome = gw.trail.verify_store(&gw.store).await?;
     let elapsed = started.elapsed();
@@ -558,56 +576,36 @@ async fn verify(gw: &Gateway, caller: &AuthenticatedParticipant) -> Result<Strin
             .insert("first_bad_entry".into(), seq.to_string());
     }
     gw.store.append_audit(vec![event]).await?;
-    let mut body = String::new();
-    match &outcome.result {
-        Ok(summary) => {
-            let _ = write!(
-                body,
-                "<div class=\"ok\"><p><b>The audit log verifies.</b></p><dl>\
-                 <dt>Entries checked</dt><dd id=\"entries-checked\">{entries}</dd>\
-                 <dt>Merkle root</dt><dd class=\"mono\">{root}</dd>\
-                 <dt>Last entry hash</dt><dd class=\"mono\">{head}</dd>\
-                 <dt>Checkpoints verified</dt><dd>{checkpoints}</dd>\
-                 <dt>Latest checkpoint</dt><dd>{latest}</dd>\
-                 <dt>Entries after it</dt><dd>{unanchored} (protected by the hash chain only until the next checkpoint)</dd>\
-                 <dt>Took</dt><dd>{ms} ms</dd></dl></div>",
-                entries = summary.entries,
-                root = hex(&summary.root),
-                head = hex(&summary.head_hash),
-                checkpoints = summary.checkpoints,
-                latest = summary
-                    .latest_checkpoint
-                    .as_ref()
-                    .map(|c| format!("size {} signed {}", c.tree_size, esc(&c.time.rfc3339())))
-                    .unwrap_or_else(|| "none".into()),
-                unanchored = summary.unanchored,
-                ms = elapsed.as_millis(),
-            );
-        }
-        Err(e) => {
-            let first = e
-                .first_bad_seq()
-                .map(|s| {
-                    format!(
-                        "<dt>First bad entry</dt><dd id=\"first-bad-entry\">{s} — <a href=\"/operator/audit?cursor={}&amp;limit=5\">show entries around it</a></dd>",
-                        s.saturating_sub(3)
+    let shown = match &outcome.result {
+        Ok(summary) => VerifyOutcome::Verified {
+            entries: summary.entries,
+            root: hex(&summary.root),
+            head: hex(&summary.head_hash),
+            checkpoints: summary.checkpoints,
+            latest: summary.latest_checkpoint.as_ref().map_or_else(
+                || t.none.clone(),
+                |c| {
+                    fill(
+                        &t.checkpoint_size_signed,
+                        &[("size", &c.tree_size), ("at", &c.time.rfc3339())],
                     )
-                })
-                .unwrap_or_default();
-            let _ = write!(
-                body,
-                "<div class=\"bad\"><p><b>The audit log does NOT verify.</b></p><dl>\
-                 <dt>Problem</dt><dd>{problem}</dd>{first}\
-                 <dt>Entries checked before it</dt><dd id=\"entries-checked\">{checked}</dd>\
-                 <dt>Checkpoints stored</dt><dd>{checkpoints}</dd><dt>Took</dt><dd>{ms} ms</dd></dl></div>",
-                problem = esc(&e.to_string()),
-                checked = outcome.checked,
-                checkpoints = outcome.checkpoints,
-                ms = elapsed.as_millis(),
-            );
-        }
-    }
-    Ok(page(gw, caller, "Verify the audit log", &body))
+                },
+            ),
+            unanchored: fill(&t.entries_after_value, &[("count", &summary.unanchored)]),
+        },
+        Err(e) => VerifyOutcome::Failed {
+            problem: e.to_string(),
+            first_bad: e.first_bad_seq().map(|s| (s, s.saturating_sub(3))),
+            checked: outcome.checked,
+            checkpoints: outcome.checkpoints,
+        },
+    };
+    let page = VerifyPage {
+        outcome: shown,
+        took: fill(&t.took_ms, &[("ms", &elapsed.as_millis())]),
+        chrome,
+    };
+    Ok(page.render())
 }
 
 /// `POST /v1/admin/reload` (operator): re-reads the issuers' JWKS files.
@@ -636,14 +634,106 @@ pub async fn reload(
 mod tests {
     use super::*;
 
+    fn chrome(lang: Lang) -> Chrome<'static> {
+        let t = &pages::texts(lang).operator;
+        Chrome {
+            lang: lang.code(),
+            t,
+            gateway: "gw.example.fi\"><script>alert(1)</script>",
+            signed_in: fill(&t.signed_in_as, &[("who", &"op'<b>")]),
+            title: fill(&t.title_transfer, &[("id", &"<script>x</script>")]),
+        }
+    }
+
+    fn hostile_entry() -> EntryView {
+        EntryView {
+            seq: 7,
+            at: "2026-11-23T15:41:00.123Z".into(),
+            actor: "<script>alert('actor')</script>".into(),
+            action: "a\"b".into(),
+            outcome: "ok".into(),
+            transfer: Some((
+                "id/\"><img src=x onerror=alert(1)>".into(),
+                "id/\"><i".into(),
+            )),
+            subject: None,
+            detail: vec![("<k>".into(), "v&'\"".into())],
+            hash: "00112233".into(),
+        }
+    }
+
     #[test]
-    fn escaping_covers_markup_and_attributes() {
-        assert_eq!(
-            esc("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-        assert_eq!(url("a b/ä&x=1"), "a%20b%2F%C3%A4%26x%3D1");
-        assert_eq!(url("seq-1_x.y~"), "seq-1_x.y~");
-        assert!(status_badge("<b>").contains("&lt;b&gt;"));
+    fn every_value_is_escaped_in_text_and_attributes() {
+        let page = AuditPage {
+            filter: FilterView {
+                transfer: "\"><script>alert(2)</script>".into(),
+                actor: "o'reilly".into(),
+                action: String::new(),
+                since: String::new(),
+                until: String::new(),
+                limit: 5,
+            },
+            found: "1 <b>entries</b>.".into(),
+            entries: vec![hostile_entry()],
+            next: Some("actor=%3Cb%3E&cursor=9".into()),
+            chrome: chrome(Lang::En),
+        }
+        .render()
+        .unwrap();
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(!page.contains("<b>entries"), "{page}");
+        assert!(!page.contains("<k>"), "{page}");
+        for escaped in [
+            "&#60;script&#62;alert(&#39;actor&#39;)&#60;/script&#62;",
+            "value=\"&#34;&#62;&#60;script&#62;alert(2)&#60;/script&#62;\"",
+            "value=\"o&#39;reilly\"",
+            "<b>&#60;k&#62;</b>=v&#38;&#39;&#34;",
+            "<td>a&#34;b</td>",
+            "gw.example.fi&#34;&#62;&#60;script&#62;",
+            "signed in as op&#39;&#60;b&#62;",
+            "<title>Siirto operator — Transfer &#60;script&#62;x&#60;/script&#62;</title>",
+            // A path segment is percent-encoded, then escaped as an attribute.
+            "href=\"/operator/transfers/id%2F%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\"",
+            "href=\"/operator/audit?actor=%3Cb%3E&#38;cursor=9\"",
+        ] {
+            assert!(page.contains(escaped), "no `{escaped}` in {page}");
+        }
+    }
+
+    #[test]
+    fn pages_are_in_the_language_asked_for() {
+        for (lang, heading, any) in [
+            (Lang::Fi, "Siirto – ylläpito — Siirto", "mikä tahansa"),
+            (Lang::Sv, "Siirto – drift — Överföring", "vilken som helst"),
+            (Lang::En, "Siirto operator — Transfer", "any"),
+        ] {
+            let page = TransfersPage {
+                id: String::new(),
+                statuses: status_options(Some(Status::Failed)),
+                found: String::new(),
+                rows: Vec::new(),
+                chrome: chrome(lang),
+            }
+            .render()
+            .unwrap();
+            assert!(
+                page.contains(&format!("<html lang=\"{}\">", lang.code())),
+                "{page}"
+            );
+            assert!(page.contains(&format!("<title>{heading} ")), "{page}");
+            assert!(
+                page.contains(&format!("<option value=\"\">{any}</option>")),
+                "{page}"
+            );
+            assert!(
+                page.contains("<option value=\"failed\" selected>failed</option>"),
+                "{page}"
+            );
+            assert!(
+                page.contains(&pages::texts(lang).operator.no_transfers),
+                "{page}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ErrorCode, audited, json_response, read_body, refusal_event, require_role};
+use crate::metrics::Outcome;
 use crate::server::Body;
 use crate::state::Gateway;
 use crate::store::{
@@ -116,17 +117,15 @@ pub async fn submit(
             );
             gw.note_accepted();
             gw.wake.notify_one();
-            gw.metrics.inc(
-                "siirto_transfers_accepted_total",
-                "Transfers accepted.",
-                &[],
-            );
+            gw.metrics.transfer_accepted();
             Ok(json_response(
                 StatusCode::ACCEPTED,
                 &json!({ "id": id, "status": "accepted", "links": links(&id) }),
             ))
         }
         Inserted::Replay => {
+            gw.metrics
+                .authorization_rejected(ErrorCode::Replay.as_str());
             let mut event = gw.event(&caller.participant().id, "authorization.rejected", "replay");
             event
                 .detail
@@ -151,13 +150,46 @@ async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submiss
     })
 }
 
+/// Every code a submission can be refused with (its body, its authorization, a replay): the
+/// `code` values of `siirto_authorizations_rejected_total`, each exposed from the start. Debug
+/// builds check each refusal against it.
+pub const SUBMISSION_REFUSALS: [ErrorCode; 26] = [
+    ErrorCode::InvalidRequest,
+    ErrorCode::RequestTooLarge,
+    ErrorCode::RequestTimeout,
+    ErrorCode::MalformedToken,
+    ErrorCode::TokenTooLarge,
+    ErrorCode::UnsupportedAlg,
+    ErrorCode::MissingKid,
+    ErrorCode::WrongTyp,
+    ErrorCode::ForbiddenHeader,
+    ErrorCode::UnknownIssuer,
+    ErrorCode::UnknownKid,
+    ErrorCode::BadSignature,
+    ErrorCode::MissingClaim,
+    ErrorCode::InvalidClaim,
+    ErrorCode::WrongAudience,
+    ErrorCode::Expired,
+    ErrorCode::NotYetValid,
+    ErrorCode::LifetimeTooLong,
+    ErrorCode::InvalidSubject,
+    ErrorCode::UnknownParticipant,
+    ErrorCode::InvalidSource,
+    ErrorCode::InvalidDestination,
+    ErrorCode::InvalidScope,
+    ErrorCode::MissingIdentityScope,
+    ErrorCode::ForbiddenSubmitter,
+    ErrorCode::Replay,
+];
+
 /// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
 async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
-    gw.metrics.inc(
-        "siirto_authorizations_rejected_total",
-        "Refused authorizations by code.",
-        &[("code", e.code.as_str())],
+    debug_assert!(
+        SUBMISSION_REFUSALS.contains(&e.code),
+        "{:?} is not in SUBMISSION_REFUSALS",
+        e.code
     );
+    gw.metrics.authorization_rejected(e.code.as_str());
     let event = refusal_event(gw, &caller.participant().id, "authorization.rejected", &e);
     audited(gw, event, e).await
 }
@@ -325,10 +357,13 @@ pub async fn cancel(
         },
     );
     match gw.store.modify(id, decide).await? {
-        Modified::Done(_) => Ok(json_response(
-            StatusCode::OK,
-            &json!({ "id": id, "status": "cancelled" }),
-        )),
+        Modified::Done(_) => {
+            gw.metrics.transfer_ended(Outcome::Cancelled, None);
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "id": id, "status": "cancelled" }),
+            ))
+        }
         Modified::Refused(e) => {
             audit_refused(gw, caller, "transfer.cancel_refused", id, &e).await?;
             Err(e)
