@@ -79,6 +79,9 @@ pub enum Command {
     Audit(Audit),
     /// Create or upgrade the database schema (`serve` also does it)
     Migrate(ConfigFile),
+    /// Act on transfers in the database of a configuration (as an operator, on the gateway's host)
+    #[command(subcommand)]
+    Transfers(Transfers),
     /// Drive a transfer by hand against a `siirto pki init` directory (development only)
     #[command(subcommand)]
     Dev(Dev),
@@ -202,6 +205,32 @@ pub struct Convert {
     /// The document to convert
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// `siirto transfers COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Transfers {
+    /// Retry every failed transfer with a reason, as POST /v1/transfers/retry does
+    ///
+    /// Each one starts over from its source, audited as `transfer.retried` (actor `cli`); a
+    /// running gateway on the same database picks them up. Exit 0 with what was retried (and
+    /// whether more remain), 2 when the options or the database are unusable.
+    Retry {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The failure reason, e.g. delivery_attempts_exhausted or source_unavailable
+        #[arg(long, value_name = "REASON")]
+        reason: String,
+        /// Only transfers from this source
+        #[arg(long, value_name = "PARTICIPANT")]
+        src: Option<String>,
+        /// Only transfers to this destination
+        #[arg(long, value_name = "PARTICIPANT")]
+        dst: Option<String>,
+        /// At most this many (oldest failures first; 1 to 10000, default 1000)
+        #[arg(long, value_name = "N")]
+        limit: Option<String>,
+    },
 }
 
 /// `siirto audit COMMAND`.

@@ -157,6 +157,24 @@ async fn run(command: Command) -> Result<ExitCode> {
             subject.as_deref(),
             &file,
         )?),
+        Command::Transfers(cli::Transfers::Retry {
+            config: cli::ConfigFile { config },
+            reason,
+            src,
+            dst,
+            limit,
+        }) => {
+            let config = load_config(&config)?;
+            let filter = siirto_gateway::retry::RetryFilter::parse(
+                &config.directory,
+                Some(&reason),
+                src,
+                dst,
+                limit.as_deref(),
+            )
+            .map_err(siirto_gateway::tools::ToolError::Usage)?;
+            Ok(siirto_gateway::tools::transfers_retry(&config, &filter).await?)
+        }
         Command::Audit(Audit::Verify(cli::ConfigFile { config })) => {
             Ok(siirto_gateway::tools::audit_verify(&load_config(&config)?).await?)
         }

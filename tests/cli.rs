@@ -91,6 +91,11 @@ const COMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("migrate", &["--config"]),
+    ("transfers", &["retry"]),
+    (
+        "transfers retry",
+        &["--config", "--reason", "--src", "--dst", "--limit"],
+    ),
     ("dev", &["sign", "peers"]),
     (
         "dev sign",

@@ -229,6 +229,16 @@ async fn a_scrape_parses_and_every_known_series_is_there_from_the_start() {
         ),
         Some(0.0)
     );
+    // Every source and destination: up, nothing waiting (issue 21).
+    for participant in ["turku", "espoo"] {
+        let p = [("participant", participant)];
+        assert_eq!(value(&first, "siirto_peer_up", &p), Some(1.0), "{text}");
+        assert_eq!(
+            value(&first, "siirto_peer_backlog", &p),
+            Some(0.0),
+            "{text}"
+        );
+    }
     // Each route's latency histogram, empty, with every bucket.
     for route in siirto_gateway::http::ROUTES
         .iter()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use siirto_devkit::peers::Behaviour;
 
+use crate::helpers;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,4 +201,165 @@ async fn retrying_a_delivered_transfer_is_refused() {
     );
     assert_eq!(d.view(&id).await["status"], "delivered");
     assert_eq!(d.espoo().requests().len(), 1, "delivered once");
+}
+
+/// `POST /v1/transfers/retry` as a non-operator, or with a bad query: refused, audited.
+async fn bulk_retry(d: &Durable, participant: &str, query: &str) -> (u16, serde_json::Value) {
+    let answer = d
+        .bed
+        .client(participant)
+        .expect("client")
+        .send(
+            http::Method::POST,
+            &format!("/v1/transfers/retry{query}"),
+            &[],
+            None,
+        )
+        .await
+        .expect("the gateway answers");
+    (answer.status.as_u16(), answer.json())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_transfers_are_retried_in_bulk_through_the_api_and_the_cli() {
+    let Some(d) = start(
+        Backend::Sqlite,
+        &[
+            ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "1"),
+            ("SIIRTO__DELIVERY__PEER_DOWN_AFTER", "1000"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    d.espoo().set_behaviour(Behaviour::Status(503));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = d.submit().await;
+        let view = d.wait_status(&id, "failed").await;
+        assert_eq!(view["reason"], "delivery_attempts_exhausted", "{view:#}");
+        ids.push(id);
+        // One failure a second: "oldest first" has an order to follow.
+        d.advance(Duration::from_secs(1));
+    }
+
+    // Only an operator, and only with a usable query.
+    let (status, body) = bulk_retry(&d, "turku", "?reason=delivery_attempts_exhausted").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden_role"))
+    );
+    for (query, wrong) in [
+        ("", "reason is required"),
+        ("?reason=nope", "reason: `nope`"),
+        (
+            "?reason=delivery_attempts_exhausted&dst=nobody",
+            "dst: `nobody`",
+        ),
+        ("?reason=delivery_attempts_exhausted&limit=0", "limit: `0`"),
+        (
+            "?reason=delivery_attempts_exhausted&colour=red",
+            "unknown parameter `colour`",
+        ),
+    ] {
+        let (status, body) = bulk_retry(&d, "registry-operator", query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"], "invalid_query", "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(wrong),
+            "{query}: {body}"
+        );
+    }
+    let refusals = helpers::audit(&d.bed)
+        .await
+        .into_iter()
+        .filter(|e| e.event.action == "transfer.retry_refused")
+        .count();
+    assert_eq!(refusals, 6, "every refused bulk retry is audited");
+    let (status, body) = bulk_retry(
+        &d,
+        "registry-operator",
+        "?reason=destination_rejected&dst=espoo",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["retried"],
+        serde_json::json!([]),
+        "nothing failed that way"
+    );
+
+    // Two of three through the API: the oldest failures first.
+    d.espoo().set_behaviour(Behaviour::Normal);
+    let (status, body) = bulk_retry(
+        &d,
+        "registry-operator",
+        "?reason=delivery_attempts_exhausted&dst=espoo&limit=2",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["retried"], serde_json::json!(ids[..2]), "{body}");
+    assert_eq!(body["more"], true, "{body}");
+    for id in &ids[..2] {
+        d.wait_status(id, "delivered").await;
+    }
+    assert_eq!(d.view(&ids[2]).await["status"], "failed");
+
+    // The third from the command line, on the same database.
+    let out = std::process::Command::new(helpers::siirto_binary())
+        .args(["transfers", "retry", "--config"])
+        .arg(d.bed.config_path())
+        .args(["--reason", "delivery_attempts_exhausted", "--dst", "espoo"])
+        .output()
+        .expect("siirto runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("retried {}\n", ids[2])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 transfer(s) retried, 0 skipped\n"),
+        "{stdout}"
+    );
+    // The command line retries at the real time, the gateway runs on its manual clock.
+    d.advance(Duration::from_secs(60));
+    d.wait_status(&ids[2], "delivered").await;
+
+    for (n, id) in ids.iter().enumerate() {
+        let retried: Vec<_> = helpers::audit(&d.bed)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.event.transfer_id.as_deref() == Some(id.as_str())
+                    && e.event.action == "transfer.retried"
+            })
+            .collect();
+        assert_eq!(retried.len(), 1, "{id}");
+        let (actor, via) = if n < 2 {
+            ("registry-operator", "bulk")
+        } else {
+            ("cli", "cli")
+        };
+        assert_eq!(retried[0].event.actor, actor);
+        assert_eq!(
+            retried[0].event.detail.get("via").map(String::as_str),
+            Some(via)
+        );
+        assert_eq!(
+            retried[0]
+                .event
+                .detail
+                .get("previous_reason")
+                .map(String::as_str),
+            Some("delivery_attempts_exhausted")
+        );
+    }
+    assert_eq!(d.espoo().stored().len(), 3);
+    d.assert_audit_verifies().await;
 }

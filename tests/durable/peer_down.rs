@@ -144,6 +144,29 @@ async fn three_days_down_then_everything_delivered_once(backend: Backend) {
         3,
         "no call from the waiting transfers"
     );
+    let (_, metrics) = d.admin_get("/metrics").await;
+    for line in [
+        "siirto_peer_up{participant=\"espoo\"} 0",
+        "siirto_peer_backlog{participant=\"espoo\"} 20",
+        "siirto_peer_up{participant=\"turku\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+
+    // The operator page lists Espoo as down, since when, and what waits for it.
+    let page = d
+        .bed
+        .client("registry-operator")
+        .expect("client")
+        .get("/operator", &[("accept-language", "en")])
+        .await
+        .expect("the gateway answers");
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let row = format!(
+        "<tr class=\"bad\"><td>espoo</td><td>{}</td><td>20</td>",
+        went_down.rfc3339()
+    );
+    assert!(html.contains(&row), "{row} in:\n{html}");
 
     // Three simulated days of probes, each at the time the store set for it.
     let mut probes: Vec<Timestamp> = Vec::new();
@@ -200,6 +223,13 @@ async fn three_days_down_then_everything_delivered_once(backend: Backend) {
     let failed_calls: usize = answers.values().flatten().filter(|s| **s == 503).count();
     assert_eq!(failed_calls, 3 + probes.len());
     assert_eq!(d.espoo().stored().len(), ids.len());
+    let (_, metrics) = d.admin_get("/metrics").await;
+    for line in [
+        "siirto_peer_up{participant=\"espoo\"} 1",
+        "siirto_peer_backlog{participant=\"espoo\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
     d.assert_no_payloads().await;
     d.assert_audit_verifies().await;
     println!(
@@ -300,6 +330,7 @@ async fn two_instances_on_postgresql_never_probe_a_down_destination_at_once() {
         d.bed.config.clone(),
         d.clock.clone(),
         Arc::new(LongestWait(SystemRandom::new())),
+        siirto_devkit::testbed::build_info(),
     )
     .await
     .expect("second instance");

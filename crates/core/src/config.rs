@@ -99,6 +99,27 @@ pub struct DeliveryConfig {
     pub lease: Duration,
 }
 
+impl DeliveryConfig {
+    /// The retry limits of a transfer's network steps.
+    pub fn retry_policy(&self) -> crate::transfer::RetryPolicy {
+        crate::transfer::RetryPolicy {
+            max_attempts: self.max_attempts,
+            max_age: self.max_age,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        }
+    }
+
+    /// When a source or destination counts as down, and how it is probed.
+    pub fn health_policy(&self) -> crate::peer_health::HealthPolicy {
+        crate::peer_health::HealthPolicy {
+            down_after: self.peer_down_after,
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        }
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {

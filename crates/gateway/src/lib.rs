@@ -15,6 +15,7 @@
 //! - [`tls`]: rustls server and client configurations from the validated config.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
+//! - [`retry`]: operator retries of failed transfers, one or in bulk (API and CLI).
 //! - [`server`]: TLS and plain listeners (hyper), connection admission, graceful shutdown.
 //! - [`store`]: the only user of sqlx: transfers, steps, payloads, the audit log (SQLite,
 //!   PostgreSQL), with the migrations of the workspace's `migrations/`.
@@ -41,6 +42,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbound;
 pub mod refusals;
+pub mod retry;
 pub mod server;
 pub mod start;
 pub mod state;

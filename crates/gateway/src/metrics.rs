@@ -202,6 +202,11 @@ struct PeerFailure {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ParticipantLabel {
+    participant: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct IssuerLabel {
     issuer: String,
 }
@@ -229,6 +234,8 @@ pub struct Metrics {
     connections_refused: Family<ConnectionLabel, Counter>,
     outbound_tls_failures: Family<PeerFailure, Counter>,
     crl_next_update_seconds: Family<IssuerLabel, Gauge>,
+    peer_up: Family<ParticipantLabel, Gauge>,
+    peer_backlog: Family<ParticipantLabel, Gauge>,
     audit_entries_verified: Gauge,
     audit_log_broken: Gauge,
     audit_checkpoint_size: Gauge,
@@ -262,6 +269,8 @@ impl Metrics {
             connections_refused: Family::default(),
             outbound_tls_failures: Family::default(),
             crl_next_update_seconds: Family::default(),
+            peer_up: Family::default(),
+            peer_backlog: Family::default(),
             audit_entries_verified: Gauge::default(),
             audit_log_broken: Gauge::default(),
             audit_checkpoint_size: Gauge::default(),
@@ -347,6 +356,16 @@ impl Metrics {
             m.crl_next_update_seconds.clone(),
         );
         r.register(
+            "siirto_peer_up",
+            "1 while a source or destination is up, 0 while it is marked down (delivery.peer_down_after)",
+            m.peer_up.clone(),
+        );
+        r.register(
+            "siirto_peer_backlog",
+            "Transfers waiting for a source (to be fetched) or a destination (to be delivered)",
+            m.peer_backlog.clone(),
+        );
+        r.register(
             "siirto_audit_entries_verified",
             "Audit entries the trail has checked and holds in its Merkle tree",
             m.audit_entries_verified.clone(),
@@ -406,6 +425,11 @@ impl Metrics {
                 );
             }
             if p.endpoint.is_some() {
+                let participant = ParticipantLabel {
+                    participant: p.id.clone(),
+                };
+                self.peer_up.get_or_create(&participant).set(1);
+                expose(&self.peer_backlog, participant);
                 for reason in TlsFailure::ALL {
                     expose(
                         &self.outbound_tls_failures,
@@ -494,6 +518,17 @@ impl Metrics {
                 issuer: issuer.to_owned(),
             })
             .set(unix_seconds);
+    }
+
+    /// A source's or destination's health and backlog, as the store has them.
+    pub fn set_peer(&self, participant: &str, up: bool, backlog: u64) {
+        let label = ParticipantLabel {
+            participant: participant.to_owned(),
+        };
+        self.peer_up.get_or_create(&label).set(i64::from(up));
+        self.peer_backlog
+            .get_or_create(&label)
+            .set(saturating_i64(backlog));
     }
 
     pub fn set_pending(&self, pending: u64) {

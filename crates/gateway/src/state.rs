@@ -424,13 +424,7 @@ impl Gateway {
 
     /// The retry limits of `[delivery]`.
     pub fn retry_policy(&self) -> RetryPolicy {
-        let d = &self.config.delivery;
-        RetryPolicy {
-            max_attempts: d.max_attempts,
-            max_age: d.max_age,
-            initial_backoff: d.initial_backoff,
-            max_backoff: d.max_backoff,
-        }
+        self.config.delivery.retry_policy()
     }
 
     /// Whether `participant` was down when this instance last looked.
@@ -451,12 +445,7 @@ impl Gateway {
 
     /// When a source or destination counts as down, and how it is probed (`[delivery]`).
     pub fn health_policy(&self) -> HealthPolicy {
-        let d = &self.config.delivery;
-        HealthPolicy {
-            down_after: d.peer_down_after,
-            initial_backoff: d.initial_backoff,
-            max_backoff: d.max_backoff,
-        }
+        self.config.delivery.health_policy()
     }
 
     /// A new audit event at the current time.

@@ -119,6 +119,45 @@ const PAGE: u32 = 10_000;
 
 /// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
 /// prints what is wrong, naming the first bad entry, and exits 1.
+/// `siirto transfers retry`: retries the failed transfers `filter` names in the configured
+/// database, as the actor `cli`, and prints each one; the running gateway picks them up.
+pub async fn transfers_retry(
+    config: &Config,
+    filter: &crate::retry::RetryFilter,
+) -> Result<ExitCode, ToolError> {
+    use siirto_core::clock::{Clock, SystemClock, SystemRandom};
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let outcome = crate::retry::bulk(
+        &store,
+        filter,
+        config.delivery.retry_policy(),
+        std::sync::Arc::new(SystemRandom::new()),
+        "cli",
+        SystemClock.now(),
+        "cli",
+    )
+    .await;
+    store.close().await;
+    let outcome = outcome?;
+    for id in &outcome.retried {
+        println!("retried {id}");
+    }
+    for (id, code) in &outcome.skipped {
+        println!("skipped {id}: {code}");
+    }
+    println!(
+        "{} transfer(s) retried, {} skipped{}",
+        outcome.retried.len(),
+        outcome.skipped.len(),
+        if outcome.more {
+            "; more match: run again"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
     let key = audit_public_key(config)?;
     let verifier_key = CheckpointVerifier::new(key, &audit_origin(config))

@@ -52,6 +52,7 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
         "/metrics" => {
             let trail = gw.trail.status();
             gw.metrics.set_pending(gw.pending());
+            refresh_peers(gw).await;
             gw.metrics.set_trail(
                 trail.size,
                 trail.broken.is_some(),
@@ -80,5 +81,28 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
             "text/plain; charset=utf-8",
             "not found\n",
         ),
+    }
+}
+
+/// Sets each source's and destination's `siirto_peer_up` and `siirto_peer_backlog` from the
+/// store (shared by every instance on one database). A store that does not answer leaves the
+/// last values; readiness reports the store.
+async fn refresh_peers(gw: &Gateway) {
+    let (peers, backlogs) = match (gw.store.peers().await, gw.store.backlogs().await) {
+        (Ok(p), Ok(b)) => (p, b),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "reading peer health for /metrics failed");
+            return;
+        }
+    };
+    for participant in gw.config.directory.iter().filter(|p| p.endpoint.is_some()) {
+        let down = peers
+            .iter()
+            .any(|p| p.participant == participant.id && p.health.is_down());
+        let backlog = backlogs
+            .iter()
+            .find(|(id, _)| *id == participant.id)
+            .map_or(0, |(_, n)| *n);
+        gw.metrics.set_peer(&participant.id, !down, backlog);
     }
 }

@@ -233,6 +233,7 @@ enum Handler {
     Show,
     Cancel,
     Retry,
+    BulkRetry,
     StudentHistory,
     AuditList,
     Checkpoint,
@@ -276,6 +277,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET, &["v1", "transfers", "{id}"], "get_transfer", Handler::Show),
     route(Method::POST, &["v1", "transfers", "{id}", "cancel"], "cancel_transfer", Handler::Cancel),
     route(Method::POST, &["v1", "transfers", "{id}", "retry"], "retry_transfer", Handler::Retry),
+    route(Method::POST, &["v1", "transfers", "retry"], "retry_transfers", Handler::BulkRetry),
     route(Method::GET, &["v1", "students", "transfers"], "student_transfers", Handler::StudentHistory),
     route(Method::GET, &["v1", "audit"], "audit", Handler::AuditList),
     route(Method::GET, &["v1", "audit", "checkpoint"], "audit", Handler::Checkpoint),
@@ -389,6 +391,7 @@ async fn api(
         Handler::Show => transfers::show(gw, caller, id).await,
         Handler::Cancel => transfers::cancel(gw, caller, id).await,
         Handler::Retry => transfers::retry(gw, caller, id).await,
+        Handler::BulkRetry => transfers::bulk_retry(gw, caller, query).await,
         Handler::StudentHistory => students::history(gw, caller, &req).await,
         Handler::AuditList => audit::list(gw, caller, query).await,
         Handler::Checkpoint => proofs::checkpoint(gw, caller).await,
@@ -627,6 +630,9 @@ mod tests {
             };
             match find_route(&other, &path) {
                 Routed::WrongMethod(allow) => assert_eq!(allow, route.method.as_str()),
+                // `/v1/transfers/retry` is also `GET /v1/transfers/{id}` with the id `retry`.
+                Routed::Found(found, _)
+                    if found.method == other && found.path.contains(&"{id}") => {}
                 found => panic!("{other} {path:?}: {found:?}"),
             }
         }

@@ -138,6 +138,12 @@ pub struct OperatorTexts {
     pub show_around: String,
     pub checked_before: String,
     pub checkpoints_stored: String,
+    pub heading_peers: String,
+    pub peers_all_up: String,
+    pub col_participant: String,
+    pub col_down_since: String,
+    pub col_waiting: String,
+    pub col_next_probe: String,
 }
 
 /// What `operator/layout.html` shows around every page: each page's template struct derefs to
@@ -177,7 +183,16 @@ operator_page!(OverviewPage, "operator/overview.html", {
     statuses: Vec<(&'static str, bool)>,
     filter: FilterView,
     recent: Vec<TransferRow>,
+    peers_down: Vec<PeerDownView>,
 });
+
+/// A source or destination that is down, as the overview lists it.
+struct PeerDownView {
+    participant: String,
+    since: String,
+    waiting: u64,
+    next_probe: String,
+}
 
 operator_page!(TransfersPage, "operator/transfers.html", {
     id: String,
@@ -385,8 +400,31 @@ async fn overview(
     let status = gw.trail.status();
     let latest = gw.store.latest_checkpoint().await?;
     let recent = gw.store.recent_transfers(None, RECENT).await?;
+    let backlogs = gw.store.backlogs().await?;
+    let peers_down = gw
+        .store
+        .peers()
+        .await?
+        .into_iter()
+        .filter_map(|p| {
+            let since = p.health.down_since?;
+            Some(PeerDownView {
+                waiting: backlogs
+                    .iter()
+                    .find(|(id, _)| *id == p.participant)
+                    .map_or(0, |(_, n)| *n),
+                since: since.rfc3339(),
+                next_probe: p
+                    .health
+                    .next_probe_at
+                    .map_or_else(|| t.none.clone(), |at| at.rfc3339()),
+                participant: p.participant,
+            })
+        })
+        .collect();
     audit_view(gw, caller, "overview", None, recent.len()).await?;
     let page = OverviewPage {
+        peers_down,
         broken: status.broken.as_ref().map(|fault| {
             fill(
                 &t.log_broken,

@@ -391,53 +391,12 @@ pub async fn retry(
         gw.store.append_audit(vec![event]).await?;
         return Err(e);
     }
-    let actor = caller.participant().id.clone();
-    let now = gw.now();
-    let gw2 = gw.clone();
-    let decide = Box::new(
-        move |row: &TransferRow| -> Result<TransferChange, ApiError> {
-            if row.status != Status::Failed {
-                return Err(ApiError::new(
-                    ErrorCode::NotFailed,
-                    format!(
-                        "only failed transfers can be retried; this one is {}",
-                        row.status
-                    ),
-                ));
-            }
-            if row.subject_sealed.is_none() {
-                return Err(ApiError::new(
-                    ErrorCode::NotRetryable,
-                    "the transfer no longer holds what a retry needs",
-                ));
-            }
-            let state = row.state();
-            let t = transfer::next(
-                &state,
-                Event::OperatorRetry,
-                &gw2.retry_policy(),
-                now,
-                gw2.random.as_ref(),
-            )
-            .map_err(|e| ApiError::new(ErrorCode::InvalidTransition, e.to_string()))?;
-            let mut change = TransferChange::new(&row.id, Guard::Any, now, t.state.status);
-            change.due_at = Some(now);
-            change.retry_from = Some(t.state.created_at);
-            let mut event = gw2.event(&actor, "transfer.retried", "ok");
-            event.transfer_id = Some(row.id.clone());
-            event.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
-            if let Some(r) = row.reason {
-                event.detail.insert("previous_reason".into(), r.to_string());
-            }
-            change.audit.push(event);
-            change.steps.push(crate::store::NewStep {
-                at: now,
-                step: "retry".into(),
-                outcome: "ok".into(),
-                detail: Some(format!("retried by operator {actor}")),
-            });
-            Ok(change)
-        },
+    let decide = crate::retry::decision(
+        gw.retry_policy(),
+        gw.random.clone(),
+        caller.participant().id.clone(),
+        gw.now(),
+        "api",
     );
     match gw.store.modify(id, decide).await? {
         Modified::Done(_) => {
@@ -453,6 +412,87 @@ pub async fn retry(
         }
         Modified::NotFound => Err(ApiError::not_found()),
     }
+}
+
+/// `POST /v1/transfers/retry?reason=&src=&dst=&limit=`: an operator retries every failed
+/// transfer with `reason` (and `src`, `dst` when given), oldest first, at most `limit`
+/// (default 1,000, at most 10,000). Each retry is audited on its transfer; the answer lists
+/// them, those skipped with their code, and whether more remain.
+pub async fn bulk_retry(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    query: Option<&str>,
+) -> Result<Response<Body>, ApiError> {
+    let actor = caller.participant().id.clone();
+    let refused = |e: ApiError| async {
+        let mut event = gw.event(&actor, "transfer.retry_refused", e.code.as_str());
+        event.detail.insert("via".into(), "bulk".into());
+        gw.store.append_audit(vec![event]).await?;
+        Err::<Response<Body>, ApiError>(e)
+    };
+    if let Err(e) = require_role(caller, Role::Operator) {
+        return refused(e).await;
+    }
+    let filter = match bulk_filter(gw, query) {
+        Ok(f) => f,
+        Err(e) => return refused(e).await,
+    };
+    let outcome = crate::retry::bulk(
+        &gw.store,
+        &filter,
+        gw.retry_policy(),
+        gw.random.clone(),
+        &actor,
+        gw.now(),
+        "bulk",
+    )
+    .await?;
+    if !outcome.retried.is_empty() {
+        gw.wake.notify_one();
+    }
+    tracing::info!(
+        retried = outcome.retried.len(),
+        skipped = outcome.skipped.len(),
+        more = outcome.more,
+        reason = filter.reason.as_str(),
+        "operator retried failed transfers"
+    );
+    let skipped: Vec<_> = outcome
+        .skipped
+        .iter()
+        .map(|(id, code)| json!({ "id": id, "error": code }))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "retried": outcome.retried, "skipped": skipped, "more": outcome.more }),
+    ))
+}
+
+/// The filter of a bulk retry from its query; an unknown key, reason or participant and a limit
+/// out of range are `invalid_query`.
+fn bulk_filter(gw: &Gateway, query: Option<&str>) -> Result<crate::retry::RetryFilter, ApiError> {
+    let invalid = |m: String| ApiError::new(ErrorCode::InvalidQuery, m);
+    let (mut reason, mut src, mut dst, mut limit) = (None, None, None, None);
+    for (key, value) in super::query_pairs(query) {
+        let slot = match key.as_str() {
+            "reason" => &mut reason,
+            "src" => &mut src,
+            "dst" => &mut dst,
+            "limit" => &mut limit,
+            other => return Err(invalid(format!("unknown parameter `{other}`"))),
+        };
+        if slot.replace(value).is_some() {
+            return Err(invalid(format!("{key} is given twice")));
+        }
+    }
+    crate::retry::RetryFilter::parse(
+        &gw.config.directory,
+        reason.as_deref(),
+        src,
+        dst,
+        limit.as_deref(),
+    )
+    .map_err(invalid)
 }
 
 async fn audit_refused(

@@ -562,6 +562,31 @@ impl Store {
         self.send(op, rx).await
     }
 
+    /// Ids of failed transfers with `reason` (from `src`, to `dst`, when given), oldest failure
+    /// first, at most `limit`.
+    pub async fn failed_transfers(
+        &self,
+        reason: FailureReason,
+        src: Option<&str>,
+        dst: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = with_pool!(self, p => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id FROM transfers WHERE status = 'failed' AND reason = $1 \
+                 AND (CAST($2 AS TEXT) IS NULL OR src = $2) AND (CAST($3 AS TEXT) IS NULL OR dst = $3) \
+                 ORDER BY updated_at, id LIMIT $4",
+            )
+            .bind(reason.as_str())
+            .bind(src)
+            .bind(dst)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+        });
+        Ok(ids)
+    }
+
     /// Every peer with stored health (a peer without a row is up).
     pub async fn peers(&self) -> Result<Vec<PeerRow>, StoreError> {
         let rows = with_pool!(self, p => {
