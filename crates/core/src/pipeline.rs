@@ -1,6 +1,8 @@
 //! What happens to a fetched record before it may leave: validate against the source schema,
 //! read the named student's record, prune it to the authorized scope, convert it to the
-//! destination's format, and validate the result against the destination schema.
+//! destination's format, and validate the result against the destination schema. A KOSKI
+//! (JSON) source has no schema: it is read strictly into typed structures within
+//! `[limits.json]`, which is its validation.
 //!
 //! Owns: [`Schemas`] (one compiled schema per format, the gateway's own `siirto-v1` schema built
 //! in) and [`prepare`]. Pure: bytes and values in, a [`Prepared`] document or a
@@ -13,7 +15,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::config::{LimitsConfig, SchemaPaths};
-use crate::formats::{self, Format, FormatError, WriteContext};
+use crate::formats::json_in::JsonLimits;
+use crate::formats::koski::{self, KoskiError};
+use crate::formats::{self, Format, FormatError, ReadReport, WriteContext};
+use crate::record::StudentRecord;
 use crate::scope::Scope;
 use crate::student_id::StudentId;
 use crate::vault::sha256;
@@ -27,6 +32,12 @@ use siirto_xsd::{Limits, dom};
 /// paths cannot drift apart.
 pub fn xml_limits(limits: Option<&LimitsConfig>) -> Limits {
     limits.map_or_else(Limits::default, |l| l.xml)
+}
+
+/// The `[limits.json]` every path that reads a KOSKI document applies (a fetched record,
+/// `siirto convert`), or the documented defaults without a configuration.
+pub fn json_limits(limits: Option<&LimitsConfig>) -> JsonLimits {
+    limits.map_or_else(JsonLimits::default, |l| l.json)
 }
 
 /// Compiled schemas by format.
@@ -64,7 +75,7 @@ impl Schemas {
     ) -> Result<Schemas, SchemaLoadError> {
         let mut by_format = HashMap::new();
         for format in formats {
-            if by_format.contains_key(&format) {
+            if by_format.contains_key(&format) || !format.is_xml() {
                 continue;
             }
             let schema = match (format, paths.path(format)) {
@@ -125,6 +136,8 @@ pub struct Task<'a> {
     pub subject: &'a StudentId,
     pub scope: Scope,
     pub limits: &'a Limits,
+    /// `[limits.json]`, for a KOSKI source.
+    pub json_limits: &'a JsonLimits,
     pub context: &'a WriteContext,
 }
 
@@ -140,22 +153,13 @@ pub fn prepare(
         subject,
         scope,
         limits,
+        json_limits,
         context,
     } = task;
-    let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
-    source_schema
-        .validate(source, limits)
-        .map_err(|failure| PipelineError::InvalidSource {
-            format: from,
-            summary: summarize(&failure),
-        })?;
-    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
-        format: from,
-        summary: format!("{}: {e}", e.code()),
-    })?;
-    let conversion =
-        formats::convert(from, to, &root, subject, scope, context).map_err(|e| match e {
+    let (record, read_report) = read_source(source, schemas, from, subject, limits, json_limits)?;
+    let conversion = formats::convert_record(from, to, record, read_report, scope, context)
+        .map_err(|e| match e {
             FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
             other => PipelineError::ConversionFailed(other.to_string()),
         })?;
@@ -172,6 +176,51 @@ pub fn prepare(
         document: conversion.document,
         report,
     })
+}
+
+/// Validates a `from` document and reads `subject`'s record from it: an XML format against
+/// its schema, then the tree; KOSKI's JSON within `[limits.json]` into its typed model.
+pub fn read_source(
+    source: &[u8],
+    schemas: &Schemas,
+    from: Format,
+    subject: &StudentId,
+    limits: &Limits,
+    json_limits: &JsonLimits,
+) -> Result<(StudentRecord, ReadReport), PipelineError> {
+    let by_format = |e: FormatError| match e {
+        FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
+        other => PipelineError::ConversionFailed(other.to_string()),
+    };
+    if from == Format::Koski {
+        return koski::read_bytes(source, json_limits, subject).map_err(|e| match e {
+            KoskiError::Json(j) => PipelineError::InvalidSource {
+                format: from,
+                summary: format!("{}: {j}", j.code()),
+            },
+            // Read, but short of what the record needs (a study right without a school):
+            // the document is not a usable KOSKI answer.
+            KoskiError::Format(FormatError::Invalid { path, problem }) => {
+                PipelineError::InvalidSource {
+                    format: from,
+                    summary: format!("koski_invalid: {path}: {problem}"),
+                }
+            }
+            KoskiError::Format(other) => by_format(other),
+        });
+    }
+    let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
+    source_schema
+        .validate(source, limits)
+        .map_err(|failure| PipelineError::InvalidSource {
+            format: from,
+            summary: summarize(&failure),
+        })?;
+    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
+        format: from,
+        summary: format!("{}: {e}", e.code()),
+    })?;
+    formats::read_with_report(from, &root, subject).map_err(by_format)
 }
 
 /// The failure's stable code (`unsupported_encoding`, `xml_too_large`, `xml_schema_invalid`, …)

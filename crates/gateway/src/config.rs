@@ -211,8 +211,10 @@ pub enum Cause {
     EndpointFieldNotAllowed { field: &'static str },
     #[error("unknown value \"{value}\" (known: {known})")]
     UnknownChoice { value: String, known: &'static str },
-    #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo)")]
+    #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo, koski)")]
     UnknownFormat(String),
+    #[error("format \"{0}\" is a source format: a destination takes siirto-v1, virta or elmo")]
+    SourceOnlyFormat(Format),
     #[error("format \"{0}\" needs a schema: set [schemas] {0} = \"path/to/schema.xsd\"")]
     SchemaMissing(Format),
     #[error("must be an https:// URL, found \"{0}\"")]
@@ -465,6 +467,12 @@ const XML_KEYS: &[(&str, Kind)] = &[
     ("max_name_len", Kind::Size),
     ("max_text_len", Kind::Size),
 ];
+const JSON_KEYS: &[(&str, Kind)] = &[
+    ("max_bytes", Kind::Size),
+    ("max_depth", Kind::Integer),
+    ("max_string_len", Kind::Size),
+    ("max_array_items", Kind::Integer),
+];
 const LIMITS_KEYS: &[(&str, Kind)] = &[
     ("max_request_bytes", Kind::Size),
     ("max_header_bytes", Kind::Size),
@@ -476,6 +484,7 @@ const LIMITS_KEYS: &[(&str, Kind)] = &[
     ("max_handshakes_per_address", Kind::Integer),
     ("authenticated_address_ttl", Kind::Duration),
     ("xml", Kind::Section(XML_KEYS)),
+    ("json", Kind::Section(JSON_KEYS)),
 ];
 const AUDIT_KEYS: &[(&str, Kind)] = &[
     ("checkpoint_every", Kind::Integer),
@@ -1601,9 +1610,16 @@ fn build_endpoint(
         });
     if let Some(format) = format
         && format != Format::SiirtoV1
+        && format.is_xml()
         && schemas.path(format).is_none()
     {
         check.report(join_key(prefix, "format"), Cause::SchemaMissing(format));
+    }
+    if let Some(format) = format
+        && !format.is_destination()
+        && roles.contains(&Role::Destination)
+    {
+        check.report(join_key(prefix, "format"), Cause::SourceOnlyFormat(format));
     }
     let (base_url, host, port) = url?;
     Some(Endpoint {
@@ -1748,8 +1764,11 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
     let empty = Table::new();
     let l = section(t, "limits").unwrap_or(&empty);
     let x = section(l, "xml").unwrap_or(&empty);
+    let j = section(l, "json").unwrap_or(&empty);
     let def = LimitsConfig::default();
     let dx = def.xml;
+    let dj = def.json;
+    let pj = "limits.json";
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let px = "limits.xml";
     let dc = def.connections;
@@ -1848,6 +1867,25 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
             max_name_len: check.size(x, px, "max_name_len", dx.max_name_len, (16, 64 * KIB)),
             max_text_len: check.size(x, px, "max_text_len", dx.max_text_len, (KIB, GIB)),
         },
+        json: siirto_core::formats::json_in::JsonLimits {
+            max_bytes: check.size(j, pj, "max_bytes", dj.max_bytes, (KIB, 4 * GIB)),
+            // serde_json refuses deeper documents itself; the scan must name the limit first.
+            max_depth: as_usize(check.integer(
+                j,
+                pj,
+                "max_depth",
+                dj.max_depth as u64,
+                (2, siirto_core::formats::json_in::DEPTH_CEILING as u64),
+            )),
+            max_string_len: check.size(j, pj, "max_string_len", dj.max_string_len, (KIB, GIB)),
+            max_array_items: as_usize(check.integer(
+                j,
+                pj,
+                "max_array_items",
+                dj.max_array_items as u64,
+                (1, 1_000_000_000),
+            )),
+        },
     }
 }
 
@@ -1882,7 +1920,7 @@ roles = ["source", "destination", "eservice"]
 subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / spki_sha256
 base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
-format = "siirto-v1"                      # siirto-v1 | virta | elmo
+format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
 
 [[participants]]
 id = "registry-operator"
@@ -1925,6 +1963,12 @@ max_elements = 1000000
 max_attributes = 64
 max_name_len = 512
 max_text_len = "1MiB"
+
+[limits.json]                             # KOSKI documents (format = "koski")
+max_bytes = "16MiB"
+max_depth = 64
+max_string_len = "1MiB"
+max_array_items = 100000
 
 [audit]
 checkpoint_every = 1000

@@ -248,9 +248,7 @@ pub const KNOWN_NOT_CARRIED: &[&str] = &[
     "lisätiedot.koulutusvienti",
     "lisätiedot.pidennettyPäättymispäivä",
     "lisätiedot.oikeusMaksuttomaanAsuntolapaikkaan",
-    "lisätiedot.ulkomaanjaksot",
     "lisätiedot.erityisenKoulutustehtävänJaksot",
-    "lisätiedot.sisäoppilaitosmainenMajoitus",
     // the parts of a support decision the record has no place for
     "erityisenTuenPäätös.opiskeleeToimintaAlueittain",
     "erityisenTuenPäätös.erityisryhmässä",
@@ -315,18 +313,16 @@ pub const KNOWN_NOT_CARRIED: &[&str] = &[
     "laajuus.yksikkö.lyhytNimi",
 ];
 
-/// Whether an index-free path ends with one of [`KNOWN_NOT_CARRIED`], at a segment boundary.
+/// Whether an index-free path is one of [`KNOWN_NOT_CARRIED`] or lies inside one: the entry
+/// matches the end of the path at a segment boundary, or the end of a leading part of it. The
+/// entries name `suoritukset[]` for completions at any depth (`osasuoritukset[]` too).
 pub fn known_not_carried(path: &str) -> bool {
+    let path = path.replace("osasuoritukset[]", "suoritukset[]");
+    let at_boundary = |head: &str| head.is_empty() || head.ends_with('.');
     KNOWN_NOT_CARRIED.iter().any(|known| {
-        path.strip_suffix(known)
-            .is_some_and(|head| head.is_empty() || head.ends_with('.'))
-            || path == *known
-            // A nested part of a known field (the field as an object).
-            || path
-                .find(known)
-                .is_some_and(|i| {
-                    (i == 0 || path[..i].ends_with('.'))
-                        && path[i + known.len()..].starts_with(['.', '['])
-                })
+        path.match_indices(known).any(|(i, _)| {
+            let rest = &path[i + known.len()..];
+            at_boundary(&path[..i]) && (rest.is_empty() || rest.starts_with(['.', '[']))
+        })
     })
 }
