@@ -394,7 +394,8 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
             AchievementKind::Course,
             AchievementKind::Class,
         ]),
-        proptest::option::of(key()),
+        // A code, and the code list it belongs to (only with a code).
+        (proptest::option::of(key()), proptest::option::of(key())),
         proptest::collection::vec(localized(), 0..3),
         proptest::option::of(date()),
         proptest::option::of(select(vec![
@@ -412,7 +413,7 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
         .prop_map(
             |(
                 kind,
-                code,
+                (code, scheme),
                 names,
                 date,
                 status,
@@ -426,6 +427,7 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
                 Achievement {
                     key: None,
                     kind,
+                    code_scheme: code.as_ref().and(scheme),
                     code,
                     names,
                     date,
