@@ -559,6 +559,29 @@ mod tests {
     }
 
     #[test]
+    fn every_reader_binds_the_birth_date() {
+        use siirto_xsd::{Limits, dom};
+        let subject = StudentId::parse("150608A123J").unwrap();
+        // The demo record once carried 2010-10-13 for a henkilötunnus of 15 June 2008.
+        for (born, ok) in [("2010-10-13", false), ("2008-06-15", true)] {
+            let siirto = format!(
+                r#"<studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-05-01T10:00:00Z"><student><henkilotunnus>150608A123J</henkilotunnus><birthDate>{born}</birthDate></student></studentRecord>"#
+            );
+            let elmo = format!(
+                r#"<elmo xmlns="https://github.com/emrex-eu/elmo-schemas/tree/v1"><generatedDate>2026-05-01T10:00:00Z</generatedDate><learner><identifier type="nationalIdentifier">150608A123J</identifier><givenNames>M</givenNames><familyName>M</familyName><bday>{born}</bday></learner></elmo>"#
+            );
+            for (format, text) in [(Format::SiirtoV1, siirto), (Format::Elmo, elmo)] {
+                let root = dom::parse(text.as_bytes(), &Limits::default()).unwrap();
+                let result = read(format, &root, &subject);
+                assert_eq!(result.is_ok(), ok, "{format} {born}: {result:?}");
+                if let Err(e) = result {
+                    assert_eq!(e.code(), "subject_mismatch");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn formats_round_trip_their_names() {
         for f in Format::ALL {
             assert_eq!(Format::parse(f.as_str()), Some(f));
