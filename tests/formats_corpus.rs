@@ -131,10 +131,20 @@ fn sources(file: &str, format: Format) -> Vec<Source> {
             let marker = "<identifier type=\"nationalIdentifier\">";
             let start = text.find(marker).expect("the example has a national id") + marker.len();
             let end = start + text[start..].find('<').expect("closed");
-            let rewritten = format!("{}{VALID_HETU}{}", &text[..start], &text[end..]).into_bytes();
+            let rewritten = format!("{}{VALID_HETU}{}", &text[..start], &text[end..]);
+            // The birth date must be the henkilötunnus' own (identity binding).
+            let bday = rewritten
+                .find("<bday>")
+                .expect("the example has a birth date")
+                + 6;
+            let bday_end = bday + rewritten[bday..].find('<').expect("closed");
+            let rewritten =
+                format!("{}1952-10-13{}", &rewritten[..bday], &rewritten[bday_end..]).into_bytes();
             validate::validate_output(Format::Elmo, &rewritten, &format!("{file} rewritten"));
             out.push(Source {
-                label: format!("{file} (national identifier rewritten to a valid henkilötunnus)"),
+                label: format!(
+                    "{file} (national identifier and birth date rewritten to a valid henkilötunnus)"
+                ),
                 format,
                 bytes: rewritten,
                 subject: valid,

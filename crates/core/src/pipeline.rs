@@ -250,3 +250,100 @@ fn describe(failure: &ValidationFailure) -> String {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::config::SchemaPaths;
+
+    const HETU: &str = "131052-308T";
+
+    fn koski_document() -> String {
+        format!(
+            r#"{{"henkilö": {{"hetu": "{HETU}", "etunimet": "Satu", "sukunimi": "Virtanen"}},
+  "opiskeluoikeudet": [{{
+    "tyyppi": {{"koodiarvo": "perusopetus", "koodistoUri": "opiskeluoikeudentyyppi"}},
+    "oppilaitos": {{"oid": "1.2.246.562.10.14613773812"}},
+    "alkamispäivä": "2015-08-15",
+    "tila": {{"opiskeluoikeusjaksot": [{{"alku": "2015-08-15", "tila": {{"koodiarvo": "lasna", "koodistoUri": "koskiopiskeluoikeudentila"}}}}]}},
+    "suoritukset": [{{
+      "tyyppi": {{"koodiarvo": "perusopetuksenoppimaara", "koodistoUri": "suorituksentyyppi"}},
+      "koulutusmoduuli": {{"tunniste": {{"koodiarvo": "201101", "koodistoUri": "koulutus"}}}},
+      "osasuoritukset": [{{
+        "tyyppi": {{"koodiarvo": "perusopetuksenoppiaine", "koodistoUri": "suorituksentyyppi"}},
+        "koulutusmoduuli": {{"tunniste": {{"koodiarvo": "MA", "koodistoUri": "koskioppiaineetyleissivistava"}}}},
+        "arviointi": [{{"arvosana": {{"koodiarvo": "9", "koodistoUri": "arviointiasteikkoyleissivistava"}}}}]
+      }}]
+    }}]
+  }}]
+}}"#
+        )
+    }
+
+    fn run(source: &[u8], subject: &str) -> Result<Prepared, PipelineError> {
+        let schemas =
+            Schemas::load(&SchemaPaths::default(), [Format::Koski, Format::SiirtoV1]).unwrap();
+        assert!(schemas.get(Format::Koski).is_none(), "koski has no schema");
+        let subject = StudentId::parse(subject).unwrap();
+        let context = WriteContext::new(Timestamp::from_secs(1_790_000_000));
+        prepare(
+            source,
+            &schemas,
+            Task {
+                from: Format::Koski,
+                to: Format::SiirtoV1,
+                subject: &subject,
+                scope: Scope::all(),
+                limits: &Limits::default(),
+                json_limits: &JsonLimits::default(),
+                context: &context,
+            },
+        )
+    }
+
+    #[test]
+    fn a_koski_record_is_prepared_for_a_siirto_v1_destination() {
+        let prepared = run(koski_document().as_bytes(), HETU).unwrap();
+        let text = String::from_utf8(prepared.document).unwrap();
+        assert!(text.contains(r#"<code scheme="koskioppiaineetyleissivistava">MA</code>"#));
+        assert!(text.contains("<asteikko-4-10>9</asteikko-4-10>"));
+        assert_eq!(prepared.report["from"], "koski");
+        let other = crate::student_id::with_check_character("010101A123");
+        assert_eq!(
+            run(koski_document().as_bytes(), &other).unwrap_err(),
+            PipelineError::SubjectMismatch
+        );
+    }
+
+    #[test]
+    fn koski_limits_and_syntax_are_invalid_source_documents() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(17 << 20));
+        let malformed = koski_document().replacen("\"tila\": {", "\"tila\" {", 1);
+        for (document, code, positioned) in [
+            (deep, "json_too_deep", true),
+            (huge, "json_too_large", false),
+            (malformed, "json_malformed", true),
+        ] {
+            let err = run(document.as_bytes(), HETU).unwrap_err();
+            let PipelineError::InvalidSource { format, summary } = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(*format, Format::Koski);
+            assert!(summary.starts_with(code), "{summary}");
+            assert_eq!(summary.contains(": line "), positioned, "{summary}");
+        }
+        // A study right without a school: read, but not a usable KOSKI answer.
+        let no_school = koski_document().replace(
+            r#""oppilaitos": {"oid": "1.2.246.562.10.14613773812"},"#,
+            "",
+        );
+        let err = run(no_school.as_bytes(), HETU).unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::InvalidSource { summary, .. } if summary.starts_with("koski_invalid")),
+            "{err}"
+        );
+    }
+}

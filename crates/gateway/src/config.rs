@@ -2153,6 +2153,30 @@ mod tests {
                 |c| matches!(c, Cause::SchemaMissing(Format::Virta)),
             ),
             (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"koski\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::SourceOnlyFormat(Format::Koski)),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_depth = 500\n\n[storage]",
+                "limits.json.max_depth",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "500"),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_array_items = 0\n\n[storage]",
+                "limits.json.max_array_items",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_string_length = \"1MiB\"\n\n[storage]",
+                "limits.json.max_string_length",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "max_string_len"),
+            ),
+            (
                 "roles = [\"operator\"]",
                 "roles = [\"operator\"]\nformat = \"elmo\"",
                 "participants[5].format",
@@ -2488,6 +2512,8 @@ mod tests {
                 ),
                 ("SIIRTO__PARTICIPANTS__1__ROLES", "source, eservice"),
                 ("SIIRTO__LIMITS__XML__MAX_DEPTH", "64"),
+                ("SIIRTO__LIMITS__JSON__MAX_DEPTH", "32"),
+                ("SIIRTO__LIMITS__JSON__MAX_BYTES", "2MiB"),
                 ("SIIRTO__GATEWAY__CRL", ""),
                 ("SIIRTO_LOG", "ignored: one underscore"),
                 ("PATH", "/usr/bin"),
@@ -2509,6 +2535,12 @@ mod tests {
             vec![Role::Source, Role::Eservice]
         );
         assert_eq!(cfg.limits.xml.max_depth, 64);
+        assert_eq!(cfg.limits.json.max_depth, 32);
+        assert_eq!(cfg.limits.json.max_bytes, 2 << 20);
+        assert_eq!(
+            cfg.limits.json.max_array_items,
+            siirto_core::formats::json_in::JsonLimits::default().max_array_items
+        );
         assert!(cfg.gateway.crl.is_empty());
     }
 
