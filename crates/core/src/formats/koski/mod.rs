@@ -33,6 +33,9 @@ use model::{Arviointi, Koodi, Nimi, Opiskeluoikeus, Oppija, Organisaatio, Suorit
 /// Prefix of the report's source paths.
 const PREFIX: &str = "koski:";
 
+/// Student identifier type of a KOSKI person OID that is not a learner number.
+pub const KOSKI_OID_TYPE: &str = "koski-oid";
+
 /// Provider identifier type of an organisation OID (`1.2.246.562.10.…`).
 pub const ORGANISATION_OID_TYPE: &str = "organisaatio-oid";
 
@@ -283,9 +286,24 @@ fn read_student(h: &model::Henkilo, report: &mut ReadReport) -> Result<Student, 
             None => report.not_carried(format!("{PREFIX}henkilö.kansalaisuus[]")),
         }
     }
+    // KOSKI also issues test OIDs outside the learner-number arc (`1.2.246.562.98.…`): such an
+    // OID is kept as another identifier, not as an oppijanumero.
+    let oid = h.oid.as_deref().map(super::normalize_learner_id);
+    let (learner_id, other_ids) = match oid {
+        Some(o) if StudentId::parse(&o).is_ok() => (Some(o), Vec::new()),
+        Some(o) => (
+            None,
+            vec![TypedId {
+                kind: KOSKI_OID_TYPE.to_owned(),
+                value: o,
+            }],
+        ),
+        None => (None, Vec::new()),
+    };
     Ok(Student {
         henkilotunnus,
-        learner_id: h.oid.as_deref().map(super::normalize_learner_id),
+        learner_id,
+        other_ids,
         family_name: h.sukunimi.clone(),
         given_names: h.etunimet.clone(),
         birth_date,

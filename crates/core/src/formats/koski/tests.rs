@@ -220,7 +220,13 @@ fn unknown_fields_are_not_understood_and_known_ones_not_carried() {
 
 #[test]
 fn grade_scales() {
-    let cases: &[(&str, &str, Option<(KnownScale, &str)>)] = &[
+    /// (scale, value, the record's scale and value when it knows one).
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<(KnownScale, &'static str)>,
+    );
+    let cases: &[Case] = &[
         (
             "arviointiasteikkoyleissivistava",
             "4",
