@@ -382,3 +382,67 @@ fn the_corpus_report_accounts_for_what_is_not_carried() {
         println!("dropped_by_target\t{v}\t{k}");
     }
 }
+
+/// `siirto convert --from koski` as an operator runs it: the built binary, a development
+/// configuration, a corpus document; `[limits.json]` from the configuration (overridden by the
+/// environment) refuses a document past a limit with its code and position.
+#[test]
+fn siirto_convert_reads_koski() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let siirto = env!("CARGO_BIN_EXE_siirto");
+    let init = std::process::Command::new(siirto)
+        .args(["pki", "init", "--free-ports"])
+        .arg(dir.path().join("dev"))
+        .output()
+        .expect("pki init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let config = dir.path().join("dev/siirto.toml");
+    let file = validate::corpus().join("koski/lukio-ops2019-oppimaara.json");
+    let run = |to: &str, env: &[(&str, &str)]| {
+        std::process::Command::new(siirto)
+            .args(["convert", "--config"])
+            .arg(&config)
+            .args([
+                "--from",
+                "koski",
+                "--to",
+                to,
+                "--scope",
+                "identity achievements",
+            ])
+            .arg(&file)
+            .envs(env.iter().copied())
+            .output()
+            .expect("convert")
+    };
+    let out = run("siirto-v1", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_valid(Format::SiirtoV1, &out.stdout, "convert --from koski");
+    let report: Value = serde_json::from_str(&stderr).expect("the report is JSON");
+    assert_eq!(report["from"], "koski");
+    assert_eq!(report["scope"], "identity achievements");
+    assert!(
+        report["not_read_from_source"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("studyRight"));
+
+    let deep = run("siirto-v1", &[("SIIRTO__LIMITS__JSON__MAX_DEPTH", "4")]);
+    let stderr = String::from_utf8_lossy(&deep.stderr);
+    assert_eq!(deep.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("not valid koski (json_too_deep): line ") && stderr.contains("max_depth 4"),
+        "{stderr}"
+    );
+    assert!(deep.stdout.is_empty());
+
+    let refused = run("koski", &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("koski is a source format"));
+}
