@@ -442,6 +442,35 @@ fn siirto_convert_reads_koski() {
     );
     assert!(deep.stdout.is_empty());
 
+    // `siirto validate --format koski`: the typed read under [limits.json] is the validation.
+    let validate = |path: &std::path::Path| {
+        std::process::Command::new(siirto)
+            .args(["validate", "--format", "koski", "--config"])
+            .arg(&config)
+            .arg(path)
+            .output()
+            .expect("validate")
+    };
+    let ok = validate(&file);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"henkilö\": {},\n \"opiskeluoikeudet\": [{\"tyyppi\": 5}]}",
+    )
+    .expect("write");
+    let out = validate(&bad);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("invalid (json_invalid): line 2, column") && stdout.contains("code value"),
+        "{stdout}"
+    );
+
     let refused = run("koski", &[]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("koski is a source format"));

@@ -17,6 +17,7 @@ use crate::record::Date;
 
 /// The luovutuspalvelu answer: one person and their study rights.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an oppija object {\"henkilö\", \"opiskeluoikeudet\"}")]
 pub struct Oppija {
     #[serde(rename = "henkilö")]
     pub henkilo: Henkilo,
@@ -26,6 +27,7 @@ pub struct Oppija {
 /// `henkilö` (KOSKI `TäydellisetHenkilötiedot`; the luovutuspalvelu answer carries `oid`,
 /// `hetu`, `syntymäaika` and `turvakielto`, an inserted document names instead).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(expecting = "a henkilö object")]
 pub struct Henkilo {
     /// Oppijanumero.
     pub oid: Option<String>,
@@ -45,6 +47,7 @@ pub struct Henkilo {
 
 /// A localized text: `{"fi": …, "sv": …, "en": …}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a localized text {\"fi\", \"sv\", \"en\"}")]
 pub struct Nimi {
     pub fi: Option<String>,
     pub sv: Option<String>,
@@ -54,6 +57,7 @@ pub struct Nimi {
 /// A code value: `Koodistokoodiviite` (`koodiarvo` in the code list `koodistoUri`), or a local
 /// code (`PaikallinenKoodi`: `koodiarvo` and `nimi`, no `koodistoUri`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a code value {\"koodiarvo\", \"koodistoUri\"}")]
 pub struct Koodi {
     pub koodiarvo: String,
     #[serde(rename = "koodistoUri")]
@@ -72,6 +76,7 @@ impl Koodi {
 
 /// An organisation (`Oppilaitos`, `Toimipiste`, `OrganisaatioWithOid`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an organisation object")]
 pub struct Organisaatio {
     pub oid: Option<String>,
     /// Code list `oppilaitosnumero`.
@@ -81,6 +86,7 @@ pub struct Organisaatio {
 
 /// One study right.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an opiskeluoikeus object")]
 pub struct Opiskeluoikeus {
     pub oid: Option<String>,
     /// Code list `opiskeluoikeudentyyppi`.
@@ -97,12 +103,14 @@ pub struct Opiskeluoikeus {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a tila object {\"opiskeluoikeusjaksot\"}")]
 pub struct Tila {
     pub opiskeluoikeusjaksot: Vec<Opiskeluoikeusjakso>,
 }
 
 /// A state period: from `alku` until the next period begins.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a state period {\"alku\", \"tila\"}")]
 pub struct Opiskeluoikeusjakso {
     pub alku: Date,
     /// Code list `koskiopiskeluoikeudentila`.
@@ -112,6 +120,7 @@ pub struct Opiskeluoikeusjakso {
 /// A period with optional ends (`Aikajakso`, `ErityisenTuenPäätös`, `TehostetunTuenPäätös`,
 /// `Tukijakso`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a period {\"alku\", \"loppu\"}")]
 pub struct Jakso {
     pub alku: Option<Date>,
     pub loppu: Option<Date>,
@@ -119,6 +128,7 @@ pub struct Jakso {
 
 /// The study right's additional data: the support decisions (the rest is reported).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(expecting = "a lisätiedot object")]
 pub struct Lisatiedot {
     /// Erityinen tuki, the older single field.
     #[serde(rename = "erityisenTuenPäätös")]
@@ -139,6 +149,7 @@ pub struct Lisatiedot {
 /// A completion: a top-level suoritus (a syllabus, a degree, a grade year) or one of its parts
 /// (`osasuoritukset`: a subject, a course, a module, a qualification unit).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a suoritus object")]
 pub struct Suoritus {
     /// Code list `suorituksentyyppi`.
     pub tyyppi: Koodi,
@@ -161,6 +172,7 @@ pub struct Suoritus {
 
 /// What was studied.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a koulutusmoduuli object")]
 pub struct Koulutusmoduuli {
     pub tunniste: Koodi,
     pub laajuus: Option<Laajuus>,
@@ -170,6 +182,7 @@ pub struct Koulutusmoduuli {
 
 /// An extent: `arvo` in the unit `yksikkö` (code list `opintojenlaajuusyksikko`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an extent {\"arvo\", \"yksikkö\"}")]
 pub struct Laajuus {
     pub arvo: f64,
     #[serde(rename = "yksikkö")]
@@ -178,6 +191,7 @@ pub struct Laajuus {
 
 /// The confirmation of a completion (the certificate's date and signers).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "a vahvistus object {\"päivä\"}")]
 pub struct Vahvistus {
     #[serde(rename = "päivä")]
     pub paiva: Date,
@@ -185,6 +199,7 @@ pub struct Vahvistus {
 
 /// An assessment. When there are several, the last one is in force (a raised grade).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an arviointi object {\"arvosana\"}")]
 pub struct Arviointi {
     pub arvosana: Koodi,
     #[serde(rename = "hyväksytty")]
