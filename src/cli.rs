@@ -66,7 +66,8 @@ pub enum Command {
     /// Development certificates and configuration (never for production)
     #[command(subcommand)]
     Pki(Pki),
-    /// Validate an XML document against a format's schema or an XSD file
+    /// Validate an XML document against a format's schema or an XSD file (a KOSKI JSON document
+    /// with --format koski: read into KOSKI's typed model under [limits.json])
     ///
     /// Exit 0 valid; 1 invalid (the failure's code, e.g. xml_schema_invalid, and each error
     /// with line, column and element path, on stdout); 2 unusable. The limits are the

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use cli::{Audit, Command, Dev, Pki, SchemaSource};
 use siirto_core::clock::{SystemClock, SystemRandom};
+use siirto_core::formats::Format;
 use siirto_gateway::config::Config;
 use siirto_gateway::metrics::BuildInfo;
 use siirto_gateway::server::Shutdown;
@@ -317,6 +318,30 @@ async fn wait_for_signal() {
     }
 }
 
+/// `siirto validate --format koski`: KOSKI's JSON has no schema; it is valid when it reads into
+/// the typed model within the configuration's `[limits.json]`. Exit 0 valid, 1 invalid (the
+/// code, line and column on stdout), 2 unreadable.
+fn validate_koski(config: &Config, file: &Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot open", file.display()))?;
+    let limits = siirto_core::pipeline::json_limits(Some(&config.limits));
+    match siirto_core::formats::koski::parse(&bytes, &limits) {
+        Ok((oppija, report)) => {
+            println!(
+                "{}: valid ({} study rights; {} fields not carried, {} not understood)",
+                file.display(),
+                oppija.opiskeluoikeudet.len(),
+                report.not_carried.values().sum::<usize>(),
+                report.not_understood.values().sum::<usize>()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}: invalid ({}): {e}", file.display(), e.code());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// `siirto validate`: exit 0 valid, 1 invalid (errors on stdout), 2 unusable. The limits are
 /// the configuration's `[limits.xml]` with `--config`, the documented defaults with `--schema`.
 fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
@@ -325,6 +350,10 @@ fn validate(source: SchemaSource, file: &Path) -> Result<ExitCode> {
             siirto_xsd::schema::Schema::load(&xsd).map_err(|e| anyhow!("{e}"))?,
             None,
         ),
+        SchemaSource::Format {
+            format: Format::Koski,
+            config,
+        } => return validate_koski(&load_config(&config)?, file),
         SchemaSource::Format { format, config } => {
             let config = load_config(&config)?;
             let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [format])?;

@@ -325,6 +325,7 @@ fn prepare(
             subject: &subject,
             scope: Scope::all(),
             limits,
+            json_limits: &siirto_core::formats::json_in::JsonLimits::default(),
             context: &context,
         },
     )

@@ -45,6 +45,7 @@ pub fn schema_path(format: Format) -> PathBuf {
         Format::SiirtoV1 => Path::new(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd"),
         Format::Virta => corpus().join("virta/xsd/Virta.xsd"),
         Format::Elmo => corpus().join("elmo/schema.xsd"),
+        Format::Koski => panic!("koski is JSON read into typed structures: it has no schema"),
     }
 }
 

@@ -103,7 +103,8 @@ pub fn student() -> impl Strategy<Value = Student> {
         proptest::collection::vec(typed_id(vec!["esi", "virta-avain", "studentNumber"]), 0..3),
         proptest::option::of(text()),
         proptest::option::of(text()),
-        proptest::option::of(date()),
+        // Whether the record states the birth date (the henkilötunnus' own: identity binding).
+        proptest::bool::ANY,
         proptest::option::of(select(vec![
             Gender::Unknown,
             Gender::Male,
@@ -136,12 +137,16 @@ pub fn student() -> impl Strategy<Value = Student> {
                 contacts,
             )| {
                 Student {
-                    henkilotunnus: Some(h),
+                    henkilotunnus: Some(h.clone()),
                     learner_id: l,
                     other_ids,
                     family_name: family,
                     given_names: given,
-                    birth_date: birth,
+                    birth_date: siirto_core::student_id::birth_date(&h)
+                        .filter(|_| birth)
+                        .and_then(|(y, m, d)| {
+                            siirto_core::record::Date::new(u16::try_from(y).ok()?, m, d).ok()
+                        }),
                     gender,
                     citizenships: cits,
                     mother_tongue: mother,
@@ -394,7 +399,8 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
             AchievementKind::Course,
             AchievementKind::Class,
         ]),
-        proptest::option::of(key()),
+        // A code, and the code list it belongs to (only with a code).
+        (proptest::option::of(key()), proptest::option::of(key())),
         proptest::collection::vec(localized(), 0..3),
         proptest::option::of(date()),
         proptest::option::of(select(vec![
@@ -412,7 +418,7 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
         .prop_map(
             |(
                 kind,
-                code,
+                (code, scheme),
                 names,
                 date,
                 status,
@@ -426,6 +432,7 @@ pub fn achievement(providers: usize) -> impl Strategy<Value = Achievement> {
                 Achievement {
                     key: None,
                     kind,
+                    code_scheme: code.as_ref().and(scheme),
                     code,
                     names,
                     date,

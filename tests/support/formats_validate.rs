@@ -29,6 +29,7 @@ pub fn schema(format: Format) -> PathBuf {
         }
         Format::Virta => corpus().join("virta/xsd/Virta.xsd"),
         Format::Elmo => corpus().join("elmo/schema.xsd"),
+        Format::Koski => panic!("koski is JSON read into typed structures: it has no schema"),
     }
 }
 

@@ -71,6 +71,7 @@ fn rules(format: Format) -> Vec<(&'static str, Option<Category>)> {
             ),
             ("/elmo/report/gradingScheme", Some(Achievements)),
         ],
+        Format::Koski => panic!("koski is a source format: no document is written in it"),
     }
 }
 
@@ -131,6 +132,7 @@ pub fn student_count(format: Format, document: &[u8]) -> usize {
         Format::SiirtoV1 => "/studentRecord/student",
         Format::Virta => "/Virta/Opiskelija",
         Format::Elmo => "/elmo/learner",
+        Format::Koski => panic!("koski is a source format: no document is written in it"),
     };
     walk(format, document).get(path).map_or(0, |(_, n)| *n)
 }
@@ -151,6 +153,7 @@ pub fn stated_identifiers(format: Format, document: &[u8]) -> Vec<String> {
                         Some("nationalIdentifier" | "oppijanumero")
                     )
             }
+            Format::Koski => panic!("koski is a source format: no document is written in it"),
         };
         if is_id {
             out.push(e.text().trim().to_owned());

@@ -34,7 +34,7 @@ const CONTENT: [&str; 9] = [
     "Matematiikka",
     "Kuvataide",
     "Puolalanmäen koulu",
-    "2010-10-13",
+    "2008-06-15",
 ];
 
 /// `text` as it appears base64url-encoded inside a longer value (a JWS payload) at each of the

@@ -65,6 +65,8 @@ impl SchemaPaths {
             Format::SiirtoV1 => self.siirto_v1.as_ref(),
             Format::Virta => self.virta.as_ref(),
             Format::Elmo => self.elmo.as_ref(),
+            // Read into typed structures: no schema file.
+            Format::Koski => None,
         }
     }
 }
@@ -154,6 +156,8 @@ pub struct LimitsConfig {
     pub connections: crate::admission::AdmissionLimits,
     /// Bounds for every XML document parsed.
     pub xml: siirto_xsd::Limits,
+    /// Bounds for every JSON source document (KOSKI) read.
+    pub json: crate::formats::json_in::JsonLimits,
 }
 
 impl Default for LimitsConfig {
@@ -165,6 +169,7 @@ impl Default for LimitsConfig {
             handshake_timeout: Duration::from_secs(10),
             connections: crate::admission::AdmissionLimits::default(),
             xml: siirto_xsd::Limits::default(),
+            json: crate::formats::json_in::JsonLimits::default(),
         }
     }
 }

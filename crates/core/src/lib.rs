@@ -16,7 +16,8 @@
 //! - [`student_id`]: henkilötunnus and learner-number parsing.
 //! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit).
 //! - [`record`]: the format-neutral student record and scope pruning.
-//! - [`formats`]: one module per record format, to and from the [`record`] model.
+//! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
+//!   JSON, only from it).
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.

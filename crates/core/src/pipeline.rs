@@ -1,6 +1,8 @@
 //! What happens to a fetched record before it may leave: validate against the source schema,
 //! read the named student's record, prune it to the authorized scope, convert it to the
-//! destination's format, and validate the result against the destination schema.
+//! destination's format, and validate the result against the destination schema. A KOSKI
+//! (JSON) source has no schema: it is read strictly into typed structures within
+//! `[limits.json]`, which is its validation.
 //!
 //! Owns: [`Schemas`] (one compiled schema per format, the gateway's own `siirto-v1` schema built
 //! in) and [`prepare`]. Pure: bytes and values in, a [`Prepared`] document or a
@@ -13,7 +15,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::config::{LimitsConfig, SchemaPaths};
-use crate::formats::{self, Format, FormatError, WriteContext};
+use crate::formats::json_in::JsonLimits;
+use crate::formats::koski::{self, KoskiError};
+use crate::formats::{self, Format, FormatError, ReadReport, WriteContext};
+use crate::record::StudentRecord;
 use crate::scope::Scope;
 use crate::student_id::StudentId;
 use crate::vault::sha256;
@@ -27,6 +32,12 @@ use siirto_xsd::{Limits, dom};
 /// paths cannot drift apart.
 pub fn xml_limits(limits: Option<&LimitsConfig>) -> Limits {
     limits.map_or_else(Limits::default, |l| l.xml)
+}
+
+/// The `[limits.json]` every path that reads a KOSKI document applies (a fetched record,
+/// `siirto convert`), or the documented defaults without a configuration.
+pub fn json_limits(limits: Option<&LimitsConfig>) -> JsonLimits {
+    limits.map_or_else(JsonLimits::default, |l| l.json)
 }
 
 /// Compiled schemas by format.
@@ -64,7 +75,7 @@ impl Schemas {
     ) -> Result<Schemas, SchemaLoadError> {
         let mut by_format = HashMap::new();
         for format in formats {
-            if by_format.contains_key(&format) {
+            if by_format.contains_key(&format) || !format.is_xml() {
                 continue;
             }
             let schema = match (format, paths.path(format)) {
@@ -125,6 +136,8 @@ pub struct Task<'a> {
     pub subject: &'a StudentId,
     pub scope: Scope,
     pub limits: &'a Limits,
+    /// `[limits.json]`, for a KOSKI source.
+    pub json_limits: &'a JsonLimits,
     pub context: &'a WriteContext,
 }
 
@@ -140,22 +153,13 @@ pub fn prepare(
         subject,
         scope,
         limits,
+        json_limits,
         context,
     } = task;
-    let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
-    source_schema
-        .validate(source, limits)
-        .map_err(|failure| PipelineError::InvalidSource {
-            format: from,
-            summary: summarize(&failure),
-        })?;
-    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
-        format: from,
-        summary: format!("{}: {e}", e.code()),
-    })?;
-    let conversion =
-        formats::convert(from, to, &root, subject, scope, context).map_err(|e| match e {
+    let (record, read_report) = read_source(source, schemas, from, subject, limits, json_limits)?;
+    let conversion = formats::convert_record(from, to, record, read_report, scope, context)
+        .map_err(|e| match e {
             FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
             other => PipelineError::ConversionFailed(other.to_string()),
         })?;
@@ -172,6 +176,51 @@ pub fn prepare(
         document: conversion.document,
         report,
     })
+}
+
+/// Validates a `from` document and reads `subject`'s record from it: an XML format against
+/// its schema, then the tree; KOSKI's JSON within `[limits.json]` into its typed model.
+pub fn read_source(
+    source: &[u8],
+    schemas: &Schemas,
+    from: Format,
+    subject: &StudentId,
+    limits: &Limits,
+    json_limits: &JsonLimits,
+) -> Result<(StudentRecord, ReadReport), PipelineError> {
+    let by_format = |e: FormatError| match e {
+        FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
+        other => PipelineError::ConversionFailed(other.to_string()),
+    };
+    if from == Format::Koski {
+        return koski::read_bytes(source, json_limits, subject).map_err(|e| match e {
+            KoskiError::Json(j) => PipelineError::InvalidSource {
+                format: from,
+                summary: format!("{}: {j}", j.code()),
+            },
+            // Read, but short of what the record needs (a study right without a school):
+            // the document is not a usable KOSKI answer.
+            KoskiError::Format(FormatError::Invalid { path, problem }) => {
+                PipelineError::InvalidSource {
+                    format: from,
+                    summary: format!("koski_invalid: {path}: {problem}"),
+                }
+            }
+            KoskiError::Format(other) => by_format(other),
+        });
+    }
+    let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
+    source_schema
+        .validate(source, limits)
+        .map_err(|failure| PipelineError::InvalidSource {
+            format: from,
+            summary: summarize(&failure),
+        })?;
+    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
+        format: from,
+        summary: format!("{}: {e}", e.code()),
+    })?;
+    formats::read_with_report(from, &root, subject).map_err(by_format)
 }
 
 /// The failure's stable code (`unsupported_encoding`, `xml_too_large`, `xml_schema_invalid`, …)
@@ -199,5 +248,102 @@ fn describe(failure: &ValidationFailure) -> String {
                 shown.join("; ")
             )
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing unwrap is a failing test
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::config::SchemaPaths;
+
+    const HETU: &str = "131052-308T";
+
+    fn koski_document() -> String {
+        format!(
+            r#"{{"henkilö": {{"hetu": "{HETU}", "etunimet": "Satu", "sukunimi": "Virtanen"}},
+  "opiskeluoikeudet": [{{
+    "tyyppi": {{"koodiarvo": "perusopetus", "koodistoUri": "opiskeluoikeudentyyppi"}},
+    "oppilaitos": {{"oid": "1.2.246.562.10.14613773812"}},
+    "alkamispäivä": "2015-08-15",
+    "tila": {{"opiskeluoikeusjaksot": [{{"alku": "2015-08-15", "tila": {{"koodiarvo": "lasna", "koodistoUri": "koskiopiskeluoikeudentila"}}}}]}},
+    "suoritukset": [{{
+      "tyyppi": {{"koodiarvo": "perusopetuksenoppimaara", "koodistoUri": "suorituksentyyppi"}},
+      "koulutusmoduuli": {{"tunniste": {{"koodiarvo": "201101", "koodistoUri": "koulutus"}}}},
+      "osasuoritukset": [{{
+        "tyyppi": {{"koodiarvo": "perusopetuksenoppiaine", "koodistoUri": "suorituksentyyppi"}},
+        "koulutusmoduuli": {{"tunniste": {{"koodiarvo": "MA", "koodistoUri": "koskioppiaineetyleissivistava"}}}},
+        "arviointi": [{{"arvosana": {{"koodiarvo": "9", "koodistoUri": "arviointiasteikkoyleissivistava"}}}}]
+      }}]
+    }}]
+  }}]
+}}"#
+        )
+    }
+
+    fn run(source: &[u8], subject: &str) -> Result<Prepared, PipelineError> {
+        let schemas =
+            Schemas::load(&SchemaPaths::default(), [Format::Koski, Format::SiirtoV1]).unwrap();
+        assert!(schemas.get(Format::Koski).is_none(), "koski has no schema");
+        let subject = StudentId::parse(subject).unwrap();
+        let context = WriteContext::new(Timestamp::from_secs(1_790_000_000));
+        prepare(
+            source,
+            &schemas,
+            Task {
+                from: Format::Koski,
+                to: Format::SiirtoV1,
+                subject: &subject,
+                scope: Scope::all(),
+                limits: &Limits::default(),
+                json_limits: &JsonLimits::default(),
+                context: &context,
+            },
+        )
+    }
+
+    #[test]
+    fn a_koski_record_is_prepared_for_a_siirto_v1_destination() {
+        let prepared = run(koski_document().as_bytes(), HETU).unwrap();
+        let text = String::from_utf8(prepared.document).unwrap();
+        assert!(text.contains(r#"<code scheme="koskioppiaineetyleissivistava">MA</code>"#));
+        assert!(text.contains("<asteikko-4-10>9</asteikko-4-10>"));
+        assert_eq!(prepared.report["from"], "koski");
+        let other = crate::student_id::with_check_character("010101A123");
+        assert_eq!(
+            run(koski_document().as_bytes(), &other).unwrap_err(),
+            PipelineError::SubjectMismatch
+        );
+    }
+
+    #[test]
+    fn koski_limits_and_syntax_are_invalid_source_documents() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let huge = format!("{{\"pad\": \"{}\"}}", "x".repeat(17 << 20));
+        let malformed = koski_document().replacen("\"tila\": {", "\"tila\" {", 1);
+        for (document, code, positioned) in [
+            (deep, "json_too_deep", true),
+            (huge, "json_too_large", false),
+            (malformed, "json_malformed", true),
+        ] {
+            let err = run(document.as_bytes(), HETU).unwrap_err();
+            let PipelineError::InvalidSource { format, summary } = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(*format, Format::Koski);
+            assert!(summary.starts_with(code), "{summary}");
+            assert_eq!(summary.contains(": line "), positioned, "{summary}");
+        }
+        // A study right without a school: read, but not a usable KOSKI answer.
+        let no_school = koski_document().replace(
+            r#""oppilaitos": {"oid": "1.2.246.562.10.14613773812"},"#,
+            "",
+        );
+        let err = run(no_school.as_bytes(), HETU).unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::InvalidSource { summary, .. } if summary.starts_with("koski_invalid")),
+            "{err}"
+        );
     }
 }

@@ -590,6 +590,9 @@ pub struct Achievement {
     pub kind: AchievementKind,
     /// The provider's code of the course/module/degree (koulutusmoduulitunniste).
     pub code: Option<String>,
+    /// The code list `code` belongs to, when the source names one (KOSKI's `koodistoUri`,
+    /// e.g. `koskioppiaineetyleissivistava`).
+    pub code_scheme: Option<String>,
     pub names: Vec<LocalizedText>,
     /// When it was completed.
     pub date: Option<Date>,
@@ -826,6 +829,7 @@ impl StudentRecord {
                 ("key", a.key.is_some()),
                 ("kind", true),
                 ("code", a.code.is_some()),
+                ("code_scheme", a.code_scheme.is_some()),
                 ("date", a.date.is_some()),
                 ("status", a.status.is_some()),
                 ("grade", a.grade.is_some()),
@@ -1126,6 +1130,7 @@ mod tests {
                 key: Some("K1".into()),
                 kind: AchievementKind::Course,
                 code: Some("MA".into()),
+                code_scheme: None,
                 names: vec![LocalizedText {
                     lang: Some("fi".into()),
                     text: "Matematiikka".into(),

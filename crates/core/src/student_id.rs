@@ -91,6 +91,13 @@ impl fmt::Debug for StudentId {
     }
 }
 
+/// The birth date a valid henkilötunnus encodes, as (year, month, day): the century from the
+/// sign (`+` 1800s; `-`, `Y`, `X`, `W`, `V`, `U` 1900s; `A`-`F` 2000s). `None` for anything
+/// [`StudentId::parse`] refuses.
+pub fn birth_date(henkilotunnus: &str) -> Option<(i32, u8, u8)> {
+    parse_henkilotunnus(henkilotunnus).ok()
+}
+
 /// The birth date a henkilötunnus encodes, as (year, month, day).
 fn parse_henkilotunnus(s: &str) -> Result<(i32, u8, u8), StudentIdError> {
     let b = s.as_bytes();

@@ -19,16 +19,20 @@ pub const DEMO_STUDENT: &str = "150608A123J";
 
 /// A municipal school record (siirto-v1) for `subject` with every category: identity with home
 /// municipality, address and contact; a study right; three achievements; a special-support
-/// decision.
+/// decision. The birth date is the one the henkilötunnus encodes (a record whose birth date
+/// contradicts it is refused as `subject_mismatch`).
 pub fn school_record(subject: &str, turvakielto: bool) -> String {
+    let birth_date = siirto_core::student_id::birth_date(subject)
+        .map_or_else(String::new, |(y, m, d)| {
+            format!("\n    <birthDate>{y:04}-{m:02}-{d:02}</birthDate>")
+        });
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-05-01T10:00:00Z">
   <student turvakielto="{turvakielto}">
     <henkilotunnus>{subject}</henkilotunnus>
     <familyName>Meikäläinen</familyName>
-    <givenNames>Maija Liisa</givenNames>
-    <birthDate>2010-10-13</birthDate>
+    <givenNames>Maija Liisa</givenNames>{birth_date}
     <motherTongue>fi</motherTongue>
     <homeMunicipality>853</homeMunicipality>
     <address><line>Kotikatu 1 B 7</line><postalCode>20100</postalCode><locality>Turku</locality><country>FI</country></address>

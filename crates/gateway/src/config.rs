@@ -211,8 +211,10 @@ pub enum Cause {
     EndpointFieldNotAllowed { field: &'static str },
     #[error("unknown value \"{value}\" (known: {known})")]
     UnknownChoice { value: String, known: &'static str },
-    #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo)")]
+    #[error("unknown format \"{0}\" (known: siirto-v1, virta, elmo, koski)")]
     UnknownFormat(String),
+    #[error("format \"{0}\" is a source format: a destination takes siirto-v1, virta or elmo")]
+    SourceOnlyFormat(Format),
     #[error("format \"{0}\" needs a schema: set [schemas] {0} = \"path/to/schema.xsd\"")]
     SchemaMissing(Format),
     #[error("must be an https:// URL, found \"{0}\"")]
@@ -466,6 +468,12 @@ const XML_KEYS: &[(&str, Kind)] = &[
     ("max_name_len", Kind::Size),
     ("max_text_len", Kind::Size),
 ];
+const JSON_KEYS: &[(&str, Kind)] = &[
+    ("max_bytes", Kind::Size),
+    ("max_depth", Kind::Integer),
+    ("max_string_len", Kind::Size),
+    ("max_array_items", Kind::Integer),
+];
 const LIMITS_KEYS: &[(&str, Kind)] = &[
     ("max_request_bytes", Kind::Size),
     ("max_header_bytes", Kind::Size),
@@ -477,6 +485,7 @@ const LIMITS_KEYS: &[(&str, Kind)] = &[
     ("max_handshakes_per_address", Kind::Integer),
     ("authenticated_address_ttl", Kind::Duration),
     ("xml", Kind::Section(XML_KEYS)),
+    ("json", Kind::Section(JSON_KEYS)),
 ];
 const AUDIT_KEYS: &[(&str, Kind)] = &[
     ("checkpoint_every", Kind::Integer),
@@ -1602,9 +1611,16 @@ fn build_endpoint(
         });
     if let Some(format) = format
         && format != Format::SiirtoV1
+        && format.is_xml()
         && schemas.path(format).is_none()
     {
         check.report(join_key(prefix, "format"), Cause::SchemaMissing(format));
+    }
+    if let Some(format) = format
+        && !format.is_destination()
+        && roles.contains(&Role::Destination)
+    {
+        check.report(join_key(prefix, "format"), Cause::SourceOnlyFormat(format));
     }
     let (base_url, host, port) = url?;
     Some(Endpoint {
@@ -1753,8 +1769,11 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
     let empty = Table::new();
     let l = section(t, "limits").unwrap_or(&empty);
     let x = section(l, "xml").unwrap_or(&empty);
+    let j = section(l, "json").unwrap_or(&empty);
     let def = LimitsConfig::default();
     let dx = def.xml;
+    let dj = def.json;
+    let pj = "limits.json";
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let px = "limits.xml";
     let dc = def.connections;
@@ -1853,6 +1872,25 @@ fn build_limits(t: &Table, check: &mut Checker) -> LimitsConfig {
             max_name_len: check.size(x, px, "max_name_len", dx.max_name_len, (16, 64 * KIB)),
             max_text_len: check.size(x, px, "max_text_len", dx.max_text_len, (KIB, GIB)),
         },
+        json: siirto_core::formats::json_in::JsonLimits {
+            max_bytes: check.size(j, pj, "max_bytes", dj.max_bytes, (KIB, 4 * GIB)),
+            // serde_json refuses deeper documents itself; the scan must name the limit first.
+            max_depth: as_usize(check.integer(
+                j,
+                pj,
+                "max_depth",
+                dj.max_depth as u64,
+                (2, siirto_core::formats::json_in::DEPTH_CEILING as u64),
+            )),
+            max_string_len: check.size(j, pj, "max_string_len", dj.max_string_len, (KIB, GIB)),
+            max_array_items: as_usize(check.integer(
+                j,
+                pj,
+                "max_array_items",
+                dj.max_array_items as u64,
+                (1, 1_000_000_000),
+            )),
+        },
     }
 }
 
@@ -1887,7 +1925,7 @@ roles = ["source", "destination", "eservice"]
 subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / spki_sha256
 base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
-format = "siirto-v1"                      # siirto-v1 | virta | elmo
+format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
 
 [[participants]]
 id = "registry-operator"
@@ -1931,6 +1969,12 @@ max_elements = 1000000
 max_attributes = 64
 max_name_len = 512
 max_text_len = "1MiB"
+
+[limits.json]                             # KOSKI documents (format = "koski")
+max_bytes = "16MiB"
+max_depth = 64
+max_string_len = "1MiB"
+max_array_items = 100000
 
 [audit]
 checkpoint_every = 1000
@@ -2115,6 +2159,30 @@ mod tests {
                 "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"virta\"",
                 "participants[1].format",
                 |c| matches!(c, Cause::SchemaMissing(Format::Virta)),
+            ),
+            (
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"siirto-v1\"",
+                "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\nformat = \"koski\"",
+                "participants[1].format",
+                |c| matches!(c, Cause::SourceOnlyFormat(Format::Koski)),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_depth = 500\n\n[storage]",
+                "limits.json.max_depth",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "500"),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_array_items = 0\n\n[storage]",
+                "limits.json.max_array_items",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[limits.json]\nmax_string_length = \"1MiB\"\n\n[storage]",
+                "limits.json.max_string_length",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "max_string_len"),
             ),
             (
                 "roles = [\"operator\"]",
@@ -2458,6 +2526,8 @@ mod tests {
                 ),
                 ("SIIRTO__PARTICIPANTS__1__ROLES", "source, eservice"),
                 ("SIIRTO__LIMITS__XML__MAX_DEPTH", "64"),
+                ("SIIRTO__LIMITS__JSON__MAX_DEPTH", "32"),
+                ("SIIRTO__LIMITS__JSON__MAX_BYTES", "2MiB"),
                 ("SIIRTO__GATEWAY__CRL", ""),
                 ("SIIRTO_LOG", "ignored: one underscore"),
                 ("PATH", "/usr/bin"),
@@ -2479,6 +2549,12 @@ mod tests {
             vec![Role::Source, Role::Eservice]
         );
         assert_eq!(cfg.limits.xml.max_depth, 64);
+        assert_eq!(cfg.limits.json.max_depth, 32);
+        assert_eq!(cfg.limits.json.max_bytes, 2 << 20);
+        assert_eq!(
+            cfg.limits.json.max_array_items,
+            siirto_core::formats::json_in::JsonLimits::default().max_array_items
+        );
         assert!(cfg.gateway.crl.is_empty());
     }
 

@@ -715,6 +715,7 @@ async fn prepare_document(
     scope: Scope,
 ) -> Result<Prepared, PipelineError> {
     let limits = pipeline::xml_limits(Some(&gw.config.limits));
+    let json_limits = pipeline::json_limits(Some(&gw.config.limits));
     let context = WriteContext::new(gw.now()).with_source(row.src.clone());
     let small = body.len() <= BLOCKING_THRESHOLD;
     let run = move |schemas: &pipeline::Schemas| {
@@ -724,6 +725,7 @@ async fn prepare_document(
             subject: &subject,
             scope,
             limits: &limits,
+            json_limits: &json_limits,
             context: &context,
         };
         pipeline::prepare(&body, schemas, task)

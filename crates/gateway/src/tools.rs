@@ -15,7 +15,8 @@ use crate::store::Store;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
 use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
 use siirto_core::clock::Timestamp;
-use siirto_core::formats::{self, Format};
+use siirto_core::formats::{self, Format, koski};
+use siirto_core::record::StudentRecord;
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
 use siirto_xsd::dom;
@@ -52,7 +53,8 @@ pub fn audit_public_key(config: &Config) -> Result<AuditPublicKey, ToolError> {
     Ok(key.public_key())
 }
 
-/// `siirto convert`: the document on stdout, the report on stderr.
+/// `siirto convert`: the document on stdout, the report on stderr. An XML source is validated
+/// against its schema first; a KOSKI (JSON) source is read strictly within `[limits.json]`.
 pub fn convert(
     config: &Config,
     from: Format,
@@ -61,37 +63,35 @@ pub fn convert(
     subject: Option<&str>,
     file: &Path,
 ) -> Result<ExitCode, ToolError> {
+    if !to.is_destination() {
+        return Err(ToolError::Usage(format!(
+            "--to {to}: {to} is a source format; write siirto-v1, virta or elmo"
+        )));
+    }
     let bytes = read(file)?;
     let scope = match scope {
         Some(s) => Scope::parse(s).map_err(|e| ToolError::Usage(format!("--scope: {e}")))?,
         None => Scope::all(),
     };
+    let subject = subject
+        .map(|s| StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}"))))
+        .transpose()?;
     let limits = siirto_core::pipeline::xml_limits(Some(&config.limits));
     let schemas = siirto_core::pipeline::Schemas::load(&config.schemas, [from, to])
         .map_err(|e| ToolError::Other(e.to_string()))?;
-    if let Some(schema) = schemas.get(from)
-        && let Err(failure) = schema.validate(&bytes, &limits)
-    {
-        eprintln!(
-            "{}: not valid {from} ({}):\n{failure}",
-            file.display(),
-            failure.code()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    let root = dom::parse(&bytes, &limits).map_err(|e| ToolError::File {
-        path: file.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let subject = match subject {
-        Some(s) => StudentId::parse(s).map_err(|e| ToolError::Usage(format!("--subject: {e}")))?,
-        None => formats::document_subject(from, &root)
-            .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
+    let read = if from == Format::Koski {
+        read_koski(&bytes, config, subject, file)?
+    } else {
+        read_xml(&bytes, &schemas, &limits, from, subject, file)?
+    };
+    let (record, read_report) = match read {
+        Ok(read) => read,
+        Err(code) => return Ok(code),
     };
     let context = formats::WriteContext::new(siirto_core::clock::Clock::now(
         &siirto_core::clock::SystemClock,
     ));
-    let conversion = match formats::convert(from, to, &root, &subject, scope, &context) {
+    let conversion = match formats::convert_record(from, to, record, read_report, scope, &context) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("conversion failed: {e}");
@@ -112,6 +112,75 @@ pub fn convert(
     let report = serde_json::to_string_pretty(&conversion.report).unwrap_or_default();
     eprintln!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record read for `convert`, or the exit code when the document is invalid (the reason is
+/// on stderr already).
+type ReadOutcome = Result<(StudentRecord, formats::ReadReport), ExitCode>;
+
+fn read_xml(
+    bytes: &[u8],
+    schemas: &siirto_core::pipeline::Schemas,
+    limits: &siirto_xsd::Limits,
+    from: Format,
+    subject: Option<StudentId>,
+    file: &Path,
+) -> Result<ReadOutcome, ToolError> {
+    if let Some(schema) = schemas.get(from)
+        && let Err(failure) = schema.validate(bytes, limits)
+    {
+        eprintln!(
+            "{}: not valid {from} ({}):\n{failure}",
+            file.display(),
+            failure.code()
+        );
+        return Ok(Err(ExitCode::from(1)));
+    }
+    let root = dom::parse(bytes, limits).map_err(|e| ToolError::File {
+        path: file.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let subject = match subject {
+        Some(s) => s,
+        None => formats::document_subject(from, &root)
+            .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
+    };
+    Ok(read_outcome(formats::read_with_report(
+        from, &root, &subject,
+    )))
+}
+
+fn read_koski(
+    bytes: &[u8],
+    config: &Config,
+    subject: Option<StudentId>,
+    file: &Path,
+) -> Result<ReadOutcome, ToolError> {
+    let json_limits = siirto_core::pipeline::json_limits(Some(&config.limits));
+    let (oppija, mut report) = match koski::parse(bytes, &json_limits) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("{}: not valid koski ({}): {e}", file.display(), e.code());
+            return Ok(Err(ExitCode::from(1)));
+        }
+    };
+    let subject = match subject {
+        Some(s) => s,
+        None => koski::document_subject(&oppija)
+            .map_err(|e| ToolError::Usage(format!("{e}; name the student with --subject ID")))?,
+    };
+    Ok(read_outcome(
+        koski::read(&oppija, &subject, &mut report).map(|record| (record, report)),
+    ))
+}
+
+fn read_outcome(
+    read: Result<(StudentRecord, formats::ReadReport), formats::FormatError>,
+) -> ReadOutcome {
+    read.map_err(|e| {
+        eprintln!("conversion failed: {e}");
+        ExitCode::from(1)
+    })
 }
 
 /// Rows read from the store per round trip while streaming the log.

@@ -1008,22 +1008,7 @@ mod tests {
         }
     }
 
-    /// The lines of the `### heading` section of docs/mappings.md.
-    fn doc_section(heading: &str) -> Vec<&'static str> {
-        const DOC: &str = include_str!("../../../../docs/mappings.md");
-        DOC.lines()
-            .skip_while(|l| !l.starts_with(&format!("### {heading}")))
-            .skip(1)
-            .take_while(|l| !l.starts_with("### "))
-            .collect()
-    }
-
-    fn cells(line: &str) -> Vec<String> {
-        line.trim_matches('|')
-            .split('|')
-            .map(|c| c.trim().to_owned())
-            .collect()
-    }
+    use crate::formats::mapping_doc::{cells, section as doc_section};
 
     /// Every row of a code table appears in its section of docs/mappings.md with the same
     /// VIRTA and ELMO spellings.

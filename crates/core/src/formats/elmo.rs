@@ -329,7 +329,7 @@ impl LosReader<'_, '_> {
             &[],
             self.report,
         );
-        let code = local_identifier(los, self.report);
+        let (code, code_scheme) = code_with_scheme(los, self.report);
         let kind = match los.first("type").and_then(|t| t.token()) {
             Some(t) => match codes::ACHIEVEMENT_KINDS.from_elmo(&t) {
                 Some(found) => found.value,
@@ -424,6 +424,7 @@ impl LosReader<'_, '_> {
             key: key.clone(),
             kind,
             code,
+            code_scheme,
             names: titles(los),
             date: loi.child_date("date")?,
             status,
@@ -466,6 +467,30 @@ impl LosReader<'_, '_> {
         }
         Ok(key)
     }
+}
+
+/// A learning opportunity's code (`identifier type="local"`) and the code list it belongs to:
+/// the type of another identifier with the same value, as this module writes a code that has
+/// one (`identifier type="koskioppiaineetyleissivistava"`). Other identifiers are noted.
+fn code_with_scheme(node: &Node<'_>, report: &mut ReadReport) -> (Option<String>, Option<String>) {
+    let identifiers = node.all("identifier");
+    let local_at = identifiers
+        .iter()
+        .position(|i| i.attribute("type").as_deref() == Some(LOCAL_TYPE));
+    let code = local_at.and_then(|at| identifiers.get(at).and_then(Node::token));
+    let mut scheme = None;
+    for (at, i) in identifiers.iter().enumerate() {
+        if Some(at) == local_at {
+            continue;
+        }
+        let kind = i.attribute("type").unwrap_or_default();
+        if scheme.is_none() && code.is_some() && i.token() == code && !kind.is_empty() {
+            scheme = Some(kind);
+            continue;
+        }
+        report.not_carried(format!("{}[@type={kind}]", i.generic_path()));
+    }
+    (code, scheme)
 }
 
 /// The value of the `identifier type="local"` child, noting other identifier types.
@@ -983,6 +1008,14 @@ fn write_los(
     w.x.open("learningOpportunitySpecification", &[]);
     if let Some(c) = &a.code {
         w.x.leaf("identifier", &[("type", LOCAL_TYPE)], c);
+        if let Some(scheme) = &a.code_scheme {
+            w.x.leaf("identifier", &[("type", scheme)], c);
+        }
+    } else if a.code_scheme.is_some() {
+        w.report.dropped(
+            format!("{path}.code_scheme"),
+            "a code list without a code has no place in ELMO",
+        );
     }
     write_titles(w, &a.names, &path);
     if let Some(t) = codes::ACHIEVEMENT_KINDS.to_elmo(a.kind) {
@@ -1238,6 +1271,7 @@ mod tests {
             key: Some(key.to_owned()),
             kind: AchievementKind::Module,
             code: None,
+            code_scheme: None,
             names: Vec::new(),
             date: None,
             status: Some(AchievementStatus::Passed),

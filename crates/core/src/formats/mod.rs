@@ -3,8 +3,11 @@
 //! Owns: the [`Format`] identifiers of CONTRACT.md; reading a parsed document into the
 //! format-neutral [`crate::record`] model for exactly one student ([`read`], with subject
 //! binding); writing the model back ([`write`]); and [`convert`] (read → prune to scope →
-//! write, with a [`ConversionReport`]). One submodule per format (`siirto_v1`, `virta`,
-//! `elmo`); code tables in `codes` and `codelists`.
+//! write, with a [`ConversionReport`]); [`convert_record`], the part after reading, which the
+//! JSON source format shares; and the identity binding every reader applies ([`is_subject`],
+//! [`check_birth_date`]). One submodule per format (`siirto_v1`, `virta`, `elmo`, and the
+//! source-only `koski`, KOSKI's JSON); code tables in `codes` and `codelists`; JSON reading
+//! within `[limits.json]` in `json_in`.
 //!
 //! It does no IO, no XML parsing (callers hand in the [`Element`] from `siirto_xsd::dom::parse`) and no
 //! schema validation: the caller validates the source before reading and the output against
@@ -13,6 +16,8 @@
 pub mod codelists;
 pub mod codes;
 pub mod elmo;
+pub mod json_in;
+pub mod koski;
 pub mod report;
 pub mod siirto_v1;
 pub mod virta;
@@ -40,16 +45,21 @@ pub enum Format {
     Virta,
     /// EMREX ELMO 1.7.
     Elmo,
+    /// KOSKI's oppija JSON (a source format only: Siirto reads it, never writes it).
+    Koski,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::SiirtoV1, Format::Virta, Format::Elmo];
+    pub const ALL: [Format; 4] = [Format::SiirtoV1, Format::Virta, Format::Elmo, Format::Koski];
+    /// The formats a destination may declare: those Siirto writes.
+    pub const DESTINATIONS: [Format; 3] = [Format::SiirtoV1, Format::Virta, Format::Elmo];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Format::SiirtoV1 => "siirto-v1",
             Format::Virta => "virta",
             Format::Elmo => "elmo",
+            Format::Koski => "koski",
         }
     }
 
@@ -57,12 +67,24 @@ impl Format {
         Format::ALL.into_iter().find(|f| f.as_str() == s)
     }
 
-    /// The namespace of the format's root element.
-    pub fn namespace(self) -> &'static str {
+    /// Whether Siirto writes this format (a destination may declare it).
+    pub fn is_destination(self) -> bool {
+        Format::DESTINATIONS.contains(&self)
+    }
+
+    /// Whether documents of this format are XML validated against a schema (`[schemas]`);
+    /// KOSKI's JSON is read into typed structures instead.
+    pub fn is_xml(self) -> bool {
+        self != Format::Koski
+    }
+
+    /// The namespace of the format's root element; `None` for JSON.
+    pub fn namespace(self) -> Option<&'static str> {
         match self {
-            Format::SiirtoV1 => siirto_v1::NAMESPACE,
-            Format::Virta => virta::NAMESPACE,
-            Format::Elmo => elmo::NAMESPACE,
+            Format::SiirtoV1 => Some(siirto_v1::NAMESPACE),
+            Format::Virta => Some(virta::NAMESPACE),
+            Format::Elmo => Some(elmo::NAMESPACE),
+            Format::Koski => None,
         }
     }
 }
@@ -158,8 +180,36 @@ pub fn read_with_report(
         Format::SiirtoV1 => siirto_v1::read(root, subject, &mut report)?,
         Format::Virta => virta::read(root, subject, &mut report)?,
         Format::Elmo => elmo::read(root, subject, &mut report)?,
+        Format::Koski => {
+            return Err(FormatError::WrongDocument {
+                format,
+                found: format!("XML ({}); KOSKI documents are JSON", root_name(root)),
+            });
+        }
     };
+    check_birth_date(&record.student)?;
     Ok((record, report))
+}
+
+/// Identity binding beyond the identifier: a record whose birth date contradicts the birth
+/// date its henkilötunnus encodes is not about the person it names (`subject_mismatch`). The
+/// message names neither value.
+pub fn check_birth_date(student: &record::Student) -> Result<(), FormatError> {
+    let (Some(hetu), Some(born)) = (student.henkilotunnus.as_deref(), student.birth_date) else {
+        return Ok(());
+    };
+    let Some((year, month, day)) = crate::student_id::birth_date(hetu) else {
+        // Not a valid henkilötunnus: binding compares it with the subject, which is valid.
+        return Ok(());
+    };
+    if (i32::from(born.year()), born.month(), born.day()) == (year, month, day) {
+        Ok(())
+    } else {
+        Err(FormatError::SubjectMismatch {
+            reason: "the record's birth date contradicts the birth date in its henkilötunnus"
+                .to_owned(),
+        })
+    }
 }
 
 /// Writes `record` as a `format` document (UTF-8 XML with declaration).
@@ -173,6 +223,13 @@ pub fn write(
         Format::SiirtoV1 => siirto_v1::write(record, context, &mut report)?,
         Format::Virta => virta::write(record, context, &mut report)?,
         Format::Elmo => elmo::write(record, context, &mut report)?,
+        Format::Koski => {
+            return Err(FormatError::Unwritable {
+                format,
+                path: String::new(),
+                problem: "koski is a source format; Siirto does not write it".to_owned(),
+            });
+        }
     };
     Ok((document, report))
 }
@@ -188,6 +245,19 @@ pub fn convert(
     context: &WriteContext,
 ) -> Result<Conversion, FormatError> {
     let (record, read_report) = read_with_report(from, root, subject)?;
+    convert_record(from, to, record, read_report, scope, context)
+}
+
+/// The part of [`convert`] after reading: prunes `record` (read from a `from` document, with
+/// `read_report`) to `scope` and the turvakielto rule, and writes it as `to`.
+pub fn convert_record(
+    from: Format,
+    to: Format,
+    record: StudentRecord,
+    read_report: ReadReport,
+    scope: Scope,
+    context: &WriteContext,
+) -> Result<Conversion, FormatError> {
     let (pruned, prune_report) = record::prune(record, scope);
     let (document, write_report) = write(to, &pruned, context)?;
     let report = ConversionReport::assemble(
@@ -205,7 +275,7 @@ pub fn convert(
 /// must name exactly one student, with a valid henkilötunnus (preferred) or learner number.
 /// The identifier is personal data: do not log it.
 pub fn document_subject(format: Format, root: &Element) -> Result<StudentId, FormatError> {
-    if root.namespace.as_deref() != Some(format.namespace()) {
+    if root.namespace.as_deref() != format.namespace() || !format.is_xml() {
         return Err(FormatError::WrongDocument {
             format,
             found: root_name(root),
@@ -242,6 +312,8 @@ pub fn document_subject(format: Format, root: &Element) -> Result<StudentId, For
             })
             .into_iter()
             .collect(),
+        // Refused above: a KOSKI document is JSON (`koski::document_subject`).
+        Format::Koski => Vec::new(),
     };
     let [(henkilotunnus, learner_id)] = students.as_slice() else {
         return Err(FormatError::SubjectMismatch {
@@ -313,6 +385,28 @@ pub(crate) fn root_name(root: &Element) -> String {
     match &root.namespace {
         Some(ns) => format!("{{{ns}}}{}", root.local),
         None => format!("`{}` in no namespace", root.local),
+    }
+}
+
+/// Reading docs/mappings.md's tables, for the tests that check them against the code.
+#[cfg(test)]
+pub(crate) mod mapping_doc {
+    /// The lines of the `### heading` section of docs/mappings.md.
+    pub fn section(heading: &str) -> Vec<&'static str> {
+        const DOC: &str = include_str!("../../../../docs/mappings.md");
+        DOC.lines()
+            .skip_while(|l| !l.starts_with(&format!("### {heading}")))
+            .skip(1)
+            .take_while(|l| !l.starts_with("### ") && !l.starts_with("## "))
+            .collect()
+    }
+
+    /// The trimmed cells of a table row.
+    pub fn cells(line: &str) -> Vec<String> {
+        line.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
     }
 }
 
@@ -397,6 +491,94 @@ mod tests {
                 .code(),
             "unreadable_source"
         );
+    }
+
+    #[test]
+    fn birth_dates_must_agree_with_the_henkilotunnus() {
+        use crate::record::{Date, Student};
+        use crate::student_id::with_check_character;
+        let student = |hetu: &str, born: Option<&str>| Student {
+            henkilotunnus: Some(hetu.to_owned()),
+            birth_date: born.map(|b| Date::parse(b).unwrap()),
+            ..Student::default()
+        };
+        for (sign, century) in [
+            ('+', 1800),
+            ('-', 1900),
+            ('Y', 1900),
+            ('X', 1900),
+            ('W', 1900),
+            ('V', 1900),
+            ('U', 1900),
+            ('A', 2000),
+            ('B', 2000),
+            ('C', 2000),
+            ('D', 2000),
+            ('E', 2000),
+            ('F', 2000),
+        ] {
+            let hetu = with_check_character(&format!("150608{sign}123"));
+            let right = format!("{}-06-15", century + 8);
+            assert_eq!(
+                check_birth_date(&student(&hetu, Some(&right))),
+                Ok(()),
+                "{hetu}"
+            );
+            for wrong in [
+                format!("{}-06-15", century + 108),
+                format!("{}-06-15", century - 92),
+                format!("{}-06-16", century + 8),
+                format!("{}-08-06", century + 8),
+                "2010-10-13".to_owned(),
+            ] {
+                let err = check_birth_date(&student(&hetu, Some(&wrong))).unwrap_err();
+                assert_eq!(err.code(), "subject_mismatch", "{hetu} {wrong}");
+                assert!(!err.to_string().contains("150608"), "{err}");
+            }
+            // No birth date: nothing to contradict.
+            assert_eq!(check_birth_date(&student(&hetu, None)), Ok(()));
+        }
+        // A henkilötunnus with no valid birth date (31 Feb, 29 Feb 1900, month 13) encodes no
+        // date to compare; binding refuses it by the identifier itself.
+        for invalid in ["310208A123", "290200-123", "011308A123", "000108A123"] {
+            let hetu = with_check_character(invalid);
+            assert_eq!(crate::student_id::birth_date(&hetu), None, "{hetu}");
+            assert_eq!(
+                check_birth_date(&student(&hetu, Some("2008-02-29"))),
+                Ok(()),
+                "{hetu}"
+            );
+        }
+        // 29 Feb 2000 exists (divisible by 400).
+        let leap = with_check_character("290200A123");
+        assert_eq!(crate::student_id::birth_date(&leap), Some((2000, 2, 29)));
+        assert_eq!(
+            check_birth_date(&student(&leap, Some("2000-02-29"))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_reader_binds_the_birth_date() {
+        use siirto_xsd::{Limits, dom};
+        let subject = StudentId::parse("150608A123J").unwrap();
+        // The demo record once carried 2010-10-13 for a henkilötunnus of 15 June 2008.
+        for (born, ok) in [("2010-10-13", false), ("2008-06-15", true)] {
+            let siirto = format!(
+                r#"<studentRecord xmlns="urn:siirto:record:v1" version="1" generatedAt="2026-05-01T10:00:00Z"><student><henkilotunnus>150608A123J</henkilotunnus><birthDate>{born}</birthDate></student></studentRecord>"#
+            );
+            let elmo = format!(
+                r#"<elmo xmlns="https://github.com/emrex-eu/elmo-schemas/tree/v1"><generatedDate>2026-05-01T10:00:00Z</generatedDate><learner><identifier type="nationalIdentifier">150608A123J</identifier><givenNames>M</givenNames><familyName>M</familyName><bday>{born}</bday></learner></elmo>"#
+            );
+            for (format, text) in [(Format::SiirtoV1, siirto), (Format::Elmo, elmo)] {
+                let root = dom::parse(text.as_bytes(), &Limits::default()).unwrap();
+                let result = read(format, &root, &subject);
+                assert_eq!(result.is_ok(), ok, "{format} {born}: {result:?}");
+                if let Err(e) = result {
+                    assert_eq!(e.code(), "subject_mismatch");
+                }
+            }
+        }
     }
 
     #[test]

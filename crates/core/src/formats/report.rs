@@ -60,12 +60,20 @@ pub struct ReadReport {
     /// Source paths without indices (`virta:/Virta/Opiskelija/Opintosuoritukset/Opintosuoritus/TKILaajuusMuu`)
     /// with how many times they occurred.
     pub not_carried: BTreeMap<String, usize>,
+    /// Source paths the reader does not know at all (a field a register added after this
+    /// reader was written), without indices, with how many times they occurred. Only readers of
+    /// open-ended formats (KOSKI's JSON) fill it: a schema-validated XML document has none.
+    pub not_understood: BTreeMap<String, usize>,
     pub translated: Vec<Translation>,
 }
 
 impl ReadReport {
     pub(crate) fn not_carried(&mut self, generic_path: String) {
         *self.not_carried.entry(generic_path).or_insert(0) += 1;
+    }
+
+    pub(crate) fn not_understood(&mut self, generic_path: String) {
+        *self.not_understood.entry(generic_path).or_insert(0) += 1;
     }
 
     pub(crate) fn translated(
@@ -154,6 +162,8 @@ pub struct ConversionReport {
     pub dropped_by_target: Vec<Dropped>,
     /// Source parts the record model does not carry (index-free paths with counts).
     pub not_read_from_source: BTreeMap<String, usize>,
+    /// Source parts the reader does not know (index-free paths with counts).
+    pub not_understood: BTreeMap<String, usize>,
     /// Translations while reading and while writing.
     pub translated: Vec<Translation>,
 }
@@ -191,6 +201,7 @@ impl ConversionReport {
             dropped_unreferenced: prune.dropped_unreferenced,
             dropped_by_target: write.dropped,
             not_read_from_source: read.not_carried,
+            not_understood: read.not_understood,
             translated,
         }
     }
@@ -234,6 +245,7 @@ impl ConversionReport {
                 dropped_unreferenced: self.dropped_unreferenced.len(),
                 dropped_by_target: self.dropped_by_target.len(),
                 not_read_from_source: self.not_read_from_source.values().sum(),
+                not_understood: self.not_understood.values().sum(),
                 translated: self.translated.len(),
                 lossy_translations: self.translated.iter().filter(|t| t.lossy).count(),
             },
@@ -244,6 +256,7 @@ impl ConversionReport {
             ),
             dropped_by_target: by_target,
             not_read_from_source: self.not_read_from_source.clone(),
+            not_understood: self.not_understood.clone(),
             translated,
         }
     }
@@ -258,6 +271,7 @@ pub struct SummaryCounts {
     pub dropped_unreferenced: usize,
     pub dropped_by_target: usize,
     pub not_read_from_source: usize,
+    pub not_understood: usize,
     pub translated: usize,
     pub lossy_translations: usize,
 }
@@ -277,6 +291,7 @@ pub struct ConversionSummary {
     pub dropped_by_turvakielto: BTreeMap<String, usize>,
     pub dropped_by_target: BTreeMap<String, usize>,
     pub not_read_from_source: BTreeMap<String, usize>,
+    pub not_understood: BTreeMap<String, usize>,
     /// `path (rule)` → count.
     pub translated: BTreeMap<String, usize>,
 }

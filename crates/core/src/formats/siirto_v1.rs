@@ -391,6 +391,7 @@ fn read_achievement(node: &Node<'_>, report: &mut ReadReport) -> Result<Achievem
         key: node.attribute("key"),
         kind: attribute_code(node, "kind", &codes::ACHIEVEMENT_KINDS)?,
         code: node.child_text("code"),
+        code_scheme: node.first("code").and_then(|c| c.attribute("scheme")),
         names: texts(node, "name"),
         date: node.child_date("date")?,
         status,
@@ -783,7 +784,17 @@ fn write_achievement(
         attributes.push(("studyRight", s));
     }
     x.open("achievement", &attributes);
-    opt_leaf(x, "code", a.code.as_deref());
+    if let Some(c) = &a.code {
+        match &a.code_scheme {
+            Some(scheme) => x.leaf("code", &[("scheme", scheme)], c),
+            None => x.leaf("code", &[], c),
+        }
+    } else if a.code_scheme.is_some() {
+        report.dropped(
+            format!("achievements[{i}].code_scheme"),
+            "a code list without a code has no place in siirto-v1",
+        );
+    }
     write_texts(x, "name", &a.names);
     opt_leaf(x, "date", a.date.map(|d| d.to_string()).as_deref());
     if let Some(s) = a.status {
@@ -894,6 +905,7 @@ mod tests {
                 key: Some("a1".into()),
                 kind: AchievementKind::Course,
                 code: Some("MA".into()),
+                code_scheme: None,
                 names: vec![],
                 date: Some(Date::parse("2024-06-01").unwrap()),
                 status: Some(AchievementStatus::Passed),

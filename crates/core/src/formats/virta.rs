@@ -309,22 +309,9 @@ fn read_student(node: &Node<'_>, report: &mut ReadReport) -> Result<StudentRecor
 
 /// The birth date a well-formed henkilötunnus encodes (checksum verified).
 fn birth_date_of(henkilotunnus: &str) -> Option<Date> {
-    let normalized = super::normalize_henkilotunnus(henkilotunnus);
-    StudentId::parse(&normalized).ok()?;
-    let b = normalized.as_bytes();
-    let two = |i: usize| -> Option<u16> {
-        let s = normalized.get(i..i + 2)?;
-        s.parse().ok()
-    };
-    let century = match b.get(6)? {
-        b'+' => 1800,
-        b'-' | b'Y' | b'X' | b'W' | b'V' | b'U' => 1900,
-        b'A' | b'B' | b'C' | b'D' | b'E' | b'F' => 2000,
-        _ => return None,
-    };
-    let day = u8::try_from(two(0)?).ok()?;
-    let month = u8::try_from(two(2)?).ok()?;
-    Date::new(century + two(4)?, month, day).ok()
+    let (year, month, day) =
+        crate::student_id::birth_date(&super::normalize_henkilotunnus(henkilotunnus))?;
+    Date::new(u16::try_from(year).ok()?, month, day).ok()
 }
 
 fn read_study_right(
@@ -522,6 +509,7 @@ fn read_achievement(
         key: node.attribute("avain"),
         kind,
         code: node.attribute("koulutusmoduulitunniste"),
+        code_scheme: None,
         names: names(node),
         date: Some(node.required_date("SuoritusPvm")?),
         status: None,
@@ -1190,6 +1178,12 @@ fn write_achievements(w: &mut Writer<'_>, record: &StudentRecord, student_key: &
             attributes.push(("opiskeluoikeusAvain", s));
         }
         w.x.open("Opintosuoritus", &attributes);
+        if a.code_scheme.is_some() {
+            w.report.dropped(
+                format!("{path}.code_scheme"),
+                "VIRTA's koulutusmoduulitunniste has no code list",
+            );
+        }
         w.x.leaf("SuoritusPvm", &[], &date);
         w.laajuus("Laajuus", &a.credits, &format!("{path}.credits"));
         write_grade(w, a.grade.as_ref(), &path);
