@@ -31,6 +31,8 @@ mod helpers;
 #[path = "support/formats_walk.rs"]
 mod walk;
 
+#[path = "api/audit_broken.rs"]
+mod audit_broken;
 #[path = "api/audit_cli.rs"]
 mod audit_cli;
 #[path = "api/connections.rs"]

@@ -20,6 +20,8 @@ mod proofs;
 mod python;
 #[path = "trail/reload.rs"]
 mod reload;
+#[path = "trail/rotation.rs"]
+mod rotation;
 #[path = "trail/students.rs"]
 mod students;
 #[path = "trail/support.rs"]

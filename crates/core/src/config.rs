@@ -174,13 +174,22 @@ impl Default for LimitsConfig {
     }
 }
 
-/// `[audit]`: checkpoint cadence.
+/// `[audit]`: checkpoint cadence, what to do when the log stops verifying, and the audit keys
+/// of earlier years.
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
     /// Issue a signed checkpoint after this many new entries (default 1000)...
     pub checkpoint_every: u64,
     /// ...or after this long with at least one new entry (default 60 s).
     pub checkpoint_interval: Duration,
+    /// While the stored log does not verify: refuse new work (default) or serve on.
+    pub on_broken: OnBroken,
+    /// Public keys (PEM) of earlier audit keys: checkpoints and receipts they signed still
+    /// verify after `gateway.audit_key` was replaced.
+    pub previous_public_keys: Vec<PathBuf>,
+    /// The previous audit key's private key (PKCS#8 PEM), kept only while rotating: every
+    /// checkpoint is then signed by both keys, which ties the new key to the old chain.
+    pub previous_key: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -188,6 +197,32 @@ impl Default for AuditConfig {
         AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval: Duration::from_secs(60),
+            on_broken: OnBroken::default(),
+            previous_public_keys: Vec::new(),
+            previous_key: None,
+        }
+    }
+}
+
+/// `[audit] on_broken`: what the gateway does while its stored audit log does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBroken {
+    /// `/readyz` answers 503 and submissions get 503 `audit_unavailable`: nothing new happens
+    /// that could not be proven afterwards.
+    #[default]
+    Refuse,
+    /// Keep serving (the operator accepts unproven entries until the log is repaired).
+    Serve,
+}
+
+impl OnBroken {
+    pub const CHOICES: &'static str = "refuse, serve";
+
+    pub fn parse(s: &str) -> Option<OnBroken> {
+        match s {
+            "refuse" => Some(OnBroken::Refuse),
+            "serve" => Some(OnBroken::Serve),
+            _ => None,
         }
     }
 }

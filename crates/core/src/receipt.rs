@@ -143,6 +143,12 @@ pub fn open_receipt(
 
 /// Verifies a receipt against the audit public key.
 pub fn verify_receipt(token: &str, key: &AuditPublicKey) -> Result<Receipt, ReceiptError> {
+    verify_receipt_with(token, std::slice::from_ref(key))
+}
+
+/// Verifies a receipt against whichever of `keys` its `kid` names: the current audit key and
+/// the earlier ones (a receipt outlives a key rotation).
+pub fn verify_receipt_with(token: &str, keys: &[AuditPublicKey]) -> Result<Receipt, ReceiptError> {
     if token.len() > MAX_RECEIPT_BYTES {
         return Err(ReceiptError::TooLarge);
     }
@@ -176,9 +182,10 @@ pub fn verify_receipt(token: &str, key: &AuditPublicKey) -> Result<Receipt, Rece
         .get("kid")
         .and_then(Value::as_str)
         .ok_or_else(|| ReceiptError::WrongHeader("kid is missing".into()))?;
-    if kid != key.thumbprint() {
-        return Err(ReceiptError::WrongKey);
-    }
+    let key = keys
+        .iter()
+        .find(|k| k.thumbprint() == kid)
+        .ok_or(ReceiptError::WrongKey)?;
     let signing_input = &token[..h.len() + 1 + p.len()];
     if !key.verify(signing_input.as_bytes(), &signature) {
         return Err(ReceiptError::BadSignature);

@@ -64,9 +64,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, SchemaPaths,
-    StorageConfig, format_duration, format_size, parse_duration, parse_size, payload_key_bytes,
-    secret_key_bytes,
+    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, OnBroken,
+    SchemaPaths, StorageConfig, format_duration, format_size, parse_duration, parse_size,
+    payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::formats::Format;
 use siirto_core::identity::{
@@ -93,6 +93,35 @@ pub struct Config {
 /// The origin (log name) of the gateway's audit checkpoints.
 pub fn audit_origin(config: &Config) -> String {
     format!("{}/audit", config.gateway.id)
+}
+
+/// The audit keys of earlier years, read from `[audit]` (files checked at load).
+#[derive(Debug, Default)]
+pub struct AuditKeyHistory {
+    /// `previous_public_keys`, and the public half of `previous_key`.
+    pub public_keys: Vec<siirto_core::audit::AuditPublicKey>,
+    /// `previous_key`: cosigns checkpoints while the audit key is being rotated.
+    pub cosigner: Option<siirto_core::audit::AuditSigningKey>,
+}
+
+/// Reads `[audit] previous_public_keys` and `previous_key`; an unreadable file is `(path, why)`.
+pub fn previous_audit_keys(config: &Config) -> Result<AuditKeyHistory, (PathBuf, String)> {
+    use siirto_core::audit::{AuditPublicKey, AuditSigningKey};
+    let text =
+        |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| (path.clone(), e.to_string()));
+    let mut history = AuditKeyHistory::default();
+    for path in &config.audit.previous_public_keys {
+        let key = AuditPublicKey::from_spki_pem(&text(path)?)
+            .map_err(|e| (path.clone(), e.to_string()))?;
+        history.public_keys.push(key);
+    }
+    if let Some(path) = &config.audit.previous_key {
+        let key = AuditSigningKey::from_pkcs8_pem(&text(path)?)
+            .map_err(|e| (path.clone(), e.to_string()))?;
+        history.public_keys.push(key.public_key());
+        history.cosigner = Some(key);
+    }
+    Ok(history)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +313,8 @@ enum FileKind {
     Crl,
     /// A PKCS#8 PEM Ed25519 private key.
     Ed25519Key,
+    /// An Ed25519 public key, PEM `PUBLIC KEY` (what `GET /v1/audit/public-key.pem` gives).
+    Ed25519PublicKey,
     /// See [`secret_key_bytes`].
     SecretKey,
     /// See [`payload_key_bytes`].
@@ -327,6 +358,11 @@ fn inspect(kind: FileKind, bytes: &[u8]) -> Result<(), String> {
             ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.secret_pkcs8_der())
                 .map(|_| ())
                 .map_err(|_| "not an Ed25519 PKCS#8 key".to_owned())
+        }
+        FileKind::Ed25519PublicKey => {
+            siirto_core::audit::AuditPublicKey::from_spki_pem(&String::from_utf8_lossy(bytes))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
         FileKind::SecretKey => secret_key_bytes(bytes)
             .map(|_| ())
@@ -490,6 +526,9 @@ const LIMITS_KEYS: &[(&str, Kind)] = &[
 const AUDIT_KEYS: &[(&str, Kind)] = &[
     ("checkpoint_every", Kind::Integer),
     ("checkpoint_interval", Kind::Duration),
+    ("on_broken", Kind::Text),
+    ("previous_public_keys", Kind::List),
+    ("previous_key", Kind::Text),
 ];
 const STORAGE_KEYS: &[(&str, Kind)] = &[
     ("payload_key", Kind::Text),
@@ -1230,6 +1269,37 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             defaults.checkpoint_interval,
             (SECOND, DAY),
         ),
+        on_broken: check.text(a, "audit", "on_broken", false).map_or(
+            OnBroken::default(),
+            |value| {
+                OnBroken::parse(&value).unwrap_or_else(|| {
+                    check.report(
+                        "audit.on_broken",
+                        Cause::UnknownChoice {
+                            value,
+                            known: OnBroken::CHOICES,
+                        },
+                    );
+                    OnBroken::default()
+                })
+            },
+        ),
+        previous_public_keys: check
+            .list(a, "audit", "previous_public_keys")
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let path = check.resolve(name);
+                check.check_file(
+                    format!("audit.previous_public_keys[{i}]"),
+                    &path,
+                    FileKind::Ed25519PublicKey,
+                );
+                path
+            })
+            .collect(),
+        previous_key: check.file(a, "audit", "previous_key", false, FileKind::Ed25519Key),
     };
     let s = section(t, "storage").unwrap_or(&empty);
     let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);

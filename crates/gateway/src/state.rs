@@ -46,6 +46,8 @@ pub enum NotReady {
     Unreachable(String),
     #[error("the database does not take writes: {0}")]
     NotWritable(String),
+    #[error("the audit log does not verify ({0}); audit.on_broken = \"refuse\"")]
+    AuditBroken(String),
     #[error(
         "the CRL of {issuer} ({}) is past its nextUpdate {next_update}: its certificates are refused",
         path.display()
@@ -99,6 +101,9 @@ pub struct Gateway {
     pub vault: Arc<Vault>,
     /// Signs checkpoints and receipts (`gateway.audit_key`).
     pub audit_key: AuditSigningKey,
+    /// Earlier audit keys (`[audit] previous_public_keys`, `previous_key`): published with the
+    /// current one so receipts they signed still verify.
+    pub audit_previous_keys: Vec<siirto_core::audit::AuditPublicKey>,
     /// The audit service: Merkle tree, checkpoints, proofs (`trail.rs`).
     pub trail: Arc<Trail>,
     pub clock: Arc<dyn Clock>,
@@ -199,18 +204,35 @@ impl Gateway {
             path: config.gateway.audit_key.display().to_string(),
             message: e.to_string(),
         })?;
-        let signer =
+        let mut signer =
             CheckpointSigner::new(audit_key.clone(), &crate::config::audit_origin(&config))
                 .map_err(|e| StartError::Key {
                     path: config.gateway.audit_key.display().to_string(),
                     message: e.to_string(),
                 })?;
-        let trail = Arc::new(Trail::new(
-            signer,
-            config.audit.checkpoint_every,
-            config.audit.checkpoint_interval,
-            clock.now(),
-        ));
+        let audit_history =
+            crate::config::previous_audit_keys(&config).map_err(|(path, message)| {
+                StartError::Key {
+                    path: path.display().to_string(),
+                    message,
+                }
+            })?;
+        if let Some(previous) = audit_history.cosigner {
+            tracing::info!(
+                "audit key rotation: checkpoints are also signed by audit.previous_key; remove it once one checkpoint under the new key is stored"
+            );
+            signer = signer.with_cosigner(previous);
+        }
+        let audit_previous_keys = audit_history.public_keys;
+        let trail = Arc::new(
+            Trail::new(
+                signer,
+                config.audit.checkpoint_every,
+                config.audit.checkpoint_interval,
+                clock.now(),
+            )
+            .with_previous_keys(audit_previous_keys.clone()),
+        );
         let store = Store::open(&config.gateway.database_url).await?;
         // Receipts an earlier version stored in clear (migration 0003 could not seal them).
         let sealed = store
@@ -247,6 +269,7 @@ impl Gateway {
             pseudonyms,
             vault: Arc::new(vault),
             audit_key,
+            audit_previous_keys,
             trail,
             clock,
             random,
@@ -347,7 +370,19 @@ impl Gateway {
         let ready = self.check_readiness(outstanding).await;
         self.note_store_health(ready.is_ok());
         ready?;
+        if let Some(fault) = self.audit_refuses_work() {
+            return Err(NotReady::AuditBroken(fault));
+        }
         self.crl_readiness()
+    }
+
+    /// The audit log's fault while it does not verify and `[audit] on_broken = "refuse"`:
+    /// the gateway is then not ready and refuses submissions.
+    pub fn audit_refuses_work(&self) -> Option<String> {
+        if self.config.audit.on_broken != siirto_core::config::OnBroken::Refuse {
+            return None;
+        }
+        self.trail.status().broken.map(|fault| fault.to_string())
     }
 
     /// Under `crl_stale = "refuse"`, a stale CRL makes the gateway refuse every certificate

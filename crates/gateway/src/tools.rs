@@ -229,8 +229,14 @@ pub async fn transfers_retry(
 
 pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
     let key = audit_public_key(config)?;
+    let history =
+        crate::config::previous_audit_keys(config).map_err(|(path, message)| ToolError::File {
+            path: path.display().to_string(),
+            message,
+        })?;
     let verifier_key = CheckpointVerifier::new(key, &audit_origin(config))
-        .map_err(|e| ToolError::Other(e.to_string()))?;
+        .map_err(|e| ToolError::Other(e.to_string()))?
+        .with_previous_keys(history.public_keys);
     let store = Store::connect(&config.gateway.database_url).await?;
     let outcome = crate::trail::verify_store(&store, &verifier_key).await?;
     store.close().await;
@@ -283,9 +289,10 @@ fn checkpoint_note(path: &Path) -> Result<String, ToolError> {
     Ok(text)
 }
 
-/// Reads the public audit key: SubjectPublicKeyInfo PEM, a JWK, a JWKS with one Ed25519 key,
-/// the answer of `GET /v1/audit/public-key`, or a signed-note verifier key.
-pub fn read_public_key(path: &Path) -> Result<AuditPublicKey, ToolError> {
+/// Reads the public audit keys: SubjectPublicKeyInfo PEM, a JWK, a JWKS (the current key first,
+/// then earlier ones, as `GET /v1/audit/jwks.json` gives them), the answer of
+/// `GET /v1/audit/public-key`, or a signed-note verifier key.
+pub fn read_public_keys(path: &Path) -> Result<Vec<AuditPublicKey>, ToolError> {
     let bad = |message: String| ToolError::File {
         path: path.display().to_string(),
         message,
@@ -293,24 +300,25 @@ pub fn read_public_key(path: &Path) -> Result<AuditPublicKey, ToolError> {
     let text = String::from_utf8(read(path)?).map_err(|_| bad("not UTF-8 text".into()))?;
     let trimmed = text.trim();
     if trimmed.starts_with("-----BEGIN") {
-        return AuditPublicKey::from_spki_pem(trimmed).map_err(|e| bad(e.to_string()));
+        return AuditPublicKey::from_spki_pem(trimmed)
+            .map(|k| vec![k])
+            .map_err(|e| bad(e.to_string()));
     }
     if trimmed.starts_with('{') {
         let v: Value = serde_json::from_str(trimmed).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let jwk = if let Some(jwk) = v.get("jwk") {
-            jwk.clone()
-        } else if let Some(keys) = v.get("keys").and_then(Value::as_array) {
-            match keys.as_slice() {
-                [one] => one.clone(),
-                _ => return Err(bad("a JWKS with exactly one key is expected".into())),
-            }
-        } else {
-            v
+        let set = v.get("jwks").unwrap_or(&v);
+        let jwks: Vec<Value> = match set.get("keys").and_then(Value::as_array) {
+            Some(keys) if !keys.is_empty() => keys.clone(),
+            Some(_) => return Err(bad("the JWKS has no key".into())),
+            None => vec![v.get("jwk").cloned().unwrap_or(v.clone())],
         };
-        return AuditPublicKey::from_jwk(&jwk).map_err(|e| bad(e.to_string()));
+        return jwks
+            .iter()
+            .map(|jwk| AuditPublicKey::from_jwk(jwk).map_err(|e| bad(e.to_string())))
+            .collect();
     }
     AuditPublicKey::from_note_verifier_key(trimmed)
-        .map(|(_, key)| key)
+        .map(|(_, key)| vec![key])
         .map_err(|e| bad(e.to_string()))
 }
 
@@ -324,12 +332,18 @@ pub fn audit_verify_proof(
     proof: &Path,
     old_checkpoint: Option<&Path>,
 ) -> Result<ExitCode, ToolError> {
-    let key = read_public_key(public_key)?;
+    let mut keys = read_public_keys(public_key)?.into_iter();
+    let Some(key) = keys.next() else {
+        return Err(ToolError::Usage(format!(
+            "{}: no public key",
+            public_key.display()
+        )));
+    };
     let note = checkpoint_note(checkpoint)?;
-    // The origin is the note's first line; the key is what is trusted.
+    // The origin is the note's first line; the keys are what is trusted.
     let origin = note.lines().next().unwrap_or_default().to_owned();
     let verifier = match CheckpointVerifier::new(key, &origin) {
-        Ok(v) => v,
+        Ok(v) => v.with_previous_keys(keys),
         Err(e) => {
             println!("checkpoint does NOT verify: {e}");
             return Ok(ExitCode::from(1));

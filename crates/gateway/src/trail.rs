@@ -99,6 +99,8 @@ struct Tail {
 /// The audit service of one gateway instance.
 pub struct Trail {
     signer: CheckpointSigner,
+    /// Earlier audit keys (`[audit] previous_public_keys`): their checkpoints still verify.
+    previous_keys: Vec<siirto_core::audit::AuditPublicKey>,
     every: u64,
     interval: Duration,
     started: Timestamp,
@@ -129,6 +131,7 @@ impl Trail {
     ) -> Trail {
         Trail {
             signer,
+            previous_keys: Vec::new(),
             every,
             interval,
             started,
@@ -143,13 +146,22 @@ impl Trail {
         }
     }
 
+    /// Also accepts checkpoints signed by these earlier audit keys.
+    pub fn with_previous_keys(mut self, keys: Vec<siirto_core::audit::AuditPublicKey>) -> Trail {
+        self.previous_keys = keys;
+        self
+    }
+
     pub fn origin(&self) -> &str {
         self.signer.origin()
     }
 
-    /// The verifier of this trail's checkpoints (the public audit key and the origin).
+    /// The verifier of this trail's checkpoints (the public audit key, the earlier ones and
+    /// the origin).
     pub fn checkpoint_verifier(&self) -> CheckpointVerifier {
-        self.signer.verifier()
+        self.signer
+            .verifier()
+            .with_previous_keys(self.previous_keys.iter().cloned())
     }
 
     fn read_tail(&self) -> std::sync::RwLockReadGuard<'_, Tail> {
@@ -192,7 +204,7 @@ impl Trail {
                 .into_iter()
                 .map(|c| c.note)
                 .collect();
-            match Verifier::new(&notes, &self.signer.verifier()) {
+            match Verifier::new(&notes, &self.checkpoint_verifier()) {
                 Ok(v) => *guard = Some(v),
                 Err(fault) => return Err(self.break_with(fault)),
             }
@@ -249,7 +261,7 @@ impl Trail {
 
     /// Compares a stored checkpoint (perhaps another instance's) with the tree.
     fn check_stored(&self, row: &CheckpointRow) -> Result<(), TrailError> {
-        let verifier = self.signer.verifier();
+        let verifier = self.checkpoint_verifier();
         let signed = match verifier.verify(&row.note) {
             Ok(s) => s,
             Err(source) => {
@@ -372,7 +384,7 @@ impl Trail {
     /// Verifies the whole stored log against every stored checkpoint (one run at a time).
     pub async fn verify_store(&self, store: &Store) -> Result<VerifyOutcome, StoreError> {
         let _permit = self.verify_gate.acquire().await;
-        verify_store(store, &self.signer.verifier()).await
+        verify_store(store, &self.checkpoint_verifier()).await
     }
 }
 

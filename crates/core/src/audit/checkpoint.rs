@@ -108,12 +108,14 @@ fn check_origin(origin: &str) -> Result<(), CheckpointError> {
     }
 }
 
-/// Signs checkpoints with the audit key under the log's origin.
+/// Signs checkpoints with the audit key under the log's origin (and, while the audit key is
+/// being rotated, with the previous key too: see [`CheckpointSigner::with_cosigner`]).
 #[derive(Debug, Clone)]
 pub struct CheckpointSigner {
     key: AuditSigningKey,
     origin: String,
     key_id: [u8; 4],
+    cosigner: Option<(AuditSigningKey, [u8; 4])>,
 }
 
 impl CheckpointSigner {
@@ -125,7 +127,17 @@ impl CheckpointSigner {
             key,
             origin: origin.to_owned(),
             key_id,
+            cosigner: None,
         })
+    }
+
+    /// Every checkpoint is also signed by `previous`, the audit key being replaced: the first
+    /// checkpoints under the new key then carry a signature that verifiers of the old key
+    /// accept, tying the new key to the chain the old one vouched for.
+    pub fn with_cosigner(mut self, previous: AuditSigningKey) -> CheckpointSigner {
+        let id = previous.public_key().note_key_id(&self.origin);
+        self.cosigner = Some((previous, id));
+        self
     }
 
     pub fn origin(&self) -> &str {
@@ -142,6 +154,11 @@ impl CheckpointSigner {
             public: self.key.public_key(),
             origin: self.origin.clone(),
             key_id: self.key_id,
+            previous: self
+                .cosigner
+                .iter()
+                .map(|(k, id)| (k.public_key(), *id))
+                .collect(),
         }
     }
 
@@ -156,21 +173,33 @@ impl CheckpointSigner {
         let mut sig = Vec::with_capacity(68);
         sig.extend_from_slice(&self.key_id);
         sig.extend_from_slice(&self.key.sign(text.as_bytes()));
-        let note = format!(
+        let mut note = format!(
             "{text}\n{SIGNATURE_PREFIX}{} {}\n",
             self.origin,
             STANDARD.encode(sig)
         );
+        if let Some((previous, id)) = &self.cosigner {
+            let mut sig = Vec::with_capacity(68);
+            sig.extend_from_slice(id);
+            sig.extend_from_slice(&previous.sign(text.as_bytes()));
+            note.push_str(&format!(
+                "{SIGNATURE_PREFIX}{} {}\n",
+                self.origin,
+                STANDARD.encode(sig)
+            ));
+        }
         SignedCheckpoint { checkpoint, note }
     }
 }
 
-/// Verifies checkpoints with the public audit key.
+/// Verifies checkpoints with the public audit key, or one of the earlier audit keys.
 #[derive(Debug, Clone)]
 pub struct CheckpointVerifier {
     public: AuditPublicKey,
     origin: String,
     key_id: [u8; 4],
+    /// Earlier audit keys (rotation): their signatures count as the audit key's.
+    previous: Vec<(AuditPublicKey, [u8; 4])>,
 }
 
 impl CheckpointVerifier {
@@ -183,7 +212,27 @@ impl CheckpointVerifier {
             key_id: public.note_key_id(origin),
             public,
             origin: origin.to_owned(),
+            previous: Vec::new(),
         })
+    }
+
+    /// Also accepts signatures by these earlier audit keys (after a rotation).
+    pub fn with_previous_keys(
+        mut self,
+        keys: impl IntoIterator<Item = AuditPublicKey>,
+    ) -> CheckpointVerifier {
+        for key in keys {
+            let id = key.note_key_id(&self.origin);
+            if id != self.key_id && !self.previous.iter().any(|(_, known)| *known == id) {
+                self.previous.push((key, id));
+            }
+        }
+        self
+    }
+
+    /// The current key and the earlier ones it accepts.
+    pub fn keys(&self) -> impl Iterator<Item = &AuditPublicKey> {
+        std::iter::once(&self.public).chain(self.previous.iter().map(|(k, _)| k))
     }
 
     pub fn origin(&self) -> &str {
@@ -229,11 +278,18 @@ impl CheckpointVerifier {
             if sig.len() < 4 {
                 return Err(malformed("signature is shorter than a key ID"));
             }
-            if name != self.origin || sig[..4] != self.key_id {
+            if name != self.origin {
                 continue;
             }
+            let key = if sig[..4] == self.key_id {
+                &self.public
+            } else if let Some((key, _)) = self.previous.iter().find(|(_, id)| sig[..4] == *id) {
+                key
+            } else {
+                continue;
+            };
             known += 1;
-            if !self.public.verify(text.as_bytes(), &sig[4..]) {
+            if !key.verify(text.as_bytes(), &sig[4..]) {
                 return Err(CheckpointError::BadSignature);
             }
         }
@@ -397,6 +453,65 @@ mod tests {
             v.verify(&"a".repeat(MAX_NOTE_BYTES + 1)),
             Err(CheckpointError::TooLarge)
         );
+    }
+
+    fn fresh_key() -> AuditSigningKey {
+        AuditSigningKey::from_pkcs8_der(
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap()
+                .as_ref(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rotated_key_verifies_old_and_new_checkpoints_and_an_unknown_key_none() {
+        let (a, b) = (fresh_key(), fresh_key());
+        let t = Timestamp::from_millis(0);
+        let under_a = CheckpointSigner::new(a.clone(), ORIGIN).unwrap();
+        let old = under_a.sign(10, leaf_hash(b"a"), t).into_string();
+        // Rotating: B signs, A cosigns.
+        let rotating = CheckpointSigner::new(b.clone(), ORIGIN)
+            .unwrap()
+            .with_cosigner(a.clone());
+        let first_under_b = rotating.sign(20, leaf_hash(b"b"), t).into_string();
+        assert_eq!(
+            first_under_b.matches('\u{2014}').count(),
+            2,
+            "{first_under_b}"
+        );
+        // A verifier of the old key alone still accepts the cosigned checkpoint.
+        assert!(under_a.verifier().verify(&first_under_b).is_ok());
+        // After the rotation: B is the key, A an earlier one.
+        let after = CheckpointVerifier::new(b.public_key(), ORIGIN)
+            .unwrap()
+            .with_previous_keys([a.public_key()]);
+        assert_eq!(after.keys().count(), 2);
+        for note in [&old, &first_under_b] {
+            assert!(after.verify(note).is_ok(), "{note}");
+        }
+        let later = CheckpointSigner::new(b.clone(), ORIGIN)
+            .unwrap()
+            .sign(30, leaf_hash(b"c"), t)
+            .into_string();
+        assert!(after.verify(&later).is_ok());
+        // Without the history, the old checkpoint names no known key; a stranger's none at all.
+        let b_only = CheckpointVerifier::new(b.public_key(), ORIGIN).unwrap();
+        assert!(matches!(
+            b_only.verify(&old),
+            Err(CheckpointError::NoKnownSignature { .. })
+        ));
+        let stranger = CheckpointSigner::new(fresh_key(), ORIGIN)
+            .unwrap()
+            .sign(40, leaf_hash(b"d"), t)
+            .into_string();
+        assert!(matches!(
+            after.verify(&stranger),
+            Err(CheckpointError::NoKnownSignature { .. })
+        ));
+        // A bad signature by an earlier key is refused, not skipped.
+        let forged = first_under_b.replacen("\n20\n", "\n21\n", 1);
+        assert_eq!(after.verify(&forged), Err(CheckpointError::BadSignature));
     }
 
     #[test]

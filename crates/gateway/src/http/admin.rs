@@ -36,6 +36,7 @@ pub async fn answer(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Body
                     NotReady::Unreachable(_) => "database unreachable\n",
                     NotReady::NotWritable(_) => "database not writable\n",
                     NotReady::CrlStale { .. } => "a CRL is past its nextUpdate\n",
+                    NotReady::AuditBroken(_) => "the audit log does not verify\n",
                 };
                 let mut r = text_response(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -103,6 +103,8 @@ error_codes! {
     StoreUnavailable = SERVICE_UNAVAILABLE "store_unavailable",
     Overloaded = SERVICE_UNAVAILABLE "overloaded",
     AuditLogUnverified = SERVICE_UNAVAILABLE "audit_log_unverified",
+    /// The stored audit log does not verify and `[audit] on_broken = "refuse"`.
+    AuditUnavailable = SERVICE_UNAVAILABLE "audit_unavailable",
 }
 
 /// An error answer.

@@ -250,19 +250,31 @@ pub async fn consistency(
 /// participant (receipts are verified by e-services and destinations).
 pub fn public_key(gw: &Arc<Gateway>, form: KeyForm) -> Response<Body> {
     let key = gw.audit_key.public_key();
+    // The current key first, then the earlier ones: receipts and checkpoints they signed verify.
+    let jwks = json!({
+        "keys": std::iter::once(&key)
+            .chain(&gw.audit_previous_keys)
+            .map(|k| k.to_jwk())
+            .collect::<Vec<_>>()
+    });
     match form {
         KeyForm::Pem => text_response(StatusCode::OK, "application/x-pem-file", key.to_spki_pem()),
-        KeyForm::Jwks => json_response(StatusCode::OK, &key.to_jwks()),
+        KeyForm::Jwks => json_response(StatusCode::OK, &jwks),
         KeyForm::All => json_response(
             StatusCode::OK,
             &json!({
                 "alg": "EdDSA",
                 "kid": key.thumbprint(),
                 "jwk": key.to_jwk(),
-                "jwks": key.to_jwks(),
+                "jwks": jwks,
                 "pem": key.to_spki_pem(),
                 "origin": gw.trail.origin(),
                 "note_verifier_key": key.note_verifier_key(gw.trail.origin()),
+                "previous_note_verifier_keys": gw
+                    .audit_previous_keys
+                    .iter()
+                    .map(|k| k.note_verifier_key(gw.trail.origin()))
+                    .collect::<Vec<_>>(),
             }),
         ),
     }

@@ -52,6 +52,20 @@ pub async fn submit(
         Ok(v) => v,
         Err(e) => return Err(refuse(gw, caller, e.into()).await),
     };
+    if let Some(fault) = gw.audit_refuses_work() {
+        // `[audit] on_broken = "refuse"`: nothing new happens that could not be proven.
+        let mut event = gw.event(
+            &caller.participant().id,
+            "transfer.refused",
+            "audit_unavailable",
+        );
+        event.detail.insert("fault".into(), fault.clone());
+        gw.store.append_audit(vec![event]).await?;
+        return Err(ApiError::new(
+            ErrorCode::AuditUnavailable,
+            "the gateway's audit log does not verify; no transfer is accepted until an operator repairs it",
+        ));
+    }
     let pending = gw.pending();
     if pending >= gw.config.delivery.max_pending {
         let mut event = gw.event(&caller.participant().id, "transfer.refused", "overloaded");
