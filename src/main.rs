@@ -87,7 +87,11 @@ fn init_tracing(quiet: bool) -> Result<(), String> {
     // `try_init` fails only when a subscriber is already set, which nothing here does.
     let _ = match format.as_str() {
         "" | "text" => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
             .try_init(),
         "json" => logs
             .json()

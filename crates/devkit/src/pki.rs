@@ -1047,9 +1047,11 @@ impl DevPki {
     /// The `siirto.toml` for this directory (paths relative to it).
     pub fn config_toml(&self, options: &PkiOptions) -> String {
         let rel = |p: &Path| toml_string(&relative(&self.dir, p));
-        let database_url = options.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.dir.join("siirto.db").to_string_lossy())
-        });
+        // Relative, like every path here: beside this file.
+        let database_url = options
+            .database_url
+            .clone()
+            .unwrap_or_else(|| "sqlite://siirto.db".to_owned());
         let mut out = String::new();
         out.push_str(
             "# Development configuration written by `siirto pki init`. Never for production.\n",
@@ -1372,6 +1374,16 @@ mod tests {
         let cfg =
             siirto_gateway::config::Config::load(&pki.config).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.gateway.listen.port(), 18_443);
+        // The file says where the database is relative to itself; the loader resolves it.
+        let text = std::fs::read_to_string(&pki.config).expect("config");
+        assert!(
+            text.contains("database_url = \"sqlite://siirto.db\"\n"),
+            "{text}"
+        );
+        assert_eq!(
+            cfg.gateway.database_url,
+            format!("sqlite://{}", target.join("siirto.db").display())
+        );
         let virta = cfg.directory.get("virta").expect("virta");
         assert_eq!(virta.endpoint.as_ref().map(|e| e.port), Some(12_345));
         assert_eq!(

@@ -91,6 +91,31 @@ pub struct Config {
 }
 
 /// The origin (log name) of the gateway's audit checkpoints.
+/// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
+/// file beside the configuration, as every other path of the file does; `resolve` makes the
+/// path absolute. Absolute paths, in-memory databases and other URLs are kept as written.
+fn sqlite_relative_to(url: &str, resolve: impl FnOnce(&str) -> PathBuf) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_owned();
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return url.to_owned();
+    }
+    let mut resolved = format!("sqlite://{}", resolve(path).to_string_lossy());
+    if let Some(q) = query {
+        resolved.push('?');
+        resolved.push_str(q);
+    }
+    resolved
+}
+
 pub fn audit_origin(config: &Config) -> String {
     format!("{}/audit", config.gateway.id)
 }
@@ -1420,6 +1445,7 @@ fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
             })
         });
     let database_url = check.text(g, p, "database_url", true).unwrap_or_default();
+    let database_url = sqlite_relative_to(&database_url, |path| check.resolve(path));
     if !database_url.is_empty()
         && !["sqlite:", "postgres://", "postgresql://"]
             .iter()
@@ -2819,6 +2845,22 @@ mod tests {
             "postgres://user:***@host:5432/db"
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let beside = |p: &str| Path::new("/etc/siirto").join(p);
+        for (written, meant) in [
+            ("sqlite://siirto.db", "sqlite:///etc/siirto/siirto.db"),
+            (
+                "sqlite:data/s.db?mode=rwc",
+                "sqlite:///etc/siirto/data/s.db?mode=rwc",
+            ),
+            (
+                "sqlite:///var/lib/siirto/s.db",
+                "sqlite:///var/lib/siirto/s.db",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+        ] {
+            assert_eq!(sqlite_relative_to(written, beside), meant, "{written}");
+        }
         assert_eq!(
             redact_url("postgres://user@host/db"),
             "postgres://user@host/db"
