@@ -80,6 +80,19 @@ pub enum Command {
     Audit(Audit),
     /// Create or upgrade the database schema (`serve` also does it)
     Migrate(ConfigFile),
+    /// Delete finished transfers past [retention] transfers (the gateway also does it daily)
+    ///
+    /// Deletes delivered, failed and cancelled transfers that ended longer ago than
+    /// `[retention] transfers` (default 2 years), with their timelines, audited as
+    /// `retention.purged` (actor `cli`); audit entries are kept. With --dry-run, only says how
+    /// many and from when.
+    Retention {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Say what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Act on transfers in the database of a configuration (as an operator, on the gateway's host)
     #[command(subcommand)]
     Transfers(Transfers),

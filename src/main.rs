@@ -162,6 +162,10 @@ async fn run(command: Command) -> Result<ExitCode> {
             subject.as_deref(),
             &file,
         )?),
+        Command::Retention {
+            config: cli::ConfigFile { config },
+            dry_run,
+        } => Ok(siirto_gateway::tools::retention(&load_config(&config)?, dry_run).await?),
         Command::Transfers(cli::Transfers::Retry {
             config: cli::ConfigFile { config },
             reason,

@@ -91,6 +91,7 @@ const COMMANDS: &[(&str, &[&str])] = &[
         ],
     ),
     ("migrate", &["--config"]),
+    ("retention", &["--config", "--dry-run"]),
     ("transfers", &["retry"]),
     (
         "transfers retry",

@@ -30,6 +30,8 @@
 //!   per interval (not once per transfer), then gets every transfer once; `max_age` ends a
 //!   transfer that waited too long, audited; two instances never probe at once; a destination
 //!   that flaps (503, resets, hangs) on real time gets every transfer once.
+//! - `retention`: finished transfers past `[retention] transfers` are deleted (the gateway's
+//!   housekeeping and `siirto retention`), unfinished ones kept, the audit still verifies.
 //! - `instances`: two gateway instances on one PostgreSQL database share the work and deliver
 //!   every transfer exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -59,3 +61,5 @@ mod peer_down;
 mod peer_tls;
 #[path = "durable/permanent.rs"]
 mod permanent;
+#[path = "durable/retention.rs"]
+mod retention;

@@ -227,6 +227,22 @@ impl OnBroken {
     }
 }
 
+/// `[retention]`: how long what the gateway keeps is kept.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// Finished transfers (delivered, failed, cancelled) and their timelines are deleted this
+    /// long after they ended (default 2 years). Audit entries are kept (see the README).
+    pub transfers: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            transfers: Duration::from_secs(730 * 24 * 3600),
+        }
+    }
+}
+
 /// `[storage]`: encryption of records waiting for delivery.
 #[derive(Debug, Clone, Default)]
 pub struct StorageConfig {

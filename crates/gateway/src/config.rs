@@ -65,8 +65,8 @@ use toml::{Table, Value};
 
 use siirto_core::config::{
     AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, OnBroken,
-    SchemaPaths, StorageConfig, format_duration, format_size, parse_duration, parse_size,
-    payload_key_bytes, secret_key_bytes,
+    RetentionConfig, SchemaPaths, StorageConfig, format_duration, format_size, parse_duration,
+    parse_size, payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::formats::Format;
 use siirto_core::identity::{
@@ -88,9 +88,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
     pub storage: StorageConfig,
+    pub retention: RetentionConfig,
 }
 
-/// The origin (log name) of the gateway's audit checkpoints.
 /// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
 /// file beside the configuration, as every other path of the file does; `resolve` makes the
 /// path absolute. Absolute paths, in-memory databases and other URLs are kept as written.
@@ -116,6 +116,7 @@ fn sqlite_relative_to(url: &str, resolve: impl FnOnce(&str) -> PathBuf) -> Strin
     resolved
 }
 
+/// The origin (log name) of the gateway's audit checkpoints.
 pub fn audit_origin(config: &Config) -> String {
     format!("{}/audit", config.gateway.id)
 }
@@ -559,6 +560,7 @@ const STORAGE_KEYS: &[(&str, Kind)] = &[
     ("payload_key", Kind::Text),
     ("payload_previous_keys", Kind::List),
 ];
+const RETENTION_KEYS: &[(&str, Kind)] = &[("transfers", Kind::Duration)];
 const ROOT_KEYS: &[(&str, Kind)] = &[
     ("gateway", Kind::Section(GATEWAY_KEYS)),
     ("issuers", Kind::Entries(ISSUER_KEYS)),
@@ -568,6 +570,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("limits", Kind::Section(LIMITS_KEYS)),
     ("audit", Kind::Section(AUDIT_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
+    ("retention", Kind::Section(RETENTION_KEYS)),
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -1355,6 +1358,15 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         storage: StorageConfig {
             payload_key,
             payload_previous_keys,
+        },
+        retention: RetentionConfig {
+            transfers: check.duration(
+                section(t, "retention").unwrap_or(&empty),
+                "retention",
+                "transfers",
+                RetentionConfig::default().transfers,
+                (DAY, 100 * 365 * DAY),
+            ),
         },
     }
 }

@@ -138,8 +138,12 @@ impl crate::server::Observer for ApiListener {
     }
 }
 
+/// Seconds between two applications of `[retention]` (daily, and at start).
+const RETENTION_EVERY: u64 = 24 * 3600;
+
 /// Periodic chores: recount unfinished transfers and write refused-handshake summaries (every
-/// second), forget expired replay ids (every minute).
+/// second), forget expired replay ids (every minute), delete finished transfers past
+/// `[retention] transfers` (at start and daily).
 async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
     let mut tick = 0u64;
     loop {
@@ -156,6 +160,19 @@ async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
             && let Err(e) = gateway.store.purge_replay(gateway.now()).await
         {
             tracing::warn!(error = %e, "purging expired replay ids failed");
+        }
+        if tick.is_multiple_of(RETENTION_EVERY) {
+            match gateway
+                .apply_retention(crate::delivery::GATEWAY_ACTOR)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "finished transfers past [retention] transfers deleted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "applying [retention] failed"),
+            }
         }
         tick += 1;
         tokio::select! {

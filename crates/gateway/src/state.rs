@@ -478,6 +478,12 @@ impl Gateway {
         }
     }
 
+    /// `[retention] transfers`: deletes the finished transfers that ended longer ago than it,
+    /// in batches, each batch audited once (`retention.purged` by `actor`). Returns how many.
+    pub async fn apply_retention(&self, actor: &str) -> Result<u64, StoreError> {
+        apply_retention(&self.store, &self.config, self.now(), actor).await
+    }
+
     /// When a source or destination counts as down, and how it is probed (`[delivery]`).
     pub fn health_policy(&self) -> HealthPolicy {
         self.config.delivery.health_policy()
@@ -544,4 +550,39 @@ pub enum ReloadError {
     Store(StoreError),
     #[error("the reload task failed: {0}")]
     Task(String),
+}
+
+/// Most finished transfers deleted in one transaction by [`apply_retention`].
+const RETENTION_BATCH: u32 = 10_000;
+
+/// [`Gateway::apply_retention`] on a store (also used by `siirto retention`).
+pub async fn apply_retention(
+    store: &Store,
+    config: &Config,
+    now: Timestamp,
+    actor: &str,
+) -> Result<u64, StoreError> {
+    let before = retention_cutoff(config, now);
+    let mut total = 0;
+    loop {
+        let mut event = AuditEvent::new(now, actor, "retention.purged", "ok");
+        event.detail.insert(
+            "retention".into(),
+            siirto_core::config::format_duration(config.retention.transfers),
+        );
+        let n = store.purge_finished(before, RETENTION_BATCH, event).await?;
+        total += n;
+        if n < u64::from(RETENTION_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Finished transfers that ended before this are past `[retention] transfers`.
+pub fn retention_cutoff(config: &Config, now: Timestamp) -> Timestamp {
+    Timestamp::from_millis(
+        now.millis().saturating_sub(
+            i64::try_from(config.retention.transfers.as_millis()).unwrap_or(i64::MAX),
+        ),
+    )
 }

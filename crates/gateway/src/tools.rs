@@ -227,6 +227,39 @@ pub async fn transfers_retry(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `siirto retention [--dry-run]`: applies `[retention] transfers` to the configured database
+/// now (actor `cli`), or says what it would delete.
+pub async fn retention(config: &Config, dry_run: bool) -> Result<ExitCode, ToolError> {
+    use siirto_core::clock::{Clock, SystemClock};
+    let now = SystemClock.now();
+    let before = crate::state::retention_cutoff(config, now);
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let kept = siirto_core::config::format_duration(config.retention.transfers);
+    let result = if dry_run {
+        store.finished_before(before).await.map(|(n, oldest, newest)| {
+            match (oldest, newest) {
+                (Some(o), Some(w)) => println!(
+                    "{n} finished transfer(s) ended before {before} ([retention] transfers = {kept}) would be deleted: ended {o} to {w}"
+                ),
+                _ => println!(
+                    "no finished transfer ended before {before} ([retention] transfers = {kept})"
+                ),
+            }
+        })
+    } else {
+        crate::state::apply_retention(&store, config, now, "cli")
+            .await
+            .map(|n| {
+                println!(
+                    "{n} finished transfer(s) ended before {before} deleted ([retention] transfers = {kept}); audit entries are kept"
+                )
+            })
+    };
+    store.close().await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
     let key = audit_public_key(config)?;
     let history =

@@ -301,6 +301,12 @@ enum Op {
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     PurgeReplay(Timestamp, oneshot::Sender<Result<u64, StoreError>>),
+    PurgeFinished {
+        before: Timestamp,
+        limit: u32,
+        audit: AuditEvent,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 /// Type erasure for [`Store::modify`]'s refusal type.
@@ -585,6 +591,52 @@ impl Store {
             .await?
         });
         Ok(ids)
+    }
+
+    /// Finished transfers (delivered, failed, cancelled) that ended before `before`: how many,
+    /// and the oldest and newest end times (for `siirto retention --dry-run`).
+    pub async fn finished_before(
+        &self,
+        before: Timestamp,
+    ) -> Result<(u64, Option<Timestamp>, Option<Timestamp>), StoreError> {
+        let row = with_pool!(self, p => {
+            let r = sqlx::query(
+                "SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM transfers \
+                 WHERE status IN ('delivered', 'failed', 'cancelled') AND updated_at < $1",
+            )
+            .bind(before.millis())
+            .fetch_one(p)
+            .await?;
+            use sqlx::Row;
+            let n: i64 = r.try_get(0)?;
+            let oldest: Option<i64> = r.try_get(1)?;
+            let newest: Option<i64> = r.try_get(2)?;
+            (n, oldest, newest)
+        });
+        Ok((
+            u64::try_from(row.0).unwrap_or(0),
+            row.1.map(Timestamp::from_millis),
+            row.2.map(Timestamp::from_millis),
+        ))
+    }
+
+    /// Deletes up to `limit` finished transfers that ended before `before`, with their steps and
+    /// any payload, in one transaction; when any were deleted, `audit` (its `detail` completed
+    /// with `deleted` and `ended_before`) is appended with them. Returns how many.
+    pub async fn purge_finished(
+        &self,
+        before: Timestamp,
+        limit: u32,
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::PurgeFinished {
+            before,
+            limit,
+            audit,
+            reply: tx,
+        };
+        self.send(op, rx).await
     }
 
     /// Every peer with stored health (a peer without a row is up).
@@ -1188,6 +1240,14 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e),
                         }
                     }
+                    Op::PurgeFinished { before, limit, audit, reply } => {
+                        match purge_finished(conn, head, before, limit, audit).await {
+                            Ok(n) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| n).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
                     Op::PurgeReplay(now, reply) => {
                         let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
                         match result {
@@ -1201,6 +1261,41 @@ macro_rules! backend {
                         }
                     }
                 }
+            }
+
+            async fn purge_finished(conn: &mut Conn, head: &mut Head, before: Timestamp, limit: u32, mut audit: AuditEvent) -> Result<u64, StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM transfers WHERE status IN ('delivered', 'failed', 'cancelled') AND updated_at < $1 \
+                     ORDER BY updated_at LIMIT $2",
+                )
+                .bind(before.millis())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+                for chunk in ids.chunks(ROWS_PER_INSERT) {
+                    let list = value_groups(1, chunk.len(), 1);
+                    for table in ["steps", "payloads"] {
+                        let sql = format!("DELETE FROM {table} WHERE transfer_id IN {list}");
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for id in chunk {
+                            q = q.bind(id);
+                        }
+                        q.execute(&mut *conn).await?;
+                    }
+                    let sql = format!("DELETE FROM transfers WHERE id IN {list}");
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&mut *conn).await?;
+                }
+                let n = ids.len() as u64;
+                if n > 0 {
+                    audit.detail.insert("deleted".into(), n.to_string());
+                    audit.detail.insert("ended_before".into(), before.rfc3339());
+                    append(conn, head, vec![audit]).await?;
+                }
+                Ok(n)
             }
 
             async fn remember(conn: &mut Conn, issuer: &str, jti: &str, until: Timestamp) -> Result<bool, StoreError> {
@@ -1603,6 +1698,7 @@ fn fail_one(op: Op) -> Finish {
         Op::Checkpoint(_, r) => send(r),
         Op::Remember { reply, .. } => send(reply),
         Op::PurgeReplay(_, r) => send(r),
+        Op::PurgeFinished { reply, .. } => send(reply),
     }
 }
 
