@@ -35,7 +35,42 @@ use siirto_core::vault::Sealed;
 #[doc(hidden)]
 pub mod testdb;
 
-pub use rows::{AuditFilter, AuditPage, CheckpointRow, SealedBlob, StepRow, TransferRow};
+pub use rows::{
+    AuditFilter, AuditPage, CheckpointRow, ListedTransfer, SealedBlob, StepRow, TransferCursor,
+    TransferFilter, TransferPage, TransferRow,
+};
+
+/// Most transfers one page of [`Store::transfers_query`] takes.
+pub const MAX_TRANSFER_PAGE: u32 = 10_000;
+
+/// The conditions of a [`TransferFilter`] without its cursor, in SQL: `$1` subject, `$2` status,
+/// `$3` src, `$4` dst, `$5` purpose, `$6` reason (each `''` for any), `$7`..`$8` the range of
+/// acceptance times (see `bind_transfer_filter!`).
+const TRANSFER_WHERE: &str = "($1 = '' OR subject_pseudonym = $1) AND ($2 = '' OR status = $2) \
+     AND ($3 = '' OR src = $3) AND ($4 = '' OR dst = $4) AND ($5 = '' OR purpose = $5) \
+     AND ($6 = '' OR reason = $6) AND created_at >= $7 AND created_at < $8";
+
+/// The last step of an unfinished transfer that did not succeed, as `outcome: detail`.
+const LAST_ERROR: &str = "CASE WHEN due_at IS NULL THEN NULL ELSE (SELECT s.outcome || COALESCE(': ' || s.detail, '') \
+     FROM steps s WHERE s.transfer_id = transfers.id AND s.outcome NOT IN ('ok', 'delivered', 'already_delivered') \
+     ORDER BY s.seq DESC LIMIT 1) END";
+
+/// Binds [`TRANSFER_WHERE`]'s parameters of the filter `$f` to the query `$q`, with `$status`
+/// as the status (a macro: the query types differ by backend).
+macro_rules! bind_transfer_filter {
+    ($q:expr, $f:expr, $status:expr) => {{
+        let f: &TransferFilter = $f;
+        let status: Option<Status> = $status;
+        $q.bind(f.subject.as_deref().unwrap_or(""))
+            .bind(status.map_or("", Status::as_str))
+            .bind(f.src.as_deref().unwrap_or(""))
+            .bind(f.dst.as_deref().unwrap_or(""))
+            .bind(f.purpose.as_deref().unwrap_or(""))
+            .bind(f.reason.map_or("", FailureReason::as_str))
+            .bind(f.since.map_or(i64::MIN, Timestamp::millis))
+            .bind(f.until.map_or(i64::MAX, Timestamp::millis))
+    }};
+}
 
 /// Transfers waiting for each peer (see [`Store::backlogs`]).
 const BACKLOG_SQL: &str = "SELECT peer, COUNT(*) FROM (\
@@ -783,33 +818,113 @@ impl Store {
         pseudonym: &str,
         limit: u32,
     ) -> Result<Vec<TransferRow>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            rows::transfer_columns!(),
-            " FROM transfers WHERE subject_pseudonym = $1 ORDER BY created_at DESC, id LIMIT $2"
-        );
-        with_pool!(self, p => {
-            let rows = sqlx::query(sql).bind(pseudonym).bind(i64::from(limit)).fetch_all(p).await?;
-            rows.iter().map(rows::transfer_from_row).collect()
-        })
+        let filter = TransferFilter {
+            subject: Some(pseudonym.to_owned()),
+            limit,
+            ..TransferFilter::default()
+        };
+        Ok(self.transfers_rows(&filter).await?)
     }
 
-    /// Transfers, newest first, optionally filtered by status, for the operator page.
+    /// Transfers, newest first, optionally filtered by status.
     pub async fn recent_transfers(
         &self,
         status: Option<Status>,
         limit: u32,
     ) -> Result<Vec<TransferRow>, StoreError> {
-        let sql = concat!(
-            "SELECT ",
-            rows::transfer_columns!(),
-            " FROM transfers WHERE ($1 = '' OR status = $1) ORDER BY created_at DESC, id LIMIT $2"
+        let filter = TransferFilter {
+            status,
+            limit,
+            ..TransferFilter::default()
+        };
+        self.transfers_rows(&filter).await
+    }
+
+    async fn transfers_rows(
+        &self,
+        filter: &TransferFilter,
+    ) -> Result<Vec<TransferRow>, StoreError> {
+        let page = self.transfers_query(filter).await?;
+        Ok(page.transfers.into_iter().map(|t| t.row).collect())
+    }
+
+    /// One page of the transfers `filter` takes, newest first (by acceptance time, then id),
+    /// from its cursor on, with the cursor of the next page when more follow. `limit` is
+    /// clamped to 1..=[`MAX_TRANSFER_PAGE`].
+    pub async fn transfers_query(
+        &self,
+        filter: &TransferFilter,
+    ) -> Result<TransferPage, StoreError> {
+        let sql = format!(
+            "SELECT {}, {LAST_ERROR} FROM transfers WHERE {TRANSFER_WHERE} \
+             AND (created_at < $9 OR (created_at = $9 AND id < $10)) \
+             ORDER BY created_at DESC, id DESC LIMIT $11",
+            rows::transfer_columns!()
         );
-        let status = status.map(Status::as_str).unwrap_or("");
-        with_pool!(self, p => {
-            let rows = sqlx::query(sql).bind(status).bind(i64::from(limit)).fetch_all(p).await?;
-            rows.iter().map(rows::transfer_from_row).collect()
+        let limit = filter.limit.clamp(1, MAX_TRANSFER_PAGE);
+        let (after_at, after_id) = filter
+            .after
+            .as_ref()
+            .map_or((i64::MAX, ""), |c| (c.created_at.millis(), c.id.as_str()));
+        let mut transfers = with_pool!(self, p => {
+            let rows = bind_transfer_filter!(sqlx::query(sqlx::AssertSqlSafe(sql)), filter, filter.status)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(p)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    Ok(ListedTransfer {
+                        row: rows::transfer_from_row(r)?,
+                        last_error: r.try_get(rows::TRANSFER_COLUMN_COUNT)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        });
+        let more = transfers.len() > limit as usize;
+        transfers.truncate(limit as usize);
+        let next_cursor = more
+            .then(|| transfers.last())
+            .flatten()
+            .map(|t| TransferCursor {
+                created_at: t.row.created_at,
+                id: t.row.id.clone(),
+            });
+        Ok(TransferPage {
+            transfers,
+            next_cursor,
         })
+    }
+
+    /// How many transfers `filter` takes in each status, whatever its `status`, cursor and
+    /// limit (the totals above a listing). Statuses without transfers are left out.
+    pub async fn transfer_totals(
+        &self,
+        filter: &TransferFilter,
+    ) -> Result<Vec<(Status, u64)>, StoreError> {
+        let sql = format!(
+            "SELECT status, COUNT(*) FROM transfers WHERE {TRANSFER_WHERE} GROUP BY status"
+        );
+        let counted: Vec<(String, i64)> = with_pool!(self, p => {
+            bind_transfer_filter!(sqlx::query_as(sqlx::AssertSqlSafe(sql)), filter, None)
+                .fetch_all(p)
+                .await?
+        });
+        let mut totals = Vec::new();
+        for status in Status::ALL {
+            if let Some((_, n)) = counted.iter().find(|(s, _)| s == status.as_str()) {
+                totals.push((status, u64::try_from(*n).unwrap_or(0)));
+            }
+        }
+        if let Some((s, _)) = counted.iter().find(|(s, _)| Status::parse(s).is_none()) {
+            return Err(StoreError::Corrupt {
+                what: "transfer status",
+                detail: s.clone(),
+            });
+        }
+        Ok(totals)
     }
 
     /// Audit entries with `from <= seq`, in order, at most `limit`.
@@ -832,7 +947,9 @@ impl Store {
             "SELECT ",
             rows::audit_columns!(),
             " FROM audit WHERE seq > $1 AND ($2 = '' OR transfer_id = $2) AND at >= $3 AND at < $4 \
-             AND ($5 = '' OR actor = $5) AND ($6 = '' OR action = $6) ORDER BY seq LIMIT $7"
+             AND ($5 = '' OR actor = $5) AND ($6 = '' OR action = $6) \
+             AND ($8 = '' OR subject = $8 OR transfer_id IN (SELECT id FROM transfers WHERE subject_pseudonym = $8)) \
+             ORDER BY seq LIMIT $7"
         );
         let after = filter
             .after
@@ -847,6 +964,7 @@ impl Store {
                 .bind(filter.actor.as_deref().unwrap_or(""))
                 .bind(filter.action.as_deref().unwrap_or(""))
                 .bind(limit)
+                .bind(filter.subject.as_deref().unwrap_or(""))
                 .fetch_all(p)
                 .await?;
             rows.iter().map(rows::audit_from_row).collect::<Result<_, _>>()?

@@ -27,6 +27,9 @@ macro_rules! audit_columns {
 
 pub(super) use {audit_columns, transfer_columns};
 
+/// How many columns [`transfer_columns!`] names (a listing's own columns follow them).
+pub(super) const TRANSFER_COLUMN_COUNT: usize = 24;
+
 /// A stored transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferRow {
@@ -106,6 +109,69 @@ pub struct CheckpointRow {
     pub note: String,
 }
 
+/// Which transfers a listing takes, newest first: the operator page's transfers view and its
+/// export, the subject lookup, `siirto transfers list`, and the student's history. Each field
+/// given narrows the list; `limit` is the page size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransferFilter {
+    /// The student's keyed pseudonym (never the identifier itself).
+    pub subject: Option<String>,
+    pub status: Option<Status>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub purpose: Option<String>,
+    pub reason: Option<FailureReason>,
+    /// Accepted at or after this time.
+    pub since: Option<Timestamp>,
+    /// Accepted before this time.
+    pub until: Option<Timestamp>,
+    /// Transfers after this one in the listing's order (the cursor of the page before).
+    pub after: Option<TransferCursor>,
+    pub limit: u32,
+}
+
+/// Where a page of transfers ended: the last transfer's acceptance time and id (the listing is
+/// ordered by both, newest first, so a cursor stays right while new transfers arrive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferCursor {
+    pub created_at: Timestamp,
+    pub id: String,
+}
+
+impl TransferCursor {
+    /// The cursor as text: `<milliseconds>.<id>`.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.created_at.millis(), self.id)
+    }
+
+    /// Reads [`TransferCursor::encode`]'s form; `None` when it is not that.
+    pub fn parse(text: &str) -> Option<TransferCursor> {
+        let (millis, id) = text.split_once('.')?;
+        if id.is_empty() {
+            return None;
+        }
+        Some(TransferCursor {
+            created_at: Timestamp::from_millis(millis.parse().ok()?),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// A transfer as a listing shows it: the row, and for an unfinished transfer the last step
+/// that did not succeed (`outcome: detail`), e.g. the delivery attempts that keep failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedTransfer {
+    pub row: TransferRow,
+    pub last_error: Option<String>,
+}
+
+/// One page of a transfer listing and the cursor of the next, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferPage {
+    pub transfers: Vec<ListedTransfer>,
+    pub next_cursor: Option<TransferCursor>,
+}
+
 /// Filters of `GET /v1/audit`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -114,6 +180,8 @@ pub struct AuditFilter {
     pub until: Option<Timestamp>,
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// Entries about this student (keyed pseudonym): naming it, or of a transfer about it.
+    pub subject: Option<String>,
     /// Entries after this seq (the cursor).
     pub after: Option<u64>,
     pub limit: u32,

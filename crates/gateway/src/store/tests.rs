@@ -782,3 +782,167 @@ async fn receipts_stored_in_clear_are_sealed_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn transfer_listing_filters_pages_counts_and_names_the_last_error() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        // Ten transfers a second apart: even ones to espoo about p1, odd ones to oulu about p2.
+        for i in 0..10i64 {
+            let mut t = new_transfer(&format!("t{i}"), &format!("j{i}"), 1_000 * (i + 1));
+            if i % 2 == 1 {
+                t.dst = "oulu".into();
+                t.subject_pseudonym = "p2".into();
+            }
+            store.insert_transfer(t, Vec::new()).await.unwrap();
+        }
+        // t3 failed; t5 delivering with two failed attempts (the last one's error is shown);
+        // t7 delivered after a failed attempt (finished: no error is shown).
+        let mut failed = TransferChange::new(
+            "t3",
+            Guard::Any,
+            Timestamp::from_millis(20_000),
+            Status::Failed,
+        );
+        failed.reason = Some(FailureReason::SourceNotFound);
+        store.apply(failed).await.unwrap();
+        for (id, status, outcomes) in [
+            ("t5", Status::Delivering, ["connect_failed", "timeout"]),
+            ("t7", Status::Delivered, ["timeout", "delivered"]),
+        ] {
+            let mut change =
+                TransferChange::new(id, Guard::Any, Timestamp::from_millis(21_000), status);
+            change.due_at = (!status.is_terminal()).then_some(Timestamp::from_millis(99_000));
+            for (n, outcome) in outcomes.iter().enumerate() {
+                change.steps.push(NewStep {
+                    at: Timestamp::from_millis(21_000),
+                    step: "deliver".into(),
+                    outcome: (*outcome).into(),
+                    detail: Some(format!("attempt {}", n + 1)),
+                });
+            }
+            store.apply(change).await.unwrap();
+        }
+
+        let mut filter = TransferFilter {
+            limit: 4,
+            ..TransferFilter::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = store.transfers_query(&filter).await.unwrap();
+            seen.extend(page.transfers.iter().map(|t| t.row.id.clone()));
+            match page.next_cursor {
+                Some(c) => {
+                    assert_eq!(TransferCursor::parse(&c.encode()), Some(c.clone()));
+                    filter.after = Some(c);
+                }
+                None => break,
+            }
+        }
+        let newest_first: Vec<String> = (0..10).rev().map(|i| format!("t{i}")).collect();
+        assert_eq!(seen, newest_first, "{b}");
+
+        let page = store
+            .transfers_query(&TransferFilter {
+                dst: Some("oulu".into()),
+                since: Some(Timestamp::from_millis(4_000)),
+                until: Some(Timestamp::from_millis(9_000)),
+                limit: 100,
+                ..TransferFilter::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page.transfers.iter().map(|t| t.row.id.as_str()).collect();
+        assert_eq!(ids, ["t7", "t5", "t3"], "{b}");
+        let errors: Vec<Option<&str>> = page
+            .transfers
+            .iter()
+            .map(|t| t.last_error.as_deref())
+            .collect();
+        assert_eq!(errors, [None, Some("timeout: attempt 2"), None], "{b}");
+
+        let by_reason = TransferFilter {
+            reason: Some(FailureReason::SourceNotFound),
+            subject: Some("p2".into()),
+            purpose: Some("school-change".into()),
+            src: Some("turku".into()),
+            limit: 100,
+            ..TransferFilter::default()
+        };
+        let page = store.transfers_query(&by_reason).await.unwrap();
+        assert_eq!(page.transfers.len(), 1, "{b}");
+        assert_eq!(page.transfers[0].row.id, "t3");
+        let none = TransferFilter {
+            purpose: Some("study-admission".into()),
+            ..by_reason.clone()
+        };
+        assert!(
+            store
+                .transfers_query(&none)
+                .await
+                .unwrap()
+                .transfers
+                .is_empty()
+        );
+
+        // Totals ignore the status asked for, and count what the other filters take.
+        let totals = store
+            .transfer_totals(&TransferFilter {
+                subject: Some("p2".into()),
+                status: Some(Status::Failed),
+                ..TransferFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            totals,
+            [
+                (Status::Accepted, 2),
+                (Status::Delivering, 1),
+                (Status::Delivered, 1),
+                (Status::Failed, 1)
+            ],
+            "{b}"
+        );
+
+        // The audit entries about a student: naming the pseudonym, or of its transfers.
+        let about = |s: &str| siirto_core::audit::Pseudonym::parse(&s.repeat(32)).unwrap();
+        let mut named = event("student.history", None, 30_000);
+        named.subject = Some(about("cd"));
+        let mut of_transfer = event("source.fetch", Some("t4"), 30_001);
+        of_transfer.subject = None;
+        let other = event("source.fetch", Some("t5"), 30_002);
+        store
+            .append_audit(vec![named, of_transfer, other])
+            .await
+            .unwrap();
+        store
+            .insert_transfer(
+                NewTransfer {
+                    subject_pseudonym: "cd".repeat(32),
+                    ..new_transfer("t-cd", "j-cd", 500)
+                },
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        let mut cd = event("transfer.accepted", Some("t-cd"), 30_003);
+        cd.subject = None;
+        store.append_audit(vec![cd]).await.unwrap();
+        let found = store
+            .audit_query(&AuditFilter {
+                subject: Some("cd".repeat(32)),
+                limit: 100,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = found
+            .entries
+            .iter()
+            .map(|e| e.event.action.as_str())
+            .collect();
+        assert_eq!(actions, ["student.history", "transfer.accepted"], "{b}");
+    }
+}
