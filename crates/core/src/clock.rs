@@ -72,6 +72,57 @@ impl Timestamp {
     }
 }
 
+/// Finland's civil time (the `Europe/Helsinki` zone) as the EU rule of 1996 makes it: UTC+2
+/// (EET), and UTC+3 (EEST) from 01:00 UTC on the last Sunday of March until 01:00 UTC on the
+/// last Sunday of October. No time-zone database is needed for times from 1996 on.
+impl Timestamp {
+    /// The offset from UTC in Helsinki at this instant, in seconds, and its abbreviation.
+    pub fn helsinki_offset(self) -> (i64, &'static str) {
+        let Ok(t) = time::OffsetDateTime::from_unix_timestamp(self.secs()) else {
+            return (2 * 3600, "EET");
+        };
+        let year = t.year();
+        let summer = match (
+            last_sunday_one_utc(year, time::Month::March),
+            last_sunday_one_utc(year, time::Month::October),
+        ) {
+            (Some(start), Some(end)) => (start..end).contains(&self.secs()),
+            _ => false,
+        };
+        if summer {
+            (3 * 3600, "EEST")
+        } else {
+            (2 * 3600, "EET")
+        }
+    }
+
+    /// The local time in Helsinki to the second, with its zone, e.g. `2026-11-23 17:41:00 EET`.
+    pub fn helsinki(self) -> String {
+        let (offset, zone) = self.helsinki_offset();
+        match time::OffsetDateTime::from_unix_timestamp(self.secs().saturating_add(offset)) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {zone}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            Err(_) => self.rfc3339(),
+        }
+    }
+}
+
+/// 01:00 UTC on the last Sunday of `month` (March or October: 31 days) of `year`, in seconds
+/// since the epoch.
+fn last_sunday_one_utc(year: i32, month: time::Month) -> Option<i64> {
+    let last = time::Date::from_calendar_date(year, month, 31).ok()?;
+    let back = i64::from(last.weekday().number_days_from_sunday());
+    let sunday = last.checked_sub(time::Duration::days(back))?;
+    Some(sunday.midnight().assume_utc().unix_timestamp() + 3600)
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.rfc3339())
@@ -253,6 +304,39 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn helsinki_time_follows_the_eu_summer_time_rule() {
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap().helsinki();
+        for (utc, local) in [
+            // Winter.
+            ("2026-01-15T10:00:00Z", "2026-01-15 12:00:00 EET"),
+            ("2026-12-31T22:30:00Z", "2027-01-01 00:30:00 EET"),
+            // 2026: summer time from Sunday 29 March 01:00 UTC to Sunday 25 October 01:00 UTC.
+            ("2026-03-29T00:59:59Z", "2026-03-29 02:59:59 EET"),
+            ("2026-03-29T01:00:00Z", "2026-03-29 04:00:00 EEST"),
+            ("2026-03-28T01:00:00Z", "2026-03-28 03:00:00 EET"),
+            ("2026-07-01T12:00:00Z", "2026-07-01 15:00:00 EEST"),
+            ("2026-10-25T00:59:59Z", "2026-10-25 03:59:59 EEST"),
+            ("2026-10-25T01:00:00Z", "2026-10-25 03:00:00 EET"),
+            ("2026-10-18T01:00:00Z", "2026-10-18 04:00:00 EEST"),
+            // 2024: 31 March was itself the last Sunday; October's was the 27th.
+            ("2024-03-31T00:59:59.999Z", "2024-03-31 02:59:59 EET"),
+            ("2024-03-31T01:00:00Z", "2024-03-31 04:00:00 EEST"),
+            ("2024-03-24T01:00:00Z", "2024-03-24 03:00:00 EET"),
+            ("2024-10-27T00:59:59Z", "2024-10-27 03:59:59 EEST"),
+            ("2024-10-27T01:00:00Z", "2024-10-27 03:00:00 EET"),
+            // 2027: 28 March and 31 October (October's last day a Sunday).
+            ("2027-03-28T01:00:00Z", "2027-03-28 04:00:00 EEST"),
+            ("2027-10-31T00:59:59Z", "2027-10-31 03:59:59 EEST"),
+            ("2027-10-31T01:00:00Z", "2027-10-31 03:00:00 EET"),
+        ] {
+            assert_eq!(at(utc), local, "{utc}");
+        }
+        let summer = Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
+        assert_eq!(summer.helsinki_offset(), (10_800, "EEST"));
+        assert_eq!(Timestamp::from_millis(0).helsinki_offset(), (7_200, "EET"));
+    }
+
     use super::*;
 
     #[test]
