@@ -114,6 +114,23 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The start of a day in Helsinki (`2026-11-23`: 22:00 UTC the day before in winter,
+    /// 21:00 UTC in summer); `None` when `date` is not a `YYYY-MM-DD` date.
+    pub fn helsinki_day_start(date: &str) -> Option<Timestamp> {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let midnight_utc = time::Date::parse(date, &format)
+            .ok()?
+            .midnight()
+            .assume_utc()
+            .unix_timestamp();
+        // Summer time begins and ends at 01:00 UTC, never near a Helsinki midnight: the offset
+        // two hours before the same wall time in UTC is the offset of that midnight.
+        let (offset, _) = Timestamp::from_secs(midnight_utc - 2 * 3600).helsinki_offset();
+        Some(Timestamp::from_secs(midnight_utc - offset))
+    }
+}
+
 /// 01:00 UTC on the last Sunday of `month` (March or October: 31 days) of `year`, in seconds
 /// since the epoch.
 fn last_sunday_one_utc(year: i32, month: time::Month) -> Option<i64> {
@@ -332,6 +349,16 @@ mod tests {
         ] {
             assert_eq!(at(utc), local, "{utc}");
         }
+        let day = |d: &str| Timestamp::helsinki_day_start(d).map(Timestamp::rfc3339);
+        assert_eq!(day("2026-11-23").unwrap(), "2026-11-22T22:00:00.000Z");
+        assert_eq!(day("2026-07-01").unwrap(), "2026-06-30T21:00:00.000Z");
+        // The days summer time begins (23 hours) and ends (25 hours) start at the old offset.
+        assert_eq!(day("2026-03-29").unwrap(), "2026-03-28T22:00:00.000Z");
+        assert_eq!(day("2026-03-30").unwrap(), "2026-03-29T21:00:00.000Z");
+        assert_eq!(day("2026-10-25").unwrap(), "2026-10-24T21:00:00.000Z");
+        assert_eq!(day("2026-10-26").unwrap(), "2026-10-25T22:00:00.000Z");
+        assert_eq!(day("2026-02-30"), None);
+        assert_eq!(day("23.11.2026"), None);
         let summer = Timestamp::parse_rfc3339("2026-06-01T00:00:00Z").unwrap();
         assert_eq!(summer.helsinki_offset(), (10_800, "EEST"));
         assert_eq!(Timestamp::from_millis(0).helsinki_offset(), (7_200, "EET"));

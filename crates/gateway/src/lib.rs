@@ -15,6 +15,8 @@
 //! - [`tls`]: rustls server and client configurations from the validated config.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
+//! - [`listing`]: transfer listings as text: the filter from a query or options, rows as CSV
+//!   and JSON lines (the operator page, its export, `siirto transfers list`).
 //! - [`retry`]: operator retries of failed transfers, one or in bulk (API and CLI).
 //! - [`server`]: TLS and plain listeners (hyper), connection admission, graceful shutdown.
 //! - [`store`]: the only user of sqlx: transfers, steps, payloads, the audit log (SQLite,
@@ -29,7 +31,8 @@
 //!   pages (askama templates in `templates/`, texts in `texts/`).
 //! - [`start`]: binds the listeners and starts the handlers, workers, trail and housekeeping on
 //!   a [`state::Gateway`] — the only module that depends on both the state and what runs on it.
-//! - [`tools`]: operator commands outside the server (`convert`, `audit verify|export|verify-proof`).
+//! - [`tools`]: operator commands outside the server (`convert`, `audit verify|export|verify-proof`,
+//!   `transfers list|show|retry`, `retention`).
 //!
 //! # What it must never import
 //! `siirto-devkit` (the dev PKI, test peers, testbed, demo) outside tests: the serving path
@@ -39,6 +42,7 @@
 pub mod config;
 pub mod delivery;
 pub mod http;
+pub mod listing;
 pub mod metrics;
 pub mod outbound;
 pub mod refusals;

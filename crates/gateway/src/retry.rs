@@ -84,7 +84,7 @@ pub struct BulkOutcome {
 }
 
 /// The decision of one retry by `actor` at `now`; `via` says how it was asked for
-/// (`api`, `bulk`, `cli`), in the audit entry.
+/// (`api`, `bulk`, `cli`, `operator_page`), in the audit entry.
 pub fn decision(
     policy: RetryPolicy,
     random: Arc<dyn Random>,

@@ -97,6 +97,9 @@ pub struct Gateway {
     /// The CRLs of `gateway.crl`, verified against `client_ca` at start.
     pub crls: Arc<CrlSet>,
     pub pseudonyms: Pseudonymizer,
+    /// Signs and checks the tokens of the operator page's forms (derived from the pseudonym
+    /// key, so every instance sharing a database accepts the others' forms).
+    pub form_tokens: crate::http::operator::FormTokens,
     /// Seals what is kept at rest: payloads, student ids, receipts.
     pub vault: Arc<Vault>,
     /// Signs checkpoints and receipts (`gateway.audit_key`).
@@ -187,16 +190,9 @@ impl Gateway {
                 "a CRL is already past its nextUpdate"
             );
         }
-        let pseudonym_secret =
-            siirto_core::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
-                .ok_or_else(|| StartError::Key {
-                path: config.gateway.pseudonym_key.display().to_string(),
-                message: "not a usable secret (at least 32 bytes)".into(),
-            })?;
-        let pseudonyms = Pseudonymizer::new(&pseudonym_secret).map_err(|e| StartError::Key {
-            path: config.gateway.pseudonym_key.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let pseudonym_secret = pseudonym_secret(&config)?;
+        let pseudonyms = pseudonymizer(&config, &pseudonym_secret)?;
+        let form_tokens = crate::http::operator::FormTokens::derive(&pseudonym_secret);
         let vault = load_vault(&config, &pseudonym_secret)?;
         let audit_key_pem = read_key_file(&config.gateway.audit_key)?;
         let audit_key = AuditSigningKey::from_pkcs8_pem(&String::from_utf8_lossy(&audit_key_pem))
@@ -267,6 +263,7 @@ impl Gateway {
             outbound,
             crls,
             pseudonyms,
+            form_tokens,
             vault: Arc::new(vault),
             audit_key,
             audit_previous_keys,
@@ -516,6 +513,28 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The secret of `gateway.pseudonym_key`.
+fn pseudonym_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+    siirto_core::config::secret_key_bytes(&read_key_file(&config.gateway.pseudonym_key)?)
+        .ok_or_else(|| StartError::Key {
+            path: config.gateway.pseudonym_key.display().to_string(),
+            message: "not a usable secret (at least 32 bytes)".into(),
+        })
+}
+
+fn pseudonymizer(config: &Config, secret: &[u8]) -> Result<Pseudonymizer, StartError> {
+    Pseudonymizer::new(secret).map_err(|e| StartError::Key {
+        path: config.gateway.pseudonym_key.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The keyed pseudonyms of `gateway.pseudonym_key`, for commands that look a student up in
+/// the store (`siirto transfers list --subject`).
+pub fn load_pseudonymizer(config: &Config) -> Result<Pseudonymizer, StartError> {
+    pseudonymizer(config, &pseudonym_secret(config)?)
 }
 
 fn load_vault(config: &Config, pseudonym_secret: &[u8]) -> Result<Vault, StartError> {

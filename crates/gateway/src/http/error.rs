@@ -53,6 +53,8 @@ error_codes! {
     TokenTooLarge = BAD_REQUEST "token_too_large",
     InvalidRequest = BAD_REQUEST "invalid_request",
     InvalidQuery = BAD_REQUEST "invalid_query",
+    /// A form of the operator page lacks a field it needs, or a field is wrong.
+    InvalidForm = BAD_REQUEST "invalid_form",
     IndexOutOfRange = BAD_REQUEST "index_out_of_range",
     SizeOutOfRange = BAD_REQUEST "size_out_of_range",
     UnsupportedAlg = UNAUTHORIZED "unsupported_alg",
@@ -74,6 +76,8 @@ error_codes! {
     BadClientCertificate = FORBIDDEN "bad_client_certificate",
     NoClientCertificate = FORBIDDEN "no_client_certificate",
     ForbiddenRole = FORBIDDEN "forbidden_role",
+    /// A form of the operator page came without the token of the operator's own page.
+    InvalidFormToken = FORBIDDEN "invalid_form_token",
     ForbiddenCaller = FORBIDDEN "forbidden_caller",
     ForbiddenSubmitter = FORBIDDEN "forbidden_submitter",
     NotFound = NOT_FOUND "not_found",

@@ -288,6 +288,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET, &["v1", "audit", "public-key.pem"], "audit", Handler::PublicKey(KeyForm::Pem)),
     route(Method::POST, &["v1", "admin", "reload"], "reload", Handler::Reload),
     route(Method::GET, &["operator", "*"], "operator_page", Handler::Operator),
+    route(Method::POST, &["operator", "*"], "operator_page", Handler::Operator),
 ];
 
 /// The label of requests that match no route (unknown paths, and known paths with another
@@ -399,13 +400,7 @@ async fn api(
         Handler::Consistency => proofs::consistency(gw, caller, query).await,
         Handler::PublicKey(form) => Ok(proofs::public_key(gw, form)),
         Handler::Reload => operator::reload(gw, caller).await,
-        Handler::Operator => {
-            let accept_language = req
-                .headers()
-                .get(http::header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok());
-            Ok(operator::handle(gw, caller, &taken, query, accept_language).await)
-        }
+        Handler::Operator => Ok(operator::handle(gw, caller, &taken, req).await),
     }
 }
 
@@ -594,6 +589,7 @@ mod tests {
             (Method::POST, "/v1/admin/reload", "reload"),
             (Method::GET, "/operator", "operator_page"),
             (Method::GET, "/operator/transfers/abc", "operator_page"),
+            (Method::POST, "/operator/subjects", "operator_page"),
             (Method::GET, "/anything/else", "other"),
             (Method::GET, "/v1/audit/nothing", "other"),
             (Method::DELETE, "/v1/transfers/123", "other"),
@@ -630,9 +626,11 @@ mod tests {
             };
             match find_route(&other, &path) {
                 Routed::WrongMethod(allow) => assert_eq!(allow, route.method.as_str()),
-                // `/v1/transfers/retry` is also `GET /v1/transfers/{id}` with the id `retry`.
+                // `/v1/transfers/retry` is also `GET /v1/transfers/{id}` with the id `retry`;
+                // the operator page takes both methods.
                 Routed::Found(found, _)
-                    if found.method == other && found.path.contains(&"{id}") => {}
+                    if found.method == other
+                        && (found.path.contains(&"{id}") || found.path.contains(&"*")) => {}
                 found => panic!("{other} {path:?}: {found:?}"),
             }
         }

@@ -38,6 +38,13 @@ impl Lang {
         }
     }
 
+    /// The language of a code (`fi`, `sv`, `en`, in any case).
+    pub fn parse(code: &str) -> Option<Lang> {
+        Lang::ALL
+            .into_iter()
+            .find(|l| l.code().eq_ignore_ascii_case(code.trim()))
+    }
+
     /// The language an `Accept-Language` header prefers most among fi, sv and en (by its
     /// q-values, then its order; `fi-FI` counts as `fi`), or `default`.
     pub fn negotiate(accept_language: Option<&str>, default: Lang) -> Lang {

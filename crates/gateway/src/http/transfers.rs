@@ -307,6 +307,22 @@ pub async fn cancel(
     caller: &AuthenticatedParticipant,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    cancel_transfer(gw, caller, id, "api").await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "id": id, "status": "cancelled" }),
+    ))
+}
+
+/// Cancels a transfer for `caller` (the submitter or an operator), with every rule and audit
+/// entry of `POST /v1/transfers/{id}/cancel`; `via` (`api`, `operator_page`) is in the audit
+/// entry when it is not the API.
+pub async fn cancel_transfer(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    id: &str,
+    via: &'static str,
+) -> Result<(), ApiError> {
     let actor = caller.participant().id.clone();
     let is_operator = caller.participant().has_role(Role::Operator);
     let now = gw.now();
@@ -360,6 +376,9 @@ pub async fn cancel(
             event
                 .detail
                 .insert("previous_status".into(), row.status.to_string());
+            if via != "api" {
+                event.detail.insert("via".into(), via.into());
+            }
             change.audit.push(event);
             change.steps.push(crate::store::NewStep {
                 at: now,
@@ -373,10 +392,7 @@ pub async fn cancel(
     match gw.store.modify(id, decide).await? {
         Modified::Done(_) => {
             gw.metrics.transfer_ended(Outcome::Cancelled, None);
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({ "id": id, "status": "cancelled" }),
-            ))
+            Ok(())
         }
         Modified::Refused(e) => {
             audit_refused(gw, caller, "transfer.cancel_refused", id, &e).await?;
@@ -391,6 +407,21 @@ pub async fn retry(
     caller: &AuthenticatedParticipant,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
+    retry_transfer(gw, caller, id, "api").await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "id": id, "status": "accepted", "links": links(id) }),
+    ))
+}
+
+/// Retries a failed transfer for `caller` (an operator), with every rule and audit entry of
+/// `POST /v1/transfers/{id}/retry`; `via` as for [`cancel_transfer`].
+pub async fn retry_transfer(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    id: &str,
+    via: &'static str,
+) -> Result<(), ApiError> {
     if let Err(e) = require_role(caller, Role::Operator) {
         // Name the transfer in the audit only when it exists: the id is the caller's text.
         let known = gw.store.transfer(id).await?.is_some();
@@ -402,6 +433,9 @@ pub async fn retry(
         if known {
             event.transfer_id = Some(id.to_owned());
         }
+        if via != "api" {
+            event.detail.insert("via".into(), via.into());
+        }
         gw.store.append_audit(vec![event]).await?;
         return Err(e);
     }
@@ -410,15 +444,12 @@ pub async fn retry(
         gw.random.clone(),
         caller.participant().id.clone(),
         gw.now(),
-        "api",
+        via,
     );
     match gw.store.modify(id, decide).await? {
         Modified::Done(_) => {
             gw.wake.notify_one();
-            Ok(json_response(
-                StatusCode::ACCEPTED,
-                &json!({ "id": id, "status": "accepted", "links": links(id) }),
-            ))
+            Ok(())
         }
         Modified::Refused(e) => {
             audit_refused(gw, caller, "transfer.retry_refused", id, &e).await?;
