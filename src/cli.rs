@@ -221,9 +221,62 @@ pub struct Convert {
     pub file: PathBuf,
 }
 
+/// How `siirto transfers list` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Csv,
+    Jsonl,
+}
+
 /// `siirto transfers COMMAND`.
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Transfers {
+    /// List transfers, newest first, as the operator page's transfers view filters them
+    ///
+    /// One line per transfer (id, status and reason, route, purpose, accepted in Helsinki time,
+    /// attempts, the next attempt and last error of an unfinished one), or CSV or JSON lines
+    /// with --format. With --subject, the transfers about one person: the identifier is turned
+    /// into its keyed pseudonym with the configured pseudonym key and goes nowhere else; the
+    /// lookup is audited as `operator.subject_lookup` (actor `cli`) with --reason, which it
+    /// requires. Exit 0, or 2 when the options or the database are unusable.
+    List {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only transfers about this person: a henkilötunnus or learner number; `-` reads it
+        /// from standard input (keeping it out of the shell history and the process list)
+        #[arg(long, value_name = "ID")]
+        subject: Option<String>,
+        /// Why the person is looked up (required with --subject; kept in the audit log)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Only transfers in this status (accepted, fetching, …, delivered, failed, cancelled)
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Only transfers from this source
+        #[arg(long, value_name = "PARTICIPANT")]
+        src: Option<String>,
+        /// Only transfers to this destination
+        #[arg(long, value_name = "PARTICIPANT")]
+        dst: Option<String>,
+        /// Only transfers accepted at or after this time (RFC 3339, or a date: that day in Helsinki)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only transfers accepted before this time (RFC 3339, or a date: to the end of that day)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// text (default), csv or jsonl
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        format: ListFormat,
+    },
+    /// Show one transfer: its state, every step and its audit entries, as JSON
+    Show {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The transfer's id
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Retry every failed transfer with a reason, as POST /v1/transfers/retry does
     ///
     /// Each one starts over from its source, audited as `transfer.retried` (actor `cli`); a

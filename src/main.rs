@@ -166,6 +166,60 @@ async fn run(command: Command) -> Result<ExitCode> {
             config: cli::ConfigFile { config },
             dry_run,
         } => Ok(siirto_gateway::tools::retention(&load_config(&config)?, dry_run).await?),
+        Command::Transfers(cli::Transfers::List {
+            config: cli::ConfigFile { config },
+            subject,
+            reason,
+            status,
+            src,
+            dst,
+            since,
+            until,
+            format,
+        }) => {
+            let config = load_config(&config)?;
+            let pairs: Vec<(String, String)> = [
+                ("status", status),
+                ("src", src),
+                ("dst", dst),
+                ("since", since),
+                ("until", until),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .collect();
+            let filter = siirto_gateway::listing::parse_filter(&config.directory, &pairs)
+                .map_err(|m| siirto_gateway::tools::ToolError::Usage(format!("--{m}")))?;
+            let subject = match subject.as_deref() {
+                Some("-") => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|e| {
+                        siirto_gateway::tools::ToolError::Usage(format!(
+                            "--subject -: standard input cannot be read: {e}"
+                        ))
+                    })?;
+                    Some(line.trim().to_owned())
+                }
+                other => other.map(str::to_owned),
+            };
+            let format = match format {
+                cli::ListFormat::Text => siirto_gateway::tools::ListFormat::Text,
+                cli::ListFormat::Csv => siirto_gateway::tools::ListFormat::Csv,
+                cli::ListFormat::Jsonl => siirto_gateway::tools::ListFormat::Jsonl,
+            };
+            Ok(siirto_gateway::tools::transfers_list(
+                &config,
+                filter,
+                subject.as_deref(),
+                reason.as_deref(),
+                format,
+            )
+            .await?)
+        }
+        Command::Transfers(cli::Transfers::Show {
+            config: cli::ConfigFile { config },
+            id,
+        }) => Ok(siirto_gateway::tools::transfers_show(&load_config(&config)?, &id).await?),
         Command::Transfers(cli::Transfers::Retry {
             config: cli::ConfigFile { config },
             reason,

@@ -92,7 +92,22 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ),
     ("migrate", &["--config"]),
     ("retention", &["--config", "--dry-run"]),
-    ("transfers", &["retry"]),
+    ("transfers", &["list", "show", "retry"]),
+    (
+        "transfers list",
+        &[
+            "--config",
+            "--subject",
+            "--reason",
+            "--status",
+            "--src",
+            "--dst",
+            "--since",
+            "--until",
+            "--format",
+        ],
+    ),
+    ("transfers show", &["--config", "ID"]),
     (
         "transfers retry",
         &["--config", "--reason", "--src", "--dst", "--limit"],

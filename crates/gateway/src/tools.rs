@@ -186,8 +186,6 @@ fn read_outcome(
 /// Rows read from the store per round trip while streaming the log.
 const PAGE: u32 = 10_000;
 
-/// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
-/// prints what is wrong, naming the first bad entry, and exits 1.
 /// `siirto transfers retry`: retries the failed transfers `filter` names in the configured
 /// database, as the actor `cli`, and prints each one; the running gateway picks them up.
 pub async fn transfers_retry(
@@ -227,6 +225,181 @@ pub async fn transfers_retry(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `siirto transfers list` prints each transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    /// One line a person reads: times in Helsinki.
+    Text,
+    /// [`crate::listing::CSV_HEADER`] and a row per transfer.
+    Csv,
+    /// One JSON object per line ([`crate::listing::json_row`]).
+    Jsonl,
+}
+
+/// `siirto transfers list`: the transfers `filter` takes, newest first, every page. With
+/// `subject` (a henkilötunnus or learner number), only that person's, found by the keyed
+/// pseudonym; that lookup needs a `reason` and is audited as `operator.subject_lookup`
+/// (actor `cli`) before anything is printed. The identifier itself is printed, logged and
+/// audited nowhere.
+pub async fn transfers_list(
+    config: &Config,
+    mut filter: crate::store::TransferFilter,
+    subject: Option<&str>,
+    reason: Option<&str>,
+    format: ListFormat,
+) -> Result<ExitCode, ToolError> {
+    use siirto_core::clock::{Clock, SystemClock};
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let lookup = match (subject, reason) {
+        (Some(id), Some(reason)) => {
+            let id = StudentId::parse(id.trim()).map_err(|e| {
+                ToolError::Usage(format!(
+                    "--subject: not a henkilötunnus or a learner number ({e})"
+                ))
+            })?;
+            let pseudonyms = crate::state::load_pseudonymizer(config)
+                .map_err(|e| ToolError::Other(e.to_string()))?;
+            let pseudonym = pseudonyms.pseudonym(&id);
+            filter.subject = Some(pseudonym.as_str().to_owned());
+            Some((pseudonym, reason))
+        }
+        (Some(_), None) => {
+            return Err(ToolError::Usage(
+                "--reason is required with --subject: say why the person is looked up (it is kept in the audit log)".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ToolError::Usage("--reason goes with --subject".into()));
+        }
+        (None, None) => None,
+    };
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let listed = list_all(&store, filter, lookup, SystemClock.now(), format).await;
+    store.close().await;
+    let count = listed?;
+    if format == ListFormat::Text {
+        eprintln!("{count} transfer(s)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Audits the lookup (when there is one), then prints every page; returns how many.
+async fn list_all(
+    store: &Store,
+    mut filter: crate::store::TransferFilter,
+    lookup: Option<(siirto_core::audit::Pseudonym, &str)>,
+    now: Timestamp,
+    format: ListFormat,
+) -> Result<usize, ToolError> {
+    use crate::listing;
+    if let Some((pseudonym, reason)) = lookup {
+        let mut event =
+            siirto_core::audit::AuditEvent::new(now, "cli", "operator.subject_lookup", "ok");
+        event.subject = Some(pseudonym);
+        event.detail.insert("reason".into(), reason.to_owned());
+        event.detail.insert("via".into(), "cli".into());
+        store.append_audit(vec![event]).await?;
+    }
+    filter.limit = crate::store::MAX_TRANSFER_PAGE;
+    filter.after = None;
+    let mut out = std::io::stdout().lock();
+    if format == ListFormat::Csv {
+        let _ = writeln!(out, "{}", listing::CSV_HEADER);
+    }
+    let mut count = 0;
+    loop {
+        let page = store.transfers_query(&filter).await?;
+        for t in &page.transfers {
+            let line = match format {
+                ListFormat::Csv => listing::csv_row(t),
+                ListFormat::Jsonl => listing::json_row(t).to_string(),
+                ListFormat::Text => text_row(t),
+            };
+            if writeln!(out, "{line}").is_err() {
+                // stdout closed (e.g. piped into `head`): stop quietly.
+                return Ok(count);
+            }
+            count += 1;
+        }
+        match page.next_cursor {
+            Some(c) => filter.after = Some(c),
+            None => return Ok(count),
+        }
+    }
+}
+
+/// A listed transfer as one line a person reads.
+fn text_row(t: &crate::store::ListedTransfer) -> String {
+    let row = &t.row;
+    let mut line = format!(
+        "{}  {}{}  {} -> {}  {}  {}  attempts {}",
+        row.id,
+        row.status,
+        row.reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+        row.src,
+        row.dst,
+        row.purpose,
+        row.created_at.helsinki(),
+        row.attempts
+    );
+    if let Some(at) = crate::listing::next_attempt(t) {
+        line.push_str(&format!("  next {}", at.helsinki()));
+    }
+    if let Some(e) = &t.last_error {
+        line.push_str(&format!("  last error: {e}"));
+    }
+    line
+}
+
+/// `siirto transfers show ID`: the transfer as `GET /v1/transfers/{id}` shows it (without its
+/// receipt, which names the student), with `audit_entries`: every audit entry of it. Exit 1
+/// when there is no such transfer.
+pub async fn transfers_show(config: &Config, id: &str) -> Result<ExitCode, ToolError> {
+    let store = Store::connect(&config.gateway.database_url).await?;
+    let shown = show_one(&store, id).await;
+    store.close().await;
+    match shown? {
+        Some(view) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&view).unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("no transfer {id} in the database");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn show_one(store: &Store, id: &str) -> Result<Option<Value>, ToolError> {
+    let Some(row) = store.transfer(id).await? else {
+        return Ok(None);
+    };
+    let steps = store.steps(id).await?;
+    let mut view = crate::http::transfers::transfer_json(&row, &steps, None);
+    let mut entries = Vec::new();
+    let mut filter = crate::store::AuditFilter {
+        transfer: Some(id.to_owned()),
+        limit: 1000,
+        ..crate::store::AuditFilter::default()
+    };
+    loop {
+        let page = store.audit_query(&filter).await?;
+        entries.extend(page.entries.iter().map(siirto_core::audit::entry_json));
+        match page.next_cursor {
+            Some(c) => filter.after = Some(c),
+            None => break,
+        }
+    }
+    if let Some(map) = view.as_object_mut() {
+        map.remove("links");
+        map.insert("audit_entries".into(), Value::Array(entries));
+    }
+    Ok(Some(view))
+}
+
 /// `siirto retention [--dry-run]`: applies `[retention] transfers` to the configured database
 /// now (actor `cli`), or says what it would delete.
 pub async fn retention(config: &Config, dry_run: bool) -> Result<ExitCode, ToolError> {
@@ -260,6 +433,8 @@ pub async fn retention(config: &Config, dry_run: bool) -> Result<ExitCode, ToolE
     Ok(ExitCode::SUCCESS)
 }
 
+/// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
+/// prints what is wrong, naming the first bad entry, and exits 1.
 pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
     let key = audit_public_key(config)?;
     let history =
