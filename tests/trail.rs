@@ -12,6 +12,10 @@
 mod instances;
 #[path = "trail/operator.rs"]
 mod operator;
+#[path = "trail/operator_forms.rs"]
+mod operator_forms;
+#[path = "trail/operator_lookup.rs"]
+mod operator_lookup;
 #[path = "trail/privacy.rs"]
 mod privacy;
 #[path = "trail/proofs.rs"]

@@ -20,17 +20,26 @@ use siirto_gateway::server::{ServerLimits, Shutdown, ShutdownTrigger};
 
 use crate::support::{OPERATOR, STUDENT, chromium, deliver, operator, start};
 
-/// Forwards GETs to the gateway as the operator; returns its `http://127.0.0.1:PORT`.
-async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
+/// The request targets (path and query) a proxy forwarded, in order.
+pub type Seen = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Forwards each request (its method, target, body and the headers a browser's form and
+/// language choice need) to the gateway as the operator; returns its `http://127.0.0.1:PORT`
+/// and the targets it forwarded.
+pub async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger, Seen) {
+    use http_body_util::BodyExt;
     let client = Arc::new(operator(bed));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (trigger, signal) = Shutdown::new();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
     tokio::spawn(siirto_gateway::server::serve_plain(
         listener,
         ServerLimits::default(),
         move |_conn| {
             let client = client.clone();
+            let log = log.clone();
             move |req: hyper::Request<hyper::body::Incoming>| {
                 let client = client.clone();
                 let path = req
@@ -38,8 +47,23 @@ async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
                     .path_and_query()
                     .map(|p| p.as_str().to_owned())
                     .unwrap_or_else(|| "/".into());
+                log.lock().unwrap().push(path.clone());
                 let fut: siirto_gateway::server::ResponseFuture = Box::pin(async move {
-                    let mut r = match client.get(&path, &[]).await {
+                    let method = req.method().clone();
+                    let headers: Vec<(String, String)> =
+                        ["content-type", "cookie", "accept-language"]
+                            .iter()
+                            .filter_map(|name| {
+                                let v = req.headers().get(*name)?.to_str().ok()?;
+                                Some((name.to_string(), v.to_owned()))
+                            })
+                            .collect();
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes()).ok();
+                    let headers: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let mut r = match client.send(method, &path, &headers, body).await {
                         Ok(a) => {
                             let mut r = Response::new(Full::new(a.body));
                             *r.status_mut() = a.status;
@@ -60,11 +84,11 @@ async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
         },
         signal,
     ));
-    (format!("http://{addr}"), trigger)
+    (format!("http://{addr}"), trigger, seen)
 }
 
 /// Runs headless Chromium with a fresh profile; `args` after the common flags.
-async fn chrome(binary: &str, args: &[String]) -> std::process::Output {
+pub async fn chrome(binary: &str, args: &[String]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(binary)
         .args([
@@ -126,7 +150,7 @@ async fn chromium_renders_a_real_transfer_timeline() {
     bed.wait_for_status("eservice", &failed, &["failed"], Duration::from_secs(20))
         .await
         .unwrap();
-    let (base, proxy) = operator_proxy(&bed).await;
+    let (base, proxy, _) = operator_proxy(&bed).await;
 
     // The DOM of the timeline: the transfer, its status, every step, its audit entries.
     let dom = dump_dom(&binary, &format!("{base}/operator/transfers/{id}")).await;

@@ -86,7 +86,7 @@ fn assert_clean(what: &str, haystack: &[u8]) {
     assert_clean_of(what, haystack, &needles());
 }
 
-fn assert_clean_of(what: &str, haystack: &[u8], needles: &[String]) {
+pub fn assert_clean_of(what: &str, haystack: &[u8], needles: &[String]) {
     for needle in needles {
         let found = haystack
             .windows(needle.len())
@@ -133,7 +133,7 @@ fn pg_dump_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
