@@ -823,7 +823,7 @@ impl Store {
             limit,
             ..TransferFilter::default()
         };
-        Ok(self.transfers_rows(&filter).await?)
+        self.transfers_rows(&filter).await
     }
 
     /// Transfers, newest first, optionally filtered by status.
