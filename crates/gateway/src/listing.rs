@@ -18,8 +18,8 @@ pub const DEFAULT_LIMIT: u32 = 100;
 pub const MAX_LIMIT: u32 = 1000;
 
 /// The keys [`parse_filter`] reads.
-pub const FILTER_KEYS: [&str; 9] = [
-    "status", "src", "dst", "purpose", "reason", "since", "until", "cursor", "limit",
+pub const FILTER_KEYS: [&str; 10] = [
+    "id", "status", "src", "dst", "purpose", "reason", "since", "until", "cursor", "limit",
 ];
 
 /// The filter that `pairs` (key, value) describe. Empty values are ignored (an empty form
@@ -59,6 +59,7 @@ pub fn parse_filter(
                 let slot = if key == "src" { &mut f.src } else { &mut f.dst };
                 *slot = Some(value.to_owned());
             }
+            "id" => f.id = Some(value.to_owned()),
             "purpose" => f.purpose = Some(value.to_owned()),
             "since" => f.since = Some(time(key, value, false)?),
             "until" => f.until = Some(time(key, value, true)?),
@@ -111,6 +112,7 @@ pub fn filter_pairs(f: &TransferFilter) -> Vec<(&'static str, String)> {
             pairs.push((key, v));
         }
     };
+    push("id", f.id.clone());
     push("status", f.status.map(|s| s.as_str().to_owned()));
     push("src", f.src.clone());
     push("dst", f.dst.clone());

@@ -453,7 +453,7 @@ struct SearchView {
 }
 
 impl SearchView {
-    fn of(gw: &Gateway, f: &TransferFilter, id: &str, given: &[(String, String)]) -> SearchView {
+    fn of(gw: &Gateway, f: &TransferFilter, given: &[(String, String)]) -> SearchView {
         let participants = |role: Role, chosen: &Option<String>| {
             gw.config
                 .directory
@@ -471,7 +471,7 @@ impl SearchView {
                 .unwrap_or_default()
         };
         SearchView {
-            id: id.to_owned(),
+            id: f.id.clone().unwrap_or_default(),
             statuses: Status::ALL
                 .iter()
                 .map(|s| (s.as_str(), Some(*s) == f.status))
@@ -810,7 +810,7 @@ async fn overview(
             );
             (line, hex(&cp.root_hash))
         }),
-        search: SearchView::of(gw, &TransferFilter::default(), "", &[]),
+        search: SearchView::of(gw, &TransferFilter::default(), &[]),
         filter: FilterView::of(&AuditFilter {
             limit: 100,
             ..AuditFilter::default()
@@ -833,11 +833,11 @@ fn transfers_query(filter: &TransferFilter, extra: &[(&str, &str)]) -> String {
     query.finish()
 }
 
-/// The transfer filter of a query, without the keys of the page itself (`id`, `format`).
+/// The transfer filter of a query, without the key of the export itself (`format`).
 fn transfer_filter(gw: &Gateway, pairs: &[(String, String)]) -> Result<TransferFilter, ApiError> {
     let own: Vec<(String, String)> = pairs
         .iter()
-        .filter(|(k, _)| k != "id" && k != "format")
+        .filter(|(k, _)| k != "format")
         .cloned()
         .collect();
     listing::parse_filter(&gw.config.directory, &own)
@@ -852,39 +852,13 @@ async fn transfers(
 ) -> Result<askama::Result<String>, ApiError> {
     let t = chrome.t;
     let filter = transfer_filter(gw, pairs)?;
-    let id = pairs
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_default();
-    let (rows, next, totals) = if id.is_empty() {
-        let page = gw.store.transfers_query(&filter).await?;
-        let totals = gw.store.transfer_totals(&filter).await?;
-        let limit = filter.limit.to_string();
-        let next = page
-            .next_cursor
-            .map(|c| transfers_query(&filter, &[("limit", &limit), ("cursor", &c.encode())]));
-        (page.transfers, next, totals)
-    } else {
-        // One transfer by its id (the other filters still apply).
-        let listed = gw
-            .store
-            .transfers_query(&TransferFilter {
-                limit: listing::MAX_LIMIT,
-                ..filter.clone()
-            })
-            .await?;
-        let rows: Vec<ListedTransfer> = listed
-            .transfers
-            .into_iter()
-            .filter(|l| l.row.id == id)
-            .collect();
-        let totals = match rows.first() {
-            Some(l) => vec![(l.row.status, 1)],
-            None => Vec::new(),
-        };
-        (rows, None, totals)
-    };
+    let page = gw.store.transfers_query(&filter).await?;
+    let totals = gw.store.transfer_totals(&filter).await?;
+    let limit = filter.limit.to_string();
+    let next = page
+        .next_cursor
+        .map(|c| transfers_query(&filter, &[("limit", &limit), ("cursor", &c.encode())]));
+    let rows = page.transfers;
     audit_view(gw, caller, "transfers", None, rows.len()).await?;
     let all: u64 = totals.iter().map(|(_, n)| n).sum();
     let without_status = TransferFilter {
@@ -892,7 +866,7 @@ async fn transfers(
         ..filter.clone()
     };
     let page = TransfersPage {
-        search: SearchView::of(gw, &filter, &id, pairs),
+        search: SearchView::of(gw, &filter, pairs),
         found: fill(&t.transfers_found, &[("count", &rows.len())]),
         totals: totals
             .iter()

@@ -45,10 +45,10 @@ pub const MAX_TRANSFER_PAGE: u32 = 10_000;
 
 /// The conditions of a [`TransferFilter`] without its cursor, in SQL: `$1` subject, `$2` status,
 /// `$3` src, `$4` dst, `$5` purpose, `$6` reason (each `''` for any), `$7`..`$8` the range of
-/// acceptance times (see `bind_transfer_filter!`).
+/// acceptance times, `$9` the id (see `bind_transfer_filter!`).
 const TRANSFER_WHERE: &str = "($1 = '' OR subject_pseudonym = $1) AND ($2 = '' OR status = $2) \
      AND ($3 = '' OR src = $3) AND ($4 = '' OR dst = $4) AND ($5 = '' OR purpose = $5) \
-     AND ($6 = '' OR reason = $6) AND created_at >= $7 AND created_at < $8";
+     AND ($6 = '' OR reason = $6) AND created_at >= $7 AND created_at < $8 AND ($9 = '' OR id = $9)";
 
 /// The last step of an unfinished transfer that did not succeed, as `outcome: detail`.
 const LAST_ERROR: &str = "CASE WHEN due_at IS NULL THEN NULL ELSE (SELECT s.outcome || COALESCE(': ' || s.detail, '') \
@@ -69,6 +69,7 @@ macro_rules! bind_transfer_filter {
             .bind(f.reason.map_or("", FailureReason::as_str))
             .bind(f.since.map_or(i64::MIN, Timestamp::millis))
             .bind(f.until.map_or(i64::MAX, Timestamp::millis))
+            .bind(f.id.as_deref().unwrap_or(""))
     }};
 }
 
@@ -857,8 +858,8 @@ impl Store {
     ) -> Result<TransferPage, StoreError> {
         let sql = format!(
             "SELECT {}, {LAST_ERROR} FROM transfers WHERE {TRANSFER_WHERE} \
-             AND (created_at < $9 OR (created_at = $9 AND id < $10)) \
-             ORDER BY created_at DESC, id DESC LIMIT $11",
+             AND (created_at < $10 OR (created_at = $10 AND id < $11)) \
+             ORDER BY created_at DESC, id DESC LIMIT $12",
             rows::transfer_columns!()
         );
         let limit = filter.limit.clamp(1, MAX_TRANSFER_PAGE);

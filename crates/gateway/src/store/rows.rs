@@ -114,6 +114,8 @@ pub struct CheckpointRow {
 /// given narrows the list; `limit` is the page size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransferFilter {
+    /// One transfer by its id.
+    pub id: Option<String>,
     /// The student's keyed pseudonym (never the identifier itself).
     pub subject: Option<String>,
     pub status: Option<Status>,

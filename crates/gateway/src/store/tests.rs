@@ -873,6 +873,15 @@ async fn transfer_listing_filters_pages_counts_and_names_the_last_error() {
         let page = store.transfers_query(&by_reason).await.unwrap();
         assert_eq!(page.transfers.len(), 1, "{b}");
         assert_eq!(page.transfers[0].row.id, "t3");
+        let by_id = TransferFilter {
+            id: Some("t3".into()),
+            ..by_reason.clone()
+        };
+        assert_eq!(
+            store.transfers_query(&by_id).await.unwrap().transfers.len(),
+            1,
+            "{b}"
+        );
         let none = TransferFilter {
             purpose: Some("study-admission".into()),
             ..by_reason.clone()
