@@ -162,9 +162,11 @@ async fn three_days_down_then_everything_delivered_once(backend: Backend) {
         .await
         .expect("the gateway answers");
     let html = String::from_utf8_lossy(&page.body).into_owned();
+    // Times in Helsinki, the UTC value as the title.
     let row = format!(
-        "<tr class=\"bad\"><td>espoo</td><td>{}</td><td>20</td>",
-        went_down.rfc3339()
+        "<tr class=\"bad\"><td>espoo</td><td><time datetime=\"{utc}\" title=\"{utc}\">{}</time></td><td>20</td>",
+        went_down.helsinki(),
+        utc = went_down.rfc3339()
     );
     assert!(html.contains(&row), "{row} in:\n{html}");
 
