@@ -349,3 +349,44 @@ impl Testbed {
         self.clock.now()
     }
 }
+
+/// Another gateway instance on 127.0.0.1 (API and admin listeners on port 0), beside a
+/// testbed's own: a second instance sharing its database, or one restarted on another
+/// configuration.
+pub struct Instance {
+    pub gateway: Arc<Gateway>,
+    pub api: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+    stop: ShutdownTrigger,
+    running: tokio::task::JoinHandle<Result<(), state::StartError>>,
+}
+
+impl Instance {
+    /// Starts `gateway`'s listeners and tasks.
+    pub async fn start(gateway: Arc<Gateway>) -> std::io::Result<Instance> {
+        let listeners = Listeners {
+            api: TcpListener::bind("127.0.0.1:0").await?,
+            admin: TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let (api, admin) = (listeners.api.local_addr()?, listeners.admin.local_addr()?);
+        let (stop, signal) = Shutdown::new();
+        let running = tokio::spawn(start::run(gateway.clone(), listeners, signal));
+        Ok(Instance {
+            gateway,
+            api,
+            admin,
+            stop,
+            running,
+        })
+    }
+
+    /// Stops it as SIGTERM would (in-flight work finishes, a last checkpoint is signed) and
+    /// returns how its run ended.
+    pub async fn stop(self) -> Result<(), String> {
+        self.stop.trigger();
+        match self.running.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
