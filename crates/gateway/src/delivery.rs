@@ -410,7 +410,10 @@ fn call_failed(
         );
     }
     let Some(reason) = tls else {
-        return format!("attempt {attempt}");
+        return match error.answer_detail() {
+            Some(said) => format!("attempt {attempt}: {said}"),
+            None => format!("attempt {attempt}"),
+        };
     };
     gw.metrics.outbound_tls_failure(peer, reason);
     audit
@@ -560,6 +563,12 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let (event, outcome) = match &result {
         Ok(_) => (Event::Fetched, "ok".to_owned()),
         Err(e) if e.code() == "source_not_found" => (Event::SourceNotFound, e.code().to_owned()),
+        Err(e) if e.code() == "source_refused" => (Event::SourceRefused, e.code().to_owned()),
+        // The source answered, with something its protocol's reader refuses (a SOAP envelope
+        // with a DTD, say): the document failed, as one failing its schema does.
+        Err(e) if e.code() == "invalid_source_document" => {
+            (Event::ValidationFailed, e.code().to_owned())
+        }
         Err(e) => (
             Event::FetchFailed(if e.retryable() {
                 Retry::Retryable
@@ -578,7 +587,12 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let body = match result {
         Ok(body) => body,
         Err(e) => {
-            let (next, _) = advance(gw, &state, event);
+            let next = if event == Event::ValidationFailed {
+                let (validating, _) = advance(gw, &state, Event::Fetched);
+                advance(gw, &validating, event).0
+            } else {
+                advance(gw, &state, event).0
+            };
             let detail = call_failed(gw, "source", attempt, &e, &next, &mut fetched);
             journal.audit.push(fetched);
             journal.step(now, "fetch", &outcome, Some(detail));
