@@ -110,8 +110,9 @@ pub enum RegisterBehaviour {
         message: String,
         times: u32,
     },
-    /// Answer 200 with these bytes, whoever is asked about.
-    Body(Vec<u8>),
+    /// Answer with this status and these bytes (the protocol's content type), whoever is asked
+    /// about.
+    Body(u16, Vec<u8>),
     /// Answer with this status and no body.
     Status(u16),
 }
@@ -266,10 +267,12 @@ impl KoskiPeer {
             listener,
             tls,
             shutdown,
-            Arc::new(move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
-                let (s, p) = (s.clone(), p.clone());
-                Box::pin(async move { koski_answer(&s, &p, req).await })
-            }),
+            Arc::new(
+                move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
+                    let (s, p) = (s.clone(), p.clone());
+                    Box::pin(async move { koski_answer(&s, &p, req).await })
+                },
+            ),
         );
         Ok(KoskiPeer {
             addr,
@@ -323,9 +326,7 @@ fn koski_check(
     r: &Received,
     path: &str,
 ) -> Result<(StudentId, Vec<String>), (Response<Full<Bytes>>, String)> {
-    let refuse = |status: u16, key: &str, why: String| {
-        Err((koski_errors(status, key, &why), why))
-    };
+    let refuse = |status: u16, key: &str, why: String| Err((koski_errors(status, key, &why), why));
     let endpoint = match r.path.strip_prefix(path) {
         Some("/hetu") => "hetu",
         Some("/oid") => "oid",
@@ -348,7 +349,11 @@ fn koski_check(
         );
     }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&r.body) else {
-        return refuse(400, "badRequest.format.json", "the body is not a JSON object".into());
+        return refuse(
+            400,
+            "badRequest.format.json",
+            "the body is not a JSON object".into(),
+        );
     };
     let mut names: Vec<&str> = body.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -364,7 +369,9 @@ fn koski_check(
     if body["v"] != json!(1) {
         return refuse(400, "badRequest.queryParam", "Tuntematon versio".into());
     }
-    let id = body[endpoint].as_str().and_then(|s| StudentId::parse(s).ok());
+    let id = body[endpoint]
+        .as_str()
+        .and_then(|s| StudentId::parse(s).ok());
     let wanted = if endpoint == "hetu" {
         StudentIdKind::Henkilotunnus
     } else {
@@ -379,10 +386,18 @@ fn koski_check(
     };
     let types: Vec<String> = body["opiskeluoikeudenTyypit"]
         .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     if types.is_empty() {
-        return refuse(400, "badRequest.queryParam", "Opiskeluoikeuden tyypit puuttuvat".into());
+        return refuse(
+            400,
+            "badRequest.queryParam",
+            "Opiskeluoikeuden tyypit puuttuvat".into(),
+        );
     }
     if let Some(t) = types.iter().find(|t| !is_koski_type(t)) {
         return refuse(
@@ -408,7 +423,7 @@ async fn koski_answer(
                 koski_errors(status, &key, &message)
             } else {
                 match lock(&s.behaviour).clone() {
-                    RegisterBehaviour::Body(b) => response(200, "application/json", b),
+                    RegisterBehaviour::Body(status, b) => response(status, "application/json", b),
                     RegisterBehaviour::Status(code) => response(code, "text/plain", ""),
                     _ => koski_found(s, &id, &types),
                 }
@@ -488,7 +503,8 @@ pub fn koski_pupil(hetu: &str, oid: &str) -> Value {
         })
     };
     let mut language = subject("A1", "A1-kieli", 16.0, "9");
-    language["koulutusmoduuli"]["kieli"] = json!({"koodiarvo": "EN", "koodistoUri": "kielivalikoima", "nimi": {"fi": "englanti"}});
+    language["koulutusmoduuli"]["kieli"] =
+        json!({"koodiarvo": "EN", "koodistoUri": "kielivalikoima", "nimi": {"fi": "englanti"}});
     let mut mother_tongue = subject("AI", "Äidinkieli ja kirjallisuus", 42.0, "8");
     mother_tongue["koulutusmoduuli"]["kieli"] =
         json!({"koodiarvo": "AI1", "koodistoUri": "oppiaineaidinkielijakirjallisuus"});
@@ -697,10 +713,12 @@ impl VirtaSoapPeer {
             listener,
             tls,
             shutdown,
-            Arc::new(move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
-                let (s, p) = (s.clone(), p.clone());
-                Box::pin(async move { virta_answer(&s, &p, req).await })
-            }),
+            Arc::new(
+                move |req: Request<hyper::body::Incoming>| -> ResponseFuture {
+                    let (s, p) = (s.clone(), p.clone());
+                    Box::pin(async move { virta_answer(&s, &p, req).await })
+                },
+            ),
         );
         Ok(VirtaSoapPeer {
             addr,
@@ -800,7 +818,11 @@ fn virta_check(s: &VirtaState, r: &Received, path: &str) -> Result<String, (u16,
         ));
     }
     if let Err(errors) = s.types.validate(&r.body) {
-        return Err((500, "Client".into(), format!("Validation error\n{}", errors.join("\n"))));
+        return Err((
+            500,
+            "Client".into(),
+            format!("Validation error\n{}", errors.join("\n")),
+        ));
     }
     let root = siirto_xsd::dom::parse(&r.body, &Limits::default())
         .map_err(|e| (500, "Client".to_owned(), e.to_string()))?;
@@ -808,7 +830,10 @@ fn virta_check(s: &VirtaState, r: &Received, path: &str) -> Result<String, (u16,
         return client("no payload".into());
     };
     if request.local != "OpiskelijanKaikkiTiedotRequest" {
-        return client(format!("operation {}, not OpiskelijanKaikkiTiedot", request.local));
+        return client(format!(
+            "operation {}, not OpiskelijanKaikkiTiedot",
+            request.local
+        ));
     }
     let kutsuja = request.child("Kutsuja");
     let field = |name: &str| kutsuja.and_then(|k| k.child(name)).map(|e| e.text());
@@ -851,7 +876,7 @@ async fn virta_answer(
                 response(status, xml, soap_fault(&code, &string, &[]))
             } else {
                 match lock(&s.behaviour).clone() {
-                    RegisterBehaviour::Body(b) => response(200, xml, b),
+                    RegisterBehaviour::Body(status, b) => response(status, xml, b),
                     RegisterBehaviour::Status(code) => response(code, "text/plain", ""),
                     _ => {
                         let record = lock(&s.records).get(&subject).cloned();
@@ -893,18 +918,31 @@ mod tests {
         types.validate(&real).expect("the real request is valid");
         let text = String::from_utf8(real).expect("utf-8");
         let kaikki = text.replace("OpintosuorituksetRequest", "OpiskelijanKaikkiTiedotRequest");
-        types.validate(kaikki.as_bytes()).expect("OpiskelijanKaikkiTiedot");
+        types
+            .validate(kaikki.as_bytes())
+            .expect("OpiskelijanKaikkiTiedot");
         let both = text.replace(
             "<!-- <luku:kansallinenOppijanumero>?</luku:kansallinenOppijanumero> -->",
             "<luku:kansallinenOppijanumero>1.2.3</luku:kansallinenOppijanumero>",
         );
         let errors = types.validate(both.as_bytes()).expect_err("both criteria");
-        assert!(errors.iter().any(|e| e.contains("kansallinenOppijanumero")), "{errors:?}");
-        let unqualified = text.replace("<luku:tunnus>", "<tunnus>").replace("</luku:tunnus>", "</tunnus>");
+        assert!(
+            errors.iter().any(|e| e.contains("kansallinenOppijanumero")),
+            "{errors:?}"
+        );
+        let unqualified = text
+            .replace("<luku:tunnus>", "<tunnus>")
+            .replace("</luku:tunnus>", "</tunnus>");
         assert!(types.validate(unqualified.as_bytes()).is_err());
         let long = text.replace("salaisuus", &"x".repeat(101));
-        assert!(types.validate(long.as_bytes()).is_err(), "avain maxLength 100");
-        let foreign = text.replace("xmlns:luku=\"http://tietovaranto.csc.fi/luku\"", "xmlns:luku=\"urn:other\"");
+        assert!(
+            types.validate(long.as_bytes()).is_err(),
+            "avain maxLength 100"
+        );
+        let foreign = text.replace(
+            "xmlns:luku=\"http://tietovaranto.csc.fi/luku\"",
+            "xmlns:luku=\"urn:other\"",
+        );
         assert!(types.validate(foreign.as_bytes()).is_err());
     }
 
@@ -920,22 +958,41 @@ mod tests {
             &subject,
         )
         .expect("reads");
-        assert_eq!(record.achievements.len(), 9, "the oppimäärä and its 8 subjects");
-        assert_eq!(record.student.birth_date.map(|d| d.to_string()).as_deref(), Some("2008-06-15"));
+        assert_eq!(
+            record.achievements.len(),
+            9,
+            "the oppimäärä and its 8 subjects"
+        );
+        assert_eq!(
+            record.student.birth_date.map(|d| d.to_string()).as_deref(),
+            Some("2008-06-15")
+        );
         assert_eq!(record.support_decisions.len(), 1, "the support decision");
-        assert!(report.not_understood.is_empty(), "{:?}", report.not_understood);
+        assert!(
+            report.not_understood.is_empty(),
+            "{:?}",
+            report.not_understood
+        );
     }
 
     #[test]
     fn responses_and_faults_are_soap_1_1() {
         let limits = Limits::default();
-        let r = soap_response(Some("<?xml version=\"1.0\"?>\n<Virta xmlns=\"urn:mace:funet.fi:virta/2015/09/01\"/>"));
+        let r = soap_response(Some(
+            "<?xml version=\"1.0\"?>\n<Virta xmlns=\"urn:mace:funet.fi:virta/2015/09/01\"/>",
+        ));
         let root = siirto_xsd::dom::parse(r.as_bytes(), &limits).expect("xml");
         assert_eq!(root.namespace.as_deref(), Some(SOAP_ENVELOPE));
         let f = soap_fault("Client", "Validation error", &["a < b".into()]);
         let root = siirto_xsd::dom::parse(f.as_bytes(), &limits).expect("xml");
-        let fault = root.child("Body").and_then(|b| b.child("Fault")).expect("fault");
-        assert_eq!(fault.child_text("faultcode").as_deref(), Some("SOAP-ENV:Client"));
+        let fault = root
+            .child("Body")
+            .and_then(|b| b.child("Fault"))
+            .expect("fault");
+        assert_eq!(
+            fault.child_text("faultcode").as_deref(),
+            Some("SOAP-ENV:Client")
+        );
         assert_eq!(fault.child("detail").map(|d| d.elements().count()), Some(1));
     }
 }

@@ -559,16 +559,19 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     };
     let attempt = state.attempts + 1;
     let result = gw.outbound.fetch_record(&row.src, &subject, &row.id).await;
+    // An answer its protocol cannot read (a SOAP envelope with a DTD, say) was fetched all
+    // the same: it fails validation, as a document failing its schema does.
+    let (result, unreadable) = match result {
+        Err(CallError::InvalidAnswer {
+            summary, answer, ..
+        }) => (Ok(answer), Some(summary)),
+        other => (other, None),
+    };
     let now = gw.now();
     let (event, outcome) = match &result {
         Ok(_) => (Event::Fetched, "ok".to_owned()),
         Err(e) if e.code() == "source_not_found" => (Event::SourceNotFound, e.code().to_owned()),
         Err(e) if e.code() == "source_refused" => (Event::SourceRefused, e.code().to_owned()),
-        // The source answered, with something its protocol's reader refuses (a SOAP envelope
-        // with a DTD, say): the document failed, as one failing its schema does.
-        Err(e) if e.code() == "invalid_source_document" => {
-            (Event::ValidationFailed, e.code().to_owned())
-        }
         Err(e) => (
             Event::FetchFailed(if e.retryable() {
                 Retry::Retryable
@@ -587,12 +590,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let body = match result {
         Ok(body) => body,
         Err(e) => {
-            let next = if event == Event::ValidationFailed {
-                let (validating, _) = advance(gw, &state, Event::Fetched);
-                advance(gw, &validating, event).0
-            } else {
-                advance(gw, &state, event).0
-            };
+            let (next, _) = advance(gw, &state, event);
             let detail = call_failed(gw, "source", attempt, &e, &next, &mut fetched);
             journal.audit.push(fetched);
             journal.step(now, "fetch", &outcome, Some(detail));
@@ -619,8 +617,13 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
 
     let scope = Scope::parse(&row.scope)
         .unwrap_or_else(|_| Scope::empty().with(siirto_core::scope::Category::Identity));
-    let prepared =
-        prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await;
+    let prepared = match unreadable {
+        Some(summary) => Err(PipelineError::InvalidSource {
+            format: from,
+            summary,
+        }),
+        None => prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await,
+    };
     let now = gw.now();
     let prepared = match prepared {
         Ok(p) => p,

@@ -209,6 +209,8 @@ pub enum CallError {
     InvalidAnswer {
         participant: String,
         summary: String,
+        /// The answer as received, for its hash in the audit trail.
+        answer: Bytes,
     },
     #[error("\"{participant}\" sent a response larger than {limit} bytes")]
     ResponseTooLarge { participant: String, limit: usize },
@@ -372,7 +374,8 @@ pub enum Fetched {
 }
 
 impl Fetched {
-    pub fn into_result(self, participant: &str) -> Result<Bytes, CallError> {
+    /// The call's result; `answer` is the body received (kept with an unreadable answer).
+    pub fn into_result(self, participant: &str, answer: &Bytes) -> Result<Bytes, CallError> {
         let participant = participant.to_owned();
         match self {
             Fetched::Found(body) => Ok(body),
@@ -390,6 +393,7 @@ impl Fetched {
             Fetched::Invalid { summary } => Err(CallError::InvalidAnswer {
                 participant,
                 summary,
+                answer: answer.clone(),
             }),
         }
     }
@@ -788,7 +792,7 @@ impl Outbound {
             };
             protocol
                 .classify(answer, subject)
-                .into_result(source)
+                .into_result(source, &body)
                 .map_err(Failure::Call)
         })
         .await

@@ -81,7 +81,7 @@ mod tests {
         let body = Bytes::from_static(b"<x/>");
         for (status, code, retryable) in table {
             let fetched = classify(StatusCode::from_u16(*status).expect("status"), &body);
-            match fetched.into_result("turku") {
+            match fetched.into_result("turku", &body) {
                 Ok(b) => assert_eq!((*code, b), ("found", body.clone())),
                 Err(e) => {
                     assert_eq!(e.code(), *code, "{status}");
