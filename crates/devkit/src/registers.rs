@@ -975,6 +975,222 @@ mod tests {
         );
     }
 
+    fn received(method: Method, target: &str, headers: &[(&str, &str)], body: &str) -> Received {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (target.to_owned(), None),
+        };
+        Received {
+            method,
+            path,
+            query,
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn koski_refuses_what_its_documentation_does_not_describe() {
+        let path = "/koski/api/luovutuspalvelu";
+        let json = [("content-type", "application/json")];
+        let good = r#"{"v": 1, "hetu": "131052-308T", "opiskeluoikeudenTyypit": ["perusopetus"]}"#;
+        let ok = received(Method::POST, &format!("{path}/hetu"), &json, good);
+        let (id, types) = koski_check(&ok, path).expect("the documented request");
+        assert_eq!(
+            (id.as_str(), types),
+            ("131052-308T", vec!["perusopetus".to_owned()])
+        );
+        let oid = r#"{"v": 1, "oid": "1.2.246.562.24.10000000008", "opiskeluoikeudenTyypit": ["perusopetus"]}"#;
+        assert!(
+            koski_check(
+                &received(Method::POST, &format!("{path}/oid"), &json, oid),
+                path
+            )
+            .is_ok()
+        );
+        let cases: Vec<(Received, u16)> = vec![
+            (
+                received(Method::GET, &format!("{path}/hetu"), &json, good),
+                405,
+            ),
+            (received(Method::POST, "/koski/api/hetu", &json, good), 404),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu?hetu=131052-308T"),
+                    &json,
+                    good,
+                ),
+                400,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &[("content-type", "text/plain")],
+                    good,
+                ),
+                415,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &json,
+                    &good.replace("\"v\": 1", "\"v\": 2"),
+                ),
+                400,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &json,
+                    &good.replace("perusopetus", "peruskoulu"),
+                ),
+                400,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &json,
+                    &good.replace("[\"perusopetus\"]", "[]"),
+                ),
+                400,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &json,
+                    &good.replace("308T", "308X"),
+                ),
+                400,
+            ),
+            (
+                received(Method::POST, &format!("{path}/oid"), &json, good),
+                400,
+            ),
+            (
+                received(
+                    Method::POST,
+                    &format!("{path}/hetu"),
+                    &json,
+                    &good.replace("{", "{\"transfer\": \"t\", "),
+                ),
+                400,
+            ),
+            (
+                received(Method::POST, &format!("{path}/hetu"), &json, "[]"),
+                400,
+            ),
+        ];
+        for (request, status) in cases {
+            let Err((answer, why)) = koski_check(&request, path) else {
+                panic!("accepted: {} {}", request.method, request.target());
+            };
+            assert_eq!(answer.status().as_u16(), status, "{why}");
+        }
+    }
+
+    #[test]
+    fn virta_refuses_what_its_wsdl_does_not_describe() {
+        let caller = VirtaCaller::new("emrextesti", "emrextesti", "salaisuus").expect("caller");
+        let state = VirtaState {
+            records: Mutex::default(),
+            behaviour: Mutex::default(),
+            requests: Mutex::default(),
+            caller,
+            types: WsdlTypes::load(&corpus().join("virta/wsdl/opiskelijatiedot.wsdl"))
+                .expect("wsdl"),
+        };
+        let real = std::fs::read_to_string(corpus().join("virta/wsdl/virtareq.xml")).expect("read");
+        let kaikki = real.replace("OpintosuorituksetRequest", "OpiskelijanKaikkiTiedotRequest");
+        let path = "/luku/OpiskelijanTiedot";
+        let headers = [
+            ("content-type", "text/xml; charset=utf-8"),
+            ("soapaction", "\"\""),
+        ];
+        let ok = received(Method::POST, path, &headers, &kaikki);
+        assert_eq!(
+            virta_check(&state, &ok, path).expect("valid"),
+            "010283-9123"
+        );
+        let cases: Vec<(Received, u16, &str)> = vec![
+            (received(Method::GET, path, &headers, &kaikki), 405, ""),
+            (received(Method::POST, "/luku", &headers, &kaikki), 404, ""),
+            (
+                received(
+                    Method::POST,
+                    path,
+                    &[
+                        ("content-type", "application/soap+xml"),
+                        ("soapaction", "\"\""),
+                    ],
+                    &kaikki,
+                ),
+                415,
+                "",
+            ),
+            (
+                received(Method::POST, path, &[("content-type", "text/xml")], &kaikki),
+                500,
+                "SOAPAction",
+            ),
+            (
+                received(
+                    Method::POST,
+                    path,
+                    &[
+                        ("content-type", "text/xml"),
+                        ("soapaction", "OpiskelijanKaikkiTiedot"),
+                    ],
+                    &kaikki,
+                ),
+                500,
+                "SOAPAction",
+            ),
+            (
+                received(Method::POST, path, &headers, &real),
+                500,
+                "operation",
+            ),
+            (
+                received(
+                    Method::POST,
+                    path,
+                    &headers,
+                    &kaikki.replace("salaisuus", "arvaus"),
+                ),
+                500,
+                "Kutsuja",
+            ),
+            (
+                received(
+                    Method::POST,
+                    path,
+                    &headers,
+                    &kaikki
+                        .replace("<luku:tunnus>", "<tunnus>")
+                        .replace("</luku:tunnus>", "</tunnus>"),
+                ),
+                500,
+                "Validation error",
+            ),
+        ];
+        for (request, status, says) in cases {
+            let Err((code, _, why)) = virta_check(&state, &request, path) else {
+                panic!("accepted: {}", request.target());
+            };
+            assert_eq!(code, status, "{why}");
+            assert!(why.contains(says), "{why}");
+        }
+    }
+
     #[test]
     fn responses_and_faults_are_soap_1_1() {
         let limits = Limits::default();
