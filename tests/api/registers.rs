@@ -518,3 +518,146 @@ async fn an_invalid_virta_or_a_dtd_in_the_answer_is_an_invalid_source_document()
     assert_nothing_delivered(&bed);
     bed.stop().await;
 }
+
+// --- The credentials ------------------------------------------------------------------------
+
+/// The `avain` of the VIRTA credentials file never shows: not in the log of `siirto serve` (at
+/// debug, JSON), the audit trail (`siirto audit export`), the transfer views, the steps' error
+/// texts, the operator page, the database file, nor in the one line `serve` prints for a
+/// credentials file it refuses. It is sent: the peer received it in the SOAP body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_virta_avain_appears_nowhere_but_in_the_request_body() {
+    let bed = start_with(TestbedOptions {
+        schemas: schemas_with_registers(),
+        virta_wsdl: Some(corpus().join("virta/wsdl/opiskelijatiedot.wsdl")),
+        in_process_gateway: false,
+        ..TestbedOptions::default()
+    })
+    .await;
+    let caller_file = bed.pki.virta_caller.clone().expect("the credentials file");
+    let credentials = std::fs::read_to_string(&caller_file).expect("read");
+    let avain = credentials
+        .lines()
+        .find_map(|l| l.strip_prefix("avain = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("an avain")
+        .to_owned();
+    assert!(avain.len() >= 16, "{avain}");
+
+    let serving = crate::operations::Serving::start(
+        &bed,
+        &[("SIIRTO_LOG_FORMAT", "json"), ("SIIRTO_LOG", "debug")],
+    )
+    .await;
+    virta(&bed).insert(STUDENT, &virta_sample());
+    let mut ids = Vec::new();
+    // Delivered, refused with a fault, and not found.
+    let delivered = run(&bed, "virta-soap", "emrex", "identity achievements").await;
+    assert_eq!(delivered["status"], "delivered", "{delivered:#}");
+    ids.push(delivered["id"].as_str().expect("id").to_owned());
+    virta(&bed).set_behaviour(RegisterBehaviour::always(
+        500,
+        "Client",
+        "Kutsuja not recognised",
+    ));
+    let refused = run(&bed, "virta-soap", "emrex", "identity achievements").await;
+    assert_eq!(refused["reason"], "source_refused", "{refused:#}");
+    ids.push(refused["id"].as_str().expect("id").to_owned());
+    virta(&bed).set_behaviour(RegisterBehaviour::Normal);
+    let id = submit_accepted(
+        &bed,
+        &token(&bed, OTHER_STUDENT, "virta-soap", "emrex", "identity"),
+    )
+    .await;
+    assert_eq!(finished(&bed, &id).await["reason"], "source_not_found");
+    ids.push(id);
+
+    // Sent, in the body only.
+    let requests = virta(&bed).requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(&format!("<luku:avain>{avain}</luku:avain>"))
+        );
+        assert!(!r.target.contains(&avain));
+        assert!(r.headers.iter().all(|(_, v)| !v.contains(&avain)));
+    }
+
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let operator = bed.client("registry-operator").expect("client");
+    for id in &ids {
+        let view = operator
+            .get(&format!("/v1/transfers/{id}"), &[])
+            .await
+            .expect("answer");
+        seen.push((format!("GET /v1/transfers/{id}"), view.json().to_string()));
+        let page = operator
+            .get(
+                &format!("/operator/transfers/{id}"),
+                &[("accept-language", "fi")],
+            )
+            .await
+            .expect("answer");
+        assert_eq!(page.status.as_u16(), 200);
+        seen.push((
+            format!("/operator/transfers/{id}"),
+            String::from_utf8_lossy(&page.body).into_owned(),
+        ));
+    }
+    for path in [
+        "/operator",
+        "/operator/transfers?status=failed",
+        "/operator/audit",
+        "/v1/audit?limit=1000",
+    ] {
+        let answer = operator.get(path, &[]).await.expect("answer");
+        assert_eq!(answer.status.as_u16(), 200, "{path}");
+        seen.push((
+            path.to_owned(),
+            String::from_utf8_lossy(&answer.body).into_owned(),
+        ));
+    }
+    let log = serving.stop().await;
+    assert!(log.lines().count() > 10, "a debug log was written:\n{log}");
+    seen.push(("the serve log".into(), log));
+    let export = std::process::Command::new(siirto_binary())
+        .args(["audit", "export", "--config"])
+        .arg(bed.config_path())
+        .output()
+        .expect("siirto audit export");
+    assert!(export.status.success());
+    let export = String::from_utf8_lossy(&export.stdout).into_owned();
+    assert!(export.contains("source_refused"), "{export}");
+    seen.push(("siirto audit export".into(), export));
+    for entry in std::fs::read_dir(&bed.dir).expect("dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("siirto.db") {
+            let bytes = std::fs::read(entry.path()).expect("database file");
+            seen.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    assert!(
+        seen.iter().any(|(n, _)| n == "siirto.db"),
+        "the database file was read"
+    );
+
+    // A credentials file `serve` refuses: one line, naming the key, without the value.
+    std::fs::write(
+        &caller_file,
+        credentials.replace(&avain, &format!("{avain}{}", "x".repeat(100))),
+    )
+    .expect("write");
+    let out = crate::operations::serve_until_exit(&bed, &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("virta_caller") && stderr.contains("`avain` is"),
+        "{stderr}"
+    );
+    seen.push(("serve with a refused credentials file".into(), stderr));
+
+    for (place, text) in &seen {
+        assert!(!text.contains(&avain), "the avain is in {place}");
+    }
+    bed.stop().await;
+}
