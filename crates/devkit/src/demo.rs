@@ -175,8 +175,8 @@ async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Step(format!("the delivered record: {e}")))?;
     println!("   koski (JSON) → siirto-v1 (XML), as Espoo received it:");
     println!(
-        "     {:<38} {:<9} →  {}",
-        "KOSKI suoritus (koodiarvo, nimi)", "arvosana", "siirto-v1 <achievement>"
+        "     {:<38} {:<9} →  siirto-v1 <achievement>",
+        "KOSKI suoritus (koodiarvo, nimi)", "arvosana"
     );
     let oppija = koski_pupil(DEMO_STUDENT, DEMO_LEARNER);
     let achievements: Vec<&siirto_xsd::dom::Element> = root

@@ -321,12 +321,18 @@ fn koski_errors(status: u16, key: &str, message: &str) -> Response<Full<Bytes>> 
     response(status, "application/json; charset=utf-8", body)
 }
 
-/// Checks a request as KOSKI does; `Err` is KOSKI's refusal and the reason recorded.
-fn koski_check(
-    r: &Received,
-    path: &str,
-) -> Result<(StudentId, Vec<String>), (Response<Full<Bytes>>, String)> {
-    let refuse = |status: u16, key: &str, why: String| Err((koski_errors(status, key, &why), why));
+/// KOSKI's refusal of a request's shape: the status, its error key, and why.
+#[derive(Debug)]
+struct KoskiRefusal {
+    status: u16,
+    key: &'static str,
+    why: String,
+}
+
+/// Checks a request as KOSKI does; `Err` is KOSKI's refusal.
+fn koski_check(r: &Received, path: &str) -> Result<(StudentId, Vec<String>), KoskiRefusal> {
+    let refuse =
+        |status: u16, key: &'static str, why: String| Err(KoskiRefusal { status, key, why });
     let endpoint = match r.path.strip_prefix(path) {
         Some("/hetu") => "hetu",
         Some("/oid") => "oid",
@@ -416,7 +422,7 @@ async fn koski_answer(
 ) -> Response<Full<Bytes>> {
     let r = receive(req).await;
     let (answer, refused) = match koski_check(&r, path) {
-        Err((answer, why)) => (answer, Some(why)),
+        Err(KoskiRefusal { status, key, why }) => (koski_errors(status, key, &why), Some(why)),
         Ok((id, types)) => {
             let behaviour = lock(&s.behaviour).take();
             let answer = if let Some((status, key, message)) = behaviour {
@@ -1090,10 +1096,10 @@ mod tests {
             ),
         ];
         for (request, status) in cases {
-            let Err((answer, why)) = koski_check(&request, path) else {
+            let Err(refusal) = koski_check(&request, path) else {
                 panic!("accepted: {} {}", request.method, request.target());
             };
-            assert_eq!(answer.status().as_u16(), status, "{why}");
+            assert_eq!(refusal.status, status, "{}", refusal.why);
         }
     }
 

@@ -2373,8 +2373,11 @@ mod tests {
         assert!(cfg.storage.payload_key.is_some());
     }
 
+    /// Whether a problem's cause is the one expected.
+    type CauseCheck = fn(&Cause) -> bool;
+
     /// (replace this, with this, expected key, expected cause check)
-    type Case = (&'static str, &'static str, &'static str, fn(&Cause) -> bool);
+    type Case = (&'static str, &'static str, &'static str, CauseCheck);
 
     #[test]
     fn each_mistake_is_named_by_key() {
@@ -3144,7 +3147,7 @@ virta_caller = "virta-caller.toml"
             assert!(base.contains(from), "{from}");
             base.replacen(from, to, 1)
         };
-        let cases: Vec<(String, &str, fn(&Cause) -> bool)> = vec![
+        let cases: Vec<(String, &str, CauseCheck)> = vec![
             (
                 edit("protocol = \"koski\"", "protocol = \"kosky\""),
                 "participants[6].protocol",
