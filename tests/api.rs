@@ -21,6 +21,9 @@
 //!   project's Python client (both formats); every known series there from the start.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
+//! - `registers`: KOSKI's luovutuspalvelu and VIRTA's SOAP service as sources, each in its own
+//!   protocol, with peers that check every request's shape; found, not found, retried, refused,
+//!   someone else's record, broken, deep, huge and DTD-carrying answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
@@ -45,6 +48,8 @@ mod limits;
 mod metrics;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/registers.rs"]
+mod registers;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]

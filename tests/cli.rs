@@ -1,7 +1,8 @@
 //! The `siirto` command line as a newcomer meets it: `--version` with the git revision, `--help`
 //! for every command naming its options, shell completions and the man page, and the README's
 //! "Drive one transfer by hand" run step by step as separate processes — `pki init`, `serve`,
-//! `dev peers`, `dev sign` and `curl` — until the transfer is delivered.
+//! `dev peers`, `dev sign` and `curl` — until the transfer is delivered; and `siirto demo`,
+//! the README's first command, with its KOSKI pupil converted on screen.
 
 mod support;
 
@@ -122,6 +123,33 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("completions", &["bash", "zsh", "fish"]),
     ("man", &["--out"]),
 ];
+
+/// `siirto demo`: both transfers delivered, the KOSKI one asked for as KOSKI's documentation
+/// says, its subjects shown as KOSKI sent them and as the school system received them, the
+/// audit trail verified, and the pupil's henkilötunnus never printed.
+#[test]
+fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
+    let started = Instant::now();
+    let out = run(&["demo"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", said(&out));
+    for expected in [
+        "source       koski  (koski JSON, KOSKI luovutuspalvelu)",
+        "gateway → KOSKI  POST /koski/api/luovutuspalvelu/hetu",
+        "\"hetu\":\"<henkilötunnus>\"",
+        "convert   ok         koski → siirto-v1, valid siirto-v1",
+        "MA Matematiikka                        9         →  <code scheme=koskioppiaineetyleissivistava>MA</code>  <asteikko-4-10>9</asteikko-4-10>",
+        "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
+        "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
+        "audit verify: OK — 12 entries",
+    ] {
+        assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
+    }
+    assert_eq!(text.matches("status: \"delivered\"").count(), 2, "{text}");
+    assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
+    assert!(!text.contains("(not delivered)"), "{text}");
+    eprintln!("siirto demo took {:.2} s", started.elapsed().as_secs_f64());
+}
 
 #[test]
 fn every_command_has_help_that_names_its_options() {

@@ -24,7 +24,7 @@ const SAMPLE_OPPIJANUMERO: &str = "1.2.246.562.24.12345612345";
 /// `virta/samples/Virta.xml` (libxml2: valid): one student with a study right, term
 /// registrations, five achievements and a mobility period; its henkilötunnus rewritten to
 /// [`STUDENT`].
-fn virta_sample() -> String {
+pub(crate) fn virta_sample() -> String {
     let path = corpus().join("virta/samples/Virta.xml");
     let manifest = std::fs::read_to_string(corpus().join("MANIFEST.tsv")).expect("manifest");
     assert!(

@@ -22,6 +22,7 @@ use x509_parser::x509::AttributeTypeAndValue;
 
 use crate::clock::hex;
 use crate::formats::Format;
+use crate::protocol::SourceProtocol;
 
 /// What a participant may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +81,9 @@ pub struct Endpoint {
     pub server_ca: PathBuf,
     /// The record format it serves or accepts.
     pub format: Format,
+    /// How a source is asked for a record (`protocol`; destinations are always called with
+    /// Siirto's own `POST /records`).
+    pub protocol: SourceProtocol,
 }
 
 /// One `[[participants]]` entry.

@@ -19,6 +19,8 @@
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
+//! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
+//!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
 //! - [`transfer`]: the transfer state machine and the retry policy (backoff with full jitter).
@@ -42,6 +44,7 @@ pub mod formats;
 pub mod identity;
 pub mod peer_health;
 pub mod pipeline;
+pub mod protocol;
 pub mod receipt;
 pub mod record;
 pub mod scope;

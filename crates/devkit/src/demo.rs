@@ -1,17 +1,24 @@
-//! `siirto demo`: one whole transfer on this machine, printed step by step.
+//! `siirto demo`: whole transfers on this machine, printed step by step.
 //!
 //! Owns: the demo's story and its sample record. Everything it runs is the real thing — a fresh
 //! development PKI, the gateway with mutual TLS on 127.0.0.1, a source (Turku's school system)
 //! and a destination (Espoo's) as real TLS servers, an e-service signing the student's
-//! authorization, the SQLite store — and at the end the audit trail, verified.
+//! authorization, the SQLite store; then the same pupil's record from the national register
+//! KOSKI (an in-process peer speaking its luovutuspalvelu, serving a KOSKI document generated
+//! by [`crate::registers::koski_pupil`]) converted from KOSKI's JSON to Espoo's siirto-v1, the
+//! conversion shown subject by subject — and at the end the audit trail, verified.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::registers::koski_pupil;
 use crate::testbed::{Testbed, TestbedError, TestbedOptions};
 use siirto_core::audit::{CheckpointVerifier, Verifier};
+
+/// The demo pupil's learner number (made up).
+pub const DEMO_LEARNER: &str = "1.2.246.562.24.10000000008";
 
 /// A made-up pupil moving from Turku to Espoo. The identity code has a valid check character
 /// but belongs to no one.
@@ -86,6 +93,158 @@ pub fn school_record(subject: &str, turvakielto: bool) -> String {
     )
 }
 
+/// Prints a transfer's steps and status.
+fn print_steps(transfer: &Value) {
+    if let Some(steps) = transfer.get("steps").and_then(Value::as_array) {
+        for s in steps {
+            println!(
+                "   {}  {:<9} {:<10} {}",
+                s["at"].as_str().unwrap_or(""),
+                s["step"].as_str().unwrap_or(""),
+                s["outcome"].as_str().unwrap_or(""),
+                s["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!("   status: {}", transfer["status"]);
+}
+
+/// Step 7: the pupil's record from KOSKI to Espoo, and the conversion subject by subject.
+async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
+    step(
+        7,
+        "The same pupil's record from the national register KOSKI, for Espoo's school system",
+    );
+    let authorization = bed.authorization(
+        DEMO_STUDENT,
+        "koski",
+        "espoo",
+        "identity enrolment achievements",
+    );
+    let token = bed.sign(&authorization.claims())?;
+    println!(
+        "   src=koski dst=espoo scope=\"{}\" (the e-service submits it as before)",
+        authorization.scope
+    );
+    let answer = bed
+        .client("eservice")?
+        .submit(&token)
+        .await
+        .map_err(TestbedError::from)?;
+    let id = answer
+        .json()
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| DemoError::Step(format!("submission refused: {}", answer.json())))?;
+    let transfer = bed
+        .wait_for_status(
+            "eservice",
+            &id,
+            &["delivered", "failed", "cancelled"],
+            Duration::from_secs(30),
+        )
+        .await?;
+    let koski = bed
+        .koski
+        .get("koski")
+        .ok_or_else(|| DemoError::Step("no koski source".into()))?;
+    if let Some(request) = koski.requests().last() {
+        let body = String::from_utf8_lossy(&request.body).replace(DEMO_STUDENT, "<henkilötunnus>");
+        println!(
+            "   gateway → KOSKI  {} {}  (the henkilötunnus only in the body)\n                    {body}",
+            request.method, request.target
+        );
+        println!(
+            "   KOSKI → gateway  {} with KOSKI's oppija JSON",
+            request.status
+        );
+    }
+    print_steps(&transfer);
+    if transfer["status"] != "delivered" {
+        return Err(DemoError::Step(format!(
+            "the KOSKI transfer did not arrive: {transfer}"
+        )));
+    }
+    let delivered = bed
+        .destinations
+        .get("espoo")
+        .and_then(|d| d.requests().into_iter().find(|r| r.idempotency_key == id))
+        .ok_or_else(|| DemoError::Step("Espoo received nothing from KOSKI".into()))?;
+    let root = siirto_xsd::dom::parse(&delivered.body, &siirto_xsd::Limits::default())
+        .map_err(|e| DemoError::Step(format!("the delivered record: {e}")))?;
+    println!("   koski (JSON) → siirto-v1 (XML), as Espoo received it:");
+    println!(
+        "     {:<38} {:<9} →  siirto-v1 <achievement>",
+        "KOSKI suoritus (koodiarvo, nimi)", "arvosana"
+    );
+    let oppija = koski_pupil(DEMO_STUDENT, DEMO_LEARNER);
+    let achievements: Vec<&siirto_xsd::dom::Element> = root
+        .child("achievements")
+        .map(|a| a.children_named("achievement").collect())
+        .unwrap_or_default();
+    for suoritus in oppija["opiskeluoikeudet"][0]["suoritukset"][0]["osasuoritukset"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let tunniste = &suoritus["koulutusmoduuli"]["tunniste"];
+        let code = tunniste["koodiarvo"].as_str().unwrap_or("");
+        let name = tunniste["nimi"]["fi"].as_str().unwrap_or("");
+        let grade = suoritus["arviointi"][0]["arvosana"]["koodiarvo"]
+            .as_str()
+            .unwrap_or("");
+        let arrived = achievements
+            .iter()
+            .find(|a| a.child_text("code").as_deref() == Some(code))
+            .map_or_else(
+                || "(not delivered)".to_owned(),
+                |a| {
+                    let scheme = a
+                        .child("code")
+                        .and_then(|c| c.attribute("scheme"))
+                        .map_or(String::new(), |s| format!(" scheme={s}"));
+                    let grade = a
+                        .child("grade")
+                        .and_then(|g| g.elements().next())
+                        .map_or(String::new(), |g| {
+                            format!("  <{}>{}</{}>", g.local, g.text().trim(), g.local)
+                        });
+                    format!("<code{scheme}>{code}</code>{grade}")
+                },
+            );
+        println!(
+            "     {:<38} {grade:<9} →  {arrived}",
+            format!("{code} {name}")
+        );
+    }
+    let report = &transfer["conversion"];
+    let paths = |key: &str| report[key].as_object().map_or(0, serde_json::Map::len);
+    println!(
+        "   conversion report: carried {} kinds of field; dropped by scope: {}; KOSKI fields siirto-v1 has no place for: {}; not understood: {}",
+        paths("carried"),
+        report["dropped_by_scope"]
+            .as_object()
+            .map_or_else(String::new, |d| d
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")),
+        paths("not_read_from_source") + paths("dropped_by_target"),
+        paths("not_understood"),
+    );
+    let support = String::from_utf8_lossy(&delivered.body).contains("supportDecision");
+    println!(
+        "   support decisions (in KOSKI's lisätiedot) in the delivered record: {}",
+        if support {
+            "YES (wrong!)"
+        } else {
+            "none (not in scope)"
+        }
+    );
+    Ok(())
+}
+
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -104,12 +263,13 @@ fn step(n: u32, text: &str) {
 pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
     let started = Instant::now();
     println!(
-        "Siirto demo: a student-authorized transfer from Turku to Espoo, everything on 127.0.0.1"
+        "Siirto demo: student-authorized transfers to Espoo, from Turku and from the national register KOSKI, everything on 127.0.0.1"
     );
 
     step(1, "Development PKI, configuration and SQLite store");
     let bed = Testbed::start(TestbedOptions {
         dir: keep.map(Path::to_path_buf),
+        koski: true,
         ..TestbedOptions::default()
     })
     .await?;
@@ -138,6 +298,15 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
     println!(
         "   destination  espoo  (siirto-v1)  {}",
         destination.base_url()
+    );
+    let koski = bed
+        .koski
+        .get("koski")
+        .ok_or_else(|| DemoError::Step("no koski source".into()))?;
+    koski.insert(koski_pupil(DEMO_STUDENT, DEMO_LEARNER), None);
+    println!(
+        "   source       koski  (koski JSON, KOSKI luovutuspalvelu)  {}",
+        koski.base_url()
     );
     println!(
         "   gateway API  {} (mTLS)   admin {}",
@@ -192,18 +361,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
             Duration::from_secs(30),
         )
         .await?;
-    if let Some(steps) = transfer.get("steps").and_then(Value::as_array) {
-        for s in steps {
-            println!(
-                "   {}  {:<9} {:<10} {}",
-                s["at"].as_str().unwrap_or(""),
-                s["step"].as_str().unwrap_or(""),
-                s["outcome"].as_str().unwrap_or(""),
-                s["detail"].as_str().unwrap_or("")
-            );
-        }
-    }
-    println!("   status: {}", transfer["status"]);
+    print_steps(&transfer);
     if transfer["status"] != "delivered" {
         return Err(DemoError::Step(format!(
             "transfer did not arrive: {transfer}"
@@ -241,7 +399,9 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         );
     }
 
-    step(7, "The audit trail");
+    koski_transfer(&bed).await?;
+
+    step(8, "The audit trail");
     let gateway = bed
         .gateway
         .clone()

@@ -351,7 +351,7 @@ pub async fn start_peers(request: &PeersRequest) -> Result<DevPeers, DevError> {
         formats.insert(p.id.clone(), endpoint.format);
     }
     let (shutdown, signal) = Shutdown::new();
-    let peers = spawn_peers(&config.directory, &layout, listeners, &signal)?;
+    let peers = spawn_peers(&config.directory, &layout, listeners, None, &signal)?;
     let mut served = BTreeMap::new();
     for (id, source) in &peers.sources {
         let format = formats.get(id).copied().unwrap_or(Format::SiirtoV1);

@@ -410,7 +410,10 @@ fn call_failed(
         );
     }
     let Some(reason) = tls else {
-        return format!("attempt {attempt}");
+        return match error.answer_detail() {
+            Some(said) => format!("attempt {attempt}: {said}"),
+            None => format!("attempt {attempt}"),
+        };
     };
     gw.metrics.outbound_tls_failure(peer, reason);
     audit
@@ -556,10 +559,19 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     };
     let attempt = state.attempts + 1;
     let result = gw.outbound.fetch_record(&row.src, &subject, &row.id).await;
+    // An answer its protocol cannot read (a SOAP envelope with a DTD, say) was fetched all
+    // the same: it fails validation, as a document failing its schema does.
+    let (result, unreadable) = match result {
+        Err(CallError::InvalidAnswer {
+            summary, answer, ..
+        }) => (Ok(answer), Some(summary)),
+        other => (other, None),
+    };
     let now = gw.now();
     let (event, outcome) = match &result {
         Ok(_) => (Event::Fetched, "ok".to_owned()),
         Err(e) if e.code() == "source_not_found" => (Event::SourceNotFound, e.code().to_owned()),
+        Err(e) if e.code() == "source_refused" => (Event::SourceRefused, e.code().to_owned()),
         Err(e) => (
             Event::FetchFailed(if e.retryable() {
                 Retry::Retryable
@@ -605,8 +617,13 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
 
     let scope = Scope::parse(&row.scope)
         .unwrap_or_else(|_| Scope::empty().with(siirto_core::scope::Category::Identity));
-    let prepared =
-        prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await;
+    let prepared = match unreadable {
+        Some(summary) => Err(PipelineError::InvalidSource {
+            format: from,
+            summary,
+        }),
+        None => prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await,
+    };
     let now = gw.now();
     let prepared = match prepared {
         Ok(p) => p,

@@ -13,7 +13,9 @@
 //! - [`config`]: the TOML file + `SIIRTO__*` overrides → the validated [`config::Config`] (the
 //!   loader; the data types are `siirto_core::config` and `siirto_core::identity`).
 //! - [`tls`]: rustls server and client configurations from the validated config.
-//! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
+//! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits; one
+//!   module per source protocol (`siirto`, `koski`, `virta-soap`) builds its request and
+//!   classifies its answers.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
 //! - [`retry`]: operator retries of failed transfers, one or in bulk (API and CLI).
 //! - [`server`]: TLS and plain listeners (hyper), connection admission, graceful shutdown.
