@@ -349,6 +349,37 @@ pub struct DevSign {
     /// The token id (jti) [default: a random UUID]
     #[arg(long, value_name = "JTI")]
     pub jti: Option<String>,
+    /// The legal basis (authz only) [default: consent]
+    #[arg(long, value_enum, value_name = "BASIS")]
+    pub basis: Option<BasisArg>,
+    /// A guardian consenting for a minor (authz only): their henkilötunnus, signed as
+    /// act = {"sub": ID, "role": "guardian"}
+    #[arg(long, value_name = "ID")]
+    pub guardian: Option<String>,
+    /// The student's birth date YYYY-MM-DD, for a learner OID (authz only)
+    #[arg(long, value_name = "DATE")]
+    pub birthdate: Option<String>,
+    /// The language of the consent text whose SHA-256 is signed (consent_sha256, consent_lang;
+    /// authz only) [default: fi for consent, none for statutory]
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub consent_lang: Option<LangArg>,
+}
+
+/// `--basis` of `siirto dev sign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BasisArg {
+    /// The student (or their guardian) agreed
+    Consent,
+    /// A law lets the destination receive it (within its statutory_scopes and statutory_purposes)
+    Statutory,
+}
+
+/// A language of the texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    Fi,
+    Sv,
+    En,
 }
 
 impl DevSign {
@@ -372,6 +403,20 @@ impl DevSign {
             kid: self.kid,
             key: self.key,
             jti: self.jti,
+            basis: self.basis.map(|b| {
+                match b {
+                    BasisArg::Consent => "consent",
+                    BasisArg::Statutory => "statutory",
+                }
+                .to_owned()
+            }),
+            guardian: self.guardian,
+            birthdate: self.birthdate,
+            consent_lang: self.consent_lang.map(|l| match l {
+                LangArg::Fi => siirto_core::lang::Lang::Fi,
+                LangArg::Sv => siirto_core::lang::Lang::Sv,
+                LangArg::En => siirto_core::lang::Lang::En,
+            }),
         }
     }
 }

@@ -148,8 +148,12 @@ async fn a_valid_transfer_is_delivered_once(database_url: Option<String>) {
     let claims = receipt.claims();
     assert_eq!(claims.transfer_id, id);
     assert_eq!(claims.subject.as_str(), STUDENT);
-    assert_eq!(claims.source, "turku");
-    assert_eq!(claims.destination, "espoo");
+    assert_eq!(claims.source.id, "turku");
+    assert_eq!(claims.destination.id, "espoo");
+    assert_eq!(
+        claims.destination.name.as_ref().map(|n| n.fi.as_str()),
+        Some("Espoon kaupunki")
+    );
     assert_eq!(claims.document_sha256, sha256(&received.body));
     assert_eq!(claims.scope.to_string(), SCOPE);
 

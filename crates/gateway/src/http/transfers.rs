@@ -17,10 +17,11 @@ use crate::metrics::Outcome;
 use crate::server::Body;
 use crate::state::Gateway;
 use crate::store::{
-    Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, TransferChange, TransferRow,
+    Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, StoredConsent, TransferChange,
+    TransferRow,
 };
 use siirto_core::authz;
-use siirto_core::clock::uuid_v4;
+use siirto_core::clock::{hex, uuid_v4};
 use siirto_core::identity::AuthenticatedParticipant;
 use siirto_core::identity::Role;
 use siirto_core::transfer::{self, Event, Status};
@@ -46,6 +47,7 @@ pub async fn submit(
         &gw.issuer_keys(),
         &gw.policy,
         &gw.config.directory,
+        gw.consent_texts,
         caller.participant(),
         now,
     ) {
@@ -79,6 +81,15 @@ pub async fn submit(
         gw.random.as_ref(),
     );
     let scope = verified.scope().to_string();
+    // The guardian, like the student, only as a keyed pseudonym (in a domain of its own).
+    let guardian = verified
+        .guardian()
+        .map(|g| gw.pseudonyms.guardian_pseudonym(g).as_str().to_owned());
+    let consent = verified.consent().map(|c| StoredConsent {
+        sha256: hex(&c.sha256),
+        version: c.version.clone(),
+        lang: c.lang,
+    });
     let mut accepted = gw.event(&caller.participant().id, "transfer.accepted", "ok");
     accepted.transfer_id = Some(id.clone());
     accepted.subject = Some(pseudonym.clone());
@@ -89,8 +100,23 @@ pub async fn submit(
         ("dst", verified.destination()),
         ("purpose", verified.purpose()),
         ("scope", scope.as_str()),
+        ("basis", verified.basis().as_str()),
     ] {
         accepted.detail.insert(k.into(), v.into());
+    }
+    if let Some(g) = &guardian {
+        accepted.detail.insert("guardian".into(), g.clone());
+    }
+    if let Some(c) = &consent {
+        accepted
+            .detail
+            .insert("consent_sha256".into(), c.sha256.clone());
+        accepted
+            .detail
+            .insert("consent_version".into(), c.version.clone());
+        accepted
+            .detail
+            .insert("consent_lang".into(), c.lang.code().into());
     }
     let transfer = NewTransfer {
         id: id.clone(),
@@ -103,6 +129,10 @@ pub async fn submit(
         scope: scope.clone(),
         subject_pseudonym: pseudonym.as_str().to_owned(),
         subject_sealed: sealed.bytes,
+        basis: verified.basis(),
+        guardian_pseudonym: guardian,
+        consent,
+        consented_at: verified.issued_at(),
         created_at: now,
         replay_until: verified.remember_until(),
     };
@@ -153,7 +183,7 @@ async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submiss
 /// Every code a submission can be refused with (its body, its authorization, a replay): the
 /// `code` values of `siirto_authorizations_rejected_total`, each exposed from the start. Debug
 /// builds check each refusal against it.
-pub const SUBMISSION_REFUSALS: [ErrorCode; 26] = [
+pub const SUBMISSION_REFUSALS: [ErrorCode; 30] = [
     ErrorCode::InvalidRequest,
     ErrorCode::RequestTooLarge,
     ErrorCode::RequestTimeout,
@@ -179,6 +209,10 @@ pub const SUBMISSION_REFUSALS: [ErrorCode; 26] = [
     ErrorCode::InvalidScope,
     ErrorCode::MissingIdentityScope,
     ErrorCode::ForbiddenSubmitter,
+    ErrorCode::StatutoryNotAllowed,
+    ErrorCode::GuardianRequired,
+    ErrorCode::InvalidActor,
+    ErrorCode::ConsentTextMismatch,
     ErrorCode::Replay,
 ];
 
