@@ -20,6 +20,8 @@
 //! - `metrics`: `GET /metrics` parsed by a Prometheus text parser and by the Prometheus
 //!   project's Python client (both formats); every known series there from the start.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
+//! - `people`: the legal basis, guardians of minors and the consent text: each refusal with its
+//!   code, a guardian kept only as a pseudonym, statutory transfers, `GET /v1/consent-text`.
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,6 +45,8 @@ mod limits;
 mod metrics;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/people.rs"]
+mod people;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]

@@ -470,6 +470,14 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "no `{build}` in:\n{metrics}"
     );
 
+    // The consent text the e-service shows (the dev sign below signs over the same words).
+    let consent_url = format!(
+        "{api}/v1/consent-text?src=turku&dst=espoo&scope=identity+enrolment+achievements&purpose=school-change&lang=fi"
+    );
+    let (status, text) = curl(&dir, &consent_url, None);
+    assert_eq!(status, 200, "{text}");
+    let text: Value = serde_json::from_str(&text).expect("json");
+
     // 4. TOKEN=$(siirto dev sign --config certs/siirto.toml --sub 150608A123J --src turku --dst espoo)
     let out = run(&[
         "dev",
@@ -487,6 +495,15 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
     let token = stdout(&out);
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
+    // Signed, in another process, over the hash the serving gateway gave.
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("claims");
+    assert_eq!(claims["consent_sha256"], text["sha256"], "{text}");
+    assert_eq!(claims["consent_lang"], "fi");
 
     // 5. curl … --data-binary '{"authorization": "…"}' https://127.0.0.1:8443/v1/transfers
     let body = serde_json::json!({ "authorization": token }).to_string();
@@ -516,6 +533,32 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "{rest}"
     );
     assert!(rest.ends_with("stopped"), "{rest}");
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited {status}:\n{}", log());
+
+    // Restarted, the gateway gives the same consent text, to the byte, and the same hash.
+    let mut serve = Running {
+        name: "siirto serve (again)",
+        child: siirto()
+            .env("SIIRTO_LOG", "info")
+            .args(["serve", "--config", config_text])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).expect("log"))
+            .spawn()
+            .expect("run siirto serve"),
+    };
+    let again = wait_for("siirto serve to answer again", Duration::from_secs(60), || {
+        serve.assert_running(&log());
+        let ready = Command::new("curl")
+            .args(["-sf", "--max-time", "2"])
+            .arg(format!("{admin}/readyz"))
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ready.then(|| curl(&dir, &consent_url, None))
+    });
+    assert_eq!(again.0, 200, "{}", again.1);
+    let again: Value = serde_json::from_str(&again.1).expect("json");
+    assert_eq!(again, text, "the same text, version and hash after a restart");
     let status = serve.terminate();
     assert!(status.success(), "serve exited {status}:\n{}", log());
 }

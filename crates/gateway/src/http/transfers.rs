@@ -270,7 +270,9 @@ pub async fn show(
     ))
 }
 
-/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`.
+/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`: its
+/// basis, whether a guardian consented (never who), and the consent text proven (hash,
+/// version, language; `null` when none was named).
 pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>) -> Value {
     let mut v = json!({
         "id": row.id,
@@ -280,6 +282,13 @@ pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>
         "purpose": row.purpose,
         "scope": row.scope,
         "submitter": row.submitter,
+        "basis": row.basis.as_str(),
+        "guardian": row.guardian_pseudonym.is_some(),
+        "consent": row.consent.as_ref().map(|c| json!({
+            "sha256": c.sha256,
+            "version": c.version,
+            "lang": c.lang.code(),
+        })),
         "created_at": row.created_at.rfc3339(),
         "updated_at": row.updated_at.rfc3339(),
         "attempts": row.attempts,
@@ -295,6 +304,9 @@ pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>
     if let Some(map) = map {
         if let Some(reason) = row.reason {
             map.insert("reason".into(), json!(reason.as_str()));
+        }
+        if let Some(at) = row.consented_at {
+            map.insert("consented_at".into(), json!(at.rfc3339()));
         }
         if let (false, Some(due)) = (row.status.is_terminal(), row.due_at) {
             map.insert("next_attempt_at".into(), json!(due.rfc3339()));
