@@ -29,6 +29,8 @@
 mod admin;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "support/people.rs"]
+mod people_support;
 /// The scope walk shared with the format tests: which category each output path belongs to.
 #[path = "support/formats_walk.rs"]
 mod walk;

@@ -547,18 +547,25 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
             .spawn()
             .expect("run siirto serve"),
     };
-    let again = wait_for("siirto serve to answer again", Duration::from_secs(60), || {
-        serve.assert_running(&log());
-        let ready = Command::new("curl")
-            .args(["-sf", "--max-time", "2"])
-            .arg(format!("{admin}/readyz"))
-            .output()
-            .is_ok_and(|o| o.status.success());
-        ready.then(|| curl(&dir, &consent_url, None))
-    });
+    let again = wait_for(
+        "siirto serve to answer again",
+        Duration::from_secs(60),
+        || {
+            serve.assert_running(&log());
+            let ready = Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("{admin}/readyz"))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ready.then(|| curl(&dir, &consent_url, None))
+        },
+    );
     assert_eq!(again.0, 200, "{}", again.1);
     let again: Value = serde_json::from_str(&again.1).expect("json");
-    assert_eq!(again, text, "the same text, version and hash after a restart");
+    assert_eq!(
+        again, text,
+        "the same text, version and hash after a restart"
+    );
     let status = serve.terminate();
     assert!(status.success(), "serve exited {status}:\n{}", log());
 }

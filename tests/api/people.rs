@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use siirto_core::clock::hex;
 use siirto_core::lang::{Lang, helsinki_date};
 use siirto_core::record::Date;
-use siirto_core::student_id::{StudentId, with_check_character};
+use siirto_core::student_id::StudentId;
 use siirto_devkit::demo::school_record;
 use siirto_devkit::eservice::Authorization;
 use siirto_devkit::testbed::Testbed;
@@ -17,43 +17,16 @@ use siirto_devkit::testbed::Testbed;
 use crate::helpers::{
     assert_nothing_moved, assert_refusal, audit, finished, gateway, start, submit, submit_accepted,
 };
-
-/// A henkilötunnus of someone born on `born` (individual number `nnn`, 900-999: temporary
-/// numbers, nobody's).
-fn hetu(born: Date, nnn: u16) -> String {
-    let sign = if born.year() >= 2000 { 'A' } else { '-' };
-    with_check_character(&format!(
-        "{:02}{:02}{:02}{sign}{nnn:03}",
-        born.day(),
-        born.month(),
-        born.year() % 100
-    ))
-}
-
-/// The day `years` years before `day` (28 February for a 29 February in a common year).
-fn years_before(day: Date, years: u16) -> Date {
-    let year = day.year() - years;
-    Date::new(year, day.month(), day.day())
-        .or_else(|_| Date::new(year, day.month(), day.day() - 1))
-        .expect("a calendar day")
-}
+use crate::people_support::{self as people, hetu, years_before};
 
 /// Today in Finland, as the gateway counts ages.
 fn today(bed: &Testbed) -> Date {
-    helsinki_date(bed.now()).expect("a day")
+    people::day_of(bed.now())
 }
 
-/// A pupil who is `years` old (and some months) today.
+/// A pupil who is `years` old (and about a month) today.
 fn aged(bed: &Testbed, years: u16, nnn: u16) -> String {
-    let mut born = years_before(today(bed), years);
-    // A month earlier still: well past the birthday, whatever today is.
-    born = Date::new(
-        if born.month() == 1 { born.year() - 1 } else { born.year() },
-        if born.month() == 1 { 12 } else { born.month() - 1 },
-        born.day().min(28),
-    )
-    .expect("a day");
-    hetu(born, nnn)
+    people::aged(bed.now(), years, nnn)
 }
 
 fn signed(bed: &Testbed, a: &Authorization) -> String {
@@ -71,8 +44,11 @@ async fn every_people_rule_refuses_with_its_code_and_nothing_moves() {
     let parent = guardian_of_age(&bed);
     let seventeen = aged(&bed, 17, 902);
     // Turns 15 tomorrow: still 14 on the day of iat.
-    let tomorrow = helsinki_date(bed.now().saturating_add(std::time::Duration::from_secs(86_400)))
-        .expect("a day");
+    let tomorrow = helsinki_date(
+        bed.now()
+            .saturating_add(std::time::Duration::from_secs(86_400)),
+    )
+    .expect("a day");
     let fifteen_tomorrow = hetu(years_before(tomorrow, 15), 903);
     let oid = "1.2.246.562.24.10000000008";
     let scope = "identity enrolment achievements";
@@ -93,14 +69,28 @@ async fn every_people_rule_refuses_with_its_code_and_nothing_moves() {
     let other_scope_text = {
         let mut a = bed.authorization(&aged(&bed, 30, 904), "turku", "espoo", scope);
         a.consent = bed
-            .consent_text("turku", "espoo", "identity", "school-change", "consent", Lang::Fi)
+            .consent_text(
+                "turku",
+                "espoo",
+                "identity",
+                "school-change",
+                "consent",
+                Lang::Fi,
+            )
             .map(|t| (hex(&t.sha256), "fi".into()));
         signed(&bed, &a)
     };
     let other_language_text = {
         let mut a = bed.authorization(&aged(&bed, 30, 905), "turku", "espoo", scope);
         a.consent = bed
-            .consent_text("turku", "espoo", scope, "school-change", "consent", Lang::Sv)
+            .consent_text(
+                "turku",
+                "espoo",
+                scope,
+                "school-change",
+                "consent",
+                Lang::Sv,
+            )
             .map(|t| (hex(&t.sha256), "fi".into()));
         signed(&bed, &a)
     };
@@ -199,7 +189,12 @@ async fn every_people_rule_refuses_with_its_code_and_nothing_moves() {
             "missing_claim",
             no_text,
         ),
-        ("basis neither consent nor statutory", 422, "invalid_claim", bad_basis),
+        (
+            "basis neither consent nor statutory",
+            422,
+            "invalid_claim",
+            bad_basis,
+        ),
     ];
     for (why, status, code, token) in cases {
         let entry = assert_refusal(
@@ -259,7 +254,14 @@ async fn a_guardian_consents_for_a_minor_and_is_kept_only_as_a_pseudonym() {
     .await;
 
     let shown = bed
-        .consent_text("turku", "espoo", scope, "school-change", "consent", Lang::Fi)
+        .consent_text(
+            "turku",
+            "espoo",
+            scope,
+            "school-change",
+            "consent",
+            Lang::Fi,
+        )
         .expect("a text");
     for (id, guardian) in [(&with_guardian, true), (&alone, false)] {
         let t = finished(&bed, id).await;
@@ -467,21 +469,63 @@ async fn the_consent_text_names_the_organisations_and_exactly_the_scope_in_each_
 
     // Every parameter problem is 400 invalid_request naming the parameter; only e-services ask.
     for (query, parameter) in [
-        ("dst=espoo&scope=identity&purpose=school-change&lang=fi", "src"),
-        ("src=nobody&dst=espoo&scope=identity&purpose=school-change&lang=fi", "src"),
-        ("src=turku&dst=turku&scope=identity&purpose=school-change&lang=fi", "dst"),
-        ("src=turku&dst=espoo&scope=grades&purpose=school-change&lang=fi", "scope"),
-        ("src=turku&dst=espoo&scope=achievements&purpose=school-change&lang=fi", "scope"),
+        (
+            "dst=espoo&scope=identity&purpose=school-change&lang=fi",
+            "src",
+        ),
+        (
+            "src=nobody&dst=espoo&scope=identity&purpose=school-change&lang=fi",
+            "src",
+        ),
+        (
+            "src=turku&dst=turku&scope=identity&purpose=school-change&lang=fi",
+            "dst",
+        ),
+        (
+            "src=turku&dst=espoo&scope=grades&purpose=school-change&lang=fi",
+            "scope",
+        ),
+        (
+            "src=turku&dst=espoo&scope=achievements&purpose=school-change&lang=fi",
+            "scope",
+        ),
         ("src=turku&dst=espoo&purpose=school-change&lang=fi", "scope"),
-        ("src=turku&dst=espoo&scope=identity&purpose=School+Change&lang=fi", "purpose"),
-        ("src=turku&dst=espoo&scope=identity&purpose=school-change&lang=de", "lang"),
-        ("src=turku&dst=espoo&scope=identity&purpose=school-change", "lang"),
-        ("src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&basis=law", "basis"),
-        ("src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&basis=statutory", "basis"),
-        ("src=turku&dst=espoo&question=grades&purpose=school-change&lang=fi", "question"),
-        ("src=turku&dst=espoo&scope=identity&question=active_study_right&purpose=x&lang=fi", "question"),
-        ("src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&sub=x", "sub"),
-        ("src=turku&src=oulu&dst=espoo&scope=identity&purpose=school-change&lang=fi", "src"),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=School+Change&lang=fi",
+            "purpose",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=school-change&lang=de",
+            "lang",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=school-change",
+            "lang",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&basis=law",
+            "basis",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&basis=statutory",
+            "basis",
+        ),
+        (
+            "src=turku&dst=espoo&question=grades&purpose=school-change&lang=fi",
+            "question",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&question=active_study_right&purpose=x&lang=fi",
+            "question",
+        ),
+        (
+            "src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi&sub=x",
+            "sub",
+        ),
+        (
+            "src=turku&src=oulu&dst=espoo&scope=identity&purpose=school-change&lang=fi",
+            "src",
+        ),
     ] {
         let (status, body) = consent_text(&bed, "eservice", query).await;
         assert_eq!(
@@ -503,6 +547,9 @@ async fn the_consent_text_names_the_organisations_and_exactly_the_scope_in_each_
         "src=turku&dst=espoo&scope=identity&purpose=school-change&lang=fi",
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden_role")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden_role"))
+    );
     bed.stop().await;
 }

@@ -294,7 +294,8 @@ async fn students_are_bound_by_learner_number_and_every_century_sign() {
             authorization.birthdate = Some("2008-06-15".into());
         }
         if subject == "311212B7897" {
-            authorization.guardian = Some(siirto_core::student_id::with_check_character("010180-123"));
+            authorization.guardian =
+                Some(siirto_core::student_id::with_check_character("010180-123"));
         }
         let token = bed.sign(&authorization.claims()).expect("sign");
         let id = submit_accepted(&bed, &token).await;

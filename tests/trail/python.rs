@@ -145,7 +145,10 @@ async fn receipt_verifies_with_jwcrypto_and_against_an_inclusion_proof() {
                 siirto_core::lang::Lang::Fi,
             )
             .unwrap();
-        assert_eq!(claims["consent_sha256"], siirto_core::clock::hex(&shown.sha256));
+        assert_eq!(
+            claims["consent_sha256"],
+            siirto_core::clock::hex(&shown.sha256)
+        );
         assert_eq!(claims["consent_version"], shown.version.as_str());
         assert_eq!(claims["consent_lang"], "fi");
         // The receipt's document hash is that of what the destination stored.

@@ -526,7 +526,7 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
                 what: category_names(categories_authorized(row)),
                 arrived: (row.status == Status::Delivered)
                     .then(|| category_names(categories_delivered(row, report.as_ref()))),
-                purpose: texts.consent.purpose_words(&row.purpose, dst),
+                purpose: capitalized(&texts.consent.purpose_words(&row.purpose, dst)),
                 basis,
                 consent_text: row.consent.as_ref().map(|c| {
                     fill(
@@ -553,6 +553,16 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
         lang: lang.code(),
         t,
         entries: views,
+    }
+}
+
+/// `text` with its first letter upper-cased: the purpose's words stand alone on the page (in
+/// the consent text they end a sentence).
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
