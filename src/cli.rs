@@ -54,14 +54,19 @@ pub enum Command {
     /// A whole transfer on this machine, printed step by step
     ///
     /// Fresh development certificates, the gateway with mutual TLS on 127.0.0.1, a source
-    /// (Turku) and a destination (Espoo) as real TLS servers, a SQLite store, an e-service
-    /// signing the student's authorization; then what Espoo received and the verified audit
-    /// trail.
+    /// (Turku) and a destination (Espoo) as real TLS servers, a SQLite store; a 12-year-old
+    /// pupil's guardian reads the consent text and agrees, an e-service signs the authorization
+    /// over its hash; then what Espoo received, the receipt, the pupil's own page saved as
+    /// HTML, and the verified audit trail.
     Demo {
         /// Keep the certificates, configuration and database in DIR instead of a temporary
         /// directory
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Save the pupil's page here [default: DIR/student-page.html with --keep, else
+        /// siirto-demo-student-page.html in the temporary directory]
+        #[arg(long, value_name = "FILE")]
+        page: Option<PathBuf>,
     },
     /// Development certificates and configuration (never for production)
     #[command(subcommand)]
@@ -598,7 +603,13 @@ mod tests {
                 free_ports: false
             }))
         );
-        assert_eq!(command("demo"), Command::Demo { keep: None });
+        assert_eq!(
+            command("demo"),
+            Command::Demo {
+                keep: None,
+                page: None
+            }
+        );
         // The last of a repeated option wins, as before.
         assert_eq!(
             command("serve --config a --config b"),

@@ -372,6 +372,55 @@ fn curl_available() -> bool {
     runs
 }
 
+/// `siirto demo`: the guardian of a 12-year-old reads the consent text and agrees; the
+/// receipt names the guardian's consent and the text; the pupil's page is saved as HTML.
+#[test]
+fn the_demo_shows_a_guardians_consent_the_receipt_and_the_page() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let keep = scratch.path().join("demo");
+    let page = scratch.path().join("page.html");
+    let out = siirto()
+        .args(["demo", "--keep"])
+        .arg(&keep)
+        .arg("--page")
+        .arg(&page)
+        .output()
+        .expect("run siirto demo");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    for expected in [
+        "12 years old: too young to consent alone",
+        "GET /v1/consent-text",
+        "Lupa lähettää koulutietojasi",
+        "Lähettäjä on Turun kaupunki ja vastaanottaja Espoon kaupunki.",
+        "\"role\": \"guardian\"",
+        "basis consent, guardian true, categories identity enrolment achievements",
+        "verifies with the audit key",
+        "audit verify: OK",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The hash the e-service signed is the hash the receipt names.
+    let signed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("consent_sha256="))
+        .and_then(|l| l.split(' ').next())
+        .expect("the signed hash");
+    assert!(
+        text.contains(&format!("consent text sha256 {signed} (version ")),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the saved page");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("<html lang=\"fi\">"));
+    assert!(
+        html.contains("Huoltajasi antoi luvan puolestasi."),
+        "{html}"
+    );
+    assert!(html.contains("Espoon kaupunki"));
+    assert!(keep.join("siirto.db").is_file());
+}
+
 /// README "Drive one transfer by hand", step by step, each step its own process. The one
 /// difference: `pki init --free-ports` instead of the default ports, which a test must not take.
 #[test]
