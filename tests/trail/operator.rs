@@ -18,7 +18,7 @@ use crate::support::{OPERATOR, STUDENT, chromium, deliver, operator, proxy, star
 
 /// Forwards GETs to the gateway as the operator; returns its `http://127.0.0.1:PORT`.
 async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
-    proxy(operator(bed), || Vec::new()).await
+    proxy(operator(bed), Vec::new).await
 }
 
 /// Runs headless Chromium with a fresh profile; `args` after the common flags.
