@@ -27,11 +27,12 @@
 //!
 //! | key type | keys | value |
 //! |---|---|---|
-//! | text | ids, paths, URLs, addresses, `subject`, `format`, `crl_stale` | taken as is |
-//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes` | decimal |
+//! | text | ids, paths, URLs, addresses, `subject`, `format`, `crl_stale`, `name.fi` (`.sv`, `.en`), `statutory_law.fi` (…) | taken as is |
+//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes`, `own_consent_age` | decimal |
+//! | boolean | `require_text_hash` | `true` or `false` |
 //! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
 //! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
-//! | list | `crl`, `roles`, `payload_previous_keys` | comma-separated, or a TOML array `["a", "b"]` |
+//! | list | `crl`, `roles`, `payload_previous_keys`, `statutory_scopes`, `statutory_purposes` | comma-separated, or a TOML array `["a", "b"]` |
 //!
 //! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
 //! problem in an overridden value names the variable that set it.
@@ -2405,6 +2406,79 @@ mod tests {
                 |c| matches!(c, Cause::EndpointFieldNotAllowed { field: "format" }),
             ),
             (
+                "name = { fi = \"Espoon kaupunki\", sv = \"Esbo stad\", en = \"City of Espoo\" }\n",
+                "",
+                "participants[1].name",
+                |c| matches!(c, Cause::NameMissing { role: "source" }),
+            ),
+            ("sv = \"Esbo stad\", ", "", "participants[1].name.sv", |c| {
+                matches!(c, Cause::Missing)
+            }),
+            (
+                "en = \"City of Espoo\"",
+                "en = \" \"",
+                "participants[1].name.en",
+                |c| matches!(c, Cause::Empty),
+            ),
+            (
+                "roles = [\"operator\"]",
+                "roles = [\"operator\"]\nstatutory_purposes = [\"school-change\"]",
+                "participants[5].statutory_purposes",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryNotDestination {
+                            field: "statutory_purposes"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_law = {",
+                "statutory_lav = {",
+                "participants[2].statutory_law",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryIncomplete {
+                            field: "statutory_law"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_scopes = [\"identity\", \"enrolment\"",
+                "statutory_scopes = [\"identity\", \"grades\"",
+                "participants[2].statutory_scopes[1]",
+                |c| matches!(c, Cause::UnknownCategory(g) if g == "grades"),
+            ),
+            (
+                "statutory_purposes = [\"school-change\"]",
+                "statutory_purposes = [\"School change\"]",
+                "participants[2].statutory_purposes[0]",
+                |c| matches!(c, Cause::BadPurpose(p) if p == "School change"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nown_consent_age = 0\n\n[storage]",
+                "consent.own_consent_age",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nrequire_text_hash = \"no\"\n\n[storage]",
+                "consent.require_text_hash",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a boolean",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
                 "listen = \"127.0.0.1:8443\"",
                 "listen = \"localhost:8443\"",
                 "gateway.listen",
@@ -2717,6 +2791,73 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_people_of_the_directory_and_the_consent_section() {
+        let f = fixture();
+        let cfg = Config::from_toml(&f.text, &f.pki.config, no_env()).expect("valid");
+        assert_eq!(cfg.consent, ConsentConfig::default());
+        let espoo = cfg.directory.get("espoo").expect("espoo");
+        assert_eq!(
+            espoo
+                .name
+                .as_ref()
+                .map(|n| (n.fi.as_str(), n.sv.as_str(), n.en.as_str())),
+            Some(("Espoon kaupunki", "Esbo stad", "City of Espoo"))
+        );
+        assert_eq!(espoo.statutory, None);
+        let helsinki = cfg.directory.get("helsinki").expect("helsinki");
+        let rules = helsinki.statutory.as_ref().expect("statutory rules");
+        assert_eq!(rules.purposes, ["school-change"]);
+        assert_eq!(
+            rules.scope.to_string(),
+            "identity enrolment achievements support"
+        );
+        assert_eq!(
+            rules.law.sv,
+            "lagen om grundläggande utbildning (628/1998) 40 §"
+        );
+        // An e-service or an operator needs no name.
+        assert!(cfg.directory.get("eservice").expect("e").name.is_none());
+
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                ("SIIRTO__CONSENT__OWN_CONSENT_AGE", "13"),
+                ("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "false"),
+                ("SIIRTO__PARTICIPANTS__1__NAME__EN", "Espoo"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(
+            cfg.consent,
+            ConsentConfig {
+                own_consent_age: 13,
+                require_text_hash: false
+            }
+        );
+        assert_eq!(
+            cfg.directory
+                .get("espoo")
+                .and_then(|p| p.name.as_ref())
+                .map(|n| n.en.as_str()),
+            Some("Espoo")
+        );
+        let err = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "maybe")]),
+        )
+        .expect_err("not a boolean");
+        assert!(
+            err.problems()
+                .iter()
+                .any(|p| p.key == "consent.require_text_hash"
+                    && matches!(&p.cause, Cause::NotABoolean(v) if v == "maybe")),
+            "{err}"
+        );
     }
 
     #[test]
