@@ -588,6 +588,37 @@ mod tests {
     }
 
     #[test]
+    fn a_guardian_or_a_statutory_basis_is_signed_as_asked() {
+        let (_dir, config) = dev_dir();
+        let mut r = request(&config);
+        r.guardian = Some("010180-1232".to_owned());
+        r.consent_lang = Some(Lang::Sv);
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(
+            claims["act"],
+            serde_json::json!({"sub": "010180-1232", "role": "guardian"})
+        );
+        assert_eq!(claims["consent_lang"], "sv");
+        assert_eq!(claims.get("basis"), None);
+
+        // By law to Helsinki: no consent text unless a language is asked for.
+        let mut r = request(&config);
+        r.destination = Some("helsinki".to_owned());
+        r.basis = Some("statutory".to_owned());
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(claims["basis"], "statutory");
+        assert_eq!(claims.get("consent_sha256"), None);
+        r.consent_lang = Some(Lang::En);
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(claims["consent_lang"], "en");
+        assert_eq!(
+            claims["consent_sha256"].as_str().map(str::len),
+            Some(64),
+            "{claims}"
+        );
+    }
+
+    #[test]
     fn refusals_name_what_is_wrong() {
         let (_dir, config) = dev_dir();
         let mut r = request(&config);
