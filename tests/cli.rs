@@ -401,6 +401,55 @@ fn curl_available() -> bool {
     runs
 }
 
+/// `siirto demo`: the guardian of a 12-year-old reads the consent text and agrees; the
+/// receipt names the guardian's consent and the text; the pupil's page is saved as HTML.
+#[test]
+fn the_demo_shows_a_guardians_consent_the_receipt_and_the_page() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let keep = scratch.path().join("demo");
+    let page = scratch.path().join("page.html");
+    let out = siirto()
+        .args(["demo", "--keep"])
+        .arg(&keep)
+        .arg("--page")
+        .arg(&page)
+        .output()
+        .expect("run siirto demo");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    for expected in [
+        "12 years old: too young to consent alone",
+        "GET /v1/consent-text",
+        "Lupa lähettää koulutietojasi",
+        "Lähettäjä on Turun kaupunki ja vastaanottaja Espoon kaupunki.",
+        "\"role\": \"guardian\"",
+        "basis consent, guardian true, categories identity enrolment achievements",
+        "verifies with the audit key",
+        "audit verify: OK",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The hash the e-service signed is the hash the receipt names.
+    let signed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("consent_sha256="))
+        .and_then(|l| l.split(' ').next())
+        .expect("the signed hash");
+    assert!(
+        text.contains(&format!("consent text sha256 {signed} (version ")),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the saved page");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("<html lang=\"fi\">"));
+    assert!(
+        html.contains("Huoltajasi antoi luvan puolestasi."),
+        "{html}"
+    );
+    assert!(html.contains("Espoon kaupunki"));
+    assert!(keep.join("siirto.db").is_file());
+}
+
 /// README "Drive one transfer by hand", step by step, each step its own process. The one
 /// difference: `pki init --free-ports` instead of the default ports, which a test must not take.
 #[test]
@@ -499,6 +548,14 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "no `{build}` in:\n{metrics}"
     );
 
+    // The consent text the e-service shows (the dev sign below signs over the same words).
+    let consent_url = format!(
+        "{api}/v1/consent-text?src=turku&dst=espoo&scope=identity+enrolment+achievements&purpose=school-change&lang=fi"
+    );
+    let (status, text) = curl(&dir, &consent_url, None);
+    assert_eq!(status, 200, "{text}");
+    let text: Value = serde_json::from_str(&text).expect("json");
+
     // 4. TOKEN=$(siirto dev sign --config certs/siirto.toml --sub 150608A123J --src turku --dst espoo)
     let out = run(&[
         "dev",
@@ -516,6 +573,15 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
     let token = stdout(&out);
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
+    // Signed, in another process, over the hash the serving gateway gave.
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("claims");
+    assert_eq!(claims["consent_sha256"], text["sha256"], "{text}");
+    assert_eq!(claims["consent_lang"], "fi");
 
     // 5. curl … --data-binary '{"authorization": "…"}' https://127.0.0.1:8443/v1/transfers
     let body = serde_json::json!({ "authorization": token }).to_string();
@@ -545,6 +611,39 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "{rest}"
     );
     assert!(rest.ends_with("stopped"), "{rest}");
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited {status}:\n{}", log());
+
+    // Restarted, the gateway gives the same consent text, to the byte, and the same hash.
+    let mut serve = Running {
+        name: "siirto serve (again)",
+        child: siirto()
+            .env("SIIRTO_LOG", "info")
+            .args(["serve", "--config", config_text])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).expect("log"))
+            .spawn()
+            .expect("run siirto serve"),
+    };
+    let again = wait_for(
+        "siirto serve to answer again",
+        Duration::from_secs(60),
+        || {
+            serve.assert_running(&log());
+            let ready = Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("{admin}/readyz"))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ready.then(|| curl(&dir, &consent_url, None))
+        },
+    );
+    assert_eq!(again.0, 200, "{}", again.1);
+    let again: Value = serde_json::from_str(&again.1).expect("json");
+    assert_eq!(
+        again, text,
+        "the same text, version and hash after a restart"
+    );
     let status = serve.terminate();
     assert!(status.success(), "serve exited {status}:\n{}", log());
 }

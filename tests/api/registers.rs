@@ -185,11 +185,11 @@ async fn a_koski_pupil_arrives_at_a_school_system_and_at_an_emrex_contact_point(
 async fn a_learner_number_asks_koskis_oid_endpoint() {
     let bed = koski_bed(&[]).await;
     koski(&bed).insert(koski_pupil(STUDENT, LEARNER), None);
-    let id = submit_accepted(
-        &bed,
-        &token(&bed, LEARNER, "koski", "espoo", SCOPE_NO_SUPPORT),
-    )
-    .await;
+    // A learner number names no birth date: the e-service says it (the pupil is of age to
+    // consent, issue 14).
+    let mut authorization = bed.authorization(LEARNER, "koski", "espoo", SCOPE_NO_SUPPORT);
+    authorization.birthdate = Some("2008-06-15".into());
+    let id = submit_accepted(&bed, &bed.sign(&authorization.claims()).expect("sign")).await;
     let transfer = finished(&bed, &id).await;
     assert_eq!(transfer["status"], "delivered", "{transfer:#}");
     let requests = koski(&bed).requests();

@@ -9,58 +9,16 @@
 //! an operator's browser would. What Chromium renders is exactly what the gateway served; the
 //! gateway's certificate check itself is tested below with real client certificates.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::Response;
 use siirto_devkit::testbed::Testbed;
-use siirto_gateway::server::{ServerLimits, Shutdown, ShutdownTrigger};
+use siirto_gateway::server::ShutdownTrigger;
 
-use crate::support::{OPERATOR, STUDENT, chromium, deliver, operator, start};
+use crate::support::{OPERATOR, STUDENT, chromium, deliver, operator, proxy, start};
 
 /// Forwards GETs to the gateway as the operator; returns its `http://127.0.0.1:PORT`.
 async fn operator_proxy(bed: &Testbed) -> (String, ShutdownTrigger) {
-    let client = Arc::new(operator(bed));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (trigger, signal) = Shutdown::new();
-    tokio::spawn(siirto_gateway::server::serve_plain(
-        listener,
-        ServerLimits::default(),
-        move |_conn| {
-            let client = client.clone();
-            move |req: hyper::Request<hyper::body::Incoming>| {
-                let client = client.clone();
-                let path = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_else(|| "/".into());
-                let fut: siirto_gateway::server::ResponseFuture = Box::pin(async move {
-                    let mut r = match client.get(&path, &[]).await {
-                        Ok(a) => {
-                            let mut r = Response::new(Full::new(a.body));
-                            *r.status_mut() = a.status;
-                            *r.headers_mut() = a.headers;
-                            r
-                        }
-                        Err(e) => {
-                            let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
-                            *r.status_mut() = http::StatusCode::BAD_GATEWAY;
-                            r
-                        }
-                    };
-                    r.headers_mut().remove(http::header::TRANSFER_ENCODING);
-                    r
-                });
-                fut
-            }
-        },
-        signal,
-    ));
-    (format!("http://{addr}"), trigger)
+    proxy(operator(bed), Vec::new).await
 }
 
 /// Runs headless Chromium with a fresh profile; `args` after the common flags.

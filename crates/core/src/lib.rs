@@ -14,7 +14,12 @@
 //!   and client certificate → participant (x509-parser).
 //! - [`scope`]: the data categories of an authorization's `scope`.
 //! - [`student_id`]: henkilötunnus and learner-number parsing.
-//! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit).
+//! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit), with the
+//!   basis, guardian and consent-text rules.
+//! - [`consent`]: the legal basis of a transfer, a destination's statutory rules, and the
+//!   versioned consent texts composed from the reviewed text files and their hashes.
+//! - [`lang`]: fi/sv/en, texts in all three, filling placeholders, the Europe/Helsinki calendar
+//!   and ages.
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
@@ -40,8 +45,10 @@ pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod formats;
 pub mod identity;
+pub mod lang;
 pub mod peer_health;
 pub mod pipeline;
 pub mod protocol;

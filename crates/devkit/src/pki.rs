@@ -827,6 +827,49 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
     plan
 }
 
+/// The name (fi, sv, en) of a development participant, and for Helsinki what it receives by law
+/// (the statutory basis of a school change: perusopetuslaki 40 §), as lines of its entry.
+fn people_toml(id: &str) -> String {
+    let (fi, sv, en) = match id {
+        "turku" => ("Turun kaupunki", "Åbo stad", "City of Turku"),
+        "espoo" => ("Espoon kaupunki", "Esbo stad", "City of Espoo"),
+        "helsinki" => ("Helsingin kaupunki", "Helsingfors stad", "City of Helsinki"),
+        "oulu" => ("Oulun kaupunki", "Uleåborgs stad", "City of Oulu"),
+        "koski" => (
+            "KOSKI-tietovaranto (Opetushallitus)",
+            "KOSKI-datalagret (Utbildningsstyrelsen)",
+            "KOSKI data reserve (Finnish National Agency for Education)",
+        ),
+        "virta" | "virta-soap" => (
+            "VIRTA-opintotietopalvelu",
+            "VIRTA-studieinformationstjänsten",
+            "VIRTA study information service",
+        ),
+        "emrex" => (
+            "EMREX-yhteyspiste",
+            "EMREX-kontaktpunkten",
+            "EMREX contact point",
+        ),
+        _ => return String::new(),
+    };
+    let mut out = format!(
+        "name = {{ fi = {}, sv = {}, en = {} }}\n",
+        toml_string(fi),
+        toml_string(sv),
+        toml_string(en)
+    );
+    if id == "helsinki" {
+        out.push_str(
+            "statutory_purposes = [\"school-change\"]\n\
+             statutory_scopes = [\"identity\", \"enrolment\", \"achievements\", \"support\"]\n\
+             statutory_law = { fi = \"perusopetuslaki (628/1998) 40 §\", \
+             sv = \"lagen om grundläggande utbildning (628/1998) 40 §\", \
+             en = \"Basic Education Act (628/1998), section 40\" }\n",
+        );
+    }
+    out
+}
+
 /// A TOML basic string.
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
@@ -1199,6 +1242,7 @@ impl DevPki {
                 out.push_str(&format!("format = \"{format}\"\n"));
                 out.push_str(&p.protocol);
             }
+            out.push_str(&people_toml(&p.id));
         }
         out.push_str("\n[schemas]\n");
         for (name, path) in [

@@ -20,6 +20,7 @@ use crate::peers::{Destination, Source};
 use crate::registers::{KoskiPeer, VirtaSoapPeer, WsdlTypes};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
+use siirto_core::lang::Lang;
 use siirto_core::protocol::SourceProtocol;
 use siirto_gateway::config::Config;
 use siirto_gateway::start::{self, Listeners};
@@ -318,9 +319,11 @@ impl Testbed {
         )?)
     }
 
-    /// A fresh authorization with sensible defaults, signed by the development issuer.
+    /// A fresh authorization with sensible defaults (consent, purpose `school-change`), with
+    /// the hash of the Finnish consent text the gateway gives for it (none when it gives none,
+    /// e.g. for a participant it does not know).
     pub fn authorization(&self, subject: &str, src: &str, dst: &str, scope: &str) -> Authorization {
-        Authorization {
+        let authorization = Authorization {
             issuer: self.pki.issuer.id.clone(),
             audience: self.config.gateway.id.clone(),
             subject: subject.to_owned(),
@@ -331,7 +334,51 @@ impl Testbed {
             jti: uuid_v4(self.random.as_ref()),
             issued_at: self.clock.now(),
             lifetime_secs: 300,
-        }
+            basis: None,
+            guardian: None,
+            birthdate: None,
+            consent: None,
+        };
+        self.shown(authorization, Lang::Fi)
+    }
+
+    /// `authorization` with the hash of the consent text (in `lang`) that the gateway gives
+    /// for its src, dst, scope, purpose and basis, as an e-service would sign it after showing
+    /// that text; unchanged when the gateway would give no text for them.
+    pub fn shown(&self, mut authorization: Authorization, lang: Lang) -> Authorization {
+        authorization.consent = self
+            .consent_text(
+                &authorization.source,
+                &authorization.destination,
+                &authorization.scope,
+                &authorization.purpose,
+                authorization.basis.as_deref().unwrap_or("consent"),
+                lang,
+            )
+            .map(|t| (siirto_core::clock::hex(&t.sha256), lang.code().to_owned()));
+        authorization
+    }
+
+    /// The consent text the gateway gives for these (as `GET /v1/consent-text` does), when it
+    /// gives one.
+    pub fn consent_text(
+        &self,
+        src: &str,
+        dst: &str,
+        scope: &str,
+        purpose: &str,
+        basis: &str,
+        lang: Lang,
+    ) -> Option<siirto_core::consent::ConsentText> {
+        eservice::consent_text(
+            &self.config.directory,
+            src,
+            dst,
+            scope,
+            purpose,
+            basis,
+            lang,
+        )
     }
 
     /// Signs claims with the development issuer's key (ES256, `typ` for a transfer).

@@ -27,11 +27,12 @@
 //!
 //! | key type | keys | value |
 //! |---|---|---|
-//! | text | ids, paths, URLs, addresses, `subject`, `format`, `protocol`, `koski_path`, `crl_stale` | taken as is |
-//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes` | decimal |
+//! | text | ids, paths, URLs, addresses, `subject`, `format`, `protocol`, `koski_path`, `crl_stale`, `name.fi` (`.sv`, `.en`), `statutory_law.fi` (…) | taken as is |
+//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes`, `own_consent_age` | decimal |
+//! | boolean | `require_text_hash` | `true` or `false` |
 //! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
 //! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
-//! | list | `crl`, `roles`, `koski_types`, `payload_previous_keys` | comma-separated, or a TOML array `["a", "b"]` |
+//! | list | `crl`, `roles`, `koski_types`, `payload_previous_keys`, `statutory_scopes`, `statutory_purposes` | comma-separated, or a TOML array `["a", "b"]` |
 //!
 //! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
 //! problem in an overridden value names the variable that set it.
@@ -64,17 +65,20 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, OnBroken,
-    RetentionConfig, SchemaPaths, StorageConfig, format_duration, format_size, parse_duration,
-    parse_size, payload_key_bytes, secret_key_bytes,
+    AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig,
+    LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig, format_duration,
+    format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
 };
+use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
 use siirto_core::identity::{
     Directory, Endpoint, IdentityRule, Participant, Role, SubjectError, parse_subject,
 };
+use siirto_core::lang::Localized;
 use siirto_core::protocol::{
     DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, SourceProtocol, VirtaCaller, is_koski_type,
 };
+use siirto_core::scope::{Category, Scope};
 
 use crate::x509_policy::{CrlSet, crls_from_bytes};
 
@@ -90,6 +94,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
+    pub consent: ConsentConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
 }
@@ -358,6 +363,26 @@ pub enum Cause {
     IndexPastEnd { index: usize, len: usize },
     #[error("{0}")]
     MalformedVariable(&'static str),
+    #[error("not a boolean: \"{0}\" (write true or false)")]
+    NotABoolean(String),
+    #[error(
+        "a {role} needs a name in Finnish, Swedish and English: name = {{ fi = \"…\", sv = \"…\", en = \"…\" }}"
+    )]
+    NameMissing { role: &'static str },
+    #[error(
+        "only a destination receives data by law; remove `{field}` or add the destination role"
+    )]
+    StatutoryNotDestination { field: &'static str },
+    #[error(
+        "statutory_scopes, statutory_purposes and statutory_law go together; `{field}` is missing"
+    )]
+    StatutoryIncomplete { field: &'static str },
+    #[error(
+        "unknown category \"{0}\" (known: identity, enrolment, achievements, mobility, registrations, support)"
+    )]
+    UnknownCategory(String),
+    #[error("\"{0}\" is not a purpose code (1-64 characters of a-z, 0-9 and -)")]
+    BadPurpose(String),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +528,7 @@ fn inspect_jwks(bytes: &[u8]) -> Result<(), String> {
 enum Kind {
     Text,
     Integer,
+    Boolean,
     Duration,
     Size,
     List,
@@ -544,6 +570,17 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("koski_types", Kind::List),
     ("koski_path", Kind::Text),
     ("virta_caller", Kind::Text),
+    ("name", Kind::Section(LOCALIZED_KEYS)),
+    ("statutory_scopes", Kind::List),
+    ("statutory_purposes", Kind::List),
+    ("statutory_law", Kind::Section(LOCALIZED_KEYS)),
+];
+/// A text in each language (`name`, `statutory_law`).
+const LOCALIZED_KEYS: &[(&str, Kind)] =
+    &[("fi", Kind::Text), ("sv", Kind::Text), ("en", Kind::Text)];
+const CONSENT_KEYS: &[(&str, Kind)] = &[
+    ("own_consent_age", Kind::Integer),
+    ("require_text_hash", Kind::Boolean),
 ];
 const SCHEMA_KEYS: &[(&str, Kind)] = &[
     ("siirto-v1", Kind::Text),
@@ -611,6 +648,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("delivery", Kind::Section(DELIVERY_KEYS)),
     ("limits", Kind::Section(LIMITS_KEYS)),
     ("audit", Kind::Section(AUDIT_KEYS)),
+    ("consent", Kind::Section(CONSENT_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
 ];
@@ -932,6 +970,23 @@ impl Checker {
                         value: v.to_string(),
                         min: range.0.to_string(),
                         max: range.1.to_string(),
+                    },
+                );
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &Table, prefix: &str, name: &str, default: bool) -> bool {
+        match t.get(name) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.report(
+                    join_key(prefix, name),
+                    Cause::WrongType {
+                        expected: "a boolean",
+                        found: type_name(other),
                     },
                 );
                 default
@@ -1270,6 +1325,11 @@ fn typed_value(kind: Kind, value: &str) -> Result<Value, Cause> {
                 .parse::<i64>()
                 .map_err(|_| Cause::NotAnInteger(value.to_owned()))?,
         ),
+        Kind::Boolean => Value::Boolean(match trimmed {
+            "true" => true,
+            "false" => false,
+            _ => return Err(Cause::NotABoolean(value.to_owned())),
+        }),
         Kind::Duration | Kind::Size if all_digits => match trimmed.parse::<i64>() {
             Ok(n) => Value::Integer(n),
             Err(_) => Value::String(value.to_owned()),
@@ -1371,6 +1431,24 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             .collect(),
         previous_key: check.file(a, "audit", "previous_key", false, FileKind::Ed25519Key),
     };
+    let c = section(t, "consent").unwrap_or(&empty);
+    let defaults = ConsentConfig::default();
+    let consent = ConsentConfig {
+        own_consent_age: u32::try_from(check.integer(
+            c,
+            "consent",
+            "own_consent_age",
+            u64::from(defaults.own_consent_age),
+            (1, 18),
+        ))
+        .unwrap_or(defaults.own_consent_age),
+        require_text_hash: check.boolean(
+            c,
+            "consent",
+            "require_text_hash",
+            defaults.require_text_hash,
+        ),
+    };
     let s = section(t, "storage").unwrap_or(&empty);
     let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);
     let mut payload_previous_keys = Vec::new();
@@ -1397,6 +1475,7 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         delivery,
         limits,
         audit,
+        consent,
         storage: StorageConfig {
             payload_key,
             payload_previous_keys,
@@ -1649,16 +1728,143 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         }
 
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        let name = build_name(e, &prefix, &roles, check);
+        let statutory = build_statutory(e, &prefix, &roles, check);
         if let (Some(id), Some(identity)) = (id, identity) {
             participants.push(Participant {
                 id,
                 roles,
                 identity,
                 endpoint,
+                name,
+                statutory,
             });
         }
     }
     Directory::from_participants(participants)
+}
+
+/// A `{ fi, sv, en }` table at `prefix.name`, each text required and not empty; `None` (and
+/// nothing reported) when the key is absent.
+fn localized(e: &Table, prefix: &str, name: &str, check: &mut Checker) -> Option<Localized> {
+    let key = join_key(prefix, name);
+    let table = match e.get(name)? {
+        Value::Table(t) => t,
+        // check_keys has reported the wrong type.
+        _ => return None,
+    };
+    let fi = check.text(table, &key, "fi", true);
+    let sv = check.text(table, &key, "sv", true);
+    let en = check.text(table, &key, "en", true);
+    Some(Localized {
+        fi: fi?,
+        sv: sv?,
+        en: en?,
+    })
+}
+
+/// `name = { fi, sv, en }`: required for sources and destinations, which texts, pages and
+/// receipts name.
+fn build_name(e: &Table, prefix: &str, roles: &[Role], check: &mut Checker) -> Option<Localized> {
+    let role = if roles.contains(&Role::Source) {
+        Some("source")
+    } else if roles.contains(&Role::Destination) {
+        Some("destination")
+    } else {
+        None
+    };
+    if let (Some(role), None) = (role, e.get("name")) {
+        check.report(join_key(prefix, "name"), Cause::NameMissing { role });
+        return None;
+    }
+    localized(e, prefix, "name", check)
+}
+
+/// `statutory_scopes`, `statutory_purposes` and `statutory_law`: what a destination receives
+/// by law. All three or none, and only on a destination.
+fn build_statutory(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    check: &mut Checker,
+) -> Option<StatutoryRules> {
+    const FIELDS: [&str; 3] = ["statutory_scopes", "statutory_purposes", "statutory_law"];
+    let present: Vec<&str> = FIELDS.into_iter().filter(|f| e.contains_key(*f)).collect();
+    // Without roles (missing or unknown: reported already) there is nothing to check against.
+    if present.is_empty() || roles.is_empty() {
+        return None;
+    }
+    if !roles.contains(&Role::Destination) {
+        for field in present {
+            check.report(
+                join_key(prefix, field),
+                Cause::StatutoryNotDestination { field },
+            );
+        }
+        return None;
+    }
+    for field in FIELDS {
+        if !present.contains(&field) {
+            check.report(
+                join_key(prefix, field),
+                Cause::StatutoryIncomplete { field },
+            );
+        }
+    }
+    let mut scope = Scope::empty();
+    let mut scope_ok = true;
+    for (i, name) in check
+        .list(e, prefix, "statutory_scopes")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match Category::parse(&name) {
+            Some(c) => scope = scope.with(c),
+            None => {
+                scope_ok = false;
+                check.report(
+                    format!("{prefix}.statutory_scopes[{i}]"),
+                    Cause::UnknownCategory(name),
+                );
+            }
+        }
+    }
+    let mut purposes = Vec::new();
+    for (i, purpose) in check
+        .list(e, prefix, "statutory_purposes")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let valid = !purpose.is_empty()
+            && purpose.len() <= 64
+            && purpose
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            purposes.push(purpose);
+        } else {
+            check.report(
+                format!("{prefix}.statutory_purposes[{i}]"),
+                Cause::BadPurpose(purpose),
+            );
+        }
+    }
+    for (field, empty) in [
+        ("statutory_scopes", scope == Scope::empty() && scope_ok),
+        ("statutory_purposes", purposes.is_empty()),
+    ] {
+        if empty && e.contains_key(field) {
+            check.report(join_key(prefix, field), Cause::Empty);
+        }
+    }
+    let law = localized(e, prefix, "statutory_law", check)?;
+    (scope_ok && scope != Scope::empty() && !purposes.is_empty()).then_some(StatutoryRules {
+        purposes,
+        scope,
+        law,
+    })
 }
 
 fn build_identity_rule(e: &Table, prefix: &str, check: &mut Checker) -> Option<IdentityRule> {
@@ -2306,6 +2512,11 @@ base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
 format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
 # protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap
+name = { fi = "Turun kaupunki", sv = "Åbo stad", en = "City of Turku" }   # sources and destinations
+# What a destination receives by law, without consent (all three, or none):
+statutory_purposes = ["school-change"]
+statutory_scopes = ["identity", "enrolment", "achievements", "support"]
+statutory_law = { fi = "perusopetuslaki (628/1998) 40 §", sv = "lagen om grundläggande utbildning (628/1998) 40 §", en = "Basic Education Act (628/1998), section 40" }
 
 # A national register as a source (README, "Sources: KOSKI and VIRTA"):
 # [[participants]]
@@ -2314,6 +2525,7 @@ format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (so
 # subject = "CN=koski.opintopolku.fi,O=Opetushallitus,C=FI"
 # base_url = "https://koski.opintopolku.fi"
 # server_ca = "certs/koski-server-ca.pem"
+# name = { fi = "KOSKI (Opetushallitus)", sv = "KOSKI (Utbildningsstyrelsen)", en = "KOSKI (Finnish National Agency for Education)" }
 # format = "koski"
 # protocol = "koski"                      # POST {base_url}{koski_path}/hetu, JSON
 # koski_types = ["perusopetus", "lukiokoulutus"]   # opiskeluoikeudentyyppi codes asked for
@@ -2325,6 +2537,7 @@ format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (so
 # subject = "CN=virta.csc.fi,O=CSC,C=FI"
 # base_url = "https://virta.example/luku/OpiskelijanTiedot"   # the SOAP endpoint CSC gives
 # server_ca = "certs/virta-server-ca.pem"
+# name = { fi = "VIRTA (CSC)", sv = "VIRTA (CSC)", en = "VIRTA (CSC)" }
 # format = "virta"
 # protocol = "virta-soap"                 # OpiskelijanKaikkiTiedot, SOAP 1.1
 # virta_caller = "certs/virta-caller.toml"          # jarjestelma, tunnus, avain (secret)
@@ -2381,6 +2594,10 @@ max_array_items = 100000
 [audit]
 checkpoint_every = 1000
 checkpoint_interval = "60s"
+
+[consent]
+own_consent_age = 15                      # younger students need a guardian's act (the operator's policy)
+require_text_hash = true                  # consent needs consent_sha256 and consent_lang
 
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
@@ -2594,6 +2811,79 @@ mod tests {
                 "roles = [\"operator\"]\nformat = \"elmo\"",
                 "participants[5].format",
                 |c| matches!(c, Cause::EndpointFieldNotAllowed { field: "format" }),
+            ),
+            (
+                "name = { fi = \"Espoon kaupunki\", sv = \"Esbo stad\", en = \"City of Espoo\" }\n",
+                "",
+                "participants[1].name",
+                |c| matches!(c, Cause::NameMissing { role: "source" }),
+            ),
+            ("sv = \"Esbo stad\", ", "", "participants[1].name.sv", |c| {
+                matches!(c, Cause::Missing)
+            }),
+            (
+                "en = \"City of Espoo\"",
+                "en = \" \"",
+                "participants[1].name.en",
+                |c| matches!(c, Cause::Empty),
+            ),
+            (
+                "roles = [\"operator\"]",
+                "roles = [\"operator\"]\nstatutory_purposes = [\"school-change\"]",
+                "participants[5].statutory_purposes",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryNotDestination {
+                            field: "statutory_purposes"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_law = {",
+                "statutory_lav = {",
+                "participants[2].statutory_law",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryIncomplete {
+                            field: "statutory_law"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_scopes = [\"identity\", \"enrolment\"",
+                "statutory_scopes = [\"identity\", \"grades\"",
+                "participants[2].statutory_scopes[1]",
+                |c| matches!(c, Cause::UnknownCategory(g) if g == "grades"),
+            ),
+            (
+                "statutory_purposes = [\"school-change\"]",
+                "statutory_purposes = [\"School change\"]",
+                "participants[2].statutory_purposes[0]",
+                |c| matches!(c, Cause::BadPurpose(p) if p == "School change"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nown_consent_age = 0\n\n[storage]",
+                "consent.own_consent_age",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nrequire_text_hash = \"no\"\n\n[storage]",
+                "consent.require_text_hash",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a boolean",
+                            ..
+                        }
+                    )
+                },
             ),
             (
                 "listen = \"127.0.0.1:8443\"",
@@ -2908,6 +3198,73 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_people_of_the_directory_and_the_consent_section() {
+        let f = fixture();
+        let cfg = Config::from_toml(&f.text, &f.pki.config, no_env()).expect("valid");
+        assert_eq!(cfg.consent, ConsentConfig::default());
+        let espoo = cfg.directory.get("espoo").expect("espoo");
+        assert_eq!(
+            espoo
+                .name
+                .as_ref()
+                .map(|n| (n.fi.as_str(), n.sv.as_str(), n.en.as_str())),
+            Some(("Espoon kaupunki", "Esbo stad", "City of Espoo"))
+        );
+        assert_eq!(espoo.statutory, None);
+        let helsinki = cfg.directory.get("helsinki").expect("helsinki");
+        let rules = helsinki.statutory.as_ref().expect("statutory rules");
+        assert_eq!(rules.purposes, ["school-change"]);
+        assert_eq!(
+            rules.scope.to_string(),
+            "identity enrolment achievements support"
+        );
+        assert_eq!(
+            rules.law.sv,
+            "lagen om grundläggande utbildning (628/1998) 40 §"
+        );
+        // An e-service or an operator needs no name.
+        assert!(cfg.directory.get("eservice").expect("e").name.is_none());
+
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                ("SIIRTO__CONSENT__OWN_CONSENT_AGE", "13"),
+                ("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "false"),
+                ("SIIRTO__PARTICIPANTS__1__NAME__EN", "Espoo"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(
+            cfg.consent,
+            ConsentConfig {
+                own_consent_age: 13,
+                require_text_hash: false
+            }
+        );
+        assert_eq!(
+            cfg.directory
+                .get("espoo")
+                .and_then(|p| p.name.as_ref())
+                .map(|n| n.en.as_str()),
+            Some("Espoo")
+        );
+        let err = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "maybe")]),
+        )
+        .expect_err("not a boolean");
+        assert!(
+            err.problems()
+                .iter()
+                .any(|p| p.key == "consent.require_text_hash"
+                    && matches!(&p.cause, Cause::NotABoolean(v) if v == "maybe")),
+            "{err}"
+        );
     }
 
     #[test]

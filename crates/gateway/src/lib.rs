@@ -28,7 +28,8 @@
 //! - [`state`]: [`state::Gateway`], the shared state handlers and workers run on; readiness.
 //! - [`delivery`]: the outbox worker (fetch → prepare → deliver, one step at a time).
 //! - [`http`]: the API and admin endpoints; errors become answers in one place; the operator's
-//!   pages (askama templates in `templates/`, texts in `texts/`).
+//!   pages and the student's own page (askama templates in `templates/`, texts in `texts/`,
+//!   which also hold the consent texts of `GET /v1/consent-text`).
 //! - [`start`]: binds the listeners and starts the handlers, workers, trail and housekeeping on
 //!   a [`state::Gateway`] — the only module that depends on both the state and what runs on it.
 //! - [`tools`]: operator commands outside the server (`convert`, `audit verify|export|verify-proof`).
