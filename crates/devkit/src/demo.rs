@@ -6,7 +6,7 @@
 //! receipt is verified and the pupil's own page saved as an HTML file. Everything it runs is the real thing — a fresh
 //! development PKI, the gateway with mutual TLS on 127.0.0.1, a source (Turku's school system)
 //! and a destination (Espoo's) as real TLS servers, an e-service signing the student's
-//! authorization, the SQLite store; then the same pupil's record from the national register
+//! authorization, the SQLite store; then another pupil's record from the national register
 //! KOSKI (an in-process peer speaking its luovutuspalvelu, serving a KOSKI document generated
 //! by [`crate::registers::koski_pupil`]) converted from KOSKI's JSON to Espoo's siirto-v1, the
 //! conversion shown subject by subject — and at the end the audit trail, verified.
@@ -116,7 +116,7 @@ fn print_steps(transfer: &Value) {
 async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
     step(
         10,
-        "The same pupil's record from the national register KOSKI, for Espoo's school system",
+        "Another pupil's record, from the national register KOSKI, for Espoo's school system",
     );
     let authorization = bed.authorization(
         DEMO_STUDENT,
