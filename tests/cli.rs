@@ -141,7 +141,7 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "MA Matematiikka                        9         →  <code scheme=koskioppiaineetyleissivistava>MA</code>  <asteikko-4-10>9</asteikko-4-10>",
         "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
         "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
-        "audit verify: OK — 12 entries",
+        "audit verify: OK — 13 entries",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }
