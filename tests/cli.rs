@@ -249,7 +249,7 @@ fn completions_for_each_shell_and_the_man_pages() {
             Some(check) => assert!(check.status.success(), "{shell} -n: {}", said(&check)),
             None => {
                 assert!(
-                    !support::tools_required(),
+                    !siirto_testsupport::tools_required(),
                     "{shell} is not installed and SIIRTO_REQUIRE_TOOLS=1 (install {shell})"
                 );
                 eprintln!(
@@ -392,7 +392,7 @@ fn curl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
-        runs || !support::tools_required(),
+        runs || !siirto_testsupport::tools_required(),
         "curl is not available and SIIRTO_REQUIRE_TOOLS=1 (install curl)"
     );
     if !runs {

@@ -21,9 +21,11 @@ use crate::routes::virta_sample;
 /// The made-up pupil's learner number.
 const LEARNER: &str = "1.2.246.562.24.10000000008";
 
-async fn koski_bed(env: &[(&str, &str)]) -> Testbed {
-    start_with(TestbedOptions {
-        schemas: schemas_with_registers(),
+/// A testbed with a KOSKI source; `None` (after a loud skip) without the corpus.
+async fn koski_bed(env: &[(&str, &str)]) -> Option<Testbed> {
+    let corpus = siirto_testsupport::corpus()?;
+    let bed = start_with(TestbedOptions {
+        schemas: schemas_with_registers(&corpus),
         koski: true,
         env: env
             .iter()
@@ -35,20 +37,24 @@ async fn koski_bed(env: &[(&str, &str)]) -> Testbed {
             .collect(),
         ..TestbedOptions::default()
     })
-    .await
+    .await;
+    Some(bed)
 }
 
-async fn virta_bed() -> Testbed {
-    start_with(TestbedOptions {
-        schemas: schemas_with_registers(),
-        virta_wsdl: Some(corpus().join("virta/wsdl/opiskelijatiedot.wsdl")),
+/// A testbed with a VIRTA SOAP source; `None` (after a loud skip) without the corpus.
+async fn virta_bed() -> Option<Testbed> {
+    let corpus = siirto_testsupport::corpus()?;
+    let bed = start_with(TestbedOptions {
+        schemas: schemas_with_registers(&corpus),
+        virta_wsdl: Some(corpus.join("virta/wsdl/opiskelijatiedot.wsdl")),
         env: vec![(
             "SIIRTO__DELIVERY__INITIAL_BACKOFF".to_owned(),
             "20ms".to_owned(),
         )],
         ..TestbedOptions::default()
     })
-    .await
+    .await;
+    Some(bed)
 }
 
 fn koski(bed: &Testbed) -> &KoskiPeer {
@@ -114,7 +120,9 @@ fn koski_completions(oppija: &Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_koski_pupil_arrives_at_a_school_system_and_at_an_emrex_contact_point() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     let oppija = koski_pupil(STUDENT, LEARNER);
     koski(&bed).insert(oppija.clone(), None);
 
@@ -183,7 +191,9 @@ async fn a_koski_pupil_arrives_at_a_school_system_and_at_an_emrex_contact_point(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_number_asks_koskis_oid_endpoint() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     koski(&bed).insert(koski_pupil(STUDENT, LEARNER), None);
     // A learner number names no birth date: the e-service says it (the pupil is of age to
     // consent, issue 14).
@@ -204,7 +214,9 @@ async fn a_learner_number_asks_koskis_oid_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koskis_not_found_is_source_not_found() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     // KOSKI knows someone else only.
     koski(&bed).insert(koski_pupil(OTHER_STUDENT, LEARNER), None);
     let transfer = run(&bed, "koski", "espoo", SCOPE_NO_SUPPORT).await;
@@ -219,7 +231,9 @@ async fn koskis_not_found_is_source_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn koski_unavailable_is_retried_until_it_answers() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     koski(&bed).insert(koski_pupil(STUDENT, LEARNER), None);
     koski(&bed).set_behaviour(RegisterBehaviour::Fail {
         status: 503,
@@ -252,7 +266,9 @@ async fn koski_unavailable_is_retried_until_it_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_koski_refusal_is_final() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     koski(&bed).insert(koski_pupil(STUDENT, LEARNER), None);
     koski(&bed).set_behaviour(RegisterBehaviour::always(
         403,
@@ -284,7 +300,9 @@ async fn a_koski_refusal_is_final() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_persons_koski_record_is_a_subject_mismatch() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     // A register answering with someone else's document.
     koski(&bed).insert(koski_pupil(OTHER_STUDENT, LEARNER), Some(STUDENT));
     let transfer = run(&bed, "koski", "espoo", SCOPE_NO_SUPPORT).await;
@@ -295,7 +313,9 @@ async fn another_persons_koski_record_is_a_subject_mismatch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_deep_and_huge_koski_answers_fail_within_the_limits() {
-    let bed = koski_bed(&[]).await;
+    let Some(bed) = koski_bed(&[]).await else {
+        return;
+    };
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let malformed =
         koski_pupil(STUDENT, LEARNER)
@@ -329,7 +349,9 @@ async fn broken_deep_and_huge_koski_answers_fail_within_the_limits() {
     bed.stop().await;
 
     // With room for 64 MiB answers, `[limits.json] max_bytes` (16 MiB) refuses it.
-    let bed = koski_bed(&[("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "64MiB")]).await;
+    let Some(bed) = koski_bed(&[("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "64MiB")]).await else {
+        return;
+    };
     koski(&bed).set_behaviour(RegisterBehaviour::Body(200, huge));
     let transfer = run(&bed, "koski", "espoo", SCOPE_NO_SUPPORT).await;
     assert_eq!(
@@ -350,8 +372,10 @@ async fn broken_deep_and_huge_koski_answers_fail_within_the_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_virta_record_over_soap_arrives_at_emrex_and_at_a_school_system() {
-    let bed = virta_bed().await;
-    let record = virta_sample();
+    let Some(bed) = virta_bed().await else {
+        return;
+    };
+    let record = virta_sample(&siirto_testsupport::corpus_location());
     virta(&bed).insert(STUDENT, &record);
 
     for (dst, format) in [("emrex", Format::Elmo), ("espoo", Format::SiirtoV1)] {
@@ -382,10 +406,14 @@ async fn a_virta_record_over_soap_arrives_at_emrex_and_at_a_school_system() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtas_own_answer_envelope_is_read() {
-    let bed = virta_bed().await;
+    let Some(bed) = virta_bed().await else {
+        return;
+    };
     // CSC's answer as a client project stored it, the partial henkilötunnus made the student's.
-    let real =
-        std::fs::read_to_string(corpus().join("virta/wsdl/test-response-106.xml")).expect("corpus");
+    let real = std::fs::read_to_string(
+        siirto_testsupport::corpus_location().join("virta/wsdl/test-response-106.xml"),
+    )
+    .expect("corpus");
     assert_eq!(real.matches("290204A<").count(), 1);
     let answer = real.replace("290204A<", &format!("{STUDENT}<"));
     virta(&bed).set_behaviour(RegisterBehaviour::Body(200, answer.into_bytes()));
@@ -401,7 +429,9 @@ async fn virtas_own_answer_envelope_is_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtas_empty_answer_is_source_not_found() {
-    let bed = virta_bed().await;
+    let Some(bed) = virta_bed().await else {
+        return;
+    };
     let transfer = run(&bed, "virta-soap", "emrex", "identity achievements").await;
     assert_eq!(transfer["reason"], "source_not_found", "{transfer:#}");
     let requests = virta(&bed).requests();
@@ -413,10 +443,17 @@ async fn virtas_empty_answer_is_source_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soap_client_fault_is_refused_with_its_faultstring_a_server_fault_retried() {
-    let bed = virta_bed().await;
-    virta(&bed).insert(STUDENT, &virta_sample());
+    let Some(bed) = virta_bed().await else {
+        return;
+    };
+    virta(&bed).insert(
+        STUDENT,
+        &virta_sample(&siirto_testsupport::corpus_location()),
+    );
     // Spring-WS's own fault (the corpus' one), as VIRTA sends it: HTTP 500.
-    let fault = std::fs::read(corpus().join("virta/wsdl/test-fault.xml")).expect("corpus");
+    let fault =
+        std::fs::read(siirto_testsupport::corpus_location().join("virta/wsdl/test-fault.xml"))
+            .expect("corpus");
     virta(&bed).set_behaviour(RegisterBehaviour::Body(500, fault));
     let transfer = run(&bed, "virta-soap", "emrex", "identity achievements").await;
     assert_eq!(transfer["reason"], "source_refused", "{transfer:#}");
@@ -464,9 +501,11 @@ async fn a_soap_client_fault_is_refused_with_its_faultstring_a_server_fault_retr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_virta_or_a_dtd_in_the_answer_is_an_invalid_source_document() {
-    let bed = virta_bed().await;
+    let Some(bed) = virta_bed().await else {
+        return;
+    };
     // A Virta whose student's Sukunimi is renamed: not what VIRTA's schema allows.
-    let record = virta_sample();
+    let record = virta_sample(&siirto_testsupport::corpus_location());
     let invalid =
         record
             .replacen("<Sukunimi>", "<Sukunimi2>", 1)
@@ -527,9 +566,12 @@ async fn an_invalid_virta_or_a_dtd_in_the_answer_is_an_invalid_source_document()
 /// credentials file it refuses. It is sent: the peer received it in the SOAP body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_virta_avain_appears_nowhere_but_in_the_request_body() {
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
     let bed = start_with(TestbedOptions {
-        schemas: schemas_with_registers(),
-        virta_wsdl: Some(corpus().join("virta/wsdl/opiskelijatiedot.wsdl")),
+        schemas: schemas_with_registers(&corpus),
+        virta_wsdl: Some(corpus.join("virta/wsdl/opiskelijatiedot.wsdl")),
         in_process_gateway: false,
         ..TestbedOptions::default()
     })
@@ -549,7 +591,10 @@ async fn the_virta_avain_appears_nowhere_but_in_the_request_body() {
         &[("SIIRTO_LOG_FORMAT", "json"), ("SIIRTO_LOG", "debug")],
     )
     .await;
-    virta(&bed).insert(STUDENT, &virta_sample());
+    virta(&bed).insert(
+        STUDENT,
+        &virta_sample(&siirto_testsupport::corpus_location()),
+    );
     let mut ids = Vec::new();
     // Delivered, refused with a fault, and not found.
     let delivered = run(&bed, "virta-soap", "emrex", "identity achievements").await;

@@ -3526,6 +3526,7 @@ subject = "CN=koski,O=Opetushallitus,C=FI"
 base_url = "https://127.0.0.1:9500"
 server_ca = "certs/participants-ca.pem"
 format = "koski"
+name = {{ fi = "KOSKI", sv = "KOSKI", en = "KOSKI" }}
 protocol = "koski"
 koski_types = ["perusopetus", "lukiokoulutus"]
 {koski_extra}
@@ -3537,6 +3538,7 @@ subject = "CN=virta-luku,O=CSC,C=FI"
 base_url = "https://127.0.0.1:9501/luku/OpiskelijanTiedot"
 server_ca = "certs/participants-ca.pem"
 format = "virta"
+name = {{ fi = "VIRTA", sv = "VIRTA", en = "VIRTA" }}
 protocol = "virta-soap"
 virta_caller = "virta-caller.toml"
 {virta_extra}
