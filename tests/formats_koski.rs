@@ -263,7 +263,7 @@ fn nothing_outside_the_scope_appears() {
     };
     for path in &files {
         let label = path.display().to_string();
-        let bytes = std::fs::read(&path).expect("read");
+        let bytes = std::fs::read(path).expect("read");
         let (oppija, _) = koski::parse(&bytes, &JsonLimits::default()).expect("parses");
         let subject = koski::document_subject(&oppija).expect("subject");
         for scope_text in SCOPES {
@@ -332,7 +332,7 @@ fn another_person_and_a_contradicting_birth_date_are_mismatches() {
         return;
     };
     let path = corpus.join("koski/perusopetus-paattotodistus.json");
-    let bytes = std::fs::read(&path).expect("read");
+    let bytes = std::fs::read(path).expect("read");
     let someone_else = StudentId::parse("131052-308T").expect("id");
     let err = koski::read_bytes(&bytes, &JsonLimits::default(), &someone_else).unwrap_err();
     assert!(
@@ -365,7 +365,7 @@ fn the_corpus_report_accounts_for_what_is_not_carried() {
     let mut not_understood: BTreeMap<String, usize> = BTreeMap::new();
     let mut dropped: BTreeMap<String, usize> = BTreeMap::new();
     for path in &files {
-        let bytes = std::fs::read(&path).expect("read");
+        let bytes = std::fs::read(path).expect("read");
         let (oppija, _) = koski::parse(&bytes, &JsonLimits::default()).expect("parses");
         let subject = koski::document_subject(&oppija).expect("subject");
         for to in [Format::SiirtoV1, Format::Elmo] {
