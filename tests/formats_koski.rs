@@ -303,7 +303,7 @@ fn turvakielto_leaves_no_location_or_contact_detail() {
     for path in &files {
         let label = path.display().to_string();
         let mut json: Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+            serde_json::from_slice(&std::fs::read(path).expect("read")).expect("JSON");
         json["henkilö"]["turvakielto"] = Value::Bool(true);
         let bytes = json.to_string().into_bytes();
         let (oppija, _) = koski::parse(&bytes, &JsonLimits::default()).expect("parses");
