@@ -54,14 +54,19 @@ pub enum Command {
     /// A whole transfer on this machine, printed step by step
     ///
     /// Fresh development certificates, the gateway with mutual TLS on 127.0.0.1, a source
-    /// (Turku) and a destination (Espoo) as real TLS servers, a SQLite store, an e-service
-    /// signing the student's authorization; then what Espoo received and the verified audit
-    /// trail.
+    /// (Turku) and a destination (Espoo) as real TLS servers, a SQLite store; a 12-year-old
+    /// pupil's guardian reads the consent text and agrees, an e-service signs the authorization
+    /// over its hash; then what Espoo received, the receipt, the pupil's own page saved as
+    /// HTML, and the verified audit trail.
     Demo {
         /// Keep the certificates, configuration and database in DIR instead of a temporary
         /// directory
         #[arg(long, value_name = "DIR")]
         keep: Option<PathBuf>,
+        /// Save the pupil's page here [default: DIR/student-page.html with --keep, else
+        /// siirto-demo-student-page.html in the temporary directory]
+        #[arg(long, value_name = "FILE")]
+        page: Option<PathBuf>,
     },
     /// Development certificates and configuration (never for production)
     #[command(subcommand)]
@@ -415,6 +420,37 @@ pub struct DevSign {
     /// The token id (jti) [default: a random UUID]
     #[arg(long, value_name = "JTI")]
     pub jti: Option<String>,
+    /// The legal basis (authz only) [default: consent]
+    #[arg(long, value_enum, value_name = "BASIS")]
+    pub basis: Option<BasisArg>,
+    /// A guardian consenting for a minor (authz only): their henkilötunnus, signed as
+    /// act = {"sub": ID, "role": "guardian"}
+    #[arg(long, value_name = "ID")]
+    pub guardian: Option<String>,
+    /// The student's birth date YYYY-MM-DD, for a learner OID (authz only)
+    #[arg(long, value_name = "DATE")]
+    pub birthdate: Option<String>,
+    /// The language of the consent text whose SHA-256 is signed (consent_sha256, consent_lang;
+    /// authz only) [default: fi for consent, none for statutory]
+    #[arg(long, value_enum, value_name = "LANG")]
+    pub consent_lang: Option<LangArg>,
+}
+
+/// `--basis` of `siirto dev sign`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BasisArg {
+    /// The student (or their guardian) agreed
+    Consent,
+    /// A law lets the destination receive it (within its statutory_scopes and statutory_purposes)
+    Statutory,
+}
+
+/// A language of the texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangArg {
+    Fi,
+    Sv,
+    En,
 }
 
 impl DevSign {
@@ -438,6 +474,20 @@ impl DevSign {
             kid: self.kid,
             key: self.key,
             jti: self.jti,
+            basis: self.basis.map(|b| {
+                match b {
+                    BasisArg::Consent => "consent",
+                    BasisArg::Statutory => "statutory",
+                }
+                .to_owned()
+            }),
+            guardian: self.guardian,
+            birthdate: self.birthdate,
+            consent_lang: self.consent_lang.map(|l| match l {
+                LangArg::Fi => siirto_core::lang::Lang::Fi,
+                LangArg::Sv => siirto_core::lang::Lang::Sv,
+                LangArg::En => siirto_core::lang::Lang::En,
+            }),
         }
     }
 }
@@ -619,7 +669,13 @@ mod tests {
                 free_ports: false
             }))
         );
-        assert_eq!(command("demo"), Command::Demo { keep: None });
+        assert_eq!(
+            command("demo"),
+            Command::Demo {
+                keep: None,
+                page: None
+            }
+        );
         // The last of a repeated option wins, as before.
         assert_eq!(
             command("serve --config a --config b"),

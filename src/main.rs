@@ -123,9 +123,11 @@ async fn run(command: Command) -> Result<ExitCode> {
             println!("database is at the latest schema");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { keep } => Ok(siirto_devkit::demo::run(keep.as_deref())
-            .await
-            .map(|()| ExitCode::SUCCESS)?),
+        Command::Demo { keep, page } => {
+            Ok(siirto_devkit::demo::run(keep.as_deref(), page.as_deref())
+                .await
+                .map(|()| ExitCode::SUCCESS)?)
+        }
         Command::Pki(Pki::Init(init)) => {
             let ports = if init.free_ports {
                 siirto_devkit::pki::Ports::Free

@@ -20,13 +20,20 @@
 //! - `metrics`: `GET /metrics` parsed by a Prometheus text parser and by the Prometheus
 //!   project's Python client (both formats); every known series there from the start.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
+//! - `people`: the legal basis, guardians of minors and the consent text: each refusal with its
+//!   code, a guardian kept only as a pseudonym, statutory transfers, `GET /v1/consent-text`.
 //! - `routes`: VIRTA → ELMO and VIRTA → siirto-v1, scope pruning, turvakielto, identity binding.
+//! - `registers`: KOSKI's luovutuspalvelu and VIRTA's SOAP service as sources, each in its own
+//!   protocol, with peers that check every request's shape; found, not found, retried, refused,
+//!   someone else's record, broken, deep, huge and DTD-carrying answers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
 mod admin;
 #[path = "api/helpers.rs"]
 mod helpers;
+#[path = "support/people.rs"]
+mod people_support;
 /// The scope walk shared with the format tests: which category each output path belongs to.
 #[path = "support/formats_walk.rs"]
 mod walk;
@@ -45,6 +52,10 @@ mod limits;
 mod metrics;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/people.rs"]
+mod people;
+#[path = "api/registers.rs"]
+mod registers;
 #[path = "api/rejections.rs"]
 mod rejections;
 #[path = "api/routes.rs"]

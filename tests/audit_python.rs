@@ -17,7 +17,9 @@ use siirto_core::audit::{
     Pseudonymizer,
 };
 use siirto_core::clock::{Timestamp, hex};
-use siirto_core::receipt::{ReceiptClaims, sign_receipt, verify_receipt};
+use siirto_core::consent::Basis;
+use siirto_core::lang::{Lang, Localized};
+use siirto_core::receipt::{ConsentRecord, Party, ReceiptClaims, sign_receipt, verify_receipt};
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
 
@@ -192,13 +194,41 @@ fn receipt_claims() -> ReceiptClaims {
         issuer: "siirto.example.fi".into(),
         transfer_id: "0b6f6f1e-7a0c-4d5e-9f3a-2c1b0a998877".into(),
         subject: StudentId::parse("131052-308T").unwrap(),
-        source: "helsinki".into(),
-        destination: "turku".into(),
+        source: Party {
+            id: "helsinki".into(),
+            name: Some(localized(
+                "Helsingin kaupunki",
+                "Helsingfors stad",
+                "City of Helsinki",
+            )),
+        },
+        destination: Party {
+            id: "turku".into(),
+            name: Some(localized("Turun kaupunki", "Åbo stad", "City of Turku")),
+        },
         purpose: "school-change".into(),
         scope: Scope::parse("identity enrolment achievements").unwrap(),
         document_sha256: [0x5a; 32],
         issued_at: Timestamp::from_secs(1_795_448_460),
         audit_leaf_index: 1234,
+        basis: Basis::Consent,
+        statutory_law: None,
+        consented_at: Some(Timestamp::from_secs(1_795_448_400)),
+        authorization_jti: Some("a2b9c0de".into()),
+        consent: Some(ConsentRecord {
+            sha256: [0x3c; 32],
+            version: "00112233aabbccdd".into(),
+            lang: Lang::Fi,
+        }),
+        guardian: true,
+    }
+}
+
+fn localized(fi: &str, sv: &str, en: &str) -> Localized {
+    Localized {
+        fi: fi.into(),
+        sv: sv.into(),
+        en: en.into(),
     }
 }
 
@@ -230,12 +260,23 @@ fn receipts_verify_with_jwcrypto() {
             "iss": "siirto.example.fi",
             "transfer_id": "0b6f6f1e-7a0c-4d5e-9f3a-2c1b0a998877",
             "sub": "131052-308T",
-            "src": "helsinki",
-            "dst": "turku",
+            "jurisdiction": "FI",
+            "basis": "consent",
+            "src": {"id": "helsinki", "name": {"fi": "Helsingin kaupunki", "sv": "Helsingfors stad", "en": "City of Helsinki"}},
+            "dst": {"id": "turku", "name": {"fi": "Turun kaupunki", "sv": "Åbo stad", "en": "City of Turku"}},
             "purpose": "school-change",
             "scope": "identity enrolment achievements",
+            "categories": ["identity", "enrolment", "achievements"],
+            "sensitive": false,
             "document_sha256": hex(&[0x5a; 32]),
             "iat": 1_795_448_460,
+            "delivered_at": 1_795_448_460,
+            "consented_at": 1_795_448_400,
+            "authorization_jti": "a2b9c0de",
+            "consent_sha256": hex(&[0x3c; 32]),
+            "consent_version": "00112233aabbccdd",
+            "consent_lang": "fi",
+            "guardian": true,
             "audit_leaf_index": 1234,
         })
     );

@@ -14,7 +14,8 @@ use siirto_core::authz::{
     AuthzError, IssuerKeys, Policy, verify_authorization, verify_transparency,
 };
 use siirto_core::clock::Timestamp;
-use siirto_core::config::IssuerConfig;
+use siirto_core::config::{ConsentConfig, IssuerConfig};
+use siirto_core::consent::Catalog;
 use siirto_core::identity::{Directory, IdentityRule, Participant, Role};
 
 const ISSUER: &str = "https://eservice.turku.fi";
@@ -107,7 +108,13 @@ fn policy() -> Policy {
         gateway_id: GATEWAY.into(),
         max_lifetime: Duration::from_secs(900),
         skew: Duration::from_secs(60),
+        consent: ConsentConfig::default(),
     }
+}
+
+/// The consent texts: the gateway's own.
+fn texts() -> &'static Catalog {
+    siirto_gateway::http::pages::consent_catalog()
 }
 
 fn eservice() -> Participant {
@@ -116,6 +123,8 @@ fn eservice() -> Participant {
         roles: vec![Role::Eservice],
         identity: IdentityRule::SanDns("eservice.turku.fi".into()),
         endpoint: None,
+        name: None,
+        statutory: None,
     }
 }
 
@@ -197,6 +206,7 @@ fn python_signed_tokens_verify_with_every_algorithm() {
             &k.keys,
             &policy(),
             &Directory::default(),
+            texts(),
             &eservice(),
             now(),
         )
@@ -224,6 +234,7 @@ fn python_made_attacks_are_refused() {
             &k.keys,
             &policy(),
             &Directory::default(),
+            texts(),
             &eservice(),
             now(),
         )

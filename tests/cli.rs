@@ -1,7 +1,8 @@
 //! The `siirto` command line as a newcomer meets it: `--version` with the git revision, `--help`
 //! for every command naming its options, shell completions and the man page, and the README's
 //! "Drive one transfer by hand" run step by step as separate processes — `pki init`, `serve`,
-//! `dev peers`, `dev sign` and `curl` — until the transfer is delivered.
+//! `dev peers`, `dev sign` and `curl` — until the transfer is delivered; and `siirto demo`,
+//! the README's first command, with its KOSKI pupil converted on screen.
 
 mod support;
 
@@ -138,6 +139,33 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("man", &["--out"]),
 ];
 
+/// `siirto demo`: both transfers delivered, the KOSKI one asked for as KOSKI's documentation
+/// says, its subjects shown as KOSKI sent them and as the school system received them, the
+/// audit trail verified, and the pupil's henkilötunnus never printed.
+#[test]
+fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
+    let started = Instant::now();
+    let out = run(&["demo"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", said(&out));
+    for expected in [
+        "source       koski  (koski JSON, KOSKI luovutuspalvelu)",
+        "gateway → KOSKI  POST /koski/api/luovutuspalvelu/hetu",
+        "\"hetu\":\"<henkilötunnus>\"",
+        "convert   ok         koski → siirto-v1, valid siirto-v1",
+        "MA Matematiikka                        9         →  <code scheme=koskioppiaineetyleissivistava>MA</code>  <asteikko-4-10>9</asteikko-4-10>",
+        "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
+        "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
+        "audit verify: OK — 13 entries",
+    ] {
+        assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
+    }
+    assert_eq!(text.matches("status: \"delivered\"").count(), 2, "{text}");
+    assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
+    assert!(!text.contains("(not delivered)"), "{text}");
+    eprintln!("siirto demo took {:.2} s", started.elapsed().as_secs_f64());
+}
+
 #[test]
 fn every_command_has_help_that_names_its_options() {
     for (command, options) in COMMANDS {
@@ -236,7 +264,7 @@ fn completions_for_each_shell_and_the_man_pages() {
             Some(check) => assert!(check.status.success(), "{shell} -n: {}", said(&check)),
             None => {
                 assert!(
-                    !support::tools_required(),
+                    !siirto_testsupport::tools_required(),
                     "{shell} is not installed and SIIRTO_REQUIRE_TOOLS=1 (install {shell})"
                 );
                 eprintln!(
@@ -379,13 +407,62 @@ fn curl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
-        runs || !support::tools_required(),
+        runs || !siirto_testsupport::tools_required(),
         "curl is not available and SIIRTO_REQUIRE_TOOLS=1 (install curl)"
     );
     if !runs {
         eprintln!("SKIPPED: curl is not installed; the hand-driven transfer did not run");
     }
     runs
+}
+
+/// `siirto demo`: the guardian of a 12-year-old reads the consent text and agrees; the
+/// receipt names the guardian's consent and the text; the pupil's page is saved as HTML.
+#[test]
+fn the_demo_shows_a_guardians_consent_the_receipt_and_the_page() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let keep = scratch.path().join("demo");
+    let page = scratch.path().join("page.html");
+    let out = siirto()
+        .args(["demo", "--keep"])
+        .arg(&keep)
+        .arg("--page")
+        .arg(&page)
+        .output()
+        .expect("run siirto demo");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    for expected in [
+        "12 years old: too young to consent alone",
+        "GET /v1/consent-text",
+        "Lupa lähettää koulutietojasi",
+        "Lähettäjä on Turun kaupunki ja vastaanottaja Espoon kaupunki.",
+        "\"role\": \"guardian\"",
+        "basis consent, guardian true, categories identity enrolment achievements",
+        "verifies with the audit key",
+        "audit verify: OK",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // The hash the e-service signed is the hash the receipt names.
+    let signed = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("consent_sha256="))
+        .and_then(|l| l.split(' ').next())
+        .expect("the signed hash");
+    assert!(
+        text.contains(&format!("consent text sha256 {signed} (version ")),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the saved page");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("<html lang=\"fi\">"));
+    assert!(
+        html.contains("Huoltajasi antoi luvan puolestasi."),
+        "{html}"
+    );
+    assert!(html.contains("Espoon kaupunki"));
+    assert!(keep.join("siirto.db").is_file());
 }
 
 /// README "Drive one transfer by hand", step by step, each step its own process. The one
@@ -486,6 +563,14 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "no `{build}` in:\n{metrics}"
     );
 
+    // The consent text the e-service shows (the dev sign below signs over the same words).
+    let consent_url = format!(
+        "{api}/v1/consent-text?src=turku&dst=espoo&scope=identity+enrolment+achievements&purpose=school-change&lang=fi"
+    );
+    let (status, text) = curl(&dir, &consent_url, None);
+    assert_eq!(status, 200, "{text}");
+    let text: Value = serde_json::from_str(&text).expect("json");
+
     // 4. TOKEN=$(siirto dev sign --config certs/siirto.toml --sub 150608A123J --src turku --dst espoo)
     let out = run(&[
         "dev",
@@ -503,6 +588,15 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
     let token = stdout(&out);
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "{token}");
+    // Signed, in another process, over the hash the serving gateway gave.
+    let payload = token.split('.').nth(1).expect("payload");
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .expect("base64url"),
+    )
+    .expect("claims");
+    assert_eq!(claims["consent_sha256"], text["sha256"], "{text}");
+    assert_eq!(claims["consent_lang"], "fi");
 
     // 5. curl … --data-binary '{"authorization": "…"}' https://127.0.0.1:8443/v1/transfers
     let body = serde_json::json!({ "authorization": token }).to_string();
@@ -532,6 +626,39 @@ fn a_transfer_driven_by_hand_with_pki_init_serve_dev_peers_dev_sign_and_curl() {
         "{rest}"
     );
     assert!(rest.ends_with("stopped"), "{rest}");
+    let status = serve.terminate();
+    assert!(status.success(), "serve exited {status}:\n{}", log());
+
+    // Restarted, the gateway gives the same consent text, to the byte, and the same hash.
+    let mut serve = Running {
+        name: "siirto serve (again)",
+        child: siirto()
+            .env("SIIRTO_LOG", "info")
+            .args(["serve", "--config", config_text])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).expect("log"))
+            .spawn()
+            .expect("run siirto serve"),
+    };
+    let again = wait_for(
+        "siirto serve to answer again",
+        Duration::from_secs(60),
+        || {
+            serve.assert_running(&log());
+            let ready = Command::new("curl")
+                .args(["-sf", "--max-time", "2"])
+                .arg(format!("{admin}/readyz"))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            ready.then(|| curl(&dir, &consent_url, None))
+        },
+    );
+    assert_eq!(again.0, 200, "{}", again.1);
+    let again: Value = serde_json::from_str(&again.1).expect("json");
+    assert_eq!(
+        again, text,
+        "the same text, version and hash after a restart"
+    );
     let status = serve.terminate();
     assert!(status.success(), "serve exited {status}:\n{}", log());
 }

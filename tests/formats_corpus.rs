@@ -10,6 +10,7 @@ mod validate;
 mod walk;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use siirto_core::clock::Timestamp;
 use siirto_core::formats::{self, Conversion, Format, FormatError, WriteContext};
@@ -66,8 +67,8 @@ fn without_declaration(text: &str) -> &str {
 
 /// How a corpus file becomes something the gateway can bind to a valid subject, and what
 /// happens with it as it is.
-fn sources(file: &str, format: Format) -> Vec<Source> {
-    let path = validate::corpus().join(file);
+fn sources(corpus: &Path, file: &str, format: Format) -> Vec<Source> {
+    let path = corpus.join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let root = parse(&bytes);
     let valid = StudentId::parse(VALID_HETU).expect("documented example is valid");
@@ -340,7 +341,10 @@ fn check(source: &Source, to: Format, scope_text: &str, tally: &mut Tally) {
 
 #[test]
 fn every_valid_corpus_document_converts_to_every_format() {
-    let files = validate::valid_corpus_files();
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    let files = validate::valid_corpus_files(&corpus);
     assert!(
         files.iter().any(|(_, f)| *f == Format::Virta)
             && files.iter().any(|(_, f)| *f == Format::Elmo),
@@ -349,7 +353,7 @@ fn every_valid_corpus_document_converts_to_every_format() {
     let mut tally = Tally::default();
     let mut source_count = 0;
     for (file, format) in &files {
-        let srcs = sources(file, *format);
+        let srcs = sources(&corpus, file, *format);
         assert!(!srcs.is_empty(), "{file}: no way to bind a subject");
         for source in &srcs {
             source_count += 1;
@@ -373,7 +377,10 @@ fn every_valid_corpus_document_converts_to_every_format() {
 
 #[test]
 fn full_scope_keeps_every_achievement_of_virta_xml() {
-    let source = sources("virta/samples/Virta.xml", Format::Virta)
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    let source = sources(&corpus, "virta/samples/Virta.xml", Format::Virta)
         .into_iter()
         .next()
         .expect("Virta.xml binds");
@@ -410,10 +417,13 @@ fn full_scope_keeps_every_achievement_of_virta_xml() {
 
 #[test]
 fn invalid_corpus_documents_are_refused_cleanly() {
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
     let subject = StudentId::parse(VALID_HETU).expect("valid");
     let mut refused = 0;
-    for (file, format) in validate::invalid_corpus_files() {
-        let path = validate::corpus().join(&file);
+    for (file, format) in validate::invalid_corpus_files(&corpus) {
+        let path = corpus.join(&file);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let root = match dom::parse(&bytes, &Limits::default()) {
             Ok(root) => root,

@@ -42,6 +42,8 @@ fn participant(id: &str, identity: IdentityRule) -> Participant {
         roles: vec![Role::Eservice],
         identity,
         endpoint: None,
+        name: None,
+        statutory: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Issue #6 evidence: the verifiable audit trail of a running gateway — checkpoints and
 //! proofs checked offline and by independent Python code, tampering detected on SQLite and
-//! PostgreSQL, the operator web page in headless Chromium, the student's transparency view and
+//! PostgreSQL, the operator web page in headless Chromium, the student's transparency view (and
+//! the student's own page in Chromium with axe-core) and
 //! receipts verified with a non-Rust JOSE library, and the privacy of the trail itself.
 //!
 //! Tests needing an outside tool (Python `cryptography`/`jwcrypto`, Chromium) print
@@ -16,6 +17,10 @@ mod operator;
 mod operator_forms;
 #[path = "trail/operator_lookup.rs"]
 mod operator_lookup;
+#[path = "trail/people_page.rs"]
+mod people_page;
+#[path = "support/people.rs"]
+mod people_support;
 #[path = "trail/privacy.rs"]
 mod privacy;
 #[path = "trail/proofs.rs"]

@@ -38,7 +38,18 @@ async fn python_sign(python: &Path, claims: &Value, args: &[&str]) -> String {
 }
 
 /// Claims without `iat`/`exp`/`jti`: Python sets them (`--lifetime 300 --jti-random`).
+/// With the hash of the Finnish consent text the gateway gives for them.
 fn claims_for_python(bed: &Testbed, scope: &str, dst: &str) -> Value {
+    let text = bed
+        .consent_text(
+            "turku",
+            dst,
+            scope,
+            "school-change",
+            "consent",
+            siirto_core::lang::Lang::Fi,
+        )
+        .expect("a consent text");
     json!({
         "iss": bed.pki.issuer.id,
         "aud": bed.config.gateway.id,
@@ -47,6 +58,8 @@ fn claims_for_python(bed: &Testbed, scope: &str, dst: &str) -> Value {
         "dst": dst,
         "scope": scope,
         "purpose": "school-change",
+        "consent_sha256": siirto_core::clock::hex(&text.sha256),
+        "consent_lang": "fi",
     })
 }
 

@@ -30,33 +30,45 @@ pub const SCOPE_ALL: &str = "identity enrolment achievements mobility registrati
 /// How long a transfer may take on a busy two-core machine before a test gives up.
 pub const TRANSFER_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The shared corpus: `$SIIRTO_CORPUS`, else `$CARGO_MANIFEST_DIR/../shared/corpus`.
-pub fn corpus() -> PathBuf {
-    std::env::var_os("SIIRTO_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-        PathBuf::from,
-    )
-}
-
 /// The schema file of a format: the project's own for `siirto-v1`, the corpus' official ones
-/// for VIRTA and ELMO.
-pub fn schema_path(format: Format) -> PathBuf {
+/// for VIRTA and ELMO (`None`, after a loud skip, when the corpus is absent:
+/// `siirto_testsupport::corpus`).
+pub fn schema_path(format: Format) -> Option<PathBuf> {
     match format {
-        Format::SiirtoV1 => Path::new(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd"),
-        Format::Virta => corpus().join("virta/xsd/Virta.xsd"),
-        Format::Elmo => corpus().join("elmo/schema.xsd"),
+        Format::SiirtoV1 => {
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd"))
+        }
+        Format::Virta => siirto_testsupport::corpus().map(|c| c.join("virta/xsd/Virta.xsd")),
+        Format::Elmo => siirto_testsupport::corpus().map(|c| c.join("elmo/schema.xsd")),
         Format::Koski => panic!("koski is JSON read into typed structures: it has no schema"),
     }
 }
 
-/// `[schemas]` with VIRTA and ELMO configured: the testbed then adds the `virta` source and the
-/// `emrex` (ELMO) destination to the directory.
-pub fn schemas_with_registers() -> SchemaPaths {
+/// `[schemas]` with VIRTA and ELMO configured from `corpus`: the testbed then adds the `virta`
+/// source and the `emrex` (ELMO) destination to the directory.
+pub fn schemas_with_registers(corpus: &Path) -> SchemaPaths {
     SchemaPaths {
         siirto_v1: None,
-        virta: Some(schema_path(Format::Virta)),
-        elmo: Some(schema_path(Format::Elmo)),
+        virta: Some(corpus.join("virta/xsd/Virta.xsd")),
+        elmo: Some(corpus.join("elmo/schema.xsd")),
     }
+}
+
+/// A testbed with the municipal participants and, when the corpus is there, the registers
+/// (`virta` serving VIRTA, `emrex` reading ELMO) with the corpus' official schemas. Returns the
+/// corpus too; `None` after a loud skip, and the test runs only its municipal part.
+pub async fn start_with_registers_if_any() -> (Testbed, Option<PathBuf>) {
+    let corpus = siirto_testsupport::corpus();
+    let schemas = corpus
+        .as_deref()
+        .map(schemas_with_registers)
+        .unwrap_or_default();
+    let bed = start_with(TestbedOptions {
+        schemas,
+        ..TestbedOptions::default()
+    })
+    .await;
+    (bed, corpus)
 }
 
 /// A testbed with SQLite and the municipal participants (turku, espoo, helsinki, oulu, the
@@ -347,8 +359,11 @@ pub fn parse(document: &[u8]) -> dom::Element {
 
 /// Validates with the project's own XSD engine (loaded from the schema file, independently of
 /// the gateway's copy) and with libxml2's `xmllint --noout --nonet --schema`.
+/// Without the corpus (VIRTA, ELMO) the check is skipped loudly.
 pub fn assert_valid(format: Format, document: &[u8], label: &str) {
-    let path = schema_path(format);
+    let Some(path) = schema_path(format) else {
+        return;
+    };
     let schema = Schema::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if let Err(failure) = schema.validate(document, &Limits::default()) {
         panic!(
@@ -414,13 +429,8 @@ pub fn element_names(root: &dom::Element) -> Vec<String> {
 
 // --- Outside tools ----------------------------------------------------------------------------
 
-/// Whether a missing tool must fail the test (`SIIRTO_REQUIRE_TOOLS=1`, as CI sets).
-pub fn tools_required() -> bool {
-    std::env::var("SIIRTO_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// `name` if it runs (`name args` exits 0); otherwise a loud SKIPPED line, or a failure when
-/// tools are required.
+/// tools are required (`siirto_testsupport::skip`).
 pub fn tool(name: &str, args: &[&str], package: &str) -> Option<PathBuf> {
     let runs = Command::new(name)
         .args(args)
@@ -429,13 +439,9 @@ pub fn tool(name: &str, args: &[&str], package: &str) -> Option<PathBuf> {
     if runs {
         return Some(PathBuf::from(name));
     }
-    assert!(
-        !tools_required(),
-        "`{name}` is not available and SIIRTO_REQUIRE_TOOLS=1 (install {package})"
-    );
-    eprintln!(
-        "SKIPPED: `{name}` is not available (install {package}); part of this test did not run"
-    );
+    siirto_testsupport::skip(&format!(
+        "needs `{name}` (install {package}); part of this test did not run"
+    ));
     None
 }
 

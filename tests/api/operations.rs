@@ -29,7 +29,7 @@ async fn installation() -> Testbed {
 }
 
 /// Runs `siirto serve` on the testbed's configuration with `env` until it exits.
-async fn serve_until_exit(bed: &Testbed, env: &[(&str, &str)]) -> Output {
+pub(crate) async fn serve_until_exit(bed: &Testbed, env: &[(&str, &str)]) -> Output {
     let run = tokio::process::Command::new(siirto_binary())
         .args(["serve", "--config"])
         .arg(bed.config_path())
@@ -116,13 +116,13 @@ async fn a_key_that_does_not_fit_its_certificate_stops_the_start_before_anything
 }
 
 /// A running `siirto serve` with its stderr in a file.
-struct Serving {
+pub(crate) struct Serving {
     child: tokio::process::Child,
     log: std::path::PathBuf,
 }
 
 impl Serving {
-    async fn start(bed: &Testbed, env: &[(&str, &str)]) -> Serving {
+    pub(crate) async fn start(bed: &Testbed, env: &[(&str, &str)]) -> Serving {
         let log = bed.dir.join("serve.log");
         let child = tokio::process::Command::new(siirto_binary())
             .args(["serve", "--config"])
@@ -144,7 +144,7 @@ impl Serving {
         serving
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -168,7 +168,7 @@ impl Serving {
         }
     }
 
-    async fn stop(mut self) -> String {
+    pub(crate) async fn stop(mut self) -> String {
         let _ = self.child.kill().await;
         self.text()
     }

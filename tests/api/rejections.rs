@@ -231,13 +231,14 @@ async fn a_henkilotunnus_with_a_wrong_check_character_is_refused() {
 /// not a register that only serves records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dst_that_is_not_a_destination_is_refused() {
-    let bed = start_with(TestbedOptions {
-        schemas: schemas_with_registers(),
-        ..TestbedOptions::default()
-    })
-    .await;
+    // Without the corpus there is no register: its case is skipped loudly, the rest runs.
+    let (bed, corpus) = start_with_registers_if_any().await;
     bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
-    for dst in ["eservice", "registry-operator", "virta"] {
+    let mut destinations = vec!["eservice", "registry-operator"];
+    if corpus.is_some() {
+        destinations.push("virta");
+    }
+    for dst in destinations {
         let token = token(&bed, STUDENT, "turku", dst, SCOPE);
         assert_refused(&bed, "eservice", &token, 422, "invalid_destination").await;
     }

@@ -148,8 +148,12 @@ async fn a_valid_transfer_is_delivered_once(database_url: Option<String>) {
     let claims = receipt.claims();
     assert_eq!(claims.transfer_id, id);
     assert_eq!(claims.subject.as_str(), STUDENT);
-    assert_eq!(claims.source, "turku");
-    assert_eq!(claims.destination, "espoo");
+    assert_eq!(claims.source.id, "turku");
+    assert_eq!(claims.destination.id, "espoo");
+    assert_eq!(
+        claims.destination.name.as_ref().map(|n| n.fi.as_str()),
+        Some("Espoon kaupunki")
+    );
     assert_eq!(claims.document_sha256, sha256(&received.body));
     assert_eq!(claims.scope.to_string(), SCOPE);
 
@@ -283,7 +287,18 @@ async fn students_are_bound_by_learner_number_and_every_century_sign() {
     for (subject, record) in cases {
         assert_valid(Format::SiirtoV1, record.as_bytes(), subject);
         bed.sources["turku"].insert(subject, record.into_bytes());
-        let id = submit_accepted(&bed, &token(&bed, subject, "turku", "espoo", SCOPE)).await;
+        // The learner number's record is the demo pupil's (born 2008: of age to consent); the
+        // pupil born in 2012 consents through a guardian.
+        let mut authorization = bed.authorization(subject, "turku", "espoo", SCOPE);
+        if subject == learner {
+            authorization.birthdate = Some("2008-06-15".into());
+        }
+        if subject == "311212B7897" {
+            authorization.guardian =
+                Some(siirto_core::student_id::with_check_character("010180-123"));
+        }
+        let token = bed.sign(&authorization.claims()).expect("sign");
+        let id = submit_accepted(&bed, &token).await;
         let transfer = finished(&bed, &id).await;
         assert_eq!(transfer["status"], "delivered", "{subject}: {transfer:#}");
         let body = bed.destinations["espoo"].stored()[&id].clone();

@@ -327,8 +327,12 @@ async fn failed_transfers_are_retried_in_bulk_through_the_api_and_the_cli() {
         stdout.contains("1 transfer(s) retried, 0 skipped\n"),
         "{stdout}"
     );
-    // The command line retries at the real time, the gateway runs on its manual clock.
-    d.advance(Duration::from_secs(60));
+    // The command line retries at the real time, the gateway runs on its manual clock: move
+    // the gateway's clock past the real time of the retry.
+    d.advance_to(
+        siirto_core::clock::Clock::now(&siirto_core::clock::SystemClock)
+            .saturating_add(Duration::from_secs(1)),
+    );
     d.wait_status(&ids[2], "delivered").await;
 
     for (n, id) in ids.iter().enumerate() {

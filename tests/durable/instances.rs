@@ -9,8 +9,6 @@ use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_core::student_id::synthetic_henkilotunnus;
 use siirto_devkit::peers::Behaviour;
 use siirto_devkit::testbed::TestbedOptions;
-use siirto_gateway::server::Shutdown;
-use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 
 use crate::helpers;
@@ -49,12 +47,9 @@ async fn two_instances_on_postgresql_share_the_work_and_deliver_each_transfer_on
     )
     .await
     .expect("second instance");
-    let listeners = Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    };
-    let (stop_b, signal) = Shutdown::new();
-    let running_b = tokio::spawn(start::run(b.clone(), listeners, signal));
+    let instance_b = siirto_devkit::testbed::Instance::start(b.clone())
+        .await
+        .expect("listeners");
 
     // A destination slow enough that both instances' workers are busy at once.
     let espoo = &bed.destinations["espoo"];
@@ -89,7 +84,6 @@ async fn two_instances_on_postgresql_share_the_work_and_deliver_each_transfer_on
     assert_eq!(a.store.payload_count().await.unwrap(), 0);
     eprintln!("instance a delivered {by_a}, instance b {by_b}");
 
-    stop_b.trigger();
-    running_b.await.unwrap().unwrap();
+    instance_b.stop().await.expect("instance b ran");
     bed.stop().await;
 }

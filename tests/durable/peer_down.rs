@@ -15,9 +15,8 @@ use std::time::Duration;
 use siirto_core::clock::{Clock, SystemRandom, Timestamp};
 use siirto_core::student_id::synthetic_henkilotunnus;
 use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::Instance;
 use siirto_devkit::testbed::TestbedOptions;
-use siirto_gateway::server::Shutdown;
-use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 use siirto_gateway::store::PeerRow;
 
@@ -336,16 +335,7 @@ async fn two_instances_on_postgresql_never_probe_a_down_destination_at_once() {
     )
     .await
     .expect("second instance");
-    let listeners = Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-        admin: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-    };
-    let (stop_b, signal) = Shutdown::new();
-    let running_b = tokio::spawn(start::run(b.clone(), listeners, signal));
+    let instance_b = Instance::start(b.clone()).await.expect("listeners");
 
     d.espoo().set_behaviour(Behaviour::Status(503));
     let first = d.submit().await;
@@ -378,8 +368,7 @@ async fn two_instances_on_postgresql_never_probe_a_down_destination_at_once() {
     }
     let stored: HashMap<String, Vec<u8>> = d.espoo().stored();
     assert_eq!(stored.len(), ids.len());
-    stop_b.trigger();
-    let _ = running_b.await;
+    instance_b.stop().await.expect("instance b ran");
 }
 
 /// Real time: 503 for 2 s, then every connection reset for 1.5 s, then every request hanging past

@@ -1,34 +1,29 @@
-//! The one "validate this output" step of the format tests, and where the corpus is.
+//! The one "validate this output" step of the format tests, and the corpus's file lists.
 //!
 //! Every converted document a test produces goes through [`validate_output`]. Today it runs
 //! libxml2's `xmllint --noout --nonet --schema` (the reference oracle of `MANIFEST.tsv`); the
-//! project's own XSD engine is to be added beside it here. Without `xmllint` the step prints a
-//! loud `SKIPPED` and passes, unless `SIIRTO_REQUIRE_TOOLS=1`, when it fails.
+//! project's own XSD engine is to be added beside it here. Without `xmllint`, or without the
+//! corpus for a VIRTA or ELMO schema, the step prints a loud `SKIPPED` and passes, unless
+//! `SIIRTO_REQUIRE_TOOLS=1`, when it fails (`siirto_testsupport`'s rule).
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use siirto_core::formats::Format;
 
-/// `$SIIRTO_CORPUS`, else `$CARGO_MANIFEST_DIR/../shared/corpus`.
-pub fn corpus() -> PathBuf {
-    std::env::var_os("SIIRTO_CORPUS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-        PathBuf::from,
-    )
-}
-
-/// The schema a format's documents are validated against.
-pub fn schema(format: Format) -> PathBuf {
+/// The schema a format's documents are validated against: the project's own for
+/// `siirto-v1`, the corpus's official ones for VIRTA and ELMO (`None`, after a loud skip, when
+/// the corpus is absent).
+pub fn schema(format: Format) -> Option<PathBuf> {
     match format {
         Format::SiirtoV1 => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd")
+            Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("xsd/siirto-record-v1.xsd"))
         }
-        Format::Virta => corpus().join("virta/xsd/Virta.xsd"),
-        Format::Elmo => corpus().join("elmo/schema.xsd"),
+        Format::Virta => siirto_testsupport::corpus().map(|c| c.join("virta/xsd/Virta.xsd")),
+        Format::Elmo => siirto_testsupport::corpus().map(|c| c.join("elmo/schema.xsd")),
         Format::Koski => panic!("koski is JSON read into typed structures: it has no schema"),
     }
 }
@@ -38,7 +33,7 @@ pub fn schema(format: Format) -> PathBuf {
 pub enum Checked {
     /// `xmllint` accepted it.
     Xmllint,
-    /// No validator was available.
+    /// No validator, or no schema (the corpus is absent), was available.
     Skipped,
 }
 
@@ -53,22 +48,18 @@ fn xmllint_available() -> bool {
     })
 }
 
-fn tools_required() -> bool {
-    std::env::var("SIIRTO_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// Validates `document` against the schema of `format`. Panics, naming `label` and quoting the
 /// validator, when the document is invalid.
 pub fn validate_output(format: Format, document: &[u8], label: &str) -> Checked {
     if !xmllint_available() {
-        assert!(
-            !tools_required(),
-            "xmllint not found and SIIRTO_REQUIRE_TOOLS=1 ({label})"
-        );
-        eprintln!("SKIPPED: xmllint not found; {label} was not validated");
+        siirto_testsupport::skip(&format!(
+            "needs xmllint (install libxml2-utils); {label} was not validated"
+        ));
         return Checked::Skipped;
     }
-    let schema = schema(format);
+    let Some(schema) = schema(format) else {
+        return Checked::Skipped;
+    };
     assert!(schema.exists(), "schema {} not found", schema.display());
     let mut file = tempfile::Builder::new()
         .suffix(".xml")
@@ -91,16 +82,26 @@ pub fn validate_output(format: Format, document: &[u8], label: &str) -> Checked 
     Checked::Xmllint
 }
 
-/// The corpus files libxml2 marks valid, as (path relative to the corpus, format).
-pub fn valid_corpus_files() -> Vec<(String, Format)> {
-    let manifest = corpus().join("MANIFEST.tsv");
+/// The VIRTA and ELMO files of `corpus`'s manifest that libxml2 marks valid, as (path
+/// relative to the corpus, format).
+pub fn valid_corpus_files(corpus: &Path) -> Vec<(String, Format)> {
+    corpus_files(corpus, "valid")
+}
+
+/// The VIRTA and ELMO files of `corpus`'s manifest that libxml2 marks invalid.
+pub fn invalid_corpus_files(corpus: &Path) -> Vec<(String, Format)> {
+    corpus_files(corpus, "invalid")
+}
+
+fn corpus_files(corpus: &Path, verdict: &str) -> Vec<(String, Format)> {
+    let manifest = corpus.join("MANIFEST.tsv");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
             let cols: Vec<&str> = l.split('\t').collect();
-            let (file, verdict) = (cols.first()?, cols.get(2)?);
+            let (file, listed) = (cols.first()?, cols.get(2)?);
             let format = if file.starts_with("virta/") {
                 Format::Virta
             } else if file.starts_with("elmo/") {
@@ -108,27 +109,7 @@ pub fn valid_corpus_files() -> Vec<(String, Format)> {
             } else {
                 return None;
             };
-            (*verdict == "valid").then(|| ((*file).to_owned(), format))
-        })
-        .collect()
-}
-
-/// The corpus files libxml2 marks invalid.
-pub fn invalid_corpus_files() -> Vec<(String, Format)> {
-    let manifest = corpus().join("MANIFEST.tsv");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            let (file, verdict) = (cols.first()?, cols.get(2)?);
-            let format = if file.starts_with("virta/") {
-                Format::Virta
-            } else {
-                Format::Elmo
-            };
-            (*verdict == "invalid").then(|| ((*file).to_owned(), format))
+            (*listed == verdict).then(|| ((*file).to_owned(), format))
         })
         .collect()
 }

@@ -1,17 +1,10 @@
-//! Shared helpers for the XML Schema integration tests: finding the corpus, reading its
-//! manifest, and running `xmllint` (libxml2) as the reference oracle.
+//! Shared helpers for the XML Schema integration tests: reading the corpus's manifest, and
+//! running `xmllint` (libxml2) as the reference oracle. Finding the corpus and skipping loudly
+//! without it are `siirto_testsupport`'s.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The shared corpus: `$SIIRTO_CORPUS`, else `$CARGO_MANIFEST_DIR/../shared/corpus`.
-pub fn corpus_dir() -> PathBuf {
-    match std::env::var_os("SIIRTO_CORPUS") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    }
-}
 
 /// The project's own schema (`xsd/siirto-record-v1.xsd`).
 pub fn own_schema() -> PathBuf {
@@ -26,8 +19,9 @@ pub struct ManifestEntry {
     pub valid: bool,
 }
 
-pub fn manifest() -> Vec<ManifestEntry> {
-    let path = corpus_dir().join("MANIFEST.tsv");
+/// The entries of `corpus`'s `MANIFEST.tsv` (`corpus` from `siirto_testsupport::corpus()`).
+pub fn manifest(corpus: &Path) -> Vec<ManifestEntry> {
+    let path = corpus.join("MANIFEST.tsv");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
@@ -48,11 +42,6 @@ pub fn manifest() -> Vec<ManifestEntry> {
         .collect()
 }
 
-/// Whether a missing tool must fail the test (`SIIRTO_REQUIRE_TOOLS=1`).
-pub fn tools_required() -> bool {
-    std::env::var("SIIRTO_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
-}
-
 /// `xmllint` if installed; otherwise prints a loud SKIPPED (or panics when tools are
 /// required) and returns `None`.
 pub fn xmllint() -> Option<PathBuf> {
@@ -63,10 +52,7 @@ pub fn xmllint() -> Option<PathBuf> {
     if found {
         return Some(PathBuf::from("xmllint"));
     }
-    if tools_required() {
-        panic!("xmllint not found and SIIRTO_REQUIRE_TOOLS=1 (install libxml2-utils)");
-    }
-    eprintln!("SKIPPED: xmllint not found (install libxml2-utils to run the libxml2 comparison)");
+    siirto_testsupport::skip("needs xmllint (install libxml2-utils) for the libxml2 comparison");
     None
 }
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Drives one Siirto transfer from outside, with no Rust on the client side: signs the student's
-# authorization with Python (tests/tools/sign_jws.py, package `cryptography`), submits it with
-# curl over mutual TLS, and polls GET /v1/transfers/{id} with curl until the transfer ends.
+# Drives one Siirto transfer from outside, with no Rust on the client side, as an e-service
+# does: fetches the consent text with curl (GET /v1/consent-text, the words the student is
+# shown), signs the student's authorization over its SHA-256 with Python (tests/tools/
+# sign_jws.py, package `cryptography`), submits it with curl over mutual TLS, and polls
+# GET /v1/transfers/{id} with curl until the transfer ends.
 #
 #   curl_transfer.sh --api https://127.0.0.1:8443 --cacert CA.pem --cert CLIENT.pem --key CLIENT.key \
 #                    --issuer-key ISSUER.key --kid KID --iss ISSUER --aud GATEWAY_ID \
 #                    --sub STUDENT --src SOURCE --dst DESTINATION [--scope "identity ..."] \
-#                    [--purpose school-change] [--timeout SECONDS]
+#                    [--purpose school-change] [--lang fi|sv|en] [--timeout SECONDS]
 #
 # With a development setup (`siirto pki init DIR`), the values are in DIR/siirto.toml and
 # DIR/certs (the e-service's client certificate, the issuer key and its kid in the JWKS).
@@ -19,10 +21,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 scope="identity enrolment achievements"
 purpose="school-change"
+lang="fi"
 timeout=60
 api="" cacert="" cert="" key="" issuer_key="" kid="" iss="" aud="" sub="" src="" dst=""
 
-usage() { sed -n '2,16p' "$0" >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || usage
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
     --dst) dst=$2 ;;
     --scope) scope=$2 ;;
     --purpose) purpose=$2 ;;
+    --lang) lang=$2 ;;
     --timeout) timeout=$2 ;;
     *) usage ;;
   esac
@@ -55,8 +59,27 @@ done
 # JSON in and out through Python's json module: no quoting surprises in the shell.
 json_get() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$1"; }
 
+call() { # METHOD PATH [BODY] -> body, then the HTTP status on the last line
+  local args=(-sS --max-time 10 --cacert "$cacert" --cert "$cert" --key "$key" -X "$1" -w '\n%{http_code}')
+  [ $# -ge 3 ] && args+=(-H 'content-type: application/json' --data-binary "$3")
+  curl "${args[@]}" "$api$2"
+}
+
+# The consent text the student is shown, and its hash, which the authorization carries.
+query=$(python3 -c 'import sys,urllib.parse as u; print(u.urlencode(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' \
+  src "$src" dst "$dst" scope "$scope" purpose "$purpose" lang "$lang")
+text=$(call GET "/v1/consent-text?$query")
+code=${text##*$'\n'}
+text=${text%$'\n'*}
+if [ "$code" != 200 ]; then
+  echo "$text"; echo "consent text refused: HTTP $code" >&2; exit 1
+fi
+printf '%s' "$text" | json_get text >&2
+consent_sha256=$(printf '%s' "$text" | json_get sha256)
+
 claims=$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' \
-  iss "$iss" aud "$aud" sub "$sub" src "$src" dst "$dst" scope "$scope" purpose "$purpose")
+  iss "$iss" aud "$aud" sub "$sub" src "$src" dst "$dst" scope "$scope" purpose "$purpose" \
+  consent_sha256 "$consent_sha256" consent_lang "$lang")
 status=0
 token=$(python3 "$here/sign_jws.py" sign "--key=$issuer_key" --alg=ES256 "--kid=$kid" \
   --claims "$claims" --lifetime=300 --jti-random) || status=$?
@@ -65,12 +88,6 @@ if [ "$status" -ne 0 ]; then
   echo "signing failed" >&2; exit 1
 fi
 body=$(python3 -c 'import json,sys; print(json.dumps({"authorization": sys.argv[1]}))' "$token")
-
-call() { # METHOD PATH [BODY] -> body, then the HTTP status on the last line
-  local args=(-sS --max-time 10 --cacert "$cacert" --cert "$cert" --key "$key" -X "$1" -w '\n%{http_code}')
-  [ $# -ge 3 ] && args+=(-H 'content-type: application/json' --data-binary "$3")
-  curl "${args[@]}" "$api$2"
-}
 
 answer=$(call POST /v1/transfers "$body")
 code=${answer##*$'\n'}

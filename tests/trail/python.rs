@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde_json::{Value, json};
 use siirto_devkit::testbed::Testbed;
 use siirto_gateway::store::testdb::TestDb;
 
@@ -115,12 +115,42 @@ async fn receipt_verifies_with_jwcrypto_and_against_an_inclusion_proof() {
         let claims = &checked["claims"];
         assert_eq!(claims["transfer_id"], id.as_str());
         assert_eq!(claims["sub"], STUDENT);
-        assert_eq!(claims["src"], "turku");
-        assert_eq!(claims["dst"], "espoo");
+        assert_eq!(
+            claims["src"],
+            json!({"id": "turku", "name": {"fi": "Turun kaupunki", "sv": "Åbo stad", "en": "City of Turku"}})
+        );
+        assert_eq!(claims["dst"]["id"], "espoo");
+        assert_eq!(claims["dst"]["name"]["sv"], "Esbo stad");
         assert_eq!(claims["purpose"], "school-change");
         assert_eq!(claims["scope"], "identity achievements");
         assert_eq!(claims["iss"], bed.config.gateway.id.as_str());
         assert_eq!(claims["audit_leaf_index"], leaf);
+        // The consent-receipt claims: what was delivered, on what basis, over which text.
+        assert_eq!(claims["jurisdiction"], "FI");
+        assert_eq!(claims["basis"], "consent");
+        assert!(claims.get("statutory_law").is_none());
+        assert_eq!(claims["categories"], json!(["identity", "achievements"]));
+        assert_eq!(claims["sensitive"], false);
+        assert_eq!(claims["guardian"], false);
+        assert_eq!(claims["delivered_at"], claims["iat"]);
+        assert!(claims["consented_at"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
+        assert!(!claims["authorization_jti"].as_str().unwrap().is_empty());
+        let shown = bed
+            .consent_text(
+                "turku",
+                "espoo",
+                "identity achievements",
+                "school-change",
+                "consent",
+                siirto_core::lang::Lang::Fi,
+            )
+            .unwrap();
+        assert_eq!(
+            claims["consent_sha256"],
+            siirto_core::clock::hex(&shown.sha256)
+        );
+        assert_eq!(claims["consent_version"], shown.version.as_str());
+        assert_eq!(claims["consent_lang"], "fi");
         // The receipt's document hash is that of what the destination stored.
         let stored = bed.destinations["espoo"].stored();
         let body = stored.get(&id).expect("stored at espoo");

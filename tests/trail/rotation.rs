@@ -11,9 +11,8 @@ use base64::Engine;
 use siirto_core::audit::{AuditSigningKey, CheckpointSigner};
 use siirto_core::clock::{SystemClock, SystemRandom};
 use siirto_devkit::client::MtlsClient;
+use siirto_devkit::testbed::Instance;
 use siirto_gateway::config::Config;
-use siirto_gateway::server::Shutdown;
-use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 use siirto_gateway::store::Store;
 
@@ -58,17 +57,8 @@ where
     )
     .await
     .expect("gateway opens");
-    let listeners = Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-        admin: tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind"),
-    };
-    let api = listeners.api.local_addr().expect("addr");
-    let (trigger, signal) = Shutdown::new();
-    let running = tokio::spawn(start::run(gw.clone(), listeners, signal));
+    let instance = Instance::start(gw.clone()).await.expect("listeners");
+    let api = instance.api;
     let dev = pki.participant(OPERATOR).expect("operator");
     let op = MtlsClient::new(
         &format!("https://{api}"),
@@ -77,8 +67,7 @@ where
     )
     .expect("client");
     let out = during(gw, op).await;
-    trigger.trigger();
-    running.await.expect("join").expect("gateway ran");
+    instance.stop().await.expect("gateway ran");
     out
 }
 

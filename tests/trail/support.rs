@@ -163,6 +163,71 @@ pub async fn audit_entries(bed: &Testbed) -> Vec<siirto_core::audit::AuditEntry>
     gw.store.audit_range(0, 100_000).await.expect("audit")
 }
 
+/// A plain-HTTP proxy on 127.0.0.1:0 that forwards each GET to the gateway with `client`'s
+/// certificate, adding the header fields `headers` gives for that request; returns its
+/// `http://127.0.0.1:PORT`. Headless Chromium cannot present a client certificate (without a
+/// system-wide policy file and an NSS database), so a test browser goes through this, as a
+/// reverse proxy in front of an operator's browser or an e-service's page would.
+pub async fn proxy(
+    client: MtlsClient,
+    headers: impl Fn() -> Vec<(String, String)> + Send + Sync + 'static,
+) -> (String, siirto_gateway::server::ShutdownTrigger) {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::Response;
+    use siirto_gateway::server::{ServerLimits, Shutdown};
+    use std::sync::Arc;
+
+    let client = Arc::new(client);
+    let headers = Arc::new(headers);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (trigger, signal) = Shutdown::new();
+    tokio::spawn(siirto_gateway::server::serve_plain(
+        listener,
+        ServerLimits::default(),
+        move |_conn| {
+            let client = client.clone();
+            let headers = headers.clone();
+            move |req: hyper::Request<hyper::body::Incoming>| {
+                let client = client.clone();
+                let extra = headers();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "/".into());
+                let fut: siirto_gateway::server::ResponseFuture = Box::pin(async move {
+                    let extra: Vec<(&str, &str)> = extra
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let mut r = match client.get(&path, &extra).await {
+                        Ok(a) => {
+                            let mut r = Response::new(Full::new(a.body));
+                            *r.status_mut() = a.status;
+                            *r.headers_mut() = a.headers;
+                            r
+                        }
+                        Err(e) => {
+                            let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
+                            *r.status_mut() = http::StatusCode::BAD_GATEWAY;
+                            r
+                        }
+                    };
+                    r.headers_mut().remove(http::header::TRANSFER_ENCODING);
+                    r
+                });
+                fut
+            }
+        },
+        signal,
+    ));
+    (format!("http://{addr}"), trigger)
+}
+
 #[path = "../support/admin.rs"]
 mod admin;
 pub use admin::admin_get;

@@ -11,8 +11,6 @@ use std::time::Duration;
 use siirto_core::audit::{AuditEntry, AuditEvent};
 use siirto_core::clock::{SystemClock, SystemRandom, hex};
 use siirto_devkit::client::MtlsClient;
-use siirto_gateway::server::Shutdown;
-use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 use siirto_gateway::store::Store;
 use siirto_gateway::store::testdb::TestDb;
@@ -318,14 +316,11 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         )
         .await
         .unwrap();
-        let listeners = Listeners {
-            api: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        };
-        let api = listeners.api.local_addr().unwrap();
-        let admin = listeners.admin.local_addr().unwrap().to_string();
-        let (trigger, signal) = Shutdown::new();
-        let running = tokio::spawn(start::run(gw.clone(), listeners, signal));
+        let instance = siirto_devkit::testbed::Instance::start(gw.clone())
+            .await
+            .unwrap();
+        let api = instance.api;
+        let admin = instance.admin.to_string();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while gw.trail.status().broken.is_none() {
             assert!(
@@ -389,8 +384,7 @@ async fn every_kind_of_tampering_is_named_by_siirto_audit_verify() {
         );
         // More entries are written, but no checkpoint is signed over them.
         let before = store.checkpoints().await.unwrap().len();
-        trigger.trigger();
-        running.await.unwrap().unwrap();
+        instance.stop().await.unwrap();
         assert!(
             matches!(
                 gw.trail.checkpoint_if_due(&store, gw.now(), true).await,

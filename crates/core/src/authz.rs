@@ -24,7 +24,20 @@
 //! 5. claims: `aud`, `iat`/`exp` (and optional `nbf`) with the skew, `exp - iat` against the
 //!    maximum lifetime, `jti`, `sub`, then the kind-specific claims (`src`, `dst`, `scope`,
 //!    `purpose` and the caller's right to submit, `dst` not the `src`; or `scope` =
-//!    `transparency` and no `src`/`dst`).
+//!    `transparency` and no `src`/`dst`);
+//! 6. for an authorization, the people behind it (CONTRACT.md "Legal basis, guardians, and the
+//!    consent text"): the form of `basis`, `birthdate` (with a henkilötunnus it must be the one
+//!    it encodes), `act`, `consent_sha256` and `consent_lang` (`invalid_claim`); then a
+//!    statutory basis within the destination's `statutory_purposes` and `statutory_scopes`
+//!    (`statutory_not_allowed`); an `act`, when given, a guardian: role `guardian`, a valid
+//!    henkilötunnus that is not the student's, 18 or older (`invalid_actor`); consent by a
+//!    student younger than `[consent] own_consent_age` on the day of `iat` in Finland (a
+//!    learner number without `birthdate` counts as younger) only with such an `act`
+//!    (`guardian_required`); and the consent text: `consent_sha256` with `consent_lang`
+//!    (either alone is `missing_claim`; both absent is `missing_claim` for consent unless
+//!    `require_text_hash` is off) must be the hash of the text of this `src`, `dst`, scope,
+//!    purpose, basis and language in the current or the previous version of the texts
+//!    (`consent_text_mismatch`).
 //!
 //! # Absent or of the wrong type
 //! One rule for every member: `alg`, `kid` or `typ` present with another JSON type than a
@@ -46,11 +59,14 @@ use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::clock::Timestamp;
-use crate::config::{GatewayConfig, IssuerConfig};
+use crate::clock::{Timestamp, unhex};
+use crate::config::{ConsentConfig, GatewayConfig, IssuerConfig};
+use crate::consent::{Basis, Catalog, ConsentTextError, Subject, TextRequest};
 use crate::identity::{Directory, Participant, Role};
+use crate::lang::{Lang, age_on, helsinki_date};
+use crate::record::Date;
 use crate::scope::{Scope, ScopeError};
-use crate::student_id::{StudentId, StudentIdError};
+use crate::student_id::{StudentId, StudentIdError, StudentIdKind};
 
 /// Largest token accepted, in bytes (checked before anything is decoded).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -462,14 +478,23 @@ pub struct Policy {
     pub max_lifetime: Duration,
     /// Clock difference tolerated on `iat`, `nbf` and `exp`.
     pub skew: Duration,
+    /// `[consent]`: the age of consenting alone, and whether the consent text must be proven.
+    pub consent: ConsentConfig,
 }
 
 impl Policy {
+    /// The policy of `[gateway]` with `[consent]` at its defaults.
     pub fn from_gateway(gateway: &GatewayConfig) -> Policy {
+        Policy::from_config(gateway, ConsentConfig::default())
+    }
+
+    /// The policy of `[gateway]` and `[consent]`.
+    pub fn from_config(gateway: &GatewayConfig, consent: ConsentConfig) -> Policy {
         Policy {
             gateway_id: gateway.id.clone(),
             max_lifetime: gateway.max_authorization_lifetime,
             skew: gateway.clock_skew,
+            consent,
         }
     }
 }
@@ -536,6 +561,20 @@ pub enum AuthzError {
     MissingIdentityScope,
     #[error("participant {caller} may not submit authorizations for dst {destination}")]
     ForbiddenSubmitter { caller: String, destination: String },
+    #[error(
+        "basis statutory is not allowed here: dst {destination} receives by law only the purposes and categories of its statutory_purposes and statutory_scopes ({reason})"
+    )]
+    StatutoryNotAllowed { destination: String, reason: String },
+    #[error(
+        "the student is younger than {own_consent_age} on the day of iat (or of unknown age: a learner number without birthdate): consent needs a guardian's act ({{\"sub\": <henkilötunnus>, \"role\": \"guardian\"}})"
+    )]
+    GuardianRequired { own_consent_age: u32 },
+    #[error("act is not a guardian the gateway accepts: {0}")]
+    InvalidActor(String),
+    #[error(
+        "consent_sha256 is not the SHA-256 of the consent text (current or previous version) for this src, dst, scope, purpose, basis and consent_lang {lang}"
+    )]
+    ConsentTextMismatch { lang: Lang },
 }
 
 impl AuthzError {
@@ -568,6 +607,10 @@ impl AuthzError {
             AuthzError::InvalidScope(_) => "invalid_scope",
             AuthzError::MissingIdentityScope => "missing_identity_scope",
             AuthzError::ForbiddenSubmitter { .. } => "forbidden_submitter",
+            AuthzError::StatutoryNotAllowed { .. } => "statutory_not_allowed",
+            AuthzError::GuardianRequired { .. } => "guardian_required",
+            AuthzError::InvalidActor(_) => "invalid_actor",
+            AuthzError::ConsentTextMismatch { .. } => "consent_text_mismatch",
         }
     }
 
@@ -586,6 +629,18 @@ pub struct VerifiedAuthorization {
     destination: String,
     scope: Scope,
     purpose: String,
+    basis: Basis,
+    guardian: Option<StudentId>,
+    consent: Option<ConsentProof>,
+}
+
+/// Which consent text an authorization proves was shown: its hash, language and the version of
+/// the texts it was found in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentProof {
+    pub sha256: [u8; 32],
+    pub lang: Lang,
+    pub version: String,
 }
 
 impl VerifiedAuthorization {
@@ -621,6 +676,19 @@ impl VerifiedAuthorization {
     }
     pub fn purpose(&self) -> &str {
         &self.purpose
+    }
+    /// `basis`: consent (the default) or statutory.
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+    /// `act.sub`: the guardian who consented for the student, when one did. Personal data:
+    /// never log it; the audit and the store hold it only as a keyed pseudonym.
+    pub fn guardian(&self) -> Option<&StudentId> {
+        self.guardian.as_ref()
+    }
+    /// The consent text the authorization proves was shown, when it names one.
+    pub fn consent(&self) -> Option<&ConsentProof> {
+        self.consent.as_ref()
     }
     pub fn issued_at(&self) -> Timestamp {
         self.common.issued_at
@@ -691,12 +759,14 @@ struct CommonClaims {
 }
 
 /// Verifies a student's transfer authorization (`typ` `siirto-authz+jwt`) submitted by
-/// `caller`. See the module documentation for the order of checks.
+/// `caller`, its consent text against `texts`. See the module documentation for the order of
+/// checks.
 pub fn verify_authorization(
     token: &str,
     keys: &IssuerKeys,
     policy: &Policy,
     directory: &Directory,
+    texts: &Catalog,
     caller: &Participant,
     now: Timestamp,
 ) -> Result<VerifiedAuthorization, AuthzError> {
@@ -758,13 +828,247 @@ pub fn verify_authorization(
         });
     }
 
+    let people = PeopleClaims::read(&claims, &common.subject)?;
+    let request = TextRequest {
+        source: source_participant,
+        destination: destination_participant,
+        subject: Subject::Categories(scope),
+        purpose,
+        basis: people.basis,
+    };
+    let (guardian, consent) = people.check(&request, policy, texts, &common)?;
+
     Ok(VerifiedAuthorization {
         common,
         source: source_participant.id.clone(),
         destination: destination_participant.id.clone(),
         scope,
         purpose: purpose.to_owned(),
+        basis: people.basis,
+        guardian,
+        consent,
     })
+}
+
+/// The claims about the people behind an authorization: `basis`, `birthdate`, `act`,
+/// `consent_sha256` and `consent_lang`, read (type and form) but not yet checked.
+struct PeopleClaims {
+    basis: Basis,
+    birth_date: Option<Date>,
+    actor: Option<Actor>,
+    consent_sha256: Option<[u8; 32]>,
+    consent_lang: Option<Lang>,
+}
+
+/// `act` as written: `{"sub": "<henkilötunnus>", "role": "guardian"}`.
+struct Actor {
+    sub: String,
+    role: String,
+}
+
+impl PeopleClaims {
+    fn read(claims: &Map<String, Value>, subject: &StudentId) -> Result<PeopleClaims, AuthzError> {
+        let invalid = |claim: &'static str, reason: &str| AuthzError::InvalidClaim {
+            claim,
+            reason: reason.into(),
+        };
+        let optional = |claim: &'static str, max: usize| match claims.get(claim) {
+            None => Ok(None),
+            Some(_) => string_claim(claims, claim, max).map(Some),
+        };
+        let basis = match optional("basis", 16)? {
+            None => Basis::Consent,
+            Some(b) => {
+                Basis::parse(b).ok_or_else(|| invalid("basis", "must be consent or statutory"))?
+            }
+        };
+        let birth_date = match optional("birthdate", 10)? {
+            None => None,
+            Some(b) => Some(
+                Date::parse(b)
+                    .map_err(|_| invalid("birthdate", "must be a calendar date YYYY-MM-DD"))?,
+            ),
+        };
+        if let (Some(claimed), StudentIdKind::Henkilotunnus) = (birth_date, subject.kind())
+            && henkilotunnus_birth_date(subject.as_str()) != Some(claimed)
+        {
+            return Err(invalid(
+                "birthdate",
+                "differs from the birth date the henkilötunnus of sub encodes",
+            ));
+        }
+        let actor = match claims.get("act") {
+            None => None,
+            Some(Value::Object(act)) => {
+                let member = |name: &str| match act.get(name) {
+                    Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Ok(s.clone()),
+                    _ => Err(invalid(
+                        "act",
+                        "must be an object with string members sub and role",
+                    )),
+                };
+                Some(Actor {
+                    sub: member("sub")?,
+                    role: member("role")?,
+                })
+            }
+            Some(other) => {
+                return Err(invalid(
+                    "act",
+                    &format!("is {}, not an object", json_type(other)),
+                ));
+            }
+        };
+        let consent_sha256 = match optional("consent_sha256", 64)? {
+            None => None,
+            Some(h) => Some(
+                unhex(h)
+                    .filter(|_| h.bytes().all(|b| !b.is_ascii_uppercase()))
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    .ok_or_else(|| invalid("consent_sha256", "must be 64 lower-case hex digits"))?,
+            ),
+        };
+        let consent_lang = match optional("consent_lang", 2)? {
+            None => None,
+            Some(l) => Some(
+                Lang::parse(l).ok_or_else(|| invalid("consent_lang", "must be fi, sv or en"))?,
+            ),
+        };
+        Ok(PeopleClaims {
+            basis,
+            birth_date,
+            actor,
+            consent_sha256,
+            consent_lang,
+        })
+    }
+
+    /// The rules of CONTRACT.md's "Legal basis, guardians, and the consent text", in order:
+    /// the statutory basis, the guardian, the consent text. Returns the guardian and the
+    /// consent text proven.
+    fn check(
+        &self,
+        request: &TextRequest,
+        policy: &Policy,
+        texts: &Catalog,
+        common: &CommonClaims,
+    ) -> Result<(Option<StudentId>, Option<ConsentProof>), AuthzError> {
+        let destination = request.destination;
+        if self.basis == Basis::Statutory {
+            let refuse = |reason: &str| AuthzError::StatutoryNotAllowed {
+                destination: destination.id.clone(),
+                reason: reason.into(),
+            };
+            let rules = destination
+                .statutory
+                .as_ref()
+                .ok_or_else(|| refuse("it receives nothing by law"))?;
+            let Subject::Categories(scope) = request.subject else {
+                return Err(refuse("a check is not within them"));
+            };
+            if !rules.purposes.iter().any(|p| p == request.purpose) {
+                return Err(refuse("the purpose is not among them"));
+            }
+            if !rules.allows(request.purpose, scope) {
+                return Err(refuse("a category of the scope is not among them"));
+            }
+        }
+
+        // The day that counts is the day of `iat` in Finland.
+        let day = helsinki_date(common.issued_at);
+        let student_birth = match common.subject.kind() {
+            StudentIdKind::Henkilotunnus => henkilotunnus_birth_date(common.subject.as_str()),
+            StudentIdKind::LearnerOid => self.birth_date,
+        };
+        let guardian = match &self.actor {
+            Some(actor) => Some(check_guardian(actor, &common.subject, day)?),
+            None => None,
+        };
+        if self.basis == Basis::Consent && guardian.is_none() {
+            let adult_enough = match (student_birth, day) {
+                (Some(birth), Some(day)) => age_on(birth, day) >= policy.consent.own_consent_age,
+                // A learner number without birthdate counts as a minor.
+                _ => false,
+            };
+            if !adult_enough {
+                return Err(AuthzError::GuardianRequired {
+                    own_consent_age: policy.consent.own_consent_age,
+                });
+            }
+        }
+
+        let consent = match (self.consent_sha256, self.consent_lang) {
+            (Some(sha256), Some(lang)) => {
+                let version = texts
+                    .matching_version(request, lang, &sha256)
+                    .map_err(|e| match e {
+                        ConsentTextError::NoStatute(_) => AuthzError::StatutoryNotAllowed {
+                            destination: destination.id.clone(),
+                            reason: e.to_string(),
+                        },
+                        ConsentTextError::Unnamed(_) | ConsentTextError::UnknownQuestion(_) => {
+                            AuthzError::ConsentTextMismatch { lang }
+                        }
+                    })?
+                    .ok_or(AuthzError::ConsentTextMismatch { lang })?;
+                Some(ConsentProof {
+                    sha256,
+                    lang,
+                    version: version.to_owned(),
+                })
+            }
+            (Some(_), None) => return Err(AuthzError::MissingClaim("consent_lang")),
+            (None, Some(_)) => return Err(AuthzError::MissingClaim("consent_sha256")),
+            (None, None) => {
+                if self.basis == Basis::Consent && policy.consent.require_text_hash {
+                    return Err(AuthzError::MissingClaim("consent_sha256"));
+                }
+                None
+            }
+        };
+        Ok((guardian, consent))
+    }
+}
+
+/// The guardian of `act`: `role` guardian, `sub` a valid henkilötunnus that is not the
+/// student's, of a person aged 18 or more on `day`.
+fn check_guardian(
+    actor: &Actor,
+    student: &StudentId,
+    day: Option<Date>,
+) -> Result<StudentId, AuthzError> {
+    if actor.role != "guardian" {
+        return Err(AuthzError::InvalidActor(format!(
+            "role is {}, but only guardian is accepted",
+            shown(&actor.role)
+        )));
+    }
+    // The identifier is never repeated in the message.
+    let id = StudentId::parse(&actor.sub)
+        .ok()
+        .filter(|id| id.kind() == StudentIdKind::Henkilotunnus)
+        .ok_or_else(|| AuthzError::InvalidActor("sub is not a valid henkilötunnus".into()))?;
+    if id.as_str() == student.as_str() {
+        return Err(AuthzError::InvalidActor(
+            "sub is the student: a student cannot be their own guardian".into(),
+        ));
+    }
+    let adult = match (henkilotunnus_birth_date(id.as_str()), day) {
+        (Some(birth), Some(day)) => age_on(birth, day) >= 18,
+        _ => false,
+    };
+    if !adult {
+        return Err(AuthzError::InvalidActor(
+            "a guardian must be 18 or older on the day of iat".into(),
+        ));
+    }
+    Ok(id)
+}
+
+/// The birth date a (valid) henkilötunnus encodes.
+fn henkilotunnus_birth_date(henkilotunnus: &str) -> Option<Date> {
+    let (year, month, day) = crate::student_id::birth_date(henkilotunnus)?;
+    Date::new(u16::try_from(year).ok()?, month, day).ok()
 }
 
 /// Verifies a student's transparency token (`typ` `siirto-transparency+jwt`, `scope`
@@ -1246,11 +1550,25 @@ mod tests {
         IssuerKeys::from_jwks(ISSUER, &fixture().jwks).unwrap()
     }
 
+    /// The policy of the tests of the token rules: `[consent]` without the consent-text hash
+    /// (the consent-text rules have tests of their own, with [`consent_policy`]).
     fn policy() -> Policy {
         Policy {
             gateway_id: GATEWAY.into(),
             max_lifetime: Duration::from_secs(900),
             skew: Duration::from_secs(60),
+            consent: ConsentConfig {
+                own_consent_age: 15,
+                require_text_hash: false,
+            },
+        }
+    }
+
+    /// `[consent]` at its defaults: the consent-text hash required.
+    fn consent_policy() -> Policy {
+        Policy {
+            consent: ConsentConfig::default(),
+            ..policy()
         }
     }
 
@@ -1260,17 +1578,38 @@ mod tests {
             roles: roles.to_vec(),
             identity: IdentityRule::SanDns(format!("{id}.example.fi")),
             endpoint: None,
+            name: Some(crate::lang::Localized {
+                fi: format!("{id} (fi)"),
+                sv: format!("{id} (sv)"),
+                en: format!("{id} (en)"),
+            }),
+            statutory: None,
         }
     }
 
     fn directory() -> Directory {
+        let mut vantaa = participant("vantaa", &[Role::Destination]);
+        vantaa.statutory = Some(crate::consent::StatutoryRules {
+            purposes: vec!["school-change".into()],
+            scope: Scope::parse("identity enrolment achievements support").unwrap(),
+            law: crate::lang::Localized {
+                fi: "perusopetuslaki 40 §".into(),
+                sv: "lagen om grundläggande utbildning 40 §".into(),
+                en: "Basic Education Act, section 40".into(),
+            },
+        });
         Directory::from_participants(vec![
             participant("helsinki", &[Role::Source]),
             participant("turku", &[Role::Destination]),
             participant("espoo", &[Role::Eservice]),
             participant("ops", &[Role::Operator]),
             participant("oulu", &[Role::Source, Role::Destination]),
+            vantaa,
         ])
+    }
+
+    fn catalog() -> Catalog {
+        Catalog::new(crate::consent::tests::edition(), None)
     }
 
     fn now() -> Timestamp {
@@ -1355,7 +1694,7 @@ mod tests {
     fn verify_as(token: &str, caller: &str) -> Result<VerifiedAuthorization, AuthzError> {
         let dir = directory();
         let caller = dir.get(caller).unwrap().clone();
-        verify_authorization(token, &keys(), &policy(), &dir, &caller, now())
+        verify_authorization(token, &keys(), &policy(), &dir, &catalog(), &caller, now())
     }
 
     fn verify(token: &str) -> Result<VerifiedAuthorization, AuthzError> {
@@ -1449,10 +1788,14 @@ mod tests {
                 sign("ES256", &with(claims(), "exp", json!(NOW_SECS - 10 + 900))),
             ),
             (
-                "learner number",
+                "learner number (of an adult: its birthdate says so)",
                 sign(
                     "ES256",
-                    &with(claims(), "sub", json!("1.2.246.562.24.10000000008")),
+                    &with(
+                        with(claims(), "sub", json!("1.2.246.562.24.10000000008")),
+                        "birthdate",
+                        json!("2000-01-01"),
+                    ),
                 ),
             ),
             (
@@ -2267,15 +2610,460 @@ mod tests {
         p.max_lifetime = Duration::from_secs(100);
         let dir = directory();
         let caller = dir.get("espoo").unwrap().clone();
-        let e = verify_authorization(&sign("ES256", &claims()), &keys(), &p, &dir, &caller, now())
-            .unwrap_err();
+        let texts = catalog();
+        let e = verify_authorization(
+            &sign("ES256", &claims()),
+            &keys(),
+            &p,
+            &dir,
+            &texts,
+            &caller,
+            now(),
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "lifetime_too_long");
         p.max_lifetime = Duration::from_secs(900);
         p.skew = Duration::ZERO;
         let late = Timestamp::from_secs(NOW_SECS + 290);
-        let e = verify_authorization(&sign("ES256", &claims()), &keys(), &p, &dir, &caller, late)
-            .unwrap_err();
+        let e = verify_authorization(
+            &sign("ES256", &claims()),
+            &keys(),
+            &p,
+            &dir,
+            &texts,
+            &caller,
+            late,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "expired");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The people behind an authorization: basis, guardians, the consent text
+
+    /// A henkilötunnus born on `ddmmyy` with century sign `sign` (individual number `nnn`).
+    fn hetu(ddmmyy: &str, sign: char, nnn: &str) -> String {
+        crate::student_id::with_check_character(&format!("{ddmmyy}{sign}{nnn}"))
+    }
+
+    /// Verifies `claims` as espoo (an e-service) under `policy` and the test texts, with
+    /// `previous` as the texts' previous edition.
+    fn verify_people(
+        claims: &Value,
+        policy: &Policy,
+        previous: Option<crate::consent::Edition>,
+    ) -> Result<VerifiedAuthorization, AuthzError> {
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let texts = Catalog::new(crate::consent::tests::edition(), previous);
+        verify_authorization(
+            &sign("ES256", claims),
+            &keys(),
+            policy,
+            &dir,
+            &texts,
+            &caller,
+            now(),
+        )
+    }
+
+    /// The hex SHA-256 of the test texts' consent text for `src` → `dst`, `scope`, `purpose`,
+    /// `basis` in `lang` (from `edition`).
+    fn text_hash(
+        edition: crate::consent::Edition,
+        src: &str,
+        dst: &str,
+        scope: &str,
+        basis: Basis,
+        lang: Lang,
+    ) -> String {
+        let dir = directory();
+        let texts = Catalog::new(edition, None);
+        let request = TextRequest {
+            source: dir.get(src).unwrap(),
+            destination: dir.get(dst).unwrap(),
+            subject: Subject::Categories(Scope::parse(scope).unwrap()),
+            purpose: "school-change",
+            basis,
+        };
+        crate::clock::hex(&texts.text(&request, lang).unwrap().sha256)
+    }
+
+    /// `claims()` for `sub` with the consent text's hash in `lang` (helsinki → turku).
+    fn consented(sub: &str, lang: Lang) -> Value {
+        let hash = text_hash(
+            crate::consent::tests::edition(),
+            "helsinki",
+            "turku",
+            "identity achievements",
+            Basis::Consent,
+            lang,
+        );
+        let c = with(claims(), "sub", json!(sub));
+        let c = with(c, "consent_sha256", json!(hash));
+        with(c, "consent_lang", json!(lang.code()))
+    }
+
+    fn guardian(sub: &str) -> Value {
+        json!({"sub": sub, "role": "guardian"})
+    }
+
+    #[test]
+    fn minors_consent_through_a_guardian() {
+        // iat is 2026-11-23 in Finland.
+        let fourteen = hetu("010512", 'A', "901");
+        let fifteen_today = hetu("231111", 'A', "902");
+        let fifteen_tomorrow = hetu("241111", 'A', "903");
+        let parent = hetu("010180", '-', "904");
+        let p = consent_policy();
+        let ok = |c: &Value| verify_people(c, &p, None);
+        let code = |c: &Value| ok(c).map(|_| ()).unwrap_err().code();
+
+        assert_eq!(code(&consented(&fourteen, Lang::Fi)), "guardian_required");
+        assert_eq!(
+            code(&consented(&fifteen_tomorrow, Lang::Fi)),
+            "guardian_required"
+        );
+        let alone = ok(&consented(&fifteen_today, Lang::Fi)).unwrap();
+        assert_eq!(alone.guardian(), None);
+        assert_eq!(alone.basis(), Basis::Consent);
+        let with_parent = ok(&with(
+            consented(&fourteen, Lang::Fi),
+            "act",
+            guardian(&parent),
+        ))
+        .unwrap();
+        assert_eq!(
+            with_parent.guardian().map(StudentId::as_str),
+            Some(parent.as_str())
+        );
+        // The age is the operator's: at 14 a pupil consents alone where the policy says 14.
+        let mut younger = consent_policy();
+        younger.consent.own_consent_age = 14;
+        assert!(verify_people(&consented(&fourteen, Lang::Fi), &younger, None).is_ok());
+
+        // Who may act as the guardian.
+        let seventeen = hetu("010109", 'A', "905");
+        let eighteen_today = hetu("231108", 'A', "906");
+        let actor = |act: Value| code(&with(consented(&fourteen, Lang::Fi), "act", act));
+        assert_eq!(actor(guardian(&seventeen)), "invalid_actor");
+        assert!(
+            ok(&with(
+                consented(&fourteen, Lang::Fi),
+                "act",
+                guardian(&eighteen_today)
+            ))
+            .is_ok()
+        );
+        assert_eq!(actor(guardian(&fourteen)), "invalid_actor", "the student");
+        assert_eq!(actor(guardian("010180-9041")), "invalid_actor", "checksum");
+        assert_eq!(
+            actor(guardian("1.2.246.562.24.10000000008")),
+            "invalid_actor",
+            "a learner number is not a henkilötunnus"
+        );
+        assert_eq!(
+            actor(json!({"sub": parent, "role": "teacher"})),
+            "invalid_actor"
+        );
+        assert_eq!(actor(json!({"sub": parent})), "invalid_claim");
+        assert_eq!(
+            actor(json!({"sub": 7, "role": "guardian"})),
+            "invalid_claim"
+        );
+        assert_eq!(actor(json!(parent)), "invalid_claim");
+        assert_eq!(actor(Value::Null), "invalid_claim");
+        // An invalid actor is refused even for an adult, whose consent needs none.
+        assert_eq!(
+            code(&with(
+                consented(&fifteen_today, Lang::Fi),
+                "act",
+                guardian(&seventeen)
+            )),
+            "invalid_actor"
+        );
+        // The refusals never repeat an identifier.
+        let e = ok(&with(
+            consented(&fourteen, Lang::Fi),
+            "act",
+            guardian(&seventeen),
+        ))
+        .unwrap_err();
+        assert!(!e.to_string().contains(&seventeen) && !e.to_string().contains(&fourteen));
+    }
+
+    #[test]
+    fn a_learner_number_is_a_minor_unless_its_birthdate_says_otherwise() {
+        let oid = "1.2.246.562.24.10000000008";
+        let p = consent_policy();
+        let code = |c: &Value| verify_people(c, &p, None).map(|_| ()).unwrap_err().code();
+        assert_eq!(code(&consented(oid, Lang::En)), "guardian_required");
+        assert_eq!(
+            code(&with(
+                consented(oid, Lang::En),
+                "birthdate",
+                json!("2012-05-01")
+            )),
+            "guardian_required"
+        );
+        assert!(
+            verify_people(
+                &with(consented(oid, Lang::En), "birthdate", json!("2011-11-23")),
+                &p,
+                None
+            )
+            .is_ok()
+        );
+        assert!(
+            verify_people(
+                &with(
+                    consented(oid, Lang::En),
+                    "act",
+                    guardian(&hetu("010180", '-', "904"))
+                ),
+                &p,
+                None
+            )
+            .is_ok()
+        );
+        for bad in [json!("2011-02-30"), json!("23.11.2011"), json!(20111123)] {
+            assert_eq!(
+                code(&with(consented(oid, Lang::En), "birthdate", bad)),
+                "invalid_claim"
+            );
+        }
+        // With a henkilötunnus, birthdate may only repeat the date it encodes.
+        let adult = with(
+            consented(SUBJECT, Lang::En),
+            "birthdate",
+            json!("1952-10-13"),
+        );
+        assert!(verify_people(&adult, &p, None).is_ok());
+        let contradicting = with(
+            consented(SUBJECT, Lang::En),
+            "birthdate",
+            json!("2015-10-13"),
+        );
+        assert_eq!(code(&contradicting), "invalid_claim");
+    }
+
+    #[test]
+    fn statutory_transfers_stay_within_the_destinations_rules() {
+        let p = consent_policy();
+        let statutory = |dst: &str, scope: &str, purpose: &str| {
+            let c = with(claims(), "basis", json!("statutory"));
+            let c = with(c, "dst", json!(dst));
+            let c = with(c, "scope", json!(scope));
+            with(c, "purpose", json!(purpose))
+        };
+        // No consent text and no guardian needed, even for a minor.
+        let minor = hetu("010512", 'A', "901");
+        let v = verify_people(
+            &with(
+                statutory("vantaa", "identity enrolment support", "school-change"),
+                "sub",
+                json!(minor),
+            ),
+            &p,
+            None,
+        )
+        .unwrap();
+        assert_eq!(v.basis(), Basis::Statutory);
+        assert_eq!(v.consent(), None);
+        assert_eq!(v.guardian(), None);
+        let code = |c: &Value| verify_people(c, &p, None).map(|_| ()).unwrap_err().code();
+        for (c, why) in [
+            (
+                statutory("vantaa", "identity mobility", "school-change"),
+                "a category outside statutory_scopes",
+            ),
+            (
+                statutory("vantaa", "identity", "study-admission"),
+                "a purpose outside statutory_purposes",
+            ),
+            (
+                statutory("turku", "identity", "school-change"),
+                "a destination without statutory rules",
+            ),
+        ] {
+            assert_eq!(code(&c), "statutory_not_allowed", "{why}");
+        }
+        assert_eq!(
+            code(&with(claims(), "basis", json!("law"))),
+            "invalid_claim"
+        );
+        assert_eq!(code(&with(claims(), "basis", json!(true))), "invalid_claim");
+        // A statutory transfer's own text may still be named, and must then match.
+        let hash = text_hash(
+            crate::consent::tests::edition(),
+            "helsinki",
+            "vantaa",
+            "identity",
+            Basis::Statutory,
+            Lang::Sv,
+        );
+        let c = statutory("vantaa", "identity", "school-change");
+        let c = with(
+            with(c, "consent_sha256", json!(hash)),
+            "consent_lang",
+            json!("sv"),
+        );
+        assert_eq!(
+            verify_people(&c, &p, None)
+                .unwrap()
+                .consent()
+                .map(|c| c.lang),
+            Some(Lang::Sv)
+        );
+        assert_eq!(
+            code(&with(c, "consent_lang", json!("fi"))),
+            "consent_text_mismatch"
+        );
+    }
+
+    #[test]
+    fn the_consent_text_hash_names_the_exact_text() {
+        let p = consent_policy();
+        let code = |c: &Value, previous| {
+            verify_people(c, &p, previous)
+                .map(|_| ())
+                .unwrap_err()
+                .code()
+        };
+        let v = verify_people(&consented(SUBJECT, Lang::Sv), &p, None).unwrap();
+        let proof = v.consent().unwrap();
+        assert_eq!(proof.lang, Lang::Sv);
+        assert_eq!(proof.version, crate::consent::tests::edition().version());
+
+        assert_eq!(code(&claims(), None), "missing_claim");
+        let e = verify_people(&claims(), &p, None).unwrap_err();
+        assert_eq!(e, AuthzError::MissingClaim("consent_sha256"));
+        assert_eq!(
+            verify_people(
+                &without(consented(SUBJECT, Lang::Fi), "consent_lang"),
+                &p,
+                None
+            )
+            .unwrap_err(),
+            AuthzError::MissingClaim("consent_lang")
+        );
+        assert_eq!(
+            verify_people(
+                &without(consented(SUBJECT, Lang::Fi), "consent_sha256"),
+                &p,
+                None
+            )
+            .unwrap_err(),
+            AuthzError::MissingClaim("consent_sha256")
+        );
+        // The text of another language, scope, destination or purpose is another text.
+        let other = |scope: &str, dst: &str, lang: Lang| {
+            text_hash(
+                crate::consent::tests::edition(),
+                "helsinki",
+                dst,
+                scope,
+                Basis::Consent,
+                lang,
+            )
+        };
+        let signed_as = |hash: String, lang: &str| {
+            with(
+                with(consented(SUBJECT, Lang::Fi), "consent_sha256", json!(hash)),
+                "consent_lang",
+                json!(lang),
+            )
+        };
+        for (c, why) in [
+            (
+                signed_as(other("identity achievements", "turku", Lang::En), "fi"),
+                "another language",
+            ),
+            (
+                signed_as(other("identity", "turku", Lang::Fi), "fi"),
+                "another scope",
+            ),
+            (
+                signed_as(other("identity achievements", "oulu", Lang::Fi), "fi"),
+                "another destination",
+            ),
+            (
+                with(
+                    consented(SUBJECT, Lang::Fi),
+                    "purpose",
+                    json!("study-admission"),
+                ),
+                "another purpose",
+            ),
+            (signed_as("00".repeat(32), "fi"), "no text at all"),
+        ] {
+            assert_eq!(code(&c, None), "consent_text_mismatch", "{why}");
+        }
+        for (bad, claim) in [
+            (json!("AB".repeat(32)), "consent_sha256"),
+            (json!("ab"), "consent_sha256"),
+            (json!(12), "consent_sha256"),
+        ] {
+            assert_eq!(
+                code(&with(consented(SUBJECT, Lang::Fi), claim, bad), None),
+                "invalid_claim"
+            );
+        }
+        assert_eq!(
+            code(
+                &with(consented(SUBJECT, Lang::Fi), "consent_lang", json!("de")),
+                None
+            ),
+            "invalid_claim"
+        );
+
+        // After the texts change, the text shown before is accepted as the previous version,
+        // and a text of an older edition no longer is.
+        let mut fi = crate::consent::tests::templates("fi");
+        fi.keeping.push_str(" (revised)");
+        let revised = crate::consent::Edition::new(
+            fi,
+            crate::consent::tests::templates("sv"),
+            crate::consent::tests::templates("en"),
+        );
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let texts = Catalog::new(revised.clone(), Some(crate::consent::tests::edition()));
+        let shown_before = consented(SUBJECT, Lang::Fi);
+        let v = verify_authorization(
+            &sign("ES256", &shown_before),
+            &keys(),
+            &p,
+            &dir,
+            &texts,
+            &caller,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            v.consent().unwrap().version,
+            crate::consent::tests::edition().version()
+        );
+        let newest = Catalog::new(revised, None);
+        let e = verify_authorization(
+            &sign("ES256", &shown_before),
+            &keys(),
+            &p,
+            &dir,
+            &newest,
+            &caller,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "consent_text_mismatch");
+
+        // require_text_hash = false: consent without a named text.
+        assert!(
+            verify_people(&claims(), &policy(), None)
+                .unwrap()
+                .consent()
+                .is_none()
+        );
     }
 
     fn load_err(jwks: Value) -> KeyLoadError {

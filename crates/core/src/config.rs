@@ -1,6 +1,6 @@
 //! The validated configuration's sections, as plain data: what the gateway reads from
-//! `[gateway]`, `[[issuers]]`, `[schemas]`, `[delivery]`, `[limits]`, `[audit]` and
-//! `[storage]`, with their defaults, and the value syntax they share (durations, sizes, key
+//! `[gateway]`, `[[issuers]]`, `[schemas]`, `[delivery]`, `[limits]`, `[audit]`, `[consent]`
+//! and `[storage]`, with their defaults, and the value syntax they share (durations, sizes, key
 //! files).
 //!
 //! Owns: the section types and their defaults, [`CrlStale`], the duration and size syntax of
@@ -239,6 +239,27 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             transfers: Duration::from_secs(730 * 24 * 3600),
+        }
+    }
+}
+
+/// `[consent]`: who may consent alone, and whether the consent text must be proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentConfig {
+    /// A student younger than this on the day of `iat` (Europe/Helsinki) needs a guardian's
+    /// `act` for a consent-based transfer (default 15: the operator's policy; Finnish law sets
+    /// no single age for consent to passing on school records).
+    pub own_consent_age: u32,
+    /// Whether a consent-based authorization must carry `consent_sha256` and `consent_lang`
+    /// (default true).
+    pub require_text_hash: bool,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            own_consent_age: 15,
+            require_text_hash: true,
         }
     }
 }

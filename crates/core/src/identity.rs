@@ -21,7 +21,10 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::x509::AttributeTypeAndValue;
 
 use crate::clock::hex;
+use crate::consent::StatutoryRules;
 use crate::formats::Format;
+use crate::lang::Localized;
+use crate::protocol::SourceProtocol;
 
 /// What a participant may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +83,9 @@ pub struct Endpoint {
     pub server_ca: PathBuf,
     /// The record format it serves or accepts.
     pub format: Format,
+    /// How a source is asked for a record (`protocol`; destinations are always called with
+    /// Siirto's own `POST /records`).
+    pub protocol: SourceProtocol,
 }
 
 /// One `[[participants]]` entry.
@@ -90,6 +96,11 @@ pub struct Participant {
     pub identity: IdentityRule,
     /// Present exactly when the participant is a source or a destination.
     pub endpoint: Option<Endpoint>,
+    /// `name = { fi, sv, en }`: how texts, pages and receipts name it (required for sources and
+    /// destinations).
+    pub name: Option<Localized>,
+    /// What a destination receives by law, without consent (`statutory_*`), if anything.
+    pub statutory: Option<StatutoryRules>,
 }
 
 impl Participant {

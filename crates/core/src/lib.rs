@@ -14,11 +14,18 @@
 //!   and client certificate → participant (x509-parser).
 //! - [`scope`]: the data categories of an authorization's `scope`.
 //! - [`student_id`]: henkilötunnus and learner-number parsing.
-//! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit).
+//! - [`authz`]: JWS bytes + issuer keys + clock → verified authorization (josekit), with the
+//!   basis, guardian and consent-text rules.
+//! - [`consent`]: the legal basis of a transfer, a destination's statutory rules, and the
+//!   versioned consent texts composed from the reviewed text files and their hashes.
+//! - [`lang`]: fi/sv/en, texts in all three, filling placeholders, the Europe/Helsinki calendar
+//!   and ages.
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
+//! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
+//!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
 //! - [`transfer`]: the transfer state machine and the retry policy (backoff with full jitter).
@@ -38,10 +45,13 @@ pub mod audit;
 pub mod authz;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod formats;
 pub mod identity;
+pub mod lang;
 pub mod peer_health;
 pub mod pipeline;
+pub mod protocol;
 pub mod receipt;
 pub mod record;
 pub mod scope;

@@ -4,10 +4,20 @@
 //! A receipt is a JWS in compact serialization, signed with the audit key (Ed25519):
 //! - header `{"alg":"EdDSA","kid":<RFC 7638 thumbprint of the audit public key>,"typ":"siirto-receipt+jwt"}`
 //!   (the published JWKS, [`crate::audit::AuditPublicKey::to_jwks`], carries the same `kid`);
-//! - claims `iss` (gateway id), `transfer_id`, `sub` (the student), `src`, `dst`, `purpose`,
-//!   `scope` (the categories delivered, space-separated), `document_sha256` (lower-case hex of
-//!   the delivered document), `iat` (seconds) and `audit_leaf_index` (the seq of the audit entry
-//!   recording the delivery, provable with an RFC 9162 inclusion proof against a checkpoint).
+//! - claims `iss` (gateway id), `transfer_id`, `sub` (the student), `src` and `dst` (each
+//!   `{"id", "name": {"fi", "sv", "en"}}`), `purpose`, `scope` (the categories delivered,
+//!   space-separated) and `categories` (the same as an array), `sensitive` (true when `support`
+//!   was delivered), `document_sha256` (lower-case hex of the delivered document), `iat` and
+//!   `delivered_at` (seconds), `audit_leaf_index` (the seq of the audit entry recording the
+//!   delivery, provable with an RFC 9162 inclusion proof against a checkpoint), and the
+//!   consent-receipt claims: `jurisdiction` (`"FI"`), `basis` (`consent` or `statutory`),
+//!   `statutory_law` (`{"fi", "sv", "en"}`, only when statutory), `consented_at` (the
+//!   authorization's `iat`), `authorization_jti`, `consent_sha256`, `consent_version`,
+//!   `consent_lang` (`null` when the authorization named no consent text) and `guardian` (true
+//!   when a guardian consented for the student).
+//!
+//! Receipts signed before the consent-receipt claims existed (with `src` and `dst` as plain
+//! ids) still verify: what they lack reads as a consent without a named text or guardian.
 //!
 //! Owns: signing and verifying receipts, and their sealed form at rest ([`seal_receipt`],
 //! [`open_receipt`]: the receipt carries `sub` in its payload, so it is stored encrypted like the
@@ -21,7 +31,9 @@ use serde_json::{Map, Value, json};
 
 use crate::audit::{AuditPublicKey, AuditSigningKey};
 use crate::clock::{Random, Timestamp, hex, unhex};
-use crate::scope::Scope;
+use crate::consent::Basis;
+use crate::lang::{Lang, Localized};
+use crate::scope::{Category, Scope};
 use crate::student_id::StudentId;
 use crate::vault::{Sealed, Vault, VaultError};
 
@@ -50,6 +62,25 @@ pub enum ReceiptError {
     Sealed(VaultError),
 }
 
+/// The receipt's `jurisdiction`: the law the transfer happened under.
+pub const JURISDICTION: &str = "FI";
+
+/// A participant as a receipt names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub id: String,
+    /// Its name from the directory; `None` in a receipt signed before names existed.
+    pub name: Option<Localized>,
+}
+
+/// The consent text an authorization proved was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub sha256: [u8; 32],
+    pub version: String,
+    pub lang: Lang,
+}
+
 /// What a receipt states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptClaims {
@@ -59,18 +90,29 @@ pub struct ReceiptClaims {
     /// `sub`: the student. Personal data: never log it.
     pub subject: StudentId,
     /// `src`
-    pub source: String,
+    pub source: Party,
     /// `dst`
-    pub destination: String,
+    pub destination: Party,
     pub purpose: String,
     /// The categories delivered.
     pub scope: Scope,
     /// SHA-256 of the document as delivered.
     pub document_sha256: [u8; 32],
-    /// `iat`; receipts carry whole seconds, so this is rounded down when signed.
+    /// `iat` (and `delivered_at`); receipts carry whole seconds, so this is rounded down when
+    /// signed.
     pub issued_at: Timestamp,
     /// The seq of the audit entry recording the delivery.
     pub audit_leaf_index: u64,
+    pub basis: Basis,
+    /// The law of a statutory transfer.
+    pub statutory_law: Option<Localized>,
+    /// `consented_at`: the authorization's `iat` (whole seconds); `None` in an older receipt.
+    pub consented_at: Option<Timestamp>,
+    /// `authorization_jti`; `None` in an older receipt.
+    pub authorization_jti: Option<String>,
+    pub consent: Option<ConsentRecord>,
+    /// Whether a guardian consented for the student.
+    pub guardian: bool,
 }
 
 /// A receipt whose signature and claims have been checked; only [`verify_receipt`] makes one.
@@ -98,18 +140,39 @@ pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
         "kid": key.public_key().thumbprint(),
         "typ": RECEIPT_TYP,
     });
-    let payload = json!({
+    let party = |p: &Party| {
+        json!({
+            "id": p.id,
+            "name": p.name.as_ref().map(Localized::to_json),
+        })
+    };
+    let consent = claims.consent.as_ref();
+    let mut payload = json!({
         "iss": claims.issuer,
         "transfer_id": claims.transfer_id,
         "sub": claims.subject.as_str(),
-        "src": claims.source,
-        "dst": claims.destination,
+        "jurisdiction": JURISDICTION,
+        "basis": claims.basis.as_str(),
+        "src": party(&claims.source),
+        "dst": party(&claims.destination),
         "purpose": claims.purpose,
         "scope": claims.scope.to_string(),
+        "categories": claims.scope.iter().map(Category::as_str).collect::<Vec<_>>(),
+        "sensitive": claims.scope.contains(Category::Support),
         "document_sha256": hex(&claims.document_sha256),
         "iat": claims.issued_at.secs(),
+        "delivered_at": claims.issued_at.secs(),
+        "consented_at": claims.consented_at.map(Timestamp::secs),
+        "authorization_jti": claims.authorization_jti,
+        "consent_sha256": consent.map(|c| hex(&c.sha256)),
+        "consent_version": consent.map(|c| c.version.as_str()),
+        "consent_lang": consent.map(|c| c.lang.code()),
+        "guardian": claims.guardian,
         "audit_leaf_index": claims.audit_leaf_index,
     });
+    if let (Some(law), Some(map)) = (&claims.statutory_law, payload.as_object_mut()) {
+        map.insert("statutory_law".into(), law.to_json());
+    }
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -226,18 +289,104 @@ pub fn verify_receipt_with(token: &str, keys: &[AuditPublicKey]) -> Result<Recei
         .filter(|s| *s <= 253_402_300_799)
         .map(Timestamp::from_secs)
         .ok_or_else(|| invalid("iat", "is out of range".into()))?;
+    let seconds = |claim: &'static str| -> Result<Option<Timestamp>, ReceiptError> {
+        match claims.get(claim) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .filter(|s| (0..=253_402_300_799).contains(s))
+                .map(|s| Some(Timestamp::from_secs(s)))
+                .ok_or_else(|| invalid(claim, "is not a time in seconds".into())),
+        }
+    };
+    let optional_text = |claim: &'static str| -> Result<Option<String>, ReceiptError> {
+        match claims.get(claim) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(claim, "is not a non-empty string".into())),
+        }
+    };
+    let localized = |value: &Value, claim: &'static str| -> Result<Localized, ReceiptError> {
+        let part = |lang: &str| {
+            value
+                .get(lang)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| invalid(claim, format!("has no {lang} text")))
+        };
+        Ok(Localized {
+            fi: part("fi")?,
+            sv: part("sv")?,
+            en: part("en")?,
+        })
+    };
+    let party = |claim: &'static str| -> Result<Party, ReceiptError> {
+        match claims.get(claim) {
+            None => Err(ReceiptError::MissingClaim(claim)),
+            // A receipt signed before names existed.
+            Some(Value::String(id)) if !id.is_empty() => Ok(Party {
+                id: id.clone(),
+                name: None,
+            }),
+            Some(Value::Object(p)) => Ok(Party {
+                id: p
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(claim, "has no id".into()))?,
+                name: match p.get("name") {
+                    None | Some(Value::Null) => None,
+                    Some(name) => Some(localized(name, claim)?),
+                },
+            }),
+            Some(_) => Err(invalid(claim, "is not a participant".into())),
+        }
+    };
+    let basis = match optional_text("basis")? {
+        None => Basis::Consent,
+        Some(b) => Basis::parse(&b).ok_or_else(|| invalid("basis", "is not a basis".into()))?,
+    };
+    let statutory_law = match claims.get("statutory_law") {
+        None | Some(Value::Null) => None,
+        Some(law) => Some(localized(law, "statutory_law")?),
+    };
+    let consent = match optional_text("consent_sha256")? {
+        None => None,
+        Some(h) => Some(ConsentRecord {
+            sha256: unhex(&h)
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| invalid("consent_sha256", "is not 64 hex digits".into()))?,
+            version: optional_text("consent_version")?
+                .ok_or(ReceiptError::MissingClaim("consent_version"))?,
+            lang: optional_text("consent_lang")?
+                .and_then(|l| Lang::parse(&l))
+                .ok_or_else(|| invalid("consent_lang", "is not fi, sv or en".into()))?,
+        }),
+    };
+    let guardian = match claims.get("guardian") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("guardian", "is not a boolean".into())),
+    };
     Ok(Receipt {
         claims: ReceiptClaims {
             issuer: text("iss")?,
             transfer_id: text("transfer_id")?,
             subject,
-            source: text("src")?,
-            destination: text("dst")?,
+            source: party("src")?,
+            destination: party("dst")?,
             purpose: text("purpose")?,
             scope,
             document_sha256,
             issued_at,
             audit_leaf_index: number("audit_leaf_index")?,
+            basis,
+            statutory_law,
+            consented_at: seconds("consented_at")?,
+            authorization_jti: optional_text("authorization_jti")?,
+            consent,
+            guardian,
         },
         key_id: kid.to_owned(),
     })
@@ -254,14 +403,125 @@ mod tests {
             issuer: "siirto.example.fi".into(),
             transfer_id: "7f1c0d9e-2b1a-4c3d-8e9f-0a1b2c3d4e5f".into(),
             subject: StudentId::parse("131052-308T").unwrap(),
-            source: "helsinki".into(),
-            destination: "turku".into(),
+            source: party("helsinki"),
+            destination: party("turku"),
             purpose: "school-change".into(),
-            scope: Scope::parse("identity achievements").unwrap(),
+            scope: Scope::parse("identity achievements support").unwrap(),
             document_sha256: [0xab; 32],
             issued_at: Timestamp::from_millis(1_795_448_460_999),
             audit_leaf_index: 41,
+            basis: Basis::Consent,
+            statutory_law: None,
+            consented_at: Some(Timestamp::from_secs(1_795_448_000)),
+            authorization_jti: Some("jti-1".into()),
+            consent: Some(ConsentRecord {
+                sha256: [0x5c; 32],
+                version: "0123456789abcdef".into(),
+                lang: Lang::Sv,
+            }),
+            guardian: true,
         }
+    }
+
+    fn party(id: &str) -> Party {
+        Party {
+            id: id.into(),
+            name: Some(Localized {
+                fi: format!("{id} fi"),
+                sv: format!("{id} sv"),
+                en: format!("{id} en"),
+            }),
+        }
+    }
+
+    fn payload(token: &str) -> Value {
+        serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn carries_the_consent_receipt_claims() {
+        let token = sign_receipt(&claims(), &key());
+        let p = payload(&token);
+        assert_eq!(p["jurisdiction"], "FI");
+        assert_eq!(p["basis"], "consent");
+        assert_eq!(
+            p["src"],
+            json!({"id": "helsinki", "name": {"fi": "helsinki fi", "sv": "helsinki sv", "en": "helsinki en"}})
+        );
+        assert_eq!(p["dst"]["id"], "turku");
+        assert_eq!(
+            p["categories"],
+            json!(["identity", "achievements", "support"])
+        );
+        assert_eq!(p["sensitive"], true);
+        assert_eq!(p["consented_at"], 1_795_448_000);
+        assert_eq!(p["delivered_at"], 1_795_448_460);
+        assert_eq!(p["authorization_jti"], "jti-1");
+        assert_eq!(p["consent_sha256"], hex(&[0x5c; 32]));
+        assert_eq!(p["consent_version"], "0123456789abcdef");
+        assert_eq!(p["consent_lang"], "sv");
+        assert_eq!(p["guardian"], true);
+        assert!(p.get("statutory_law").is_none());
+
+        // A statutory transfer names its law and no consent text.
+        let mut c = claims();
+        c.basis = Basis::Statutory;
+        c.statutory_law = Some(Localized {
+            fi: "perusopetuslaki 40 §".into(),
+            sv: "lagen om grundläggande utbildning 40 §".into(),
+            en: "Basic Education Act, section 40".into(),
+        });
+        c.consent = None;
+        c.guardian = false;
+        c.scope = Scope::parse("identity enrolment").unwrap();
+        let token = sign_receipt(&c, &key());
+        let p = payload(&token);
+        assert_eq!(p["basis"], "statutory");
+        assert_eq!(p["statutory_law"]["fi"], "perusopetuslaki 40 §");
+        assert_eq!(p["consent_sha256"], Value::Null);
+        assert_eq!(p["sensitive"], false);
+        let r = verify_receipt(&token, &key().public_key()).unwrap();
+        c.issued_at = Timestamp::from_secs(1_795_448_460);
+        assert_eq!(r.claims(), &c);
+    }
+
+    #[test]
+    fn a_receipt_from_before_the_consent_claims_still_verifies() {
+        let k = key();
+        let header = URL_SAFE_NO_PAD.encode(
+            json!({"alg": "EdDSA", "kid": k.public_key().thumbprint(), "typ": RECEIPT_TYP})
+                .to_string(),
+        );
+        let body = URL_SAFE_NO_PAD.encode(
+            json!({
+                "iss": "siirto.example.fi", "transfer_id": "t-1", "sub": "131052-308T",
+                "src": "helsinki", "dst": "turku", "purpose": "school-change",
+                "scope": "identity", "document_sha256": hex(&[1; 32]), "iat": 1_795_448_460,
+                "audit_leaf_index": 3,
+            })
+            .to_string(),
+        );
+        let input = format!("{header}.{body}");
+        let token = format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(k.sign(input.as_bytes()))
+        );
+        let r = verify_receipt(&token, &k.public_key()).unwrap();
+        assert_eq!(
+            r.claims().source,
+            Party {
+                id: "helsinki".into(),
+                name: None
+            }
+        );
+        assert_eq!(r.claims().basis, Basis::Consent);
+        assert_eq!(r.claims().consent, None);
+        assert!(!r.claims().guardian);
     }
 
     fn key() -> AuditSigningKey {

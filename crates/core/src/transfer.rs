@@ -74,6 +74,8 @@ impl fmt::Display for Status {
 pub enum FailureReason {
     SourceUnavailable,
     SourceNotFound,
+    /// The source answered with a permanent refusal (a 4xx, a SOAP Client fault).
+    SourceRefused,
     InvalidSourceDocument,
     SubjectMismatch,
     ConversionFailed,
@@ -82,9 +84,10 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 7] = [
+    pub const ALL: [FailureReason; 8] = [
         FailureReason::SourceUnavailable,
         FailureReason::SourceNotFound,
+        FailureReason::SourceRefused,
         FailureReason::InvalidSourceDocument,
         FailureReason::SubjectMismatch,
         FailureReason::ConversionFailed,
@@ -96,6 +99,7 @@ impl FailureReason {
         match self {
             FailureReason::SourceUnavailable => "source_unavailable",
             FailureReason::SourceNotFound => "source_not_found",
+            FailureReason::SourceRefused => "source_refused",
             FailureReason::InvalidSourceDocument => "invalid_source_document",
             FailureReason::SubjectMismatch => "subject_mismatch",
             FailureReason::ConversionFailed => "conversion_failed",
@@ -157,6 +161,8 @@ pub enum Event {
     Fetched,
     /// The source said it does not know the student.
     SourceNotFound,
+    /// The source refused the request for good (its answer says retrying cannot help).
+    SourceRefused,
     /// The source could not be reached or answered with something other than 200/404.
     FetchFailed(Retry),
     /// The document was valid against the source schema.
@@ -319,6 +325,7 @@ pub fn next(
         }
         (S::Fetching, Event::Fetched) => to(S::Validating, vec![Effect::Validate]),
         (S::Fetching, Event::SourceNotFound) => fail(FailureReason::SourceNotFound),
+        (S::Fetching, Event::SourceRefused) => fail(FailureReason::SourceRefused),
         (S::Fetching, Event::FetchFailed(Retry::Permanent)) => {
             fail(FailureReason::SourceUnavailable)
         }
@@ -411,6 +418,7 @@ mod tests {
             Event::Claimed,
             Event::Fetched,
             Event::SourceNotFound,
+            Event::SourceRefused,
             Event::FetchFailed(Retry::Retryable),
             Event::FetchFailed(Retry::Permanent),
             Event::Validated,
@@ -461,6 +469,7 @@ mod tests {
             (S::Fetching, "Claimed"),
             (S::Fetching, "Fetched"),
             (S::Fetching, "SourceNotFound"),
+            (S::Fetching, "SourceRefused"),
             (S::Fetching, "FetchFailed"),
             (S::Fetching, "Cancel"),
             (S::Fetching, "Expired"),
@@ -507,6 +516,11 @@ mod tests {
                 Status::Fetching,
                 Event::SourceNotFound,
                 FailureReason::SourceNotFound,
+            ),
+            (
+                Status::Fetching,
+                Event::SourceRefused,
+                FailureReason::SourceRefused,
             ),
             (
                 Status::Fetching,

@@ -1,17 +1,27 @@
-//! `siirto demo`: one whole transfer on this machine, printed step by step.
+//! `siirto demo`: whole transfers on this machine, printed step by step.
 //!
-//! Owns: the demo's story and its sample record. Everything it runs is the real thing — a fresh
+//! Owns: the demo's story and its sample record. The story: a 12-year-old pupil moves from Turku
+//! to Espoo; the pupil's guardian reads the consent text the gateway gives, agrees, and the
+//! e-service signs the authorization over that text's hash with the guardian as `act`; the
+//! receipt is verified and the pupil's own page saved as an HTML file. Everything it runs is the real thing — a fresh
 //! development PKI, the gateway with mutual TLS on 127.0.0.1, a source (Turku's school system)
 //! and a destination (Espoo's) as real TLS servers, an e-service signing the student's
-//! authorization, the SQLite store — and at the end the audit trail, verified.
+//! authorization, the SQLite store; then another pupil's record from the national register
+//! KOSKI (an in-process peer speaking its luovutuspalvelu, serving a KOSKI document generated
+//! by [`crate::registers::koski_pupil`]) converted from KOSKI's JSON to Espoo's siirto-v1, the
+//! conversion shown subject by subject — and at the end the audit trail, verified.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::registers::koski_pupil;
 use crate::testbed::{Testbed, TestbedError, TestbedOptions};
 use siirto_core::audit::{CheckpointVerifier, Verifier};
+
+/// The demo pupil's learner number (made up).
+pub const DEMO_LEARNER: &str = "1.2.246.562.24.10000000008";
 
 /// A made-up pupil moving from Turku to Espoo. The identity code has a valid check character
 /// but belongs to no one.
@@ -86,6 +96,158 @@ pub fn school_record(subject: &str, turvakielto: bool) -> String {
     )
 }
 
+/// Prints a transfer's steps and status.
+fn print_steps(transfer: &Value) {
+    if let Some(steps) = transfer.get("steps").and_then(Value::as_array) {
+        for s in steps {
+            println!(
+                "   {}  {:<9} {:<10} {}",
+                s["at"].as_str().unwrap_or(""),
+                s["step"].as_str().unwrap_or(""),
+                s["outcome"].as_str().unwrap_or(""),
+                s["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!("   status: {}", transfer["status"]);
+}
+
+/// Step 7: the pupil's record from KOSKI to Espoo, and the conversion subject by subject.
+async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
+    step(
+        10,
+        "Another pupil's record, from the national register KOSKI, for Espoo's school system",
+    );
+    let authorization = bed.authorization(
+        DEMO_STUDENT,
+        "koski",
+        "espoo",
+        "identity enrolment achievements",
+    );
+    let token = bed.sign(&authorization.claims())?;
+    println!(
+        "   src=koski dst=espoo scope=\"{}\" (the e-service submits it as before)",
+        authorization.scope
+    );
+    let answer = bed
+        .client("eservice")?
+        .submit(&token)
+        .await
+        .map_err(TestbedError::from)?;
+    let id = answer
+        .json()
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| DemoError::Step(format!("submission refused: {}", answer.json())))?;
+    let transfer = bed
+        .wait_for_status(
+            "eservice",
+            &id,
+            &["delivered", "failed", "cancelled"],
+            Duration::from_secs(30),
+        )
+        .await?;
+    let koski = bed
+        .koski
+        .get("koski")
+        .ok_or_else(|| DemoError::Step("no koski source".into()))?;
+    if let Some(request) = koski.requests().last() {
+        let body = String::from_utf8_lossy(&request.body).replace(DEMO_STUDENT, "<henkilötunnus>");
+        println!(
+            "   gateway → KOSKI  {} {}  (the henkilötunnus only in the body)\n                    {body}",
+            request.method, request.target
+        );
+        println!(
+            "   KOSKI → gateway  {} with KOSKI's oppija JSON",
+            request.status
+        );
+    }
+    print_steps(&transfer);
+    if transfer["status"] != "delivered" {
+        return Err(DemoError::Step(format!(
+            "the KOSKI transfer did not arrive: {transfer}"
+        )));
+    }
+    let delivered = bed
+        .destinations
+        .get("espoo")
+        .and_then(|d| d.requests().into_iter().find(|r| r.idempotency_key == id))
+        .ok_or_else(|| DemoError::Step("Espoo received nothing from KOSKI".into()))?;
+    let root = siirto_xsd::dom::parse(&delivered.body, &siirto_xsd::Limits::default())
+        .map_err(|e| DemoError::Step(format!("the delivered record: {e}")))?;
+    println!("   koski (JSON) → siirto-v1 (XML), as Espoo received it:");
+    println!(
+        "     {:<38} {:<9} →  siirto-v1 <achievement>",
+        "KOSKI suoritus (koodiarvo, nimi)", "arvosana"
+    );
+    let oppija = koski_pupil(DEMO_STUDENT, DEMO_LEARNER);
+    let achievements: Vec<&siirto_xsd::dom::Element> = root
+        .child("achievements")
+        .map(|a| a.children_named("achievement").collect())
+        .unwrap_or_default();
+    for suoritus in oppija["opiskeluoikeudet"][0]["suoritukset"][0]["osasuoritukset"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let tunniste = &suoritus["koulutusmoduuli"]["tunniste"];
+        let code = tunniste["koodiarvo"].as_str().unwrap_or("");
+        let name = tunniste["nimi"]["fi"].as_str().unwrap_or("");
+        let grade = suoritus["arviointi"][0]["arvosana"]["koodiarvo"]
+            .as_str()
+            .unwrap_or("");
+        let arrived = achievements
+            .iter()
+            .find(|a| a.child_text("code").as_deref() == Some(code))
+            .map_or_else(
+                || "(not delivered)".to_owned(),
+                |a| {
+                    let scheme = a
+                        .child("code")
+                        .and_then(|c| c.attribute("scheme"))
+                        .map_or(String::new(), |s| format!(" scheme={s}"));
+                    let grade = a
+                        .child("grade")
+                        .and_then(|g| g.elements().next())
+                        .map_or(String::new(), |g| {
+                            format!("  <{}>{}</{}>", g.local, g.text().trim(), g.local)
+                        });
+                    format!("<code{scheme}>{code}</code>{grade}")
+                },
+            );
+        println!(
+            "     {:<38} {grade:<9} →  {arrived}",
+            format!("{code} {name}")
+        );
+    }
+    let report = &transfer["conversion"];
+    let paths = |key: &str| report[key].as_object().map_or(0, serde_json::Map::len);
+    println!(
+        "   conversion report: carried {} kinds of field; dropped by scope: {}; KOSKI fields siirto-v1 has no place for: {}; not understood: {}",
+        paths("carried"),
+        report["dropped_by_scope"]
+            .as_object()
+            .map_or_else(String::new, |d| d
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")),
+        paths("not_read_from_source") + paths("dropped_by_target"),
+        paths("not_understood"),
+    );
+    let support = String::from_utf8_lossy(&delivered.body).contains("supportDecision");
+    println!(
+        "   support decisions (in KOSKI's lisätiedot) in the delivered record: {}",
+        if support {
+            "YES (wrong!)"
+        } else {
+            "none (not in scope)"
+        }
+    );
+    Ok(())
+}
+
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -99,17 +261,65 @@ fn step(n: u32, text: &str) {
     println!("\n{n}. {text}");
 }
 
+/// Where the demo saves the student's page: `page`, else `student-page.html` in `keep`, else
+/// in the system's temporary directory (which the demo does not remove).
+fn page_path(keep: Option<&Path>, page: Option<&Path>) -> PathBuf {
+    match (page, keep) {
+        (Some(page), _) => page.to_owned(),
+        (None, Some(dir)) => dir.join("student-page.html"),
+        (None, None) => std::env::temp_dir().join("siirto-demo-student-page.html"),
+    }
+}
+
+/// The demo's pupil: 12 years old today (born 12 years and about three months ago), and a
+/// guardian of 41; made-up identity codes (individual numbers 9xx: temporary, nobody's).
+fn pupil_and_guardian(now: siirto_core::clock::Timestamp) -> Option<(String, String)> {
+    let today = siirto_core::lang::helsinki_date(now)?;
+    let born = |years: u16, nnn: u16| {
+        let (mut year, mut month) = (today.year() - years, today.month());
+        for _ in 0..3 {
+            (year, month) = if month == 1 {
+                (year - 1, 12)
+            } else {
+                (year, month - 1)
+            };
+        }
+        let day = today.day().min(28);
+        let sign = if year >= 2000 { 'A' } else { '-' };
+        siirto_core::student_id::with_check_character(&format!(
+            "{day:02}{month:02}{:02}{sign}{nnn:03}",
+            year % 100
+        ))
+    };
+    Some((born(12, 913), born(41, 914)))
+}
+
+fn indented(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "   │".to_owned()
+            } else {
+                format!("   │ {l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Runs the demo; `keep` writes the PKI, configuration and database there instead of a
-/// temporary directory that is removed afterwards.
-pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
+/// temporary directory that is removed afterwards; the student's page is saved to `page` (see
+/// [`page_path`]).
+pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoError> {
     let started = Instant::now();
     println!(
-        "Siirto demo: a student-authorized transfer from Turku to Espoo, everything on 127.0.0.1"
+        "Siirto demo: a pupil moves from Turku to Espoo, a guardian agrees; then a pupil from the national register KOSKI; everything on 127.0.0.1"
     );
 
     step(1, "Development PKI, configuration and SQLite store");
     let bed = Testbed::start(TestbedOptions {
         dir: keep.map(Path::to_path_buf),
+        koski: true,
         ..TestbedOptions::default()
     })
     .await?;
@@ -117,6 +327,8 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
     println!("   configuration  {}", bed.config_path().display());
     println!("   CA             {}", bed.pki.ca.cert.display());
     println!("   database       {}", bed.config.gateway.database_url);
+    let (pupil, guardian) = pupil_and_guardian(bed.now())
+        .ok_or_else(|| DemoError::Step("the clock is outside the calendar".into()))?;
 
     step(
         2,
@@ -130,31 +342,67 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         .destinations
         .get("espoo")
         .ok_or_else(|| DemoError::Step("no espoo destination".into()))?;
-    source.insert(
-        DEMO_STUDENT,
-        school_record(DEMO_STUDENT, false).into_bytes(),
-    );
+    source.insert(&pupil, school_record(&pupil, false).into_bytes());
     println!("   source       turku  (siirto-v1)  {}", source.base_url());
     println!(
         "   destination  espoo  (siirto-v1)  {}",
         destination.base_url()
+    );
+    let koski = bed
+        .koski
+        .get("koski")
+        .ok_or_else(|| DemoError::Step("no koski source".into()))?;
+    koski.insert(koski_pupil(DEMO_STUDENT, DEMO_LEARNER), None);
+    println!(
+        "   source       koski  (koski JSON, KOSKI luovutuspalvelu)  {}",
+        koski.base_url()
     );
     println!(
         "   gateway API  {} (mTLS)   admin {}",
         bed.api_url(),
         bed.admin_url()
     );
+    println!(
+        "   pupil        {pupil} (made up), 12 years old: too young to consent alone (own_consent_age {})",
+        bed.config.consent.own_consent_age
+    );
 
     step(
         3,
-        "The student agrees in the e-service; it signs the authorization (ES256 JWS)",
+        "The guardian opens the e-service; it asks the gateway what to show: GET /v1/consent-text",
     );
-    let authorization = bed.authorization(
-        DEMO_STUDENT,
-        "turku",
-        "espoo",
-        "identity enrolment achievements",
+    let scope = "identity enrolment achievements";
+    let eservice = bed.client("eservice")?;
+    let query = format!(
+        "/v1/consent-text?src=turku&dst=espoo&scope={}&purpose=school-change&lang=fi",
+        scope.replace(' ', "+")
     );
+    let answer = eservice
+        .get(&query, &[])
+        .await
+        .map_err(TestbedError::from)?;
+    let text = answer.json();
+    let (Some(words), Some(sha256), Some(version)) = (
+        text["text"].as_str(),
+        text["sha256"].as_str(),
+        text["version"].as_str(),
+    ) else {
+        return Err(DemoError::Step(format!("no consent text: {text}")));
+    };
+    println!(
+        "   {} version {version}, in Finnish:",
+        answer.status.as_u16()
+    );
+    println!("{}", indented(words));
+    println!("   sha256 {sha256}");
+
+    step(
+        4,
+        "The guardian agrees; the e-service signs the authorization over that text (ES256 JWS)",
+    );
+    let mut authorization = bed.authorization(&pupil, "turku", "espoo", scope);
+    authorization.guardian = Some(guardian.clone());
+    authorization.consent = Some((sha256.to_owned(), "fi".to_owned()));
     let claims = authorization.claims();
     let token = bed.sign(&claims)?;
     println!(
@@ -165,12 +413,15 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         "   src=turku dst=espoo scope=\"{}\" purpose={} (support data not included)",
         authorization.scope, authorization.purpose
     );
+    println!(
+        "   act={{\"sub\": \"{guardian}\", \"role\": \"guardian\"}} (made up; the gateway keeps only a keyed pseudonym)"
+    );
+    println!("   consent_sha256={sha256} consent_lang=fi");
 
     step(
-        4,
+        5,
         "The e-service submits it over mutual TLS: POST /v1/transfers",
     );
-    let eservice = bed.client("eservice")?;
     let answer = eservice.submit(&token).await.map_err(TestbedError::from)?;
     println!("   {} {}", answer.status.as_u16(), answer.json());
     let id = answer
@@ -181,7 +432,7 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         .ok_or_else(|| DemoError::Step(format!("submission refused: {}", answer.json())))?;
 
     step(
-        5,
+        6,
         "The gateway fetches, validates, prunes, converts, validates and delivers",
     );
     let transfer = bed
@@ -192,25 +443,14 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
             Duration::from_secs(30),
         )
         .await?;
-    if let Some(steps) = transfer.get("steps").and_then(Value::as_array) {
-        for s in steps {
-            println!(
-                "   {}  {:<9} {:<10} {}",
-                s["at"].as_str().unwrap_or(""),
-                s["step"].as_str().unwrap_or(""),
-                s["outcome"].as_str().unwrap_or(""),
-                s["detail"].as_str().unwrap_or("")
-            );
-        }
-    }
-    println!("   status: {}", transfer["status"]);
+    print_steps(&transfer);
     if transfer["status"] != "delivered" {
         return Err(DemoError::Step(format!(
             "transfer did not arrive: {transfer}"
         )));
     }
 
-    step(6, "What Espoo received");
+    step(7, "What Espoo received");
     let received = destination.requests();
     for r in &received {
         println!(
@@ -234,14 +474,74 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         );
         println!("   sha256 {}", siirto_core::vault::sha256_hex(&r.body));
     }
-    if let Some(receipt) = transfer.get("receipt").and_then(Value::as_str) {
+
+    step(8, "The receipt (EdDSA JWS signed with the audit key)");
+    let key = siirto_gateway::tools::audit_public_key(&bed.config)
+        .map_err(|e| DemoError::Step(e.to_string()))?;
+    let receipt = transfer
+        .get("receipt")
+        .and_then(Value::as_str)
+        .ok_or_else(|| DemoError::Step("no receipt".into()))?;
+    let verified = siirto_core::receipt::verify_receipt(receipt, &key)
+        .map_err(|e| DemoError::Step(format!("the receipt does not verify: {e}")))?;
+    let c = verified.claims();
+    let name = |p: &siirto_core::receipt::Party| {
+        p.name
+            .as_ref()
+            .map_or_else(|| p.id.clone(), |n| format!("{} ({})", n.fi, p.id))
+    };
+    println!("   {}...", &receipt[..receipt.len().min(60)]);
+    println!("   verifies with the audit key (kid {})", verified.key_id());
+    println!("   from {} to {}", name(&c.source), name(&c.destination));
+    println!(
+        "   basis {}, guardian {}, categories {}, purpose {}",
+        c.basis, c.guardian, c.scope, c.purpose
+    );
+    if let Some(consent) = &c.consent {
         println!(
-            "   signed receipt (EdDSA JWS): {}...",
-            &receipt[..receipt.len().min(60)]
+            "   consent text sha256 {} (version {}, {})",
+            siirto_core::clock::hex(&consent.sha256),
+            consent.version,
+            consent.lang
         );
     }
+    println!(
+        "   delivered {}, audit leaf {}",
+        c.issued_at, c.audit_leaf_index
+    );
 
-    step(7, "The audit trail");
+    step(
+        9,
+        "The pupil's own page: GET /v1/students/transfers (Accept: text/html), saved",
+    );
+    let transparency = bed.transparency_token(&pupil)?;
+    let bearer = format!("Bearer {transparency}");
+    let page_answer = eservice
+        .get(
+            "/v1/students/transfers?lang=fi",
+            &[("authorization", &bearer), ("accept", "text/html")],
+        )
+        .await
+        .map_err(TestbedError::from)?;
+    if page_answer.status.as_u16() != 200 {
+        return Err(DemoError::Step(format!(
+            "the page: {} {}",
+            page_answer.status,
+            String::from_utf8_lossy(&page_answer.body)
+        )));
+    }
+    let saved = page_path(keep, page);
+    std::fs::write(&saved, &page_answer.body)
+        .map_err(|e| DemoError::Step(format!("cannot write {}: {e}", saved.display())))?;
+    println!(
+        "   {} bytes of HTML (fi; also ?lang=sv and ?lang=en) saved to {}",
+        page_answer.body.len(),
+        saved.display()
+    );
+
+    koski_transfer(&bed).await?;
+
+    step(11, "The audit trail");
     let gateway = bed
         .gateway
         .clone()
@@ -262,8 +562,6 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
             siirto_core::clock::hex(&e.hash[..6])
         );
     }
-    let key = siirto_gateway::tools::audit_public_key(&bed.config)
-        .map_err(|e| DemoError::Step(e.to_string()))?;
     let checkpoint_key =
         CheckpointVerifier::new(key, &siirto_gateway::config::audit_origin(&bed.config))
             .map_err(|e| DemoError::Step(e.to_string()))?;
@@ -290,7 +588,9 @@ pub async fn run(keep: Option<&Path>) -> Result<(), DemoError> {
         summary.entries,
         siirto_core::clock::hex(&summary.root)
     );
-    println!("   (student ids appear only as keyed pseudonyms; no record content is in the log)");
+    println!(
+        "   (the pupil and the guardian appear only as keyed pseudonyms; no record content is in the log)"
+    );
 
     bed.stop().await;
     println!("\nDone in {:.2} s.", started.elapsed().as_secs_f64());

@@ -22,6 +22,7 @@ use crate::pki::Layout;
 use crate::testbed::{Peers, TestbedError, spawn_peers};
 use siirto_core::clock::{Clock, SystemClock, SystemRandom, uuid_v4};
 use siirto_core::formats::Format;
+use siirto_core::lang::Lang;
 use siirto_gateway::config::Config;
 use siirto_gateway::server::{Shutdown, ShutdownTrigger};
 
@@ -117,6 +118,15 @@ pub struct SignRequest {
     pub key: Option<PathBuf>,
     /// Default a random UUID.
     pub jti: Option<String>,
+    /// `basis` (`consent` when absent).
+    pub basis: Option<String>,
+    /// `act`: the henkilötunnus of a guardian consenting for a minor.
+    pub guardian: Option<String>,
+    /// `birthdate` (for a learner number).
+    pub birthdate: Option<String>,
+    /// The language of the consent text whose hash is signed (`consent_sha256`,
+    /// `consent_lang`): default Finnish for consent; for a statutory basis only when given.
+    pub consent_lang: Option<Lang>,
 }
 
 fn read(path: &Path) -> impl FnOnce(std::io::Error) -> DevError + '_ {
@@ -235,6 +245,36 @@ pub fn sign(request: &SignRequest) -> Result<String, DevError> {
                 jti,
                 issued_at: now,
                 lifetime_secs: request.lifetime_secs,
+                basis: request.basis.clone(),
+                guardian: request.guardian.clone(),
+                birthdate: request.birthdate.clone(),
+                consent: None,
+            };
+            // The text the gateway shows for it, as an e-service would have shown it.
+            let basis = authorization.basis.as_deref().unwrap_or("consent");
+            let lang = match (basis, request.consent_lang) {
+                (_, Some(lang)) => Some(lang),
+                ("consent", None) => Some(Lang::Fi),
+                _ => None,
+            };
+            let consent = lang.and_then(|lang| {
+                let text = eservice::consent_text(
+                    &config.directory,
+                    &authorization.source,
+                    &authorization.destination,
+                    &authorization.scope,
+                    &authorization.purpose,
+                    basis,
+                    lang,
+                )?;
+                Some((
+                    siirto_core::clock::hex(&text.sha256),
+                    lang.code().to_owned(),
+                ))
+            });
+            let authorization = Authorization {
+                consent,
+                ..authorization
             };
             (authorization.claims(), AUTHORIZATION_TYP)
         }
@@ -244,6 +284,10 @@ pub fn sign(request: &SignRequest) -> Result<String, DevError> {
                 (request.destination.is_some(), "--dst"),
                 (request.scope.is_some(), "--scope"),
                 (request.purpose.is_some(), "--purpose"),
+                (request.basis.is_some(), "--basis"),
+                (request.guardian.is_some(), "--guardian"),
+                (request.birthdate.is_some(), "--birthdate"),
+                (request.consent_lang.is_some(), "--consent-lang"),
             ] {
                 if given {
                     return Err(DevError::NotForTransparency(flag));
@@ -351,7 +395,7 @@ pub async fn start_peers(request: &PeersRequest) -> Result<DevPeers, DevError> {
         formats.insert(p.id.clone(), endpoint.format);
     }
     let (shutdown, signal) = Shutdown::new();
-    let peers = spawn_peers(&config.directory, &layout, listeners, &signal)?;
+    let peers = spawn_peers(&config.directory, &layout, listeners, None, &signal)?;
     let mut served = BTreeMap::new();
     for (id, source) in &peers.sources {
         let format = formats.get(id).copied().unwrap_or(Format::SiirtoV1);
@@ -469,6 +513,10 @@ mod tests {
             kid: None,
             key: None,
             jti: Some("j-1".to_owned()),
+            basis: None,
+            guardian: None,
+            birthdate: None,
+            consent_lang: None,
         }
     }
 
@@ -506,17 +554,24 @@ mod tests {
         // The gateway's own checks accept it, from the e-service, with the configured JWKS.
         use siirto_core::authz::{IssuerKeys, Policy, verify_authorization, verify_transparency};
         let keys = IssuerKeys::load(&loaded.issuers).expect("keys");
-        let policy = Policy::from_gateway(&loaded.gateway);
+        let policy = Policy::from_config(&loaded.gateway, loaded.consent);
         let caller = loaded.directory.get("eservice").expect("eservice");
+        let texts = siirto_gateway::http::pages::consent_catalog();
         let verified = verify_authorization(
             &token,
             &keys,
             &policy,
             &loaded.directory,
+            texts,
             caller,
             SystemClock.now(),
         )
         .expect("the gateway accepts it");
+        assert_eq!(claims["consent_lang"], "fi");
+        assert_eq!(
+            verified.consent().map(|c| c.version.as_str()),
+            Some(texts.current().version())
+        );
         assert_eq!(verified.source(), "turku");
         assert_eq!(verified.destination(), "espoo");
 
@@ -530,6 +585,37 @@ mod tests {
         assert_eq!(claims["scope"], "transparency");
         verify_transparency(&token, &keys, &policy, SystemClock.now())
             .expect("the gateway accepts it");
+    }
+
+    #[test]
+    fn a_guardian_or_a_statutory_basis_is_signed_as_asked() {
+        let (_dir, config) = dev_dir();
+        let mut r = request(&config);
+        r.guardian = Some("010180-1232".to_owned());
+        r.consent_lang = Some(Lang::Sv);
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(
+            claims["act"],
+            serde_json::json!({"sub": "010180-1232", "role": "guardian"})
+        );
+        assert_eq!(claims["consent_lang"], "sv");
+        assert_eq!(claims.get("basis"), None);
+
+        // By law to Helsinki: no consent text unless a language is asked for.
+        let mut r = request(&config);
+        r.destination = Some("helsinki".to_owned());
+        r.basis = Some("statutory".to_owned());
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(claims["basis"], "statutory");
+        assert_eq!(claims.get("consent_sha256"), None);
+        r.consent_lang = Some(Lang::En);
+        let (_, claims) = claims_of(&sign(&r).expect("sign"));
+        assert_eq!(claims["consent_lang"], "en");
+        assert_eq!(
+            claims["consent_sha256"].as_str().map(str::len),
+            Some(64),
+            "{claims}"
+        );
     }
 
     #[test]

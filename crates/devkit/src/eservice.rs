@@ -3,8 +3,9 @@
 //! demo`, the benchmarks and the tests; a real e-service uses its own JOSE library (the tests
 //! also sign with Python to prove the gateway does not depend on this one).
 //!
-//! Owns: [`Authorization`] (the claims of CONTRACT.md) and [`sign`], which produces a compact
-//! ES256/EdDSA/RS256/PS256 JWS with `typ` and `kid` set. It never verifies anything.
+//! Owns: [`Authorization`] (the claims of CONTRACT.md), [`consent_text`] (the text it shows
+//! before the person agrees) and [`sign`], which produces a compact ES256/EdDSA/RS256/PS256 JWS
+//! with `typ` and `kid` set. It never verifies anything.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,6 +13,10 @@ use josekit::jws::{ES256, EdDSA, JwsSigner, PS256, RS256};
 use serde_json::{Value, json};
 
 use siirto_core::clock::Timestamp;
+use siirto_core::consent::{Basis, ConsentText, Subject, TextRequest};
+use siirto_core::identity::Directory;
+use siirto_core::lang::Lang;
+use siirto_core::scope::Scope;
 
 /// `typ` of a transfer authorization.
 pub const AUTHORIZATION_TYP: &str = "siirto-authz+jwt";
@@ -31,11 +36,19 @@ pub struct Authorization {
     pub jti: String,
     pub issued_at: Timestamp,
     pub lifetime_secs: i64,
+    /// `basis`; absent (`None`) means consent.
+    pub basis: Option<String>,
+    /// `act.sub` of a guardian (`act` = `{"sub": …, "role": "guardian"}`).
+    pub guardian: Option<String>,
+    /// `birthdate`, for a learner number.
+    pub birthdate: Option<String>,
+    /// `consent_sha256` (hex) and `consent_lang` of the consent text shown.
+    pub consent: Option<(String, String)>,
 }
 
 impl Authorization {
     pub fn claims(&self) -> Value {
-        json!({
+        let mut claims = json!({
             "iss": self.issuer,
             "aud": self.audience,
             "sub": self.subject,
@@ -46,8 +59,48 @@ impl Authorization {
             "jti": self.jti,
             "iat": self.issued_at.secs(),
             "exp": self.issued_at.secs() + self.lifetime_secs,
-        })
+        });
+        if let Some(map) = claims.as_object_mut() {
+            if let Some(basis) = &self.basis {
+                map.insert("basis".into(), json!(basis));
+            }
+            if let Some(guardian) = &self.guardian {
+                map.insert("act".into(), json!({"sub": guardian, "role": "guardian"}));
+            }
+            if let Some(birthdate) = &self.birthdate {
+                map.insert("birthdate".into(), json!(birthdate));
+            }
+            if let Some((sha256, lang)) = &self.consent {
+                map.insert("consent_sha256".into(), json!(sha256));
+                map.insert("consent_lang".into(), json!(lang));
+            }
+        }
+        claims
     }
+}
+
+/// The consent text the gateway gives (as `GET /v1/consent-text` does) for these participants
+/// of `directory`, scope, purpose and basis in `lang`, when it gives one: what an e-service
+/// shows before the person agrees, and whose hash it signs as `consent_sha256`.
+pub fn consent_text(
+    directory: &Directory,
+    src: &str,
+    dst: &str,
+    scope: &str,
+    purpose: &str,
+    basis: &str,
+    lang: Lang,
+) -> Option<ConsentText> {
+    let request = TextRequest {
+        source: directory.get(src)?,
+        destination: directory.get(dst)?,
+        subject: Subject::Categories(Scope::parse(scope).ok()?),
+        purpose,
+        basis: Basis::parse(basis)?,
+    };
+    siirto_gateway::http::pages::consent_catalog()
+        .text(&request, lang)
+        .ok()
 }
 
 /// Claims of a transparency token for `subject`.

@@ -11,6 +11,8 @@
 //! - [`eservice`]: the reference e-service signer of students' authorizations (JWS).
 //! - [`peers`]: reference source and destination endpoints (real mTLS servers), able to
 //!   misbehave on request.
+//! - [`registers`]: KOSKI's luovutuspalvelu and VIRTA's SOAP service as in-test peers that
+//!   check each request as the real service would, and a generated KOSKI pupil document.
 //! - [`client`]: a small mTLS HTTP/1.1 client, as an e-service or an operator calls the gateway.
 //! - [`testbed`]: a whole installation on 127.0.0.1 — PKI, peers, and optionally a gateway.
 //! - [`demo`]: `siirto demo`, one transfer printed step by step.
@@ -29,4 +31,5 @@ pub mod dev;
 pub mod eservice;
 pub mod peers;
 pub mod pki;
+pub mod registers;
 pub mod testbed;

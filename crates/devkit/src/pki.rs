@@ -589,6 +589,11 @@ pub struct PkiOptions {
     pub siirto_v1_schema: Option<PathBuf>,
     pub virta_schema: Option<PathBuf>,
     pub elmo_schema: Option<PathBuf>,
+    /// Adds `koski`, a source called with `protocol = "koski"` (KOSKI's luovutuspalvelu).
+    pub koski: bool,
+    /// Adds `virta-soap`, a source called with `protocol = "virta-soap"` (VIRTA's SOAP
+    /// service), with a credentials file `certs/virta-caller.toml`; needs `virta_schema`.
+    pub virta_soap: bool,
 }
 
 impl PkiOptions {
@@ -606,6 +611,8 @@ impl PkiOptions {
             siirto_v1_schema: None,
             virta_schema: None,
             elmo_schema: None,
+            koski: false,
+            virta_soap: false,
         }
     }
 }
@@ -625,6 +632,11 @@ pub struct DevParticipant {
     /// Its endpoint's port and format, for sources and destinations.
     pub port: Option<u16>,
     pub format: Option<Format>,
+    /// Its endpoint's path after host and port (`/luku/OpiskelijanTiedot` for the VIRTA SOAP
+    /// service; empty otherwise).
+    pub path: &'static str,
+    /// The `protocol` keys written for it (empty for Siirto's own protocol).
+    pub protocol: String,
 }
 
 /// The issuer of student authorizations in the development setup.
@@ -675,6 +687,31 @@ pub struct DevPki {
     pub unknown_client: CertFiles,
     /// Right CA, valid server certificate for `wrong.siirto.test` only.
     pub wrong_name_server: CertFiles,
+    /// `certs/virta-caller.toml`, VIRTA's `Kutsuja` for the `virta-soap` source (a random
+    /// `avain`), when [`PkiOptions::virta_soap`] is set.
+    pub virta_caller: Option<PathBuf>,
+}
+
+/// The opiskeluoikeus types the development `koski` source asks for: the kinds the `koski`
+/// format carries.
+pub const DEV_KOSKI_TYPES: [&str; 6] = [
+    "perusopetus",
+    "perusopetuksenlisaopetus",
+    "aikuistenperusopetus",
+    "esiopetus",
+    "lukiokoulutus",
+    "ammatillinenkoulutus",
+];
+
+/// The path of the development VIRTA SOAP endpoint (as CSC's own, `/luku/OpiskelijanTiedot`).
+pub const DEV_VIRTA_SOAP_PATH: &str = "/luku/OpiskelijanTiedot";
+
+/// How a planned source is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlanProtocol {
+    Siirto,
+    Koski,
+    VirtaSoap,
 }
 
 struct Plan {
@@ -684,6 +721,7 @@ struct Plan {
     /// `None`: subject rule; else (rule key, value, SAN to put in the certificate).
     rule: Option<(&'static str, &'static str, AltName)>,
     format: Option<Format>,
+    protocol: PlanProtocol,
 }
 
 fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
@@ -695,6 +733,7 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             subject: "CN=turku-education,O=Turun kaupunki,C=FI",
             rule: None,
             format: Some(Format::SiirtoV1),
+            protocol: PlanProtocol::Siirto,
         },
         Plan {
             id: "espoo",
@@ -702,6 +741,7 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             subject: "CN=espoo-education,O=Espoon kaupunki,C=FI",
             rule: None,
             format: Some(Format::SiirtoV1),
+            protocol: PlanProtocol::Siirto,
         },
         Plan {
             id: "helsinki",
@@ -709,6 +749,7 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             subject: "CN=helsinki-education,O=Helsingin kaupunki,C=FI",
             rule: None,
             format: Some(Format::SiirtoV1),
+            protocol: PlanProtocol::Siirto,
         },
         Plan {
             id: "oulu",
@@ -716,6 +757,7 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             subject: "CN=oulu-education,O=Oulun kaupunki,C=FI",
             rule: None,
             format: Some(Format::SiirtoV1),
+            protocol: PlanProtocol::Siirto,
         },
     ];
     if options.virta_schema.is_some() {
@@ -729,7 +771,18 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
                 AltName::Uri("urn:siirto:participant:virta".to_owned()),
             )),
             format: Some(Format::Virta),
+            protocol: PlanProtocol::Siirto,
         });
+        if options.virta_soap {
+            plan.push(Plan {
+                id: "virta-soap",
+                roles: &[Source],
+                subject: "CN=virta-soap,O=CSC VIRTA (development),C=FI",
+                rule: None,
+                format: Some(Format::Virta),
+                protocol: PlanProtocol::VirtaSoap,
+            });
+        }
     }
     if options.elmo_schema.is_some() {
         plan.push(Plan {
@@ -738,6 +791,17 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             subject: "CN=emrex,O=EMREX contact point,C=FI",
             rule: None,
             format: Some(Format::Elmo),
+            protocol: PlanProtocol::Siirto,
+        });
+    }
+    if options.koski {
+        plan.push(Plan {
+            id: "koski",
+            roles: &[Source],
+            subject: "CN=koski,O=Opetushallitus KOSKI (development),C=FI",
+            rule: None,
+            format: Some(Format::Koski),
+            protocol: PlanProtocol::Koski,
         });
     }
     plan.push(Plan {
@@ -750,6 +814,7 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             AltName::Dns("eservice.siirto.test".to_owned()),
         )),
         format: None,
+        protocol: PlanProtocol::Siirto,
     });
     plan.push(Plan {
         id: "registry-operator",
@@ -757,8 +822,52 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
         subject: "CN=registry-operator,O=Siirto,C=FI",
         rule: None,
         format: None,
+        protocol: PlanProtocol::Siirto,
     });
     plan
+}
+
+/// The name (fi, sv, en) of a development participant, and for Helsinki what it receives by law
+/// (the statutory basis of a school change: perusopetuslaki 40 §), as lines of its entry.
+fn people_toml(id: &str) -> String {
+    let (fi, sv, en) = match id {
+        "turku" => ("Turun kaupunki", "Åbo stad", "City of Turku"),
+        "espoo" => ("Espoon kaupunki", "Esbo stad", "City of Espoo"),
+        "helsinki" => ("Helsingin kaupunki", "Helsingfors stad", "City of Helsinki"),
+        "oulu" => ("Oulun kaupunki", "Uleåborgs stad", "City of Oulu"),
+        "koski" => (
+            "KOSKI-tietovaranto (Opetushallitus)",
+            "KOSKI-datalagret (Utbildningsstyrelsen)",
+            "KOSKI data reserve (Finnish National Agency for Education)",
+        ),
+        "virta" | "virta-soap" => (
+            "VIRTA-opintotietopalvelu",
+            "VIRTA-studieinformationstjänsten",
+            "VIRTA study information service",
+        ),
+        "emrex" => (
+            "EMREX-yhteyspiste",
+            "EMREX-kontaktpunkten",
+            "EMREX contact point",
+        ),
+        _ => return String::new(),
+    };
+    let mut out = format!(
+        "name = {{ fi = {}, sv = {}, en = {} }}\n",
+        toml_string(fi),
+        toml_string(sv),
+        toml_string(en)
+    );
+    if id == "helsinki" {
+        out.push_str(
+            "statutory_purposes = [\"school-change\"]\n\
+             statutory_scopes = [\"identity\", \"enrolment\", \"achievements\", \"support\"]\n\
+             statutory_law = { fi = \"perusopetuslaki (628/1998) 40 §\", \
+             sv = \"lagen om grundläggande utbildning (628/1998) 40 §\", \
+             en = \"Basic Education Act (628/1998), section 40\" }\n",
+        );
+    }
+    out
 }
 
 /// A TOML basic string.
@@ -844,6 +953,7 @@ impl DevPki {
 
         let mut participants = Vec::new();
         let mut endpoint_index: u16 = 0;
+        let mut virta_caller = None;
         for plan in directory_plan(options) {
             let alt: Vec<AltName> = plan.rule.iter().map(|(_, _, a)| a.clone()).collect();
             let client = ca
@@ -883,6 +993,39 @@ impl DevPki {
                 None => format!("subject = {}", toml_string(plan.subject)),
                 Some((key, value, _)) => format!("{key} = {}", toml_string(value)),
             };
+            let (path, protocol) = match plan.protocol {
+                PlanProtocol::Siirto => ("", String::new()),
+                PlanProtocol::Koski => {
+                    let types: Vec<String> =
+                        DEV_KOSKI_TYPES.iter().map(|t| toml_string(t)).collect();
+                    (
+                        "",
+                        format!(
+                            "protocol = \"koski\"\nkoski_types = [{}]\n",
+                            types.join(", ")
+                        ),
+                    )
+                }
+                PlanProtocol::VirtaSoap => {
+                    let path = certs.join("virta-caller.toml");
+                    let mut avain = [0u8; 16];
+                    random.fill(&mut avain);
+                    write_private(
+                        &path,
+                        format!(
+                            "# VIRTA's Kutsuja for the development virta-soap source. Secret.\njarjestelma = \"siirto-dev\"\ntunnus = \"siirto-gateway\"\navain = \"{}\"\n",
+                            hex(&avain)
+                        )
+                        .as_bytes(),
+                    )?;
+                    let line = format!(
+                        "protocol = \"virta-soap\"\nvirta_caller = {}\n",
+                        toml_string(&relative(&dir, &path))
+                    );
+                    virta_caller = Some(path);
+                    (DEV_VIRTA_SOAP_PATH, line)
+                }
+            };
             participants.push(DevParticipant {
                 id: plan.id.to_owned(),
                 roles: plan.roles.to_vec(),
@@ -892,6 +1035,8 @@ impl DevPki {
                 server,
                 port,
                 format: plan.format,
+                path,
+                protocol,
             });
         }
 
@@ -1000,6 +1145,7 @@ impl DevPki {
             revoked_client,
             unknown_client,
             wrong_name_server,
+            virta_caller,
             dir,
         };
         write_public(&pki.config, pki.config_toml(options).as_bytes())?;
@@ -1088,10 +1234,15 @@ impl DevPki {
             out.push_str(&p.rule);
             out.push('\n');
             if let (Some(port), Some(format)) = (p.port, p.format) {
-                out.push_str(&format!("base_url = \"https://127.0.0.1:{port}\"\n"));
+                out.push_str(&format!(
+                    "base_url = \"https://127.0.0.1:{port}{}\"\n",
+                    p.path
+                ));
                 out.push_str(&format!("server_ca = {}\n", rel(&self.ca.cert)));
                 out.push_str(&format!("format = \"{format}\"\n"));
+                out.push_str(&p.protocol);
             }
+            out.push_str(&people_toml(&p.id));
         }
         out.push_str("\n[schemas]\n");
         for (name, path) in [

@@ -17,8 +17,11 @@ use tokio::net::TcpListener;
 use crate::client::{ClientError, MtlsClient};
 use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
 use crate::peers::{Destination, Source};
+use crate::registers::{KoskiPeer, VirtaSoapPeer, WsdlTypes};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
+use siirto_core::lang::Lang;
+use siirto_core::protocol::SourceProtocol;
 use siirto_gateway::config::Config;
 use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::{self, Gateway};
@@ -47,6 +50,12 @@ pub enum TestbedError {
     UnknownParticipant(String),
     #[error("timed out waiting for {0}")]
     Timeout(String),
+    #[error("register peer: {0}")]
+    Register(#[from] crate::registers::RegisterError),
+    #[error(
+        "participant `{0}` is a virta-soap source: its peer needs the VIRTA WSDL (TestbedOptions::virta_wsdl)"
+    )]
+    NoWsdl(String),
 }
 
 /// What an in-process gateway says of its build (`siirto_build_info`): the workspace version and
@@ -67,6 +76,11 @@ pub struct TestbedOptions {
     pub env: Vec<(String, String)>,
     /// Start a gateway in this process (otherwise only the PKI, configuration and peers).
     pub in_process_gateway: bool,
+    /// Adds the `koski` source (KOSKI's luovutuspalvelu, [`crate::registers::KoskiPeer`]).
+    pub koski: bool,
+    /// With `schemas.virta`, adds the `virta-soap` source (VIRTA's SOAP service,
+    /// [`crate::registers::VirtaSoapPeer`]), whose peer checks each request against this WSDL.
+    pub virta_wsdl: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
 }
@@ -79,6 +93,8 @@ impl Default for TestbedOptions {
             schemas: SchemaPaths::default(),
             env: Vec::new(),
             in_process_gateway: true,
+            koski: false,
+            virta_wsdl: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::new()),
         }
@@ -91,20 +107,27 @@ impl Default for TestbedOptions {
 pub struct Peers {
     pub sources: HashMap<String, Source>,
     pub destinations: HashMap<String, Destination>,
+    /// Sources called with `protocol = "koski"`.
+    pub koski: HashMap<String, KoskiPeer>,
+    /// Sources called with `protocol = "virta-soap"`.
+    pub virta_soap: HashMap<String, VirtaSoapPeer>,
 }
 
 /// Starts the reference endpoint of every source and destination in `directory` that has a
 /// listener in `listeners`, with its server certificate from the development directory
-/// `layout`; it requires a client certificate from the development CA (the gateway's).
+/// `layout`; it requires a client certificate from the development CA (the gateway's). A source
+/// called with `protocol = "koski"` gets a [`KoskiPeer`], one called with `"virta-soap"` a
+/// [`VirtaSoapPeer`] checking requests against the WSDL at `wsdl`.
 pub fn spawn_peers(
     directory: &Directory,
     layout: &Layout,
     mut listeners: HashMap<String, TcpListener>,
+    wsdl: Option<&Path>,
     shutdown: &Shutdown,
 ) -> Result<Peers, TestbedError> {
     let mut peers = Peers::default();
     for p in directory.iter() {
-        let (Some(_), Some(listener)) = (&p.endpoint, listeners.remove(&p.id)) else {
+        let (Some(endpoint), Some(listener)) = (&p.endpoint, listeners.remove(&p.id)) else {
             continue;
         };
         let server = layout.participant_server(&p.id);
@@ -114,12 +137,39 @@ pub fn spawn_peers(
             &layout.ca().cert,
             &[],
         )?;
-        let (source, destination) = crate::peers::spawn_endpoint(listener, tls, shutdown.clone())?;
-        if p.has_role(Role::Source) {
-            peers.sources.insert(p.id.clone(), source);
-        }
-        if p.has_role(Role::Destination) {
-            peers.destinations.insert(p.id.clone(), destination);
+        match &endpoint.protocol {
+            SourceProtocol::Koski(call) => {
+                let peer = KoskiPeer::spawn(listener, tls, &call.path, shutdown.clone())?;
+                peers.koski.insert(p.id.clone(), peer);
+            }
+            SourceProtocol::VirtaSoap(caller) => {
+                let wsdl = wsdl.ok_or_else(|| TestbedError::NoWsdl(p.id.clone()))?;
+                let types = WsdlTypes::load(wsdl)?;
+                let path = endpoint
+                    .base_url
+                    .splitn(4, '/')
+                    .nth(3)
+                    .map_or_else(|| "/".to_owned(), |rest| format!("/{rest}"));
+                let peer = VirtaSoapPeer::spawn(
+                    listener,
+                    tls,
+                    &path,
+                    caller.clone(),
+                    types,
+                    shutdown.clone(),
+                )?;
+                peers.virta_soap.insert(p.id.clone(), peer);
+            }
+            SourceProtocol::Siirto => {
+                let (source, destination) =
+                    crate::peers::spawn_endpoint(listener, tls, shutdown.clone())?;
+                if p.has_role(Role::Source) {
+                    peers.sources.insert(p.id.clone(), source);
+                }
+                if p.has_role(Role::Destination) {
+                    peers.destinations.insert(p.id.clone(), destination);
+                }
+            }
         }
     }
     Ok(peers)
@@ -134,6 +184,10 @@ pub struct Testbed {
     pub gateway: Option<Arc<Gateway>>,
     pub sources: HashMap<String, Source>,
     pub destinations: HashMap<String, Destination>,
+    /// KOSKI luovutuspalvelu peers, by participant id (with [`TestbedOptions::koski`]).
+    pub koski: HashMap<String, KoskiPeer>,
+    /// VIRTA SOAP peers, by participant id (with [`TestbedOptions::virta_wsdl`]).
+    pub virta_soap: HashMap<String, VirtaSoapPeer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     peers_shutdown: ShutdownTrigger,
@@ -172,6 +226,8 @@ impl Testbed {
         pki_options.virta_schema = options.schemas.virta.clone();
         pki_options.elmo_schema = options.schemas.elmo.clone();
         pki_options.siirto_v1_schema = options.schemas.siirto_v1.clone();
+        pki_options.koski = options.koski;
+        pki_options.virta_soap = options.virta_wsdl.is_some() && options.schemas.virta.is_some();
         let mut endpoint_listeners = HashMap::new();
         for id in crate::pki::endpoint_participants(&pki_options) {
             let l = bind().await?;
@@ -188,10 +244,13 @@ impl Testbed {
         let Peers {
             sources,
             destinations,
+            koski,
+            virta_soap,
         } = spawn_peers(
             &config.directory,
             &Layout::new(&pki.dir),
             endpoint_listeners,
+            options.virta_wsdl.as_deref(),
             &peers_signal,
         )?;
 
@@ -203,6 +262,8 @@ impl Testbed {
             gateway: None,
             sources,
             destinations,
+            koski,
+            virta_soap,
             clock: options.clock.clone(),
             random: options.random.clone(),
             peers_shutdown,
@@ -258,9 +319,11 @@ impl Testbed {
         )?)
     }
 
-    /// A fresh authorization with sensible defaults, signed by the development issuer.
+    /// A fresh authorization with sensible defaults (consent, purpose `school-change`), with
+    /// the hash of the Finnish consent text the gateway gives for it (none when it gives none,
+    /// e.g. for a participant it does not know).
     pub fn authorization(&self, subject: &str, src: &str, dst: &str, scope: &str) -> Authorization {
-        Authorization {
+        let authorization = Authorization {
             issuer: self.pki.issuer.id.clone(),
             audience: self.config.gateway.id.clone(),
             subject: subject.to_owned(),
@@ -271,7 +334,51 @@ impl Testbed {
             jti: uuid_v4(self.random.as_ref()),
             issued_at: self.clock.now(),
             lifetime_secs: 300,
-        }
+            basis: None,
+            guardian: None,
+            birthdate: None,
+            consent: None,
+        };
+        self.shown(authorization, Lang::Fi)
+    }
+
+    /// `authorization` with the hash of the consent text (in `lang`) that the gateway gives
+    /// for its src, dst, scope, purpose and basis, as an e-service would sign it after showing
+    /// that text; unchanged when the gateway would give no text for them.
+    pub fn shown(&self, mut authorization: Authorization, lang: Lang) -> Authorization {
+        authorization.consent = self
+            .consent_text(
+                &authorization.source,
+                &authorization.destination,
+                &authorization.scope,
+                &authorization.purpose,
+                authorization.basis.as_deref().unwrap_or("consent"),
+                lang,
+            )
+            .map(|t| (siirto_core::clock::hex(&t.sha256), lang.code().to_owned()));
+        authorization
+    }
+
+    /// The consent text the gateway gives for these (as `GET /v1/consent-text` does), when it
+    /// gives one.
+    pub fn consent_text(
+        &self,
+        src: &str,
+        dst: &str,
+        scope: &str,
+        purpose: &str,
+        basis: &str,
+        lang: Lang,
+    ) -> Option<siirto_core::consent::ConsentText> {
+        eservice::consent_text(
+            &self.config.directory,
+            src,
+            dst,
+            scope,
+            purpose,
+            basis,
+            lang,
+        )
     }
 
     /// Signs claims with the development issuer's key (ES256, `typ` for a transfer).
@@ -347,5 +454,46 @@ impl Testbed {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+}
+
+/// Another gateway instance on 127.0.0.1 (API and admin listeners on port 0), beside a
+/// testbed's own: a second instance sharing its database, or one restarted on another
+/// configuration.
+pub struct Instance {
+    pub gateway: Arc<Gateway>,
+    pub api: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+    stop: ShutdownTrigger,
+    running: tokio::task::JoinHandle<Result<(), state::StartError>>,
+}
+
+impl Instance {
+    /// Starts `gateway`'s listeners and tasks.
+    pub async fn start(gateway: Arc<Gateway>) -> std::io::Result<Instance> {
+        let listeners = Listeners {
+            api: TcpListener::bind("127.0.0.1:0").await?,
+            admin: TcpListener::bind("127.0.0.1:0").await?,
+        };
+        let (api, admin) = (listeners.api.local_addr()?, listeners.admin.local_addr()?);
+        let (stop, signal) = Shutdown::new();
+        let running = tokio::spawn(start::run(gateway.clone(), listeners, signal));
+        Ok(Instance {
+            gateway,
+            api,
+            admin,
+            stop,
+            running,
+        })
+    }
+
+    /// Stops it as SIGTERM would (in-flight work finishes, a last checkpoint is signed) and
+    /// returns how its run ended.
+    pub async fn stop(self) -> Result<(), String> {
+        self.stop.trigger();
+        match self.running.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

@@ -27,11 +27,12 @@
 //!
 //! | key type | keys | value |
 //! |---|---|---|
-//! | text | ids, paths, URLs, addresses, `subject`, `format`, `crl_stale` | taken as is |
-//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes` | decimal |
+//! | text | ids, paths, URLs, addresses, `subject`, `format`, `protocol`, `koski_path`, `crl_stale`, `name.fi` (`.sv`, `.en`), `statutory_law.fi` (…) | taken as is |
+//! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes`, `own_consent_age` | decimal |
+//! | boolean | `require_text_hash` | `true` or `false` |
 //! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
 //! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
-//! | list | `crl`, `roles`, `payload_previous_keys` | comma-separated, or a TOML array `["a", "b"]` |
+//! | list | `crl`, `roles`, `koski_types`, `payload_previous_keys`, `statutory_scopes`, `statutory_purposes` | comma-separated, or a TOML array `["a", "b"]` |
 //!
 //! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
 //! problem in an overridden value names the variable that set it.
@@ -64,14 +65,20 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig, LimitsConfig, OnBroken,
-    RetentionConfig, SchemaPaths, StorageConfig, format_duration, format_size, parse_duration,
-    parse_size, payload_key_bytes, secret_key_bytes,
+    AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig,
+    LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig, format_duration,
+    format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
 };
+use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
 use siirto_core::identity::{
     Directory, Endpoint, IdentityRule, Participant, Role, SubjectError, parse_subject,
 };
+use siirto_core::lang::Localized;
+use siirto_core::protocol::{
+    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, SourceProtocol, VirtaCaller, is_koski_type,
+};
+use siirto_core::scope::{Category, Scope};
 
 use crate::x509_policy::{CrlSet, crls_from_bytes};
 
@@ -87,6 +94,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
+    pub consent: ConsentConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
 }
@@ -272,6 +280,41 @@ pub enum Cause {
     SourceOnlyFormat(Format),
     #[error("format \"{0}\" needs a schema: set [schemas] {0} = \"path/to/schema.xsd\"")]
     SchemaMissing(Format),
+    #[error("only a source is called by a protocol; remove `{field}` or add the source role")]
+    ProtocolFieldNotAllowed { field: &'static str },
+    #[error(
+        "protocol \"{0}\" calls a source only, and this participant is also a destination (delivered to with Siirto's POST /records); give the register a participant entry of its own"
+    )]
+    ProtocolNotForDestination(&'static str),
+    #[error(
+        "`{field}` belongs to protocol = \"{belongs_to}\"; this participant's protocol is \"{protocol}\""
+    )]
+    NotForProtocol {
+        field: &'static str,
+        belongs_to: &'static str,
+        protocol: &'static str,
+    },
+    #[error(
+        "protocol \"{protocol}\" answers in format \"{expected}\", but `format` is \"{format}\""
+    )]
+    ProtocolFormatMismatch {
+        protocol: &'static str,
+        format: Format,
+        expected: Format,
+    },
+    #[error("unknown KOSKI opiskeluoikeus type \"{value}\"{}", suggestion.as_ref().map(|s| format!("; did you mean \"{s}\"?")).unwrap_or_default())]
+    UnknownKoskiType {
+        value: String,
+        suggestion: Option<String>,
+    },
+    #[error("KOSKI opiskeluoikeus type \"{0}\" is listed twice")]
+    DuplicateKoskiType(String),
+    #[error("at least one KOSKI opiskeluoikeus type is required (e.g. [\"perusopetus\"])")]
+    NoKoskiTypes,
+    #[error(
+        "not a usable path: \"{0}\" (starts with /, no trailing /, letters, digits and - . _ ~ / only)"
+    )]
+    BadKoskiPath(String),
     #[error("must be an https:// URL, found \"{0}\"")]
     NotHttps(String),
     #[error("not a usable URL: {0}")]
@@ -320,6 +363,26 @@ pub enum Cause {
     IndexPastEnd { index: usize, len: usize },
     #[error("{0}")]
     MalformedVariable(&'static str),
+    #[error("not a boolean: \"{0}\" (write true or false)")]
+    NotABoolean(String),
+    #[error(
+        "a {role} needs a name in Finnish, Swedish and English: name = {{ fi = \"…\", sv = \"…\", en = \"…\" }}"
+    )]
+    NameMissing { role: &'static str },
+    #[error(
+        "only a destination receives data by law; remove `{field}` or add the destination role"
+    )]
+    StatutoryNotDestination { field: &'static str },
+    #[error(
+        "statutory_scopes, statutory_purposes and statutory_law go together; `{field}` is missing"
+    )]
+    StatutoryIncomplete { field: &'static str },
+    #[error(
+        "unknown category \"{0}\" (known: identity, enrolment, achievements, mobility, registrations, support)"
+    )]
+    UnknownCategory(String),
+    #[error("\"{0}\" is not a purpose code (1-64 characters of a-z, 0-9 and -)")]
+    BadPurpose(String),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,6 +528,7 @@ fn inspect_jwks(bytes: &[u8]) -> Result<(), String> {
 enum Kind {
     Text,
     Integer,
+    Boolean,
     Duration,
     Size,
     List,
@@ -502,6 +566,21 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("base_url", Kind::Text),
     ("server_ca", Kind::Text),
     ("format", Kind::Text),
+    ("protocol", Kind::Text),
+    ("koski_types", Kind::List),
+    ("koski_path", Kind::Text),
+    ("virta_caller", Kind::Text),
+    ("name", Kind::Section(LOCALIZED_KEYS)),
+    ("statutory_scopes", Kind::List),
+    ("statutory_purposes", Kind::List),
+    ("statutory_law", Kind::Section(LOCALIZED_KEYS)),
+];
+/// A text in each language (`name`, `statutory_law`).
+const LOCALIZED_KEYS: &[(&str, Kind)] =
+    &[("fi", Kind::Text), ("sv", Kind::Text), ("en", Kind::Text)];
+const CONSENT_KEYS: &[(&str, Kind)] = &[
+    ("own_consent_age", Kind::Integer),
+    ("require_text_hash", Kind::Boolean),
 ];
 const SCHEMA_KEYS: &[(&str, Kind)] = &[
     ("siirto-v1", Kind::Text),
@@ -569,6 +648,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("delivery", Kind::Section(DELIVERY_KEYS)),
     ("limits", Kind::Section(LIMITS_KEYS)),
     ("audit", Kind::Section(AUDIT_KEYS)),
+    ("consent", Kind::Section(CONSENT_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
 ];
@@ -890,6 +970,23 @@ impl Checker {
                         value: v.to_string(),
                         min: range.0.to_string(),
                         max: range.1.to_string(),
+                    },
+                );
+                default
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &Table, prefix: &str, name: &str, default: bool) -> bool {
+        match t.get(name) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.report(
+                    join_key(prefix, name),
+                    Cause::WrongType {
+                        expected: "a boolean",
+                        found: type_name(other),
                     },
                 );
                 default
@@ -1228,6 +1325,11 @@ fn typed_value(kind: Kind, value: &str) -> Result<Value, Cause> {
                 .parse::<i64>()
                 .map_err(|_| Cause::NotAnInteger(value.to_owned()))?,
         ),
+        Kind::Boolean => Value::Boolean(match trimmed {
+            "true" => true,
+            "false" => false,
+            _ => return Err(Cause::NotABoolean(value.to_owned())),
+        }),
         Kind::Duration | Kind::Size if all_digits => match trimmed.parse::<i64>() {
             Ok(n) => Value::Integer(n),
             Err(_) => Value::String(value.to_owned()),
@@ -1329,6 +1431,24 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             .collect(),
         previous_key: check.file(a, "audit", "previous_key", false, FileKind::Ed25519Key),
     };
+    let c = section(t, "consent").unwrap_or(&empty);
+    let defaults = ConsentConfig::default();
+    let consent = ConsentConfig {
+        own_consent_age: u32::try_from(check.integer(
+            c,
+            "consent",
+            "own_consent_age",
+            u64::from(defaults.own_consent_age),
+            (1, 18),
+        ))
+        .unwrap_or(defaults.own_consent_age),
+        require_text_hash: check.boolean(
+            c,
+            "consent",
+            "require_text_hash",
+            defaults.require_text_hash,
+        ),
+    };
     let s = section(t, "storage").unwrap_or(&empty);
     let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);
     let mut payload_previous_keys = Vec::new();
@@ -1355,6 +1475,7 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         delivery,
         limits,
         audit,
+        consent,
         storage: StorageConfig {
             payload_key,
             payload_previous_keys,
@@ -1607,16 +1728,143 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         }
 
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        let name = build_name(e, &prefix, &roles, check);
+        let statutory = build_statutory(e, &prefix, &roles, check);
         if let (Some(id), Some(identity)) = (id, identity) {
             participants.push(Participant {
                 id,
                 roles,
                 identity,
                 endpoint,
+                name,
+                statutory,
             });
         }
     }
     Directory::from_participants(participants)
+}
+
+/// A `{ fi, sv, en }` table at `prefix.name`, each text required and not empty; `None` (and
+/// nothing reported) when the key is absent.
+fn localized(e: &Table, prefix: &str, name: &str, check: &mut Checker) -> Option<Localized> {
+    let key = join_key(prefix, name);
+    let table = match e.get(name)? {
+        Value::Table(t) => t,
+        // check_keys has reported the wrong type.
+        _ => return None,
+    };
+    let fi = check.text(table, &key, "fi", true);
+    let sv = check.text(table, &key, "sv", true);
+    let en = check.text(table, &key, "en", true);
+    Some(Localized {
+        fi: fi?,
+        sv: sv?,
+        en: en?,
+    })
+}
+
+/// `name = { fi, sv, en }`: required for sources and destinations, which texts, pages and
+/// receipts name.
+fn build_name(e: &Table, prefix: &str, roles: &[Role], check: &mut Checker) -> Option<Localized> {
+    let role = if roles.contains(&Role::Source) {
+        Some("source")
+    } else if roles.contains(&Role::Destination) {
+        Some("destination")
+    } else {
+        None
+    };
+    if let (Some(role), None) = (role, e.get("name")) {
+        check.report(join_key(prefix, "name"), Cause::NameMissing { role });
+        return None;
+    }
+    localized(e, prefix, "name", check)
+}
+
+/// `statutory_scopes`, `statutory_purposes` and `statutory_law`: what a destination receives
+/// by law. All three or none, and only on a destination.
+fn build_statutory(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    check: &mut Checker,
+) -> Option<StatutoryRules> {
+    const FIELDS: [&str; 3] = ["statutory_scopes", "statutory_purposes", "statutory_law"];
+    let present: Vec<&str> = FIELDS.into_iter().filter(|f| e.contains_key(*f)).collect();
+    // Without roles (missing or unknown: reported already) there is nothing to check against.
+    if present.is_empty() || roles.is_empty() {
+        return None;
+    }
+    if !roles.contains(&Role::Destination) {
+        for field in present {
+            check.report(
+                join_key(prefix, field),
+                Cause::StatutoryNotDestination { field },
+            );
+        }
+        return None;
+    }
+    for field in FIELDS {
+        if !present.contains(&field) {
+            check.report(
+                join_key(prefix, field),
+                Cause::StatutoryIncomplete { field },
+            );
+        }
+    }
+    let mut scope = Scope::empty();
+    let mut scope_ok = true;
+    for (i, name) in check
+        .list(e, prefix, "statutory_scopes")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match Category::parse(&name) {
+            Some(c) => scope = scope.with(c),
+            None => {
+                scope_ok = false;
+                check.report(
+                    format!("{prefix}.statutory_scopes[{i}]"),
+                    Cause::UnknownCategory(name),
+                );
+            }
+        }
+    }
+    let mut purposes = Vec::new();
+    for (i, purpose) in check
+        .list(e, prefix, "statutory_purposes")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let valid = !purpose.is_empty()
+            && purpose.len() <= 64
+            && purpose
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if valid {
+            purposes.push(purpose);
+        } else {
+            check.report(
+                format!("{prefix}.statutory_purposes[{i}]"),
+                Cause::BadPurpose(purpose),
+            );
+        }
+    }
+    for (field, empty) in [
+        ("statutory_scopes", scope == Scope::empty() && scope_ok),
+        ("statutory_purposes", purposes.is_empty()),
+    ] {
+        if empty && e.contains_key(field) {
+            check.report(join_key(prefix, field), Cause::Empty);
+        }
+    }
+    let law = localized(e, prefix, "statutory_law", check)?;
+    (scope_ok && scope != Scope::empty() && !purposes.is_empty()).then_some(StatutoryRules {
+        purposes,
+        scope,
+        law,
+    })
 }
 
 fn build_identity_rule(e: &Table, prefix: &str, check: &mut Checker) -> Option<IdentityRule> {
@@ -1680,7 +1928,10 @@ fn build_endpoint(
         None
     };
     let Some(role) = role else {
-        for field in ["base_url", "server_ca", "format"] {
+        for field in ["base_url", "server_ca", "format"]
+            .into_iter()
+            .chain(PROTOCOL_FIELDS)
+        {
             if e.contains_key(field) && !roles.is_empty() {
                 check.report(
                     join_key(prefix, field),
@@ -1730,6 +1981,7 @@ fn build_endpoint(
     {
         check.report(join_key(prefix, "format"), Cause::SourceOnlyFormat(format));
     }
+    let protocol = build_protocol(e, prefix, roles, format, check);
     let (base_url, host, port) = url?;
     Some(Endpoint {
         base_url,
@@ -1737,7 +1989,232 @@ fn build_endpoint(
         port,
         server_ca: server_ca?,
         format: format?,
+        protocol: protocol?,
     })
+}
+
+/// The keys only a source's protocol reads.
+const PROTOCOL_FIELDS: [&str; 4] = ["protocol", "koski_types", "koski_path", "virta_caller"];
+
+/// `protocol` and the keys of the protocol it names (CONTRACT.md, "Source protocols"): which
+/// keys belong to which protocol, the KOSKI types, the KOSKI path, and the VIRTA credentials
+/// file (read and checked here; its values never appear in a problem).
+fn build_protocol(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    format: Option<Format>,
+    check: &mut Checker,
+) -> Option<SourceProtocol> {
+    if !roles.contains(&Role::Source) {
+        for field in PROTOCOL_FIELDS {
+            if e.contains_key(field) && !roles.is_empty() {
+                check.report(
+                    join_key(prefix, field),
+                    Cause::ProtocolFieldNotAllowed { field },
+                );
+            }
+        }
+        return Some(SourceProtocol::Siirto);
+    }
+    let key = |field: &str| join_key(prefix, field);
+    let name = match e.get("protocol") {
+        None => "siirto".to_owned(),
+        Some(_) => check.text(e, prefix, "protocol", false)?,
+    };
+    let Some(name) = SourceProtocol::NAMES.into_iter().find(|n| *n == name) else {
+        check.report(
+            key("protocol"),
+            Cause::UnknownChoice {
+                value: name,
+                known: "siirto, koski, virta-soap",
+            },
+        );
+        return None;
+    };
+    if name != "siirto" && roles.contains(&Role::Destination) {
+        check.report(key("protocol"), Cause::ProtocolNotForDestination(name));
+    }
+    for (field, belongs_to) in [
+        ("koski_types", "koski"),
+        ("koski_path", "koski"),
+        ("virta_caller", "virta-soap"),
+    ] {
+        if e.contains_key(field) && belongs_to != name {
+            check.report(
+                key(field),
+                Cause::NotForProtocol {
+                    field,
+                    belongs_to,
+                    protocol: name,
+                },
+            );
+        }
+    }
+    let expected = match name {
+        "koski" => Some(Format::Koski),
+        "virta-soap" => Some(Format::Virta),
+        _ => None,
+    };
+    if let (Some(expected), Some(format)) = (expected, format)
+        && format != expected
+    {
+        check.report(
+            key("format"),
+            Cause::ProtocolFormatMismatch {
+                protocol: name,
+                format,
+                expected,
+            },
+        );
+    }
+    match name {
+        "koski" => {
+            let types = build_koski_types(e, prefix, check);
+            let path = match e.get("koski_path") {
+                None => Some(DEFAULT_KOSKI_PATH.to_owned()),
+                Some(_) => check.text(e, prefix, "koski_path", false).and_then(|p| {
+                    let p = p.trim().to_owned();
+                    if valid_koski_path(&p) {
+                        Some(p)
+                    } else {
+                        check.report(key("koski_path"), Cause::BadKoskiPath(p));
+                        None
+                    }
+                }),
+            };
+            Some(SourceProtocol::Koski(KoskiCall {
+                path: path?,
+                types: types?,
+            }))
+        }
+        "virta-soap" => {
+            let path = check.text(e, prefix, "virta_caller", true)?;
+            let path = check.resolve(&path);
+            match std::fs::read(&path) {
+                Err(err) => {
+                    check.report(
+                        key("virta_caller"),
+                        Cause::FileUnreadable {
+                            path,
+                            reason: err.to_string(),
+                        },
+                    );
+                    None
+                }
+                Ok(bytes) => match read_virta_caller(&bytes) {
+                    Ok(caller) => Some(SourceProtocol::VirtaSoap(caller)),
+                    Err(reason) => {
+                        check.report(key("virta_caller"), Cause::BadFileContent { path, reason });
+                        None
+                    }
+                },
+            }
+        }
+        _ => Some(SourceProtocol::Siirto),
+    }
+}
+
+/// `koski_types`: required for `koski`, at least one, each a code of KOSKI's
+/// `opiskeluoikeudentyyppi` list, each once.
+fn build_koski_types(e: &Table, prefix: &str, check: &mut Checker) -> Option<Vec<String>> {
+    let key = join_key(prefix, "koski_types");
+    let Some(values) = check.list(e, prefix, "koski_types") else {
+        if !e.contains_key("koski_types") {
+            check.report(key, Cause::Missing);
+        }
+        return None;
+    };
+    if values.is_empty() {
+        check.report(key, Cause::NoKoskiTypes);
+        return None;
+    }
+    let mut types: Vec<String> = Vec::with_capacity(values.len());
+    let mut ok = true;
+    for (i, value) in values.into_iter().enumerate() {
+        let value = value.trim().to_owned();
+        if !is_koski_type(&value) {
+            let suggestion = KOSKI_TYPES
+                .iter()
+                .map(|t| (strsim::levenshtein(&value, t), *t))
+                .filter(|(d, t)| *d <= 2.max(t.len() / 4))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, t)| t.to_owned());
+            check.report(
+                format!("{key}[{i}]"),
+                Cause::UnknownKoskiType { value, suggestion },
+            );
+            ok = false;
+        } else if types.contains(&value) {
+            check.report(format!("{key}[{i}]"), Cause::DuplicateKoskiType(value));
+            ok = false;
+        } else {
+            types.push(value);
+        }
+    }
+    ok.then_some(types)
+}
+
+/// `koski_path`: `/segment[/segment...]` of RFC 3986 unreserved characters, no empty, `.` or
+/// `..` segment.
+fn valid_koski_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        })
+}
+
+/// Reads a `virta_caller` file: a TOML table with exactly `jarjestelma`, `tunnus` and `avain`,
+/// each a string. The reason for a refusal names keys and positions, never a value (the file
+/// holds a password).
+pub fn read_virta_caller(bytes: &[u8]) -> Result<VirtaCaller, String> {
+    const FIELDS: [&str; 3] = ["jarjestelma", "tunnus", "avain"];
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+    let table: Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!(" at line {line}, column {column}")
+        });
+        format!("not valid TOML{at} (the text is not shown: the file holds credentials)")
+    })?;
+    for name in table.keys() {
+        if !FIELDS.contains(&name.as_str()) {
+            let suggestion = FIELDS
+                .iter()
+                .map(|f| (strsim::levenshtein(name, f), *f))
+                .filter(|(d, _)| *d <= 2)
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, f)| format!("; did you mean `{f}`?"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown key `{name}` (known: jarjestelma, tunnus, avain){suggestion}"
+            ));
+        }
+    }
+    let mut values = Vec::with_capacity(3);
+    for field in FIELDS {
+        match table.get(field) {
+            None => return Err(format!("missing `{field}`")),
+            Some(Value::String(s)) => values.push(s.as_str()),
+            Some(other) => {
+                return Err(format!(
+                    "`{field}` must be a string, found {}",
+                    type_name(other)
+                ));
+            }
+        }
+    }
+    VirtaCaller::new(values[0], values[1], values[2]).map_err(|e| e.to_string())
 }
 
 /// `https://host[:port][/prefix]` → (base URL without trailing slash, host, port).
@@ -2034,6 +2511,36 @@ subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / 
 base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
 format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
+# protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap
+name = { fi = "Turun kaupunki", sv = "Åbo stad", en = "City of Turku" }   # sources and destinations
+# What a destination receives by law, without consent (all three, or none):
+statutory_purposes = ["school-change"]
+statutory_scopes = ["identity", "enrolment", "achievements", "support"]
+statutory_law = { fi = "perusopetuslaki (628/1998) 40 §", sv = "lagen om grundläggande utbildning (628/1998) 40 §", en = "Basic Education Act (628/1998), section 40" }
+
+# A national register as a source (README, "Sources: KOSKI and VIRTA"):
+# [[participants]]
+# id = "koski"
+# roles = ["source"]
+# subject = "CN=koski.opintopolku.fi,O=Opetushallitus,C=FI"
+# base_url = "https://koski.opintopolku.fi"
+# server_ca = "certs/koski-server-ca.pem"
+# name = { fi = "KOSKI (Opetushallitus)", sv = "KOSKI (Utbildningsstyrelsen)", en = "KOSKI (Finnish National Agency for Education)" }
+# format = "koski"
+# protocol = "koski"                      # POST {base_url}{koski_path}/hetu, JSON
+# koski_types = ["perusopetus", "lukiokoulutus"]   # opiskeluoikeudentyyppi codes asked for
+# koski_path = "/koski/api/luovutuspalvelu"        # the release path KOSKI granted
+#
+# [[participants]]
+# id = "virta"
+# roles = ["source"]
+# subject = "CN=virta.csc.fi,O=CSC,C=FI"
+# base_url = "https://virta.example/luku/OpiskelijanTiedot"   # the SOAP endpoint CSC gives
+# server_ca = "certs/virta-server-ca.pem"
+# name = { fi = "VIRTA (CSC)", sv = "VIRTA (CSC)", en = "VIRTA (CSC)" }
+# format = "virta"
+# protocol = "virta-soap"                 # OpiskelijanKaikkiTiedot, SOAP 1.1
+# virta_caller = "certs/virta-caller.toml"          # jarjestelma, tunnus, avain (secret)
 
 [[participants]]
 id = "registry-operator"
@@ -2087,6 +2594,10 @@ max_array_items = 100000
 [audit]
 checkpoint_every = 1000
 checkpoint_interval = "60s"
+
+[consent]
+own_consent_age = 15                      # younger students need a guardian's act (the operator's policy)
+require_text_hash = true                  # consent needs consent_sha256 and consent_lang
 
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
@@ -2187,8 +2698,11 @@ mod tests {
         assert!(cfg.storage.payload_key.is_some());
     }
 
+    /// Whether a problem's cause is the one expected.
+    type CauseCheck = fn(&Cause) -> bool;
+
     /// (replace this, with this, expected key, expected cause check)
-    type Case = (&'static str, &'static str, &'static str, fn(&Cause) -> bool);
+    type Case = (&'static str, &'static str, &'static str, CauseCheck);
 
     #[test]
     fn each_mistake_is_named_by_key() {
@@ -2297,6 +2811,79 @@ mod tests {
                 "roles = [\"operator\"]\nformat = \"elmo\"",
                 "participants[5].format",
                 |c| matches!(c, Cause::EndpointFieldNotAllowed { field: "format" }),
+            ),
+            (
+                "name = { fi = \"Espoon kaupunki\", sv = \"Esbo stad\", en = \"City of Espoo\" }\n",
+                "",
+                "participants[1].name",
+                |c| matches!(c, Cause::NameMissing { role: "source" }),
+            ),
+            ("sv = \"Esbo stad\", ", "", "participants[1].name.sv", |c| {
+                matches!(c, Cause::Missing)
+            }),
+            (
+                "en = \"City of Espoo\"",
+                "en = \" \"",
+                "participants[1].name.en",
+                |c| matches!(c, Cause::Empty),
+            ),
+            (
+                "roles = [\"operator\"]",
+                "roles = [\"operator\"]\nstatutory_purposes = [\"school-change\"]",
+                "participants[5].statutory_purposes",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryNotDestination {
+                            field: "statutory_purposes"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_law = {",
+                "statutory_lav = {",
+                "participants[2].statutory_law",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::StatutoryIncomplete {
+                            field: "statutory_law"
+                        }
+                    )
+                },
+            ),
+            (
+                "statutory_scopes = [\"identity\", \"enrolment\"",
+                "statutory_scopes = [\"identity\", \"grades\"",
+                "participants[2].statutory_scopes[1]",
+                |c| matches!(c, Cause::UnknownCategory(g) if g == "grades"),
+            ),
+            (
+                "statutory_purposes = [\"school-change\"]",
+                "statutory_purposes = [\"School change\"]",
+                "participants[2].statutory_purposes[0]",
+                |c| matches!(c, Cause::BadPurpose(p) if p == "School change"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nown_consent_age = 0\n\n[storage]",
+                "consent.own_consent_age",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nrequire_text_hash = \"no\"\n\n[storage]",
+                "consent.require_text_hash",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::WrongType {
+                            expected: "a boolean",
+                            ..
+                        }
+                    )
+                },
             ),
             (
                 "listen = \"127.0.0.1:8443\"",
@@ -2614,6 +3201,73 @@ mod tests {
     }
 
     #[test]
+    fn the_people_of_the_directory_and_the_consent_section() {
+        let f = fixture();
+        let cfg = Config::from_toml(&f.text, &f.pki.config, no_env()).expect("valid");
+        assert_eq!(cfg.consent, ConsentConfig::default());
+        let espoo = cfg.directory.get("espoo").expect("espoo");
+        assert_eq!(
+            espoo
+                .name
+                .as_ref()
+                .map(|n| (n.fi.as_str(), n.sv.as_str(), n.en.as_str())),
+            Some(("Espoon kaupunki", "Esbo stad", "City of Espoo"))
+        );
+        assert_eq!(espoo.statutory, None);
+        let helsinki = cfg.directory.get("helsinki").expect("helsinki");
+        let rules = helsinki.statutory.as_ref().expect("statutory rules");
+        assert_eq!(rules.purposes, ["school-change"]);
+        assert_eq!(
+            rules.scope.to_string(),
+            "identity enrolment achievements support"
+        );
+        assert_eq!(
+            rules.law.sv,
+            "lagen om grundläggande utbildning (628/1998) 40 §"
+        );
+        // An e-service or an operator needs no name.
+        assert!(cfg.directory.get("eservice").expect("e").name.is_none());
+
+        let cfg = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[
+                ("SIIRTO__CONSENT__OWN_CONSENT_AGE", "13"),
+                ("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "false"),
+                ("SIIRTO__PARTICIPANTS__1__NAME__EN", "Espoo"),
+            ]),
+        )
+        .expect("overrides apply");
+        assert_eq!(
+            cfg.consent,
+            ConsentConfig {
+                own_consent_age: 13,
+                require_text_hash: false
+            }
+        );
+        assert_eq!(
+            cfg.directory
+                .get("espoo")
+                .and_then(|p| p.name.as_ref())
+                .map(|n| n.en.as_str()),
+            Some("Espoo")
+        );
+        let err = Config::from_toml(
+            &f.text,
+            &f.pki.config,
+            env(&[("SIIRTO__CONSENT__REQUIRE_TEXT_HASH", "maybe")]),
+        )
+        .expect_err("not a boolean");
+        assert!(
+            err.problems()
+                .iter()
+                .any(|p| p.key == "consent.require_text_hash"
+                    && matches!(&p.cause, Cause::NotABoolean(v) if v == "maybe")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn environment_overrides_are_typed_by_their_key() {
         let f = fixture();
         let cfg = Config::from_toml(
@@ -2848,6 +3502,315 @@ mod tests {
             );
         }
         assert!(err.problems().len() >= 8);
+    }
+
+    /// The fixture with a KOSKI source (participants[6]) and a VIRTA SOAP source
+    /// (participants[7]) appended, `extra` lines added to each, and `[schemas] virta`.
+    fn with_registers(f: &Fixture, koski_extra: &str, virta_extra: &str) -> String {
+        let dir = f.pki.dir.clone();
+        std::fs::write(dir.join("virta.xsd"), "<schema/>").expect("write");
+        let caller = dir.join("virta-caller.toml");
+        if !caller.exists() {
+            std::fs::write(
+                &caller,
+                "jarjestelma = \"siirto\"\ntunnus = \"turku\"\navain = \"Avain-3f9b-SALAINEN\"\n",
+            )
+            .expect("write");
+        }
+        let registers = format!(
+            r#"
+[[participants]]
+id = "koski"
+roles = ["source"]
+subject = "CN=koski,O=Opetushallitus,C=FI"
+base_url = "https://127.0.0.1:9500"
+server_ca = "certs/participants-ca.pem"
+format = "koski"
+name = {{ fi = "KOSKI", sv = "KOSKI", en = "KOSKI" }}
+protocol = "koski"
+koski_types = ["perusopetus", "lukiokoulutus"]
+{koski_extra}
+
+[[participants]]
+id = "virta-luku"
+roles = ["source"]
+subject = "CN=virta-luku,O=CSC,C=FI"
+base_url = "https://127.0.0.1:9501/luku/OpiskelijanTiedot"
+server_ca = "certs/participants-ca.pem"
+format = "virta"
+name = {{ fi = "VIRTA", sv = "VIRTA", en = "VIRTA" }}
+protocol = "virta-soap"
+virta_caller = "virta-caller.toml"
+{virta_extra}
+"#
+        );
+        let text = f.text.replace(
+            "\n[schemas]\n",
+            &format!("{registers}\n[schemas]\nvirta = \"virta.xsd\"\n"),
+        );
+        assert!(text.contains("id = \"virta-luku\""), "{text}");
+        text
+    }
+
+    #[test]
+    fn source_protocols_are_read() {
+        let f = fixture();
+        let cfg = f.load(&with_registers(&f, "", "")).expect("loads");
+        let koski = cfg.directory.get("koski").and_then(|p| p.endpoint.as_ref());
+        assert_eq!(
+            koski.map(|e| &e.protocol),
+            Some(&SourceProtocol::Koski(KoskiCall {
+                path: DEFAULT_KOSKI_PATH.into(),
+                types: vec!["perusopetus".into(), "lukiokoulutus".into()],
+            }))
+        );
+        let virta = cfg
+            .directory
+            .get("virta-luku")
+            .and_then(|p| p.endpoint.clone())
+            .expect("virta");
+        let SourceProtocol::VirtaSoap(caller) = &virta.protocol else {
+            panic!("virta-soap");
+        };
+        assert_eq!(
+            (caller.jarjestelma(), caller.tunnus(), caller.avain()),
+            ("siirto", "turku", "Avain-3f9b-SALAINEN")
+        );
+        assert_eq!(
+            virta.base_url,
+            "https://127.0.0.1:9501/luku/OpiskelijanTiedot"
+        );
+        // Debug of the whole configuration never shows the password.
+        assert!(!format!("{cfg:?}").contains("SALAINEN"));
+        let turku = cfg.directory.get("turku").and_then(|p| p.endpoint.as_ref());
+        assert_eq!(turku.map(|e| &e.protocol), Some(&SourceProtocol::Siirto));
+        // koski_path, and koski_types from the environment.
+        let cfg = Config::from_toml(
+            &with_registers(&f, "koski_path = \"/koski/api/luovutuspalvelu/kunta\"", ""),
+            &f.pki.config,
+            env(&[(
+                "SIIRTO__PARTICIPANTS__6__KOSKI_TYPES",
+                "esiopetus, perusopetus",
+            )]),
+        )
+        .expect("loads");
+        assert_eq!(
+            cfg.directory
+                .get("koski")
+                .and_then(|p| p.endpoint.as_ref())
+                .map(|e| &e.protocol),
+            Some(&SourceProtocol::Koski(KoskiCall {
+                path: "/koski/api/luovutuspalvelu/kunta".into(),
+                types: vec!["esiopetus".into(), "perusopetus".into()],
+            }))
+        );
+    }
+
+    #[test]
+    fn each_protocol_mistake_is_named_by_key() {
+        let f = fixture();
+        let base = with_registers(&f, "", "");
+        let edit = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            base.replacen(from, to, 1)
+        };
+        let cases: Vec<(String, &str, CauseCheck)> = vec![
+            (
+                edit("protocol = \"koski\"", "protocol = \"kosky\""),
+                "participants[6].protocol",
+                |c| matches!(c, Cause::UnknownChoice { value, .. } if value == "kosky"),
+            ),
+            (
+                edit("koski_types = [\"perusopetus\", \"lukiokoulutus\"]\n", ""),
+                "participants[6].koski_types",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                edit("\"lukiokoulutus\"]", "\"lukio\"]"),
+                "participants[6].koski_types[1]",
+                |c| matches!(c, Cause::UnknownKoskiType { value, .. } if value == "lukio"),
+            ),
+            (
+                edit("\"lukiokoulutus\"]", "\"lukiokoulutu\"]"),
+                "participants[6].koski_types[1]",
+                |c| matches!(c, Cause::UnknownKoskiType { suggestion: Some(s), .. } if s == "lukiokoulutus"),
+            ),
+            (
+                edit("\"lukiokoulutus\"]", "\"perusopetus\"]"),
+                "participants[6].koski_types[1]",
+                |c| matches!(c, Cause::DuplicateKoskiType(t) if t == "perusopetus"),
+            ),
+            (
+                edit("[\"perusopetus\", \"lukiokoulutus\"]", "[]"),
+                "participants[6].koski_types",
+                |c| matches!(c, Cause::NoKoskiTypes),
+            ),
+            (
+                edit("format = \"koski\"", "format = \"siirto-v1\""),
+                "participants[6].format",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::ProtocolFormatMismatch {
+                            protocol: "koski",
+                            expected: Format::Koski,
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                edit("virta_caller = \"virta-caller.toml\"\n", ""),
+                "participants[7].virta_caller",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                edit(
+                    "virta_caller = \"virta-caller.toml\"",
+                    "virta_caller = \"nowhere.toml\"",
+                ),
+                "participants[7].virta_caller",
+                |c| matches!(c, Cause::FileUnreadable { .. }),
+            ),
+            (
+                edit("format = \"virta\"", "format = \"elmo\""),
+                "participants[7].format",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::ProtocolFormatMismatch {
+                            protocol: "virta-soap",
+                            expected: Format::Virta,
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                edit("protocol = \"virta-soap\"", "protocol = \"siirto\""),
+                "participants[7].virta_caller",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::NotForProtocol {
+                            field: "virta_caller",
+                            belongs_to: "virta-soap",
+                            protocol: "siirto"
+                        }
+                    )
+                },
+            ),
+            (
+                edit(
+                    "roles = [\"source\"]\nsubject = \"CN=koski",
+                    "roles = [\"source\", \"destination\"]\nsubject = \"CN=koski",
+                ),
+                "participants[6].protocol",
+                |c| matches!(c, Cause::ProtocolNotForDestination("koski")),
+            ),
+            (
+                edit(
+                    "roles = [\"source\"]\nsubject = \"CN=koski",
+                    "roles = [\"destination\"]\nsubject = \"CN=koski",
+                ),
+                "participants[6].koski_types",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::ProtocolFieldNotAllowed {
+                            field: "koski_types"
+                        }
+                    )
+                },
+            ),
+            (
+                edit(
+                    "koski_types = [",
+                    "koski_path = \"koski/api\"\nkoski_types = [",
+                ),
+                "participants[6].koski_path",
+                |c| matches!(c, Cause::BadKoskiPath(p) if p == "koski/api"),
+            ),
+            (
+                edit(
+                    "koski_types = [",
+                    "koski_path = \"/koski/../api\"\nkoski_types = [",
+                ),
+                "participants[6].koski_path",
+                |c| matches!(c, Cause::BadKoskiPath(_)),
+            ),
+            (
+                edit(
+                    "koski_types = [",
+                    "virta_caller = \"virta-caller.toml\"\nkoski_types = [",
+                ),
+                "participants[6].virta_caller",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::NotForProtocol {
+                            field: "virta_caller",
+                            ..
+                        }
+                    )
+                },
+            ),
+        ];
+        for (text, key, check) in cases {
+            let problems = f.problems(&text);
+            assert!(
+                problems.iter().any(|p| p.key == key && check(&p.cause)),
+                "expected a problem at {key}, got {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_credentials_file_is_named_without_its_values() {
+        let f = fixture();
+        let secret = "Avain-3f9b-SALAINEN";
+        for (content, says) in [
+            (
+                format!("jarjestelma = \"s\"\ntunnus = \"t\"\navain = {secret}\n"),
+                "not valid TOML at line 3",
+            ),
+            (
+                format!("jarjestelma = \"s\"\ntunnus = \"t\"\navian = \"{secret}\"\n"),
+                "unknown key `avian`",
+            ),
+            (
+                format!("jarjestelma = \"s\"\navain = \"{secret}\"\n"),
+                "missing `tunnus`",
+            ),
+            (
+                format!("jarjestelma = \"s\"\ntunnus = 5\navain = \"{secret}\"\n"),
+                "`tunnus` must be a string",
+            ),
+            (
+                format!(
+                    "jarjestelma = \"s\"\ntunnus = \"t\"\navain = \"{secret}{}\"\n",
+                    "x".repeat(100)
+                ),
+                "`avain` is 119 characters",
+            ),
+            (
+                format!("jarjestelma = \"\"\ntunnus = \"t\"\navain = \"{secret}\"\n"),
+                "`jarjestelma` must not be empty",
+            ),
+        ] {
+            std::fs::write(f.pki.dir.join("virta-caller.toml"), &content).expect("write");
+            let problems = f.problems(&with_registers(&f, "", ""));
+            let problem = problems
+                .iter()
+                .find(|p| p.key == "participants[7].virta_caller")
+                .unwrap_or_else(|| panic!("no problem for {content}: {problems:#?}"));
+            let text = problem.to_string();
+            assert!(text.contains(says), "{text}");
+            assert!(!text.contains(secret), "{text}");
+            assert!(!format!("{problem:?}").contains(secret));
+        }
+        let e = read_virta_caller(b"\xff").expect_err("not UTF-8");
+        assert_eq!(e, "not UTF-8 text");
     }
 
     #[test]

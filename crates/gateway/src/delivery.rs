@@ -34,10 +34,11 @@ use crate::store::{
 };
 use siirto_core::audit::AuditEvent;
 use siirto_core::clock::{Timestamp, hex};
+use siirto_core::consent::Basis;
 use siirto_core::formats::{Format, WriteContext};
 use siirto_core::peer_health::{CallOutcome, Change};
 use siirto_core::pipeline::{self, PipelineError, Prepared};
-use siirto_core::receipt::ReceiptClaims;
+use siirto_core::receipt::{ConsentRecord, Party, ReceiptClaims};
 use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
 use siirto_core::transfer::{self, Event, Retry, Status, TransferState};
@@ -410,7 +411,10 @@ fn call_failed(
         );
     }
     let Some(reason) = tls else {
-        return format!("attempt {attempt}");
+        return match error.answer_detail() {
+            Some(said) => format!("attempt {attempt}: {said}"),
+            None => format!("attempt {attempt}"),
+        };
     };
     gw.metrics.outbound_tls_failure(peer, reason);
     audit
@@ -556,10 +560,19 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     };
     let attempt = state.attempts + 1;
     let result = gw.outbound.fetch_record(&row.src, &subject, &row.id).await;
+    // An answer its protocol cannot read (a SOAP envelope with a DTD, say) was fetched all
+    // the same: it fails validation, as a document failing its schema does.
+    let (result, unreadable) = match result {
+        Err(CallError::InvalidAnswer {
+            summary, answer, ..
+        }) => (Ok(answer), Some(summary)),
+        other => (other, None),
+    };
     let now = gw.now();
     let (event, outcome) = match &result {
         Ok(_) => (Event::Fetched, "ok".to_owned()),
         Err(e) if e.code() == "source_not_found" => (Event::SourceNotFound, e.code().to_owned()),
+        Err(e) if e.code() == "source_refused" => (Event::SourceRefused, e.code().to_owned()),
         Err(e) => (
             Event::FetchFailed(if e.retryable() {
                 Retry::Retryable
@@ -605,8 +618,13 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
 
     let scope = Scope::parse(&row.scope)
         .unwrap_or_else(|_| Scope::empty().with(siirto_core::scope::Category::Identity));
-    let prepared =
-        prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await;
+    let prepared = match unreadable {
+        Some(summary) => Err(PipelineError::InvalidSource {
+            format: from,
+            summary,
+        }),
+        None => prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await,
+    };
     let now = gw.now();
     let prepared = match prepared {
         Ok(p) => p,
@@ -700,6 +718,8 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     let mut row = row;
     row.status = state.status;
     row.attempts = state.attempts;
+    // What the receipt says was delivered comes from the report just written.
+    row.report = Some(prepared.report.to_string());
     // Audited (and reset in the store) with the change just written.
     row.interrupted = 0;
     deliver(gw, row, Some((prepared, subject))).await;
@@ -850,13 +870,33 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                 issuer: gw.config.gateway.id.clone(),
                 transfer_id: row.id.clone(),
                 subject,
-                source: row.src.clone(),
-                destination: row.dst.clone(),
+                source: party(gw, &row.src),
+                destination: party(gw, &row.dst),
                 purpose: row.purpose.clone(),
-                scope,
+                scope: delivered_scope(&row, scope),
                 document_sha256,
                 issued_at: now,
                 audit_leaf_index: 0,
+                basis: row.basis,
+                statutory_law: match row.basis {
+                    Basis::Statutory => gw
+                        .config
+                        .directory
+                        .get(&row.dst)
+                        .and_then(|p| p.statutory.as_ref())
+                        .map(|s| s.law.clone()),
+                    Basis::Consent => None,
+                },
+                consented_at: row.consented_at,
+                authorization_jti: Some(row.jti.clone()),
+                consent: row.consent.as_ref().and_then(|c| {
+                    Some(ConsentRecord {
+                        sha256: siirto_core::clock::unhex(&c.sha256)?.try_into().ok()?,
+                        version: c.version.clone(),
+                        lang: c.lang,
+                    })
+                }),
+                guardian: row.guardian_pseudonym.is_some(),
             };
             let key = gw.audit_key.clone();
             let (vault, random) = (gw.vault.clone(), gw.random.clone());
@@ -876,6 +916,38 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             .transfer_ended(Outcome::Delivered, Some(now.since(row.created_at)));
     }
     persist(gw, change).await;
+}
+
+/// A participant as the receipt names it: its id and its name from the directory.
+fn party(gw: &Gateway, id: &str) -> Party {
+    Party {
+        id: id.to_owned(),
+        name: gw.config.directory.get(id).and_then(|p| p.name.clone()),
+    }
+}
+
+/// The categories the destination received: those of the authorized scope that the
+/// conversion report found in the delivered document (`categories`); the whole scope when the
+/// report does not say.
+fn delivered_scope(row: &TransferRow, authorized: Scope) -> Scope {
+    let found = row
+        .report
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .and_then(|r| {
+            r.get("categories")?
+                .as_array()?
+                .iter()
+                .map(|c| c.as_str().and_then(siirto_core::scope::Category::parse))
+                .collect::<Option<Vec<_>>>()
+        });
+    match found {
+        Some(categories) => categories
+            .into_iter()
+            .filter(|c| authorized.contains(*c))
+            .collect(),
+        None => authorized,
+    }
 }
 
 async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<Vec<u8>, String> {

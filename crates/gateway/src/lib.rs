@@ -13,7 +13,9 @@
 //! - [`config`]: the TOML file + `SIIRTO__*` overrides → the validated [`config::Config`] (the
 //!   loader; the data types are `siirto_core::config` and `siirto_core::identity`).
 //! - [`tls`]: rustls server and client configurations from the validated config.
-//! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits.
+//! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits; one
+//!   module per source protocol (`siirto`, `koski`, `virta-soap`) builds its request and
+//!   classifies its answers.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
 //! - [`listing`]: transfer listings as text: the filter from a query or options, rows as CSV
 //!   and JSON lines (the operator page, its export, `siirto transfers list`).
@@ -28,7 +30,8 @@
 //! - [`state`]: [`state::Gateway`], the shared state handlers and workers run on; readiness.
 //! - [`delivery`]: the outbox worker (fetch → prepare → deliver, one step at a time).
 //! - [`http`]: the API and admin endpoints; errors become answers in one place; the operator's
-//!   pages (askama templates in `templates/`, texts in `texts/`).
+//!   pages and the student's own page (askama templates in `templates/`, texts in `texts/`,
+//!   which also hold the consent texts of `GET /v1/consent-text`).
 //! - [`start`]: binds the listeners and starts the handlers, workers, trail and housekeeping on
 //!   a [`state::Gateway`] — the only module that depends on both the state and what runs on it.
 //! - [`tools`]: operator commands outside the server (`convert`, `audit verify|export|verify-proof`,

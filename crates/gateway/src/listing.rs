@@ -225,6 +225,8 @@ mod tests {
             roles: vec![Role::Source, Role::Destination],
             identity: IdentityRule::SanDns(format!("{id}.example.fi")),
             endpoint: None,
+            name: None,
+            statutory: None,
         };
         Directory::from_participants(vec![participant("turku"), participant("espoo")])
     }
@@ -324,6 +326,10 @@ mod tests {
                 receipt_sealed: None,
                 receipt_leaf: None,
                 interrupted: 0,
+                basis: siirto_core::consent::Basis::Consent,
+                guardian_pseudonym: None,
+                consent: None,
+                consented_at: None,
             },
             last_error: last_error.map(str::to_owned),
         }

@@ -1,16 +1,24 @@
 //! Calls to sources and destinations over mutual TLS (CONTRACT.md, "Source and destination
-//! endpoints").
+//! endpoints" and "Source protocols").
 //!
 //! Owns: one pooled HTTP/1.1 client per source or destination participant (keep-alive; TLS via
 //! tokio-rustls with [`crate::tls::client_config`]: that participant's CA, the gateway's client
 //! certificate, the endpoint host as the server name), connect and request timeouts, the
 //! response size limit, and the mapping of answers and failures to [`CallError`]s that know
-//! whether a retry can help. [`Outbound::fetch_record`] is `GET {base_url}/records/{sub}`;
-//! [`Outbound::deliver`] is `POST {base_url}/records`.
+//! whether a retry can help. [`Outbound::fetch_record`] asks a source in its `protocol`, each
+//! one a module behind [`SourceCall`]: [`siirto`] (`GET {base_url}/records/{sub}`), [`koski`]
+//! (KOSKI luovutuspalvelu, JSON) and [`virta_soap`] (VIRTA's SOAP `OpiskelijanKaikkiTiedot`);
+//! each builds its request and says what an answer means ([`Fetched`]). [`Outbound::deliver`]
+//! is `POST {base_url}/records`.
 //!
 //! It must not decide *when* to retry (that is the delivery policy's, using
-//! [`CallError::retryable`]), parse or validate documents, or put a student identifier in any
-//! error or log line: the identifier appears only in the request path.
+//! [`CallError::retryable`]), validate documents (the pipeline does, after the fetch), or put a
+//! student identifier or a credential in any error or log line: the identifier appears only in
+//! the request (in the path for `siirto`, in the body for `koski` and `virta-soap`).
+
+mod koski;
+mod siirto;
+mod virta_soap;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,7 +41,9 @@ use tokio::net::TcpStream;
 use crate::config::Config;
 use crate::tls::{TlsError, client_config, server_name};
 use siirto_core::identity::Role;
+use siirto_core::protocol::SourceProtocol;
 use siirto_core::student_id::StudentId;
+use siirto_xsd::Limits;
 
 /// The header carrying the transfer id on a source fetch.
 pub const TRANSFER_HEADER: &str = "x-siirto-transfer";
@@ -178,8 +188,30 @@ pub enum CallError {
     },
     #[error("source \"{participant}\" has no record for this student (404)")]
     SourceNotFound { participant: String },
-    #[error("source \"{participant}\" answered {status}")]
-    SourceUnavailable { participant: String, status: u16 },
+    #[error("source \"{participant}\" answered {status}{}", suffix(detail))]
+    SourceUnavailable {
+        participant: String,
+        status: u16,
+        /// What the answer says, in words safe to log (error keys, a fault string).
+        detail: String,
+    },
+    #[error(
+        "source \"{participant}\" refused the request ({status}){}",
+        suffix(detail)
+    )]
+    SourceRefused {
+        participant: String,
+        status: u16,
+        /// What the answer says, in words safe to log (error keys, a fault string).
+        detail: String,
+    },
+    #[error("source \"{participant}\" answered with a document that cannot be read: {summary}")]
+    InvalidAnswer {
+        participant: String,
+        summary: String,
+        /// The answer as received, for its hash in the audit trail.
+        answer: Bytes,
+    },
     #[error("\"{participant}\" sent a response larger than {limit} bytes")]
     ResponseTooLarge { participant: String, limit: usize },
     #[error("destination \"{participant}\" refused the record with {status}")]
@@ -214,6 +246,8 @@ impl CallError {
             CallError::NotConfigured { .. } => "not_configured",
             CallError::SourceNotFound { .. } => "source_not_found",
             CallError::SourceUnavailable { .. } => "source_unavailable",
+            CallError::SourceRefused { .. } => "source_refused",
+            CallError::InvalidAnswer { .. } => "invalid_source_document",
             CallError::ResponseTooLarge { .. } => "response_too_large",
             CallError::DestinationRejected { .. } => "destination_rejected",
             CallError::DestinationUnavailable { .. } => "destination_unavailable",
@@ -234,6 +268,8 @@ impl CallError {
         match self {
             CallError::NotConfigured { .. }
             | CallError::SourceNotFound { .. }
+            | CallError::SourceRefused { .. }
+            | CallError::InvalidAnswer { .. }
             | CallError::ResponseTooLarge { .. }
             | CallError::DestinationRejected { .. }
             | CallError::InvalidRequest { .. } => false,
@@ -252,6 +288,8 @@ impl CallError {
             CallError::NotConfigured { participant, .. }
             | CallError::SourceNotFound { participant }
             | CallError::SourceUnavailable { participant, .. }
+            | CallError::SourceRefused { participant, .. }
+            | CallError::InvalidAnswer { participant, .. }
             | CallError::ResponseTooLarge { participant, .. }
             | CallError::DestinationRejected { participant, .. }
             | CallError::DestinationUnavailable { participant, .. }
@@ -260,6 +298,22 @@ impl CallError {
             | CallError::Connect { participant, .. }
             | CallError::Connection { participant, .. }
             | CallError::InvalidRequest { participant, .. } => participant,
+        }
+    }
+
+    /// What the peer's answer said, for a transfer's step: the source's own words where the
+    /// protocol has them (KOSKI's error keys, a SOAP fault string), or what made the answer
+    /// unreadable. Never a student identifier or a credential.
+    pub fn answer_detail(&self) -> Option<String> {
+        match self {
+            CallError::SourceUnavailable { status, detail, .. }
+            | CallError::SourceRefused { status, detail, .. } => Some(if detail.is_empty() {
+                format!("answered {status}")
+            } else {
+                format!("answered {status}: {detail}")
+            }),
+            CallError::InvalidAnswer { summary, .. } => Some(summary.clone()),
+            _ => None,
         }
     }
 
@@ -276,6 +330,7 @@ impl CallError {
         match self {
             CallError::SourceNotFound { .. } => Some(404),
             CallError::SourceUnavailable { status, .. }
+            | CallError::SourceRefused { status, .. }
             | CallError::DestinationRejected { status, .. }
             | CallError::DestinationUnavailable { status, .. } => Some(*status),
             _ => None,
@@ -292,18 +347,122 @@ pub enum Delivered {
     AlreadyDelivered,
 }
 
-/// How a response status maps, for a source fetch (pure; the IO is in [`Outbound`]).
-fn classify_fetch(participant: &str, status: StatusCode) -> Result<(), CallError> {
-    match status.as_u16() {
-        200 => Ok(()),
-        404 => Err(CallError::SourceNotFound {
-            participant: participant.to_owned(),
-        }),
-        other => Err(CallError::SourceUnavailable {
-            participant: participant.to_owned(),
-            status: other,
-        }),
+/// `": detail"`, or nothing for an empty detail.
+fn suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
     }
+}
+
+/// What a source's answer means, as its protocol reads it (pure; [`Fetched::into_result`]
+/// names the participant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The record, as a document in the source's `format`, for the pipeline to validate.
+    Found(Bytes),
+    /// The source does not know the student (or has nothing of the asked kinds).
+    NotFound,
+    /// A permanent refusal: asking again cannot help.
+    Refused { status: u16, detail: String },
+    /// Try again later.
+    Unavailable { status: u16, detail: String },
+    /// An answer that cannot be read as the protocol's answer (malformed, a DTD, a body that is
+    /// not the protocol's): `invalid_source_document`.
+    Invalid { summary: String },
+}
+
+impl Fetched {
+    /// The call's result; `answer` is the body received (kept with an unreadable answer).
+    pub fn into_result(self, participant: &str, answer: &Bytes) -> Result<Bytes, CallError> {
+        let participant = participant.to_owned();
+        match self {
+            Fetched::Found(body) => Ok(body),
+            Fetched::NotFound => Err(CallError::SourceNotFound { participant }),
+            Fetched::Refused { status, detail } => Err(CallError::SourceRefused {
+                participant,
+                status,
+                detail,
+            }),
+            Fetched::Unavailable { status, detail } => Err(CallError::SourceUnavailable {
+                participant,
+                status,
+                detail,
+            }),
+            Fetched::Invalid { summary } => Err(CallError::InvalidAnswer {
+                participant,
+                summary,
+                answer: answer.clone(),
+            }),
+        }
+    }
+}
+
+/// The part of an answer a [`SourceCall`] classifies.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub status: StatusCode,
+    /// The whole body of a 200 (within `delivery.max_response_bytes`); of any other status
+    /// at most its first 64 KiB, with `truncated` set when there was more.
+    pub body: &'a Bytes,
+    pub truncated: bool,
+}
+
+/// One way of asking a source for a student's record: a `protocol` of CONTRACT.md. Pure: it
+/// builds the request and reads the answer; [`Outbound`] sends, times and bounds the call.
+pub trait SourceCall: Send + Sync {
+    /// The request for `subject`'s record from the source at `base_url`.
+    fn request(
+        &self,
+        base_url: &str,
+        subject: &StudentId,
+        transfer_id: &str,
+    ) -> Result<Request<Full<Bytes>>, RequestError>;
+
+    /// What the answer means. `subject` is the student asked about, so that words quoted from
+    /// the answer can be cleaned of it.
+    fn classify(&self, answer: Answer<'_>, subject: &StudentId) -> Fetched;
+}
+
+/// Why a request could not be built (its text never holds the student id or a credential).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RequestError(pub &'static str);
+
+/// The [`SourceCall`] of a participant's `protocol`.
+fn source_call(protocol: &SourceProtocol, xml_limits: Limits) -> Arc<dyn SourceCall> {
+    match protocol {
+        SourceProtocol::Siirto => Arc::new(siirto::Siirto),
+        SourceProtocol::Koski(call) => Arc::new(koski::Koski::new(call)),
+        SourceProtocol::VirtaSoap(caller) => {
+            Arc::new(virta_soap::VirtaSoap::new(caller.clone(), xml_limits))
+        }
+    }
+}
+
+/// A request with the headers every call carries (`User-Agent`) and these.
+fn http_request(
+    method: Method,
+    uri: &str,
+    headers: &[(&'static str, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, RequestError> {
+    let uri: Uri = uri
+        .parse()
+        .map_err(|_| RequestError("the URL is not valid (the path is not shown)"))?;
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::USER_AGENT, USER_AGENT);
+    for (name, value) in headers {
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| RequestError("a header value is not valid (not shown)"))?;
+        builder = builder.header(*name, value);
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|_| RequestError("the request could not be assembled"))
 }
 
 /// How a response status maps, for a delivery (pure).
@@ -520,6 +679,8 @@ struct Peer {
     base_url: String,
     roles: Vec<Role>,
     connect_timeout: Duration,
+    /// How it is asked for a record, when it is a source.
+    protocol: Arc<dyn SourceCall>,
 }
 
 /// Pooled mTLS clients for every source and destination. Cheap to clone.
@@ -577,6 +738,7 @@ impl Outbound {
                     base_url: endpoint.base_url.clone(),
                     roles: participant.roles.clone(),
                     connect_timeout: delivery.connect_timeout,
+                    protocol: source_call(&endpoint.protocol, cfg.limits.xml),
                 },
             );
         }
@@ -597,9 +759,10 @@ impl Outbound {
             })
     }
 
-    /// `GET {base_url}/records/{subject}` with `X-Siirto-Transfer`. 200 → the body (at most
-    /// `delivery.max_response_bytes`), 404 → [`CallError::SourceNotFound`], anything else →
-    /// [`CallError::SourceUnavailable`].
+    /// Asks `source` for `subject`'s record in the source's `protocol` ([`SourceCall`]): the
+    /// request it builds, the answer it classifies. A 200's body is read whole, within
+    /// `delivery.max_response_bytes` ([`CallError::ResponseTooLarge`] beyond); any other
+    /// status's at most its first 64 KiB (an error answer says what it must in less).
     pub async fn fetch_record(
         &self,
         source: &str,
@@ -607,24 +770,30 @@ impl Outbound {
         transfer_id: &str,
     ) -> Result<Bytes, CallError> {
         let peer = self.peer(source, Role::Source)?;
-        let uri = format!(
-            "{}/records/{}",
-            peer.base_url,
-            encode_path_segment(subject.as_str())
-        );
-        let request = build_request(
-            source,
-            Method::GET,
-            &uri,
-            TRANSFER_HEADER,
-            transfer_id,
-            None,
-        )?;
+        let request = peer
+            .protocol
+            .request(&peer.base_url, subject, transfer_id)
+            .map_err(|e| CallError::InvalidRequest {
+                participant: source.to_owned(),
+                reason: e.0.to_owned(),
+            })?;
         let limit = self.max_response_bytes;
-
+        let protocol = peer.protocol.clone();
         self.call(source, peer, request, |status, body| async move {
-            classify_fetch(source, status).map_err(Failure::Call)?;
-            read_limited(body, limit, source).await
+            let (body, truncated) = if status == StatusCode::OK {
+                (read_limited(body, limit, source).await?, false)
+            } else {
+                read_prefix(body, DRAIN_LIMIT.min(limit), source).await?
+            };
+            let answer = Answer {
+                status,
+                body: &body,
+                truncated,
+            };
+            protocol
+                .classify(answer, subject)
+                .into_result(source, &body)
+                .map_err(Failure::Call)
         })
         .await
     }
@@ -640,14 +809,7 @@ impl Outbound {
     ) -> Result<Delivered, CallError> {
         let peer = self.peer(destination, Role::Destination)?;
         let uri = format!("{}/records", peer.base_url);
-        let request = build_request(
-            destination,
-            Method::POST,
-            &uri,
-            IDEMPOTENCY_HEADER,
-            transfer_id,
-            Some(body),
-        )?;
+        let request = build_request(destination, &uri, transfer_id, body)?;
         self.call(destination, peer, request, |status, response| async move {
             let delivered = classify_delivery(destination, status).map_err(Failure::Call);
             // Read (a bounded amount of) the answer so the connection can be reused.
@@ -705,41 +867,26 @@ impl Outbound {
     }
 }
 
+/// The request of a delivery: `POST {base_url}/records`, the record as XML.
 fn build_request(
     participant: &str,
-    method: Method,
     uri: &str,
-    id_header: &'static str,
     transfer_id: &str,
-    body: Option<Bytes>,
+    body: Bytes,
 ) -> Result<Request<Full<Bytes>>, CallError> {
-    let invalid = |reason: &str| CallError::InvalidRequest {
+    http_request(
+        Method::POST,
+        uri,
+        &[
+            (IDEMPOTENCY_HEADER, transfer_id),
+            ("content-type", "application/xml"),
+        ],
+        body,
+    )
+    .map_err(|e| CallError::InvalidRequest {
         participant: participant.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let uri: Uri = uri
-        .parse()
-        .map_err(|_| invalid("the URL is not valid (the path is not shown)"))?;
-    let transfer = HeaderValue::from_str(transfer_id)
-        .map_err(|_| invalid("the transfer id is not a valid header value"))?;
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::USER_AGENT, USER_AGENT)
-        .header(id_header, transfer);
-    let body = match body {
-        Some(b) => {
-            builder = builder.header(header::CONTENT_TYPE, "application/xml");
-            b
-        }
-        None => {
-            builder = builder.header(header::ACCEPT, "application/xml");
-            Bytes::new()
-        }
-    };
-    builder
-        .body(Full::new(body))
-        .map_err(|_| invalid("the request could not be assembled"))
+        reason: e.0.to_owned(),
+    })
 }
 
 fn map_client_error(
@@ -805,36 +952,37 @@ async fn read_limited(
     Ok(buf.freeze())
 }
 
+/// Reads at most `limit` bytes of a body; `true` when there was more (the rest is not read,
+/// and the connection is then not reused).
+async fn read_prefix(
+    mut body: Incoming,
+    limit: usize,
+    participant: &str,
+) -> Result<(Bytes, bool), Failure> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Failure::Call(CallError::Connection {
+                participant: participant.to_owned(),
+                reason: chain_text(&e),
+            })
+        })?;
+        if let Ok(data) = frame.into_data() {
+            let room = limit - buf.len();
+            if data.len() > room {
+                buf.extend_from_slice(&data[..room]);
+                return Ok((buf.freeze(), true));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok((buf.freeze(), false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn fetch_statuses_map_to_errors() {
-        let table: &[(u16, Option<&str>, bool)] = &[
-            (200, None, false),
-            (404, Some("source_not_found"), false),
-            (500, Some("source_unavailable"), true),
-            (503, Some("source_unavailable"), true),
-            (401, Some("source_unavailable"), true),
-            (204, Some("source_unavailable"), true),
-            (301, Some("source_unavailable"), true),
-        ];
-        for (status, code, retryable) in table {
-            let r = classify_fetch("turku", StatusCode::from_u16(*status).expect("status"));
-            match (r, code) {
-                (Ok(()), None) => {}
-                (Err(e), Some(code)) => {
-                    assert_eq!(e.code(), *code, "{status}");
-                    assert_eq!(e.retryable(), *retryable, "{status}");
-                    assert_eq!(e.participant(), "turku");
-                    assert_eq!(e.status(), Some(*status));
-                }
-                (other, _) => panic!("{status}: {other:?}"),
-            }
-        }
-    }
 
     #[test]
     fn delivery_statuses_map_to_outcomes() {

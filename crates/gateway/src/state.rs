@@ -92,6 +92,9 @@ pub struct Gateway {
     /// The issuers' public keys; swapped whole by [`Gateway::reload_issuers`].
     issuers: RwLock<Arc<IssuerKeys>>,
     pub policy: Policy,
+    /// The consent texts (compiled in from `crates/gateway/texts/`): the current and the
+    /// previous edition.
+    pub consent_texts: &'static siirto_core::consent::Catalog,
     pub schemas: Schemas,
     pub outbound: Outbound,
     /// The CRLs of `gateway.crl`, verified against `client_ca` at start.
@@ -165,7 +168,7 @@ impl Gateway {
         build: BuildInfo,
     ) -> Result<Arc<Gateway>, StartError> {
         let issuers = IssuerKeys::load(&config.issuers)?;
-        let policy = Policy::from_gateway(&config.gateway);
+        let policy = Policy::from_config(&config.gateway, config.consent);
         let formats = config
             .directory
             .iter()
@@ -264,6 +267,7 @@ impl Gateway {
             crls,
             pseudonyms,
             form_tokens,
+            consent_texts: crate::http::pages::consent_catalog(),
             vault: Arc::new(vault),
             audit_key,
             audit_previous_keys,

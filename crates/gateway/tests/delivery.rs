@@ -91,6 +91,10 @@ async fn accepted(gw: &Gateway, id: &str) {
         scope: "identity enrolment achievements".into(),
         subject_pseudonym: gw.pseudonyms.pseudonym(&subject).as_str().to_owned(),
         subject_sealed: sealed.bytes,
+        basis: siirto_core::consent::Basis::Consent,
+        guardian_pseudonym: None,
+        consent: None,
+        consented_at: now,
         created_at: now,
         replay_until: now.saturating_add(Duration::from_secs(900)),
     };

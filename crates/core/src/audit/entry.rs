@@ -44,6 +44,9 @@ pub const GENESIS_PREV_HASH: Hash = [0u8; 32];
 pub const MIN_PSEUDONYM_KEY_BYTES: usize = 32;
 /// Domain separation for pseudonyms, so the key's HMAC outputs mean nothing elsewhere.
 const PSEUDONYM_CONTEXT: &[u8] = b"siirto pseudonym v1\n";
+/// Domain separation for guardians' pseudonyms: a guardian's pseudonym is not the pseudonym the
+/// same person has as a student, so the two roles cannot be joined in the trail.
+const GUARDIAN_PSEUDONYM_CONTEXT: &[u8] = b"siirto guardian pseudonym v1\n";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryError {
@@ -112,9 +115,19 @@ impl Pseudonymizer {
     }
 
     pub fn pseudonym(&self, student: &StudentId) -> Pseudonym {
+        self.keyed(PSEUDONYM_CONTEXT, student)
+    }
+
+    /// The pseudonym of a guardian who consented for a student:
+    /// `hex(HMAC-SHA256(key, "siirto guardian pseudonym v1\n" ‖ identifier))`.
+    pub fn guardian_pseudonym(&self, guardian: &StudentId) -> Pseudonym {
+        self.keyed(GUARDIAN_PSEUDONYM_CONTEXT, guardian)
+    }
+
+    fn keyed(&self, context: &[u8], id: &StudentId) -> Pseudonym {
         let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(PSEUDONYM_CONTEXT);
-        ctx.update(student.as_str().as_bytes());
+        ctx.update(context);
+        ctx.update(id.as_str().as_bytes());
         Pseudonym(hex(ctx.sign().as_ref()))
     }
 }
@@ -500,6 +513,16 @@ mod tests {
             hex(hmac::sign(&k, b"siirto pseudonym v1\n131052-308T").as_ref())
         };
         assert_eq!(a.as_str(), expected);
+        // A guardian's pseudonym has its own domain: the same person as a guardian and as a
+        // student gets two unrelated pseudonyms.
+        let g = p1.guardian_pseudonym(&id);
+        assert_ne!(g, a);
+        assert_eq!(g, p1.guardian_pseudonym(&id));
+        let expected = {
+            let k = hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]);
+            hex(hmac::sign(&k, b"siirto guardian pseudonym v1\n131052-308T").as_ref())
+        };
+        assert_eq!(g.as_str(), expected);
     }
 
     #[test]

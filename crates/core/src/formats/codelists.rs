@@ -380,24 +380,13 @@ pub fn is_language_tag(tag: &str) -> bool {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
-    use std::path::PathBuf;
 
-    fn corpus() -> PathBuf {
-        std::env::var_os("SIIRTO_CORPUS").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
-            PathBuf::from,
-        )
-    }
-
+    /// A file of the corpus; `None`, after a loud skip, without the corpus
+    /// (`siirto_testsupport::corpus`). A corpus that lacks the file is a failure.
     fn read(rel: &str) -> Option<String> {
-        let path = corpus().join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(s) => Some(s),
-            Err(_) => {
-                eprintln!("SKIPPED: corpus file {} not found", path.display());
-                None
-            }
-        }
+        let path = siirto_testsupport::corpus()?.join(rel);
+        let text = std::fs::read_to_string(&path);
+        Some(text.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
     }
 
     /// `value="..."` attributes of the enumeration inside the named simple type.

@@ -1089,19 +1089,12 @@ mod tests {
 
     #[test]
     fn virta_codes_are_in_the_official_lists() {
-        let path = std::env::var_os("SIIRTO_CORPUS")
-            .map_or_else(
-                || {
-                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                        .join("../../../shared/corpus")
-                },
-                std::path::PathBuf::from,
-            )
-            .join("virta/xsd/koodistot.xsd");
-        let Ok(xsd) = std::fs::read_to_string(&path) else {
-            eprintln!("SKIPPED: {} not found", path.display());
+        let Some(corpus) = siirto_testsupport::corpus() else {
             return;
         };
+        let path = corpus.join("virta/xsd/koodistot.xsd");
+        let xsd =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let enumeration = |type_name: &str| -> BTreeSet<String> {
             let start = xsd
                 .rfind(&format!("<xs:simpleType name=\"{type_name}\">"))

@@ -80,6 +80,8 @@ error_codes! {
     InvalidFormToken = FORBIDDEN "invalid_form_token",
     ForbiddenCaller = FORBIDDEN "forbidden_caller",
     ForbiddenSubmitter = FORBIDDEN "forbidden_submitter",
+    StatutoryNotAllowed = FORBIDDEN "statutory_not_allowed",
+    GuardianRequired = FORBIDDEN "guardian_required",
     NotFound = NOT_FOUND "not_found",
     NoCheckpoint = NOT_FOUND "no_checkpoint",
     MethodNotAllowed = METHOD_NOT_ALLOWED "method_not_allowed",
@@ -100,6 +102,8 @@ error_codes! {
     InvalidDestination = UNPROCESSABLE_ENTITY "invalid_destination",
     InvalidScope = UNPROCESSABLE_ENTITY "invalid_scope",
     MissingIdentityScope = UNPROCESSABLE_ENTITY "missing_identity_scope",
+    InvalidActor = UNPROCESSABLE_ENTITY "invalid_actor",
+    ConsentTextMismatch = UNPROCESSABLE_ENTITY "consent_text_mismatch",
     InvalidJwks = UNPROCESSABLE_ENTITY "invalid_jwks",
     HeadersTooLarge = REQUEST_HEADER_FIELDS_TOO_LARGE "headers_too_large",
     CheckpointInvalid = INTERNAL_SERVER_ERROR "checkpoint_invalid",
@@ -192,6 +196,10 @@ impl From<AuthzError> for ApiError {
             A::InvalidScope(_) => ErrorCode::InvalidScope,
             A::MissingIdentityScope => ErrorCode::MissingIdentityScope,
             A::ForbiddenSubmitter { .. } => ErrorCode::ForbiddenSubmitter,
+            A::StatutoryNotAllowed { .. } => ErrorCode::StatutoryNotAllowed,
+            A::GuardianRequired { .. } => ErrorCode::GuardianRequired,
+            A::InvalidActor(_) => ErrorCode::InvalidActor,
+            A::ConsentTextMismatch { .. } => ErrorCode::ConsentTextMismatch,
         };
         ApiError::new(code, e.message())
     }

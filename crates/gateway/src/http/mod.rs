@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod consent;
 pub mod error;
 pub mod operator;
 pub mod pages;
@@ -235,6 +236,7 @@ enum Handler {
     Retry,
     BulkRetry,
     StudentHistory,
+    ConsentText,
     AuditList,
     Checkpoint,
     Inclusion,
@@ -279,6 +281,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST, &["v1", "transfers", "{id}", "retry"], "retry_transfer", Handler::Retry),
     route(Method::POST, &["v1", "transfers", "retry"], "retry_transfers", Handler::BulkRetry),
     route(Method::GET, &["v1", "students", "transfers"], "student_transfers", Handler::StudentHistory),
+    route(Method::GET, &["v1", "consent-text"], "consent_text", Handler::ConsentText),
     route(Method::GET, &["v1", "audit"], "audit", Handler::AuditList),
     route(Method::GET, &["v1", "audit", "checkpoint"], "audit", Handler::Checkpoint),
     route(Method::GET, &["v1", "audit", "proof", "inclusion"], "audit_proof", Handler::Inclusion),
@@ -394,6 +397,7 @@ async fn api(
         Handler::Retry => transfers::retry(gw, caller, id).await,
         Handler::BulkRetry => transfers::bulk_retry(gw, caller, query).await,
         Handler::StudentHistory => students::history(gw, caller, &req).await,
+        Handler::ConsentText => consent::text(gw, caller, query),
         Handler::AuditList => audit::list(gw, caller, query).await,
         Handler::Checkpoint => proofs::checkpoint(gw, caller).await,
         Handler::Inclusion => proofs::inclusion(gw, caller, query).await,
@@ -583,6 +587,7 @@ mod tests {
             (Method::POST, "/v1/transfers/123/cancel", "cancel_transfer"),
             (Method::POST, "/v1/transfers/123/retry/", "retry_transfer"),
             (Method::GET, "/v1/students/transfers", "student_transfers"),
+            (Method::GET, "/v1/consent-text", "consent_text"),
             (Method::GET, "/v1/audit", "audit"),
             (Method::GET, "/v1/audit/jwks.json", "audit"),
             (Method::GET, "/v1/audit/proof/inclusion", "audit_proof"),

@@ -521,7 +521,7 @@ fn language(headers: &http::HeaderMap, pairs: &[(String, String)]) -> (Lang, boo
     if let Some(lang) = pairs
         .iter()
         .find(|(k, _)| k == "lang")
-        .and_then(|(_, v)| Lang::parse(v))
+        .and_then(|(_, v)| Lang::parse(&v.trim().to_ascii_lowercase()))
     {
         return (lang, true);
     }
@@ -531,7 +531,7 @@ fn language(headers: &http::HeaderMap, pairs: &[(String, String)]) -> (Lang, boo
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().strip_prefix(LANG_COOKIE)?.strip_prefix('='))
-        .find_map(Lang::parse);
+        .find_map(|v| Lang::parse(&v.trim().to_ascii_lowercase()));
     if let Some(lang) = from_cookie {
         return (lang, false);
     }
@@ -1388,6 +1388,10 @@ mod tests {
                 receipt_sealed: None,
                 receipt_leaf: None,
                 interrupted: 0,
+                basis: siirto_core::consent::Basis::Consent,
+                guardian_pseudonym: None,
+                consent: None,
+                consented_at: None,
             },
             next_attempt: (!status.is_terminal())
                 .then(|| Timestamp::parse_rfc3339("2026-07-01T12:00:00Z").unwrap()),

@@ -7,7 +7,6 @@
 //! Must not: put markup into texts or build HTML by hand; a value reaches a page only through a
 //! template, which escapes it.
 
-use std::fmt::Display;
 use std::sync::OnceLock;
 
 use http::StatusCode;
@@ -15,63 +14,27 @@ use hyper::Response;
 use serde::Deserialize;
 
 use super::operator::OperatorTexts;
+use super::students::StudentTexts;
 use super::text_response;
 use crate::server::Body;
+use siirto_core::consent::{Catalog, ConsentTemplates, Edition};
 
-/// A language of the pages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
-    Fi,
-    Sv,
-    En,
-}
-
-impl Lang {
-    pub const ALL: [Lang; 3] = [Lang::Fi, Lang::Sv, Lang::En];
-
-    /// The BCP 47 tag (`<html lang>`).
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Fi => "fi",
-            Lang::Sv => "sv",
-            Lang::En => "en",
-        }
-    }
-
-    /// The language of a code (`fi`, `sv`, `en`, in any case).
-    pub fn parse(code: &str) -> Option<Lang> {
-        Lang::ALL
-            .into_iter()
-            .find(|l| l.code().eq_ignore_ascii_case(code.trim()))
-    }
-
-    /// The language an `Accept-Language` header prefers most among fi, sv and en (by its
-    /// q-values, then its order; `fi-FI` counts as `fi`), or `default`.
-    pub fn negotiate(accept_language: Option<&str>, default: Lang) -> Lang {
-        let mut best: Option<(Lang, f32)> = None;
-        for range in accept_language.unwrap_or("").split(',') {
-            let mut parts = range.split(';').map(str::trim);
-            let tag = parts.next().unwrap_or("");
-            let primary = tag.split('-').next().unwrap_or("").to_ascii_lowercase();
-            let Some(lang) = Lang::ALL.into_iter().find(|l| l.code() == primary) else {
-                continue;
-            };
-            let q = parts
-                .find_map(|p| p.strip_prefix("q=")?.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            if q > 0.0 && best.is_none_or(|(_, b)| q > b) {
-                best = Some((lang, q));
-            }
-        }
-        best.map_or(default, |(lang, _)| lang)
-    }
-}
+/// A language of the pages (fi, sv, en; `siirto_core::lang`).
+pub use siirto_core::lang::{Lang, fill};
 
 /// The texts of one language: one table per page.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Texts {
     pub operator: OperatorTexts,
+    /// The pieces of the consent text (`GET /v1/consent-text`).
+    pub consent: ConsentTemplates,
+    /// The consent text's pieces before their last change, while authorizations signed over
+    /// them are still accepted.
+    #[serde(default)]
+    pub consent_previous: Option<ConsentTemplates>,
+    /// The student's own page.
+    pub student: StudentTexts,
 }
 
 const SOURCES: [(Lang, &str); 3] = [
@@ -105,31 +68,25 @@ pub fn texts(lang: Lang) -> &'static Texts {
         .unwrap_or(&all[0].1)
 }
 
-/// `text` with each `{name}` of `values` replaced by its value (in one pass: a value is never
-/// read for placeholders); other braces stay as they are.
-pub fn fill(text: &str, values: &[(&str, &dyn Display)]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let value = after.split_once('}').and_then(|(name, tail)| {
-            let (_, value) = values.iter().find(|(n, _)| *n == name)?;
-            Some((value, tail))
-        });
-        match value {
-            Some((value, tail)) => {
-                out.push_str(&value.to_string());
-                rest = tail;
+/// The consent texts of the text files: the current edition (`[consent]` of each language) and
+/// the previous one (`[consent_previous]`, when every language has it).
+pub fn consent_catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        let [fi, sv, en] = Lang::ALL.map(texts);
+        let current = Edition::new(fi.consent.clone(), sv.consent.clone(), en.consent.clone());
+        let previous = match (
+            &fi.consent_previous,
+            &sv.consent_previous,
+            &en.consent_previous,
+        ) {
+            (Some(fi), Some(sv), Some(en)) => {
+                Some(Edition::new(fi.clone(), sv.clone(), en.clone()))
             }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+            _ => None,
+        };
+        Catalog::new(current, previous)
+    })
 }
 
 /// An HTML answer: a rendered page with headers that forbid scripts, framing and outside
@@ -179,71 +136,53 @@ mod tests {
             .collect()
     }
 
+    /// Every text of `table` by its dotted key (`consent.categories.identity`).
+    fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+        for (key, value) in table {
+            let key = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            match value {
+                toml::Value::Table(inner) => flatten(&key, inner, out),
+                toml::Value::String(text) => out.push((key, text.clone())),
+                other => panic!("{key}: {other} is not a text"),
+            }
+        }
+    }
+
     #[test]
     fn every_language_has_every_text_and_placeholder() {
-        let tables: Vec<(Lang, toml::Table)> = SOURCES
+        let tables: Vec<(Lang, Vec<(String, String)>)> = SOURCES
             .iter()
             .map(|(lang, source)| {
                 parse(source).unwrap_or_else(|e| panic!("{}.toml: {e}", lang.code()));
-                (*lang, toml::from_str(source).unwrap())
+                let mut texts = Vec::new();
+                flatten("", &toml::from_str(source).unwrap(), &mut texts);
+                (*lang, texts)
             })
             .collect();
+        let keys = |t: &[(String, String)]| t.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
         let (_, english) = &tables[2];
-        for (lang, table) in &tables {
-            for (page, texts) in english {
-                let theirs = table[page].as_table().unwrap();
-                for (key, text) in texts.as_table().unwrap() {
-                    let mine = text.as_str().unwrap();
-                    let other = theirs[key].as_str().unwrap();
-                    assert_eq!(
-                        placeholders(mine),
-                        placeholders(other),
-                        "{}.toml [{page}] {key}",
-                        lang.code()
-                    );
-                    assert!(
-                        !other.contains('<') && !other.trim().is_empty(),
-                        "{}.toml [{page}] {key}: plain text, not empty",
-                        lang.code()
-                    );
-                }
+        for (lang, theirs) in &tables {
+            assert_eq!(keys(theirs), keys(english), "{}.toml", lang.code());
+            for ((key, mine), (_, other)) in english.iter().zip(theirs) {
+                assert_eq!(
+                    placeholders(mine),
+                    placeholders(other),
+                    "{}.toml {key}",
+                    lang.code()
+                );
+                assert!(
+                    !other.contains('<') && !other.trim().is_empty(),
+                    "{}.toml {key}: plain text, not empty",
+                    lang.code()
+                );
             }
         }
         assert_eq!(texts(Lang::Fi).operator.nav_transfers, "Siirrot");
         assert_eq!(texts(Lang::Sv).operator.nav_transfers, "Överföringar");
         assert_eq!(texts(Lang::En).operator.nav_transfers, "Transfers");
-    }
-
-    #[test]
-    fn the_language_follows_accept_language() {
-        let en = Lang::En;
-        assert_eq!(Lang::negotiate(None, en), Lang::En);
-        assert_eq!(
-            Lang::negotiate(Some("fi-FI,fi;q=0.9,en;q=0.8"), en),
-            Lang::Fi
-        );
-        assert_eq!(
-            Lang::negotiate(Some("de-DE, sv;q=0.5, en;q=0.4"), en),
-            Lang::Sv
-        );
-        assert_eq!(Lang::negotiate(Some("en;q=0.3, SV-fi;q=0.7"), en), Lang::Sv);
-        assert_eq!(Lang::negotiate(Some("fi;q=0, de"), en), Lang::En);
-        assert_eq!(Lang::negotiate(Some("de"), Lang::Fi), Lang::Fi);
-        assert_eq!(Lang::negotiate(Some("sv, fi"), en), Lang::Sv);
-    }
-
-    #[test]
-    fn placeholders_are_filled() {
-        assert_eq!(
-            fill(
-                "{count} entries of {who}; {count}",
-                &[("count", &3), ("who", &"<x>")]
-            ),
-            "3 entries of <x>; 3"
-        );
-        assert_eq!(
-            fill("{a} {b} {c} {", &[("a", &"{b}"), ("b", &"x")]),
-            "{b} x {c} {"
-        );
     }
 }

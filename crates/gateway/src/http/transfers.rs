@@ -17,10 +17,11 @@ use crate::metrics::Outcome;
 use crate::server::Body;
 use crate::state::Gateway;
 use crate::store::{
-    Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, TransferChange, TransferRow,
+    Guard, Inserted, Modified, NewTransfer, PayloadChange, StepRow, StoredConsent, TransferChange,
+    TransferRow,
 };
 use siirto_core::authz;
-use siirto_core::clock::uuid_v4;
+use siirto_core::clock::{hex, uuid_v4};
 use siirto_core::identity::AuthenticatedParticipant;
 use siirto_core::identity::Role;
 use siirto_core::transfer::{self, Event, Status};
@@ -46,6 +47,7 @@ pub async fn submit(
         &gw.issuer_keys(),
         &gw.policy,
         &gw.config.directory,
+        gw.consent_texts,
         caller.participant(),
         now,
     ) {
@@ -93,6 +95,15 @@ pub async fn submit(
         gw.random.as_ref(),
     );
     let scope = verified.scope().to_string();
+    // The guardian, like the student, only as a keyed pseudonym (in a domain of its own).
+    let guardian = verified
+        .guardian()
+        .map(|g| gw.pseudonyms.guardian_pseudonym(g).as_str().to_owned());
+    let consent = verified.consent().map(|c| StoredConsent {
+        sha256: hex(&c.sha256),
+        version: c.version.clone(),
+        lang: c.lang,
+    });
     let mut accepted = gw.event(&caller.participant().id, "transfer.accepted", "ok");
     accepted.transfer_id = Some(id.clone());
     accepted.subject = Some(pseudonym.clone());
@@ -103,8 +114,23 @@ pub async fn submit(
         ("dst", verified.destination()),
         ("purpose", verified.purpose()),
         ("scope", scope.as_str()),
+        ("basis", verified.basis().as_str()),
     ] {
         accepted.detail.insert(k.into(), v.into());
+    }
+    if let Some(g) = &guardian {
+        accepted.detail.insert("guardian".into(), g.clone());
+    }
+    if let Some(c) = &consent {
+        accepted
+            .detail
+            .insert("consent_sha256".into(), c.sha256.clone());
+        accepted
+            .detail
+            .insert("consent_version".into(), c.version.clone());
+        accepted
+            .detail
+            .insert("consent_lang".into(), c.lang.code().into());
     }
     let transfer = NewTransfer {
         id: id.clone(),
@@ -117,6 +143,10 @@ pub async fn submit(
         scope: scope.clone(),
         subject_pseudonym: pseudonym.as_str().to_owned(),
         subject_sealed: sealed.bytes,
+        basis: verified.basis(),
+        guardian_pseudonym: guardian,
+        consent,
+        consented_at: verified.issued_at(),
         created_at: now,
         replay_until: verified.remember_until(),
     };
@@ -167,7 +197,7 @@ async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submiss
 /// Every code a submission can be refused with (its body, its authorization, a replay): the
 /// `code` values of `siirto_authorizations_rejected_total`, each exposed from the start. Debug
 /// builds check each refusal against it.
-pub const SUBMISSION_REFUSALS: [ErrorCode; 26] = [
+pub const SUBMISSION_REFUSALS: [ErrorCode; 30] = [
     ErrorCode::InvalidRequest,
     ErrorCode::RequestTooLarge,
     ErrorCode::RequestTimeout,
@@ -193,6 +223,10 @@ pub const SUBMISSION_REFUSALS: [ErrorCode; 26] = [
     ErrorCode::InvalidScope,
     ErrorCode::MissingIdentityScope,
     ErrorCode::ForbiddenSubmitter,
+    ErrorCode::StatutoryNotAllowed,
+    ErrorCode::GuardianRequired,
+    ErrorCode::InvalidActor,
+    ErrorCode::ConsentTextMismatch,
     ErrorCode::Replay,
 ];
 
@@ -250,7 +284,9 @@ pub async fn show(
     ))
 }
 
-/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`.
+/// The JSON view of a transfer (also used by the operator page), with its opened `receipt`: its
+/// basis, whether a guardian consented (never who), and the consent text proven (hash,
+/// version, language; `null` when none was named).
 pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>) -> Value {
     let mut v = json!({
         "id": row.id,
@@ -260,6 +296,13 @@ pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>
         "purpose": row.purpose,
         "scope": row.scope,
         "submitter": row.submitter,
+        "basis": row.basis.as_str(),
+        "guardian": row.guardian_pseudonym.is_some(),
+        "consent": row.consent.as_ref().map(|c| json!({
+            "sha256": c.sha256,
+            "version": c.version,
+            "lang": c.lang.code(),
+        })),
         "created_at": row.created_at.rfc3339(),
         "updated_at": row.updated_at.rfc3339(),
         "attempts": row.attempts,
@@ -275,6 +318,9 @@ pub fn transfer_json(row: &TransferRow, steps: &[StepRow], receipt: Option<&str>
     if let Some(map) = map {
         if let Some(reason) = row.reason {
             map.insert("reason".into(), json!(reason.as_str()));
+        }
+        if let Some(at) = row.consented_at {
+            map.insert("consented_at".into(), json!(at.rfc3339()));
         }
         if let (false, Some(due)) = (row.status.is_terminal(), row.due_at) {
             map.insert("next_attempt_at".into(), json!(due.rfc3339()));

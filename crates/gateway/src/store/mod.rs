@@ -36,8 +36,8 @@ use siirto_core::vault::Sealed;
 pub mod testdb;
 
 pub use rows::{
-    AuditFilter, AuditPage, CheckpointRow, ListedTransfer, SealedBlob, StepRow, TransferCursor,
-    TransferFilter, TransferPage, TransferRow,
+    AuditFilter, AuditPage, CheckpointRow, ListedTransfer, SealedBlob, StepRow, StoredConsent,
+    TransferCursor, TransferFilter, TransferPage, TransferRow,
 };
 
 /// Most transfers one page of [`Store::transfers_query`] takes.
@@ -134,6 +134,12 @@ pub struct NewTransfer {
     pub subject_pseudonym: String,
     /// The student id, encrypted (it is needed to fetch the record).
     pub subject_sealed: Vec<u8>,
+    pub basis: siirto_core::consent::Basis,
+    /// The keyed pseudonym of the guardian who consented, if one did.
+    pub guardian_pseudonym: Option<String>,
+    pub consent: Option<StoredConsent>,
+    /// The authorization's `iat`.
+    pub consented_at: Timestamp,
     pub created_at: Timestamp,
     /// Keep the `jti` until then: the authorization cannot be valid afterwards.
     pub replay_until: Timestamp,
@@ -1433,8 +1439,9 @@ macro_rules! backend {
                 }
                 sqlx::query(
                     "INSERT INTO transfers (id, status, submitter, issuer, jti, src, dst, purpose, scope, subject_pseudonym, subject_sealed, \
-                     attempts, due_at, created_at, updated_at, retry_from) \
-                     VALUES ($1, 'accepted', $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11, $11, $11)",
+                     attempts, due_at, created_at, updated_at, retry_from, \
+                     basis, guardian_pseudonym, consent_sha256, consent_version, consent_lang, consented_at) \
+                     VALUES ($1, 'accepted', $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11, $11, $11, $12, $13, $14, $15, $16, $17)",
                 )
                 .bind(&t.id)
                 .bind(&t.submitter)
@@ -1447,6 +1454,12 @@ macro_rules! backend {
                 .bind(&t.subject_pseudonym)
                 .bind(&t.subject_sealed)
                 .bind(t.created_at.millis())
+                .bind(t.basis.as_str())
+                .bind(&t.guardian_pseudonym)
+                .bind(t.consent.as_ref().map(|c| c.sha256.clone()))
+                .bind(t.consent.as_ref().map(|c| c.version.clone()))
+                .bind(t.consent.as_ref().map(|c| c.lang.code()))
+                .bind(t.consented_at.millis())
                 .execute(&mut *conn)
                 .await?;
                 add_steps(

@@ -7,6 +7,8 @@ use sqlx::Row;
 use super::StoreError;
 use siirto_core::audit::{AuditEntry, AuditEvent, Pseudonym};
 use siirto_core::clock::{Timestamp, hex, unhex};
+use siirto_core::consent::Basis;
+use siirto_core::lang::Lang;
 use siirto_core::transfer::{FailureReason, Status};
 
 /// The columns [`transfer_from_row`] decodes, in its order (a literal, for `concat!`).
@@ -14,7 +16,8 @@ macro_rules! transfer_columns {
     () => {
         "id, status, reason, submitter, issuer, jti, src, dst, purpose, scope, \
          subject_pseudonym, subject_sealed, attempts, due_at, lease_owner, created_at, updated_at, retry_from, \
-         source_sha256, document_sha256, report, receipt_sealed, receipt_leaf, interrupted"
+         source_sha256, document_sha256, report, receipt_sealed, receipt_leaf, interrupted, \
+         basis, guardian_pseudonym, consent_sha256, consent_version, consent_lang, consented_at"
     };
 }
 
@@ -28,7 +31,16 @@ macro_rules! audit_columns {
 pub(super) use {audit_columns, transfer_columns};
 
 /// How many columns [`transfer_columns!`] names (a listing's own columns follow them).
-pub(super) const TRANSFER_COLUMN_COUNT: usize = 24;
+pub(super) const TRANSFER_COLUMN_COUNT: usize = 30;
+
+#[cfg(test)]
+#[test]
+fn the_transfer_column_count_is_that_of_the_list() {
+    assert_eq!(
+        transfer_columns!().split(',').count(),
+        TRANSFER_COLUMN_COUNT
+    );
+}
 
 /// A stored transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +78,24 @@ pub struct TransferRow {
     /// lease never released (its worker stopped, or outlasted the lease), so that attempt
     /// recorded no outcome. The next worker's write audits them and resets the count.
     pub interrupted: u32,
+    /// On what basis the data moves.
+    pub basis: Basis,
+    /// The keyed pseudonym of the guardian who consented for the student
+    /// ([`siirto_core::audit::Pseudonymizer::guardian_pseudonym`]), if one did.
+    pub guardian_pseudonym: Option<String>,
+    /// The consent text the authorization proved was shown: its SHA-256 (hex), version and
+    /// language; `None` when it named none.
+    pub consent: Option<StoredConsent>,
+    /// The authorization's `iat`; `None` for a transfer accepted before it was kept.
+    pub consented_at: Option<Timestamp>,
+}
+
+/// The consent text of a stored transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConsent {
+    pub sha256: String,
+    pub version: String,
+    pub lang: Lang,
 }
 
 impl TransferRow {
@@ -296,6 +326,26 @@ pub(super) fn transfer_from_row(r: &impl Columns) -> Result<TransferRow, StoreEr
             .transpose()?,
         interrupted: u32::try_from(r.int(23)?)
             .map_err(|_| corrupt("interrupted attempts", "out of range"))?,
+        basis: {
+            let b = r.text(24)?;
+            Basis::parse(&b).ok_or_else(|| corrupt("transfer basis", b))?
+        },
+        guardian_pseudonym: r.opt_text(25)?,
+        consent: match (r.opt_text(26)?, r.opt_text(27)?, r.opt_text(28)?) {
+            (Some(sha256), Some(version), Some(lang)) => Some(StoredConsent {
+                sha256,
+                version,
+                lang: Lang::parse(&lang).ok_or_else(|| corrupt("consent language", lang))?,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "consent text",
+                    "hash, version and language go together",
+                ));
+            }
+        },
+        consented_at: r.opt_int(29)?.map(Timestamp::from_millis),
     })
 }
 

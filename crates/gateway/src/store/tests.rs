@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::testdb::TestDb;
 use super::*;
+use siirto_core::consent::Basis;
+use siirto_core::lang::Lang;
 
 fn event(action: &str, transfer: Option<&str>, at: i64) -> AuditEvent {
     AuditEvent {
@@ -30,6 +32,10 @@ fn new_transfer(id: &str, jti: &str, at: i64) -> NewTransfer {
         scope: "identity achievements".into(),
         subject_pseudonym: "p1".into(),
         subject_sealed: vec![1, 2, 3],
+        basis: Basis::Consent,
+        guardian_pseudonym: None,
+        consent: None,
+        consented_at: Timestamp::from_millis(at - 500),
         created_at: Timestamp::from_millis(at),
         replay_until: Timestamp::from_millis(at + 900_000),
     }
@@ -108,6 +114,48 @@ async fn insert_detects_replay_and_chains_audit() {
                 .await
                 .unwrap(),
             1,
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_basis_guardian_and_consent_text_are_kept() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let mut guardian = new_transfer("g1", "jg", 2000);
+        guardian.guardian_pseudonym = Some("ab".repeat(32));
+        guardian.consent = Some(StoredConsent {
+            sha256: "cd".repeat(32),
+            version: "0123456789abcdef".into(),
+            lang: Lang::Sv,
+        });
+        let mut statutory = new_transfer("s1", "js", 2001);
+        statutory.basis = Basis::Statutory;
+        for t in [guardian, statutory] {
+            assert_eq!(
+                store.insert_transfer(t, vec![]).await.unwrap(),
+                Inserted::Accepted,
+                "{b}"
+            );
+        }
+        let g = store.transfer("g1").await.unwrap().unwrap();
+        assert_eq!(g.basis, Basis::Consent, "{b}");
+        assert_eq!(g.guardian_pseudonym, Some("ab".repeat(32)), "{b}");
+        assert_eq!(
+            g.consent,
+            Some(StoredConsent {
+                sha256: "cd".repeat(32),
+                version: "0123456789abcdef".into(),
+                lang: Lang::Sv,
+            }),
+            "{b}"
+        );
+        assert_eq!(g.consented_at, Some(Timestamp::from_millis(1500)), "{b}");
+        let s = store.transfer("s1").await.unwrap().unwrap();
+        assert_eq!(
+            (s.basis, s.guardian_pseudonym, s.consent),
+            (Basis::Statutory, None, None),
             "{b}"
         );
     }
