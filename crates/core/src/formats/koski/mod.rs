@@ -16,7 +16,6 @@
 //! It does no IO and never logs; errors and reports name paths and code values, never a
 //! person's data.
 
-pub mod countries;
 pub mod model;
 
 use crate::formats::json_in::{self, JsonError, JsonLimits};
@@ -281,8 +280,9 @@ fn read_student(h: &model::Henkilo, report: &mut ReadReport) -> Result<Student, 
     };
     let mut citizenships = Vec::new();
     for k in h.kansalaisuus.iter().flatten() {
-        match countries::alpha2(&k.koodiarvo) {
-            Some(a) => citizenships.push(a.to_owned()),
+        // KOSKI's `maatjavaltiot2` is ISO 3166-1 numeric, as VIRTA's country codes are.
+        match crate::formats::codelists::country_from_numeric(&k.koodiarvo) {
+            Some((a, _historic)) => citizenships.push(a.to_owned()),
             None => report.not_carried(format!("{PREFIX}henkilö.kansalaisuus[]")),
         }
     }
