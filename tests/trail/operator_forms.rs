@@ -62,22 +62,7 @@ async fn entries(bed: &Testbed, action: &str) -> Vec<siirto_core::audit::AuditEn
 
 /// A transfer that failed (`source_not_found`): helsinki has no record of the student.
 async fn failed_transfer(bed: &Testbed) -> String {
-    let token = bed
-        .sign(
-            &bed.authorization(STUDENT, "helsinki", "espoo", "identity")
-                .claims(),
-        )
-        .unwrap();
-    let id = bed
-        .client("eservice")
-        .unwrap()
-        .submit(&token)
-        .await
-        .unwrap()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = crate::support::submit(bed, STUDENT, "helsinki", "espoo", "identity").await;
     bed.wait_for_status("eservice", &id, &["failed"], Duration::from_secs(20))
         .await
         .unwrap();
@@ -88,22 +73,7 @@ async fn failed_transfer(bed: &Testbed) -> String {
 async fn waiting_transfer(bed: &Testbed) -> String {
     bed.destinations["oulu"].set_behaviour(Behaviour::Status(503));
     bed.sources["turku"].insert(OTHER_STUDENT, crate::support::record_for(OTHER_STUDENT));
-    let token = bed
-        .sign(
-            &bed.authorization(OTHER_STUDENT, "turku", "oulu", "identity")
-                .claims(),
-        )
-        .unwrap();
-    let id = bed
-        .client("eservice")
-        .unwrap()
-        .submit(&token)
-        .await
-        .unwrap()
-        .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = crate::support::submit(bed, OTHER_STUDENT, "turku", "oulu", "identity").await;
     let gw = bed.gateway.clone().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -52,8 +52,19 @@ pub fn operator(bed: &Testbed) -> MtlsClient {
 /// it is delivered; returns its id and `GET /v1/transfers/{id}`.
 pub async fn deliver(bed: &Testbed, student: &str, scope: &str) -> (String, Value) {
     bed.sources["turku"].insert(student, record_for(student));
+    let id = submit(bed, student, "turku", "espoo", scope).await;
+    let transfer = bed
+        .wait_for_status("eservice", &id, &["delivered"], Duration::from_secs(20))
+        .await
+        .expect("delivered");
+    (id, transfer)
+}
+
+/// Submits a `src` → `dst` transfer for `student` with `scope` as the e-service; requires
+/// `202` and returns its id.
+pub async fn submit(bed: &Testbed, student: &str, src: &str, dst: &str, scope: &str) -> String {
     let token = bed
-        .sign(&bed.authorization(student, "turku", "espoo", scope).claims())
+        .sign(&bed.authorization(student, src, dst, scope).claims())
         .expect("sign");
     let answer = bed
         .client("eservice")
@@ -62,12 +73,7 @@ pub async fn deliver(bed: &Testbed, student: &str, scope: &str) -> (String, Valu
         .await
         .expect("submit");
     assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
-    let id = answer.json()["id"].as_str().expect("id").to_owned();
-    let transfer = bed
-        .wait_for_status("eservice", &id, &["delivered"], Duration::from_secs(20))
-        .await
-        .expect("delivered");
-    (id, transfer)
+    answer.json()["id"].as_str().expect("id").to_owned()
 }
 
 /// Polls `GET /v1/audit/checkpoint` until a checkpoint covers at least `size` entries.
