@@ -262,6 +262,10 @@ async fn failed_transfers_are_retried_in_bulk_through_the_api_and_the_cli() {
             "?reason=delivery_attempts_exhausted&colour=red",
             "unknown parameter `colour`",
         ),
+        (
+            "?reason=delivery_attempts_exhausted&reason=source_unavailable",
+            "reason is given twice",
+        ),
     ] {
         let (status, body) = bulk_retry(&d, "registry-operator", query).await;
         assert_eq!(status, 400, "{query}: {body}");
@@ -276,7 +280,7 @@ async fn failed_transfers_are_retried_in_bulk_through_the_api_and_the_cli() {
         .into_iter()
         .filter(|e| e.event.action == "transfer.retry_refused")
         .count();
-    assert_eq!(refusals, 6, "every refused bulk retry is audited");
+    assert_eq!(refusals, 7, "every refused bulk retry is audited");
     let (status, body) = bulk_retry(
         &d,
         "registry-operator",

@@ -3011,6 +3011,24 @@ mod tests {
             ),
             (
                 "[storage]",
+                "[audit]\non_broken = \"ignore\"\n\n[storage]",
+                "audit.on_broken",
+                |c| matches!(c, Cause::UnknownChoice { value, .. } if value == "ignore"),
+            ),
+            (
+                "[storage]",
+                "[audit]\nprevious_public_keys = [\"missing.pem\"]\n\n[storage]",
+                "audit.previous_public_keys[0]",
+                |c| matches!(c, Cause::FileUnreadable { .. }),
+            ),
+            (
+                "[storage]",
+                "[retention]\ntransfers = \"1h\"\n\n[storage]",
+                "retention.transfers",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "1h"),
+            ),
+            (
+                "[storage]",
                 "[delivery]\ninitial_backoff = \"5m\"\nmax_backoff = \"1m\"\n\n[storage]",
                 "delivery.max_backoff",
                 |c| matches!(c, Cause::SmallerThan { .. }),
