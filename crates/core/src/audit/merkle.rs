@@ -2,6 +2,16 @@
 //! verifiers, an in-memory [`MerkleTree`] that answers them for any earlier size, and a
 //! [`CompactRange`] that computes roots while streaming with O(log n) memory.
 //!
+//! # Pruned trees
+//! When the leaves before some size `B` are deleted (audit retention), what remains of them is
+//! their *frontier*: the hashes of the complete, aligned subtrees covering `[0, B)`, one per set
+//! bit of `B`, largest first — the stack of a [`CompactRange`] at `B`. A tree resumed from a
+//! frontier ([`MerkleTree::from_frontier`]) answers the root of every size ≥ `B`, the inclusion
+//! proof of every leaf ≥ `B`, and the consistency proof between any two sizes ≥ `B`: each node
+//! such a proof needs is either wholly at or after `B` or a union of frontier subtrees (an
+//! aligned subtree that held a frontier subtree strictly would also hold `B` itself, so it
+//! could not lie wholly before `B`). Anything else is [`ProofError::Pruned`].
+//!
 //! Owns: the hashing rules (leaf = SHA-256(0x00 ‖ data), node = SHA-256(0x01 ‖ left ‖ right),
 //! empty tree = SHA-256 of nothing) and the proof algorithms. Knows nothing of audit entries:
 //! it takes leaf hashes. Pure; no IO.
@@ -24,6 +34,14 @@ pub enum ProofError {
     WrongLength,
     #[error("the proof does not lead to the expected root hash")]
     RootMismatch,
+    #[error("the leaves before {base} were pruned: only sizes and leaves from {base} on are held")]
+    Pruned { base: u64 },
+    #[error("a frontier of size {size} has one hash per set bit ({expected}), not {got}")]
+    FrontierLength {
+        size: u64,
+        expected: u32,
+        got: usize,
+    },
 }
 
 fn to_hash(d: ring::digest::Digest) -> Hash {
@@ -63,9 +81,16 @@ fn split_point(n: u64) -> u64 {
 /// Every leaf hash and every complete, aligned subtree hash: level `l` holds the hashes of the
 /// subtrees `[j·2^l, (j+1)·2^l)` that are complete. About 64 bytes per leaf in all. Roots and
 /// proofs for any size up to the current one take O(log² n) hash operations at most.
+///
+/// A tree resumed from a frontier (see the module doc) holds, at level `l`, the subtrees from
+/// index `offset[l]` on: the frontier subtree of that level first when there is one.
 #[derive(Debug, Clone, Default)]
 pub struct MerkleTree {
     levels: Vec<Vec<Hash>>,
+    /// Index of the first subtree held at each level (all zero for a whole tree).
+    offset: Vec<u64>,
+    /// Leaves before this were pruned.
+    base: u64,
 }
 
 impl MerkleTree {
@@ -73,29 +98,71 @@ impl MerkleTree {
         MerkleTree::default()
     }
 
+    /// The tree of `size` leaves of which only the frontier is known (the hashes of the
+    /// complete subtrees covering `[0, size)`, largest first, as [`MerkleTree::frontier`] gives
+    /// them); leaves pushed next get indexes `size`, `size + 1`, ...
+    pub fn from_frontier(size: u64, frontier: &[Hash]) -> Result<MerkleTree, ProofError> {
+        check_frontier(size, frontier)?;
+        let depth = (64 - size.leading_zeros()) as usize;
+        let mut tree = MerkleTree {
+            levels: vec![Vec::new(); depth],
+            offset: vec![0; depth],
+            base: size,
+        };
+        let mut next = frontier.iter();
+        for level in (0..depth).rev() {
+            let held_from = size >> level;
+            if held_from & 1 == 1 {
+                // A set bit: the frontier subtree of this level comes first.
+                let Some(hash) = next.next() else {
+                    unreachable!("check_frontier counted the set bits")
+                };
+                tree.levels[level].push(*hash);
+                tree.offset[level] = held_from - 1;
+            } else {
+                tree.offset[level] = held_from;
+            }
+        }
+        Ok(tree)
+    }
+
+    /// Leaves before this index were pruned (0 for a whole tree).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
     /// Number of leaves.
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| l.len() as u64)
+        match (self.levels.first(), self.offset.first()) {
+            (Some(l), Some(o)) => o + l.len() as u64,
+            _ => self.base,
+        }
     }
 
     /// The leaf hash at `index`.
     pub fn leaf(&self, index: u64) -> Option<Hash> {
-        let i = usize::try_from(index).ok()?;
-        self.levels.first().and_then(|l| l.get(i)).copied()
+        if index < self.base {
+            return None;
+        }
+        self.node(0, index).ok()
     }
 
     /// Appends one leaf hash (already computed with [`leaf_hash`]).
     pub fn push(&mut self, leaf: Hash) {
+        let leaf_index = self.size();
         let mut hash = leaf;
         let mut level = 0;
         loop {
             if self.levels.len() == level {
+                // A level first reached now starts at the subtree being completed.
                 self.levels.push(Vec::new());
+                self.offset.push(leaf_index >> level);
             }
             let row = &mut self.levels[level];
             row.push(hash);
             let len = row.len();
-            if len % 2 == 1 {
+            let index = self.offset[level] + len as u64 - 1;
+            if index % 2 == 0 {
                 break;
             }
             hash = node_hash(&row[len - 2], &row[len - 1]);
@@ -103,15 +170,33 @@ impl MerkleTree {
         }
     }
 
+    /// The hashes of the complete subtrees covering `[0, size)`, largest first: what remains
+    /// when the leaves before `size` are pruned.
+    pub fn frontier(&self, size: u64) -> Result<Vec<Hash>, ProofError> {
+        self.check_size(size)?;
+        let mut out = Vec::with_capacity(size.count_ones() as usize);
+        let mut lo = 0;
+        for level in (0..64).rev() {
+            let width = 1u64 << level;
+            if size & width != 0 {
+                out.push(self.range_hash(lo, lo + width)?);
+                lo += width;
+            }
+        }
+        Ok(out)
+    }
+
     /// The root of the whole tree.
     pub fn root(&self) -> Hash {
+        // Every size from the base on has a root (see the module doc).
         self.range_hash(0, self.size())
+            .unwrap_or_else(|_| unreachable!("the current size is never before the base"))
     }
 
     /// The root of the first `size` leaves.
     pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
         self.check_size(size)?;
-        Ok(self.range_hash(0, size))
+        self.range_hash(0, size)
     }
 
     /// RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of the first `size` leaves.
@@ -120,8 +205,11 @@ impl MerkleTree {
         if index >= size {
             return Err(ProofError::IndexOutOfRange { index, size });
         }
+        if index < self.base {
+            return Err(ProofError::Pruned { base: self.base });
+        }
         let mut out = Vec::with_capacity(64);
-        self.path(index, 0, size, &mut out);
+        self.path(index, 0, size, &mut out)?;
         Ok(out)
     }
 
@@ -134,7 +222,7 @@ impl MerkleTree {
         }
         let mut out = Vec::with_capacity(64);
         if old < new {
-            self.subproof(old, 0, new, true, &mut out);
+            self.subproof(old, 0, new, true, &mut out)?;
         }
         Ok(out)
     }
@@ -146,56 +234,97 @@ impl MerkleTree {
                 available: self.size(),
             });
         }
+        if size < self.base {
+            return Err(ProofError::Pruned { base: self.base });
+        }
         Ok(())
     }
 
-    /// MTH(D[lo:hi]) with `hi` ≤ size.
-    fn range_hash(&self, lo: u64, hi: u64) -> Hash {
-        let n = hi - lo;
-        if n == 0 {
-            return empty_root();
-        }
-        if n.is_power_of_two() && lo.is_multiple_of(n) {
-            let level = n.trailing_zeros() as usize;
-            // A complete, aligned subtree below the current size is always stored.
-            return self.levels[level][(lo / n) as usize];
-        }
-        let k = split_point(n);
-        node_hash(&self.range_hash(lo, lo + k), &self.range_hash(lo + k, hi))
+    /// The complete subtree `index` of `level`, when it is held.
+    fn node(&self, level: usize, index: u64) -> Result<Hash, ProofError> {
+        let pruned = ProofError::Pruned { base: self.base };
+        let (Some(row), Some(offset)) = (self.levels.get(level), self.offset.get(level)) else {
+            return Err(pruned);
+        };
+        let i = index.checked_sub(*offset).ok_or(pruned.clone())?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| row.get(i))
+            .copied()
+            .ok_or(pruned)
     }
 
-    fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) {
+    /// MTH(D[lo:hi]) with `hi` ≤ size.
+    fn range_hash(&self, lo: u64, hi: u64) -> Result<Hash, ProofError> {
+        let n = hi - lo;
+        if n == 0 {
+            return Ok(empty_root());
+        }
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
+            // A complete, aligned subtree below the current size is always held, unless it
+            // lies inside a pruned frontier subtree.
+            return self.node(n.trailing_zeros() as usize, lo / n);
+        }
+        let k = split_point(n);
+        Ok(node_hash(
+            &self.range_hash(lo, lo + k)?,
+            &self.range_hash(lo + k, hi)?,
+        ))
+    }
+
+    fn path(&self, m: u64, lo: u64, hi: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
         let n = hi - lo;
         if n <= 1 {
-            return;
+            return Ok(());
         }
         let k = split_point(n);
         if m < k {
-            self.path(m, lo, lo + k, out);
-            out.push(self.range_hash(lo + k, hi));
+            self.path(m, lo, lo + k, out)?;
+            out.push(self.range_hash(lo + k, hi)?);
         } else {
-            self.path(m - k, lo + k, hi, out);
-            out.push(self.range_hash(lo, lo + k));
+            self.path(m - k, lo + k, hi, out)?;
+            out.push(self.range_hash(lo, lo + k)?);
         }
+        Ok(())
     }
 
-    fn subproof(&self, m: u64, lo: u64, hi: u64, complete: bool, out: &mut Vec<Hash>) {
+    fn subproof(
+        &self,
+        m: u64,
+        lo: u64,
+        hi: u64,
+        complete: bool,
+        out: &mut Vec<Hash>,
+    ) -> Result<(), ProofError> {
         let n = hi - lo;
         if m == n {
             if !complete {
-                out.push(self.range_hash(lo, hi));
+                out.push(self.range_hash(lo, hi)?);
             }
-            return;
+            return Ok(());
         }
         let k = split_point(n);
         if m <= k {
-            self.subproof(m, lo, lo + k, complete, out);
-            out.push(self.range_hash(lo + k, hi));
+            self.subproof(m, lo, lo + k, complete, out)?;
+            out.push(self.range_hash(lo + k, hi)?);
         } else {
-            self.subproof(m - k, lo + k, hi, false, out);
-            out.push(self.range_hash(lo, lo + k));
+            self.subproof(m - k, lo + k, hi, false, out)?;
+            out.push(self.range_hash(lo, lo + k)?);
         }
+        Ok(())
     }
+}
+
+/// A frontier has one hash per set bit of its size.
+fn check_frontier(size: u64, frontier: &[Hash]) -> Result<(), ProofError> {
+    if frontier.len() != size.count_ones() as usize {
+        return Err(ProofError::FrontierLength {
+            size,
+            expected: size.count_ones(),
+            got: frontier.len(),
+        });
+    }
+    Ok(())
 }
 
 /// RFC 9162 §2.1.3.2: checks that `leaf` is at `index` in the tree of `size` leaves whose root
@@ -318,6 +447,15 @@ pub struct CompactRange {
 impl CompactRange {
     pub fn new() -> CompactRange {
         CompactRange::default()
+    }
+
+    /// The range of `size` leaves whose complete subtrees are `frontier` (largest first).
+    pub fn from_frontier(size: u64, frontier: &[Hash]) -> Result<CompactRange, ProofError> {
+        check_frontier(size, frontier)?;
+        Ok(CompactRange {
+            size,
+            stack: frontier.to_vec(),
+        })
     }
 
     pub fn size(&self) -> u64 {
@@ -495,6 +633,23 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_frontier_has_one_hash_per_set_bit() {
+        let h = leaf_hash(b"x");
+        assert_eq!(
+            MerkleTree::from_frontier(6, &[h]).map(|_| ()),
+            Err(ProofError::FrontierLength {
+                size: 6,
+                expected: 2,
+                got: 1
+            })
+        );
+        assert!(CompactRange::from_frontier(6, &[h, h, h]).is_err());
+        let empty = MerkleTree::from_frontier(0, &[]).unwrap();
+        assert_eq!(empty.size(), 0);
+        assert_eq!(empty.root(), empty_root());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -543,6 +698,43 @@ mod tests {
                 let mut longer = cproof.clone();
                 longer.push(other);
                 prop_assert!(verify_consistency(old as u64, size as u64, &old_root, &root, &longer).is_err());
+            }
+        }
+
+        /// A tree resumed from the frontier at `base` answers every root and proof at or after
+        /// `base` exactly as the whole tree does, and refuses the rest as pruned.
+        #[test]
+        fn a_tree_resumed_from_a_frontier_answers_like_the_whole_tree(n in 1usize..140, cut in 0usize..1000, a in 0usize..1000, b in 0usize..1000) {
+            let ls = leaves(n);
+            let whole = tree_of(&ls);
+            let base = cut % (n + 1);
+            let frontier = whole.frontier(base as u64).unwrap();
+            prop_assert_eq!(frontier.len(), (base as u64).count_ones() as usize);
+            let mut resumed = MerkleTree::from_frontier(base as u64, &frontier).unwrap();
+            let mut range = CompactRange::from_frontier(base as u64, &frontier).unwrap();
+            for l in &ls[base..] {
+                resumed.push(*l);
+                range.push(*l);
+            }
+            prop_assert_eq!(resumed.size(), n as u64);
+            prop_assert_eq!(resumed.root(), whole.root());
+            prop_assert_eq!(range.root(), whole.root());
+            let size = (base + a % (n + 1 - base)).max(1) as u64;
+            prop_assert_eq!(resumed.root_at(size), whole.root_at(size));
+            let index = b as u64 % size;
+            if index >= base as u64 {
+                prop_assert_eq!(resumed.inclusion_proof(index, size), whole.inclusion_proof(index, size));
+                prop_assert_eq!(resumed.leaf(index), whole.leaf(index));
+            } else {
+                prop_assert_eq!(resumed.inclusion_proof(index, size), Err(ProofError::Pruned { base: base as u64 }));
+                prop_assert_eq!(resumed.leaf(index), None);
+            }
+            let old = (base as u64).max(1) + b as u64 % (size + 1 - (base as u64).max(1)).max(1);
+            if old <= size {
+                prop_assert_eq!(resumed.consistency_proof(old, size), whole.consistency_proof(old, size));
+            }
+            if base > 1 {
+                prop_assert_eq!(resumed.root_at(base as u64 - 1), Err(ProofError::Pruned { base: base as u64 }));
             }
         }
     }

@@ -11,6 +11,7 @@
 //! - [`key`]: the Ed25519 audit key (PKCS#8 PEM as `openssl genpkey` writes it) and its public
 //!   forms (JWK with RFC 7638 thumbprint, signed-note verifier key).
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` signed notes with a `time` extension line.
+//! - [`prune`]: what stands in for entries deleted by audit retention.
 //! - [`verify`]: streaming verification of a whole log against its checkpoints, naming the
 //!   first bad entry.
 
@@ -18,6 +19,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod key;
 pub mod merkle;
+pub mod prune;
 pub mod verify;
 
 pub use checkpoint::{
@@ -28,4 +30,5 @@ pub use entry::{
 };
 pub use key::{AuditPublicKey, AuditSigningKey, KeyError};
 pub use merkle::{Hash, MerkleTree, ProofError};
+pub use prune::{PrunedBase, prune_point};
 pub use verify::{Verifier, VerifyError, VerifySummary, verify_log};

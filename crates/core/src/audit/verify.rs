@@ -13,6 +13,11 @@
 //!   other (each is a prefix of the next) without separate consistency proofs;
 //! - the log is at least as long as the largest checkpoint (else its tail was truncated).
 //!
+//! A pruned log ([`super::prune`]) is verified from its base ([`Verifier::resume`]): the
+//! checkpoint at the base's size must exist and its root equal the base's frontier root; every
+//! older checkpoint must reach a later one through the base's consistency proofs; the first
+//! kept entry must link to the base's head; checkpoints after the base are checked as above.
+//!
 //! The hash chain has no secret: someone able to rewrite the store can recompute it. What
 //! they cannot forge is a checkpoint; entries after the newest checkpoint are protected only
 //! by the chain, and [`VerifySummary::unanchored`] says how many there are.
@@ -21,7 +26,8 @@
 
 use super::checkpoint::{Checkpoint, CheckpointError, CheckpointVerifier};
 use super::entry::{AuditEntry, GENESIS_PREV_HASH, chain_hash};
-use super::merkle::{CompactRange, Hash, empty_root, leaf_hash};
+use super::merkle::{CompactRange, Hash, empty_root, leaf_hash, verify_consistency};
+use super::prune::PrunedBase;
 use crate::clock::Timestamp;
 
 /// How far around its position a changed entry is tried under other seqs, to tell a
@@ -68,6 +74,8 @@ pub enum VerifyError {
         tree_size: u64,
         time: Timestamp,
     },
+    #[error("the entries before {size} were pruned, but {reason}")]
+    PrunedBase { size: u64, reason: String },
 }
 
 impl VerifyError {
@@ -84,6 +92,7 @@ impl VerifyError {
             | VerifyError::BrokenLink { seq } => Some(*seq),
             VerifyError::CheckpointRootMismatch { first, .. } => Some(*first),
             VerifyError::Truncated { entries, .. } => Some(*entries),
+            VerifyError::PrunedBase { .. } => None,
         }
     }
 }
@@ -103,6 +112,8 @@ pub struct VerifySummary {
     pub latest_checkpoint: Option<Checkpoint>,
     /// Entries after the latest checkpoint: protected by the hash chain only.
     pub unanchored: u64,
+    /// Entries before this were pruned (0: none); `entries` counts from here.
+    pub pruned_before: u64,
 }
 
 /// Incremental verifier: [`Verifier::push`] each entry in seq order, then [`Verifier::finish`].
@@ -118,6 +129,8 @@ pub struct Verifier {
     next_checkpoint: usize,
     /// Size of the last checkpoint whose root matched.
     anchored: u64,
+    /// Entries before this were pruned.
+    pruned_before: u64,
     /// An entry seen ahead of its place; decided by the next one.
     held: Option<u64>,
     /// A checkpoint whose root did not match, reported with the next entry or at the end: an
@@ -149,6 +162,92 @@ impl Verifier {
         Ok(v)
     }
 
+    /// A verifier of a pruned log, starting at `base.size`: checks every checkpoint's
+    /// signature, that the checkpoint at the base's size has the base's root, and that every
+    /// older checkpoint is consistent, through the base's links, with a later one.
+    pub fn resume<I, S>(
+        base: &PrunedBase,
+        checkpoints: I,
+        key: &CheckpointVerifier,
+    ) -> Result<Verifier, VerifyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut v = Verifier::new(Vec::<String>::new(), key)?;
+        for (index, note) in checkpoints.into_iter().enumerate() {
+            let cp = key
+                .verify(note.as_ref())
+                .map_err(|source| VerifyError::Checkpoint { index, source })?;
+            v.checkpoints.push(cp.checkpoint().clone());
+        }
+        v.checkpoints.sort_by_key(|c| c.tree_size);
+        let fault = |reason: String| VerifyError::PrunedBase {
+            size: base.size,
+            reason,
+        };
+        let root_of = |size: u64| {
+            v.checkpoints
+                .iter()
+                .find(|c| c.tree_size == size)
+                .map(|c| c.root_hash)
+        };
+        let base_root = base.root().map_err(|e| fault(e.to_string()))?;
+        match root_of(base.size) {
+            None => return Err(fault("no checkpoint of that size is stored".into())),
+            Some(root) if root != base_root => {
+                return Err(fault(
+                    "the checkpoint of that size does not match what was kept of them".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        for cp in v.checkpoints.iter().filter(|c| c.tree_size < base.size) {
+            if cp.tree_size == 0 {
+                // The empty tree is a prefix of every tree; only its root can be wrong.
+                if cp.root_hash != empty_root() {
+                    return Err(fault(
+                        "the checkpoint of size 0 is not the empty tree".into(),
+                    ));
+                }
+                continue;
+            }
+            let Some(link) = base.links.iter().find(|l| l.from == cp.tree_size) else {
+                return Err(fault(format!(
+                    "the checkpoint of size {} has no consistency proof to a later one",
+                    cp.tree_size
+                )));
+            };
+            let Some(to_root) = root_of(link.to) else {
+                return Err(fault(format!(
+                    "no checkpoint of size {} is stored",
+                    link.to
+                )));
+            };
+            verify_consistency(link.from, link.to, &cp.root_hash, &to_root, &link.proof).map_err(
+                |e| {
+                    fault(format!(
+                        "the checkpoint of size {} is not consistent with the one of size {}: {e}",
+                        link.from, link.to
+                    ))
+                },
+            )?;
+        }
+        v.range = CompactRange::from_frontier(base.size, &base.frontier)
+            .map_err(|e| fault(e.to_string()))?;
+        v.next_seq = base.size;
+        v.head = base.head;
+        v.previous_head = base.head;
+        v.anchored = base.size;
+        v.pruned_before = base.size;
+        v.next_checkpoint = v
+            .checkpoints
+            .iter()
+            .position(|c| c.tree_size > base.size)
+            .unwrap_or(v.checkpoints.len());
+        Ok(v)
+    }
+
     /// A verifier of the chain and tree alone.
     pub fn without_checkpoints() -> Verifier {
         Verifier {
@@ -159,6 +258,7 @@ impl Verifier {
             checkpoints: Vec::new(),
             next_checkpoint: 0,
             anchored: 0,
+            pruned_before: 0,
             held: None,
             deferred: None,
             buf: Vec::with_capacity(512),
@@ -262,7 +362,8 @@ impl Verifier {
             });
         }
         Ok(VerifySummary {
-            entries: self.next_seq,
+            entries: self.next_seq - self.pruned_before,
+            pruned_before: self.pruned_before,
             head_hash: self.head,
             root: self.range.root(),
             checkpoints: self.checkpoints.len(),
@@ -384,6 +485,91 @@ mod tests {
 
     fn check(entries: Vec<AuditEntry>, cps: &[String]) -> Result<VerifySummary, VerifyError> {
         verify_log(entries, cps, &signer().verifier())
+    }
+
+    /// The log of [`log`] pruned at the checkpoint of size 16 (a base built from its tree).
+    fn pruned(entries: &[AuditEntry], cps: &[u64]) -> PrunedBase {
+        let mut tree = crate::audit::MerkleTree::new();
+        for e in entries {
+            tree.push(leaf_hash(&e.canonical_bytes()));
+        }
+        PrunedBase::at(&tree, 16, entries[15].hash, cps, None).unwrap()
+    }
+
+    #[test]
+    fn a_pruned_log_verifies_from_its_base_and_old_checkpoints_still_link_to_it() {
+        let (entries, cps) = log();
+        let base = pruned(&entries, &[0, 8, 16]);
+        let key = signer().verifier();
+        let resume =
+            |base: &PrunedBase, kept: &[AuditEntry]| -> Result<VerifySummary, VerifyError> {
+                let mut v = Verifier::resume(base, &cps, &key)?;
+                for e in kept {
+                    v.push(e)?;
+                }
+                v.finish()
+            };
+        let summary = resume(&base, &entries[16..]).unwrap();
+        assert_eq!(
+            (
+                summary.entries,
+                summary.pruned_before,
+                summary.checkpoints,
+                summary.unanchored
+            ),
+            (4, 16, 3, 4)
+        );
+        assert_eq!(summary.root, check(entries.clone(), &cps).unwrap().root);
+
+        // A kept entry that does not link to the base's head.
+        let mut wrong_head = base.clone();
+        wrong_head.head = [9; 32];
+        assert_eq!(
+            resume(&wrong_head, &entries[16..]),
+            Err(VerifyError::BrokenLink { seq: 16 })
+        );
+        // A frontier that is not the checkpoint's root.
+        let mut wrong_frontier = base.clone();
+        wrong_frontier.frontier[0][0] ^= 1;
+        assert!(matches!(
+            resume(&wrong_frontier, &entries[16..]),
+            Err(VerifyError::PrunedBase { size: 16, .. })
+        ));
+        // An old checkpoint without its link, or with a link that does not prove consistency.
+        let mut unlinked = base.clone();
+        unlinked.links.retain(|l| l.from != 8);
+        let err = resume(&unlinked, &entries[16..]).unwrap_err();
+        assert!(
+            err.to_string().contains("size 8 has no consistency proof"),
+            "{err}"
+        );
+        let mut bad_link = base.clone();
+        bad_link.links[0].proof[0][0] ^= 1;
+        assert!(matches!(
+            resume(&bad_link, &entries[16..]),
+            Err(VerifyError::PrunedBase { .. })
+        ));
+        // Pruned at a size no checkpoint has.
+        let mut tree = crate::audit::MerkleTree::new();
+        for e in &entries {
+            tree.push(leaf_hash(&e.canonical_bytes()));
+        }
+        let off = PrunedBase::at(&tree, 12, entries[11].hash, &[8], None).unwrap();
+        let err = resume(&off, &entries[12..]).unwrap_err();
+        assert!(
+            err.to_string().contains("no checkpoint of that size"),
+            "{err}"
+        );
+        // A deleted kept entry is still named.
+        let mut gap = entries[16..].to_vec();
+        gap.remove(1);
+        assert_eq!(
+            resume(&base, &gap),
+            Err(VerifyError::Missing {
+                seq: 17,
+                next: Some(18)
+            })
+        );
     }
 
     #[test]
