@@ -162,7 +162,7 @@ impl MerkleTree {
             row.push(hash);
             let len = row.len();
             let index = self.offset[level] + len as u64 - 1;
-            if index % 2 == 0 {
+            if index.is_multiple_of(2) {
                 break;
             }
             hash = node_hash(&row[len - 2], &row[len - 1]);
