@@ -55,11 +55,17 @@ pub struct Durable {
 /// Starts a testbed on `backend` with `SIIRTO__...` overrides; `None` (after a loud SKIPPED line)
 /// when PostgreSQL is asked for and `SIIRTO_TEST_POSTGRES` is unset.
 pub async fn start(backend: Backend, env: &[(&str, &str)]) -> Option<Durable> {
+    start_at(backend, env, SystemClock.now()).await
+}
+
+/// [`start`] with the manual clock set to `now` (e.g. in the past, for commands that run on
+/// the real clock afterwards).
+pub async fn start_at(backend: Backend, env: &[(&str, &str)], now: Timestamp) -> Option<Durable> {
     let db = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(helpers::postgres().await?),
     };
-    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let clock = Arc::new(ManualClock::new(now));
     let bed = helpers::start_with(TestbedOptions {
         database_url: db.as_ref().map(|d| d.url.clone()),
         env: env

@@ -231,14 +231,18 @@ impl OnBroken {
 #[derive(Debug, Clone)]
 pub struct RetentionConfig {
     /// Finished transfers (delivered, failed, cancelled) and their timelines are deleted this
-    /// long after they ended (default 2 years). Audit entries are kept (see the README).
+    /// long after they ended (default 2 years).
     pub transfers: Duration,
+    /// Audit entries older than this are pruned, a whole checkpointed range at a time (see
+    /// `siirto_core::audit::prune`); `None` (the default) keeps the audit log whole.
+    pub audit: Option<Duration>,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
             transfers: Duration::from_secs(730 * 24 * 3600),
+            audit: None,
         }
     }
 }

@@ -639,7 +639,7 @@ const STORAGE_KEYS: &[(&str, Kind)] = &[
     ("payload_key", Kind::Text),
     ("payload_previous_keys", Kind::List),
 ];
-const RETENTION_KEYS: &[(&str, Kind)] = &[("transfers", Kind::Duration)];
+const RETENTION_KEYS: &[(&str, Kind)] = &[("transfers", Kind::Duration), ("audit", Kind::Duration)];
 const ROOT_KEYS: &[(&str, Kind)] = &[
     ("gateway", Kind::Section(GATEWAY_KEYS)),
     ("issuers", Kind::Entries(ISSUER_KEYS)),
@@ -1480,14 +1480,28 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             payload_key,
             payload_previous_keys,
         },
-        retention: RetentionConfig {
-            transfers: check.duration(
-                section(t, "retention").unwrap_or(&empty),
-                "retention",
-                "transfers",
-                RetentionConfig::default().transfers,
-                (DAY, 100 * 365 * DAY),
-            ),
+        retention: {
+            let r = section(t, "retention").unwrap_or(&empty);
+            RetentionConfig {
+                transfers: check.duration(
+                    r,
+                    "retention",
+                    "transfers",
+                    RetentionConfig::default().transfers,
+                    (DAY, 100 * 365 * DAY),
+                ),
+                // Absent: the audit log is kept whole. At least 30 days, so a checkpoint's
+                // entries are never pruned before anyone could fetch their proofs.
+                audit: r.contains_key("audit").then(|| {
+                    check.duration(
+                        r,
+                        "retention",
+                        "audit",
+                        365 * DAY,
+                        (30 * DAY, 100 * 365 * DAY),
+                    )
+                }),
+            }
         },
     }
 }
@@ -3026,6 +3040,12 @@ mod tests {
                 "[retention]\ntransfers = \"1h\"\n\n[storage]",
                 "retention.transfers",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "1h"),
+            ),
+            (
+                "[storage]",
+                "[retention]\naudit = \"7d\"\n\n[storage]",
+                "retention.audit",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "7d"),
             ),
             (
                 "[storage]",

@@ -173,6 +173,18 @@ async fn housekeeping(gateway: Arc<Gateway>, mut shutdown: Shutdown) {
                 ),
                 Err(e) => tracing::warn!(error = %e, "applying [retention] failed"),
             }
+            match gateway
+                .apply_audit_retention(crate::delivery::GATEWAY_ACTOR)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(p)) => tracing::info!(
+                    pruned_before = p.before,
+                    entries = p.entries,
+                    "audit entries past [retention] audit pruned"
+                ),
+                Err(e) => tracing::warn!(error = %e, "applying [retention] audit failed"),
+            }
         }
         tick += 1;
         tokio::select! {

@@ -485,6 +485,22 @@ impl Gateway {
         apply_retention(&self.store, &self.config, self.now(), actor).await
     }
 
+    /// `[retention] audit`, when set: prunes the audit entries before the largest checkpoint
+    /// whose entries are all older than it (`retention.audit_pruned` by `actor`), and lets the
+    /// trail's tree continue from what stands in for them.
+    pub async fn apply_audit_retention(
+        &self,
+        actor: &str,
+    ) -> Result<Option<crate::trail::AuditPruning>, crate::trail::TrailError> {
+        let key = self.trail.checkpoint_verifier();
+        let done = apply_audit_retention(&self.store, &self.config, &key, self.now(), actor, false)
+            .await?;
+        if let Some(base) = done.as_ref().and_then(|d| d.base.as_ref()) {
+            self.trail.adopt_base(base)?;
+        }
+        Ok(done)
+    }
+
     /// When a source or destination counts as down, and how it is probed (`[delivery]`).
     pub fn health_policy(&self) -> HealthPolicy {
         self.config.delivery.health_policy()
@@ -599,6 +615,34 @@ pub async fn apply_retention(
             return Ok(total);
         }
     }
+}
+
+/// [`Gateway::apply_audit_retention`] on a store (also used by `siirto retention`); `None`
+/// without `[retention] audit` or when nothing is old enough.
+pub async fn apply_audit_retention(
+    store: &Store,
+    config: &Config,
+    key: &siirto_core::audit::CheckpointVerifier,
+    now: Timestamp,
+    actor: &str,
+    dry_run: bool,
+) -> Result<Option<crate::trail::AuditPruning>, crate::trail::TrailError> {
+    let Some(keep) = config.retention.audit else {
+        return Ok(None);
+    };
+    let cutoff = Timestamp::from_millis(
+        now.millis()
+            .saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
+    );
+    let mut event = AuditEvent::new(now, actor, "retention.audit_pruned", "ok");
+    event.detail.insert(
+        "retention".into(),
+        siirto_core::config::format_duration(keep),
+    );
+    event
+        .detail
+        .insert("written_before".into(), cutoff.rfc3339());
+    crate::trail::prune_audit(store, key, cutoff, event, dry_run).await
 }
 
 /// Finished transfers that ended before this are past `[retention] transfers`.

@@ -400,7 +400,7 @@ async fn show_one(store: &Store, id: &str) -> Result<Option<Value>, ToolError> {
     Ok(Some(view))
 }
 
-/// `siirto retention [--dry-run]`: applies `[retention] transfers` to the configured database
+/// `siirto retention [--dry-run]`: applies `[retention] transfers` and `[retention] audit` to the configured database
 /// now (actor `cli`), or says what it would delete.
 pub async fn retention(config: &Config, dry_run: bool) -> Result<ExitCode, ToolError> {
     use siirto_core::clock::{Clock, SystemClock};
@@ -424,34 +424,79 @@ pub async fn retention(config: &Config, dry_run: bool) -> Result<ExitCode, ToolE
             .await
             .map(|n| {
                 println!(
-                    "{n} finished transfer(s) ended before {before} deleted ([retention] transfers = {kept}); audit entries are kept"
+                    "{n} finished transfer(s) ended before {before} deleted ([retention] transfers = {kept})"
                 )
             })
     };
+    let audit = match result {
+        Ok(()) => audit_retention(config, &store, now, dry_run).await,
+        Err(e) => Err(e.into()),
+    };
     store.close().await;
-    result?;
+    audit?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
-/// prints what is wrong, naming the first bad entry, and exits 1.
-pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
+/// The `[retention] audit` half of `siirto retention`.
+async fn audit_retention(
+    config: &Config,
+    store: &Store,
+    now: siirto_core::clock::Timestamp,
+    dry_run: bool,
+) -> Result<(), ToolError> {
+    let Some(keep) = config.retention.audit else {
+        println!("audit entries are kept ([retention] audit is not set)");
+        return Ok(());
+    };
+    let keep = siirto_core::config::format_duration(keep);
+    let key = checkpoint_verifier(config)?;
+    let done = crate::state::apply_audit_retention(store, config, &key, now, "cli", dry_run)
+        .await
+        .map_err(|e| ToolError::Other(format!("[retention] audit: {e}")))?;
+    match done {
+        None => println!(
+            "no checkpointed range of audit entries is older than [retention] audit = {keep}"
+        ),
+        Some(p) if dry_run => println!(
+            "{} audit entr(y/ies) before the checkpoint of size {} would be pruned ([retention] audit = {keep})",
+            p.entries, p.before
+        ),
+        Some(p) => println!(
+            "{} audit entr(y/ies) before the checkpoint of size {} pruned ([retention] audit = {keep}); the checkpoints and the hashes later proofs need are kept",
+            p.entries, p.before
+        ),
+    }
+    Ok(())
+}
+
+/// The verifier of the configured log's checkpoints: the audit key and its predecessors.
+fn checkpoint_verifier(config: &Config) -> Result<CheckpointVerifier, ToolError> {
     let key = audit_public_key(config)?;
     let history =
         crate::config::previous_audit_keys(config).map_err(|(path, message)| ToolError::File {
             path: path.display().to_string(),
             message,
         })?;
-    let verifier_key = CheckpointVerifier::new(key, &audit_origin(config))
+    Ok(CheckpointVerifier::new(key, &audit_origin(config))
         .map_err(|e| ToolError::Other(e.to_string()))?
-        .with_previous_keys(history.public_keys);
+        .with_previous_keys(history.public_keys))
+}
+
+/// `siirto audit verify`: exit 0 only when the whole log and every checkpoint verify; otherwise
+/// prints what is wrong, naming the first bad entry, and exits 1.
+pub async fn audit_verify(config: &Config) -> Result<ExitCode, ToolError> {
+    let verifier_key = checkpoint_verifier(config)?;
     let store = Store::connect(&config.gateway.database_url).await?;
     let outcome = crate::trail::verify_store(&store, &verifier_key).await?;
     store.close().await;
     match outcome.result {
         Ok(summary) => {
+            let pruned = match summary.pruned_before {
+                0 => String::new(),
+                n => format!(" (entries before {n} pruned by [retention] audit)"),
+            };
             println!(
-                "audit log verifies: {} entries, root {}, {} checkpoint(s), {} entries after the latest checkpoint",
+                "audit log verifies: {} entries{pruned}, root {}, {} checkpoint(s), {} entries after the latest checkpoint",
                 summary.entries,
                 siirto_core::clock::hex(&summary.root),
                 summary.checkpoints,

@@ -53,7 +53,7 @@ use siirto_core::audit::checkpoint::Checkpoint;
 use siirto_core::audit::merkle::{verify_consistency, verify_inclusion};
 use siirto_core::audit::{
     AuditEntry, AuditEvent, CheckpointSigner, CheckpointVerifier, Hash, MerkleTree, ProofError,
-    Pseudonym, Verifier, VerifyError, VerifySummary,
+    PrunedBase, Pseudonym, Verifier, VerifyError, VerifySummary,
 };
 use siirto_core::clock::{Timestamp, hex, unhex};
 
@@ -198,15 +198,19 @@ impl Trail {
             return Err(err);
         }
         if guard.is_none() {
-            let notes: Vec<String> = store
-                .checkpoints()
-                .await?
-                .into_iter()
-                .map(|c| c.note)
-                .collect();
-            match Verifier::new(&notes, &self.checkpoint_verifier()) {
+            let (verifier, base) = stored_verifier(store, &self.checkpoint_verifier()).await?;
+            match verifier {
                 Ok(v) => *guard = Some(v),
                 Err(fault) => return Err(self.break_with(fault)),
+            }
+            if let Some(base) = base {
+                // The pruned entries' frontier stands in for them (checked by the verifier).
+                let tree = base.tree()?;
+                let mut tail = self.write_tail();
+                if tail.tree.size() == 0 {
+                    tail.tree = tree;
+                    tail.head = base.head;
+                }
             }
         }
         let Some(verifier) = guard.as_mut() else {
@@ -233,6 +237,35 @@ impl Trail {
                 return Ok(self.size());
             }
         }
+    }
+
+    /// After audit retention pruned the entries before `base.size`: the tree continues from
+    /// the base, so the memory of the pruned leaves is given back and proofs reaching into
+    /// them answer [`ProofError::Pruned`], as after a restart.
+    pub fn adopt_base(&self, base: &PrunedBase) -> Result<(), TrailError> {
+        let mut tail = self.write_tail();
+        if tail.tree.base() >= base.size || tail.tree.size() < base.size {
+            return Ok(());
+        }
+        let mut tree = base.tree()?;
+        for index in base.size..tail.tree.size() {
+            let Some(leaf) = tail.tree.leaf(index) else {
+                return Err(TrailError::Proof(ProofError::Pruned {
+                    base: tail.tree.base(),
+                }));
+            };
+            tree.push(leaf);
+        }
+        if tree.root() != tail.tree.root() {
+            // Cannot happen for a base built from this log; keep the whole tree if it does.
+            tracing::error!(
+                size = base.size,
+                "the pruned base does not continue the trail's tree"
+            );
+            return Ok(());
+        }
+        tail.tree = tree;
+        Ok(())
     }
 
     fn broken_error(&self) -> Option<TrailError> {
@@ -461,37 +494,62 @@ pub struct VerifyOutcome {
     pub result: Result<VerifySummary, VerifyError>,
 }
 
-/// Streams the whole stored log through the [`Verifier`] with every stored checkpoint.
-pub async fn verify_store(
+/// The verifier of the stored log: from its start, or — when entries were pruned — from what
+/// stands in for them ([`Verifier::resume`]), which is returned too.
+async fn stored_verifier(
     store: &Store,
     key: &CheckpointVerifier,
-) -> Result<VerifyOutcome, StoreError> {
+) -> Result<(Result<Verifier, VerifyError>, Option<PrunedBase>), StoreError> {
     let notes: Vec<String> = store
         .checkpoints()
         .await?
         .into_iter()
         .map(|c| c.note)
         .collect();
-    let checkpoints = notes.len();
+    let base = store.audit_base().await?;
+    let verifier = match &base {
+        None => Verifier::new(&notes, key),
+        Some(b) => Verifier::resume(b, &notes, key),
+    };
+    Ok((verifier, base))
+}
+
+/// Streams the whole stored log through the [`Verifier`] with every stored checkpoint.
+pub async fn verify_store(
+    store: &Store,
+    key: &CheckpointVerifier,
+) -> Result<VerifyOutcome, StoreError> {
+    verify_store_with(store, key, |_, _| {}).await
+}
+
+/// [`verify_store`], handing each verified entry and its leaf hash to `on_leaf`.
+async fn verify_store_with(
+    store: &Store,
+    key: &CheckpointVerifier,
+    mut on_leaf: impl FnMut(&AuditEntry, Hash),
+) -> Result<VerifyOutcome, StoreError> {
+    let checkpoints = store.checkpoints().await?.len();
     let fail = |checked, e| VerifyOutcome {
         checked,
         checkpoints,
         result: Err(e),
     };
-    let mut verifier = match Verifier::new(&notes, key) {
+    let (verifier, base) = stored_verifier(store, key).await?;
+    let mut verifier = match verifier {
         Ok(v) => v,
         Err(e) => return Ok(fail(0, e)),
     };
     let mut checked = 0u64;
-    let mut from = 0u64;
+    let mut from = base.map_or(0, |b| b.size);
     loop {
         let page = store.audit_range(from, PAGE).await?;
         let Some(last) = page.last().map(|e| e.seq) else {
             break;
         };
         for entry in &page {
-            if let Err(e) = verifier.push(entry) {
-                return Ok(fail(checked, e));
+            match verifier.push(entry) {
+                Ok(leaf) => on_leaf(entry, leaf),
+                Err(e) => return Ok(fail(checked, e)),
             }
             checked += 1;
         }
@@ -505,6 +563,92 @@ pub async fn verify_store(
         },
         Err(e) => fail(checked, e),
     })
+}
+
+/// What `[retention] audit` did, or would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPruning {
+    /// Entries before this are (to be) pruned: the size of a stored checkpoint.
+    pub before: u64,
+    /// How many entries that is (those pruned earlier not counted).
+    pub entries: u64,
+    /// The base written (`None` on a dry run).
+    pub base: Option<PrunedBase>,
+}
+
+/// `[retention] audit`: prunes the audit entries before the largest checkpointed size whose
+/// entries were all written before `cutoff` ([`siirto_core::audit::prune_point`]), keeping a
+/// [`PrunedBase`] in their place, with `event` (actor and action set by the caller) in the
+/// same transaction. The whole stored log is verified first: a log that does not verify is
+/// never pruned (that would erase the evidence), which is [`TrailError::Broken`]. With
+/// `dry_run` nothing is written. `Ok(None)`: nothing is old enough.
+pub async fn prune_audit(
+    store: &Store,
+    key: &CheckpointVerifier,
+    cutoff: Timestamp,
+    event: AuditEvent,
+    dry_run: bool,
+) -> Result<Option<AuditPruning>, TrailError> {
+    let sizes: Vec<u64> = store
+        .checkpoints()
+        .await?
+        .iter()
+        .map(|c| c.tree_size)
+        .collect();
+    let previous = store.audit_base().await?;
+    let first_young = store.first_audit_at_or_after(cutoff).await?;
+    let base_size = previous.as_ref().map_or(0, |b| b.size);
+    let Some(before) = siirto_core::audit::prune_point(&sizes, first_young, u64::MAX, base_size)
+    else {
+        return Ok(None);
+    };
+    let mut tree = match &previous {
+        Some(b) => b.tree()?,
+        None => MerkleTree::new(),
+    };
+    let mut head = None;
+    let outcome = verify_store_with(store, key, |entry, leaf| {
+        if entry.seq < before {
+            tree.push(leaf);
+        }
+        if entry.seq + 1 == before {
+            head = Some(entry.hash);
+        }
+    })
+    .await?;
+    if let Err(fault) = outcome.result {
+        return Err(TrailError::Broken {
+            verified: outcome.checked,
+            fault,
+        });
+    }
+    let entries = before - base_size;
+    if dry_run {
+        return Ok(Some(AuditPruning {
+            before,
+            entries,
+            base: None,
+        }));
+    }
+    let Some(head) = head else {
+        // The verified log holds a checkpoint of size `before`, so it has entry `before - 1`.
+        return Err(TrailError::Proof(ProofError::SizeTooLarge {
+            size: before,
+            available: tree.size(),
+        }));
+    };
+    let base = PrunedBase::at(&tree, before, head, &sizes, previous.as_ref()).map_err(|e| {
+        TrailError::Store(StoreError::Corrupt {
+            what: "audit base",
+            detail: e.to_string(),
+        })
+    })?;
+    store.prune_audit(base.clone(), event.at, event).await?;
+    Ok(Some(AuditPruning {
+        before,
+        entries,
+        base: Some(base),
+    }))
 }
 
 /// The trail's background task: follows the store's tail and signs checkpoints until

@@ -92,6 +92,9 @@ error_codes! {
     NotFailed = CONFLICT "not_failed",
     NotRetryable = CONFLICT "not_retryable",
     InvalidTransition = CONFLICT "invalid_transition",
+    /// An inclusion or consistency proof reaching into audit entries pruned by
+    /// `[retention] audit`.
+    Pruned = GONE "pruned",
     RequestTooLarge = PAYLOAD_TOO_LARGE "request_too_large",
     MissingClaim = UNPROCESSABLE_ENTITY "missing_claim",
     InvalidClaim = UNPROCESSABLE_ENTITY "invalid_claim",

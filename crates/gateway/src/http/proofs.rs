@@ -105,6 +105,12 @@ fn proof_error(gw: &Gateway, e: TrailError) -> ApiError {
                 )
             }
         }
+        TrailError::Proof(ProofError::Pruned { base }) => ApiError::new(
+            ErrorCode::Pruned,
+            format!(
+                "audit entries before {base} were pruned by [retention] audit: proofs start at size {base}"
+            ),
+        ),
         TrailError::Proof(e) => ApiError::new(ErrorCode::InvalidQuery, e.to_string()),
         TrailError::Broken { verified, .. } => unverified(verified),
     }

@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use siirto_core::audit::{AuditEntry, AuditEvent};
+use siirto_core::audit::{AuditEntry, AuditEvent, PrunedBase};
 use siirto_core::clock::Timestamp;
 use siirto_core::peer_health::{self, CallOutcome, Change, HealthPolicy, PeerHealth};
 use siirto_core::transfer::{FailureReason, Status};
@@ -343,6 +343,12 @@ enum Op {
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     PurgeReplay(Timestamp, oneshot::Sender<Result<u64, StoreError>>),
+    PruneAudit {
+        base: Box<PrunedBase>,
+        at: Timestamp,
+        audit: AuditEvent,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     PurgeFinished {
         before: Timestamp,
         limit: u32,
@@ -679,6 +685,57 @@ impl Store {
             reply: tx,
         };
         self.send(op, rx).await
+    }
+
+    /// Deletes the audit entries before `base.size` and keeps `base` in their place, in one
+    /// transaction with `audit` (its `detail` completed with `pruned_before` and `deleted`).
+    /// Refused (nothing written) when entry `base.size - 1` is not the one the base was built
+    /// from. Returns how many entries were deleted.
+    pub async fn prune_audit(
+        &self,
+        base: PrunedBase,
+        at: Timestamp,
+        audit: AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::PruneAudit {
+            base: Box::new(base),
+            at,
+            audit,
+            reply: tx,
+        };
+        self.send(op, rx).await
+    }
+
+    /// What stands in for pruned audit entries, when some were pruned.
+    pub async fn audit_base(&self) -> Result<Option<PrunedBase>, StoreError> {
+        let json: Option<String> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT base FROM audit_base WHERE id = 1")
+                .fetch_optional(p)
+                .await?
+        });
+        json.map(|j| {
+            PrunedBase::decode(&j).map_err(|e| StoreError::Corrupt {
+                what: "audit base",
+                detail: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// The seq of the first audit entry written at or after `at` (the log's length when none
+    /// is).
+    pub async fn first_audit_at_or_after(&self, at: Timestamp) -> Result<u64, StoreError> {
+        let first: Option<i64> = with_pool!(self, p => {
+            sqlx::query_scalar("SELECT MIN(seq) FROM audit WHERE at >= $1")
+                .bind(at.millis())
+                .fetch_one(p)
+                .await?
+        });
+        match first {
+            Some(seq) => Ok(u64::try_from(seq).unwrap_or(0)),
+            None => self.audit_len().await,
+        }
     }
 
     /// Every peer with stored health (a peer without a row is up).
@@ -1209,10 +1266,25 @@ macro_rules! backend {
                     .fetch_optional(&mut *conn)
                     .await?;
                 match row {
-                    None => Ok(Head {
-                        next_seq: 0,
-                        prev_hash: [0u8; 32],
-                    }),
+                    // Every entry pruned: the chain continues from what stands in for them.
+                    None => {
+                        let base: Option<(i64, String)> = sqlx::query_as("SELECT size, base FROM audit_base WHERE id = 1")
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        match base {
+                            None => Ok(Head {
+                                next_seq: 0,
+                                prev_hash: [0u8; 32],
+                            }),
+                            Some((_, json)) => {
+                                let base = PrunedBase::decode(&json).map_err(|e| StoreError::Corrupt {
+                                    what: "audit base",
+                                    detail: e.to_string(),
+                                })?;
+                                Ok(Head { next_seq: base.size, prev_hash: base.head })
+                            }
+                        }
+                    }
                     Some(r) => {
                         let seq: i64 = r.try_get(0)?;
                         let hash: Vec<u8> = r.try_get(1)?;
@@ -1373,6 +1445,14 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e),
                         }
                     }
+                    Op::PruneAudit { base, at, audit, reply } => {
+                        match prune_audit(conn, head, &base, at, audit).await {
+                            Ok(n) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| n).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
                     Op::PurgeReplay(now, reply) => {
                         let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
                         match result {
@@ -1421,6 +1501,36 @@ macro_rules! backend {
                     append(conn, head, vec![audit]).await?;
                 }
                 Ok(n)
+            }
+
+            async fn prune_audit(conn: &mut Conn, head: &mut Head, base: &PrunedBase, at: Timestamp, mut audit: AuditEvent) -> Result<u64, StoreError> {
+                let last = i64::try_from(base.size - 1).unwrap_or(i64::MAX);
+                let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = $1")
+                    .bind(last)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if hash.as_deref() != Some(base.head.as_slice()) {
+                    return Err(StoreError::Corrupt {
+                        what: "audit base",
+                        detail: format!("entry {last} is not the one the pruning point was computed from"),
+                    });
+                }
+                let deleted = sqlx::query("DELETE FROM audit WHERE seq < $1")
+                    .bind(last + 1)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM audit_base").execute(&mut *conn).await?;
+                sqlx::query("INSERT INTO audit_base (id, size, base, pruned_at) VALUES (1, $1, $2, $3)")
+                    .bind(last + 1)
+                    .bind(base.encode())
+                    .bind(at.millis())
+                    .execute(&mut *conn)
+                    .await?;
+                audit.detail.insert("pruned_before".into(), base.size.to_string());
+                audit.detail.insert("deleted".into(), deleted.to_string());
+                append(conn, head, vec![audit]).await?;
+                Ok(deleted)
             }
 
             async fn remember(conn: &mut Conn, issuer: &str, jti: &str, until: Timestamp) -> Result<bool, StoreError> {
@@ -1830,6 +1940,7 @@ fn fail_one(op: Op) -> Finish {
         Op::Checkpoint(_, r) => send(r),
         Op::Remember { reply, .. } => send(reply),
         Op::PurgeReplay(_, r) => send(r),
+        Op::PruneAudit { reply, .. } => send(reply),
         Op::PurgeFinished { reply, .. } => send(reply),
     }
 }
