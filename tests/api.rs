@@ -50,6 +50,8 @@ mod external;
 mod limits;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/openapi.rs"]
+mod openapi;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/people.rs"]

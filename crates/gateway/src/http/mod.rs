@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod consent;
 pub mod error;
+pub mod openapi;
 pub mod operator;
 pub mod pages;
 pub mod proofs;
@@ -243,6 +244,7 @@ enum Handler {
     Consistency,
     PublicKey(KeyForm),
     Reload,
+    OpenApi,
     Operator,
 }
 
@@ -290,6 +292,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET, &["v1", "audit", "jwks.json"], "audit", Handler::PublicKey(KeyForm::Jwks)),
     route(Method::GET, &["v1", "audit", "public-key.pem"], "audit", Handler::PublicKey(KeyForm::Pem)),
     route(Method::POST, &["v1", "admin", "reload"], "reload", Handler::Reload),
+    route(Method::GET, &["v1", "openapi.json"], "openapi", Handler::OpenApi),
     route(Method::GET, &["operator", "*"], "operator_page", Handler::Operator),
     route(Method::POST, &["operator", "*"], "operator_page", Handler::Operator),
 ];
@@ -404,6 +407,7 @@ async fn api(
         Handler::Consistency => proofs::consistency(gw, caller, query).await,
         Handler::PublicKey(form) => Ok(proofs::public_key(gw, form)),
         Handler::Reload => operator::reload(gw, caller).await,
+        Handler::OpenApi => openapi::serve(gw, caller),
         Handler::Operator => Ok(operator::handle(gw, caller, &taken, req).await),
     }
 }
