@@ -23,6 +23,8 @@
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
+//! - [`check`]: checks without transfer: the four questions, which format answers which, and the
+//!   answer over the record.
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
 //! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
 //!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
@@ -43,6 +45,7 @@
 pub mod admission;
 pub mod audit;
 pub mod authz;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod consent;
