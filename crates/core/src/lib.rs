@@ -30,6 +30,7 @@
 //!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
+//! - [`attestation`]: the gateway-signed answer of a check without transfer.
 //! - [`transfer`]: the transfer state machine and the retry policy (backoff with full jitter).
 //! - [`peer_health`]: whether a source or destination is up; when to probe one that is down.
 //! - [`vault`]: encryption at rest of payloads, student ids and receipts (AES-256-GCM).
@@ -43,6 +44,7 @@
 //! Reading a file it is handed (a JWKS, a schema) is allowed; opening a socket is not.
 
 pub mod admission;
+pub mod attestation;
 pub mod audit;
 pub mod authz;
 pub mod check;
