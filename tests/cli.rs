@@ -91,6 +91,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--old-checkpoint",
         ],
     ),
+    ("attestation", &["verify"]),
+    ("attestation verify", &["FILE", "--public-key"]),
     ("migrate", &["--config"]),
     ("retention", &["--config", "--dry-run"]),
     ("transfers", &["list", "show", "retry"]),
