@@ -6,6 +6,9 @@
 //! VIRTA), never by the function under test; every supported question is seen both true and
 //! false for each format.
 
+#[path = "support/checks_expected.rs"]
+mod expected;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -19,6 +22,8 @@ use siirto_core::scope::Scope;
 use siirto_core::student_id::StudentId;
 use siirto_xsd::Limits;
 use siirto_xsd::dom;
+
+use expected::{elements, koski_expected, virta_active, virta_degree, virta_with_degree};
 
 /// The Digital and Population Data Services Agency's documented example henkilötunnus.
 const VALID_HETU: &str = "131052-308T";
@@ -36,69 +41,6 @@ fn koski_files() -> Option<Vec<PathBuf>> {
     files.sort();
     assert!(files.len() >= 8, "the KOSKI corpus has its documents");
     Some(files)
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// KOSKI: a suoritus of one of `types` with `vahvistus`, in a study right of one of `rights`.
-fn koski_completed(doc: &Value, rights: &[&str], types: &[&str]) -> bool {
-    doc["opiskeluoikeudet"]
-        .as_array()
-        .expect("opiskeluoikeudet")
-        .iter()
-        .filter(|o| rights.contains(&o["tyyppi"]["koodiarvo"].as_str().unwrap_or("")))
-        .flat_map(|o| o["suoritukset"].as_array().expect("suoritukset"))
-        .any(|s| {
-            types.contains(&s["tyyppi"]["koodiarvo"].as_str().unwrap_or(""))
-                && s.get("vahvistus").is_some_and(|v| !v.is_null())
-        })
-}
-
-/// KOSKI: a study right begun by `today`, not ended before it, whose latest state period begun
-/// by `today` is `lasna` or `loma`.
-fn koski_active(doc: &Value, today: &str) -> bool {
-    doc["opiskeluoikeudet"]
-        .as_array()
-        .expect("opiskeluoikeudet")
-        .iter()
-        .any(|o| {
-            let periods = o["tila"]["opiskeluoikeusjaksot"]
-                .as_array()
-                .expect("jaksot");
-            let start = text(o, "alkamispäivä")
-                .or_else(|| periods.first().and_then(|p| text(p, "alku")))
-                .expect("start");
-            if start > today || text(o, "päättymispäivä").is_some_and(|end| end < today) {
-                return false;
-            }
-            periods
-                .iter()
-                .filter(|p| text(p, "alku").expect("alku") <= today)
-                .max_by_key(|p| text(p, "alku"))
-                .is_some_and(|p| matches!(p["tila"]["koodiarvo"].as_str(), Some("lasna" | "loma")))
-        })
-}
-
-fn koski_expected(doc: &Value, q: Question, today: &str) -> bool {
-    match q {
-        Question::BasicEducationCompleted => koski_completed(
-            doc,
-            &["perusopetus", "aikuistenperusopetus"],
-            &[
-                "perusopetuksenoppimaara",
-                "aikuistenperusopetuksenoppimaara",
-            ],
-        ),
-        Question::UpperSecondaryCompleted => koski_completed(
-            doc,
-            &["lukiokoulutus", "ammatillinenkoulutus"],
-            &["lukionoppimaara", "ammatillinentutkinto"],
-        ),
-        Question::ActiveStudyRight => koski_active(doc, today),
-        Question::HigherEducationDegreeCompleted => unreachable!("not supported by koski"),
-    }
 }
 
 fn day(s: &str) -> Date {
@@ -189,68 +131,6 @@ fn koski_and_siirto_v1_answers_match_the_documents() {
     assert_both_answers_seen(Format::SiirtoV1, &seen_siirto);
 }
 
-/// The text of every `<name>…</name>` directly in `block`, in order.
-fn elements<'a>(block: &'a str, name: &str) -> Vec<&'a str> {
-    let open = format!("<{name}>");
-    let close = format!("</{name}>");
-    let mut out = Vec::new();
-    let mut rest = block;
-    while let Some(i) = rest.find(&open) {
-        let after = &rest[i + open.len()..];
-        let Some(j) = after.find(&close) else { break };
-        out.push(&after[..j]);
-        rest = &after[j + close.len()..];
-    }
-    out
-}
-
-/// The blocks `<name …>…</name>` of `doc`.
-fn blocks<'a>(doc: &'a str, name: &str) -> Vec<&'a str> {
-    let open = format!("<{name} ");
-    let close = format!("</{name}>");
-    let mut out = Vec::new();
-    let mut rest = doc;
-    while let Some(i) = rest.find(&open) {
-        let after = &rest[i..];
-        let Some(j) = after.find(&close) else { break };
-        out.push(&after[..j]);
-        rest = &after[j + close.len()..];
-    }
-    out
-}
-
-/// VIRTA, read as text: an `Opintosuoritus` with `Laji` 1.
-fn virta_degree(doc: &str) -> bool {
-    blocks(doc, "Opintosuoritus")
-        .iter()
-        .any(|b| elements(b, "Laji").contains(&"1"))
-}
-
-/// VIRTA, read as text: an `Opiskeluoikeus` begun by `today` and not ended before it, whose
-/// latest `Tila` begun by `today` has `Koodi` 1 and has not ended.
-fn virta_active(doc: &str, today: &str) -> bool {
-    blocks(doc, "Opiskeluoikeus").iter().any(|b| {
-        let head = &b[..b.find("<Tila>").unwrap_or(b.len())];
-        let start = elements(head, "AlkuPvm")[0];
-        let end = elements(head, "LoppuPvm").first().copied();
-        if start > today || end.is_some_and(|e| e < today) {
-            return false;
-        }
-        elements(b, "Tila")
-            .into_iter()
-            .map(|t| {
-                (
-                    elements(t, "AlkuPvm")[0],
-                    elements(t, "LoppuPvm").first().copied(),
-                    elements(t, "Koodi")[0],
-                )
-            })
-            .filter(|(s, _, _)| *s <= today)
-            .max_by_key(|(s, _, _)| *s)
-            .is_some_and(|(_, e, k)| k == "1" && e.is_none_or(|e| e >= today))
-    })
-}
-
 #[test]
 fn virta_answers_match_the_documents() {
     let Some(corpus) = siirto_testsupport::corpus() else {
@@ -259,29 +139,7 @@ fn virta_answers_match_the_documents() {
     let sample = std::fs::read_to_string(corpus.join("virta/samples/Virta.xml")).expect("sample");
     let hetu = elements(&sample, "Henkilotunnus")[0];
     let sample = sample.replace(hetu, VALID_HETU);
-    let degree = std::fs::read_to_string(corpus.join("virta/samples/tutkintosuoritus_772101.xml"))
-        .expect("degree sample");
-    let degree = degree.trim_start_matches('\u{feff}');
-    let degree = match degree.strip_prefix("<?xml") {
-        Some(rest) => rest.split_once("?>").expect("declaration").1,
-        None => degree,
-    };
-    // Bound to the sample's student and study right; its parts are not in the sample.
-    let cut = degree.find("<Sisaltyvyys").expect("parts");
-    let degree = format!(
-        "{}</Opintosuoritus>",
-        &degree[..cut]
-            .replace("opiskelijaAvain=\"hlo-11889\"", "opiskelijaAvain=\"12345\"")
-            .replace(
-                "opiskeluoikeusAvain=\"opinoik-114000\"",
-                "opiskeluoikeusAvain=\"98765\""
-            )
-    );
-    let with_degree = sample.replacen(
-        "</Opintosuoritukset>",
-        &format!("{degree}\n</Opintosuoritukset>"),
-        1,
-    );
+    let with_degree = virta_with_degree(&sample, &corpus);
     let subject = StudentId::parse(VALID_HETU).expect("id");
     let mut seen = BTreeSet::new();
     for (label, doc) in [("Virta.xml", &sample), ("Virta.xml + 772101", &with_degree)] {
