@@ -37,7 +37,7 @@
 //! or in progress.
 //! - `virta`: an `Opintosuoritus` with `Laji` 1 (tutkinto); VIRTA records only completed ones.
 //! - `elmo`: a `learningOpportunitySpecification` of type `Degree Programme` whose instance's
-//!   status is `passed`.
+//!   status is not `failed` or `in-progress`.
 //! - `koski`, `siirto-v1`: not answerable (KOSKI's higher-education study rights are not read
 //!   into the record; siirto-v1 is basic and upper secondary): `question_not_supported`.
 //!
