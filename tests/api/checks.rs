@@ -660,7 +660,8 @@ async fn the_consent_text_of_a_check_names_the_question() {
 }
 
 /// A check is in the student's history (JSON and page, its attestation verified), in the
-/// metrics by question and outcome, and in the audit; on SQLite and on PostgreSQL.
+/// operator's subject lookup, in the metrics by question and outcome, and in the audit; on
+/// SQLite and on PostgreSQL.
 async fn a_check_is_in_the_history(database_url: Option<String>) {
     let bed = start_with(TestbedOptions {
         database_url,
@@ -748,6 +749,51 @@ async fn a_check_is_in_the_history(database_url: Option<String>) {
     ] {
         assert!(metrics.contains(line), "`{line}` not in:\n{metrics}");
     }
+    // The operator's subject lookup lists the person's checks (and only theirs).
+    let operator = bed.client("registry-operator").expect("client");
+    let form = operator.get("/operator/subjects", &[]).await.expect("form");
+    let form = String::from_utf8_lossy(&form.body).into_owned();
+    let form_token = form
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a form token")
+        .to_owned();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("form_token", form_token.as_str()),
+            ("subject", STUDENT),
+            ("reason", "TP-2026-7"),
+        ])
+        .finish();
+    let lookup = operator
+        .send(
+            http::Method::POST,
+            "/operator/subjects",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(bytes::Bytes::from(body)),
+        )
+        .await
+        .expect("lookup");
+    assert_eq!(lookup.status.as_u16(), 200);
+    let lookup = String::from_utf8_lossy(&lookup.body).into_owned();
+    let table = lookup
+        .split("id=\"subject-checks\"")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .expect("the checks table");
+    assert!(
+        table.contains(answered["id"].as_str().expect("id")),
+        "{table}"
+    );
+    assert!(table.contains("basic_education_completed"), "{table}");
+    assert_eq!(
+        table.matches("<tr>").count(),
+        2,
+        "a header and one check: {table}"
+    );
+    assert!(!lookup.contains(STUDENT));
+
     let entries = audit(&bed).await;
     let actions: Vec<(&str, &str)> = entries
         .iter()
