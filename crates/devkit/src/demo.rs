@@ -317,8 +317,9 @@ async fn check(
         body["answer"]
     );
     println!("   attestation {attestation}");
-    let verified = siirto_core::attestation::verify_attestation_with(attestation, &[key.clone()])
-        .map_err(|e| DemoError::Step(format!("the attestation does not verify: {e}")))?;
+    let verified =
+        siirto_core::attestation::verify_attestation_with(attestation, std::slice::from_ref(key))
+            .map_err(|e| DemoError::Step(format!("the attestation does not verify: {e}")))?;
     let c = verified.claims();
     println!(
         "   verifies with the audit key (kid {}): {} asked {}, answer {}, document sha256 {}, audit leaf {}",

@@ -656,7 +656,7 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry], checks: &[CheckEntry]) 
         )
         .collect::<Vec<_>>();
     let mut views = views;
-    views.sort_by(|a, b| b.at.cmp(&a.at));
+    views.sort_by_key(|v| std::cmp::Reverse(v.at));
     HistoryPage {
         lang: lang.code(),
         t,
