@@ -2861,6 +2861,113 @@ mod tests {
         json!({"sub": sub, "role": "guardian"})
     }
 
+    /// A check's claims: a transfer's without `scope`, with `question`.
+    fn check_claims(question: &str) -> Value {
+        with(without(claims(), "scope"), "question", json!(question))
+    }
+
+    fn verify_check_with(claims: &Value, policy: &Policy) -> Result<VerifiedCheck, AuthzError> {
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let token = assemble(&header("ES256", CHECK_TYP), claims, signer_for("ES256"));
+        verify_check(&token, &keys(), policy, &dir, &catalog(), &caller, now())
+    }
+
+    #[test]
+    fn checks_name_a_question_never_a_scope() {
+        let ok = verify_check_with(&check_claims("active_study_right"), &policy()).unwrap();
+        assert_eq!(ok.question(), Question::ActiveStudyRight);
+        assert_eq!((ok.source(), ok.destination()), ("helsinki", "turku"));
+        let code = |c: &Value| verify_check_with(c, &policy()).unwrap_err().code();
+        let scoped = with(
+            check_claims("active_study_right"),
+            "scope",
+            json!("identity"),
+        );
+        assert_eq!(code(&scoped), "invalid_claim");
+        assert_eq!(code(&check_claims("is_tall")), "unknown_question");
+        assert_eq!(code(&claims()), "invalid_claim");
+        assert_eq!(
+            code(&without(check_claims("x"), "question")),
+            "missing_claim"
+        );
+        assert_eq!(
+            code(&with(check_claims("x"), "question", json!(1))),
+            "invalid_claim"
+        );
+        // A check's token is no transfer's, and a transfer's no check's.
+        let check_token = assemble(
+            &header("ES256", CHECK_TYP),
+            &check_claims("active_study_right"),
+            signer_for("ES256"),
+        );
+        assert_eq!(verify(&check_token).unwrap_err().code(), "wrong_typ");
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let transfer_token = sign("ES256", &claims());
+        let err = verify_check(
+            &transfer_token,
+            &keys(),
+            &policy(),
+            &dir,
+            &catalog(),
+            &caller,
+            now(),
+        );
+        assert_eq!(err.unwrap_err().code(), "wrong_typ");
+        // The same rules of people: a minor needs a guardian.
+        let minor = hetu("010115", 'A', "123");
+        let c = with(check_claims("active_study_right"), "sub", json!(minor));
+        assert_eq!(code(&c), "guardian_required");
+        let c = with(c, "act", guardian(SUBJECT));
+        assert!(
+            verify_check_with(&c, &policy())
+                .unwrap()
+                .guardian()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_checks_consent_text_is_the_one_naming_its_question() {
+        let dir = directory();
+        let texts = catalog();
+        let hash = |subject: Subject<'_>| {
+            let request = TextRequest {
+                source: dir.get("helsinki").unwrap(),
+                destination: dir.get("turku").unwrap(),
+                subject,
+                purpose: "school-change",
+                basis: Basis::Consent,
+            };
+            crate::clock::hex(&texts.text(&request, Lang::Sv).unwrap().sha256)
+        };
+        let signed = |h: String| {
+            let c = with(
+                check_claims("active_study_right"),
+                "consent_sha256",
+                json!(h),
+            );
+            with(c, "consent_lang", json!("sv"))
+        };
+        let ok = verify_check_with(
+            &signed(hash(Subject::Question("active_study_right"))),
+            &consent_policy(),
+        )
+        .unwrap();
+        assert_eq!(ok.consent().unwrap().lang, Lang::Sv);
+        for other in [
+            Subject::Question("basic_education_completed"),
+            Subject::Categories(Scope::parse("identity").unwrap()),
+        ] {
+            let err = verify_check_with(&signed(hash(other)), &consent_policy()).unwrap_err();
+            assert_eq!(err.code(), "consent_text_mismatch");
+        }
+        let err =
+            verify_check_with(&check_claims("active_study_right"), &consent_policy()).unwrap_err();
+        assert_eq!(err.code(), "missing_claim");
+    }
+
     #[test]
     fn minors_consent_through_a_guardian() {
         // iat is 2026-11-23 in Finland.

@@ -340,19 +340,30 @@ async fn fetch_and_answer(gw: &Gateway, id: &str, verified: &VerifiedCheck) -> O
         }
         Ok(Ok(body)) => body,
     };
+    let body_len = body.len();
     let document_sha256 = siirto_core::vault::sha256(&body);
     let limits = pipeline::xml_limits(Some(&gw.config.limits));
     let json_limits = pipeline::json_limits(Some(&gw.config.limits));
-    let read = pipeline::read_source(
-        &body,
-        &gw.schemas,
-        from,
-        verified.subject(),
-        &limits,
-        &json_limits,
-    );
-    // The document is not needed any more: only its hash stays.
-    drop(body);
+    let subject = verified.subject().clone();
+    // Read as a transfer's record is, a large one on the blocking pool; the document is
+    // dropped there, only its hash stays.
+    let run = move |schemas: &pipeline::Schemas| {
+        let read = pipeline::read_source(&body, schemas, from, &subject, &limits, &json_limits);
+        drop(body);
+        read
+    };
+    let read = if body_len <= crate::delivery::BLOCKING_THRESHOLD {
+        run(&gw.schemas)
+    } else {
+        let schemas = gw.schemas.clone();
+        tokio::task::spawn_blocking(move || run(&schemas))
+            .await
+            .unwrap_or_else(|e| {
+                Err(PipelineError::ConversionFailed(format!(
+                    "the reading task failed: {e}"
+                )))
+            })
+    };
     let (record, _report) = match read {
         Ok(r) => r,
         Err(e) => {
