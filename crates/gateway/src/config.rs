@@ -2889,6 +2889,18 @@ mod tests {
             ),
             (
                 "[storage]",
+                "[checks]\ntimeout = \"50ms\"\n\n[storage]",
+                "checks.timeout",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "50ms"),
+            ),
+            (
+                "[storage]",
+                "[checks]\ntimout = \"5s\"\n\n[storage]",
+                "checks.timout",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "timeout"),
+            ),
+            (
+                "[storage]",
                 "[consent]\nrequire_text_hash = \"no\"\n\n[storage]",
                 "consent.require_text_hash",
                 |c| {
@@ -3239,6 +3251,8 @@ mod tests {
         let f = fixture();
         let cfg = Config::from_toml(&f.text, &f.pki.config, no_env()).expect("valid");
         assert_eq!(cfg.consent, ConsentConfig::default());
+        assert_eq!(cfg.checks, ChecksConfig::default());
+        assert_eq!(cfg.checks.timeout, Duration::from_secs(10));
         let espoo = cfg.directory.get("espoo").expect("espoo");
         assert_eq!(
             espoo
