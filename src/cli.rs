@@ -83,6 +83,9 @@ pub enum Command {
     /// Verify, export and prove the audit trail
     #[command(subcommand)]
     Audit(Audit),
+    /// Verify the signed answer of a check without transfer
+    #[command(subcommand)]
+    Attestation(Attestation),
     /// Create or upgrade the database schema (`serve` also does it)
     Migrate(ConfigFile),
     /// Delete finished transfers past [retention] transfers (the gateway also does it daily)
@@ -336,6 +339,24 @@ pub enum Audit {
         /// An older checkpoint that vouches for a consistency proof's `from` root
         #[arg(long, value_name = "FILE")]
         old_checkpoint: Option<PathBuf>,
+    },
+}
+
+/// `siirto attestation COMMAND`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Attestation {
+    /// Check an attestation (the `attestation` of POST /v1/checks) offline against the
+    /// gateway's audit public key
+    ///
+    /// FILE holds the JWS, or the whole JSON answer of POST /v1/checks. Exit 0 valid, 1 not,
+    /// 2 unusable (a file that cannot be read, a key file that holds no key).
+    Verify {
+        /// The attestation (a JWS, or the JSON answer holding it)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The gateway's audit public key (PEM or JWKS, e.g. GET /v1/audit/jwks.json)
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
     },
 }
 

@@ -260,6 +260,9 @@ async fn run(command: Command) -> Result<ExitCode> {
             &proof,
             old_checkpoint.as_deref(),
         )?),
+        Command::Attestation(cli::Attestation::Verify { file, public_key }) => Ok(
+            siirto_gateway::tools::attestation_verify(&file, &public_key)?,
+        ),
         Command::Dev(Dev::Sign(sign)) => {
             println!("{}", siirto_devkit::dev::sign(&sign.request())?);
             Ok(ExitCode::SUCCESS)

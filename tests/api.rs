@@ -26,10 +26,15 @@
 //! - `registers`: KOSKI's luovutuspalvelu and VIRTA's SOAP service as sources, each in its own
 //!   protocol, with peers that check every request's shape; found, not found, retried, refused,
 //!   someone else's record, broken, deep, huge and DTD-carrying answers.
+//! - `checks`: checks without transfer: each question true and false over the corpus of each
+//!   format, the record kept nowhere, the attestation verified by jwcrypto and the CLI, each
+//!   refusal with its code, the check's consent text, history, metrics, PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
 mod admin;
+#[path = "support/checks_expected.rs"]
+mod checks_expected;
 #[path = "api/helpers.rs"]
 mod helpers;
 #[path = "support/people.rs"]
@@ -42,6 +47,8 @@ mod walk;
 mod audit_broken;
 #[path = "api/audit_cli.rs"]
 mod audit_cli;
+#[path = "api/checks.rs"]
+mod checks;
 #[path = "api/connections.rs"]
 mod connections;
 #[path = "api/external.rs"]

@@ -91,6 +91,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--old-checkpoint",
         ],
     ),
+    ("attestation", &["verify"]),
+    ("attestation verify", &["FILE", "--public-key"]),
     ("migrate", &["--config"]),
     ("retention", &["--config", "--dry-run"]),
     ("transfers", &["list", "show", "retry"]),
@@ -156,7 +158,10 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "MA Matematiikka                        9         →  <code scheme=koskioppiaineetyleissivistava>MA</code>  <asteikko-4-10>9</asteikko-4-10>",
         "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
         "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
-        "audit verify: OK — 13 entries",
+        "POST /v1/checks (typ siirto-check+jwt, no scope) → 200",
+        "question active_study_right, answer true",
+        "   attestation eyJ",
+        "audit verify: OK — 16 entries",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Verify a Siirto transfer receipt with an independent JOSE library (jwcrypto).
+"""Verify a Siirto transfer receipt (or a check's attestation) with an independent JOSE
+library (jwcrypto).
 
   verify_receipt.py --jwks gateway-receipts.jwks.json (--token JWS | --token-file FILE)
+                    [--typ siirto-attestation+jwt]
 
 Checks the EdDSA signature with the key the header's `kid` names, that `kid` is the key's
-RFC 7638 thumbprint and that `typ` is siirto-receipt+jwt; prints
+RFC 7638 thumbprint and that `typ` is siirto-receipt+jwt (or --typ); prints
 {"header": {...}, "claims": {...}} as JSON. Exit 0 when valid, 1 when not, 3 when jwcrypto
 is missing (pip install jwcrypto).
 """
@@ -24,6 +26,7 @@ def main() -> int:
     p.add_argument("--jwks", required=True)
     p.add_argument("--token")
     p.add_argument("--token-file")
+    p.add_argument("--typ", default="siirto-receipt+jwt")
     args = p.parse_args()
     token = args.token
     if args.token_file:
@@ -35,7 +38,7 @@ def main() -> int:
     try:
         obj.deserialize(token)
         header = obj.jose_header
-        if header.get("typ") != "siirto-receipt+jwt":
+        if header.get("typ") != args.typ:
             raise ValueError(f"typ is {header.get('typ')!r}")
         if header.get("alg") != "EdDSA":
             raise ValueError(f"alg is {header.get('alg')!r}")

@@ -59,6 +59,7 @@ use josekit::jws::{ES256, EdDSA, JwsVerifier, PS256, RS256};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::check::Question;
 use crate::clock::{Timestamp, unhex};
 use crate::config::{ConsentConfig, GatewayConfig, IssuerConfig};
 use crate::consent::{Basis, Catalog, ConsentTextError, Subject, TextRequest};
@@ -85,6 +86,8 @@ pub const MAX_JWKS_BYTES: u64 = 1024 * 1024;
 pub const AUTHORIZATION_TYP: &str = "siirto-authz+jwt";
 /// `typ` of a student's token for reading their own transfer history.
 pub const TRANSPARENCY_TYP: &str = "siirto-transparency+jwt";
+/// `typ` of a student's authorization of a check without transfer (one question answered).
+pub const CHECK_TYP: &str = "siirto-check+jwt";
 /// The only `scope` of a transparency token.
 pub const TRANSPARENCY_SCOPE: &str = "transparency";
 
@@ -569,6 +572,16 @@ pub enum AuthzError {
         "the student is younger than {own_consent_age} on the day of iat (or of unknown age: a learner number without birthdate): consent needs a guardian's act ({{\"sub\": <henkilötunnus>, \"role\": \"guardian\"}})"
     )]
     GuardianRequired { own_consent_age: u32 },
+    #[error("question {0} is not a known question")]
+    UnknownQuestion(String),
+    #[error(
+        "question {question} cannot be answered from src {source_id}: its format {format} does not carry it"
+    )]
+    QuestionNotSupported {
+        question: Question,
+        source_id: String,
+        format: crate::formats::Format,
+    },
     #[error("act is not a guardian the gateway accepts: {0}")]
     InvalidActor(String),
     #[error(
@@ -610,6 +623,8 @@ impl AuthzError {
             AuthzError::StatutoryNotAllowed { .. } => "statutory_not_allowed",
             AuthzError::GuardianRequired { .. } => "guardian_required",
             AuthzError::InvalidActor(_) => "invalid_actor",
+            AuthzError::UnknownQuestion(_) => "unknown_question",
+            AuthzError::QuestionNotSupported { .. } => "question_not_supported",
             AuthzError::ConsentTextMismatch { .. } => "consent_text_mismatch",
         }
     }
@@ -771,32 +786,7 @@ pub fn verify_authorization(
     now: Timestamp,
 ) -> Result<VerifiedAuthorization, AuthzError> {
     let (common, claims) = verify_common(token, keys, policy, now, AUTHORIZATION_TYP)?;
-
-    let source = name_claim(&claims, "src")?;
-    let source_participant =
-        directory
-            .get(source)
-            .ok_or_else(|| AuthzError::UnknownParticipant {
-                claim: "src",
-                id: shown(source),
-            })?;
-    if !source_participant.has_role(Role::Source) {
-        return Err(AuthzError::InvalidSource(shown(source)));
-    }
-    let destination = name_claim(&claims, "dst")?;
-    let destination_participant =
-        directory
-            .get(destination)
-            .ok_or_else(|| AuthzError::UnknownParticipant {
-                claim: "dst",
-                id: shown(destination),
-            })?;
-    if !destination_participant.has_role(Role::Destination) {
-        return Err(AuthzError::InvalidDestination(shown(destination)));
-    }
-    if destination_participant.id == source_participant.id {
-        return Err(AuthzError::SourceIsDestination(shown(destination)));
-    }
+    let (source_participant, destination_participant) = parties(&claims, directory)?;
 
     let scope_text = string_claim(&claims, "scope", MAX_SCOPE_BYTES)?;
     let scope = Scope::parse(scope_text).map_err(|e| match e {
@@ -810,23 +800,7 @@ pub fn verify_authorization(
         }
     })?;
 
-    let purpose = string_claim(&claims, "purpose", 64)?;
-    if !purpose
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(AuthzError::InvalidClaim {
-            claim: "purpose",
-            reason: "must be 1-64 characters of a-z, 0-9 and -".into(),
-        });
-    }
-
-    if !(caller.has_role(Role::Eservice) || caller.id == destination_participant.id) {
-        return Err(AuthzError::ForbiddenSubmitter {
-            caller: caller.id.clone(),
-            destination: destination_participant.id.clone(),
-        });
-    }
+    let purpose = purpose_and_submitter(&claims, caller, destination_participant)?;
 
     let people = PeopleClaims::read(&claims, &common.subject)?;
     let request = TextRequest {
@@ -843,6 +817,185 @@ pub fn verify_authorization(
         source: source_participant.id.clone(),
         destination: destination_participant.id.clone(),
         scope,
+        purpose: purpose.to_owned(),
+        basis: people.basis,
+        guardian,
+        consent,
+    })
+}
+
+/// `src` and `dst` of a transfer or a check: known participants, a source and a destination,
+/// not the same one.
+fn parties<'d>(
+    claims: &Map<String, Value>,
+    directory: &'d Directory,
+) -> Result<(&'d Participant, &'d Participant), AuthzError> {
+    let source = name_claim(claims, "src")?;
+    let source_participant =
+        directory
+            .get(source)
+            .ok_or_else(|| AuthzError::UnknownParticipant {
+                claim: "src",
+                id: shown(source),
+            })?;
+    if !source_participant.has_role(Role::Source) {
+        return Err(AuthzError::InvalidSource(shown(source)));
+    }
+    let destination = name_claim(claims, "dst")?;
+    let destination_participant =
+        directory
+            .get(destination)
+            .ok_or_else(|| AuthzError::UnknownParticipant {
+                claim: "dst",
+                id: shown(destination),
+            })?;
+    if !destination_participant.has_role(Role::Destination) {
+        return Err(AuthzError::InvalidDestination(shown(destination)));
+    }
+    if destination_participant.id == source_participant.id {
+        return Err(AuthzError::SourceIsDestination(shown(destination)));
+    }
+    Ok((source_participant, destination_participant))
+}
+
+/// `purpose`, and whether `caller` may submit for the destination (an e-service, or the
+/// destination itself).
+fn purpose_and_submitter<'c>(
+    claims: &'c Map<String, Value>,
+    caller: &Participant,
+    destination_participant: &Participant,
+) -> Result<&'c str, AuthzError> {
+    let purpose = string_claim(claims, "purpose", 64)?;
+    if !purpose
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(AuthzError::InvalidClaim {
+            claim: "purpose",
+            reason: "must be 1-64 characters of a-z, 0-9 and -".into(),
+        });
+    }
+
+    if !(caller.has_role(Role::Eservice) || caller.id == destination_participant.id) {
+        return Err(AuthzError::ForbiddenSubmitter {
+            caller: caller.id.clone(),
+            destination: destination_participant.id.clone(),
+        });
+    }
+    Ok(purpose)
+}
+
+/// A check's authorization (`typ` `siirto-check+jwt`) whose signature and every claim have been
+/// checked. Only [`verify_check`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCheck {
+    common: CommonClaims,
+    source: String,
+    destination: String,
+    question: Question,
+    purpose: String,
+    basis: Basis,
+    guardian: Option<StudentId>,
+    consent: Option<ConsentProof>,
+}
+
+impl VerifiedCheck {
+    pub fn issuer(&self) -> &str {
+        &self.common.issuer
+    }
+    pub fn key_id(&self) -> &str {
+        &self.common.key_id
+    }
+    /// `jti`: unique per issuer, shared with transfer authorizations for replay.
+    pub fn jti(&self) -> &str {
+        &self.common.jti
+    }
+    /// `sub`: the student. Personal data: never log it.
+    pub fn subject(&self) -> &StudentId {
+        &self.common.subject
+    }
+    /// `src`: who is asked (has role `source`).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// `dst`: who asks and receives the answer (has role `destination`).
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+    pub fn question(&self) -> Question {
+        self.question
+    }
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+    /// See [`VerifiedAuthorization::guardian`].
+    pub fn guardian(&self) -> Option<&StudentId> {
+        self.guardian.as_ref()
+    }
+    pub fn consent(&self) -> Option<&ConsentProof> {
+        self.consent.as_ref()
+    }
+    pub fn issued_at(&self) -> Timestamp {
+        self.common.issued_at
+    }
+    /// See [`VerifiedAuthorization::remember_until`].
+    pub fn remember_until(&self) -> Timestamp {
+        self.common.remember_until
+    }
+}
+
+/// Verifies a check's authorization (`typ` `siirto-check+jwt`) submitted by `caller`: the
+/// claims of a transfer authorization with `question` instead of `scope` (a `scope` is
+/// refused: `invalid_claim`), the same basis, guardian and consent-text rules (the text names
+/// the question). A question the source's format cannot answer is refused here, before
+/// anything is fetched (`question_not_supported`).
+pub fn verify_check(
+    token: &str,
+    keys: &IssuerKeys,
+    policy: &Policy,
+    directory: &Directory,
+    texts: &Catalog,
+    caller: &Participant,
+    now: Timestamp,
+) -> Result<VerifiedCheck, AuthzError> {
+    let (common, claims) = verify_common(token, keys, policy, now, CHECK_TYP)?;
+    if claims.contains_key("scope") {
+        return Err(AuthzError::InvalidClaim {
+            claim: "scope",
+            reason: "a check moves no record: it names a question, never a scope".into(),
+        });
+    }
+    let (source_participant, destination_participant) = parties(&claims, directory)?;
+    let question_text = string_claim(&claims, "question", 64)?;
+    let question = Question::parse(question_text)
+        .ok_or_else(|| AuthzError::UnknownQuestion(shown(question_text)))?;
+    if let Some(endpoint) = &source_participant.endpoint
+        && !question.supported_by(endpoint.format)
+    {
+        return Err(AuthzError::QuestionNotSupported {
+            question,
+            source_id: source_participant.id.clone(),
+            format: endpoint.format,
+        });
+    }
+    let purpose = purpose_and_submitter(&claims, caller, destination_participant)?;
+    let people = PeopleClaims::read(&claims, &common.subject)?;
+    let request = TextRequest {
+        source: source_participant,
+        destination: destination_participant,
+        subject: Subject::Question(question.as_str()),
+        purpose,
+        basis: people.basis,
+    };
+    let (guardian, consent) = people.check(&request, policy, texts, &common)?;
+    Ok(VerifiedCheck {
+        common,
+        source: source_participant.id.clone(),
+        destination: destination_participant.id.clone(),
+        question,
         purpose: purpose.to_owned(),
         basis: people.basis,
         guardian,
@@ -2706,6 +2859,113 @@ mod tests {
 
     fn guardian(sub: &str) -> Value {
         json!({"sub": sub, "role": "guardian"})
+    }
+
+    /// A check's claims: a transfer's without `scope`, with `question`.
+    fn check_claims(question: &str) -> Value {
+        with(without(claims(), "scope"), "question", json!(question))
+    }
+
+    fn verify_check_with(claims: &Value, policy: &Policy) -> Result<VerifiedCheck, AuthzError> {
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let token = assemble(&header("ES256", CHECK_TYP), claims, signer_for("ES256"));
+        verify_check(&token, &keys(), policy, &dir, &catalog(), &caller, now())
+    }
+
+    #[test]
+    fn checks_name_a_question_never_a_scope() {
+        let ok = verify_check_with(&check_claims("active_study_right"), &policy()).unwrap();
+        assert_eq!(ok.question(), Question::ActiveStudyRight);
+        assert_eq!((ok.source(), ok.destination()), ("helsinki", "turku"));
+        let code = |c: &Value| verify_check_with(c, &policy()).unwrap_err().code();
+        let scoped = with(
+            check_claims("active_study_right"),
+            "scope",
+            json!("identity"),
+        );
+        assert_eq!(code(&scoped), "invalid_claim");
+        assert_eq!(code(&check_claims("is_tall")), "unknown_question");
+        assert_eq!(code(&claims()), "invalid_claim");
+        assert_eq!(
+            code(&without(check_claims("x"), "question")),
+            "missing_claim"
+        );
+        assert_eq!(
+            code(&with(check_claims("x"), "question", json!(1))),
+            "invalid_claim"
+        );
+        // A check's token is no transfer's, and a transfer's no check's.
+        let check_token = assemble(
+            &header("ES256", CHECK_TYP),
+            &check_claims("active_study_right"),
+            signer_for("ES256"),
+        );
+        assert_eq!(verify(&check_token).unwrap_err().code(), "wrong_typ");
+        let dir = directory();
+        let caller = dir.get("espoo").unwrap().clone();
+        let transfer_token = sign("ES256", &claims());
+        let err = verify_check(
+            &transfer_token,
+            &keys(),
+            &policy(),
+            &dir,
+            &catalog(),
+            &caller,
+            now(),
+        );
+        assert_eq!(err.unwrap_err().code(), "wrong_typ");
+        // The same rules of people: a minor needs a guardian.
+        let minor = hetu("010115", 'A', "123");
+        let c = with(check_claims("active_study_right"), "sub", json!(minor));
+        assert_eq!(code(&c), "guardian_required");
+        let c = with(c, "act", guardian(SUBJECT));
+        assert!(
+            verify_check_with(&c, &policy())
+                .unwrap()
+                .guardian()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_checks_consent_text_is_the_one_naming_its_question() {
+        let dir = directory();
+        let texts = catalog();
+        let hash = |subject: Subject<'_>| {
+            let request = TextRequest {
+                source: dir.get("helsinki").unwrap(),
+                destination: dir.get("turku").unwrap(),
+                subject,
+                purpose: "school-change",
+                basis: Basis::Consent,
+            };
+            crate::clock::hex(&texts.text(&request, Lang::Sv).unwrap().sha256)
+        };
+        let signed = |h: String| {
+            let c = with(
+                check_claims("active_study_right"),
+                "consent_sha256",
+                json!(h),
+            );
+            with(c, "consent_lang", json!("sv"))
+        };
+        let ok = verify_check_with(
+            &signed(hash(Subject::Question("active_study_right"))),
+            &consent_policy(),
+        )
+        .unwrap();
+        assert_eq!(ok.consent().unwrap().lang, Lang::Sv);
+        for other in [
+            Subject::Question("basic_education_completed"),
+            Subject::Categories(Scope::parse("identity").unwrap()),
+        ] {
+            let err = verify_check_with(&signed(hash(other)), &consent_policy()).unwrap_err();
+            assert_eq!(err.code(), "consent_text_mismatch");
+        }
+        let err =
+            verify_check_with(&check_claims("active_study_right"), &consent_policy()).unwrap_err();
+        assert_eq!(err.code(), "missing_claim");
     }
 
     #[test]

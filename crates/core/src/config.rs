@@ -247,6 +247,22 @@ impl Default for RetentionConfig {
     }
 }
 
+/// `[checks]`: checks without transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksConfig {
+    /// How long a check waits for its source (the whole call, one attempt; no retries), after
+    /// which it ends `504 source_timeout` (default 10 s).
+    pub timeout: Duration,
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        ChecksConfig {
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// `[consent]`: who may consent alone, and whether the consent text must be proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConsentConfig {

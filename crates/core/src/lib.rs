@@ -23,11 +23,14 @@
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
+//! - [`check`]: checks without transfer: the four questions, which format answers which, and the
+//!   answer over the record.
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
 //! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
 //!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
 //! - [`audit`]: audit entry hashing, hash chain, Merkle tree, checkpoints, verification.
 //! - [`receipt`]: the gateway-signed transfer receipt.
+//! - [`attestation`]: the gateway-signed answer of a check without transfer.
 //! - [`transfer`]: the transfer state machine and the retry policy (backoff with full jitter).
 //! - [`peer_health`]: whether a source or destination is up; when to probe one that is down.
 //! - [`vault`]: encryption at rest of payloads, student ids and receipts (AES-256-GCM).
@@ -41,8 +44,10 @@
 //! Reading a file it is handed (a JWKS, a schema) is allowed; opening a socket is not.
 
 pub mod admission;
+pub mod attestation;
 pub mod audit;
 pub mod authz;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod consent;

@@ -135,11 +135,6 @@ impl Receipt {
 
 /// Signs a receipt with the audit key.
 pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
-    let header = json!({
-        "alg": "EdDSA",
-        "kid": key.public_key().thumbprint(),
-        "typ": RECEIPT_TYP,
-    });
     let party = |p: &Party| {
         json!({
             "id": p.id,
@@ -173,6 +168,17 @@ pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
     if let (Some(law), Some(map)) = (&claims.statutory_law, payload.as_object_mut()) {
         map.insert("statutory_law".into(), law.to_json());
     }
+    sign_compact(RECEIPT_TYP, &payload, key)
+}
+
+/// A compact EdDSA JWS of `payload` with the audit key: header `alg` EdDSA, `kid` the key's
+/// RFC 7638 thumbprint, `typ`. Receipts and attestations are signed here.
+pub(crate) fn sign_compact(typ: &str, payload: &Value, key: &AuditSigningKey) -> String {
+    let header = json!({
+        "alg": "EdDSA",
+        "kid": key.public_key().thumbprint(),
+        "typ": typ,
+    });
     let input = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -180,6 +186,80 @@ pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
     );
     let signature = key.sign(input.as_bytes());
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// Why a compact JWS signed with an audit key does not verify ([`verify_compact`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JwsFault {
+    TooLarge,
+    Malformed(String),
+    WrongHeader(String),
+    WrongKey,
+    BadSignature,
+}
+
+impl From<JwsFault> for ReceiptError {
+    fn from(f: JwsFault) -> Self {
+        match f {
+            JwsFault::TooLarge => ReceiptError::TooLarge,
+            JwsFault::Malformed(m) => ReceiptError::Malformed(m),
+            JwsFault::WrongHeader(m) => ReceiptError::WrongHeader(m),
+            JwsFault::WrongKey => ReceiptError::WrongKey,
+            JwsFault::BadSignature => ReceiptError::BadSignature,
+        }
+    }
+}
+
+/// Checks a compact JWS of `typ` (at most `max_bytes`) against whichever of `keys` its `kid`
+/// names (EdDSA only, no `crit`); returns its claims and the `kid`.
+pub(crate) fn verify_compact(
+    token: &str,
+    keys: &[AuditPublicKey],
+    typ: &str,
+    max_bytes: usize,
+) -> Result<(Map<String, Value>, String), JwsFault> {
+    if token.len() > max_bytes {
+        return Err(JwsFault::TooLarge);
+    }
+    let malformed = |why: &str| JwsFault::Malformed(why.into());
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("expected three segments"));
+    };
+    let decode = |seg: &str, what: &str| {
+        URL_SAFE_NO_PAD
+            .decode(seg)
+            .map_err(|_| JwsFault::Malformed(format!("{what} is not canonical base64url")))
+    };
+    let header: Map<String, Value> = serde_json::from_slice(&decode(h, "header")?)
+        .map_err(|_| malformed("header is not a JSON object"))?;
+    let signature = decode(s, "signature")?;
+    if header.get("alg").and_then(Value::as_str) != Some("EdDSA") {
+        return Err(JwsFault::WrongHeader("alg must be EdDSA".into()));
+    }
+    if header.get("typ").and_then(Value::as_str) != Some(typ) {
+        return Err(JwsFault::WrongHeader(format!("typ must be {typ}")));
+    }
+    if header.contains_key("crit") {
+        return Err(JwsFault::WrongHeader("crit is not accepted".into()));
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or_else(|| JwsFault::WrongHeader("kid is missing".into()))?;
+    let key = keys
+        .iter()
+        .find(|k| k.thumbprint() == kid)
+        .ok_or(JwsFault::WrongKey)?;
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    if !key.verify(signing_input.as_bytes(), &signature) {
+        return Err(JwsFault::BadSignature);
+    }
+    let claims: Map<String, Value> = serde_json::from_slice(&decode(p, "payload")?)
+        .map_err(|_| malformed("payload is not a JSON object"))?;
+    Ok((claims, kid.to_owned()))
 }
 
 /// The associated data a stored receipt is sealed under: it binds the receipt to its transfer.
@@ -212,49 +292,7 @@ pub fn verify_receipt(token: &str, key: &AuditPublicKey) -> Result<Receipt, Rece
 /// Verifies a receipt against whichever of `keys` its `kid` names: the current audit key and
 /// the earlier ones (a receipt outlives a key rotation).
 pub fn verify_receipt_with(token: &str, keys: &[AuditPublicKey]) -> Result<Receipt, ReceiptError> {
-    if token.len() > MAX_RECEIPT_BYTES {
-        return Err(ReceiptError::TooLarge);
-    }
-    let malformed = |why: &str| ReceiptError::Malformed(why.into());
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed("expected three segments"));
-    };
-    let decode = |seg: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(seg)
-            .map_err(|_| ReceiptError::Malformed(format!("{what} is not canonical base64url")))
-    };
-    let header: Map<String, Value> = serde_json::from_slice(&decode(h, "header")?)
-        .map_err(|_| malformed("header is not a JSON object"))?;
-    let signature = decode(s, "signature")?;
-    if header.get("alg").and_then(Value::as_str) != Some("EdDSA") {
-        return Err(ReceiptError::WrongHeader("alg must be EdDSA".into()));
-    }
-    if header.get("typ").and_then(Value::as_str) != Some(RECEIPT_TYP) {
-        return Err(ReceiptError::WrongHeader(format!(
-            "typ must be {RECEIPT_TYP}"
-        )));
-    }
-    if header.contains_key("crit") {
-        return Err(ReceiptError::WrongHeader("crit is not accepted".into()));
-    }
-    let kid = header
-        .get("kid")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ReceiptError::WrongHeader("kid is missing".into()))?;
-    let key = keys
-        .iter()
-        .find(|k| k.thumbprint() == kid)
-        .ok_or(ReceiptError::WrongKey)?;
-    let signing_input = &token[..h.len() + 1 + p.len()];
-    if !key.verify(signing_input.as_bytes(), &signature) {
-        return Err(ReceiptError::BadSignature);
-    }
-    let claims: Map<String, Value> = serde_json::from_slice(&decode(p, "payload")?)
-        .map_err(|_| malformed("payload is not a JSON object"))?;
+    let (claims, kid) = verify_compact(token, keys, RECEIPT_TYP, MAX_RECEIPT_BYTES)?;
     let text = |claim: &'static str| -> Result<String, ReceiptError> {
         match claims.get(claim) {
             None => Err(ReceiptError::MissingClaim(claim)),
@@ -388,7 +426,7 @@ pub fn verify_receipt_with(token: &str, keys: &[AuditPublicKey]) -> Result<Recei
             consent,
             guardian,
         },
-        key_id: kid.to_owned(),
+        key_id: kid,
     })
 }
 

@@ -9,7 +9,9 @@
 //! authorization, the SQLite store; then another pupil's record from the national register
 //! KOSKI (an in-process peer speaking its luovutuspalvelu, serving a KOSKI document generated
 //! by [`crate::registers::koski_pupil`]) converted from KOSKI's JSON to Espoo's siirto-v1, the
-//! conversion shown subject by subject — and at the end the audit trail, verified.
+//! conversion shown subject by subject — then a check without transfer (Espoo asks whether
+//! the first pupil has a study place; only the signed yes or no comes back) — and at the end the
+//! audit trail, verified.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -255,6 +257,81 @@ pub enum DemoError {
     Testbed(#[from] TestbedError),
     #[error("{0}")]
     Step(String),
+}
+
+/// Step 11: a check without transfer, with its consent text, its answer and the attestation
+/// verified with the audit key.
+async fn check(
+    bed: &Testbed,
+    eservice: &crate::client::MtlsClient,
+    pupil: &str,
+    guardian: &str,
+    key: &siirto_core::audit::AuditPublicKey,
+) -> Result<(), DemoError> {
+    step(
+        11,
+        "A check without transfer: Espoo asks whether the pupil has a study place; no record moves",
+    );
+    let answer = eservice
+        .get(
+            "/v1/consent-text?src=turku&dst=espoo&purpose=school-change&lang=en&question=active_study_right",
+            &[],
+        )
+        .await
+        .map_err(TestbedError::from)?;
+    let text = answer.json();
+    let (Some(words), Some(sha256)) = (text["text"].as_str(), text["sha256"].as_str()) else {
+        return Err(DemoError::Step(format!("no consent text: {text}")));
+    };
+    println!("   GET /v1/consent-text?…&question=active_study_right (in English):");
+    println!("{}", indented(words));
+    let mut claims = bed
+        .authorization(pupil, "turku", "espoo", "identity")
+        .claims();
+    if let Some(map) = claims.as_object_mut() {
+        map.remove("scope");
+        map.insert("question".into(), serde_json::json!("active_study_right"));
+        map.insert(
+            "act".into(),
+            serde_json::json!({"sub": guardian, "role": "guardian"}),
+        );
+        map.insert("consent_sha256".into(), serde_json::json!(sha256));
+        map.insert("consent_lang".into(), serde_json::json!("en"));
+    }
+    let token = bed.sign_as(&claims, siirto_core::authz::CHECK_TYP)?;
+    let answer = eservice
+        .post_json("/v1/checks", &serde_json::json!({ "authorization": token }))
+        .await
+        .map_err(TestbedError::from)?;
+    let body = answer.json();
+    println!(
+        "   POST /v1/checks (typ siirto-check+jwt, no scope) → {}",
+        answer.status.as_u16()
+    );
+    let Some(attestation) = body["attestation"].as_str() else {
+        return Err(DemoError::Step(format!("the check was refused: {body}")));
+    };
+    println!(
+        "   question {}, answer {}",
+        body["question"].as_str().unwrap_or_default(),
+        body["answer"]
+    );
+    println!("   attestation {attestation}");
+    let verified =
+        siirto_core::attestation::verify_attestation_with(attestation, std::slice::from_ref(key))
+            .map_err(|e| DemoError::Step(format!("the attestation does not verify: {e}")))?;
+    let c = verified.claims();
+    println!(
+        "   verifies with the audit key (kid {}): {} asked {}, answer {}, document sha256 {}, audit leaf {}",
+        verified.key_id(),
+        c.audience,
+        c.source,
+        c.answer,
+        siirto_core::clock::hex(&c.document_sha256),
+        c.audit_leaf_index
+    );
+    println!("   (Turku's record was read inside the gateway and dropped; only its hash is kept)");
+    Ok(())
 }
 
 fn step(n: u32, text: &str) {
@@ -541,7 +618,9 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
 
     koski_transfer(&bed).await?;
 
-    step(11, "The audit trail");
+    check(&bed, &eservice, &pupil, &guardian, &key).await?;
+
+    step(12, "The audit trail");
     let gateway = bed
         .gateway
         .clone()

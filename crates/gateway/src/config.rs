@@ -30,7 +30,7 @@
 //! | text | ids, paths, URLs, addresses, `subject`, `format`, `protocol`, `koski_path`, `crl_stale`, `name.fi` (`.sv`, `.en`), `statutory_law.fi` (…) | taken as is |
 //! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes`, `own_consent_age` | decimal |
 //! | boolean | `require_text_hash` | `true` or `false` |
-//! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `lease`, `checkpoint_interval` | as in the file |
+//! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `timeout`, `lease`, `checkpoint_interval` | as in the file |
 //! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
 //! | list | `crl`, `roles`, `koski_types`, `payload_previous_keys`, `statutory_scopes`, `statutory_purposes` | comma-separated, or a TOML array `["a", "b"]` |
 //!
@@ -65,9 +65,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig,
-    LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig, format_duration,
-    format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
+    AuditConfig, ChecksConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig,
+    IssuerConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig,
+    format_duration, format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
@@ -95,6 +95,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub audit: AuditConfig,
     pub consent: ConsentConfig,
+    pub checks: ChecksConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
 }
@@ -582,6 +583,7 @@ const CONSENT_KEYS: &[(&str, Kind)] = &[
     ("own_consent_age", Kind::Integer),
     ("require_text_hash", Kind::Boolean),
 ];
+const CHECKS_KEYS: &[(&str, Kind)] = &[("timeout", Kind::Duration)];
 const SCHEMA_KEYS: &[(&str, Kind)] = &[
     ("siirto-v1", Kind::Text),
     ("virta", Kind::Text),
@@ -649,6 +651,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("limits", Kind::Section(LIMITS_KEYS)),
     ("audit", Kind::Section(AUDIT_KEYS)),
     ("consent", Kind::Section(CONSENT_KEYS)),
+    ("checks", Kind::Section(CHECKS_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
 ];
@@ -1449,6 +1452,15 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             defaults.require_text_hash,
         ),
     };
+    let checks = ChecksConfig {
+        timeout: check.duration(
+            section(t, "checks").unwrap_or(&empty),
+            "checks",
+            "timeout",
+            ChecksConfig::default().timeout,
+            (Duration::from_millis(100), Duration::from_secs(300)),
+        ),
+    };
     let s = section(t, "storage").unwrap_or(&empty);
     let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);
     let mut payload_previous_keys = Vec::new();
@@ -1476,6 +1488,7 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         limits,
         audit,
         consent,
+        checks,
         storage: StorageConfig {
             payload_key,
             payload_previous_keys,
@@ -2613,6 +2626,9 @@ checkpoint_interval = "60s"
 own_consent_age = 15                      # younger students need a guardian's act (the operator's policy)
 require_text_hash = true                  # consent needs consent_sha256 and consent_lang
 
+[checks]
+timeout = "10s"                           # a check waits this long for its source (one attempt)
+
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
 # payload_previous_keys = []
@@ -2884,6 +2900,18 @@ mod tests {
                 "[consent]\nown_consent_age = 0\n\n[storage]",
                 "consent.own_consent_age",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[checks]\ntimeout = \"50ms\"\n\n[storage]",
+                "checks.timeout",
+                |c| matches!(c, Cause::OutOfRange { value, .. } if value == "50ms"),
+            ),
+            (
+                "[storage]",
+                "[checks]\ntimout = \"5s\"\n\n[storage]",
+                "checks.timout",
+                |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "timeout"),
             ),
             (
                 "[storage]",
@@ -3243,6 +3271,8 @@ mod tests {
         let f = fixture();
         let cfg = Config::from_toml(&f.text, &f.pki.config, no_env()).expect("valid");
         assert_eq!(cfg.consent, ConsentConfig::default());
+        assert_eq!(cfg.checks, ChecksConfig::default());
+        assert_eq!(cfg.checks.timeout, Duration::from_secs(10));
         let espoo = cfg.directory.get("espoo").expect("espoo");
         assert_eq!(
             espoo

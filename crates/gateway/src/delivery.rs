@@ -47,8 +47,8 @@ use siirto_core::transfer::{self, Event, Retry, Status, TransferState};
 /// back to the store (and goes on with other work).
 const SLOT_WAIT: Duration = Duration::from_millis(250);
 
-/// Documents larger than this are prepared on the blocking pool.
-const BLOCKING_THRESHOLD: usize = 256 * 1024;
+/// Documents larger than this are prepared (or, for a check, read) on the blocking pool.
+pub(crate) const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 /// The actor name of the gateway's own actions in the audit trail.
 pub const GATEWAY_ACTOR: &str = "gateway";

@@ -181,6 +181,18 @@ struct DestinationLabel {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabel {
+    question: &'static str,
+    /// `true`, `false`, or the code the check ended with.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QuestionLabel {
+    question: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CodeLabel {
     code: &'static str,
 }
@@ -225,6 +237,8 @@ pub struct Metrics {
     transfers_accepted: Counter,
     transfers: Family<OutcomeLabel, Counter>,
     transfer_seconds: Histogram,
+    checks: Family<CheckLabel, Counter>,
+    check_seconds: Family<QuestionLabel, Histogram, fn() -> Histogram>,
     pending_transfers: Gauge,
     worker_step_seconds: Histogram,
     attempts_interrupted: Family<StepLabel, Counter>,
@@ -260,6 +274,8 @@ impl Metrics {
             transfers_accepted: Counter::default(),
             transfers: Family::default(),
             transfer_seconds: histogram(),
+            checks: Family::default(),
+            check_seconds: Family::new_with_constructor(histogram),
             pending_transfers: Gauge::default(),
             worker_step_seconds: histogram(),
             attempts_interrupted: Family::default(),
@@ -309,6 +325,16 @@ impl Metrics {
             "siirto_transfer_seconds",
             "Time from acceptance to delivery",
             m.transfer_seconds.clone(),
+        );
+        r.register(
+            "siirto_checks",
+            "Checks without transfer by question and outcome (true, false, or the code the check ended with)",
+            m.checks.clone(),
+        );
+        r.register(
+            "siirto_check_seconds",
+            "Time a check took, from its submission to its answer, by question",
+            m.check_seconds.clone(),
         );
         r.register(
             "siirto_pending_transfers",
@@ -385,6 +411,13 @@ impl Metrics {
 
         for outcome in Outcome::all() {
             expose(&m.transfers, OutcomeLabel { outcome });
+        }
+        for question in siirto_core::check::Question::ALL {
+            let question = question.as_str();
+            for outcome in ["true", "false"] {
+                expose(&m.checks, CheckLabel { question, outcome });
+            }
+            expose(&m.check_seconds, QuestionLabel { question });
         }
         for step in Step::ALL {
             expose(&m.attempts_interrupted, StepLabel { step });
@@ -465,6 +498,16 @@ impl Metrics {
         if let Some(took) = took {
             self.transfer_seconds.observe(took.as_secs_f64());
         }
+    }
+
+    /// A check ended: answered (`outcome` `true` or `false`) or not (the code it ended with).
+    pub fn check_ended(&self, question: &'static str, outcome: &'static str, took: Duration) {
+        self.checks
+            .get_or_create(&CheckLabel { question, outcome })
+            .inc();
+        self.check_seconds
+            .get_or_create(&QuestionLabel { question })
+            .observe(took.as_secs_f64());
     }
 
     pub fn worker_step(&self, took: Duration) {

@@ -14,7 +14,7 @@ use crate::config::{Config, audit_origin};
 use crate::store::Store;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
 use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
-use siirto_core::clock::Timestamp;
+use siirto_core::clock::{Timestamp, hex};
 use siirto_core::formats::{self, Format, koski};
 use siirto_core::record::StudentRecord;
 use siirto_core::scope::Scope;
@@ -573,6 +573,51 @@ pub fn read_public_keys(path: &Path) -> Result<Vec<AuditPublicKey>, ToolError> {
     AuditPublicKey::from_note_verifier_key(trimmed)
         .map(|(_, key)| vec![key])
         .map_err(|e| bad(e.to_string()))
+}
+
+/// `siirto attestation verify FILE --public-key F`: checks a check's attestation offline
+/// against the gateway's audit public key (PEM or JWKS, the current and earlier keys). FILE
+/// holds the JWS, or the JSON answer of `POST /v1/checks` with its `attestation`. Prints what
+/// it states, without `sub` (the student). Exit 0 valid, 1 not.
+pub fn attestation_verify(file: &Path, public_key: &Path) -> Result<ExitCode, ToolError> {
+    let keys = read_public_keys(public_key)?;
+    let bad = |message: String| ToolError::File {
+        path: file.display().to_string(),
+        message,
+    };
+    let text = String::from_utf8(read(file)?).map_err(|_| bad("not UTF-8 text".into()))?;
+    let text = text.trim();
+    let token = if text.starts_with('{') {
+        let json: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        json.get("attestation")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| bad("a JSON object without an `attestation` string".into()))?
+    } else {
+        text.to_owned()
+    };
+    match siirto_core::attestation::verify_attestation_with(&token, &keys) {
+        Ok(a) => {
+            let c = a.claims();
+            println!("attestation verifies (kid {})", a.key_id());
+            println!("  question          {}", c.question);
+            println!("  answer            {}", c.answer);
+            println!("  iss               {}", c.issuer);
+            println!("  aud (asked by)    {}", c.audience);
+            println!("  src (answered by) {}", c.source);
+            println!("  check id (jti)    {}", c.check_id);
+            println!("  iat               {}", c.issued_at.rfc3339());
+            println!("  basis             {}", c.basis.as_str());
+            println!("  authorization_jti {}", c.authorization_jti);
+            println!("  document_sha256   {}", hex(&c.document_sha256));
+            println!("  audit_leaf_index  {}", c.audit_leaf_index);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("attestation does NOT verify: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// `siirto audit verify-proof`: checks an inclusion or consistency proof (the JSON of

@@ -83,6 +83,8 @@ error_codes! {
     StatutoryNotAllowed = FORBIDDEN "statutory_not_allowed",
     GuardianRequired = FORBIDDEN "guardian_required",
     NotFound = NOT_FOUND "not_found",
+    /// A check's source does not know the student.
+    SourceNotFound = NOT_FOUND "source_not_found",
     NoCheckpoint = NOT_FOUND "no_checkpoint",
     MethodNotAllowed = METHOD_NOT_ALLOWED "method_not_allowed",
     RequestTimeout = REQUEST_TIMEOUT "request_timeout",
@@ -108,14 +110,28 @@ error_codes! {
     InvalidActor = UNPROCESSABLE_ENTITY "invalid_actor",
     ConsentTextMismatch = UNPROCESSABLE_ENTITY "consent_text_mismatch",
     InvalidJwks = UNPROCESSABLE_ENTITY "invalid_jwks",
+    /// A check's `question` is not one of the four.
+    UnknownQuestion = UNPROCESSABLE_ENTITY "unknown_question",
+    /// A check's source format cannot answer its question (refused before any fetch).
+    QuestionNotSupported = UNPROCESSABLE_ENTITY "question_not_supported",
     HeadersTooLarge = REQUEST_HEADER_FIELDS_TOO_LARGE "headers_too_large",
     CheckpointInvalid = INTERNAL_SERVER_ERROR "checkpoint_invalid",
     ReloadFailed = INTERNAL_SERVER_ERROR "reload_failed",
+    /// A check's source could not be reached or answered with a temporary error.
+    SourceUnavailable = BAD_GATEWAY "source_unavailable",
+    /// A check's source refused for good.
+    SourceRefused = BAD_GATEWAY "source_refused",
+    /// A check's source document is not valid for its format or cannot be read.
+    InvalidSourceDocument = BAD_GATEWAY "invalid_source_document",
+    /// A check's source document is about someone else.
+    SubjectMismatch = BAD_GATEWAY "subject_mismatch",
     StoreUnavailable = SERVICE_UNAVAILABLE "store_unavailable",
     Overloaded = SERVICE_UNAVAILABLE "overloaded",
     AuditLogUnverified = SERVICE_UNAVAILABLE "audit_log_unverified",
     /// The stored audit log does not verify and `[audit] on_broken = "refuse"`.
     AuditUnavailable = SERVICE_UNAVAILABLE "audit_unavailable",
+    /// A check's source did not answer within `[checks] timeout`.
+    SourceTimeout = GATEWAY_TIMEOUT "source_timeout",
 }
 
 /// An error answer.
@@ -203,6 +219,8 @@ impl From<AuthzError> for ApiError {
             A::GuardianRequired { .. } => ErrorCode::GuardianRequired,
             A::InvalidActor(_) => ErrorCode::InvalidActor,
             A::ConsentTextMismatch { .. } => ErrorCode::ConsentTextMismatch,
+            A::UnknownQuestion(_) => ErrorCode::UnknownQuestion,
+            A::QuestionNotSupported { .. } => ErrorCode::QuestionNotSupported,
         };
         ApiError::new(code, e.message())
     }

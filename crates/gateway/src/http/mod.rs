@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod checks;
 pub mod consent;
 pub mod error;
 pub mod openapi;
@@ -232,6 +233,7 @@ pub async fn audited(gw: &Gateway, event: AuditEvent, e: ApiError) -> ApiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Handler {
     Submit,
+    Check,
     Show,
     Cancel,
     Retry,
@@ -282,6 +284,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST, &["v1", "transfers", "{id}", "cancel"], "cancel_transfer", Handler::Cancel),
     route(Method::POST, &["v1", "transfers", "{id}", "retry"], "retry_transfer", Handler::Retry),
     route(Method::POST, &["v1", "transfers", "retry"], "retry_transfers", Handler::BulkRetry),
+    route(Method::POST, &["v1", "checks"], "submit_check", Handler::Check),
     route(Method::GET, &["v1", "students", "transfers"], "student_transfers", Handler::StudentHistory),
     route(Method::GET, &["v1", "consent-text"], "consent_text", Handler::ConsentText),
     route(Method::GET, &["v1", "audit"], "audit", Handler::AuditList),
@@ -395,6 +398,7 @@ async fn api(
     let query = req.uri().query();
     match route.handler {
         Handler::Submit => transfers::submit(gw, caller, req).await,
+        Handler::Check => checks::submit(gw, caller, req).await,
         Handler::Show => transfers::show(gw, caller, id).await,
         Handler::Cancel => transfers::cancel(gw, caller, id).await,
         Handler::Retry => transfers::retry(gw, caller, id).await,

@@ -120,6 +120,9 @@ pub struct OperatorTexts {
     pub col_detail: String,
     pub col_hash: String,
     pub col_step: String,
+    pub col_check: String,
+    pub col_question: String,
+    pub col_answer: String,
     pub inclusion_proof: String,
     pub no_entries: String,
     pub label_transfer_id: String,
@@ -199,6 +202,7 @@ pub struct OperatorTexts {
     pub subject_result: String,
     pub subject_transfers: String,
     pub subject_entries: String,
+    pub subject_checks: String,
     pub subject_export: String,
     pub subject_export_note: String,
 }
@@ -368,8 +372,49 @@ struct SubjectResult {
     reason: String,
     transfers_heading: String,
     transfers: Vec<TransferView>,
+    checks_heading: String,
+    checks: Vec<CheckView>,
     entries_heading: String,
     entries: Vec<EntryView>,
+}
+
+/// One check without transfer as the subject lookup shows it (no part of any record: the
+/// question, the answer or the code it ended with, and the document's hash).
+struct CheckView {
+    id: String,
+    at: Timestamp,
+    route: String,
+    question: String,
+    purpose: String,
+    /// `true`, `false`, or the code the check ended with.
+    answer: String,
+    /// The first 16 hex digits of the document's SHA-256, when one was read.
+    document: String,
+    leaf: String,
+}
+
+impl CheckView {
+    fn of(row: &crate::store::CheckRow) -> CheckView {
+        CheckView {
+            id: row.id.clone(),
+            at: row.created_at,
+            route: format!("{} → {}", row.src, row.dst),
+            question: row.question.clone(),
+            purpose: row.purpose.clone(),
+            answer: row
+                .answer
+                .map_or_else(|| row.outcome.clone(), |a| a.to_string()),
+            document: row
+                .document_sha256
+                .as_deref()
+                .map(|h| h.chars().take(16).collect())
+                .unwrap_or_default(),
+            leaf: row
+                .audit_leaf_index
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// One audit entry as the tables show it.
@@ -1060,7 +1105,14 @@ async fn audit_subject(
 async fn subject_history(
     gw: &Gateway,
     pseudonym: &Pseudonym,
-) -> Result<(Vec<ListedTransfer>, Vec<AuditEntry>), ApiError> {
+) -> Result<
+    (
+        Vec<ListedTransfer>,
+        Vec<crate::store::CheckRow>,
+        Vec<AuditEntry>,
+    ),
+    ApiError,
+> {
     let transfers = gw
         .store
         .transfers_query(&TransferFilter {
@@ -1079,7 +1131,8 @@ async fn subject_history(
         })
         .await?
         .entries;
-    Ok((transfers, entries))
+    let checks = gw.store.checks_of(pseudonym.as_str()).await?;
+    Ok((transfers, checks, entries))
 }
 
 /// `POST /operator/subjects`: the person's transfers and audit entries. The lookup is audited
@@ -1118,13 +1171,15 @@ async fn subject_lookup(
     // (and the lookup is among the entries shown).
     let detail = [("reason", reason.clone())];
     audit_subject(gw, caller, ACTION, "ok", Some(&pseudonym), &detail).await?;
-    let (transfers, entries) = subject_history(gw, &pseudonym).await?;
+    let (transfers, checks, entries) = subject_history(gw, &pseudonym).await?;
     let page = SubjectPage {
         result: Some(SubjectResult {
             pseudonym: pseudonym.as_str().to_owned(),
             reason,
             transfers_heading: fill(&t.subject_transfers, &[("count", &transfers.len())]),
             transfers: transfers.into_iter().map(TransferView::of).collect(),
+            checks_heading: fill(&t.subject_checks, &[("count", &checks.len())]),
+            checks: checks.iter().map(CheckView::of).collect(),
             entries_heading: fill(&t.subject_entries, &[("count", &entries.len())]),
             entries: entries.iter().map(EntryView::of).collect(),
         }),
@@ -1165,7 +1220,7 @@ async fn subject_export(
     };
     let detail = [("reason", reason.clone())];
     audit_subject(gw, caller, ACTION, "ok", Some(&pseudonym), &detail).await?;
-    let (transfers, entries) = subject_history(gw, &pseudonym).await?;
+    let (transfers, checks, entries) = subject_history(gw, &pseudonym).await?;
     let mut listed = Vec::new();
     for t in &transfers {
         let steps = gw.store.steps(&t.row.id).await?;
@@ -1185,6 +1240,21 @@ async fn subject_export(
         "reason": reason,
         "subject_pseudonym": pseudonym.as_str(),
         "transfers": listed,
+        "checks": checks.iter().map(|c| json!({
+            "id": c.id,
+            "when": c.created_at.rfc3339(),
+            "submitter": c.submitter,
+            "src": c.src,
+            "dst": c.dst,
+            "question": c.question,
+            "purpose": c.purpose,
+            "basis": c.basis.as_str(),
+            "guardian": c.guardian_pseudonym.is_some(),
+            "outcome": c.outcome,
+            "answer": c.answer,
+            "document_sha256": c.document_sha256,
+            "audit_leaf_index": c.audit_leaf_index,
+        })).collect::<Vec<_>>(),
         "audit_entries": entries.iter().map(siirto_core::audit::entry_json).collect::<Vec<_>>(),
     });
     let mut r = json_response(StatusCode::OK, &document);

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::server::Body;
 use crate::state::Gateway;
-use crate::store::TransferRow;
+use crate::store::{CheckRow, TransferRow};
 use siirto_core::authz;
 use siirto_core::consent::{Basis, CategoryTexts};
 use siirto_core::identity::AuthenticatedParticipant;
@@ -75,6 +75,18 @@ pub struct StudentTexts {
     pub language_fi: String,
     pub language_sv: String,
     pub language_en: String,
+    pub check_heading: String,
+    pub label_question: String,
+    pub label_answer: String,
+    pub answer_yes: String,
+    pub answer_no: String,
+    pub no_record_moved: String,
+    pub check_answered: String,
+    pub check_failed: String,
+    pub label_attestation: String,
+    pub attestation_verified: String,
+    pub attestation_broken: String,
+    pub attestation_none: String,
     pub status: StatusTexts,
     /// Each category's short name (the consent text explains them at length).
     pub categories: CategoryTexts,
@@ -206,18 +218,26 @@ pub async fn history(
             }
         })
         .collect();
+    let checks: Vec<CheckEntry> = gw
+        .store
+        .checks_of(pseudonym.as_str())
+        .await?
+        .into_iter()
+        .map(|row| check_entry(gw, row, verified.subject()))
+        .collect();
     match form {
         Form::Json => {
             let transfers: Vec<Value> = entries.iter().map(|e| history_entry(gw, e)).collect();
+            let checks: Vec<Value> = checks.iter().map(|c| check_json(gw, c)).collect();
             Ok(json_response(
                 StatusCode::OK,
-                &json!({ "transfers": transfers }),
+                &json!({ "transfers": transfers, "checks": checks }),
             ))
         }
         Form::Html(lang) => Ok(pages::html(
             StatusCode::OK,
             lang,
-            page(gw, lang, &entries).render(),
+            page(gw, lang, &entries, &checks).render(),
         )),
     }
 }
@@ -328,6 +348,77 @@ fn receipt_verdict(
         None if row.status.is_terminal() => Verdict::None,
         None => Verdict::Pending,
     }
+}
+
+/// A check as the history shows it, with its opened attestation and whether it verifies.
+struct CheckEntry {
+    row: CheckRow,
+    attestation: Option<String>,
+    verdict: Verdict,
+}
+
+/// The check's attestation, opened, and whether it verifies against the audit key (current or
+/// earlier) and names this check and this person.
+fn check_entry(gw: &Gateway, row: CheckRow, subject: &StudentId) -> CheckEntry {
+    let attestation = row.attestation_sealed.as_deref().and_then(|sealed| {
+        siirto_core::attestation::open_attestation(&gw.vault, &row.id, sealed)
+            .map_err(|e| tracing::error!(check = %row.id, error = %e, "the stored attestation cannot be opened"))
+            .ok()
+    });
+    let verdict = match &attestation {
+        Some(token) => match siirto_core::attestation::verify_attestation_with(
+            token,
+            &[gw.audit_key.public_key()],
+        ) {
+            Ok(a) if a.claims().check_id == row.id && a.claims().subject == *subject => {
+                Verdict::Verified
+            }
+            Ok(_) | Err(_) => Verdict::Broken,
+        },
+        // An answered check keeps its attestation; one that cannot be opened is broken.
+        None if row.answer.is_some() => Verdict::Broken,
+        None => Verdict::None,
+    };
+    CheckEntry {
+        row,
+        attestation,
+        verdict,
+    }
+}
+
+/// One check as the student sees it (JSON).
+fn check_json(gw: &Gateway, entry: &CheckEntry) -> Value {
+    let row = &entry.row;
+    let names = |id: &str| {
+        gw.config
+            .directory
+            .get(id)
+            .and_then(|p| p.name.as_ref())
+            .map_or(Value::Null, siirto_core::lang::Localized::to_json)
+    };
+    json!({
+        "id": row.id,
+        "when": row.created_at.rfc3339(),
+        "from": row.src,
+        "to": row.dst,
+        "from_name": names(&row.src),
+        "to_name": names(&row.dst),
+        "question": row.question,
+        "answer": row.answer,
+        "purpose": row.purpose,
+        "basis": row.basis.as_str(),
+        "guardian": row.guardian_pseudonym.is_some(),
+        "status": if row.answer.is_some() { "answered" } else { "failed" },
+        "reason": (row.answer.is_none()).then_some(row.outcome.as_str()),
+        "document_sha256": row.document_sha256,
+        "attestation": entry.attestation,
+        "attestation_verified": entry.verdict.as_json(),
+        "consent": row.consent.as_ref().map(|c| json!({
+            "sha256": c.sha256,
+            "version": c.version,
+            "lang": c.lang.code(),
+        })),
+    })
 }
 
 /// The token of an `Authorization` value `Bearer <token>`: the scheme is matched ASCII
@@ -465,8 +556,14 @@ struct HistoryPage<'a> {
 
 /// One transfer as the page shows it, every value ready to print.
 struct EntryView {
-    /// For `id` attributes: the transfer id.
-    id: String,
+    /// For `id` attributes: `transfer-<id>` or `check-<id>`.
+    anchor: String,
+    /// For sorting, newest first.
+    at: siirto_core::clock::Timestamp,
+    /// A check's question in everyday words, and its answer (`None` for a transfer).
+    question: Option<String>,
+    answer: Option<String>,
+    receipt_label: String,
     heading: String,
     when: String,
     /// `datetime` of the `<time>` element (RFC 3339, UTC).
@@ -488,7 +585,7 @@ struct EntryView {
     receipt: String,
 }
 
-fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
+fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry], checks: &[CheckEntry]) -> HistoryPage<'a> {
     let texts = pages::texts(lang);
     let t = &texts.student;
     let category_names = |list: Vec<Category>| {
@@ -517,7 +614,11 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
                 Verdict::None => ("none", &t.receipt_none),
             };
             EntryView {
-                id: row.id.clone(),
+                anchor: format!("transfer-{}", row.id),
+                at: row.created_at,
+                question: None,
+                answer: None,
+                receipt_label: t.label_receipt.clone(),
                 heading: fill(&t.heading, &[("src", &src), ("dst", &dst)]),
                 when: helsinki_time(&t.date_time, row.created_at),
                 when_machine: row.created_at.rfc3339(),
@@ -548,11 +649,99 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
                 receipt: receipt.clone(),
             }
         })
-        .collect();
+        .chain(
+            checks
+                .iter()
+                .map(|entry| check_view(gw, lang, t, &texts.consent, entry)),
+        )
+        .collect::<Vec<_>>();
+    let mut views = views;
+    views.sort_by_key(|v| std::cmp::Reverse(v.at));
     HistoryPage {
         lang: lang.code(),
         t,
         entries: views,
+    }
+}
+
+/// One check as the page shows it.
+fn check_view(
+    gw: &Gateway,
+    lang: Lang,
+    t: &StudentTexts,
+    consent: &siirto_core::consent::ConsentTemplates,
+    entry: &CheckEntry,
+) -> EntryView {
+    let row = &entry.row;
+    let (src, dst) = (name_of(gw, &row.src, lang), name_of(gw, &row.dst, lang));
+    let basis = match row.basis {
+        Basis::Statutory => {
+            let law = gw
+                .config
+                .directory
+                .get(&row.dst)
+                .and_then(|p| p.statutory.as_ref())
+                .map(|s| s.law.get(lang).to_owned())
+                .unwrap_or_default();
+            fill(&t.basis_statutory, &[("law", &law)])
+        }
+        Basis::Consent if row.guardian_pseudonym.is_some() => t.basis_guardian.clone(),
+        Basis::Consent => t.basis_consent.clone(),
+    };
+    let (receipt_class, receipt) = match entry.verdict {
+        Verdict::Verified => ("ok", &t.attestation_verified),
+        Verdict::Broken => ("bad", &t.attestation_broken),
+        Verdict::Pending | Verdict::None => ("none", &t.attestation_none),
+    };
+    EntryView {
+        anchor: format!("check-{}", row.id),
+        at: row.created_at,
+        question: Some(
+            consent
+                .questions
+                .get(&row.question)
+                .unwrap_or(&row.question)
+                .to_owned(),
+        ),
+        answer: row.answer.map(|a| {
+            if a {
+                t.answer_yes.clone()
+            } else {
+                t.answer_no.clone()
+            }
+        }),
+        receipt_label: t.label_attestation.clone(),
+        heading: fill(&t.check_heading, &[("src", &src), ("dst", &dst)]),
+        when: helsinki_time(&t.date_time, row.created_at),
+        when_machine: row.created_at.rfc3339(),
+        from: src.to_owned(),
+        to: dst.to_owned(),
+        what: vec![t.no_record_moved.clone()],
+        arrived: None,
+        purpose: capitalized(&consent.purpose_words(&row.purpose, dst)),
+        basis,
+        consent_text: row.consent.as_ref().map(|c| {
+            fill(
+                &t.consent_text,
+                &[("version", &c.version), ("lang", &t.language(c.lang))],
+            )
+        }),
+        status_class: if row.answer.is_some() {
+            "delivered"
+        } else {
+            "failed"
+        },
+        status: if row.answer.is_some() {
+            t.check_answered.clone()
+        } else {
+            t.check_failed.clone()
+        },
+        reason: row
+            .answer
+            .is_none()
+            .then(|| fill(&t.reason_code, &[("reason", &row.outcome.as_str())])),
+        receipt_class,
+        receipt: receipt.clone(),
     }
 }
 

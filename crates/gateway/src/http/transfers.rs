@@ -28,8 +28,8 @@ use siirto_core::transfer::{self, Event, Status};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Submission {
-    authorization: String,
+pub(super) struct Submission {
+    pub(super) authorization: String,
 }
 
 pub async fn submit(
@@ -184,7 +184,10 @@ pub async fn submit(
 }
 
 /// The body of a submission: at most `limits.max_request_bytes` of `{"authorization": "<JWS>"}`.
-async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submission, ApiError> {
+pub(super) async fn read_submission(
+    gw: &Gateway,
+    req: Request<Incoming>,
+) -> Result<Submission, ApiError> {
     let body = read_body(gw, req).await?;
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -194,10 +197,10 @@ async fn read_submission(gw: &Gateway, req: Request<Incoming>) -> Result<Submiss
     })
 }
 
-/// Every code a submission can be refused with (its body, its authorization, a replay): the
+/// Every code a submission (of a transfer or a check) can be refused with (its body, its authorization, a replay): the
 /// `code` values of `siirto_authorizations_rejected_total`, each exposed from the start. Debug
 /// builds check each refusal against it.
-pub const SUBMISSION_REFUSALS: [ErrorCode; 30] = [
+pub const SUBMISSION_REFUSALS: [ErrorCode; 32] = [
     ErrorCode::InvalidRequest,
     ErrorCode::RequestTooLarge,
     ErrorCode::RequestTimeout,
@@ -227,11 +230,17 @@ pub const SUBMISSION_REFUSALS: [ErrorCode; 30] = [
     ErrorCode::GuardianRequired,
     ErrorCode::InvalidActor,
     ErrorCode::ConsentTextMismatch,
+    ErrorCode::UnknownQuestion,
+    ErrorCode::QuestionNotSupported,
     ErrorCode::Replay,
 ];
 
 /// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
-async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
+pub(super) async fn refuse(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    e: ApiError,
+) -> ApiError {
     debug_assert!(
         SUBMISSION_REFUSALS.contains(&e.code),
         "{:?} is not in SUBMISSION_REFUSALS",

@@ -35,6 +35,8 @@ use siirto_core::vault::Sealed;
 #[doc(hidden)]
 pub mod testdb;
 
+use siirto_core::consent::Basis;
+
 pub use rows::{
     AuditFilter, AuditPage, CheckpointRow, ListedTransfer, SealedBlob, StepRow, StoredConsent,
     TransferCursor, TransferFilter, TransferPage, TransferRow,
@@ -118,6 +120,54 @@ pub enum StoreError {
     WriterStopped,
     #[error("the transaction was rolled back: {0}")]
     RolledBack(String),
+}
+
+/// A check without transfer as it ended (answered, or not), written with its audit entries.
+/// It holds no part of the record: the question, the answer and the document's SHA-256.
+#[derive(Debug, Clone)]
+pub struct NewCheck {
+    pub id: String,
+    pub submitter: String,
+    pub issuer: String,
+    pub jti: String,
+    pub src: String,
+    pub dst: String,
+    pub question: String,
+    pub purpose: String,
+    pub subject_pseudonym: String,
+    pub basis: Basis,
+    pub guardian_pseudonym: Option<String>,
+    pub consent: Option<StoredConsent>,
+    pub consented_at: Timestamp,
+    pub created_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// `answered`, or the code the check ended with.
+    pub outcome: String,
+    pub answer: Option<bool>,
+    pub document_sha256: Option<String>,
+}
+
+/// A stored check ([`Store::checks_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    pub id: String,
+    pub submitter: String,
+    pub src: String,
+    pub dst: String,
+    pub question: String,
+    pub purpose: String,
+    pub subject_pseudonym: String,
+    pub basis: Basis,
+    pub guardian_pseudonym: Option<String>,
+    pub consent: Option<StoredConsent>,
+    pub created_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub outcome: String,
+    pub answer: Option<bool>,
+    pub document_sha256: Option<String>,
+    pub audit_leaf_index: Option<u64>,
+    /// The signed attestation, sealed for `attestation:<id>`.
+    pub attestation_sealed: Option<Vec<u8>>,
 }
 
 /// A transfer as accepted by the API, written together with its replay id and audit entries.
@@ -347,6 +397,12 @@ enum Op {
         base: Box<PrunedBase>,
         at: Timestamp,
         audit: AuditEvent,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    InsertCheck {
+        check: Box<NewCheck>,
+        audit: Vec<AuditEvent>,
+        attestation: Option<ReceiptSigner>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     PurgeFinished {
@@ -823,6 +879,38 @@ impl Store {
             reply: tx,
         };
         self.send(op, rx).await
+    }
+
+    /// Writes a finished check with its audit entries (at least one); returns the seq of the
+    /// last entry. `attestation` signs and seals the attestation for that seq (its
+    /// `audit_leaf_index`) before anything is written, so the row and the entry it names
+    /// commit together.
+    pub async fn insert_check(
+        &self,
+        check: NewCheck,
+        audit: Vec<AuditEvent>,
+        attestation: Option<ReceiptSigner>,
+    ) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::InsertCheck {
+            check: Box::new(check),
+            audit,
+            attestation,
+            reply: tx,
+        };
+        self.send(op, rx).await
+    }
+
+    /// Every check about the student with this pseudonym, newest first.
+    pub async fn checks_of(&self, subject_pseudonym: &str) -> Result<Vec<CheckRow>, StoreError> {
+        let sql = "SELECT id, submitter, src, dst, question, purpose, subject_pseudonym, basis, \
+                   guardian_pseudonym, consent_sha256, consent_version, consent_lang, created_at, \
+                   finished_at, outcome, answer, document_sha256, audit_leaf_index, attestation_sealed \
+                   FROM checks WHERE subject_pseudonym = $1 ORDER BY created_at DESC, id DESC";
+        with_pool!(self, p => {
+            let rows = sqlx::query(sql).bind(subject_pseudonym).fetch_all(p).await?;
+            rows.iter().map(rows::check_from_row).collect()
+        })
     }
 
     /// Forgets replay ids whose authorizations can no longer be valid.
@@ -1437,6 +1525,14 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e),
                         }
                     }
+                    Op::InsertCheck { check, audit, attestation, reply } => {
+                        match insert_check(conn, head, *check, audit, attestation).await {
+                            Ok(leaf) => OpOutcome::Keep(Box::new(move |c| {
+                                let _ = reply.send(c.map(|_| leaf).map_err(unshare));
+                            })),
+                            Err(e) => undo_with(reply, e),
+                        }
+                    }
                     Op::PurgeFinished { before, limit, audit, reply } => {
                         match purge_finished(conn, head, before, limit, audit).await {
                             Ok(n) => OpOutcome::Keep(Box::new(move |c| {
@@ -1541,6 +1637,58 @@ macro_rules! backend {
                     .execute(&mut *conn)
                     .await?;
                 Ok(replay.rows_affected() == 1)
+            }
+
+            async fn insert_check(
+                conn: &mut Conn,
+                head: &mut Head,
+                c: NewCheck,
+                events: Vec<AuditEvent>,
+                attestation: Option<ReceiptSigner>,
+            ) -> Result<u64, StoreError> {
+                let n = events.len() as u64;
+                if n == 0 {
+                    return Err(StoreError::Corrupt {
+                        what: "check",
+                        detail: "a check is written with at least one audit entry".into(),
+                    });
+                }
+                // The attestation names the leaf of the last entry, known before it is written.
+                let leaf = head.next_seq + n - 1;
+                let sealed = attestation.map(|sign| sign(leaf));
+                sqlx::query(
+                    "INSERT INTO checks (id, submitter, issuer, jti, src, dst, question, purpose, subject_pseudonym, basis, \
+                     guardian_pseudonym, consent_sha256, consent_version, consent_lang, consented_at, created_at, finished_at, \
+                     outcome, answer, document_sha256, audit_leaf_index, attestation_sealed, attestation_key_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
+                )
+                .bind(&c.id)
+                .bind(&c.submitter)
+                .bind(&c.issuer)
+                .bind(&c.jti)
+                .bind(&c.src)
+                .bind(&c.dst)
+                .bind(&c.question)
+                .bind(&c.purpose)
+                .bind(&c.subject_pseudonym)
+                .bind(c.basis.as_str())
+                .bind(&c.guardian_pseudonym)
+                .bind(c.consent.as_ref().map(|x| x.sha256.clone()))
+                .bind(c.consent.as_ref().map(|x| x.version.clone()))
+                .bind(c.consent.as_ref().map(|x| x.lang.code()))
+                .bind(c.consented_at.millis())
+                .bind(c.created_at.millis())
+                .bind(c.finished_at.millis())
+                .bind(&c.outcome)
+                .bind(c.answer.map(i64::from))
+                .bind(&c.document_sha256)
+                .bind(sealed.as_ref().map(|_| i64::try_from(leaf).unwrap_or(i64::MAX)))
+                .bind(sealed.as_ref().map(|s| s.bytes.clone()))
+                .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+                .execute(&mut *conn)
+                .await?;
+                let seqs = append(conn, head, events).await?;
+                Ok(seqs.last().copied().unwrap_or(leaf))
             }
 
             async fn insert(conn: &mut Conn, head: &mut Head, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
@@ -1942,6 +2090,7 @@ fn fail_one(op: Op) -> Finish {
         Op::PurgeReplay(_, r) => send(r),
         Op::PruneAudit { reply, .. } => send(reply),
         Op::PurgeFinished { reply, .. } => send(reply),
+        Op::InsertCheck { reply, .. } => send(reply),
     }
 }
 

@@ -290,6 +290,39 @@ fn unsigned(what: &'static str, v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(what, format!("negative value {v}")))
 }
 
+pub(super) fn check_from_row(r: &impl Columns) -> Result<super::CheckRow, StoreError> {
+    let basis = r.text(7)?;
+    let basis =
+        siirto_core::consent::Basis::parse(&basis).ok_or_else(|| corrupt("check basis", basis))?;
+    let consent = match (r.opt_text(9)?, r.opt_text(10)?, r.opt_text(11)?) {
+        (Some(sha256), Some(version), Some(lang)) => Some(StoredConsent {
+            sha256,
+            version,
+            lang: Lang::parse(&lang).ok_or_else(|| corrupt("check consent_lang", lang))?,
+        }),
+        _ => None,
+    };
+    Ok(super::CheckRow {
+        id: r.text(0)?,
+        submitter: r.text(1)?,
+        src: r.text(2)?,
+        dst: r.text(3)?,
+        question: r.text(4)?,
+        purpose: r.text(5)?,
+        subject_pseudonym: r.text(6)?,
+        basis,
+        guardian_pseudonym: r.opt_text(8)?,
+        consent,
+        created_at: Timestamp::from_millis(r.int(12)?),
+        finished_at: Timestamp::from_millis(r.int(13)?),
+        outcome: r.text(14)?,
+        answer: r.opt_int(15)?.map(|a| a != 0),
+        document_sha256: r.opt_text(16)?,
+        audit_leaf_index: r.opt_int(17)?.and_then(|l| u64::try_from(l).ok()),
+        attestation_sealed: r.opt_bytes(18)?,
+    })
+}
+
 pub(super) fn transfer_from_row(r: &impl Columns) -> Result<TransferRow, StoreError> {
     let status = r.text(1)?;
     let status = Status::parse(&status).ok_or_else(|| corrupt("transfer status", status))?;

@@ -159,10 +159,12 @@ pub static SCALES: &[KoskiScale] = &[
 ];
 
 /// `suorituksentyyppi` values of a top-level completion that is a group within a study right
-/// (a grade year, the initial stage of adult basic education), not a syllabus or degree.
+/// (a grade year, the initial stage of adult basic education, a partial vocational
+/// qualification: some of a qualification's units), not a syllabus or degree.
 const MODULE_TYPES: &[&str] = &[
     "perusopetuksenvuosiluokka",
     "aikuistenperusopetuksenoppimaaranalkuvaihe",
+    "ammatillinentutkintoosittainen",
 ];
 
 /// KOSKI `kieli` codes that are not ISO 639-1, and their language tag.
