@@ -1584,6 +1584,7 @@ mod tests {
                 en: format!("{id} (en)"),
             }),
             statutory: None,
+            redirect_uris: Vec::new(),
         }
     }
 

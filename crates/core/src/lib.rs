@@ -23,6 +23,8 @@
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
+//! - [`omadata`]: consent given at KOSKI: PKCE, `state`, RFC 8414 metadata and token answers,
+//!   and the rules of a consent request's answer (OAuth 2.0 client side, pure).
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
 //! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
 //!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
@@ -48,6 +50,7 @@ pub mod config;
 pub mod consent;
 pub mod formats;
 pub mod identity;
+pub mod omadata;
 pub mod lang;
 pub mod peer_health;
 pub mod pipeline;

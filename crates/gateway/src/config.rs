@@ -76,7 +76,7 @@ use siirto_core::identity::{
 };
 use siirto_core::lang::Localized;
 use siirto_core::protocol::{
-    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, SourceProtocol, VirtaCaller, is_koski_type,
+    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, OmadataCall, SourceProtocol, VirtaCaller, is_koski_type,
 };
 use siirto_core::scope::{Category, Scope};
 
@@ -317,6 +317,14 @@ pub enum Cause {
     BadKoskiPath(String),
     #[error("must be an https:// URL, found \"{0}\"")]
     NotHttps(String),
+    #[error("not an OAuth scope list: {0}")]
+    BadOmadataScope(String),
+    #[error(
+        "not a usable redirect URI \"{0}\" (an absolute https:// URL without a fragment, or http:// on localhost or 127.0.0.1 for development)"
+    )]
+    BadRedirectUri(String),
+    #[error("only an e-service has `redirect_uris` (the addresses KOSKI returns the person to)")]
+    RedirectUrisNotAllowed,
     #[error("not a usable URL: {0}")]
     BadUrl(String),
     #[error("not a socket address (IP:port): \"{0}\"")]
@@ -570,6 +578,11 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("koski_types", Kind::List),
     ("koski_path", Kind::Text),
     ("virta_caller", Kind::Text),
+    ("omadata_client_id", Kind::Text),
+    ("omadata_issuer", Kind::Text),
+    ("omadata_resource", Kind::Text),
+    ("omadata_scope", Kind::Text),
+    ("redirect_uris", Kind::List),
     ("name", Kind::Section(LOCALIZED_KEYS)),
     ("statutory_scopes", Kind::List),
     ("statutory_purposes", Kind::List),
@@ -581,6 +594,7 @@ const LOCALIZED_KEYS: &[(&str, Kind)] =
 const CONSENT_KEYS: &[(&str, Kind)] = &[
     ("own_consent_age", Kind::Integer),
     ("require_text_hash", Kind::Boolean),
+    ("request_ttl", Kind::Duration),
 ];
 const SCHEMA_KEYS: &[(&str, Kind)] = &[
     ("siirto-v1", Kind::Text),
@@ -1448,6 +1462,13 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             "require_text_hash",
             defaults.require_text_hash,
         ),
+        request_ttl: check.duration(
+            c,
+            "consent",
+            "request_ttl",
+            defaults.request_ttl,
+            (Duration::from_secs(60), Duration::from_secs(3600)),
+        ),
     };
     let s = section(t, "storage").unwrap_or(&empty);
     let payload_key = check.file(s, "storage", "payload_key", false, FileKind::HexKey);
@@ -1730,6 +1751,7 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
         let name = build_name(e, &prefix, &roles, check);
         let statutory = build_statutory(e, &prefix, &roles, check);
+        let redirect_uris = build_redirect_uris(e, &prefix, &roles, check);
         if let (Some(id), Some(identity)) = (id, identity) {
             participants.push(Participant {
                 id,
@@ -1738,6 +1760,7 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
                 endpoint,
                 name,
                 statutory,
+                redirect_uris,
             });
         }
     }
@@ -1941,20 +1964,27 @@ fn build_endpoint(
         }
         return None;
     };
+    let omadata = e.get("protocol").and_then(Value::as_str) == Some("koski-omadata");
     for field in ["base_url", "server_ca", "format"] {
-        if !e.contains_key(field) {
+        // A KOSKI OmaData source is reached at its issuer: `base_url` defaults to it.
+        if !e.contains_key(field) && !(omadata && field == "base_url") {
             check.report(
                 join_key(prefix, field),
                 Cause::EndpointFieldMissing { role, field },
             );
         }
     }
+    let url_key = if omadata && !e.contains_key("base_url") {
+        "omadata_issuer"
+    } else {
+        "base_url"
+    };
     let url = check
-        .text(e, prefix, "base_url", false)
+        .text(e, prefix, url_key, false)
         .and_then(|u| match parse_base_url(&u) {
             Ok(parts) => Some(parts),
             Err(cause) => {
-                check.report(join_key(prefix, "base_url"), cause);
+                check.report(join_key(prefix, url_key), cause);
                 None
             }
         });
@@ -1994,7 +2024,16 @@ fn build_endpoint(
 }
 
 /// The keys only a source's protocol reads.
-const PROTOCOL_FIELDS: [&str; 4] = ["protocol", "koski_types", "koski_path", "virta_caller"];
+const PROTOCOL_FIELDS: [&str; 8] = [
+    "protocol",
+    "koski_types",
+    "koski_path",
+    "virta_caller",
+    "omadata_client_id",
+    "omadata_issuer",
+    "omadata_resource",
+    "omadata_scope",
+];
 
 /// `protocol` and the keys of the protocol it names (CONTRACT.md, "Source protocols"): which
 /// keys belong to which protocol, the KOSKI types, the KOSKI path, and the VIRTA credentials
@@ -2027,7 +2066,7 @@ fn build_protocol(
             key("protocol"),
             Cause::UnknownChoice {
                 value: name,
-                known: "siirto, koski, virta-soap",
+                known: "siirto, koski, virta-soap, koski-omadata",
             },
         );
         return None;
@@ -2039,6 +2078,10 @@ fn build_protocol(
         ("koski_types", "koski"),
         ("koski_path", "koski"),
         ("virta_caller", "virta-soap"),
+        ("omadata_client_id", "koski-omadata"),
+        ("omadata_issuer", "koski-omadata"),
+        ("omadata_resource", "koski-omadata"),
+        ("omadata_scope", "koski-omadata"),
     ] {
         if e.contains_key(field) && belongs_to != name {
             check.report(
@@ -2052,7 +2095,7 @@ fn build_protocol(
         }
     }
     let expected = match name {
-        "koski" => Some(Format::Koski),
+        "koski" | "koski-omadata" => Some(Format::Koski),
         "virta-soap" => Some(Format::Virta),
         _ => None,
     };
@@ -2111,7 +2154,120 @@ fn build_protocol(
                 },
             }
         }
+        "koski-omadata" => build_omadata(e, prefix, check).map(SourceProtocol::KoskiOmadata),
         _ => Some(SourceProtocol::Siirto),
+    }
+}
+
+/// The keys of `protocol = "koski-omadata"`: `omadata_client_id`, `omadata_issuer` and
+/// `omadata_resource` (https URLs), `omadata_scope` (RFC 6749 §3.3 scope tokens; KOSKI takes
+/// only one `OPISKELUOIKEUDET_*` scope at a time).
+fn build_omadata(e: &Table, prefix: &str, check: &mut Checker) -> Option<OmadataCall> {
+    let key = |field: &str| join_key(prefix, field);
+    let client_id = check.text(e, prefix, "omadata_client_id", true);
+    if let Some(id) = &client_id
+        && !siirto_core::omadata::valid_parameter(id)
+    {
+        check.report(
+            key("omadata_client_id"),
+            Cause::BadUrl("a client_id is visible ASCII characters only".into()),
+        );
+    }
+    let mut url = |field: &'static str| {
+        check
+            .text(e, prefix, field, true)
+            .and_then(|u| match parse_base_url(&u) {
+                Ok((url, _, _)) => Some(url),
+                Err(cause) => {
+                    check.report(key(field), cause);
+                    None
+                }
+            })
+    };
+    let issuer = url("omadata_issuer");
+    let resource = url("omadata_resource");
+    let scope = check.text(e, prefix, "omadata_scope", true).and_then(|s| {
+        match check_omadata_scope(&s) {
+            Ok(()) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+            Err(why) => {
+                check.report(key("omadata_scope"), Cause::BadOmadataScope(why));
+                None
+            }
+        }
+    });
+    Some(OmadataCall {
+        client_id: client_id?,
+        issuer: issuer?,
+        resource: resource?,
+        scope: scope?,
+    })
+}
+
+/// RFC 6749 §3.3: scope tokens of `%x21 / %x23-5B / %x5D-7E`, separated by spaces; KOSKI's
+/// document: at most one `OPISKELUOIKEUDET_` scope.
+fn check_omadata_scope(s: &str) -> Result<(), String> {
+    let tokens: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
+    if tokens.is_empty() {
+        return Err("at least one scope is required".into());
+    }
+    if let Some(t) = tokens.iter().find(|t| {
+        !t.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    }) {
+        return Err(format!("\"{t}\" has a character a scope token cannot"));
+    }
+    let study_rights = tokens
+        .iter()
+        .filter(|t| t.starts_with("OPISKELUOIKEUDET_"))
+        .count();
+    if study_rights > 1 {
+        return Err("KOSKI takes only one OPISKELUOIKEUDET_ scope at a time".into());
+    }
+    Ok(())
+}
+
+/// `redirect_uris` of an e-service: where KOSKI may return the person (as registered at
+/// KOSKI). Absolute https URLs without a fragment (RFC 6749 §3.1.2), or http on localhost for
+/// development (KOSKI's test environment allows them).
+fn build_redirect_uris(e: &Table, prefix: &str, roles: &[Role], check: &mut Checker) -> Vec<String> {
+    let key = join_key(prefix, "redirect_uris");
+    if !e.contains_key("redirect_uris") {
+        return Vec::new();
+    }
+    if !roles.contains(&Role::Eservice) {
+        check.report(key, Cause::RedirectUrisNotAllowed);
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, uri) in check
+        .list(e, prefix, "redirect_uris")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if valid_redirect_uri(&uri) {
+            out.push(uri);
+        } else {
+            check.report(format!("{key}[{i}]"), Cause::BadRedirectUri(uri));
+        }
+    }
+    out
+}
+
+fn valid_redirect_uri(uri: &str) -> bool {
+    let Ok(parsed) = uri.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(host) = parsed.host() else {
+        return false;
+    };
+    if uri.contains('#') || uri.len() > 2048 || uri.chars().any(|c| c.is_whitespace()) {
+        return false;
+    }
+    match parsed.scheme_str() {
+        Some("https") => true,
+        Some("http") => host == "localhost" || host == "127.0.0.1",
+        _ => false,
     }
 }
 
@@ -3260,7 +3416,8 @@ mod tests {
             cfg.consent,
             ConsentConfig {
                 own_consent_age: 13,
-                require_text_hash: false
+                require_text_hash: false,
+                request_ttl: Duration::from_secs(600),
             }
         );
         assert_eq!(

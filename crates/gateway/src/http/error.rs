@@ -92,6 +92,12 @@ error_codes! {
     NotFailed = CONFLICT "not_failed",
     NotRetryable = CONFLICT "not_retryable",
     InvalidTransition = CONFLICT "invalid_transition",
+    /// The `state` handed on is not the one the consent request was sent with.
+    StateMismatch = CONFLICT "state_mismatch",
+    /// The consent request was answered before.
+    AlreadyUsed = CONFLICT "already_used",
+    /// The consent request waited longer than `[consent] request_ttl`.
+    RequestExpired = GONE "expired",
     RequestTooLarge = PAYLOAD_TOO_LARGE "request_too_large",
     MissingClaim = UNPROCESSABLE_ENTITY "missing_claim",
     InvalidClaim = UNPROCESSABLE_ENTITY "invalid_claim",
@@ -104,10 +110,14 @@ error_codes! {
     MissingIdentityScope = UNPROCESSABLE_ENTITY "missing_identity_scope",
     InvalidActor = UNPROCESSABLE_ENTITY "invalid_actor",
     ConsentTextMismatch = UNPROCESSABLE_ENTITY "consent_text_mismatch",
+    /// The `redirect_uri` is not one of the e-service's `redirect_uris`.
+    InvalidRedirectUri = UNPROCESSABLE_ENTITY "invalid_redirect_uri",
     InvalidJwks = UNPROCESSABLE_ENTITY "invalid_jwks",
     HeadersTooLarge = REQUEST_HEADER_FIELDS_TOO_LARGE "headers_too_large",
     CheckpointInvalid = INTERNAL_SERVER_ERROR "checkpoint_invalid",
     ReloadFailed = INTERNAL_SERVER_ERROR "reload_failed",
+    /// A source needed to answer now (KOSKI OmaData's authorization server) did not answer.
+    SourceUnavailable = BAD_GATEWAY "source_unavailable",
     StoreUnavailable = SERVICE_UNAVAILABLE "store_unavailable",
     Overloaded = SERVICE_UNAVAILABLE "overloaded",
     AuditLogUnverified = SERVICE_UNAVAILABLE "audit_log_unverified",
