@@ -26,6 +26,9 @@
 //! - `registers`: KOSKI's luovutuspalvelu and VIRTA's SOAP service as sources, each in its own
 //!   protocol, with peers that check every request's shape; found, not found, retried, refused,
 //!   someone else's record, broken, deep, huge and DTD-carrying answers.
+//! - `omadata`: consent given at KOSKI (OmaData OAuth2): the whole flow through a browser-like
+//!   client to a delivered record, each refusal with its code, the in-test authorization server
+//!   cross-checked by Authlib, no code, token, state or henkilötunnus in clear.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
@@ -50,6 +53,8 @@ mod external;
 mod limits;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/omadata.rs"]
+mod omadata;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/people.rs"]
