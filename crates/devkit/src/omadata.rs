@@ -244,6 +244,16 @@ impl OmadataPeer {
         lock(&self.state).exchanges.clone()
     }
 
+    /// Every access token issued (for tests that look for them where they must not be).
+    pub fn tokens(&self) -> Vec<String> {
+        lock(&self.state).tokens.keys().cloned().collect()
+    }
+
+    /// Every code issued.
+    pub fn codes(&self) -> Vec<String> {
+        lock(&self.state).codes.keys().cloned().collect()
+    }
+
     pub fn resource_calls(&self) -> u32 {
         lock(&self.state).resource_calls
     }
