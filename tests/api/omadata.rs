@@ -278,6 +278,45 @@ async fn a_consent_given_at_koski_moves_the_record_to_a_school_system() {
         .expect("accepted");
     assert_eq!(accepted.event.detail["consent_given_at"], "koski");
 
+    // The receipt and the student's own page say the consent was given at KOSKI.
+    let receipt = transfer["receipt"].as_str().expect("receipt");
+    let payload = receipt.split('.').nth(1).expect("payload");
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON");
+    assert_eq!(claims["consent_given_at"], "koski", "{claims:#}");
+    let bearer = || format!("Bearer {}", b.bed.transparency_token(PUPIL).expect("token"));
+    let eservice = b.bed.client("eservice").expect("client");
+    for (lang, words) in [
+        ("fi", "Annoit luvan KOSKI-palvelussa"),
+        ("sv", "Du gav tillstånd i KOSKI-tjänsten"),
+        ("en", "You agreed in KOSKI"),
+    ] {
+        let page = eservice
+            .get(
+                &format!("/v1/students/transfers?lang={lang}"),
+                &[("authorization", &bearer()), ("accept", "text/html")],
+            )
+            .await
+            .expect("page");
+        assert_eq!(page.status.as_u16(), 200);
+        assert!(
+            String::from_utf8_lossy(&page.body).contains(words),
+            "{lang}: {}",
+            String::from_utf8_lossy(&page.body)
+        );
+    }
+    let history = eservice
+        .get("/v1/students/transfers", &[("authorization", &bearer())])
+        .await
+        .expect("history")
+        .json();
+    assert_eq!(history["transfers"][0]["consent_given_at"], "koski", "{history:#}");
+
     // No secret and no henkilötunnus in clear: audit trail, database file, the transfer view.
     let secrets = [code.as_str(), params["state"].as_str(), PUPIL];
     let trail: String = audit(&b.bed)

@@ -906,6 +906,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                     })
                 }),
                 guardian: row.guardian_pseudonym.is_some(),
+                consent_given_at: gw.is_omadata_source(&row.src).then(|| "koski".to_owned()),
             };
             let key = gw.audit_key.clone();
             let (vault, random) = (gw.vault.clone(), gw.random.clone());
