@@ -1558,8 +1558,8 @@ mod tests {
             max_lifetime: Duration::from_secs(900),
             skew: Duration::from_secs(60),
             consent: ConsentConfig {
-                own_consent_age: 15,
                 require_text_hash: false,
+                ..ConsentConfig::default()
             },
         }
     }

@@ -2667,7 +2667,7 @@ subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / 
 base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
 format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
-# protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap
+# protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap | koski-omadata
 name = { fi = "Turun kaupunki", sv = "Åbo stad", en = "City of Turku" }   # sources and destinations
 # What a destination receives by law, without consent (all three, or none):
 statutory_purposes = ["school-change"]
@@ -2697,6 +2697,21 @@ statutory_law = { fi = "perusopetuslaki (628/1998) 40 §", sv = "lagen om grundl
 # format = "virta"
 # protocol = "virta-soap"                 # OpiskelijanKaikkiTiedot, SOAP 1.1
 # virta_caller = "certs/virta-caller.toml"          # jarjestelma, tunnus, avain (secret)
+#
+# KOSKI with the student's own consent given at KOSKI (OmaData; README, "Consent given at KOSKI"):
+# [[participants]]
+# id = "koski-omadata"
+# roles = ["source"]
+# subject = "CN=oppija.koski.opintopolku.fi,O=Opetushallitus,C=FI"
+# server_ca = "certs/koski-server-ca.pem"
+# name = { fi = "KOSKI (Opetushallitus)", sv = "KOSKI (Utbildningsstyrelsen)", en = "KOSKI (Finnish National Agency for Education)" }
+# format = "koski"
+# protocol = "koski-omadata"
+# omadata_client_id = "siirto-turku"                 # given by KOSKI's maintainers
+# omadata_issuer = "https://opintopolku.fi/koski/omadata-oauth2"   # RFC 8414 metadata below it
+# omadata_resource = "https://oppija-raportointi.koski.opintopolku.fi/koski/api/omadata-oauth2/resource-server"
+# omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
+# (and on each e-service: redirect_uris = ["https://eservice.turku.fi/omadata/return"])
 
 [[participants]]
 id = "registry-operator"
@@ -2754,6 +2769,7 @@ checkpoint_interval = "60s"
 [consent]
 own_consent_age = 15                      # younger students need a guardian's act (the operator's policy)
 require_text_hash = true                  # consent needs consent_sha256 and consent_lang
+request_ttl = "10m"                       # how long a KOSKI OmaData consent request waits (1m to 1h)
 
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
@@ -3026,6 +3042,12 @@ mod tests {
                 "[consent]\nown_consent_age = 0\n\n[storage]",
                 "consent.own_consent_age",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "0"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nrequest_ttl = \"2h\"\n\n[storage]",
+                "consent.request_ttl",
+                |c| matches!(c, Cause::OutOfRange { .. }),
             ),
             (
                 "[storage]",
@@ -3725,6 +3747,144 @@ virta_caller = "virta-caller.toml"
         );
         assert!(text.contains("id = \"virta-luku\""), "{text}");
         text
+    }
+
+    /// The fixture with a KOSKI OmaData source appended (participants[6], `extra` lines added)
+    /// and `eservice_extra` lines on the e-service (participants[4]).
+    fn with_omadata(f: &Fixture, extra: &str, eservice_extra: &str) -> String {
+        let source = format!(
+            r#"
+[[participants]]
+id = "koski-omadata"
+roles = ["source"]
+subject = "CN=koski-omadata,O=Opetushallitus,C=FI"
+server_ca = "certs/participants-ca.pem"
+format = "koski"
+name = {{ fi = "KOSKI", sv = "KOSKI", en = "KOSKI" }}
+protocol = "koski-omadata"
+omadata_client_id = "siirto-turku"
+omadata_issuer = "https://koski.example/omadata-oauth2"
+omadata_resource = "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
+omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
+{extra}
+"#
+        );
+        let eservice = "san_dns = \"eservice.siirto.test\"\n";
+        assert!(f.text.contains(eservice));
+        f.text
+            .replacen(eservice, &format!("{eservice}{eservice_extra}\n"), 1)
+            .replace("\n[schemas]\n", &format!("{source}\n[schemas]\n"))
+    }
+
+    #[test]
+    fn the_omadata_protocol_and_redirect_uris_are_read() {
+        let f = fixture();
+        let cfg = f
+            .load(&with_omadata(
+                &f,
+                "",
+                "redirect_uris = [\"https://eservice.turku.fi/omadata/return\", \"http://localhost:8080/back\"]",
+            ))
+            .expect("loads");
+        let source = cfg.directory.get("koski-omadata").expect("source");
+        let endpoint = source.endpoint.as_ref().expect("endpoint");
+        assert_eq!(
+            endpoint.protocol,
+            SourceProtocol::KoskiOmadata(OmadataCall {
+                client_id: "siirto-turku".into(),
+                issuer: "https://koski.example/omadata-oauth2".into(),
+                resource: "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
+                    .into(),
+                scope: "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT".into(),
+            })
+        );
+        // Reached at its issuer when no base_url is given.
+        assert_eq!(endpoint.host, "koski.example");
+        assert_eq!(cfg.consent.request_ttl, Duration::from_secs(600));
+        assert_eq!(
+            cfg.directory.get("eservice").map(|p| p.redirect_uris.len()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn each_omadata_mistake_is_named_by_key() {
+        let f = fixture();
+        let base = with_omadata(&f, "", "");
+        let edit = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            base.replacen(from, to, 1)
+        };
+        let cases: Vec<(String, &str, CauseCheck)> = vec![
+            (
+                edit("omadata_client_id = \"siirto-turku\"\n", ""),
+                "participants[6].omadata_client_id",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                edit(
+                    "omadata_issuer = \"https://koski.example/omadata-oauth2\"",
+                    "omadata_issuer = \"http://koski.example/omadata-oauth2\"",
+                ),
+                "participants[6].omadata_issuer",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                edit(
+                    "omadata_resource = \"https://raportointi",
+                    "omadata_resource = \"https://raportointi.koski.example/x?y=1\"\n# \"",
+                ),
+                "participants[6].omadata_resource",
+                |c| matches!(c, Cause::BadUrl(_)),
+            ),
+            (
+                edit(
+                    "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT\"",
+                    "OPISKELUOIKEUDET_KAIKKI_TIEDOT OPISKELUOIKEUDET_SUORITETUT_TUTKINNOT\"",
+                ),
+                "participants[6].omadata_scope",
+                |c| matches!(c, Cause::BadOmadataScope(w) if w.contains("only one")),
+            ),
+            (
+                edit("omadata_scope = \"", "omadata_scope = \"A\\\\B "),
+                "participants[6].omadata_scope",
+                |c| matches!(c, Cause::BadOmadataScope(_)),
+            ),
+            (
+                edit("format = \"koski\"\nname = { fi = \"KOSKI\"", "format = \"siirto-v1\"\nname = { fi = \"KOSKI\""),
+                "participants[6].format",
+                |c| matches!(c, Cause::ProtocolFormatMismatch { .. }),
+            ),
+            (
+                with_omadata(&f, "", "redirect_uris = [\"ftp://eservice.example/back\"]"),
+                "participants[4].redirect_uris[0]",
+                |c| matches!(c, Cause::BadRedirectUri(_)),
+            ),
+            (
+                with_omadata(&f, "", "redirect_uris = [\"https://eservice.example/back#frag\"]"),
+                "participants[4].redirect_uris[0]",
+                |c| matches!(c, Cause::BadRedirectUri(_)),
+            ),
+            (
+                with_omadata(&f, "redirect_uris = [\"https://x.example/\"]", ""),
+                "participants[6].redirect_uris",
+                |c| matches!(c, Cause::RedirectUrisNotAllowed),
+            ),
+            (
+                edit("protocol = \"koski-omadata\"", "protocol = \"koski\"\nkoski_types = [\"perusopetus\"]"),
+                "participants[6].omadata_client_id",
+                |c| matches!(c, Cause::NotForProtocol { .. }),
+            ),
+        ];
+        for (text, key, check) in cases {
+            let err = f.load(&text).expect_err(key);
+            let found = err
+                .problems()
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem at {key}: {err}"));
+            assert!(check(&found.cause), "{key}: {found}");
+        }
     }
 
     #[test]
