@@ -36,12 +36,19 @@ struct Bed {
     bed: Testbed,
     clock: Arc<ManualClock>,
     corpus: std::path::PathBuf,
+    /// The PostgreSQL database, dropped after the testbed.
+    _db: Option<siirto_gateway::store::testdb::TestDb>,
 }
 
 async fn omadata_bed() -> Option<Bed> {
+    omadata_bed_on(None).await
+}
+
+async fn omadata_bed_on(db: Option<siirto_gateway::store::testdb::TestDb>) -> Option<Bed> {
     let corpus = siirto_testsupport::corpus()?;
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let bed = start_with(TestbedOptions {
+        database_url: db.as_ref().map(|d| d.url.clone()),
         omadata: true,
         clock: clock.clone(),
         env: vec![(
@@ -51,7 +58,12 @@ async fn omadata_bed() -> Option<Bed> {
         ..TestbedOptions::default()
     })
     .await;
-    let b = Bed { bed, clock, corpus };
+    let b = Bed {
+        bed,
+        clock,
+        corpus,
+        _db: db,
+    };
     b.peer().insert(b.document("perusopetus-paattotodistus.json"));
     b.peer().insert(b.document("lukio-ops2019-oppimaara.json"));
     b.peer().sign_in_as(PUPIL);
@@ -209,6 +221,21 @@ async fn a_consent_given_at_koski_moves_the_record_to_a_school_system() {
     let Some(b) = omadata_bed().await else {
         return;
     };
+    whole_flow(b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_given_at_koski_moves_the_record_on_postgresql() {
+    let Some(db) = postgres().await else {
+        return;
+    };
+    let Some(b) = omadata_bed_on(Some(db)).await else {
+        return;
+    };
+    whole_flow(b).await;
+}
+
+async fn whole_flow(b: Bed) {
     let (id, url) = b.requested().await;
     // The KOSKI authorization URL of the contract.
     let (endpoint, query) = url.split_once('?').expect("query");
