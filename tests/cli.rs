@@ -139,7 +139,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("man", &["--out"]),
 ];
 
-/// `siirto demo`: both transfers delivered, the KOSKI one asked for as KOSKI's documentation
+/// `siirto demo`: all three transfers delivered (the last on a consent given at KOSKI itself,
+/// OmaData), the KOSKI one asked for as KOSKI's documentation
 /// says, its subjects shown as KOSKI sent them and as the school system received them, the
 /// audit trail verified, and the pupil's henkilötunnus never printed.
 #[test]
@@ -156,11 +157,15 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "MA Matematiikka                        9         →  <code scheme=koskioppiaineetyleissivistava>MA</code>  <asteikko-4-10>9</asteikko-4-10>",
         "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
         "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
-        "audit verify: OK — 13 entries",
+        "audit verify: OK — 23 entries",
+        "A pupil consents at KOSKI itself (OmaData)",
+        "with response_type, client_id, redirect_uri, scope, state, code_challenge, code_challenge_method, response_mode",
+        "token endpoint (mutual TLS, code + PKCE verifier): 1 exchange; resource endpoint (Bearer): 1 fetch",
+        "consent given at KOSKI",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }
-    assert_eq!(text.matches("status: \"delivered\"").count(), 2, "{text}");
+    assert_eq!(text.matches("status: \"delivered\"").count(), 3, "{text}");
     assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
     assert!(!text.contains("(not delivered)"), "{text}");
     eprintln!("siirto demo took {:.2} s", started.elapsed().as_secs_f64());
