@@ -717,7 +717,8 @@ async fn kill_9_between_the_code_and_the_fetch() {
     .await
     .expect("testbed starts");
     let peer = bed.omadata["koski-omadata"].clone();
-    let document = std::fs::read(corpus.join("koski/perusopetus-paattotodistus.json")).expect("corpus");
+    let document =
+        std::fs::read(corpus.join("koski/perusopetus-paattotodistus.json")).expect("corpus");
     peer.insert(serde_json::from_slice(&document).expect("JSON"));
     peer.sign_in_as(PUPIL);
     peer.set_resource_unavailable(u32::MAX);
@@ -732,7 +733,10 @@ async fn kill_9_between_the_code_and_the_fetch() {
 
     let eservice = bed.client("eservice").expect("client");
     let jws = bed
-        .sign(&bed.authorization(PUPIL, "koski-omadata", "espoo", SCOPE).claims())
+        .sign(
+            &bed.authorization(PUPIL, "koski-omadata", "espoo", SCOPE)
+                .claims(),
+        )
         .expect("sign");
     let created = eservice
         .post_json(
@@ -743,7 +747,10 @@ async fn kill_9_between_the_code_and_the_fetch() {
         .expect("answer");
     assert_eq!(created.status.as_u16(), 201, "{}", created.json());
     let request_id = created.json()["id"].as_str().expect("id").to_owned();
-    let url = created.json()["authorize_url"].as_str().expect("url").to_owned();
+    let url = created.json()["authorize_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
     let state = url
         .split_once('?')
         .map(|(_, q)| q)
@@ -758,8 +765,12 @@ async fn kill_9_between_the_code_and_the_fetch() {
         .strip_prefix("https://")
         .and_then(|u| u.split_once('/'))
         .expect("https");
-    let browser = siirto_devkit::client::MtlsClient::new(&format!("https://{origin}"), &bed.pki.ca.cert, None)
-        .expect("browser");
+    let browser = siirto_devkit::client::MtlsClient::new(
+        &format!("https://{origin}"),
+        &bed.pki.ca.cert,
+        None,
+    )
+    .expect("browser");
     let page = browser.get(&format!("/{rest}"), &[]).await.expect("page");
     let (_, fields) = siirto_devkit::omadata::read_form_post(&String::from_utf8_lossy(&page.body))
         .expect("form post");
@@ -781,18 +792,31 @@ async fn kill_9_between_the_code_and_the_fetch() {
     // Exchanged, and the fetch tried (503): now kill it.
     let deadline = Instant::now() + DEADLINE;
     while !(peer.exchanges().get(&code) == Some(&1) && peer.resource_calls() >= 1) {
-        assert!(Instant::now() < deadline, "no exchange and fetch:\n{}", gw.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no exchange and fetch:\n{}",
+            gw.logs()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.kill().await;
     peer.set_resource_unavailable(0);
     gw.start().await;
     let view = bed
-        .wait_for_status("eservice", &transfer_id, &["delivered", "failed", "cancelled"], DEADLINE)
+        .wait_for_status(
+            "eservice",
+            &transfer_id,
+            &["delivered", "failed", "cancelled"],
+            DEADLINE,
+        )
         .await
         .expect("the transfer finishes");
     assert_eq!(view["status"], "delivered", "{view:#}\n{}", gw.logs());
-    assert_eq!(peer.exchanges().get(&code), Some(&1), "the code was exchanged once");
+    assert_eq!(
+        peer.exchanges().get(&code),
+        Some(&1),
+        "the code was exchanged once"
+    );
     assert_eq!(peer.exchanges().len(), 1);
     assert_eq!(bed.destinations["espoo"].stored_count(), 1);
     gw.stop().await;
@@ -831,6 +855,9 @@ async fn kill_9_between_the_code_and_the_fetch() {
     let export = String::from_utf8_lossy(&out.stdout);
     assert!(export.contains("omadata.exchange"));
     for secret in &secrets {
-        assert!(!export.contains(secret.as_str()), "the audit export holds a secret");
+        assert!(
+            !export.contains(secret.as_str()),
+            "the audit export holds a secret"
+        );
     }
 }

@@ -64,7 +64,8 @@ async fn omadata_bed_on(db: Option<siirto_gateway::store::testdb::TestDb>) -> Op
         corpus,
         _db: db,
     };
-    b.peer().insert(b.document("perusopetus-paattotodistus.json"));
+    b.peer()
+        .insert(b.document("perusopetus-paattotodistus.json"));
     b.peer().insert(b.document("lukio-ops2019-oppimaara.json"));
     b.peer().sign_in_as(PUPIL);
     Some(b)
@@ -117,10 +118,15 @@ impl Bed {
             .strip_prefix("https://")
             .and_then(|u| u.split_once('/'))
             .expect("an https URL");
-        let browser =
-            MtlsClient::new(&format!("https://{origin}"), &self.bed.pki.ca.cert, None).expect("browser");
+        let browser = MtlsClient::new(&format!("https://{origin}"), &self.bed.pki.ca.cert, None)
+            .expect("browser");
         let page = browser.get(&format!("/{rest}"), &[]).await.expect("page");
-        assert_eq!(page.status.as_u16(), 200, "{}", String::from_utf8_lossy(&page.body));
+        assert_eq!(
+            page.status.as_u16(),
+            200,
+            "{}",
+            String::from_utf8_lossy(&page.body)
+        );
         let (action, fields) =
             read_form_post(&String::from_utf8_lossy(&page.body)).expect("a form-post page");
         let fields: serde_json::Map<String, Value> = fields
@@ -147,14 +153,21 @@ impl Bed {
         assert_eq!(action, DEV_REDIRECT_URI);
         let answer = self.hand_on("eservice", &id, &fields).await;
         assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
-        answer.json()["id"].as_str().expect("transfer id").to_owned()
+        answer.json()["id"]
+            .as_str()
+            .expect("transfer id")
+            .to_owned()
     }
 }
 
 fn assert_no_secret_in(text: &str, secrets: &[&str], what: &str) {
     for s in secrets {
         assert!(!s.is_empty());
-        assert!(!text.contains(s), "{what} holds a secret in clear ({} chars)", s.len());
+        assert!(
+            !text.contains(s),
+            "{what} holds a secret in clear ({} chars)",
+            s.len()
+        );
     }
 }
 
@@ -211,8 +224,14 @@ async fn the_in_test_authorization_server_passes_an_independent_oauth_client() {
     );
     assert_eq!(checks["wrong_verifier"], "invalid_grant");
     assert_eq!(checks["forged_state"], "MismatchingStateException");
-    assert_eq!(checks["no_client_certificate"], json!([401, "invalid_client"]));
-    assert_eq!(checks["plain_method"], json!(["invalid_request", "s-plain"]));
+    assert_eq!(
+        checks["no_client_certificate"],
+        json!([401, "invalid_client"])
+    );
+    assert_eq!(
+        checks["plain_method"],
+        json!(["invalid_request", "s-plain"])
+    );
     b.bed.stop().await;
 }
 
@@ -241,7 +260,9 @@ async fn whole_flow(b: Bed) {
     let (endpoint, query) = url.split_once('?').expect("query");
     assert_eq!(endpoint, format!("{}/authorize", b.peer().issuer()));
     let params: std::collections::BTreeMap<String, String> =
-        form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
     assert_eq!(params["response_type"], "code");
     assert_eq!(params["client_id"], DEV_OMADATA_CLIENT_ID);
     assert_eq!(params["redirect_uri"], DEV_REDIRECT_URI);
@@ -265,7 +286,11 @@ async fn whole_flow(b: Bed) {
     assert_eq!(transfer["status"], "delivered", "{transfer:#}");
     let delivered = b.bed.destinations["espoo"].requests();
     assert_eq!(delivered.len(), 1);
-    assert_valid(Format::SiirtoV1, &delivered[0].body, "KOSKI OmaData → siirto-v1");
+    assert_valid(
+        Format::SiirtoV1,
+        &delivered[0].body,
+        "KOSKI OmaData → siirto-v1",
+    );
     assert_eq!(transfer["conversion"]["from"], "koski");
 
     // The code was exchanged once, the resource fetched once, nothing refused by the peer.
@@ -342,7 +367,10 @@ async fn whole_flow(b: Bed) {
         .await
         .expect("history")
         .json();
-    assert_eq!(history["transfers"][0]["consent_given_at"], "koski", "{history:#}");
+    assert_eq!(
+        history["transfers"][0]["consent_given_at"], "koski",
+        "{history:#}"
+    );
 
     // No secret and no henkilötunnus in clear: audit trail, database file, the transfer view.
     let secrets = [code.as_str(), params["state"].as_str(), PUPIL];
@@ -470,7 +498,11 @@ async fn a_token_endpoint_refusal_fails_the_transfer_as_source_refused() {
             .contains("invalid_grant"),
         "{transfer:#}"
     );
-    assert_eq!(b.peer().exchanges().values().sum::<u32>(), 1, "never retried");
+    assert_eq!(
+        b.peer().exchanges().values().sum::<u32>(),
+        1,
+        "never retried"
+    );
     assert_eq!(b.peer().resource_calls(), 0);
     assert_nothing_delivered(&b.bed);
     b.bed.stop().await;

@@ -81,7 +81,9 @@ pub enum MetadataError {
     NotAnObject,
     #[error("the metadata lacks `{0}`")]
     Missing(&'static str),
-    #[error("`issuer` is \"{found}\", not the configured omadata_issuer \"{expected}\" (RFC 8414 §3.3)")]
+    #[error(
+        "`issuer` is \"{found}\", not the configured omadata_issuer \"{expected}\" (RFC 8414 §3.3)"
+    )]
     IssuerMismatch { expected: String, found: String },
     #[error("`{0}` is not an https URL")]
     NotHttps(&'static str),
@@ -135,22 +137,27 @@ impl Metadata {
                 return Err(MetadataError::NotHttps(name));
             }
         }
-        let lists = |name: &'static str, wanted: &'static str, required: bool| {
-            match m.get(name).and_then(Value::as_array) {
-                None if !required => Ok(()),
-                None => Err(MetadataError::Missing(name)),
-                Some(values) if values.iter().any(|v| v.as_str() == Some(wanted)) => Ok(()),
-                Some(_) => Err(MetadataError::NotSupported {
-                    member: name,
-                    wanted,
-                }),
-            }
+        let lists = |name: &'static str, wanted: &'static str, required: bool| match m
+            .get(name)
+            .and_then(Value::as_array)
+        {
+            None if !required => Ok(()),
+            None => Err(MetadataError::Missing(name)),
+            Some(values) if values.iter().any(|v| v.as_str() == Some(wanted)) => Ok(()),
+            Some(_) => Err(MetadataError::NotSupported {
+                member: name,
+                wanted,
+            }),
         };
         lists("response_types_supported", "code", true)?;
         lists("code_challenge_methods_supported", PKCE_METHOD, true)?;
         lists("response_modes_supported", FORM_POST, false)?;
         lists("grant_types_supported", "authorization_code", false)?;
-        lists("token_endpoint_auth_methods_supported", TLS_CLIENT_AUTH, false)?;
+        lists(
+            "token_endpoint_auth_methods_supported",
+            TLS_CLIENT_AUTH,
+            false,
+        )?;
         Ok(Metadata {
             issuer,
             authorization_endpoint,
@@ -183,7 +190,8 @@ impl TokenAnswer {
                 Some(e)
                     if !e.is_empty()
                         && e.len() <= 64
-                        && e.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') =>
+                        && e.bytes()
+                            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\') =>
                 {
                     TokenAnswer::Error(e.to_owned())
                 }
@@ -289,7 +297,10 @@ pub fn decide_answer(
 }
 
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Whether a code, state or error value from the e-service is acceptable to handle: 1 to
@@ -424,7 +435,12 @@ mod tests {
             Err(AnswerRefusal::StateMismatch)
         );
         assert_eq!(
-            decide_answer(Some(facts(RequestStatus::Pending, 1_000)), "portal", state, now),
+            decide_answer(
+                Some(facts(RequestStatus::Pending, 1_000)),
+                "portal",
+                state,
+                now
+            ),
             Err(AnswerRefusal::Expired)
         );
         for used in [RequestStatus::Granted, RequestStatus::Declined] {

@@ -295,13 +295,16 @@ async fn omadata_transfer(bed: &Testbed) -> Result<(), DemoError> {
                         with {}",
         names.join(", ")
     );
-    println!("   (the PKCE verifier stays sealed in the gateway's store; only its S256 challenge leaves)");
+    println!(
+        "   (the PKCE verifier stays sealed in the gateway's store; only its S256 challenge leaves)"
+    );
     let (origin, rest) = url
         .strip_prefix("https://")
         .and_then(|u| u.split_once('/'))
         .ok_or_else(|| DemoError::Step("the authorization URL is not https".into()))?;
-    let browser = crate::client::MtlsClient::new(&format!("https://{origin}"), &bed.pki.ca.cert, None)
-        .map_err(TestbedError::from)?;
+    let browser =
+        crate::client::MtlsClient::new(&format!("https://{origin}"), &bed.pki.ca.cert, None)
+            .map_err(TestbedError::from)?;
     let page = browser
         .get(&format!("/{rest}"), &[])
         .await
@@ -316,7 +319,10 @@ async fn omadata_transfer(bed: &Testbed) -> Result<(), DemoError> {
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     let handed = eservice
-        .post_json(&format!("/v1/consent-requests/{id}/code"), &Value::Object(fields))
+        .post_json(
+            &format!("/v1/consent-requests/{id}/code"),
+            &Value::Object(fields),
+        )
         .await
         .map_err(TestbedError::from)?;
     let transfer_id = handed

@@ -145,7 +145,9 @@ pub fn server_config(
     key: &Path,
     client_ca: &Path,
 ) -> Result<Arc<ServerConfig>, siirto_gateway::tls::TlsError> {
-    use siirto_gateway::tls::{TlsError, load_certificates, load_private_key, load_roots, provider};
+    use siirto_gateway::tls::{
+        TlsError, load_certificates, load_private_key, load_roots, provider,
+    };
     let provider = provider();
     let roots = Arc::new(load_roots(client_ca)?);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
@@ -268,7 +270,12 @@ impl OmadataPeer {
         let mut bytes = [0u8; 24];
         let seed = ring::digest::digest(
             &ring::digest::SHA256,
-            format!("{prefix}{}{:?}", state.counter, std::time::SystemTime::now()).as_bytes(),
+            format!(
+                "{prefix}{}{:?}",
+                state.counter,
+                std::time::SystemTime::now()
+            )
+            .as_bytes(),
         );
         bytes.copy_from_slice(&seed.as_ref()[..24]);
         format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
@@ -358,7 +365,10 @@ impl OmadataPeer {
             form_post(redirect_uri, &fields)
         };
         if get("response_type") != Some("code") {
-            return fail("unsupported_response_type", "response_type is not code".into());
+            return fail(
+                "unsupported_response_type",
+                "response_type is not code".into(),
+            );
         }
         if get("response_mode") != Some("form_post") {
             return fail("invalid_request", "response_mode is not form_post".into());
@@ -371,8 +381,16 @@ impl OmadataPeer {
         if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(s)) {
             return fail("invalid_scope", format!("scope {scope:?}"));
         }
-        if scopes.iter().filter(|s| s.starts_with("OPISKELUOIKEUDET_")).count() > 1 {
-            return fail("invalid_scope", "more than one OPISKELUOIKEUDET_ scope".into());
+        if scopes
+            .iter()
+            .filter(|s| s.starts_with("OPISKELUOIKEUDET_"))
+            .count()
+            > 1
+        {
+            return fail(
+                "invalid_scope",
+                "more than one OPISKELUOIKEUDET_ scope".into(),
+            );
         }
         if get("code_challenge_method") != Some("S256") {
             return fail(
@@ -386,7 +404,10 @@ impl OmadataPeer {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
         {
-            return fail("invalid_request", "code_challenge is not 43-128 unreserved characters".into());
+            return fail(
+                "invalid_request",
+                "code_challenge is not 43-128 unreserved characters".into(),
+            );
         }
         let mut s = lock(&self.state);
         let Some(person) = s.signed_in.clone() else {
@@ -397,7 +418,10 @@ impl OmadataPeer {
             drop(s);
             return form_post(
                 redirect_uri,
-                &[("error", "access_denied".into()), ("state", state.to_owned())],
+                &[
+                    ("error", "access_denied".into()),
+                    ("state", state.to_owned()),
+                ],
             );
         }
         let code = self.fresh(&mut s, "c-");
@@ -449,12 +473,18 @@ impl OmadataPeer {
         let error = |status: u16, error: &str, why: String| {
             self.refuse(format!("token: {why}"));
             let mut r = json_answer(status, &json!({"error": error, "error_description": why}));
-            r.headers_mut()
-                .insert("cache-control", hyper::header::HeaderValue::from_static("no-store"));
+            r.headers_mut().insert(
+                "cache-control",
+                hyper::header::HeaderValue::from_static("no-store"),
+            );
             r
         };
         let Some(client) = self.client_of(certificates) else {
-            return error(401, "invalid_client", "no registered client certificate".into());
+            return error(
+                401,
+                "invalid_client",
+                "no registered client certificate".into(),
+            );
         };
         if !headers
             .get("content-type")
@@ -470,13 +500,23 @@ impl OmadataPeer {
         if params.values().any(|v| v.len() > 1) {
             return error(400, "invalid_request", "a parameter repeated".into());
         }
-        let get = |k: &str| params.get(k).and_then(|v| v.first()).cloned().unwrap_or_default();
+        let get = |k: &str| {
+            params
+                .get(k)
+                .and_then(|v| v.first())
+                .cloned()
+                .unwrap_or_default()
+        };
         if get("grant_type") != "authorization_code" {
             return error(400, "unsupported_grant_type", get("grant_type"));
         }
         // RFC 8705 §2.1: a tls_client_auth client sends its client_id.
         if get("client_id") != client.client_id {
-            return error(401, "invalid_client", "client_id is not the certificate's client".into());
+            return error(
+                401,
+                "invalid_client",
+                "client_id is not the certificate's client".into(),
+            );
         }
         let code = get("code");
         let mut s = lock(&self.state);
@@ -504,7 +544,11 @@ impl OmadataPeer {
         }
         if grant.redirect_uri != get("redirect_uri") {
             drop(s);
-            return error(400, "invalid_grant", "redirect_uri differs from the authorization request's".into());
+            return error(
+                400,
+                "invalid_grant",
+                "redirect_uri differs from the authorization request's".into(),
+            );
         }
         let verifier = get("code_verifier");
         let valid = (43..=128).contains(&verifier.len())
@@ -517,18 +561,30 @@ impl OmadataPeer {
         ));
         if !valid || computed != grant.challenge {
             drop(s);
-            return error(400, "invalid_grant", "code_verifier does not match the challenge".into());
+            return error(
+                400,
+                "invalid_grant",
+                "code_verifier does not match the challenge".into(),
+            );
         }
         let (scope, person) = (grant.scope.clone(), grant.person.clone());
         let token = self.fresh(&mut s, "t-");
-        s.tokens.insert(token.clone(), Token { scope: scope.clone(), person });
+        s.tokens.insert(
+            token.clone(),
+            Token {
+                scope: scope.clone(),
+                person,
+            },
+        );
         drop(s);
         let mut r = json_answer(
             200,
             &json!({"access_token": token, "token_type": "Bearer", "expires_in": 600, "scope": scope}),
         );
-        r.headers_mut()
-            .insert("cache-control", hyper::header::HeaderValue::from_static("no-store"));
+        r.headers_mut().insert(
+            "cache-control",
+            hyper::header::HeaderValue::from_static("no-store"),
+        );
         r
     }
 
@@ -584,7 +640,8 @@ impl OmadataPeer {
         if !scope.split(' ').any(|s| s.starts_with("OPISKELUOIKEUDET_")) {
             oppija["opiskeluoikeudet"] = json!([]);
         }
-        oppija["tokenInfo"] = json!({"scope": scope, "expirationTime": "2099-01-01T00:00:00+02:00"});
+        oppija["tokenInfo"] =
+            json!({"scope": scope, "expirationTime": "2099-01-01T00:00:00+02:00"});
         json_answer(200, &oppija)
     }
 }
@@ -638,8 +695,10 @@ fn form_post(redirect_uri: &str, fields: &[(&str, String)]) -> Response<Full<Byt
             escape(redirect_uri)
         ),
     );
-    r.headers_mut()
-        .insert("cache-control", hyper::header::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
     r
 }
 

@@ -968,12 +968,7 @@ impl DevPki {
             )?
             .write(&certs, "gateway")?;
         let gateway_client = ca
-            .issue_client_cert(
-                GATEWAY_CLIENT_SUBJECT,
-                not_before,
-                not_after,
-                random,
-            )?
+            .issue_client_cert(GATEWAY_CLIENT_SUBJECT, not_before, not_after, random)?
             .write(&certs, "gateway-client")?;
 
         let mut participants = Vec::new();
@@ -1032,11 +1027,11 @@ impl DevPki {
                     )
                 }
                 PlanProtocol::Omadata => {
-                    let port = options
-                        .endpoint_ports
-                        .get(plan.id)
-                        .copied()
-                        .unwrap_or(options.first_endpoint_port.saturating_add(endpoint_index - 1));
+                    let port = options.endpoint_ports.get(plan.id).copied().unwrap_or(
+                        options
+                            .first_endpoint_port
+                            .saturating_add(endpoint_index - 1),
+                    );
                     (
                         "",
                         format!(

@@ -16,8 +16,8 @@ use tokio::net::TcpListener;
 
 use crate::client::{ClientError, MtlsClient};
 use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
-use crate::peers::{Destination, Source};
 use crate::omadata::OmadataPeer;
+use crate::peers::{Destination, Source};
 use crate::registers::{KoskiPeer, VirtaSoapPeer, WsdlTypes};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
@@ -170,7 +170,8 @@ pub fn spawn_peers(
             SourceProtocol::KoskiOmadata(call) => {
                 // A browser reaches its authorization endpoint without a client certificate;
                 // the token and resource endpoints require the gateway's.
-                let tls = crate::omadata::server_config(&server.cert, &server.key, &layout.ca().cert)?;
+                let tls =
+                    crate::omadata::server_config(&server.cert, &server.key, &layout.ca().cert)?;
                 let client = crate::omadata::Client {
                     client_id: call.client_id.clone(),
                     redirect_uris: directory

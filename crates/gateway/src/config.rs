@@ -76,7 +76,8 @@ use siirto_core::identity::{
 };
 use siirto_core::lang::Localized;
 use siirto_core::protocol::{
-    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, OmadataCall, SourceProtocol, VirtaCaller, is_koski_type,
+    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, OmadataCall, SourceProtocol, VirtaCaller,
+    is_koski_type,
 };
 use siirto_core::scope::{Category, Scope};
 
@@ -1967,7 +1968,7 @@ fn build_endpoint(
     let omadata = e.get("protocol").and_then(Value::as_str) == Some("koski-omadata");
     for field in ["base_url", "server_ca", "format"] {
         // A KOSKI OmaData source is reached at its issuer: `base_url` defaults to it.
-        if !e.contains_key(field) && !(omadata && field == "base_url") {
+        if !(e.contains_key(field) || omadata && field == "base_url") {
             check.report(
                 join_key(prefix, field),
                 Cause::EndpointFieldMissing { role, field },
@@ -2186,15 +2187,16 @@ fn build_omadata(e: &Table, prefix: &str, check: &mut Checker) -> Option<Omadata
     };
     let issuer = url("omadata_issuer");
     let resource = url("omadata_resource");
-    let scope = check.text(e, prefix, "omadata_scope", true).and_then(|s| {
-        match check_omadata_scope(&s) {
-            Ok(()) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
-            Err(why) => {
-                check.report(key("omadata_scope"), Cause::BadOmadataScope(why));
-                None
-            }
-        }
-    });
+    let scope =
+        check
+            .text(e, prefix, "omadata_scope", true)
+            .and_then(|s| match check_omadata_scope(&s) {
+                Ok(()) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+                Err(why) => {
+                    check.report(key("omadata_scope"), Cause::BadOmadataScope(why));
+                    None
+                }
+            });
     Some(OmadataCall {
         client_id: client_id?,
         issuer: issuer?,
@@ -2229,7 +2231,12 @@ fn check_omadata_scope(s: &str) -> Result<(), String> {
 /// `redirect_uris` of an e-service: where KOSKI may return the person (as registered at
 /// KOSKI). Absolute https URLs without a fragment (RFC 6749 §3.1.2), or http on localhost for
 /// development (KOSKI's test environment allows them).
-fn build_redirect_uris(e: &Table, prefix: &str, roles: &[Role], check: &mut Checker) -> Vec<String> {
+fn build_redirect_uris(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    check: &mut Checker,
+) -> Vec<String> {
     let key = join_key(prefix, "redirect_uris");
     if !e.contains_key("redirect_uris") {
         return Vec::new();
@@ -3793,8 +3800,9 @@ omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
             SourceProtocol::KoskiOmadata(OmadataCall {
                 client_id: "siirto-turku".into(),
                 issuer: "https://koski.example/omadata-oauth2".into(),
-                resource: "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
-                    .into(),
+                resource:
+                    "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
+                        .into(),
                 scope: "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT".into(),
             })
         );
@@ -3851,7 +3859,10 @@ omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
                 |c| matches!(c, Cause::BadOmadataScope(_)),
             ),
             (
-                edit("format = \"koski\"\nname = { fi = \"KOSKI\"", "format = \"siirto-v1\"\nname = { fi = \"KOSKI\""),
+                edit(
+                    "format = \"koski\"\nname = { fi = \"KOSKI\"",
+                    "format = \"siirto-v1\"\nname = { fi = \"KOSKI\"",
+                ),
                 "participants[6].format",
                 |c| matches!(c, Cause::ProtocolFormatMismatch { .. }),
             ),
@@ -3861,7 +3872,11 @@ omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
                 |c| matches!(c, Cause::BadRedirectUri(_)),
             ),
             (
-                with_omadata(&f, "", "redirect_uris = [\"https://eservice.example/back#frag\"]"),
+                with_omadata(
+                    &f,
+                    "",
+                    "redirect_uris = [\"https://eservice.example/back#frag\"]",
+                ),
                 "participants[4].redirect_uris[0]",
                 |c| matches!(c, Cause::BadRedirectUri(_)),
             ),
@@ -3871,7 +3886,10 @@ omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
                 |c| matches!(c, Cause::RedirectUrisNotAllowed),
             ),
             (
-                edit("protocol = \"koski-omadata\"", "protocol = \"koski\"\nkoski_types = [\"perusopetus\"]"),
+                edit(
+                    "protocol = \"koski-omadata\"",
+                    "protocol = \"koski\"\nkoski_types = [\"perusopetus\"]",
+                ),
                 "participants[6].omadata_client_id",
                 |c| matches!(c, Cause::NotForProtocol { .. }),
             ),

@@ -46,10 +46,10 @@
 
 pub mod config;
 pub mod delivery;
-pub mod omadata;
 pub mod http;
 pub mod listing;
 pub mod metrics;
+pub mod omadata;
 pub mod outbound;
 pub mod refusals;
 pub mod retry;

@@ -39,15 +39,27 @@ fn internal(source: &str, what: &str) -> CallError {
 }
 
 /// The record of `row`'s student from its OmaData source, on the consent given at KOSKI.
-pub async fn fetch(gw: &Gateway, row: &TransferRow, subject: &StudentId) -> Result<Bytes, CallError> {
+pub async fn fetch(
+    gw: &Gateway,
+    row: &TransferRow,
+    subject: &StudentId,
+) -> Result<Bytes, CallError> {
     let source = row.src.as_str();
     let request = match gw.store.consent_request_of(&row.id).await {
         Ok(Some(r)) => r,
-        Ok(None) => return Err(refused(source, "no consent given at KOSKI for this transfer")),
+        Ok(None) => {
+            return Err(refused(
+                source,
+                "no consent given at KOSKI for this transfer",
+            ));
+        }
         Err(e) => return Err(internal(source, &e.to_string())),
     };
     let open = |part: &str, sealed: &[u8]| -> Option<Secret> {
-        let bytes = gw.vault.open(&sealed_purpose(part, &request.id), sealed).ok()?;
+        let bytes = gw
+            .vault
+            .open(&sealed_purpose(part, &request.id), sealed)
+            .ok()?;
         String::from_utf8(bytes).ok().map(Secret::new)
     };
     let token = match &request.token_sealed {
@@ -77,7 +89,9 @@ async fn exchange(
     let mut taking = event_for(gw, row, "omadata.exchange", "started");
     taking.actor = GATEWAY_ACTOR.into();
     taking.detail.insert("source".into(), source.to_owned());
-    taking.detail.insert("consent_request".into(), request.id.clone());
+    taking
+        .detail
+        .insert("consent_request".into(), request.id.clone());
     let code = match gw.store.take_consent_code(&row.id, vec![taking]).await {
         Ok(Some(sealed)) => open("code", &sealed)
             .ok_or_else(|| refused(source, "the stored authorization code cannot be opened"))?,
@@ -129,7 +143,10 @@ async fn exchange(
                 CallError::SourceRefused { .. } => e,
                 other => refused(
                     source,
-                    &format!("the code exchange failed ({}); the person must consent again", other.code()),
+                    &format!(
+                        "the code exchange failed ({}); the person must consent again",
+                        other.code()
+                    ),
                 ),
             });
         }

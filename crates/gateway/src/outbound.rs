@@ -848,10 +848,13 @@ impl Outbound {
     /// The OmaData requests of `source`, when it is a `koski-omadata` source.
     fn omadata_peer(&self, source: &str) -> Result<(&Peer, Arc<omadata::Omadata>), CallError> {
         let peer = self.peer(source, Role::Source)?;
-        let omadata = peer.omadata.clone().ok_or_else(|| CallError::NotConfigured {
-            participant: source.to_owned(),
-            role: "koski-omadata source",
-        })?;
+        let omadata = peer
+            .omadata
+            .clone()
+            .ok_or_else(|| CallError::NotConfigured {
+                participant: source.to_owned(),
+                role: "koski-omadata source",
+            })?;
         Ok((peer, omadata))
     }
 

@@ -465,7 +465,14 @@ impl Gateway {
 
     /// The OmaData settings of `participant` when it is a `koski-omadata` source.
     pub fn omadata_call(&self, participant: &str) -> Option<&siirto_core::protocol::OmadataCall> {
-        match &self.config.directory.get(participant)?.endpoint.as_ref()?.protocol {
+        match &self
+            .config
+            .directory
+            .get(participant)?
+            .endpoint
+            .as_ref()?
+            .protocol
+        {
             siirto_core::protocol::SourceProtocol::KoskiOmadata(call) => Some(call),
             _ => None,
         }

@@ -106,8 +106,7 @@ pub async fn create(
     if !caller
         .participant()
         .redirect_uris
-        .iter()
-        .any(|u| *u == request.redirect_uri)
+        .contains(&request.redirect_uri)
     {
         let e = ApiError::new(
             ErrorCode::InvalidRedirectUri,
@@ -143,20 +142,17 @@ pub async fn create(
                 ),
             );
             let mut event = refusal_event(gw, &caller.participant().id, "consent.refused", &api);
-            event.detail.insert("source".into(), verified.source().into());
+            event
+                .detail
+                .insert("source".into(), verified.source().into());
             event.detail.insert("cause".into(), e.code().into());
             return Err(audited(gw, event, api).await);
         }
     };
     let id = uuid_v4(gw.random.as_ref());
     let transfer_id = uuid_v4(gw.random.as_ref());
-    let (transfer, accepted) = new_transfer(
-        gw,
-        &caller.participant().id,
-        &verified,
-        transfer_id,
-        now,
-    );
+    let (transfer, accepted) =
+        new_transfer(gw, &caller.participant().id, &verified, transfer_id, now);
     let state = omadata::random_token(gw.random.as_ref());
     let verifier = omadata::random_token(gw.random.as_ref());
     let challenge = omadata::s256_challenge(verifier.expose());
@@ -177,7 +173,9 @@ pub async fn create(
             event.detail.insert(k.into(), v.clone());
         }
     }
-    event.detail.insert("expires_at".into(), expires_at.rfc3339());
+    event
+        .detail
+        .insert("expires_at".into(), expires_at.rfc3339());
     event
         .detail
         .insert("code_challenge_method".into(), omadata::PKCE_METHOD.into());
@@ -414,7 +412,10 @@ pub async fn answer(
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .and_then(|v| transfer_from_pending(&v, now));
     let Some((transfer, detail)) = pending else {
-        tracing::error!(consent_request = id, "the stored consent request cannot be opened");
+        tracing::error!(
+            consent_request = id,
+            "the stored consent request cannot be opened"
+        );
         return Err(ApiError::new(
             ErrorCode::StoreUnavailable,
             "the stored consent request cannot be opened",
@@ -447,7 +448,7 @@ pub async fn answer(
         .answer_consent_request(
             id,
             ConsentAnswer::Granted {
-                transfer,
+                transfer: Box::new(transfer),
                 code_sealed,
             },
             now,
@@ -459,7 +460,10 @@ pub async fn answer(
         return Err(refused(already_used()).await);
     }
     tracing::Span::current().record("transfer_id", transfer_id.as_str());
-    tracing::info!(source = row.src.as_str(), "consent given at KOSKI; transfer accepted");
+    tracing::info!(
+        source = row.src.as_str(),
+        "consent given at KOSKI; transfer accepted"
+    );
     Ok(accepted_response(gw, &transfer_id))
 }
 
@@ -501,8 +505,9 @@ mod tests {
         );
         let (base, query) = url.split_once('?').expect("query");
         assert_eq!(base, "https://koski.example/omadata-oauth2/authorize");
-        let pairs: BTreeMap<String, String> =
-            form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let pairs: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
         assert_eq!(pairs["locale"], "fi");
         assert_eq!(pairs["response_type"], "code");
         assert_eq!(pairs["client_id"], "siirto city");

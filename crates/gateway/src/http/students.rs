@@ -509,7 +509,9 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry]) -> HistoryPage<'a> {
                     &t.basis_statutory,
                     &[("law", &law.map_or("", |l| l.get(lang)))],
                 ),
-                (Basis::Consent, _) if gw.is_omadata_source(&row.src) => t.basis_consent_koski.clone(),
+                (Basis::Consent, _) if gw.is_omadata_source(&row.src) => {
+                    t.basis_consent_koski.clone()
+                }
                 (Basis::Consent, _) if row.guardian_pseudonym.is_some() => t.basis_guardian.clone(),
                 (Basis::Consent, _) => t.basis_consent.clone(),
             };

@@ -99,7 +99,8 @@ pub async fn submit(
     }
     let id = uuid_v4(gw.random.as_ref());
     tracing::Span::current().record("transfer_id", id.as_str());
-    let (transfer, accepted) = new_transfer(gw, &caller.participant().id, &verified, id.clone(), now);
+    let (transfer, accepted) =
+        new_transfer(gw, &caller.participant().id, &verified, id.clone(), now);
     let inserted = gw.store.insert_transfer(transfer, vec![accepted]).await;
     gw.note_store_health(inserted.is_ok());
     match inserted? {

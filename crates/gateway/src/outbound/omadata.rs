@@ -36,11 +36,7 @@ impl Omadata {
     /// `GET {issuer}/.well-known/oauth-authorization-server` (the form of KOSKI's published
     /// metadata address, CONTRACT.md).
     pub fn metadata_request(&self) -> Result<Request<Full<Bytes>>, RequestError> {
-        let uri = format!(
-            "{}{}",
-            self.call.issuer,
-            siirto_core::omadata::WELL_KNOWN
-        );
+        let uri = format!("{}{}", self.call.issuer, siirto_core::omadata::WELL_KNOWN);
         http_request(
             Method::GET,
             &uri,
@@ -115,7 +111,10 @@ pub fn classify_resource(status: StatusCode, body: &Bytes, asked: &str) -> Fetch
     match code {
         200 => match strip_token_info(body, asked) {
             Ok(document) => Fetched::Found(document),
-            Err(detail) => Fetched::Refused { status: 200, detail },
+            Err(detail) => Fetched::Refused {
+                status: 200,
+                detail,
+            },
         },
         404 => Fetched::NotFound,
         _ if status.is_server_error() => Fetched::Unavailable {
@@ -138,7 +137,10 @@ fn strip_token_info(body: &Bytes, asked: &str) -> Result<Bytes, String> {
     let Some(info) = document.remove("tokenInfo") else {
         return Ok(body.clone());
     };
-    let granted = info.get("scope").and_then(|s| s.as_str()).unwrap_or_default();
+    let granted = info
+        .get("scope")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default();
     let set = |s: &str| {
         let mut v: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
         v.sort();
@@ -220,7 +222,10 @@ mod tests {
             vec![
                 ("grant_type".into(), "authorization_code".into()),
                 ("code".into(), "c0de/+".into()),
-                ("redirect_uri".into(), "https://portal.example/back?x=1".into()),
+                (
+                    "redirect_uri".into(),
+                    "https://portal.example/back?x=1".into()
+                ),
                 ("client_id".into(), "siirto".into()),
                 ("code_verifier".into(), "v".repeat(43)),
             ]
@@ -233,10 +238,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let bytes = rt
-            .block_on(body.collect())
-            .expect("body")
-            .to_bytes();
+        let bytes = rt.block_on(body.collect()).expect("body").to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
 
@@ -259,8 +261,14 @@ mod tests {
     fn answers_are_classified() {
         let asked = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT";
         let b = Bytes::from_static(b"{}");
-        assert_eq!(classify_resource(StatusCode::OK, &b, asked), Fetched::Found(b.clone()));
-        assert_eq!(classify_resource(StatusCode::NOT_FOUND, &b, asked), Fetched::NotFound);
+        assert_eq!(
+            classify_resource(StatusCode::OK, &b, asked),
+            Fetched::Found(b.clone())
+        );
+        assert_eq!(
+            classify_resource(StatusCode::NOT_FOUND, &b, asked),
+            Fetched::NotFound
+        );
         assert!(matches!(
             classify_resource(StatusCode::UNAUTHORIZED, &b, asked),
             Fetched::Refused { status: 401, .. }
@@ -283,9 +291,12 @@ mod tests {
             classify_resource(StatusCode::OK, &other, asked),
             Fetched::Refused { status: 200, .. }
         ));
-        let grant = Bytes::from_static(br#"{"error":"invalid_grant","error_description":"code 123"}"#);
-        let Err(Fetched::Refused { status: 400, detail }) =
-            classify_token(StatusCode::BAD_REQUEST, &grant)
+        let grant =
+            Bytes::from_static(br#"{"error":"invalid_grant","error_description":"code 123"}"#);
+        let Err(Fetched::Refused {
+            status: 400,
+            detail,
+        }) = classify_token(StatusCode::BAD_REQUEST, &grant)
         else {
             panic!("refused");
         };

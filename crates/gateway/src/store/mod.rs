@@ -190,7 +190,7 @@ pub struct ConsentRequestRow {
 pub enum ConsentAnswer {
     /// A code: the transfer is made now, the code kept sealed until its exchange.
     Granted {
-        transfer: NewTransfer,
+        transfer: Box<NewTransfer>,
         code_sealed: Vec<u8>,
     },
     Declined,
@@ -206,7 +206,9 @@ enum ConsentOp {
         now: Timestamp,
     },
     /// Takes the sealed code out of the transfer's request (so it is exchanged at most once).
-    TakeCode { transfer_id: String },
+    TakeCode {
+        transfer_id: String,
+    },
     /// Keeps the access token (sealed) until the fetch; forgets the verifier.
     PutToken {
         transfer_id: String,
@@ -868,10 +870,12 @@ impl Store {
         request: NewConsentRequest,
         audit: Vec<AuditEvent>,
     ) -> Result<Inserted, StoreError> {
-        Ok(match self.consent(ConsentOp::Insert(request), audit).await? {
-            ConsentDone::Refused => Inserted::Replay,
-            _ => Inserted::Accepted,
-        })
+        Ok(
+            match self.consent(ConsentOp::Insert(request), audit).await? {
+                ConsentDone::Refused => Inserted::Replay,
+                _ => Inserted::Accepted,
+            },
+        )
     }
 
     /// Answers a pending consent request: with [`ConsentAnswer::Granted`] the transfer is
@@ -888,7 +892,10 @@ impl Store {
             answer: Box::new(answer),
             now,
         };
-        Ok(matches!(self.consent(op, audit).await?, ConsentDone::Written))
+        Ok(matches!(
+            self.consent(op, audit).await?,
+            ConsentDone::Written
+        ))
     }
 
     /// Takes the sealed authorization code of a transfer's consent out of the store, with
@@ -1663,7 +1670,7 @@ macro_rules! backend {
                     }
                     ConsentOp::Answer { id, answer, now } => {
                         let (status, transfer, code) = match *answer {
-                            ConsentAnswer::Granted { transfer, code_sealed } => ("granted", Some(transfer), Some(code_sealed)),
+                            ConsentAnswer::Granted { transfer, code_sealed } => ("granted", Some(*transfer), Some(code_sealed)),
                             ConsentAnswer::Declined => ("declined", None, None),
                         };
                         let updated = sqlx::query(

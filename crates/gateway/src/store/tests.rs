@@ -1033,7 +1033,10 @@ async fn consent_requests_are_answered_once_and_their_secrets_forgotten() {
         let audit = |a: &str| vec![event(a, None, 1000)];
         assert_eq!(
             store
-                .insert_consent_request(consent_request("c1", "j1", 1000), audit("consent.requested"))
+                .insert_consent_request(
+                    consent_request("c1", "j1", 1000),
+                    audit("consent.requested")
+                )
                 .await
                 .unwrap(),
             Inserted::Accepted,
@@ -1064,63 +1067,132 @@ async fn consent_requests_are_answered_once_and_their_secrets_forgotten() {
 
         // Granted: the transfer (whose jti the request already used) is stored with the code.
         let granted = ConsentAnswer::Granted {
-            transfer: new_transfer("t1", "j1", 2000),
+            transfer: Box::new(new_transfer("t1", "j1", 2000)),
             code_sealed: vec![7, 7],
         };
-        assert!(store
-            .answer_consent_request("c1", granted, Timestamp::from_millis(2000), audit("consent.answered"))
-            .await
-            .unwrap());
+        assert!(
+            store
+                .answer_consent_request(
+                    "c1",
+                    granted,
+                    Timestamp::from_millis(2000),
+                    audit("consent.answered")
+                )
+                .await
+                .unwrap()
+        );
         let t = store.transfer("t1").await.unwrap().expect("transfer");
         assert_eq!(t.status, Status::Accepted, "{b}");
         let row = store.consent_request_of("t1").await.unwrap().expect("row");
         assert_eq!((row.id.as_str(), row.status.as_str()), ("c1", "granted"));
         assert_eq!(row.pending_sealed, None, "{b}");
         // A second answer writes nothing.
-        assert!(!store
-            .answer_consent_request("c1", ConsentAnswer::Declined, Timestamp::from_millis(3000), audit("x"))
-            .await
-            .unwrap());
-        assert_eq!(store.consent_request("c1").await.unwrap().unwrap().status, "granted");
+        assert!(
+            !store
+                .answer_consent_request(
+                    "c1",
+                    ConsentAnswer::Declined,
+                    Timestamp::from_millis(3000),
+                    audit("x")
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.consent_request("c1").await.unwrap().unwrap().status,
+            "granted"
+        );
 
         // The code is taken once.
         let before = store.audit_len().await.unwrap();
         assert_eq!(
-            store.take_consent_code("t1", audit("omadata.exchange")).await.unwrap(),
+            store
+                .take_consent_code("t1", audit("omadata.exchange"))
+                .await
+                .unwrap(),
             Some(vec![7, 7])
         );
-        assert_eq!(store.take_consent_code("t1", audit("omadata.exchange")).await.unwrap(), None);
+        assert_eq!(
+            store
+                .take_consent_code("t1", audit("omadata.exchange"))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(store.audit_len().await.unwrap(), before + 2, "{b}");
         store
-            .put_consent_token("t1", vec![6, 6], Timestamp::from_millis(4000), audit("omadata.exchange"))
+            .put_consent_token(
+                "t1",
+                vec![6, 6],
+                Timestamp::from_millis(4000),
+                audit("omadata.exchange"),
+            )
             .await
             .unwrap();
         let row = store.consent_request("c1").await.unwrap().unwrap();
         assert_eq!(row.token_sealed.as_deref(), Some(&[6u8, 6][..]));
-        assert_eq!(row.verifier_sealed, None, "the verifier is forgotten after the exchange");
+        assert_eq!(
+            row.verifier_sealed, None,
+            "the verifier is forgotten after the exchange"
+        );
         assert_eq!(row.exchanged_at, Some(Timestamp::from_millis(4000)));
 
         // A retryable fetch failure keeps the token; the change past the fetch forgets it.
-        let mut keep = TransferChange::new("t1", Guard::Any, Timestamp::from_millis(5000), Status::Fetching);
+        let mut keep = TransferChange::new(
+            "t1",
+            Guard::Any,
+            Timestamp::from_millis(5000),
+            Status::Fetching,
+        );
         keep.due_at = Some(Timestamp::from_millis(6000));
         store.apply(keep).await.unwrap();
-        assert!(store.consent_request("c1").await.unwrap().unwrap().token_sealed.is_some());
-        let past = TransferChange::new("t1", Guard::Any, Timestamp::from_millis(7000), Status::Delivering);
+        assert!(
+            store
+                .consent_request("c1")
+                .await
+                .unwrap()
+                .unwrap()
+                .token_sealed
+                .is_some()
+        );
+        let past = TransferChange::new(
+            "t1",
+            Guard::Any,
+            Timestamp::from_millis(7000),
+            Status::Delivering,
+        );
         store.apply(past).await.unwrap();
         let row = store.consent_request("c1").await.unwrap().unwrap();
-        assert_eq!((row.code_sealed, row.token_sealed, row.verifier_sealed), (None, None, None), "{b}");
+        assert_eq!(
+            (row.code_sealed, row.token_sealed, row.verifier_sealed),
+            (None, None, None),
+            "{b}"
+        );
 
         // Declined: no transfer, no code.
         store
-            .insert_consent_request(consent_request("c3", "j3", 1000), audit("consent.requested"))
+            .insert_consent_request(
+                consent_request("c3", "j3", 1000),
+                audit("consent.requested"),
+            )
             .await
             .unwrap();
-        assert!(store
-            .answer_consent_request("c3", ConsentAnswer::Declined, Timestamp::from_millis(2000), audit("consent.answered"))
-            .await
-            .unwrap());
+        assert!(
+            store
+                .answer_consent_request(
+                    "c3",
+                    ConsentAnswer::Declined,
+                    Timestamp::from_millis(2000),
+                    audit("consent.answered")
+                )
+                .await
+                .unwrap()
+        );
         let row = store.consent_request("c3").await.unwrap().unwrap();
-        assert_eq!((row.status.as_str(), row.transfer_id, row.verifier_sealed), ("declined", None, None));
+        assert_eq!(
+            (row.status.as_str(), row.transfer_id, row.verifier_sealed),
+            ("declined", None, None)
+        );
         assert_chain(&store.audit_range(0, 1000).await.unwrap());
     }
 }
