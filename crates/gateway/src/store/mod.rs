@@ -91,6 +91,9 @@ pub struct Claimed {
     pub down: Vec<String>,
 }
 
+/// How long an expired consent request is kept (a late answer is told `expired`, not 404).
+const CONSENT_REQUEST_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Advisory lock id under which PostgreSQL writers extend the audit chain ("siirto" in ASCII).
@@ -961,7 +964,8 @@ impl Store {
         })
     }
 
-    /// Forgets replay ids whose authorizations can no longer be valid.
+    /// Forgets replay ids whose authorizations can no longer be valid, and KOSKI OmaData
+    /// consent requests that expired unanswered or declined, or whose transfer is gone.
     pub async fn purge_replay(&self, now: Timestamp) -> Result<u64, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Op::PurgeReplay(now, tx), rx).await
@@ -1576,7 +1580,24 @@ macro_rules! backend {
                         }
                     }
                     Op::PurgeReplay(now, reply) => {
-                        let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
+                        let result = async {
+                            let n = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await?;
+                            // Consent requests never answered, or declined, a day after they
+                            // expired (until then a late answer is told `expired`); and those
+                            // whose transfer the retention purge removed.
+                            sqlx::query("DELETE FROM consent_requests WHERE status <> 'granted' AND expires_at < $1")
+                                .bind(now.millis().saturating_sub(CONSENT_REQUEST_KEPT_MS))
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query(
+                                "DELETE FROM consent_requests WHERE transfer_id IS NOT NULL \
+                                 AND NOT EXISTS (SELECT 1 FROM transfers WHERE transfers.id = consent_requests.transfer_id)",
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                            Ok::<_, sqlx::Error>(n)
+                        }
+                        .await;
                         match result {
                             Ok(r) => {
                                 let n = r.rows_affected();

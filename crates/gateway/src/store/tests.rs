@@ -1193,6 +1193,30 @@ async fn consent_requests_are_answered_once_and_their_secrets_forgotten() {
             (row.status.as_str(), row.transfer_id, row.verifier_sealed),
             ("declined", None, None)
         );
+        // Housekeeping: expired unanswered or declined requests go; granted ones stay with
+        // their transfer.
+        store
+            .insert_consent_request(
+                consent_request("c4", "j4", 1000),
+                audit("consent.requested"),
+            )
+            .await
+            .unwrap();
+        store
+            .purge_replay(Timestamp::from_millis(602_000))
+            .await
+            .unwrap();
+        assert!(
+            store.consent_request("c4").await.unwrap().is_some(),
+            "kept a day: {b}"
+        );
+        store
+            .purge_replay(Timestamp::from_millis(602_000 + 86_400_000))
+            .await
+            .unwrap();
+        assert!(store.consent_request("c3").await.unwrap().is_none(), "{b}");
+        assert!(store.consent_request("c4").await.unwrap().is_none(), "{b}");
+        assert!(store.consent_request("c1").await.unwrap().is_some(), "{b}");
         assert_chain(&store.audit_range(0, 1000).await.unwrap());
     }
 }
