@@ -824,7 +824,9 @@ async fn kill_9_between_the_code_and_the_fetch() {
     // The secrets, looked for in every file the gateway wrote: logs, database, WAL.
     let mut secrets: Vec<String> = vec![code, state, PUPIL.to_owned()];
     secrets.extend(peer.tokens());
+    secrets.extend(peer.verifiers());
     assert_eq!(peer.tokens().len(), 1);
+    assert_eq!(peer.verifiers().len(), 1);
     let mut files = vec![gw.log(1), gw.log(2)];
     for entry in std::fs::read_dir(&bed.dir).expect("dir").flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

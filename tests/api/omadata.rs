@@ -373,7 +373,16 @@ async fn whole_flow(b: Bed) {
     );
 
     // No secret and no henkilötunnus in clear: audit trail, database file, the transfer view.
-    let secrets = [code.as_str(), params["state"].as_str(), PUPIL];
+    let verifiers = b.peer().verifiers();
+    let tokens = b.peer().tokens();
+    assert_eq!((verifiers.len(), tokens.len()), (1, 1));
+    let secrets = [
+        code.as_str(),
+        params["state"].as_str(),
+        PUPIL,
+        verifiers[0].as_str(),
+        tokens[0].as_str(),
+    ];
     let trail: String = audit(&b.bed)
         .await
         .iter()

@@ -126,6 +126,8 @@ struct State {
     /// Every code exchange attempted, by code (successful or not).
     exchanges: BTreeMap<String, u32>,
     resource_calls: u32,
+    /// Every `code_verifier` presented at the token endpoint.
+    verifiers: Vec<String>,
     /// Requests refused for their shape, and why.
     refusals: Vec<String>,
     counter: u64,
@@ -249,6 +251,11 @@ impl OmadataPeer {
     /// Every access token issued (for tests that look for them where they must not be).
     pub fn tokens(&self) -> Vec<String> {
         lock(&self.state).tokens.keys().cloned().collect()
+    }
+
+    /// Every `code_verifier` presented at the token endpoint.
+    pub fn verifiers(&self) -> Vec<String> {
+        lock(&self.state).verifiers.clone()
     }
 
     /// Every code issued.
@@ -521,6 +528,7 @@ impl OmadataPeer {
         let code = get("code");
         let mut s = lock(&self.state);
         *s.exchanges.entry(code.clone()).or_default() += 1;
+        s.verifiers.push(get("code_verifier"));
         if let TokenBehaviour::Error(e) = s.token_behaviour.clone() {
             drop(s);
             return error(400, &e, "told to refuse".into());
