@@ -29,6 +29,9 @@
 //! - `checks`: checks without transfer: each question true and false over the corpus of each
 //!   format, the record kept nowhere, the attestation verified by jwcrypto and the CLI, each
 //!   refusal with its code, the check's consent text, history, metrics, PostgreSQL.
+//! - `omadata`: consent given at KOSKI (OmaData OAuth2): the whole flow through a browser-like
+//!   client to a delivered record, each refusal with its code, the in-test authorization server
+//!   cross-checked by Authlib, no code, token, state or henkilötunnus in clear.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
@@ -59,6 +62,8 @@ mod limits;
 mod metrics;
 #[path = "api/openapi.rs"]
 mod openapi;
+#[path = "api/omadata.rs"]
+mod omadata;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/people.rs"]

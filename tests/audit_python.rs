@@ -221,6 +221,7 @@ fn receipt_claims() -> ReceiptClaims {
             lang: Lang::Fi,
         }),
         guardian: true,
+        consent_given_at: None,
     }
 }
 

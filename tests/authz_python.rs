@@ -125,6 +125,7 @@ fn eservice() -> Participant {
         endpoint: None,
         name: None,
         statutory: None,
+        redirect_uris: Vec::new(),
     }
 }
 

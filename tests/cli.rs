@@ -141,7 +141,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
     ("man", &["--out"]),
 ];
 
-/// `siirto demo`: both transfers delivered, the KOSKI one asked for as KOSKI's documentation
+/// `siirto demo`: all three transfers delivered (the last on a consent given at KOSKI itself,
+/// OmaData), the KOSKI one asked for as KOSKI's documentation
 /// says, its subjects shown as KOSKI sent them and as the school system received them, the
 /// audit trail verified, and the pupil's henkilötunnus never printed.
 #[test]
@@ -161,11 +162,15 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "POST /v1/checks (typ siirto-check+jwt, no scope) → 200",
         "question active_study_right, answer true",
         "   attestation eyJ",
-        "audit verify: OK — 16 entries",
+        "audit verify: OK — 26 entries",
+        "A pupil consents at KOSKI itself (OmaData)",
+        "with response_type, client_id, redirect_uri, scope, state, code_challenge, code_challenge_method, response_mode",
+        "token endpoint (mutual TLS, code + PKCE verifier): 1 exchange; resource endpoint (Bearer): 1 fetch",
+        "consent given at KOSKI",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }
-    assert_eq!(text.matches("status: \"delivered\"").count(), 2, "{text}");
+    assert_eq!(text.matches("status: \"delivered\"").count(), 3, "{text}");
     assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
     assert!(!text.contains("(not delivered)"), "{text}");
     eprintln!("siirto demo took {:.2} s", started.elapsed().as_secs_f64());

@@ -683,3 +683,183 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     .await;
     out.into_iter().map(|o| o.expect("finished")).collect()
 }
+
+/// KOSKI OmaData (issue 25): `siirto serve` is killed with SIGKILL after it exchanged the
+/// person's authorization code and before it could fetch (the resource endpoint answers 503
+/// meanwhile). After a restart the transfer completes with the access token kept (sealed) in
+/// the store, and the code was presented at the token endpoint exactly once. Then no code,
+/// token, state or henkilötunnus is in any log line, in the audit trail or in the database
+/// files in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_the_code_and_the_fetch() {
+    let _serial = SERIAL.lock().await;
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    const PUPIL: &str = "220109-784L";
+    let env: Vec<(String, String)> = [
+        ("SIIRTO__DELIVERY__LEASE", "2s"),
+        ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "500ms"),
+        ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "1s"),
+        ("SIIRTO__DELIVERY__INITIAL_BACKOFF", "200ms"),
+        ("SIIRTO__DELIVERY__MAX_BACKOFF", "500ms"),
+        ("SIIRTO__DELIVERY__MAX_ATTEMPTS", "1000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let bed = Testbed::start(TestbedOptions {
+        env: env.clone(),
+        in_process_gateway: false,
+        omadata: true,
+        ..TestbedOptions::default()
+    })
+    .await
+    .expect("testbed starts");
+    let peer = bed.omadata["koski-omadata"].clone();
+    let document =
+        std::fs::read(corpus.join("koski/perusopetus-paattotodistus.json")).expect("corpus");
+    peer.insert(serde_json::from_slice(&document).expect("JSON"));
+    peer.sign_in_as(PUPIL);
+    peer.set_resource_unavailable(u32::MAX);
+    let mut gw = Gateway {
+        bed: &bed,
+        env,
+        child: None,
+        runs: 0,
+        started: bed.now(),
+    };
+    gw.start().await;
+
+    let eservice = bed.client("eservice").expect("client");
+    let jws = bed
+        .sign(
+            &bed.authorization(PUPIL, "koski-omadata", "espoo", SCOPE)
+                .claims(),
+        )
+        .expect("sign");
+    let created = eservice
+        .post_json(
+            "/v1/consent-requests",
+            &serde_json::json!({"authorization": jws, "redirect_uri": siirto_devkit::pki::DEV_REDIRECT_URI}),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(created.status.as_u16(), 201, "{}", created.json());
+    let request_id = created.json()["id"].as_str().expect("id").to_owned();
+    let url = created.json()["authorize_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let state = url
+        .split_once('?')
+        .map(|(_, q)| q)
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+        })
+        .expect("state");
+    // The person's browser at KOSKI.
+    let (origin, rest) = url
+        .strip_prefix("https://")
+        .and_then(|u| u.split_once('/'))
+        .expect("https");
+    let browser = siirto_devkit::client::MtlsClient::new(
+        &format!("https://{origin}"),
+        &bed.pki.ca.cert,
+        None,
+    )
+    .expect("browser");
+    let page = browser.get(&format!("/{rest}"), &[]).await.expect("page");
+    let (_, fields) = siirto_devkit::omadata::read_form_post(&String::from_utf8_lossy(&page.body))
+        .expect("form post");
+    let fields: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    let code = fields["code"].as_str().expect("code").to_owned();
+    let handed = eservice
+        .post_json(
+            &format!("/v1/consent-requests/{request_id}/code"),
+            &serde_json::Value::Object(fields),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(handed.status.as_u16(), 202, "{}", handed.json());
+    let transfer_id = handed.json()["id"].as_str().expect("id").to_owned();
+
+    // Exchanged, and the fetch tried (503): now kill it.
+    let deadline = Instant::now() + DEADLINE;
+    while !(peer.exchanges().get(&code) == Some(&1) && peer.resource_calls() >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "no exchange and fetch:\n{}",
+            gw.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.kill().await;
+    peer.set_resource_unavailable(0);
+    gw.start().await;
+    let view = bed
+        .wait_for_status(
+            "eservice",
+            &transfer_id,
+            &["delivered", "failed", "cancelled"],
+            DEADLINE,
+        )
+        .await
+        .expect("the transfer finishes");
+    assert_eq!(view["status"], "delivered", "{view:#}\n{}", gw.logs());
+    assert_eq!(
+        peer.exchanges().get(&code),
+        Some(&1),
+        "the code was exchanged once"
+    );
+    assert_eq!(peer.exchanges().len(), 1);
+    assert_eq!(bed.destinations["espoo"].stored_count(), 1);
+    gw.stop().await;
+
+    // The secrets, looked for in every file the gateway wrote: logs, database, WAL.
+    let mut secrets: Vec<String> = vec![code, state, PUPIL.to_owned()];
+    secrets.extend(peer.tokens());
+    secrets.extend(peer.verifiers());
+    assert_eq!(peer.tokens().len(), 1);
+    assert_eq!(peer.verifiers().len(), 1);
+    let mut files = vec![gw.log(1), gw.log(2)];
+    for entry in std::fs::read_dir(&bed.dir).expect("dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("siirto.db") {
+            files.push(entry.path());
+        }
+    }
+    assert!(files.len() >= 3, "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).expect("read");
+        for secret in &secrets {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a secret in clear ({} chars)",
+                file.display(),
+                secret.len()
+            );
+        }
+    }
+    // The audit export (what leaves the gateway for an auditor) too.
+    let out = Command::new(env!("CARGO_BIN_EXE_siirto"))
+        .args(["audit", "export", "--config"])
+        .arg(bed.config_path())
+        .output()
+        .await
+        .expect("audit export");
+    assert!(out.status.success());
+    let export = String::from_utf8_lossy(&out.stdout);
+    assert!(export.contains("omadata.exchange"));
+    for secret in &secrets {
+        assert!(
+            !export.contains(secret.as_str()),
+            "the audit export holds a secret"
+        );
+    }
+}

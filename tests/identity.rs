@@ -44,6 +44,7 @@ fn participant(id: &str, identity: IdentityRule) -> Participant {
         endpoint: None,
         name: None,
         statutory: None,
+        redirect_uris: Vec::new(),
     }
 }
 

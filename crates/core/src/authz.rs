@@ -1711,8 +1711,8 @@ mod tests {
             max_lifetime: Duration::from_secs(900),
             skew: Duration::from_secs(60),
             consent: ConsentConfig {
-                own_consent_age: 15,
                 require_text_hash: false,
+                ..ConsentConfig::default()
             },
         }
     }
@@ -1737,6 +1737,7 @@ mod tests {
                 en: format!("{id} (en)"),
             }),
             statutory: None,
+            redirect_uris: Vec::new(),
         }
     }
 

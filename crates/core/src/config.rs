@@ -273,6 +273,9 @@ pub struct ConsentConfig {
     /// Whether a consent-based authorization must carry `consent_sha256` and `consent_lang`
     /// (default true).
     pub require_text_hash: bool,
+    /// How long a consent request at KOSKI OmaData waits for the person's answer (default 10
+    /// minutes, the lifetime of KOSKI's authorization code).
+    pub request_ttl: Duration,
 }
 
 impl Default for ConsentConfig {
@@ -280,6 +283,7 @@ impl Default for ConsentConfig {
         ConsentConfig {
             own_consent_age: 15,
             require_text_hash: true,
+            request_ttl: Duration::from_secs(600),
         }
     }
 }

@@ -449,6 +449,7 @@ pub(crate) mod tests {
                 en: format!("{id}-en"),
             }),
             statutory,
+            redirect_uris: Vec::new(),
         }
     }
 

@@ -101,6 +101,9 @@ pub struct Participant {
     pub name: Option<Localized>,
     /// What a destination receives by law, without consent (`statutory_*`), if anything.
     pub statutory: Option<StatutoryRules>,
+    /// `redirect_uris` of an e-service: where KOSKI OmaData may return the person (as
+    /// registered at KOSKI).
+    pub redirect_uris: Vec<String>,
 }
 
 impl Participant {

@@ -25,6 +25,8 @@
 //!   JSON, only from it).
 //! - [`check`]: checks without transfer: the four questions, which format answers which, and the
 //!   answer over the record.
+//! - [`omadata`]: consent given at KOSKI: PKCE, `state`, RFC 8414 metadata and token answers,
+//!   and the rules of a consent request's answer (OAuth 2.0 client side, pure).
 //! - [`pipeline`]: validate → read → prune → convert → validate, for one fetched record.
 //! - [`protocol`]: how a source is called (`siirto`, `koski`, `virta-soap`) and what each
 //!   protocol needs from the configuration (KOSKI's types, VIRTA's redacted credentials).
@@ -54,6 +56,7 @@ pub mod consent;
 pub mod formats;
 pub mod identity;
 pub mod lang;
+pub mod omadata;
 pub mod peer_health;
 pub mod pipeline;
 pub mod protocol;

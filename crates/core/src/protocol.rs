@@ -60,11 +60,14 @@ pub enum SourceProtocol {
     Koski(KoskiCall),
     /// VIRTA opintotietopalvelu, SOAP 1.1 `OpiskelijanKaikkiTiedot`.
     VirtaSoap(VirtaCaller),
+    /// KOSKI OmaData: the student consents at KOSKI; the gateway exchanges the code (OAuth 2.0
+    /// with PKCE and mutual TLS) and fetches from the resource endpoint.
+    KoskiOmadata(OmadataCall),
 }
 
 impl SourceProtocol {
     /// The values of the `protocol` key.
-    pub const NAMES: [&'static str; 3] = ["siirto", "koski", "virta-soap"];
+    pub const NAMES: [&'static str; 4] = ["siirto", "koski", "virta-soap", "koski-omadata"];
 
     /// The `protocol` value naming this protocol.
     pub fn name(&self) -> &'static str {
@@ -72,8 +75,24 @@ impl SourceProtocol {
             SourceProtocol::Siirto => "siirto",
             SourceProtocol::Koski(_) => "koski",
             SourceProtocol::VirtaSoap(_) => "virta-soap",
+            SourceProtocol::KoskiOmadata(_) => "koski-omadata",
         }
     }
+}
+
+/// What a KOSKI OmaData source needs: Siirto's `client_id` at KOSKI, the authorization server
+/// (`omadata_issuer`, whose RFC 8414 metadata names the authorization and token endpoints),
+/// the resource endpoint and the scope asked for. None of it is secret: the client is
+/// authenticated by the gateway's client certificate (RFC 8705 `tls_client_auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmadataCall {
+    pub client_id: String,
+    /// `https://host[:port][/path]`, no trailing slash.
+    pub issuer: String,
+    /// `https://…` of the resource endpoint.
+    pub resource: String,
+    /// Space-separated OAuth scopes (KOSKI's `HENKILOTIEDOT_*`, one `OPISKELUOIKEUDET_*`).
+    pub scope: String,
 }
 
 /// What a KOSKI request needs besides the student: where the release endpoints are, and which

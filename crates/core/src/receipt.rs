@@ -113,6 +113,9 @@ pub struct ReceiptClaims {
     pub consent: Option<ConsentRecord>,
     /// Whether a guardian consented for the student.
     pub guardian: bool,
+    /// `consent_given_at`: where the person gave the consent when it was given at a register
+    /// itself (`"koski"`: KOSKI OmaData); `None` when the e-service vouches for it.
+    pub consent_given_at: Option<String>,
 }
 
 /// A receipt whose signature and claims have been checked; only [`verify_receipt`] makes one.
@@ -167,6 +170,9 @@ pub fn sign_receipt(claims: &ReceiptClaims, key: &AuditSigningKey) -> String {
     });
     if let (Some(law), Some(map)) = (&claims.statutory_law, payload.as_object_mut()) {
         map.insert("statutory_law".into(), law.to_json());
+    }
+    if let (Some(at), Some(map)) = (&claims.consent_given_at, payload.as_object_mut()) {
+        map.insert("consent_given_at".into(), json!(at));
     }
     sign_compact(RECEIPT_TYP, &payload, key)
 }
@@ -425,6 +431,7 @@ pub fn verify_receipt_with(token: &str, keys: &[AuditPublicKey]) -> Result<Recei
             authorization_jti: optional_text("authorization_jti")?,
             consent,
             guardian,
+            consent_given_at: optional_text("consent_given_at")?,
         },
         key_id: kid,
     })
@@ -458,6 +465,7 @@ mod tests {
                 lang: Lang::Sv,
             }),
             guardian: true,
+            consent_given_at: Some("koski".into()),
         }
     }
 

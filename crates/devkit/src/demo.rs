@@ -9,8 +9,10 @@
 //! authorization, the SQLite store; then another pupil's record from the national register
 //! KOSKI (an in-process peer speaking its luovutuspalvelu, serving a KOSKI document generated
 //! by [`crate::registers::koski_pupil`]) converted from KOSKI's JSON to Espoo's siirto-v1, the
-//! conversion shown subject by subject — then a check without transfer (Espoo asks whether
-//! the first pupil has a study place; only the signed yes or no comes back) — and at the end the
+//! conversion shown subject by subject; then the same pupil's record on a consent given at
+//! KOSKI itself (OmaData: the in-process [`crate::omadata::OmadataPeer`], not KOSKI, as the
+//! authorization and resource server); then a check without transfer (Espoo asks whether the
+//! first pupil has a study place; only the signed yes or no comes back) — and at the end the
 //! audit trail, verified.
 
 use std::path::{Path, PathBuf};
@@ -250,6 +252,114 @@ async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
     Ok(())
 }
 
+/// Step 11: a pupil consents at KOSKI itself (OmaData): the e-service asks the gateway for a
+/// consent request, the pupil's browser goes to KOSKI's consent page (the in-process OmaData
+/// peer, which is not KOSKI), the e-service hands the code on, and the gateway exchanges it and
+/// fetches on KOSKI's own consent record.
+async fn omadata_transfer(bed: &Testbed) -> Result<(), DemoError> {
+    step(
+        11,
+        "A pupil consents at KOSKI itself (OmaData): the record moves on KOSKI's own consent",
+    );
+    let peer = bed
+        .omadata
+        .get("koski-omadata")
+        .ok_or_else(|| DemoError::Step("no koski-omadata source".into()))?;
+    peer.insert(koski_pupil(DEMO_STUDENT, DEMO_LEARNER));
+    peer.sign_in_as(DEMO_STUDENT);
+    let authorization = bed.authorization(
+        DEMO_STUDENT,
+        "koski-omadata",
+        "espoo",
+        "identity enrolment achievements",
+    );
+    let token = bed.sign(&authorization.claims())?;
+    let eservice = bed.client("eservice")?;
+    let created = eservice
+        .post_json(
+            "/v1/consent-requests",
+            &serde_json::json!({"authorization": token, "redirect_uri": crate::pki::DEV_REDIRECT_URI}),
+        )
+        .await
+        .map_err(TestbedError::from)?;
+    let body = created.json();
+    let (Some(id), Some(url)) = (body["id"].as_str(), body["authorize_url"].as_str()) else {
+        return Err(DemoError::Step(format!("consent request refused: {body}")));
+    };
+    let (endpoint, query) = url.split_once('?').unwrap_or((url, ""));
+    let names: Vec<String> = query
+        .split('&')
+        .filter_map(|p| p.split_once('=').map(|(k, _)| k.to_owned()))
+        .collect();
+    println!(
+        "   e-service → gateway  POST /v1/consent-requests  → 201, the pupil's browser is sent to
+                        {endpoint}
+                        with {}",
+        names.join(", ")
+    );
+    println!(
+        "   (the PKCE verifier stays sealed in the gateway's store; only its S256 challenge leaves)"
+    );
+    let (origin, rest) = url
+        .strip_prefix("https://")
+        .and_then(|u| u.split_once('/'))
+        .ok_or_else(|| DemoError::Step("the authorization URL is not https".into()))?;
+    let browser =
+        crate::client::MtlsClient::new(&format!("https://{origin}"), &bed.pki.ca.cert, None)
+            .map_err(TestbedError::from)?;
+    let page = browser
+        .get(&format!("/{rest}"), &[])
+        .await
+        .map_err(TestbedError::from)?;
+    let (action, fields) = crate::omadata::read_form_post(&String::from_utf8_lossy(&page.body))
+        .ok_or_else(|| DemoError::Step("KOSKI's page posted no form".into()))?;
+    println!(
+        "   KOSKI: the pupil logs in strongly and agrees; KOSKI's page posts code and state to {action}"
+    );
+    let fields: serde_json::Map<String, Value> = fields
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let handed = eservice
+        .post_json(
+            &format!("/v1/consent-requests/{id}/code"),
+            &Value::Object(fields),
+        )
+        .await
+        .map_err(TestbedError::from)?;
+    let transfer_id = handed
+        .json()
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| DemoError::Step(format!("the code was refused: {}", handed.json())))?;
+    println!(
+        "   e-service → gateway  POST /v1/consent-requests/{{id}}/code  → {} (transfer accepted)",
+        handed.status.as_u16()
+    );
+    let transfer = bed
+        .wait_for_status(
+            "eservice",
+            &transfer_id,
+            &["delivered", "failed", "cancelled"],
+            Duration::from_secs(30),
+        )
+        .await?;
+    println!(
+        "   gateway → KOSKI  token endpoint (mutual TLS, code + PKCE verifier): {} exchange; resource endpoint (Bearer): {} fetch",
+        peer.exchanges().values().sum::<u32>(),
+        peer.resource_calls()
+    );
+    print_steps(&transfer);
+    if transfer["status"] != "delivered" {
+        return Err(DemoError::Step(format!(
+            "the consent-based KOSKI transfer did not arrive: {transfer}"
+        )));
+    }
+    println!("   the student's page and the receipt say: consent given at KOSKI");
+    Ok(())
+}
+
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -269,7 +379,7 @@ async fn check(
     key: &siirto_core::audit::AuditPublicKey,
 ) -> Result<(), DemoError> {
     step(
-        11,
+        12,
         "A check without transfer: Espoo asks whether the pupil has a study place; no record moves",
     );
     let answer = eservice
@@ -390,13 +500,14 @@ fn indented(text: &str) -> String {
 pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoError> {
     let started = Instant::now();
     println!(
-        "Siirto demo: a pupil moves from Turku to Espoo, a guardian agrees; then a pupil from the national register KOSKI; everything on 127.0.0.1"
+        "Siirto demo: a pupil moves from Turku to Espoo, a guardian agrees; then a pupil from the national register KOSKI, once on the e-service's word and once on a consent given at KOSKI itself; everything on 127.0.0.1"
     );
 
     step(1, "Development PKI, configuration and SQLite store");
     let bed = Testbed::start(TestbedOptions {
         dir: keep.map(Path::to_path_buf),
         koski: true,
+        omadata: true,
         ..TestbedOptions::default()
     })
     .await?;
@@ -617,10 +728,11 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
     );
 
     koski_transfer(&bed).await?;
+    omadata_transfer(&bed).await?;
 
     check(&bed, &eservice, &pupil, &guardian, &key).await?;
 
-    step(12, "The audit trail");
+    step(13, "The audit trail");
     let gateway = bed
         .gateway
         .clone()

@@ -6,6 +6,8 @@
 //! itself, a SQLite or PostgreSQL store); only the keys are throw-away.
 //!
 //! # Layout — one line per module, what it owns
+//! - [`omadata`]: an in-test KOSKI OmaData authorization and resource server (OAuth 2.0 with
+//!   PKCE and mutual TLS, written from the RFCs and KOSKI's document; not KOSKI).
 //! - [`pki`]: a development CA, certificates, keys, CRLs and a ready `siirto.toml`
 //!   (`siirto pki init DIR`); **never for production**.
 //! - [`eservice`]: the reference e-service signer of students' authorizations (JWS).
@@ -29,6 +31,7 @@ pub mod client;
 pub mod demo;
 pub mod dev;
 pub mod eservice;
+pub mod omadata;
 pub mod peers;
 pub mod pki;
 pub mod registers;

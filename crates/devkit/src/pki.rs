@@ -594,6 +594,10 @@ pub struct PkiOptions {
     /// Adds `virta-soap`, a source called with `protocol = "virta-soap"` (VIRTA's SOAP
     /// service), with a credentials file `certs/virta-caller.toml`; needs `virta_schema`.
     pub virta_soap: bool,
+    /// Adds `koski-omadata`, a source called with `protocol = "koski-omadata"` (consent given
+    /// at KOSKI: [`crate::omadata::OmadataPeer`]), and [`DEV_REDIRECT_URI`] as the
+    /// `eservice`'s `redirect_uris`.
+    pub omadata: bool,
 }
 
 impl PkiOptions {
@@ -613,6 +617,7 @@ impl PkiOptions {
             elmo_schema: None,
             koski: false,
             virta_soap: false,
+            omadata: false,
         }
     }
 }
@@ -706,12 +711,20 @@ pub const DEV_KOSKI_TYPES: [&str; 6] = [
 /// The path of the development VIRTA SOAP endpoint (as CSC's own, `/luku/OpiskelijanTiedot`).
 pub const DEV_VIRTA_SOAP_PATH: &str = "/luku/OpiskelijanTiedot";
 
+/// The `eservice`'s registered return address at KOSKI OmaData in the development setup.
+pub const DEV_REDIRECT_URI: &str = "https://eservice.siirto.test/omadata/return";
+/// Siirto's `client_id` at the development OmaData peer.
+pub const DEV_OMADATA_CLIENT_ID: &str = "siirto-dev";
+/// The OmaData scope the development `koski-omadata` source asks for.
+pub const DEV_OMADATA_SCOPE: &str = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT";
+
 /// How a planned source is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PlanProtocol {
     Siirto,
     Koski,
     VirtaSoap,
+    Omadata,
 }
 
 struct Plan {
@@ -804,6 +817,16 @@ fn directory_plan(options: &PkiOptions) -> Vec<Plan> {
             protocol: PlanProtocol::Koski,
         });
     }
+    if options.omadata {
+        plan.push(Plan {
+            id: "koski-omadata",
+            roles: &[Source],
+            subject: "CN=koski-omadata,O=Opetushallitus KOSKI OmaData (development),C=FI",
+            rule: None,
+            format: Some(Format::Koski),
+            protocol: PlanProtocol::Omadata,
+        });
+    }
     plan.push(Plan {
         id: "eservice",
         roles: &[Eservice],
@@ -835,7 +858,7 @@ fn people_toml(id: &str) -> String {
         "espoo" => ("Espoon kaupunki", "Esbo stad", "City of Espoo"),
         "helsinki" => ("Helsingin kaupunki", "Helsingfors stad", "City of Helsinki"),
         "oulu" => ("Oulun kaupunki", "Uleåborgs stad", "City of Oulu"),
-        "koski" => (
+        "koski" | "koski-omadata" => (
             "KOSKI-tietovaranto (Opetushallitus)",
             "KOSKI-datalagret (Utbildningsstyrelsen)",
             "KOSKI data reserve (Finnish National Agency for Education)",
@@ -884,6 +907,8 @@ fn relative(dir: &Path, path: &Path) -> String {
 
 /// Issuer id of the development setup.
 pub const DEV_ISSUER_ID: &str = "https://eservice.siirto.test";
+/// The subject of the gateway's client certificate (its outbound calls).
+pub const GATEWAY_CLIENT_SUBJECT: &str = "CN=siirto-gateway,O=Siirto,C=FI";
 /// The subject the negative-test client certificates carry (turku's).
 pub const TURKU_SUBJECT: &str = "CN=turku-education,O=Turun kaupunki,C=FI";
 
@@ -943,12 +968,7 @@ impl DevPki {
             )?
             .write(&certs, "gateway")?;
         let gateway_client = ca
-            .issue_client_cert(
-                "CN=siirto-gateway,O=Siirto,C=FI",
-                not_before,
-                not_after,
-                random,
-            )?
+            .issue_client_cert(GATEWAY_CLIENT_SUBJECT, not_before, not_after, random)?
             .write(&certs, "gateway-client")?;
 
         let mut participants = Vec::new();
@@ -1003,6 +1023,21 @@ impl DevPki {
                         format!(
                             "protocol = \"koski\"\nkoski_types = [{}]\n",
                             types.join(", ")
+                        ),
+                    )
+                }
+                PlanProtocol::Omadata => {
+                    let port = options.endpoint_ports.get(plan.id).copied().unwrap_or(
+                        options
+                            .first_endpoint_port
+                            .saturating_add(endpoint_index - 1),
+                    );
+                    (
+                        "",
+                        format!(
+                            "protocol = \"koski-omadata\"\nomadata_client_id = \"{DEV_OMADATA_CLIENT_ID}\"\nomadata_issuer = \"https://127.0.0.1:{port}{}\"\nomadata_resource = \"https://127.0.0.1:{port}{}\"\nomadata_scope = \"{DEV_OMADATA_SCOPE}\"\n",
+                            crate::omadata::ISSUER_PATH,
+                            crate::omadata::RESOURCE_PATH,
                         ),
                     )
                 }
@@ -1241,6 +1276,9 @@ impl DevPki {
                 out.push_str(&format!("server_ca = {}\n", rel(&self.ca.cert)));
                 out.push_str(&format!("format = \"{format}\"\n"));
                 out.push_str(&p.protocol);
+            }
+            if options.omadata && p.id == "eservice" {
+                out.push_str(&format!("redirect_uris = [\"{DEV_REDIRECT_URI}\"]\n"));
             }
             out.push_str(&people_toml(&p.id));
         }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::client::{ClientError, MtlsClient};
 use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
+use crate::omadata::OmadataPeer;
 use crate::peers::{Destination, Source};
 use crate::registers::{KoskiPeer, VirtaSoapPeer, WsdlTypes};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
@@ -81,6 +82,9 @@ pub struct TestbedOptions {
     /// With `schemas.virta`, adds the `virta-soap` source (VIRTA's SOAP service,
     /// [`crate::registers::VirtaSoapPeer`]), whose peer checks each request against this WSDL.
     pub virta_wsdl: Option<PathBuf>,
+    /// Adds the `koski-omadata` source (consent given at KOSKI,
+    /// [`crate::omadata::OmadataPeer`]) and the `eservice`'s `redirect_uris`.
+    pub omadata: bool,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
 }
@@ -95,6 +99,7 @@ impl Default for TestbedOptions {
             in_process_gateway: true,
             koski: false,
             virta_wsdl: None,
+            omadata: false,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::new()),
         }
@@ -111,6 +116,8 @@ pub struct Peers {
     pub koski: HashMap<String, KoskiPeer>,
     /// Sources called with `protocol = "virta-soap"`.
     pub virta_soap: HashMap<String, VirtaSoapPeer>,
+    /// Sources called with `protocol = "koski-omadata"`.
+    pub omadata: HashMap<String, OmadataPeer>,
 }
 
 /// Starts the reference endpoint of every source and destination in `directory` that has a
@@ -160,6 +167,22 @@ pub fn spawn_peers(
                 )?;
                 peers.virta_soap.insert(p.id.clone(), peer);
             }
+            SourceProtocol::KoskiOmadata(call) => {
+                // A browser reaches its authorization endpoint without a client certificate;
+                // the token and resource endpoints require the gateway's.
+                let tls =
+                    crate::omadata::server_config(&server.cert, &server.key, &layout.ca().cert)?;
+                let client = crate::omadata::Client {
+                    client_id: call.client_id.clone(),
+                    redirect_uris: directory
+                        .iter()
+                        .flat_map(|p| p.redirect_uris.iter().cloned())
+                        .collect(),
+                    subject_dn: crate::pki::GATEWAY_CLIENT_SUBJECT.to_owned(),
+                };
+                let peer = OmadataPeer::spawn(listener, tls, vec![client], shutdown.clone())?;
+                peers.omadata.insert(p.id.clone(), peer);
+            }
             SourceProtocol::Siirto => {
                 let (source, destination) =
                     crate::peers::spawn_endpoint(listener, tls, shutdown.clone())?;
@@ -188,6 +211,8 @@ pub struct Testbed {
     pub koski: HashMap<String, KoskiPeer>,
     /// VIRTA SOAP peers, by participant id (with [`TestbedOptions::virta_wsdl`]).
     pub virta_soap: HashMap<String, VirtaSoapPeer>,
+    /// KOSKI OmaData peers, by participant id (with [`TestbedOptions::omadata`]).
+    pub omadata: HashMap<String, OmadataPeer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     peers_shutdown: ShutdownTrigger,
@@ -228,6 +253,7 @@ impl Testbed {
         pki_options.siirto_v1_schema = options.schemas.siirto_v1.clone();
         pki_options.koski = options.koski;
         pki_options.virta_soap = options.virta_wsdl.is_some() && options.schemas.virta.is_some();
+        pki_options.omadata = options.omadata;
         let mut endpoint_listeners = HashMap::new();
         for id in crate::pki::endpoint_participants(&pki_options) {
             let l = bind().await?;
@@ -246,6 +272,7 @@ impl Testbed {
             destinations,
             koski,
             virta_soap,
+            omadata,
         } = spawn_peers(
             &config.directory,
             &Layout::new(&pki.dir),
@@ -264,6 +291,7 @@ impl Testbed {
             destinations,
             koski,
             virta_soap,
+            omadata,
             clock: options.clock.clone(),
             random: options.random.clone(),
             peers_shutdown,

@@ -76,7 +76,8 @@ use siirto_core::identity::{
 };
 use siirto_core::lang::Localized;
 use siirto_core::protocol::{
-    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, SourceProtocol, VirtaCaller, is_koski_type,
+    DEFAULT_KOSKI_PATH, KOSKI_TYPES, KoskiCall, OmadataCall, SourceProtocol, VirtaCaller,
+    is_koski_type,
 };
 use siirto_core::scope::{Category, Scope};
 
@@ -318,6 +319,14 @@ pub enum Cause {
     BadKoskiPath(String),
     #[error("must be an https:// URL, found \"{0}\"")]
     NotHttps(String),
+    #[error("not an OAuth scope list: {0}")]
+    BadOmadataScope(String),
+    #[error(
+        "not a usable redirect URI \"{0}\" (an absolute https:// URL without a fragment, or http:// on localhost or 127.0.0.1 for development)"
+    )]
+    BadRedirectUri(String),
+    #[error("only an e-service has `redirect_uris` (the addresses KOSKI returns the person to)")]
+    RedirectUrisNotAllowed,
     #[error("not a usable URL: {0}")]
     BadUrl(String),
     #[error("not a socket address (IP:port): \"{0}\"")]
@@ -571,6 +580,11 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("koski_types", Kind::List),
     ("koski_path", Kind::Text),
     ("virta_caller", Kind::Text),
+    ("omadata_client_id", Kind::Text),
+    ("omadata_issuer", Kind::Text),
+    ("omadata_resource", Kind::Text),
+    ("omadata_scope", Kind::Text),
+    ("redirect_uris", Kind::List),
     ("name", Kind::Section(LOCALIZED_KEYS)),
     ("statutory_scopes", Kind::List),
     ("statutory_purposes", Kind::List),
@@ -582,6 +596,7 @@ const LOCALIZED_KEYS: &[(&str, Kind)] =
 const CONSENT_KEYS: &[(&str, Kind)] = &[
     ("own_consent_age", Kind::Integer),
     ("require_text_hash", Kind::Boolean),
+    ("request_ttl", Kind::Duration),
 ];
 const CHECKS_KEYS: &[(&str, Kind)] = &[("timeout", Kind::Duration)];
 const SCHEMA_KEYS: &[(&str, Kind)] = &[
@@ -1451,6 +1466,13 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             "require_text_hash",
             defaults.require_text_hash,
         ),
+        request_ttl: check.duration(
+            c,
+            "consent",
+            "request_ttl",
+            defaults.request_ttl,
+            (Duration::from_secs(60), Duration::from_secs(3600)),
+        ),
     };
     let checks = ChecksConfig {
         timeout: check.duration(
@@ -1757,6 +1779,7 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
         let name = build_name(e, &prefix, &roles, check);
         let statutory = build_statutory(e, &prefix, &roles, check);
+        let redirect_uris = build_redirect_uris(e, &prefix, &roles, check);
         if let (Some(id), Some(identity)) = (id, identity) {
             participants.push(Participant {
                 id,
@@ -1765,6 +1788,7 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
                 endpoint,
                 name,
                 statutory,
+                redirect_uris,
             });
         }
     }
@@ -1968,20 +1992,27 @@ fn build_endpoint(
         }
         return None;
     };
+    let omadata = e.get("protocol").and_then(Value::as_str) == Some("koski-omadata");
     for field in ["base_url", "server_ca", "format"] {
-        if !e.contains_key(field) {
+        // A KOSKI OmaData source is reached at its issuer: `base_url` defaults to it.
+        if !(e.contains_key(field) || omadata && field == "base_url") {
             check.report(
                 join_key(prefix, field),
                 Cause::EndpointFieldMissing { role, field },
             );
         }
     }
+    let url_key = if omadata && !e.contains_key("base_url") {
+        "omadata_issuer"
+    } else {
+        "base_url"
+    };
     let url = check
-        .text(e, prefix, "base_url", false)
+        .text(e, prefix, url_key, false)
         .and_then(|u| match parse_base_url(&u) {
             Ok(parts) => Some(parts),
             Err(cause) => {
-                check.report(join_key(prefix, "base_url"), cause);
+                check.report(join_key(prefix, url_key), cause);
                 None
             }
         });
@@ -2021,7 +2052,16 @@ fn build_endpoint(
 }
 
 /// The keys only a source's protocol reads.
-const PROTOCOL_FIELDS: [&str; 4] = ["protocol", "koski_types", "koski_path", "virta_caller"];
+const PROTOCOL_FIELDS: [&str; 8] = [
+    "protocol",
+    "koski_types",
+    "koski_path",
+    "virta_caller",
+    "omadata_client_id",
+    "omadata_issuer",
+    "omadata_resource",
+    "omadata_scope",
+];
 
 /// `protocol` and the keys of the protocol it names (CONTRACT.md, "Source protocols"): which
 /// keys belong to which protocol, the KOSKI types, the KOSKI path, and the VIRTA credentials
@@ -2054,7 +2094,7 @@ fn build_protocol(
             key("protocol"),
             Cause::UnknownChoice {
                 value: name,
-                known: "siirto, koski, virta-soap",
+                known: "siirto, koski, virta-soap, koski-omadata",
             },
         );
         return None;
@@ -2066,6 +2106,10 @@ fn build_protocol(
         ("koski_types", "koski"),
         ("koski_path", "koski"),
         ("virta_caller", "virta-soap"),
+        ("omadata_client_id", "koski-omadata"),
+        ("omadata_issuer", "koski-omadata"),
+        ("omadata_resource", "koski-omadata"),
+        ("omadata_scope", "koski-omadata"),
     ] {
         if e.contains_key(field) && belongs_to != name {
             check.report(
@@ -2079,7 +2123,7 @@ fn build_protocol(
         }
     }
     let expected = match name {
-        "koski" => Some(Format::Koski),
+        "koski" | "koski-omadata" => Some(Format::Koski),
         "virta-soap" => Some(Format::Virta),
         _ => None,
     };
@@ -2138,7 +2182,126 @@ fn build_protocol(
                 },
             }
         }
+        "koski-omadata" => build_omadata(e, prefix, check).map(SourceProtocol::KoskiOmadata),
         _ => Some(SourceProtocol::Siirto),
+    }
+}
+
+/// The keys of `protocol = "koski-omadata"`: `omadata_client_id`, `omadata_issuer` and
+/// `omadata_resource` (https URLs), `omadata_scope` (RFC 6749 §3.3 scope tokens; KOSKI takes
+/// only one `OPISKELUOIKEUDET_*` scope at a time).
+fn build_omadata(e: &Table, prefix: &str, check: &mut Checker) -> Option<OmadataCall> {
+    let key = |field: &str| join_key(prefix, field);
+    let client_id = check.text(e, prefix, "omadata_client_id", true);
+    if let Some(id) = &client_id
+        && !siirto_core::omadata::valid_parameter(id)
+    {
+        check.report(
+            key("omadata_client_id"),
+            Cause::BadUrl("a client_id is visible ASCII characters only".into()),
+        );
+    }
+    let mut url = |field: &'static str| {
+        check
+            .text(e, prefix, field, true)
+            .and_then(|u| match parse_base_url(&u) {
+                Ok((url, _, _)) => Some(url),
+                Err(cause) => {
+                    check.report(key(field), cause);
+                    None
+                }
+            })
+    };
+    let issuer = url("omadata_issuer");
+    let resource = url("omadata_resource");
+    let scope =
+        check
+            .text(e, prefix, "omadata_scope", true)
+            .and_then(|s| match check_omadata_scope(&s) {
+                Ok(()) => Some(s.split_whitespace().collect::<Vec<_>>().join(" ")),
+                Err(why) => {
+                    check.report(key("omadata_scope"), Cause::BadOmadataScope(why));
+                    None
+                }
+            });
+    Some(OmadataCall {
+        client_id: client_id?,
+        issuer: issuer?,
+        resource: resource?,
+        scope: scope?,
+    })
+}
+
+/// RFC 6749 §3.3: scope tokens of `%x21 / %x23-5B / %x5D-7E`, separated by spaces; KOSKI's
+/// document: at most one `OPISKELUOIKEUDET_` scope.
+fn check_omadata_scope(s: &str) -> Result<(), String> {
+    let tokens: Vec<&str> = s.split(' ').filter(|t| !t.is_empty()).collect();
+    if tokens.is_empty() {
+        return Err("at least one scope is required".into());
+    }
+    if let Some(t) = tokens.iter().find(|t| {
+        !t.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    }) {
+        return Err(format!("\"{t}\" has a character a scope token cannot"));
+    }
+    let study_rights = tokens
+        .iter()
+        .filter(|t| t.starts_with("OPISKELUOIKEUDET_"))
+        .count();
+    if study_rights > 1 {
+        return Err("KOSKI takes only one OPISKELUOIKEUDET_ scope at a time".into());
+    }
+    Ok(())
+}
+
+/// `redirect_uris` of an e-service: where KOSKI may return the person (as registered at
+/// KOSKI). Absolute https URLs without a fragment (RFC 6749 §3.1.2), or http on localhost for
+/// development (KOSKI's test environment allows them).
+fn build_redirect_uris(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    check: &mut Checker,
+) -> Vec<String> {
+    let key = join_key(prefix, "redirect_uris");
+    if !e.contains_key("redirect_uris") {
+        return Vec::new();
+    }
+    if !roles.contains(&Role::Eservice) {
+        check.report(key, Cause::RedirectUrisNotAllowed);
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, uri) in check
+        .list(e, prefix, "redirect_uris")
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if valid_redirect_uri(&uri) {
+            out.push(uri);
+        } else {
+            check.report(format!("{key}[{i}]"), Cause::BadRedirectUri(uri));
+        }
+    }
+    out
+}
+
+fn valid_redirect_uri(uri: &str) -> bool {
+    let Ok(parsed) = uri.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(host) = parsed.host() else {
+        return false;
+    };
+    if uri.contains('#') || uri.len() > 2048 || uri.chars().any(|c| c.is_whitespace()) {
+        return false;
+    }
+    match parsed.scheme_str() {
+        Some("https") => true,
+        Some("http") => host == "localhost" || host == "127.0.0.1",
+        _ => false,
     }
 }
 
@@ -2538,7 +2701,7 @@ subject = "CN=turku-education,O=Turun kaupunki,C=FI"   # or san_uri / san_dns / 
 base_url = "https://127.0.0.1:9443"      # sources and destinations only
 server_ca = "certs/participants-ca.pem"
 format = "siirto-v1"                      # siirto-v1 | virta | elmo | koski (sources only)
-# protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap
+# protocol = "siirto"                     # how a source is called: siirto | koski | virta-soap | koski-omadata
 name = { fi = "Turun kaupunki", sv = "Åbo stad", en = "City of Turku" }   # sources and destinations
 # What a destination receives by law, without consent (all three, or none):
 statutory_purposes = ["school-change"]
@@ -2568,6 +2731,21 @@ statutory_law = { fi = "perusopetuslaki (628/1998) 40 §", sv = "lagen om grundl
 # format = "virta"
 # protocol = "virta-soap"                 # OpiskelijanKaikkiTiedot, SOAP 1.1
 # virta_caller = "certs/virta-caller.toml"          # jarjestelma, tunnus, avain (secret)
+#
+# KOSKI with the student's own consent given at KOSKI (OmaData; README, "Consent given at KOSKI"):
+# [[participants]]
+# id = "koski-omadata"
+# roles = ["source"]
+# subject = "CN=oppija.koski.opintopolku.fi,O=Opetushallitus,C=FI"
+# server_ca = "certs/koski-server-ca.pem"
+# name = { fi = "KOSKI (Opetushallitus)", sv = "KOSKI (Utbildningsstyrelsen)", en = "KOSKI (Finnish National Agency for Education)" }
+# format = "koski"
+# protocol = "koski-omadata"
+# omadata_client_id = "siirto-turku"                 # given by KOSKI's maintainers
+# omadata_issuer = "https://opintopolku.fi/koski/omadata-oauth2"   # RFC 8414 metadata below it
+# omadata_resource = "https://oppija-raportointi.koski.opintopolku.fi/koski/api/omadata-oauth2/resource-server"
+# omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
+# (and on each e-service: redirect_uris = ["https://eservice.turku.fi/omadata/return"])
 
 [[participants]]
 id = "registry-operator"
@@ -2625,6 +2803,7 @@ checkpoint_interval = "60s"
 [consent]
 own_consent_age = 15                      # younger students need a guardian's act (the operator's policy)
 require_text_hash = true                  # consent needs consent_sha256 and consent_lang
+request_ttl = "10m"                       # how long a KOSKI OmaData consent request waits (1m to 1h)
 
 [checks]
 timeout = "10s"                           # a check waits this long for its source (one attempt)
@@ -2912,6 +3091,12 @@ mod tests {
                 "[checks]\ntimout = \"5s\"\n\n[storage]",
                 "checks.timout",
                 |c| matches!(c, Cause::UnknownKey { suggestion: Some(s) } if s == "timeout"),
+            ),
+            (
+                "[storage]",
+                "[consent]\nrequest_ttl = \"2h\"\n\n[storage]",
+                "consent.request_ttl",
+                |c| matches!(c, Cause::OutOfRange { .. }),
             ),
             (
                 "[storage]",
@@ -3310,7 +3495,8 @@ mod tests {
             cfg.consent,
             ConsentConfig {
                 own_consent_age: 13,
-                require_text_hash: false
+                require_text_hash: false,
+                request_ttl: Duration::from_secs(600),
             }
         );
         assert_eq!(
@@ -3618,6 +3804,155 @@ virta_caller = "virta-caller.toml"
         );
         assert!(text.contains("id = \"virta-luku\""), "{text}");
         text
+    }
+
+    /// The fixture with a KOSKI OmaData source appended (participants[6], `extra` lines added)
+    /// and `eservice_extra` lines on the e-service (participants[4]).
+    fn with_omadata(f: &Fixture, extra: &str, eservice_extra: &str) -> String {
+        let source = format!(
+            r#"
+[[participants]]
+id = "koski-omadata"
+roles = ["source"]
+subject = "CN=koski-omadata,O=Opetushallitus,C=FI"
+server_ca = "certs/participants-ca.pem"
+format = "koski"
+name = {{ fi = "KOSKI", sv = "KOSKI", en = "KOSKI" }}
+protocol = "koski-omadata"
+omadata_client_id = "siirto-turku"
+omadata_issuer = "https://koski.example/omadata-oauth2"
+omadata_resource = "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
+omadata_scope = "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT"
+{extra}
+"#
+        );
+        let eservice = "san_dns = \"eservice.siirto.test\"\n";
+        assert!(f.text.contains(eservice));
+        f.text
+            .replacen(eservice, &format!("{eservice}{eservice_extra}\n"), 1)
+            .replace("\n[schemas]\n", &format!("{source}\n[schemas]\n"))
+    }
+
+    #[test]
+    fn the_omadata_protocol_and_redirect_uris_are_read() {
+        let f = fixture();
+        let cfg = f
+            .load(&with_omadata(
+                &f,
+                "",
+                "redirect_uris = [\"https://eservice.turku.fi/omadata/return\", \"http://localhost:8080/back\"]",
+            ))
+            .expect("loads");
+        let source = cfg.directory.get("koski-omadata").expect("source");
+        let endpoint = source.endpoint.as_ref().expect("endpoint");
+        assert_eq!(
+            endpoint.protocol,
+            SourceProtocol::KoskiOmadata(OmadataCall {
+                client_id: "siirto-turku".into(),
+                issuer: "https://koski.example/omadata-oauth2".into(),
+                resource:
+                    "https://raportointi.koski.example/koski/api/omadata-oauth2/resource-server"
+                        .into(),
+                scope: "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT".into(),
+            })
+        );
+        // Reached at its issuer when no base_url is given.
+        assert_eq!(endpoint.host, "koski.example");
+        assert_eq!(cfg.consent.request_ttl, Duration::from_secs(600));
+        assert_eq!(
+            cfg.directory.get("eservice").map(|p| p.redirect_uris.len()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn each_omadata_mistake_is_named_by_key() {
+        let f = fixture();
+        let base = with_omadata(&f, "", "");
+        let edit = |from: &str, to: &str| {
+            assert!(base.contains(from), "{from}");
+            base.replacen(from, to, 1)
+        };
+        let cases: Vec<(String, &str, CauseCheck)> = vec![
+            (
+                edit("omadata_client_id = \"siirto-turku\"\n", ""),
+                "participants[6].omadata_client_id",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                edit(
+                    "omadata_issuer = \"https://koski.example/omadata-oauth2\"",
+                    "omadata_issuer = \"http://koski.example/omadata-oauth2\"",
+                ),
+                "participants[6].omadata_issuer",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                edit(
+                    "omadata_resource = \"https://raportointi",
+                    "omadata_resource = \"https://raportointi.koski.example/x?y=1\"\n# \"",
+                ),
+                "participants[6].omadata_resource",
+                |c| matches!(c, Cause::BadUrl(_)),
+            ),
+            (
+                edit(
+                    "HENKILOTIEDOT_KAIKKI_TIEDOT OPISKELUOIKEUDET_KAIKKI_TIEDOT\"",
+                    "OPISKELUOIKEUDET_KAIKKI_TIEDOT OPISKELUOIKEUDET_SUORITETUT_TUTKINNOT\"",
+                ),
+                "participants[6].omadata_scope",
+                |c| matches!(c, Cause::BadOmadataScope(w) if w.contains("only one")),
+            ),
+            (
+                edit("omadata_scope = \"", "omadata_scope = \"A\\\\B "),
+                "participants[6].omadata_scope",
+                |c| matches!(c, Cause::BadOmadataScope(_)),
+            ),
+            (
+                edit(
+                    "format = \"koski\"\nname = { fi = \"KOSKI\"",
+                    "format = \"siirto-v1\"\nname = { fi = \"KOSKI\"",
+                ),
+                "participants[6].format",
+                |c| matches!(c, Cause::ProtocolFormatMismatch { .. }),
+            ),
+            (
+                with_omadata(&f, "", "redirect_uris = [\"ftp://eservice.example/back\"]"),
+                "participants[4].redirect_uris[0]",
+                |c| matches!(c, Cause::BadRedirectUri(_)),
+            ),
+            (
+                with_omadata(
+                    &f,
+                    "",
+                    "redirect_uris = [\"https://eservice.example/back#frag\"]",
+                ),
+                "participants[4].redirect_uris[0]",
+                |c| matches!(c, Cause::BadRedirectUri(_)),
+            ),
+            (
+                with_omadata(&f, "redirect_uris = [\"https://x.example/\"]", ""),
+                "participants[6].redirect_uris",
+                |c| matches!(c, Cause::RedirectUrisNotAllowed),
+            ),
+            (
+                edit(
+                    "protocol = \"koski-omadata\"",
+                    "protocol = \"koski\"\nkoski_types = [\"perusopetus\"]",
+                ),
+                "participants[6].omadata_client_id",
+                |c| matches!(c, Cause::NotForProtocol { .. }),
+            ),
+        ];
+        for (text, key, check) in cases {
+            let err = f.load(&text).expect_err(key);
+            let found = err
+                .problems()
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem at {key}: {err}"));
+            assert!(check(&found.cause), "{key}: {found}");
+        }
     }
 
     #[test]

@@ -189,7 +189,12 @@ impl Journal {
 }
 
 /// The facts of a transfer that every audit entry about it carries.
-fn event_for(gw: &Gateway, row: &TransferRow, action: &str, outcome: &str) -> AuditEvent {
+pub(crate) fn event_for(
+    gw: &Gateway,
+    row: &TransferRow,
+    action: &str,
+    outcome: &str,
+) -> AuditEvent {
     let mut e = gw.event(GATEWAY_ACTOR, action, outcome);
     e.transfer_id = Some(row.id.clone());
     e.subject = siirto_core::audit::Pseudonym::parse(&row.subject_pseudonym).ok();
@@ -559,7 +564,11 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
         return;
     };
     let attempt = state.attempts + 1;
-    let result = gw.outbound.fetch_record(&row.src, &subject, &row.id).await;
+    let result = if gw.is_omadata_source(&row.src) {
+        crate::omadata::fetch(gw, &row, &subject).await
+    } else {
+        gw.outbound.fetch_record(&row.src, &subject, &row.id).await
+    };
     // An answer its protocol cannot read (a SOAP envelope with a DTD, say) was fetched all
     // the same: it fails validation, as a document failing its schema does.
     let (result, unreadable) = match result {
@@ -897,6 +906,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
                     })
                 }),
                 guardian: row.guardian_pseudonym.is_some(),
+                consent_given_at: gw.is_omadata_source(&row.src).then(|| "koski".to_owned()),
             };
             let key = gw.audit_key.clone();
             let (vault, random) = (gw.vault.clone(), gw.random.clone());

@@ -14,7 +14,7 @@
 //!   loader; the data types are `siirto_core::config` and `siirto_core::identity`).
 //! - [`tls`]: rustls server and client configurations from the validated config.
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits; one
-//!   module per source protocol (`siirto`, `koski`, `virta-soap`) builds its request and
+//!   module per source protocol (`siirto`, `koski`, `virta-soap`, `koski-omadata`) builds its request and
 //!   classifies its answers.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
 //! - [`listing`]: transfer listings as text: the filter from a query or options, rows as CSV
@@ -29,6 +29,8 @@
 //!   proofs, whole-log verification.
 //! - [`state`]: [`state::Gateway`], the shared state handlers and workers run on; readiness.
 //! - [`delivery`]: the outbox worker (fetch → prepare → deliver, one step at a time).
+//! - [`omadata`]: the worker's fetch on consent given at KOSKI OmaData: the code taken and
+//!   exchanged once, the access token sealed until the one fetch.
 //! - [`http`]: the API and admin endpoints; errors become answers in one place; the operator's
 //!   pages and the student's own page (askama templates in `templates/`, texts in `texts/`,
 //!   which also hold the consent texts of `GET /v1/consent-text`).
@@ -47,6 +49,7 @@ pub mod delivery;
 pub mod http;
 pub mod listing;
 pub mod metrics;
+pub mod omadata;
 pub mod outbound;
 pub mod refusals;
 pub mod retry;

@@ -227,6 +227,7 @@ mod tests {
             endpoint: None,
             name: None,
             statutory: None,
+            redirect_uris: Vec::new(),
         };
         Directory::from_participants(vec![participant("turku"), participant("espoo")])
     }

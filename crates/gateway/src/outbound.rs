@@ -8,8 +8,11 @@
 //! whether a retry can help. [`Outbound::fetch_record`] asks a source in its `protocol`, each
 //! one a module behind [`SourceCall`]: [`siirto`] (`GET {base_url}/records/{sub}`), [`koski`]
 //! (KOSKI luovutuspalvelu, JSON) and [`virta_soap`] (VIRTA's SOAP `OpiskelijanKaikkiTiedot`);
-//! each builds its request and says what an answer means ([`Fetched`]). [`Outbound::deliver`]
-//! is `POST {base_url}/records`.
+//! each builds its request and says what an answer means ([`Fetched`]). A `koski-omadata`
+//! source ([`omadata`]) is asked on the person's consent at KOSKI: its metadata, code exchange
+//! and resource fetch are [`Outbound::omadata_metadata`], [`Outbound::omadata_exchange`] and
+//! [`Outbound::omadata_fetch`], through the same client, limits and classification.
+//! [`Outbound::deliver`] is `POST {base_url}/records`.
 //!
 //! It must not decide *when* to retry (that is the delivery policy's, using
 //! [`CallError::retryable`]), validate documents (the pipeline does, after the fetch), or put a
@@ -17,6 +20,7 @@
 //! the request (in the path for `siirto`, in the body for `koski` and `virta-soap`).
 
 mod koski;
+pub mod omadata;
 mod siirto;
 mod virta_soap;
 
@@ -438,6 +442,7 @@ fn source_call(protocol: &SourceProtocol, xml_limits: Limits) -> Arc<dyn SourceC
         SourceProtocol::VirtaSoap(caller) => {
             Arc::new(virta_soap::VirtaSoap::new(caller.clone(), xml_limits))
         }
+        SourceProtocol::KoskiOmadata(call) => Arc::new(omadata::Omadata { call: call.clone() }),
     }
 }
 
@@ -521,6 +526,10 @@ pub struct TlsConnector {
     host: String,
     port: u16,
     timeout: Duration,
+    /// Connect to the host and port of each request's URI (checking the server certificate
+    /// for that host) instead of the fixed ones: a KOSKI OmaData source has its authorization
+    /// server and its resource endpoint on hosts of their own.
+    follow_uri: bool,
 }
 
 impl TlsConnector {
@@ -537,6 +546,7 @@ impl TlsConnector {
             host,
             port,
             timeout,
+            follow_uri: false,
         }
     }
 }
@@ -601,9 +611,25 @@ impl tower_service::Service<Uri> for TlsConnector {
 
     /// Connects to the configured endpoint; every request URI of this client is built from the
     /// same `base_url`, so `_uri` names the same host and port.
-    fn call(&mut self, _uri: Uri) -> Self::Future {
-        let this = self.clone();
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let mut this = self.clone();
         Box::pin(async move {
+            if this.follow_uri {
+                let host = uri
+                    .host()
+                    .unwrap_or_default()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                this.server_name = ServerName::try_from(host.clone()).map_err(|_| {
+                    ConnectError::Tcp(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "the URL's host is not a DNS name or IP address",
+                    ))
+                })?;
+                this.port = uri.port_u16().unwrap_or(443);
+                this.host = host;
+            }
             let connect = async {
                 let tcp = TcpStream::connect((this.host.as_str(), this.port))
                     .await
@@ -681,6 +707,8 @@ struct Peer {
     connect_timeout: Duration,
     /// How it is asked for a record, when it is a source.
     protocol: Arc<dyn SourceCall>,
+    /// The OmaData requests, for a `koski-omadata` source.
+    omadata: Option<Arc<omadata::Omadata>>,
 }
 
 /// Pooled mTLS clients for every source and destination. Cheap to clone.
@@ -725,6 +753,7 @@ impl Outbound {
                 host: endpoint.host.clone(),
                 port: endpoint.port,
                 timeout: delivery.connect_timeout,
+                follow_uri: matches!(endpoint.protocol, SourceProtocol::KoskiOmadata(_)),
             };
             let client = Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
@@ -739,6 +768,12 @@ impl Outbound {
                     roles: participant.roles.clone(),
                     connect_timeout: delivery.connect_timeout,
                     protocol: source_call(&endpoint.protocol, cfg.limits.xml),
+                    omadata: match &endpoint.protocol {
+                        SourceProtocol::KoskiOmadata(call) => {
+                            Some(Arc::new(omadata::Omadata { call: call.clone() }))
+                        }
+                        _ => None,
+                    },
                 },
             );
         }
@@ -777,6 +812,18 @@ impl Outbound {
                 participant: source.to_owned(),
                 reason: e.0.to_owned(),
             })?;
+        self.source_answer(source, peer, request, subject).await
+    }
+
+    /// Sends a source's request and classifies its answer with the source's protocol: a 200's
+    /// body read whole within `delivery.max_response_bytes`, any other status's first 64 KiB.
+    async fn source_answer(
+        &self,
+        source: &str,
+        peer: &Peer,
+        request: Request<Full<Bytes>>,
+        subject: &StudentId,
+    ) -> Result<Bytes, CallError> {
         let limit = self.max_response_bytes;
         let protocol = peer.protocol.clone();
         self.call(source, peer, request, |status, body| async move {
@@ -796,6 +843,109 @@ impl Outbound {
                 .map_err(Failure::Call)
         })
         .await
+    }
+
+    /// The OmaData requests of `source`, when it is a `koski-omadata` source.
+    fn omadata_peer(&self, source: &str) -> Result<(&Peer, Arc<omadata::Omadata>), CallError> {
+        let peer = self.peer(source, Role::Source)?;
+        let omadata = peer
+            .omadata
+            .clone()
+            .ok_or_else(|| CallError::NotConfigured {
+                participant: source.to_owned(),
+                role: "koski-omadata source",
+            })?;
+        Ok((peer, omadata))
+    }
+
+    /// Reads and checks the authorization server's RFC 8414 metadata
+    /// ([`siirto_core::omadata::Metadata::parse`]). Anything but a usable 200 is
+    /// `source_unavailable` (5xx, transport) or `source_refused`.
+    pub async fn omadata_metadata(
+        &self,
+        source: &str,
+    ) -> Result<siirto_core::omadata::Metadata, CallError> {
+        let (peer, omadata) = self.omadata_peer(source)?;
+        let request = omadata
+            .metadata_request()
+            .map_err(|e| invalid_request(source, e))?;
+        let issuer = omadata.call.issuer.clone();
+        self.call(source, peer, request, |status, body| async move {
+            let (body, _) = read_prefix(body, DRAIN_LIMIT, source).await?;
+            let fetched = if status == StatusCode::OK {
+                match siirto_core::omadata::Metadata::parse(&body, &issuer) {
+                    Ok(m) => return Ok(m),
+                    Err(e) => Fetched::Refused {
+                        status: 200,
+                        detail: format!("authorization server metadata: {e}"),
+                    },
+                }
+            } else if status.is_server_error() {
+                Fetched::Unavailable {
+                    status: status.as_u16(),
+                    detail: "authorization server metadata".into(),
+                }
+            } else {
+                Fetched::Refused {
+                    status: status.as_u16(),
+                    detail: "authorization server metadata".into(),
+                }
+            };
+            Err(Failure::Call(
+                fetched.into_result(source, &body).err().unwrap_or_else(|| {
+                    CallError::SourceUnavailable {
+                        participant: source.to_owned(),
+                        status: status.as_u16(),
+                        detail: String::new(),
+                    }
+                }),
+            ))
+        })
+        .await
+    }
+
+    /// Exchanges an authorization code at the token endpoint, authenticated by the gateway's
+    /// client certificate (RFC 8705 `tls_client_auth`), with the PKCE verifier.
+    pub async fn omadata_exchange(
+        &self,
+        source: &str,
+        token_endpoint: &str,
+        code: &siirto_core::omadata::Secret,
+        redirect_uri: &str,
+        verifier: &siirto_core::omadata::Secret,
+    ) -> Result<siirto_core::omadata::Secret, CallError> {
+        let (peer, omadata) = self.omadata_peer(source)?;
+        let request = omadata
+            .token_request(token_endpoint, code, redirect_uri, verifier)
+            .map_err(|e| invalid_request(source, e))?;
+        self.call(source, peer, request, |status, body| async move {
+            let (body, _) = read_prefix(body, DRAIN_LIMIT, source).await?;
+            omadata::classify_token(status, &body).map_err(|fetched| {
+                Failure::Call(fetched.into_result(source, &body).err().unwrap_or_else(|| {
+                    CallError::SourceUnavailable {
+                        participant: source.to_owned(),
+                        status: status.as_u16(),
+                        detail: String::new(),
+                    }
+                }))
+            })
+        })
+        .await
+    }
+
+    /// Fetches the person's record from the resource endpoint with the access token; the
+    /// answer is bounded and classified as [`Outbound::fetch_record`]'s.
+    pub async fn omadata_fetch(
+        &self,
+        source: &str,
+        subject: &StudentId,
+        token: &siirto_core::omadata::Secret,
+    ) -> Result<Bytes, CallError> {
+        let (peer, omadata) = self.omadata_peer(source)?;
+        let request = omadata
+            .resource_request(token)
+            .map_err(|e| invalid_request(source, e))?;
+        self.source_answer(source, peer, request, subject).await
     }
 
     /// `POST {base_url}/records` with `Idempotency-Key` and `Content-Type: application/xml`.
@@ -864,6 +1014,13 @@ impl Outbound {
                 limit,
             }),
         }
+    }
+}
+
+fn invalid_request(participant: &str, e: RequestError) -> CallError {
+    CallError::InvalidRequest {
+        participant: participant.to_owned(),
+        reason: e.0.to_owned(),
     }
 }
 

@@ -463,6 +463,27 @@ impl Gateway {
         self.config.delivery.retry_policy()
     }
 
+    /// The OmaData settings of `participant` when it is a `koski-omadata` source.
+    pub fn omadata_call(&self, participant: &str) -> Option<&siirto_core::protocol::OmadataCall> {
+        match &self
+            .config
+            .directory
+            .get(participant)?
+            .endpoint
+            .as_ref()?
+            .protocol
+        {
+            siirto_core::protocol::SourceProtocol::KoskiOmadata(call) => Some(call),
+            _ => None,
+        }
+    }
+
+    /// Whether `participant` is a `koski-omadata` source (its data moves only on the consent
+    /// the person gives at KOSKI).
+    pub fn is_omadata_source(&self, participant: &str) -> bool {
+        self.omadata_call(participant).is_some()
+    }
+
     /// Whether `participant` was down when this instance last looked.
     pub fn is_down(&self, participant: &str) -> bool {
         match self.peers_down.read() {

@@ -94,6 +94,12 @@ error_codes! {
     NotFailed = CONFLICT "not_failed",
     NotRetryable = CONFLICT "not_retryable",
     InvalidTransition = CONFLICT "invalid_transition",
+    /// The `state` handed on is not the one the consent request was sent with.
+    StateMismatch = CONFLICT "state_mismatch",
+    /// The consent request was answered before.
+    AlreadyUsed = CONFLICT "already_used",
+    /// The consent request waited longer than `[consent] request_ttl`.
+    RequestExpired = GONE "expired",
     /// An inclusion or consistency proof reaching into audit entries pruned by
     /// `[retention] audit`.
     Pruned = GONE "pruned",
@@ -109,6 +115,8 @@ error_codes! {
     MissingIdentityScope = UNPROCESSABLE_ENTITY "missing_identity_scope",
     InvalidActor = UNPROCESSABLE_ENTITY "invalid_actor",
     ConsentTextMismatch = UNPROCESSABLE_ENTITY "consent_text_mismatch",
+    /// The `redirect_uri` is not one of the e-service's `redirect_uris`.
+    InvalidRedirectUri = UNPROCESSABLE_ENTITY "invalid_redirect_uri",
     InvalidJwks = UNPROCESSABLE_ENTITY "invalid_jwks",
     /// A check's `question` is not one of the four.
     UnknownQuestion = UNPROCESSABLE_ENTITY "unknown_question",
@@ -117,7 +125,8 @@ error_codes! {
     HeadersTooLarge = REQUEST_HEADER_FIELDS_TOO_LARGE "headers_too_large",
     CheckpointInvalid = INTERNAL_SERVER_ERROR "checkpoint_invalid",
     ReloadFailed = INTERNAL_SERVER_ERROR "reload_failed",
-    /// A check's source could not be reached or answered with a temporary error.
+    /// A check's source (or KOSKI OmaData's authorization server, needed to answer now)
+    /// could not be reached or answered with a temporary error.
     SourceUnavailable = BAD_GATEWAY "source_unavailable",
     /// A check's source refused for good.
     SourceRefused = BAD_GATEWAY "source_refused",

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod checks;
 pub mod consent;
+pub mod consent_requests;
 pub mod error;
 pub mod openapi;
 pub mod operator;
@@ -240,6 +241,8 @@ enum Handler {
     BulkRetry,
     StudentHistory,
     ConsentText,
+    ConsentRequest,
+    ConsentAnswer,
     AuditList,
     Checkpoint,
     Inclusion,
@@ -287,6 +290,8 @@ pub static ROUTES: &[Route] = &[
     route(Method::POST, &["v1", "checks"], "submit_check", Handler::Check),
     route(Method::GET, &["v1", "students", "transfers"], "student_transfers", Handler::StudentHistory),
     route(Method::GET, &["v1", "consent-text"], "consent_text", Handler::ConsentText),
+    route(Method::POST, &["v1", "consent-requests"], "consent_request", Handler::ConsentRequest),
+    route(Method::POST, &["v1", "consent-requests", "{id}", "code"], "consent_answer", Handler::ConsentAnswer),
     route(Method::GET, &["v1", "audit"], "audit", Handler::AuditList),
     route(Method::GET, &["v1", "audit", "checkpoint"], "audit", Handler::Checkpoint),
     route(Method::GET, &["v1", "audit", "proof", "inclusion"], "audit_proof", Handler::Inclusion),
@@ -405,6 +410,8 @@ async fn api(
         Handler::BulkRetry => transfers::bulk_retry(gw, caller, query).await,
         Handler::StudentHistory => students::history(gw, caller, &req).await,
         Handler::ConsentText => consent::text(gw, caller, query),
+        Handler::ConsentRequest => consent_requests::create(gw, caller, req).await,
+        Handler::ConsentAnswer => consent_requests::answer(gw, caller, id, req).await,
         Handler::AuditList => audit::list(gw, caller, query).await,
         Handler::Checkpoint => proofs::checkpoint(gw, caller).await,
         Handler::Inclusion => proofs::inclusion(gw, caller, query).await,

@@ -59,6 +59,7 @@ pub struct StudentTexts {
     pub label_basis: String,
     pub basis_consent: String,
     pub basis_guardian: String,
+    pub basis_consent_koski: String,
     pub basis_statutory: String,
     pub label_consent_text: String,
     pub consent_text: String,
@@ -511,6 +512,7 @@ fn history_entry(gw: &Gateway, entry: &Entry) -> Value {
         "purpose": row.purpose,
         "basis": row.basis.as_str(),
         "guardian": row.guardian_pseudonym.is_some(),
+        "consent_given_at": gw.is_omadata_source(&row.src).then_some("koski"),
         "categories_authorized": codes(categories_authorized(row)),
         "categories_delivered": codes(categories_delivered(row, report.as_ref())),
         "status": row.status.as_str(),
@@ -604,6 +606,9 @@ fn page<'a>(gw: &Gateway, lang: Lang, entries: &[Entry], checks: &[CheckEntry]) 
                     &t.basis_statutory,
                     &[("law", &law.map_or("", |l| l.get(lang)))],
                 ),
+                (Basis::Consent, _) if gw.is_omadata_source(&row.src) => {
+                    t.basis_consent_koski.clone()
+                }
                 (Basis::Consent, _) if row.guardian_pseudonym.is_some() => t.basis_guardian.clone(),
                 (Basis::Consent, _) => t.basis_consent.clone(),
             };

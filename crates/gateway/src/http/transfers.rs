@@ -54,6 +54,17 @@ pub async fn submit(
         Ok(v) => v,
         Err(e) => return Err(refuse(gw, caller, e.into()).await),
     };
+    if gw.is_omadata_source(verified.source()) {
+        // Its data moves only on the consent the person gives at KOSKI itself.
+        let e = ApiError::new(
+            ErrorCode::InvalidSource,
+            format!(
+                "\"{}\" is a KOSKI OmaData source: the student consents at KOSKI; start with POST /v1/consent-requests",
+                verified.source()
+            ),
+        );
+        return Err(refuse(gw, caller, e).await);
+    }
     if let Some(fault) = gw.audit_refuses_work() {
         // `[audit] on_broken = "refuse"`: nothing new happens that could not be proven.
         let mut event = gw.event(
@@ -88,6 +99,61 @@ pub async fn submit(
     }
     let id = uuid_v4(gw.random.as_ref());
     tracing::Span::current().record("transfer_id", id.as_str());
+    let (transfer, accepted) =
+        new_transfer(gw, &caller.participant().id, &verified, id.clone(), now);
+    let inserted = gw.store.insert_transfer(transfer, vec![accepted]).await;
+    gw.note_store_health(inserted.is_ok());
+    match inserted? {
+        Inserted::Accepted => {
+            tracing::info!(
+                src = verified.source(),
+                dst = verified.destination(),
+                "transfer accepted"
+            );
+            Ok(accepted_response(gw, &id))
+        }
+        Inserted::Replay => Err(replayed(gw, caller, verified.issuer()).await?),
+    }
+}
+
+/// Counts a transfer just stored, wakes the worker, and answers `202`.
+pub fn accepted_response(gw: &Gateway, id: &str) -> Response<Body> {
+    gw.note_accepted();
+    gw.wake.notify_one();
+    gw.metrics.transfer_accepted();
+    json_response(
+        StatusCode::ACCEPTED,
+        &json!({ "id": id, "status": "accepted", "links": links(id) }),
+    )
+}
+
+/// Audits and counts a replayed authorization (`409 replay`).
+pub async fn replayed(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    issuer: &str,
+) -> Result<ApiError, ApiError> {
+    gw.metrics
+        .authorization_rejected(ErrorCode::Replay.as_str());
+    let mut event = gw.event(&caller.participant().id, "authorization.rejected", "replay");
+    event.detail.insert("issuer".into(), issuer.into());
+    gw.store.append_audit(vec![event]).await?;
+    Ok(ApiError::new(
+        ErrorCode::Replay,
+        "this authorization (jti) has already been used",
+    ))
+}
+
+/// The transfer a verified authorization makes, under `id`, and its `transfer.accepted` audit
+/// entry: the student as a keyed pseudonym and sealed (bound to the transfer id), the guardian
+/// as a pseudonym of its own domain, the consent text proven.
+pub fn new_transfer(
+    gw: &Gateway,
+    submitter: &str,
+    verified: &authz::VerifiedAuthorization,
+    id: String,
+    now: siirto_core::clock::Timestamp,
+) -> (NewTransfer, siirto_core::audit::AuditEvent) {
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let sealed = gw.vault.seal(
         &format!("subject:{id}"),
@@ -104,7 +170,7 @@ pub async fn submit(
         version: c.version.clone(),
         lang: c.lang,
     });
-    let mut accepted = gw.event(&caller.participant().id, "transfer.accepted", "ok");
+    let mut accepted = gw.event(submitter, "transfer.accepted", "ok");
     accepted.transfer_id = Some(id.clone());
     accepted.subject = Some(pseudonym.clone());
     for (k, v) in [
@@ -133,8 +199,8 @@ pub async fn submit(
             .insert("consent_lang".into(), c.lang.code().into());
     }
     let transfer = NewTransfer {
-        id: id.clone(),
-        submitter: caller.participant().id.clone(),
+        id,
+        submitter: submitter.to_owned(),
         issuer: verified.issuer().to_owned(),
         jti: verified.jti().to_owned(),
         src: verified.source().to_owned(),
@@ -150,37 +216,7 @@ pub async fn submit(
         created_at: now,
         replay_until: verified.remember_until(),
     };
-    let inserted = gw.store.insert_transfer(transfer, vec![accepted]).await;
-    gw.note_store_health(inserted.is_ok());
-    match inserted? {
-        Inserted::Accepted => {
-            tracing::info!(
-                src = verified.source(),
-                dst = verified.destination(),
-                "transfer accepted"
-            );
-            gw.note_accepted();
-            gw.wake.notify_one();
-            gw.metrics.transfer_accepted();
-            Ok(json_response(
-                StatusCode::ACCEPTED,
-                &json!({ "id": id, "status": "accepted", "links": links(&id) }),
-            ))
-        }
-        Inserted::Replay => {
-            gw.metrics
-                .authorization_rejected(ErrorCode::Replay.as_str());
-            let mut event = gw.event(&caller.participant().id, "authorization.rejected", "replay");
-            event
-                .detail
-                .insert("issuer".into(), verified.issuer().into());
-            gw.store.append_audit(vec![event]).await?;
-            Err(ApiError::new(
-                ErrorCode::Replay,
-                "this authorization (jti) has already been used",
-            ))
-        }
-    }
+    (transfer, accepted)
 }
 
 /// The body of a submission: at most `limits.max_request_bytes` of `{"authorization": "<JWS>"}`.
@@ -236,11 +272,7 @@ pub const SUBMISSION_REFUSALS: [ErrorCode; 32] = [
 ];
 
 /// Audits a refused submission (`authorization.rejected`), counts it, and returns the answer.
-pub(super) async fn refuse(
-    gw: &Gateway,
-    caller: &AuthenticatedParticipant,
-    e: ApiError,
-) -> ApiError {
+pub async fn refuse(gw: &Gateway, caller: &AuthenticatedParticipant, e: ApiError) -> ApiError {
     debug_assert!(
         SUBMISSION_REFUSALS.contains(&e.code),
         "{:?} is not in SUBMISSION_REFUSALS",

@@ -93,6 +93,9 @@ pub struct Claimed {
     pub down: Vec<String>,
 }
 
+/// How long an expired consent request is kept (a late answer is told `expired`, not 404).
+const CONSENT_REQUEST_KEPT_MS: i64 = 24 * 3600 * 1000;
+
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Advisory lock id under which PostgreSQL writers extend the audit chain ("siirto" in ASCII).
@@ -193,6 +196,87 @@ pub struct NewTransfer {
     pub created_at: Timestamp,
     /// Keep the `jti` until then: the authorization cannot be valid afterwards.
     pub replay_until: Timestamp,
+}
+
+/// A consent request at KOSKI OmaData (`POST /v1/consent-requests`), written together with its
+/// authorization's replay id and its audit entry. Every secret in it is sealed.
+#[derive(Debug, Clone)]
+pub struct NewConsentRequest {
+    pub id: String,
+    pub eservice: String,
+    pub src: String,
+    pub redirect_uri: String,
+    /// SHA-256 (hex) of the `state` sent to KOSKI.
+    pub state_sha256: String,
+    pub verifier_sealed: Vec<u8>,
+    /// What the transfer is made of once the person consents.
+    pub pending_sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The authorization's issuer and `jti`, remembered (replay) until `replay_until`.
+    pub issuer: String,
+    pub jti: String,
+    pub replay_until: Timestamp,
+}
+
+/// A stored consent request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRequestRow {
+    pub id: String,
+    pub eservice: String,
+    pub src: String,
+    pub redirect_uri: String,
+    pub state_sha256: String,
+    pub verifier_sealed: Option<Vec<u8>>,
+    pub pending_sealed: Option<Vec<u8>>,
+    pub status: String,
+    pub transfer_id: Option<String>,
+    pub code_sealed: Option<Vec<u8>>,
+    pub token_sealed: Option<Vec<u8>>,
+    pub exchanged_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// The person's answer to a consent request, as the e-service handed it on.
+#[derive(Debug, Clone)]
+pub enum ConsentAnswer {
+    /// A code: the transfer is made now, the code kept sealed until its exchange.
+    Granted {
+        transfer: Box<NewTransfer>,
+        code_sealed: Vec<u8>,
+    },
+    Declined,
+}
+
+/// One write of the OmaData flow.
+enum ConsentOp {
+    Insert(NewConsentRequest),
+    /// Answers a pending request (refused when it is no longer pending).
+    Answer {
+        id: String,
+        answer: Box<ConsentAnswer>,
+        now: Timestamp,
+    },
+    /// Takes the sealed code out of the transfer's request (so it is exchanged at most once).
+    TakeCode {
+        transfer_id: String,
+    },
+    /// Keeps the access token (sealed) until the fetch; forgets the verifier.
+    PutToken {
+        transfer_id: String,
+        token_sealed: Vec<u8>,
+        now: Timestamp,
+    },
+}
+
+/// What a [`ConsentOp`] did.
+#[derive(Debug)]
+enum ConsentDone {
+    Written,
+    /// Refused, nothing written: a replayed `jti`, or a request already answered.
+    Refused,
+    Code(Option<Vec<u8>>),
 }
 
 /// Whether a new transfer was stored.
@@ -405,6 +489,11 @@ enum Op {
         attestation: Option<ReceiptSigner>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    Consent(
+        ConsentOp,
+        Vec<AuditEvent>,
+        oneshot::Sender<Result<ConsentDone, StoreError>>,
+    ),
     PurgeFinished {
         before: Timestamp,
         limit: u32,
@@ -913,7 +1002,115 @@ impl Store {
         })
     }
 
-    /// Forgets replay ids whose authorizations can no longer be valid.
+    async fn consent(
+        &self,
+        op: ConsentOp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<ConsentDone, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Consent(op, audit, tx), rx).await
+    }
+
+    /// Stores a consent request with its audit entries, unless the authorization's `jti` was
+    /// used before ([`Inserted::Replay`]).
+    pub async fn insert_consent_request(
+        &self,
+        request: NewConsentRequest,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Inserted, StoreError> {
+        Ok(
+            match self.consent(ConsentOp::Insert(request), audit).await? {
+                ConsentDone::Refused => Inserted::Replay,
+                _ => Inserted::Accepted,
+            },
+        )
+    }
+
+    /// Answers a pending consent request: with [`ConsentAnswer::Granted`] the transfer is
+    /// stored in the same transaction. `false` when the request was no longer pending.
+    pub async fn answer_consent_request(
+        &self,
+        id: &str,
+        answer: ConsentAnswer,
+        now: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<bool, StoreError> {
+        let op = ConsentOp::Answer {
+            id: id.to_owned(),
+            answer: Box::new(answer),
+            now,
+        };
+        Ok(matches!(
+            self.consent(op, audit).await?,
+            ConsentDone::Written
+        ))
+    }
+
+    /// Takes the sealed authorization code of a transfer's consent out of the store, with
+    /// audit entries: whoever gets it is the only one who ever will (a code is exchanged at
+    /// most once, even across a crash). `None` when it was taken before.
+    pub async fn take_consent_code(
+        &self,
+        transfer_id: &str,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let op = ConsentOp::TakeCode {
+            transfer_id: transfer_id.to_owned(),
+        };
+        match self.consent(op, audit).await? {
+            ConsentDone::Code(code) => Ok(code),
+            _ => Ok(None),
+        }
+    }
+
+    /// Keeps the access token of a transfer's consent, sealed, until the fetch (the change
+    /// that records the fetch forgets it), with audit entries.
+    pub async fn put_consent_token(
+        &self,
+        transfer_id: &str,
+        token_sealed: Vec<u8>,
+        now: Timestamp,
+        audit: Vec<AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let op = ConsentOp::PutToken {
+            transfer_id: transfer_id.to_owned(),
+            token_sealed,
+            now,
+        };
+        self.consent(op, audit).await.map(|_| ())
+    }
+
+    /// A consent request by id.
+    pub async fn consent_request(&self, id: &str) -> Result<Option<ConsentRequestRow>, StoreError> {
+        self.consent_request_where("id", id).await
+    }
+
+    /// The consent request a transfer was made on, if it was.
+    pub async fn consent_request_of(
+        &self,
+        transfer_id: &str,
+    ) -> Result<Option<ConsentRequestRow>, StoreError> {
+        self.consent_request_where("transfer_id", transfer_id).await
+    }
+
+    async fn consent_request_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<ConsentRequestRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, eservice, src, redirect_uri, state_sha256, verifier_sealed, pending_sealed, status, \
+             transfer_id, code_sealed, token_sealed, exchanged_at, created_at, expires_at \
+             FROM consent_requests WHERE {column} = $1"
+        );
+        with_pool!(self, p => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(p).await?;
+            row.as_ref().map(rows::consent_request_from_row).transpose()
+        })
+    }
+
+    /// Forgets replay ids whose authorizations can no longer be valid, and KOSKI OmaData
+    /// consent requests that expired unanswered or declined, or whose transfer is gone.
     pub async fn purge_replay(&self, now: Timestamp) -> Result<u64, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Op::PurgeReplay(now, tx), rx).await
@@ -1533,6 +1730,15 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e),
                         }
                     }
+                    Op::Consent(op, audit, reply) => match consent(conn, head, op, audit).await {
+                        Ok(ConsentDone::Refused) => OpOutcome::Refused(Box::new(move |_| {
+                            let _ = reply.send(Ok(ConsentDone::Refused));
+                        })),
+                        Ok(done) => OpOutcome::Keep(Box::new(move |c| {
+                            let _ = reply.send(c.map(|_| done).map_err(unshare));
+                        })),
+                        Err(e) => undo_with(reply, e),
+                    },
                     Op::PurgeFinished { before, limit, audit, reply } => {
                         match purge_finished(conn, head, before, limit, audit).await {
                             Ok(n) => OpOutcome::Keep(Box::new(move |c| {
@@ -1550,7 +1756,24 @@ macro_rules! backend {
                         }
                     }
                     Op::PurgeReplay(now, reply) => {
-                        let result = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await;
+                        let result = async {
+                            let n = sqlx::query("DELETE FROM replay WHERE expires_at < $1").bind(now.millis()).execute(&mut *conn).await?;
+                            // Consent requests never answered, or declined, a day after they
+                            // expired (until then a late answer is told `expired`); and those
+                            // whose transfer the retention purge removed.
+                            sqlx::query("DELETE FROM consent_requests WHERE status <> 'granted' AND expires_at < $1")
+                                .bind(now.millis().saturating_sub(CONSENT_REQUEST_KEPT_MS))
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query(
+                                "DELETE FROM consent_requests WHERE transfer_id IS NOT NULL \
+                                 AND NOT EXISTS (SELECT 1 FROM transfers WHERE transfers.id = consent_requests.transfer_id)",
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                            Ok::<_, sqlx::Error>(n)
+                        }
+                        .await;
                         match result {
                             Ok(r) => {
                                 let n = r.rows_affected();
@@ -1695,6 +1918,93 @@ macro_rules! backend {
                 if !remember(conn, &t.issuer, &t.jti, t.replay_until).await? {
                     return Ok(Inserted::Replay);
                 }
+                insert_row(conn, &t).await?;
+                append(conn, head, events).await?;
+                Ok(Inserted::Accepted)
+            }
+
+            /// Every write of the OmaData flow. Refusals are decided before anything is written.
+            async fn consent(conn: &mut Conn, head: &mut Head, op: ConsentOp, audit: Vec<AuditEvent>) -> Result<ConsentDone, StoreError> {
+                let done = match op {
+                    ConsentOp::Insert(r) => {
+                        if !remember(conn, &r.issuer, &r.jti, r.replay_until).await? {
+                            return Ok(ConsentDone::Refused);
+                        }
+                        sqlx::query(
+                            "INSERT INTO consent_requests (id, eservice, src, redirect_uri, state_sha256, verifier_sealed, \
+                             pending_sealed, status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)",
+                        )
+                        .bind(&r.id)
+                        .bind(&r.eservice)
+                        .bind(&r.src)
+                        .bind(&r.redirect_uri)
+                        .bind(&r.state_sha256)
+                        .bind(&r.verifier_sealed)
+                        .bind(&r.pending_sealed)
+                        .bind(r.created_at.millis())
+                        .bind(r.expires_at.millis())
+                        .execute(&mut *conn)
+                        .await?;
+                        ConsentDone::Written
+                    }
+                    ConsentOp::Answer { id, answer, now } => {
+                        let (status, transfer, code) = match *answer {
+                            ConsentAnswer::Granted { transfer, code_sealed } => ("granted", Some(*transfer), Some(code_sealed)),
+                            ConsentAnswer::Declined => ("declined", None, None),
+                        };
+                        let updated = sqlx::query(
+                            "UPDATE consent_requests SET status = $1, answered_at = $2, transfer_id = $3, code_sealed = $4, \
+                             pending_sealed = NULL, verifier_sealed = CASE WHEN $5 THEN verifier_sealed ELSE NULL END \
+                             WHERE id = $6 AND status = 'pending'",
+                        )
+                        .bind(status)
+                        .bind(now.millis())
+                        .bind(transfer.as_ref().map(|t| t.id.clone()))
+                        .bind(code)
+                        .bind(transfer.is_some())
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                        if updated.rows_affected() == 0 {
+                            return Ok(ConsentDone::Refused);
+                        }
+                        if let Some(t) = &transfer {
+                            insert_row(conn, t).await?;
+                        }
+                        ConsentDone::Written
+                    }
+                    ConsentOp::TakeCode { transfer_id } => {
+                        let code: Option<Option<Vec<u8>>> = sqlx::query_scalar("SELECT code_sealed FROM consent_requests WHERE transfer_id = $1")
+                            .bind(&transfer_id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        let code = code.flatten();
+                        if code.is_some() {
+                            sqlx::query("UPDATE consent_requests SET code_sealed = NULL WHERE transfer_id = $1")
+                                .bind(&transfer_id)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        ConsentDone::Code(code)
+                    }
+                    ConsentOp::PutToken { transfer_id, token_sealed, now } => {
+                        sqlx::query(
+                            "UPDATE consent_requests SET token_sealed = $1, exchanged_at = $2, verifier_sealed = NULL WHERE transfer_id = $3",
+                        )
+                        .bind(&token_sealed)
+                        .bind(now.millis())
+                        .bind(&transfer_id)
+                        .execute(&mut *conn)
+                        .await?;
+                        ConsentDone::Written
+                    }
+                };
+                append(conn, head, audit).await?;
+                Ok(done)
+            }
+
+            /// The transfer's row and its first step.
+            async fn insert_row(conn: &mut Conn, t: &NewTransfer) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO transfers (id, status, submitter, issuer, jti, src, dst, purpose, scope, subject_pseudonym, subject_sealed, \
                      attempts, due_at, created_at, updated_at, retry_from, \
@@ -1731,8 +2041,7 @@ macro_rules! backend {
                     }],
                 )
                 .await?;
-                append(conn, head, events).await?;
-                Ok(Inserted::Accepted)
+                Ok(())
             }
 
             #[allow(clippy::too_many_arguments)]
@@ -1961,6 +2270,17 @@ macro_rules! backend {
                     return Ok(Applied::LeaseLost);
                 }
                 add_steps(conn, &id, steps).await?;
+                if !matches!(status, Status::Accepted | Status::Fetching) {
+                    // Past the fetch: an OmaData consent's code, token and verifier are no
+                    // longer needed by anyone.
+                    sqlx::query(
+                        "UPDATE consent_requests SET code_sealed = NULL, token_sealed = NULL, verifier_sealed = NULL \
+                         WHERE transfer_id = $1 AND (code_sealed IS NOT NULL OR token_sealed IS NOT NULL OR verifier_sealed IS NOT NULL)",
+                    )
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                }
                 match payload {
                     PayloadChange::Keep => {}
                     PayloadChange::Put(blob) => {
@@ -2091,6 +2411,7 @@ fn fail_one(op: Op) -> Finish {
         Op::PruneAudit { reply, .. } => send(reply),
         Op::PurgeFinished { reply, .. } => send(reply),
         Op::InsertCheck { reply, .. } => send(reply),
+        Op::Consent(_, _, r) => send(r),
     }
 }
 

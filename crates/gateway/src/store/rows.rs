@@ -392,6 +392,27 @@ pub(super) fn step_from_row(r: &impl Columns) -> Result<StepRow, StoreError> {
     })
 }
 
+pub(super) fn consent_request_from_row(
+    r: &impl Columns,
+) -> Result<super::ConsentRequestRow, StoreError> {
+    Ok(super::ConsentRequestRow {
+        id: r.text(0)?,
+        eservice: r.text(1)?,
+        src: r.text(2)?,
+        redirect_uri: r.text(3)?,
+        state_sha256: r.text(4)?,
+        verifier_sealed: r.opt_bytes(5)?,
+        pending_sealed: r.opt_bytes(6)?,
+        status: r.text(7)?,
+        transfer_id: r.opt_text(8)?,
+        code_sealed: r.opt_bytes(9)?,
+        token_sealed: r.opt_bytes(10)?,
+        exchanged_at: r.opt_int(11)?.map(Timestamp::from_millis),
+        created_at: Timestamp::from_millis(r.int(12)?),
+        expires_at: Timestamp::from_millis(r.int(13)?),
+    })
+}
+
 pub(super) fn payload_from_row(r: &impl Columns) -> Result<SealedBlob, StoreError> {
     Ok(SealedBlob {
         key_id: r.text(0)?,

@@ -1003,3 +1003,220 @@ async fn transfer_listing_filters_pages_counts_and_names_the_last_error() {
         assert_eq!(actions, ["student.history", "transfer.accepted"], "{b}");
     }
 }
+
+fn consent_request(id: &str, jti: &str, at: i64) -> NewConsentRequest {
+    NewConsentRequest {
+        id: id.into(),
+        eservice: "eservice".into(),
+        src: "koski-omadata".into(),
+        redirect_uri: "https://eservice.example/back".into(),
+        state_sha256: "ab".repeat(32),
+        verifier_sealed: vec![9, 9, 9],
+        pending_sealed: vec![8, 8],
+        created_at: Timestamp::from_millis(at),
+        expires_at: Timestamp::from_millis(at + 600_000),
+        issuer: "https://eservice.turku.fi".into(),
+        jti: jti.into(),
+        replay_until: Timestamp::from_millis(at + 900_000),
+    }
+}
+
+/// The OmaData flow's writes (issue 25), on each backend: a consent request uses up its
+/// authorization's `jti`; it is answered once (a second answer, granted or declined, writes
+/// nothing); a grant stores the transfer with the code in one transaction; the code is taken
+/// at most once; the token is kept until a change moves the transfer past the fetch, which
+/// forgets code, token and verifier.
+#[tokio::test]
+async fn consent_requests_are_answered_once_and_their_secrets_forgotten() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let audit = |a: &str| vec![event(a, None, 1000)];
+        assert_eq!(
+            store
+                .insert_consent_request(
+                    consent_request("c1", "j1", 1000),
+                    audit("consent.requested")
+                )
+                .await
+                .unwrap(),
+            Inserted::Accepted,
+            "{b}"
+        );
+        // The same authorization again: a replay, for a consent request or a transfer.
+        assert_eq!(
+            store
+                .insert_consent_request(consent_request("c2", "j1", 1000), audit("x"))
+                .await
+                .unwrap(),
+            Inserted::Replay,
+            "{b}"
+        );
+        assert_eq!(
+            store
+                .insert_transfer(new_transfer("t0", "j1", 1000), audit("x"))
+                .await
+                .unwrap(),
+            Inserted::Replay,
+            "{b}"
+        );
+        assert!(store.consent_request("c2").await.unwrap().is_none(), "{b}");
+        let row = store.consent_request("c1").await.unwrap().expect("row");
+        assert_eq!(row.status, "pending");
+        assert_eq!(row.verifier_sealed.as_deref(), Some(&[9u8, 9, 9][..]));
+        assert_eq!(row.expires_at, Timestamp::from_millis(601_000));
+
+        // Granted: the transfer (whose jti the request already used) is stored with the code.
+        let granted = ConsentAnswer::Granted {
+            transfer: Box::new(new_transfer("t1", "j1", 2000)),
+            code_sealed: vec![7, 7],
+        };
+        assert!(
+            store
+                .answer_consent_request(
+                    "c1",
+                    granted,
+                    Timestamp::from_millis(2000),
+                    audit("consent.answered")
+                )
+                .await
+                .unwrap()
+        );
+        let t = store.transfer("t1").await.unwrap().expect("transfer");
+        assert_eq!(t.status, Status::Accepted, "{b}");
+        let row = store.consent_request_of("t1").await.unwrap().expect("row");
+        assert_eq!((row.id.as_str(), row.status.as_str()), ("c1", "granted"));
+        assert_eq!(row.pending_sealed, None, "{b}");
+        // A second answer writes nothing.
+        assert!(
+            !store
+                .answer_consent_request(
+                    "c1",
+                    ConsentAnswer::Declined,
+                    Timestamp::from_millis(3000),
+                    audit("x")
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.consent_request("c1").await.unwrap().unwrap().status,
+            "granted"
+        );
+
+        // The code is taken once.
+        let before = store.audit_len().await.unwrap();
+        assert_eq!(
+            store
+                .take_consent_code("t1", audit("omadata.exchange"))
+                .await
+                .unwrap(),
+            Some(vec![7, 7])
+        );
+        assert_eq!(
+            store
+                .take_consent_code("t1", audit("omadata.exchange"))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.audit_len().await.unwrap(), before + 2, "{b}");
+        store
+            .put_consent_token(
+                "t1",
+                vec![6, 6],
+                Timestamp::from_millis(4000),
+                audit("omadata.exchange"),
+            )
+            .await
+            .unwrap();
+        let row = store.consent_request("c1").await.unwrap().unwrap();
+        assert_eq!(row.token_sealed.as_deref(), Some(&[6u8, 6][..]));
+        assert_eq!(
+            row.verifier_sealed, None,
+            "the verifier is forgotten after the exchange"
+        );
+        assert_eq!(row.exchanged_at, Some(Timestamp::from_millis(4000)));
+
+        // A retryable fetch failure keeps the token; the change past the fetch forgets it.
+        let mut keep = TransferChange::new(
+            "t1",
+            Guard::Any,
+            Timestamp::from_millis(5000),
+            Status::Fetching,
+        );
+        keep.due_at = Some(Timestamp::from_millis(6000));
+        store.apply(keep).await.unwrap();
+        assert!(
+            store
+                .consent_request("c1")
+                .await
+                .unwrap()
+                .unwrap()
+                .token_sealed
+                .is_some()
+        );
+        let past = TransferChange::new(
+            "t1",
+            Guard::Any,
+            Timestamp::from_millis(7000),
+            Status::Delivering,
+        );
+        store.apply(past).await.unwrap();
+        let row = store.consent_request("c1").await.unwrap().unwrap();
+        assert_eq!(
+            (row.code_sealed, row.token_sealed, row.verifier_sealed),
+            (None, None, None),
+            "{b}"
+        );
+
+        // Declined: no transfer, no code.
+        store
+            .insert_consent_request(
+                consent_request("c3", "j3", 1000),
+                audit("consent.requested"),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .answer_consent_request(
+                    "c3",
+                    ConsentAnswer::Declined,
+                    Timestamp::from_millis(2000),
+                    audit("consent.answered")
+                )
+                .await
+                .unwrap()
+        );
+        let row = store.consent_request("c3").await.unwrap().unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.transfer_id, row.verifier_sealed),
+            ("declined", None, None)
+        );
+        // Housekeeping: expired unanswered or declined requests go; granted ones stay with
+        // their transfer.
+        store
+            .insert_consent_request(
+                consent_request("c4", "j4", 1000),
+                audit("consent.requested"),
+            )
+            .await
+            .unwrap();
+        store
+            .purge_replay(Timestamp::from_millis(602_000))
+            .await
+            .unwrap();
+        assert!(
+            store.consent_request("c4").await.unwrap().is_some(),
+            "kept a day: {b}"
+        );
+        store
+            .purge_replay(Timestamp::from_millis(602_000 + 86_400_000))
+            .await
+            .unwrap();
+        assert!(store.consent_request("c3").await.unwrap().is_none(), "{b}");
+        assert!(store.consent_request("c4").await.unwrap().is_none(), "{b}");
+        assert!(store.consent_request("c1").await.unwrap().is_some(), "{b}");
+        assert_chain(&store.audit_range(0, 1000).await.unwrap());
+    }
+}
