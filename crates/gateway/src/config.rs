@@ -66,7 +66,8 @@ use toml::{Table, Value};
 
 use siirto_core::config::{
     AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig,
-    LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig, format_duration,
+    DocumentsConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, SourceSignersConfig,
+    StorageConfig, format_duration,
     format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::consent::StatutoryRules;
@@ -97,6 +98,10 @@ pub struct Config {
     pub consent: ConsentConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
+    /// `[documents]`: how delivered documents are signed.
+    pub documents: DocumentsConfig,
+    /// ELMO sources' pinned signers, by participant id (only sources that list `elmo_signers`).
+    pub source_signers: std::collections::BTreeMap<String, SourceSignersConfig>,
 }
 
 /// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
@@ -122,6 +127,69 @@ fn sqlite_relative_to(url: &str, resolve: impl FnOnce(&str) -> PathBuf) -> Strin
         resolved.push_str(q);
     }
     resolved
+}
+
+/// The `[documents]` signer and the ELMO sources' pinned signers, read from their files at
+/// start (the loader has checked them already).
+pub struct DocumentKeys {
+    pub signer: Option<siirto_core::dsig::Signer>,
+    pub sign_siirto_v1: bool,
+    /// By source id: the pinned certificates and `allow_sha1`.
+    pub source_signers: std::collections::BTreeMap<String, (Vec<openssl::x509::X509>, bool)>,
+}
+
+impl std::fmt::Debug for DocumentKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentKeys")
+            .field("signer", &self.signer)
+            .field("sign_siirto_v1", &self.sign_siirto_v1)
+            .field("sources", &self.source_signers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl DocumentKeys {
+    /// Reads the files `config` names; the error names the file and what is wrong.
+    pub fn load(config: &Config) -> Result<DocumentKeys, (PathBuf, String)> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| (p.to_owned(), e.to_string()));
+        let signer = match (&config.documents.signing_cert, &config.documents.signing_key) {
+            (Some(cert), Some(key)) => Some(
+                siirto_core::dsig::Signer::from_pem(&read(cert)?, &read(key)?)
+                    .map_err(|e| (key.clone(), e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let mut source_signers = std::collections::BTreeMap::new();
+        for (id, s) in &config.source_signers {
+            let mut certs = Vec::new();
+            for path in &s.elmo_signers {
+                certs.extend(
+                    siirto_core::dsig::certificates_from_pem(&read(path)?)
+                        .map_err(|e| (path.clone(), e))?,
+                );
+            }
+            source_signers.insert(id.clone(), (certs, s.allow_sha1));
+        }
+        Ok(DocumentKeys {
+            signer,
+            sign_siirto_v1: config.documents.sign_siirto_v1,
+            source_signers,
+        })
+    }
+
+    /// What a transfer from `source` signs and checks.
+    pub fn signatures(&self, source: &str) -> siirto_core::pipeline::Signatures<'_> {
+        siirto_core::pipeline::Signatures {
+            signer: self.signer.as_ref(),
+            sign_siirto_v1: self.sign_siirto_v1,
+            source: self.source_signers.get(source).map(|(signers, allow_sha1)| {
+                siirto_core::pipeline::SourceSigners {
+                    signers,
+                    allow_sha1: *allow_sha1,
+                }
+            }),
+        }
+    }
 }
 
 /// The origin (log name) of the gateway's audit checkpoints.
@@ -282,6 +350,12 @@ pub enum Cause {
     SchemaMissing(Format),
     #[error("only a source is called by a protocol; remove `{field}` or add the source role")]
     ProtocolFieldNotAllowed { field: &'static str },
+    #[error("`{field}` belongs to a source whose format is \"elmo\"")]
+    ElmoSourceOnly { field: &'static str },
+    #[error(
+        "destination \"{destination}\" receives ELMO, and every ELMO document is signed: set [documents] signing_cert and signing_key"
+    )]
+    SigningKeyNeeded { destination: String },
     #[error(
         "protocol \"{0}\" calls a source only, and this participant is also a destination (delivered to with Siirto's POST /records); give the register a participant entry of its own"
     )]
@@ -574,6 +648,13 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("statutory_scopes", Kind::List),
     ("statutory_purposes", Kind::List),
     ("statutory_law", Kind::Section(LOCALIZED_KEYS)),
+    ("elmo_signers", Kind::List),
+    ("allow_sha1", Kind::Boolean),
+];
+const DOCUMENTS_KEYS: &[(&str, Kind)] = &[
+    ("signing_cert", Kind::Text),
+    ("signing_key", Kind::Text),
+    ("sign_siirto_v1", Kind::Boolean),
 ];
 /// A text in each language (`name`, `statutory_law`).
 const LOCALIZED_KEYS: &[(&str, Kind)] =
@@ -651,6 +732,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("consent", Kind::Section(CONSENT_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
+    ("documents", Kind::Section(DOCUMENTS_KEYS)),
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -1378,7 +1460,9 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
     let gateway = build_gateway(t, check);
     let issuers = build_issuers(t, check);
     let schemas = build_schemas(t, check);
-    let directory = build_directory(t, &schemas, check);
+    let mut source_signers = std::collections::BTreeMap::new();
+    let directory = build_directory(t, &schemas, &mut source_signers, check);
+    let documents = build_documents(t, &directory, check);
     let delivery = build_delivery(t, check);
     let limits = build_limits(t, check);
     let empty = Table::new();
@@ -1489,7 +1573,109 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
                 (DAY, 100 * 365 * DAY),
             ),
         },
+        documents,
+        source_signers,
     }
+}
+
+/// `[documents]`: both files or neither, a certificate and its key of a type that signs
+/// (`dsig::Signer`); required as soon as a destination receives ELMO, which is always signed.
+fn build_documents(t: &Table, directory: &Directory, check: &mut Checker) -> DocumentsConfig {
+    let empty = Table::new();
+    let d = section(t, "documents").unwrap_or(&empty);
+    let defaults = DocumentsConfig::default();
+    let sign_siirto_v1 = check.boolean(d, "documents", "sign_siirto_v1", defaults.sign_siirto_v1);
+    let signing_cert = check.file(d, "documents", "signing_cert", false, FileKind::Certificates);
+    let signing_key = check.text(d, "documents", "signing_key", false).map(|k| check.resolve(&k));
+    match (&signing_cert, &signing_key) {
+        (Some(cert), Some(key)) => {
+            if let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) {
+                if let Err(e) = siirto_core::dsig::Signer::from_pem(&c, &k) {
+                    check.report(
+                        "documents.signing_key".to_owned(),
+                        Cause::BadFileContent {
+                            path: key.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            } else if let Err(e) = std::fs::read(key) {
+                check.report(
+                    "documents.signing_key".to_owned(),
+                    Cause::FileUnreadable {
+                        path: key.clone(),
+                        reason: e.to_string(),
+                    },
+                );
+            }
+        }
+        (Some(_), None) => check.report("documents.signing_key".to_owned(), Cause::Missing),
+        (None, Some(_)) => check.report("documents.signing_cert".to_owned(), Cause::Missing),
+        (None, None) => {
+            if let Some(p) = directory.iter().find(|p| {
+                p.has_role(Role::Destination)
+                    && p.endpoint.as_ref().is_some_and(|e| e.format == Format::Elmo)
+            }) {
+                check.report(
+                    "documents.signing_cert".to_owned(),
+                    Cause::SigningKeyNeeded {
+                        destination: p.id.clone(),
+                    },
+                );
+            }
+        }
+    }
+    DocumentsConfig {
+        signing_cert,
+        signing_key,
+        sign_siirto_v1,
+    }
+}
+
+/// `elmo_signers` and `allow_sha1`: only on a source whose format is `elmo`; each file PEM
+/// certificates.
+fn build_source_signers(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    format: Option<Format>,
+    check: &mut Checker,
+) -> Option<SourceSignersConfig> {
+    let listed = e.contains_key("elmo_signers");
+    let sha1 = e.contains_key("allow_sha1");
+    if !listed && !sha1 {
+        return None;
+    }
+    if !roles.contains(&Role::Source) || format.is_some_and(|f| f != Format::Elmo) {
+        let field = if listed { "elmo_signers" } else { "allow_sha1" };
+        check.report(join_key(prefix, field), Cause::ElmoSourceOnly { field });
+        return None;
+    }
+    let allow_sha1 = check.boolean(e, prefix, "allow_sha1", false);
+    let Some(names) = check.list(e, prefix, "elmo_signers") else {
+        if !listed {
+            check.report(join_key(prefix, "elmo_signers"), Cause::Missing);
+        }
+        return None;
+    };
+    if names.is_empty() {
+        check.report(join_key(prefix, "elmo_signers"), Cause::Empty);
+        return None;
+    }
+    let mut elmo_signers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = check.resolve(name);
+        check.check_file(
+            format!("{}[{i}]", join_key(prefix, "elmo_signers")),
+            &path,
+            FileKind::Certificates,
+        );
+        elmo_signers.push(path);
+    }
+    Some(SourceSignersConfig {
+        elmo_signers,
+        allow_sha1,
+    })
 }
 
 fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
@@ -1668,7 +1854,12 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Directory {
+fn build_directory(
+    t: &Table,
+    schemas: &SchemaPaths,
+    source_signers: &mut std::collections::BTreeMap<String, SourceSignersConfig>,
+    check: &mut Checker,
+) -> Directory {
     let mut participants: Vec<Participant> = Vec::new();
     let mut first_at: HashMap<String, String> = HashMap::new();
     let mut rules: Vec<(IdentityRule, String)> = Vec::new();
@@ -1728,6 +1919,16 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         }
 
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        let signers = build_source_signers(
+            e,
+            &prefix,
+            &roles,
+            endpoint.as_ref().map(|e| e.format),
+            check,
+        );
+        if let (Some(id), Some(signers)) = (&id, signers) {
+            source_signers.insert(id.clone(), signers);
+        }
         let name = build_name(e, &prefix, &roles, check);
         let statutory = build_statutory(e, &prefix, &roles, check);
         if let (Some(id), Some(identity)) = (id, identity) {
