@@ -79,6 +79,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
         "convert",
         &["--config", "--from", "--to", "--scope", "--subject", "FILE"],
     ),
+    ("sign", &["--config", "FILE"]),
+    ("verify-signature", &["--cert", "--allow-sha1", "FILE"]),
     ("audit", &["verify", "export", "verify-proof"]),
     ("audit verify", &["--config"]),
     ("audit export", &["--config", "--since"]),

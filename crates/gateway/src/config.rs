@@ -2803,6 +2803,15 @@ require_text_hash = true                  # consent needs consent_sha256 and con
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
 # payload_previous_keys = []
+
+[documents]                               # XML Signature of delivered documents (README, "Signed records")
+# Required as soon as a destination's format is "elmo": every ELMO document is signed.
+# signing_cert = "certs/document-signing.pem"   # PEM; goes into each ds:X509Certificate
+# signing_key = "certs/document-signing.key"    # RSA >= 2048 (rsa-sha256) or EC P-256 (ecdsa-sha256)
+# sign_siirto_v1 = true                   # sign siirto-v1 documents too (when a key is set)
+# An ELMO source pins its signers on its [[participants]] entry:
+# elmo_signers = ["certs/emrex-signer.pem"]   # its documents must verify with one of these keys
+# allow_sha1 = false                      # accept rsa-sha1 / SHA-1 digests (older EMREX signers)
 "#;
 
 #[cfg(test)]
@@ -3704,6 +3713,112 @@ mod tests {
                 .contains("participants[2].base_url (set by SIIRTO__PARTICIPANTS__2__BASE_URL)"),
             "{err}"
         );
+    }
+
+    /// The fixture's text with turku (a source and destination) reading and writing ELMO,
+    /// `extra` lines on its entry, and `[documents]` replaced by `documents`.
+    fn turku_elmo(f: &Fixture, extra: &str, documents: Option<&str>) -> String {
+        std::fs::write(f.pki.dir.join("elmo.xsd"), "<schema/>").expect("write");
+        let mut text = f
+            .text
+            .replacen("format = \"siirto-v1\"", &format!("format = \"elmo\"\n{extra}"), 1)
+            .replacen("\n[schemas]\n", "\n[schemas]\nelmo = \"elmo.xsd\"\n", 1);
+        if let Some(documents) = documents {
+            let at = text.find("\n[documents]").expect("[documents]");
+            text.truncate(at);
+            text.push_str(documents);
+        }
+        text
+    }
+
+    #[test]
+    fn documents_and_elmo_signers_are_read_and_checked() {
+        let f = fixture();
+        let cfg = f.load(&f.text).expect("loads");
+        assert_eq!(
+            cfg.documents.signing_cert.as_deref(),
+            Some(f.pki.document_signing.cert.as_path())
+        );
+        assert!(cfg.documents.sign_siirto_v1);
+        assert!(cfg.source_signers.is_empty());
+        let keys = DocumentKeys::load(&cfg).expect("keys");
+        assert!(keys.signer.is_some());
+        assert!(keys.signatures("turku").source.is_none());
+
+        // An ELMO source pinning its signers (here the development signer itself).
+        let text = turku_elmo(
+            &f,
+            "elmo_signers = [\"certs/document-signing.pem\"]\nallow_sha1 = true",
+            None,
+        );
+        let cfg = f.load(&text).expect("loads");
+        let turku = &cfg.source_signers["turku"];
+        assert!(turku.allow_sha1);
+        assert_eq!(turku.elmo_signers, vec![f.pki.document_signing.cert.clone()]);
+        let keys = DocumentKeys::load(&cfg).expect("keys");
+        let signatures = keys.signatures("turku");
+        assert!(signatures.source.is_some_and(|s| s.allow_sha1 && s.signers.len() == 1));
+        assert!(signatures.signs(Format::Elmo) && signatures.signs(Format::SiirtoV1));
+
+        let cases: Vec<(String, &str, fn(&Cause) -> bool)> = vec![
+            // An ELMO destination with no [documents]: the key is named.
+            (
+                turku_elmo(&f, "", Some("\n")),
+                "documents.signing_cert",
+                |c| matches!(c, Cause::SigningKeyNeeded { destination } if destination == "turku"),
+            ),
+            (
+                turku_elmo(&f, "", Some("\n[documents]\nsigning_cert = \"certs/document-signing.pem\"\n")),
+                "documents.signing_key",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                f.text.replacen(
+                    "signing_key = \"certs/document-signing.key\"",
+                    "signing_key = \"certs/gateway-client.key\"",
+                    1,
+                ),
+                "documents.signing_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("does not belong")),
+            ),
+            (
+                f.text.replacen("[documents]\n", "[documents]\nsign_siirto_v1 = \"yes\"\n", 1),
+                "documents.sign_siirto_v1",
+                |c| matches!(c, Cause::WrongType { .. }),
+            ),
+            // elmo_signers only on an ELMO source.
+            (
+                f.text.replacen(
+                    "format = \"siirto-v1\"",
+                    "format = \"siirto-v1\"\nelmo_signers = [\"certs/document-signing.pem\"]",
+                    1,
+                ),
+                "participants[0].elmo_signers",
+                |c| matches!(c, Cause::ElmoSourceOnly { field: "elmo_signers" }),
+            ),
+            (
+                turku_elmo(&f, "elmo_signers = []", None),
+                "participants[0].elmo_signers",
+                |c| matches!(c, Cause::Empty),
+            ),
+            (
+                turku_elmo(&f, "allow_sha1 = true", None),
+                "participants[0].elmo_signers",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                turku_elmo(&f, "elmo_signers = [\"certs/payload.key\"]", None),
+                "participants[0].elmo_signers[0]",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+        ];
+        for (text, key, cause) in cases {
+            let problems = f.problems(&text);
+            assert!(
+                problems.iter().any(|p| p.key == key && cause(&p.cause)),
+                "{key}: {problems:?}"
+            );
+        }
     }
 
     #[test]
