@@ -531,3 +531,91 @@ fn canonicalization_of_signed_content_agrees_with_xmllint_exclusive_of_the_signa
     let signature = doc.root.elements().last().expect("signature");
     assert_eq!(doc.canonical(Comments::Omit, Some(signature)), out.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Signed sources
+
+fn prepare_from(
+    schemas: &Schemas,
+    from: Format,
+    source: &[u8],
+    subject: &StudentId,
+    pinned: Option<&[X509]>,
+) -> Result<pipeline::Prepared, pipeline::PipelineError> {
+    let context = WriteContext::new(Timestamp::from_secs(1_790_000_000)).with_source("emrex-ncp");
+    pipeline::prepare(
+        source,
+        schemas,
+        Task {
+            from,
+            to: Format::SiirtoV1,
+            subject,
+            scope: Scope::all(),
+            limits: &Limits::default(),
+            json_limits: &Default::default(),
+            context: &context,
+            signatures: Signatures {
+                signer: None,
+                sign_siirto_v1: false,
+                source: pinned.map(|signers| pipeline::SourceSigners {
+                    signers,
+                    allow_sha1: false,
+                }),
+            },
+        },
+    )
+}
+
+#[test]
+fn an_elmo_source_with_pinned_signers_is_checked_before_it_is_read() {
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    let schemas = schemas(&corpus);
+    let subject = StudentId::parse(HETU).expect("hetu");
+    let (signer, _a) = test_signer("rsa");
+    let (other, _b) = test_signer("ec");
+    let record = siirto_devkit::demo::school_record(HETU, false).into_bytes();
+    // An ELMO document as a signing EMREX contact point would send it (Siirto's own output).
+    let signed = prepare(&schemas, Format::SiirtoV1, Format::Elmo, &record, &subject, &signer);
+    let pinned = [signer.certificate().expect("cert")];
+    let wrong = [other.certificate().expect("cert")];
+
+    let ok = prepare_from(&schemas, Format::Elmo, &signed, &subject, Some(&pinned))
+        .expect("a document signed by the pinned signer is read");
+    assert!(ok.signature_method.is_none(), "siirto-v1 signing was switched off");
+    // A signed siirto-v1 document is a good source too (the schema allows the signature).
+    let signed_v1 = prepare(&schemas, Format::SiirtoV1, Format::SiirtoV1, &record, &subject, &signer);
+    prepare_from(&schemas, Format::SiirtoV1, &signed_v1, &subject, None)
+        .expect("a signed siirto-v1 document is read");
+
+    let text = String::from_utf8(signed.clone()).expect("utf-8");
+    let unsigned = prepare_from(&schemas, Format::SiirtoV1, &record, &subject, None)
+        .expect("converts")
+        .document;
+    let unsigned_elmo = {
+        let context = WriteContext::new(Timestamp::from_secs(1_790_000_000)).with_source("turku");
+        let root = siirto_xsd::dom::parse(&record, &Limits::default()).expect("parses");
+        formats::convert(Format::SiirtoV1, Format::Elmo, &root, &subject, Scope::all(), &context)
+            .expect("converts")
+            .document
+    };
+    assert!(!unsigned.is_empty());
+    let tampered = text.replacen("Meikäläinen", "Meikäläinem", 1);
+    assert_ne!(tampered, text);
+    for (what, bytes, pins, reason) in [
+        ("another signer", signed.clone(), &wrong[..], "unknown_signer"),
+        ("no signature", unsigned_elmo, &pinned[..], "signature_missing"),
+        ("changed after signing", tampered.into_bytes(), &pinned[..], "digest_mismatch"),
+    ] {
+        let e = prepare_from(&schemas, Format::Elmo, &bytes, &subject, Some(pins))
+            .expect_err(what);
+        match e {
+            pipeline::PipelineError::InvalidSource { format, summary } => {
+                assert_eq!(format, Format::Elmo);
+                assert!(summary.starts_with(reason), "{what}: {summary}");
+            }
+            other => panic!("{what}: {other}"),
+        }
+    }
+}
