@@ -119,8 +119,7 @@ fn main() {
                 let d = c14n::parse(&doc, &limits).expect("parses");
                 let c = d.canonical(Comments::Omit, None);
                 std::hint::black_box(
-                    openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &c)
-                        .expect("hash"),
+                    openssl::hash::hash(openssl::hash::MessageDigest::sha256(), &c).expect("hash"),
                 );
             }),
         );

@@ -90,7 +90,9 @@ fn the_signed_corpus_documents_get_xmlsec1s_verdicts() {
         let bytes = std::fs::read(&path).expect("read");
         let pem = trusted_pem(verdict);
         let pinned = match &pem {
-            Some(p) => X509::stack_from_pem(&std::fs::read(dir.join(p)).expect("pem")).expect("pem"),
+            Some(p) => {
+                X509::stack_from_pem(&std::fs::read(dir.join(p)).expect("pem")).expect("pem")
+            }
             None => Vec::new(),
         };
         let ours = verify(&bytes, &pinned, true);
@@ -104,8 +106,13 @@ fn the_signed_corpus_documents_get_xmlsec1s_verdicts() {
                 "{file}"
             );
             // The other country's signer is not this document's.
-            let other = if file.starts_with("dk-") { "fi-csc-cert.pem" } else { "dk-kmd-cert.pem" };
-            let other = X509::stack_from_pem(&std::fs::read(dir.join(other)).expect("pem")).expect("pem");
+            let other = if file.starts_with("dk-") {
+                "fi-csc-cert.pem"
+            } else {
+                "dk-kmd-cert.pem"
+            };
+            let other =
+                X509::stack_from_pem(&std::fs::read(dir.join(other)).expect("pem")).expect("pem");
             assert_eq!(
                 verify(&bytes, &other, true).unwrap_err().reason,
                 Reason::UnknownSigner,
@@ -113,11 +120,7 @@ fn the_signed_corpus_documents_get_xmlsec1s_verdicts() {
             );
             verified += 1;
         } else if verdict.contains("data and digest do not match") {
-            assert_eq!(
-                ours.unwrap_err().reason,
-                Reason::DigestMismatch,
-                "{file}"
-            );
+            assert_eq!(ours.unwrap_err().reason, Reason::DigestMismatch, "{file}");
             refused += 1;
         } else if verdict.contains("not proper UTF-8") {
             let e = ours.unwrap_err();
@@ -130,7 +133,11 @@ fn the_signed_corpus_documents_get_xmlsec1s_verdicts() {
         if let Some(tool) = &tool {
             // xmlsec1 run here agrees with the manifest, and so with us.
             let theirs = xmlsec1_verifies(tool, &path, None);
-            assert_eq!(theirs, verdict.starts_with("OK"), "{file}: xmlsec1 now says {theirs}");
+            assert_eq!(
+                theirs,
+                verdict.starts_with("OK"),
+                "{file}: xmlsec1 now says {theirs}"
+            );
             agreed += 1;
         }
     }
@@ -175,22 +182,21 @@ fn canonical_xml_agrees_with_libxml2_on_the_corpus() {
             // Refused by the hardened reader (a DTD, say): nothing to compare.
             continue;
         };
-        for (flag, comments) in [("--c14n", Comments::Keep)] {
-            let out = Command::new(&xmllint)
-                .args(["--nonet", flag])
-                .arg(file)
-                .output()
-                .expect("run xmllint");
-            assert!(out.status.success(), "{}: xmllint failed", file.display());
-            let ours = doc.canonical(comments, None);
-            assert!(
-                ours == out.stdout,
-                "{}: canonical forms differ (ours {} bytes, libxml2 {})",
-                file.display(),
-                ours.len(),
-                out.stdout.len()
-            );
-        }
+        // `--c14n` is Canonical XML 1.0 with comments.
+        let out = Command::new(&xmllint)
+            .args(["--nonet", "--c14n"])
+            .arg(file)
+            .output()
+            .expect("run xmllint");
+        assert!(out.status.success(), "{}: xmllint failed", file.display());
+        let ours = doc.canonical(Comments::Keep, None);
+        assert!(
+            ours == out.stdout,
+            "{}: canonical forms differ (ours {} bytes, libxml2 {})",
+            file.display(),
+            ours.len(),
+            out.stdout.len()
+        );
         compared += 1;
     }
     eprintln!("canonical XML: identical to xmllint --c14n on {compared} corpus documents");
@@ -348,7 +354,11 @@ fn what_siirto_signs_verifies_with_xmlsec1_and_still_validates() {
                     Format::Elmo => corpus.join("elmo/schema.xsd"),
                     _ => support::own_schema(),
                 };
-                assert!(xmllint_valid(&schema, &file), "{}: libxml2 says invalid", file.display());
+                assert!(
+                    xmllint_valid(&schema, &file),
+                    "{}: libxml2 says invalid",
+                    file.display()
+                );
                 let (code, said) = siirto_verify_signature(&cert, &file);
                 assert_eq!(code, 0, "{said}");
                 counts.0 += 1;
@@ -363,11 +373,20 @@ fn what_siirto_signs_verifies_with_xmlsec1_and_still_validates() {
                 // A byte changed in the signed content, in an attribute, or in the signature:
                 // both refuse.
                 let text = String::from_utf8(signed.clone()).expect("utf-8");
-                let content = text.replacen(&format!(">{}<", signed_text(&text)), &format!(">{}X<", signed_text(&text)), 1);
+                let content = text.replacen(
+                    &format!(">{}<", signed_text(&text)),
+                    &format!(">{}X<", signed_text(&text)),
+                    1,
+                );
                 let attribute = change_first_attribute(&text);
-                let value_at = text.find("<SignatureValue>").expect("value") + "<SignatureValue>".len();
+                let value_at =
+                    text.find("<SignatureValue>").expect("value") + "<SignatureValue>".len();
                 let mut signature = text.clone().into_bytes();
-                signature[value_at + 5] = if signature[value_at + 5] == b'A' { b'B' } else { b'A' };
+                signature[value_at + 5] = if signature[value_at + 5] == b'A' {
+                    b'B'
+                } else {
+                    b'A'
+                };
                 let signature = String::from_utf8(signature).expect("utf-8");
                 for (what, tampered, reason) in [
                     ("content", &content, "digest_mismatch"),
@@ -503,9 +522,10 @@ fn signature_wrapping_is_refused() {
     assert_eq!(e.reason, Reason::SignatureInvalid, "{e}");
 
     // Not last in the root, and missing.
-    let moved = signed
-        .replacen(signature, "", 1)
-        .replacen("<report>", &format!("{signature}<report>"), 1);
+    let moved =
+        signed
+            .replacen(signature, "", 1)
+            .replacen("<report>", &format!("{signature}<report>"), 1);
     assert_eq!(refused(&moved, &pinned).reason, Reason::SignatureInvalid);
     assert_eq!(refused(ELMO_LIKE, &pinned).reason, Reason::SignatureMissing);
 }
@@ -577,15 +597,32 @@ fn an_elmo_source_with_pinned_signers_is_checked_before_it_is_read() {
     let (other, _b) = test_signer("ec");
     let record = siirto_devkit::demo::school_record(HETU, false).into_bytes();
     // An ELMO document as a signing EMREX contact point would send it (Siirto's own output).
-    let signed = prepare(&schemas, Format::SiirtoV1, Format::Elmo, &record, &subject, &signer);
+    let signed = prepare(
+        &schemas,
+        Format::SiirtoV1,
+        Format::Elmo,
+        &record,
+        &subject,
+        &signer,
+    );
     let pinned = [signer.certificate().expect("cert")];
     let wrong = [other.certificate().expect("cert")];
 
     let ok = prepare_from(&schemas, Format::Elmo, &signed, &subject, Some(&pinned))
         .expect("a document signed by the pinned signer is read");
-    assert!(ok.signature_method.is_none(), "siirto-v1 signing was switched off");
+    assert!(
+        ok.signature_method.is_none(),
+        "siirto-v1 signing was switched off"
+    );
     // A signed siirto-v1 document is a good source too (the schema allows the signature).
-    let signed_v1 = prepare(&schemas, Format::SiirtoV1, Format::SiirtoV1, &record, &subject, &signer);
+    let signed_v1 = prepare(
+        &schemas,
+        Format::SiirtoV1,
+        Format::SiirtoV1,
+        &record,
+        &subject,
+        &signer,
+    );
     prepare_from(&schemas, Format::SiirtoV1, &signed_v1, &subject, None)
         .expect("a signed siirto-v1 document is read");
 
@@ -596,20 +633,41 @@ fn an_elmo_source_with_pinned_signers_is_checked_before_it_is_read() {
     let unsigned_elmo = {
         let context = WriteContext::new(Timestamp::from_secs(1_790_000_000)).with_source("turku");
         let root = siirto_xsd::dom::parse(&record, &Limits::default()).expect("parses");
-        formats::convert(Format::SiirtoV1, Format::Elmo, &root, &subject, Scope::all(), &context)
-            .expect("converts")
-            .document
+        formats::convert(
+            Format::SiirtoV1,
+            Format::Elmo,
+            &root,
+            &subject,
+            Scope::all(),
+            &context,
+        )
+        .expect("converts")
+        .document
     };
     assert!(!unsigned.is_empty());
     let tampered = text.replacen("Meikäläinen", "Meikäläinem", 1);
     assert_ne!(tampered, text);
     for (what, bytes, pins, reason) in [
-        ("another signer", signed.clone(), &wrong[..], "unknown_signer"),
-        ("no signature", unsigned_elmo, &pinned[..], "signature_missing"),
-        ("changed after signing", tampered.into_bytes(), &pinned[..], "digest_mismatch"),
+        (
+            "another signer",
+            signed.clone(),
+            &wrong[..],
+            "unknown_signer",
+        ),
+        (
+            "no signature",
+            unsigned_elmo,
+            &pinned[..],
+            "signature_missing",
+        ),
+        (
+            "changed after signing",
+            tampered.into_bytes(),
+            &pinned[..],
+            "digest_mismatch",
+        ),
     ] {
-        let e = prepare_from(&schemas, Format::Elmo, &bytes, &subject, Some(pins))
-            .expect_err(what);
+        let e = prepare_from(&schemas, Format::Elmo, &bytes, &subject, Some(pins)).expect_err(what);
         match e {
             pipeline::PipelineError::InvalidSource { format, summary } => {
                 assert_eq!(format, Format::Elmo);

@@ -204,11 +204,9 @@ async fn virta_to_an_elmo_destination() {
     .expect("the delivered ELMO verifies");
     assert!(verified.signature_method.ends_with("ecdsa-sha256"));
     let key = siirto_gateway::tools::audit_public_key(&bed.config).expect("audit key");
-    let receipt = siirto_core::receipt::verify_receipt(
-        transfer["receipt"].as_str().expect("receipt"),
-        &key,
-    )
-    .expect("the receipt verifies");
+    let receipt =
+        siirto_core::receipt::verify_receipt(transfer["receipt"].as_str().expect("receipt"), &key)
+            .expect("the receipt verifies");
     assert_eq!(
         receipt.claims().document_sha256,
         siirto_core::vault::sha256(&body)

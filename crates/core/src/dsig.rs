@@ -211,7 +211,9 @@ pub fn verify(
             }
             vec![key]
         }
-        (Trust::Pinned(pinned), None) => pinned.iter().filter_map(|p| p.public_key().ok()).collect(),
+        (Trust::Pinned(pinned), None) => {
+            pinned.iter().filter_map(|p| p.public_key().ok()).collect()
+        }
     };
     // The reference: the document without its signature, canonicalized.
     let canonical = doc.canonical(Comments::Omit, Some(signature));
@@ -233,8 +235,13 @@ pub fn verify(
         .canonical_subtree(&[index, 0], comments)
         .ok_or_else(|| refuse(Reason::SignatureInvalid, "ds:SignedInfo not found"))?;
     let ok = keys.iter().any(|key| {
-        check_signature(key, &parts.signature_method, &signed_info, &parts.signature_value)
-            .unwrap_or(false)
+        check_signature(
+            key,
+            &parts.signature_method,
+            &signed_info,
+            &parts.signature_value,
+        )
+        .unwrap_or(false)
     });
     if !ok {
         return Err(refuse(
@@ -388,7 +395,10 @@ fn structure(signature: &Element) -> Result<Parts, VerifyError> {
     if si.len() > 3 {
         return Err(refuse(
             Reason::SignatureInvalid,
-            format!("{si_path} holds {} ds:Reference elements; exactly one is accepted", si.len() - 2),
+            format!(
+                "{si_path} holds {} ds:Reference elements; exactly one is accepted",
+                si.len() - 2
+            ),
         ));
     }
     let r_path = "ds:Signature/ds:SignedInfo/ds:Reference";
@@ -534,11 +544,12 @@ fn check_signature(
         (ECDSA_SHA256, Id::EC) => {
             md = MessageDigest::sha256();
             // XML Signature's ECDSA value is r || s, each as long as the curve's order.
-            if value.len() % 2 != 0 || value.is_empty() {
+            if !value.len().is_multiple_of(2) || value.is_empty() {
                 return Ok(false);
             }
             let (r, s) = value.split_at(value.len() / 2);
-            let sig = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
+            let sig =
+                EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
             der = sig.to_der()?;
             &der
         }
@@ -659,7 +670,9 @@ fn signature_xml(method: &str, digest: &[u8], certificate: &[u8]) -> (String, St
 /// result is verified with the signer's own certificate before it is returned.
 pub fn sign(document: &[u8], signer: &Signer, limits: &Limits) -> Result<Vec<u8>, SignError> {
     if std::str::from_utf8(document).is_err() {
-        return Err(SignError::Document("only UTF-8 documents are signed".into()));
+        return Err(SignError::Document(
+            "only UTF-8 documents are signed".into(),
+        ));
     }
     let doc = c14n::parse(document, limits)?;
     if count_signatures(&doc.root) > 0 {
@@ -668,7 +681,10 @@ pub fn sign(document: &[u8], signer: &Signer, limits: &Limits) -> Result<Vec<u8>
             doc.root.qname
         )));
     }
-    let digest = hash(MessageDigest::sha256(), &doc.canonical(Comments::Omit, None))?;
+    let digest = hash(
+        MessageDigest::sha256(),
+        &doc.canonical(Comments::Omit, None),
+    )?;
     let (signed_info, key_info) = signature_xml(signer.method, &digest, &signer.certificate_der);
     let end = root_end_tag(document, &doc)?;
     let open = format!("<Signature xmlns=\"{DSIG_NAMESPACE}\">");
@@ -781,22 +797,38 @@ mod tests {
             assert!(text.ends_with("</Signature></e:elmo>\n"), "{text}");
             // Another signer's pin refuses it.
             let other = signer(kind);
-            assert_eq!(check(&signed, &other).unwrap_err().reason, Reason::UnknownSigner);
+            assert_eq!(
+                check(&signed, &other).unwrap_err().reason,
+                Reason::UnknownSigner
+            );
         }
     }
 
     #[test]
     fn a_changed_byte_is_refused() {
         let s = signer("rsa");
-        let signed = String::from_utf8(sign(DOC.as_bytes(), &s, &Limits::default()).unwrap()).unwrap();
+        let signed =
+            String::from_utf8(sign(DOC.as_bytes(), &s, &Limits::default()).unwrap()).unwrap();
         let content = signed.replace("x &amp; y", "x &amp; z");
-        assert_eq!(check(content.as_bytes(), &s).unwrap_err().reason, Reason::DigestMismatch);
+        assert_eq!(
+            check(content.as_bytes(), &s).unwrap_err().reason,
+            Reason::DigestMismatch
+        );
         let attribute = signed.replace("b=\"1\"", "b=\"2\"");
-        assert_eq!(check(attribute.as_bytes(), &s).unwrap_err().reason, Reason::DigestMismatch);
+        assert_eq!(
+            check(attribute.as_bytes(), &s).unwrap_err().reason,
+            Reason::DigestMismatch
+        );
         let method = signed.replace("<Transform Algorithm", "<Transform  Algorithm");
-        assert!(check(method.as_bytes(), &s).is_ok(), "whitespace inside a tag is not signed content");
+        assert!(
+            check(method.as_bytes(), &s).is_ok(),
+            "whitespace inside a tag is not signed content"
+        );
         let unsigned = DOC;
-        assert_eq!(check(unsigned.as_bytes(), &s).unwrap_err().reason, Reason::SignatureMissing);
+        assert_eq!(
+            check(unsigned.as_bytes(), &s).unwrap_err().reason,
+            Reason::SignatureMissing
+        );
         // A comment is not part of the URI="" node-set.
         let comment = signed.replace("<!-- c -->", "<!-- d -->");
         assert!(check(comment.as_bytes(), &s).is_ok());

@@ -18,7 +18,6 @@ use serde_json::json;
 
 use crate::config::{LimitsConfig, SchemaPaths};
 use crate::dsig::{self, Signer};
-use openssl::x509::X509;
 use crate::formats::json_in::JsonLimits;
 use crate::formats::koski::{self, KoskiError};
 use crate::formats::{self, Format, FormatError, ReadReport, WriteContext};
@@ -26,6 +25,7 @@ use crate::record::StudentRecord;
 use crate::scope::Scope;
 use crate::student_id::StudentId;
 use crate::vault::sha256;
+use openssl::x509::X509;
 use siirto_xsd::schema::{Schema, SchemaError, ValidationFailure};
 
 use siirto_xsd::{Limits, dom};
@@ -159,7 +159,8 @@ pub struct SourceSigners<'a> {
 impl Signatures<'_> {
     /// Whether a document of format `to` is signed.
     pub fn signs(&self, to: Format) -> bool {
-        self.signer.is_some() && (to == Format::Elmo || (to == Format::SiirtoV1 && self.sign_siirto_v1))
+        self.signer.is_some()
+            && (to == Format::Elmo || (to == Format::SiirtoV1 && self.sign_siirto_v1))
     }
 }
 
@@ -218,8 +219,12 @@ pub fn prepare(
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
     if from == Format::Elmo
         && let Some(signers) = signatures.source
+        && let Err(refused) = verify_source(source, from, signers, limits)
     {
-        verify_source(source, from, signers, limits)?;
+        // Bytes that are not a readable document are reported as every other path reports
+        // them (the schema validator's code and position); anything else is the signature's.
+        read_source(source, schemas, from, subject, limits, json_limits)?;
+        return Err(refused);
     }
     let (record, read_report) = read_source(source, schemas, from, subject, limits, json_limits)?;
     let conversion = formats::convert_record(from, to, record, read_report, scope, context)

@@ -177,7 +177,10 @@ async fn elmo_transfer(bed: &Testbed) -> Result<(), DemoError> {
         delivered.body.len(),
         siirto_core::vault::sha256_hex(&delivered.body)
     );
-    println!("   the delivered ELMO's {}", signature_verdict(bed, &delivered.body)?);
+    println!(
+        "   the delivered ELMO's {}",
+        signature_verdict(bed, &delivered.body)?
+    );
     Ok(())
 }
 

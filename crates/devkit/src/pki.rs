@@ -1294,7 +1294,10 @@ impl DevPki {
             format!("  CA               {}", self.ca.cert.display()),
             format!("  gateway server   {}", self.gateway_server.cert.display()),
             format!("  gateway client   {}", self.gateway_client.cert.display()),
-            format!("  document signing {}", self.document_signing.cert.display()),
+            format!(
+                "  document signing {}",
+                self.document_signing.cert.display()
+            ),
             format!("  CRL              {}", self.crl.display()),
             format!(
                 "  issuer           {} (kid {}), JWKS {}",

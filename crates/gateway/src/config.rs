@@ -65,10 +65,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig, IssuerConfig,
-    DocumentsConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, SourceSignersConfig,
-    StorageConfig, format_duration,
-    format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
+    AuditConfig, ConsentConfig, CrlStale, DeliveryConfig, DocumentsConfig, GatewayConfig,
+    IssuerConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, SourceSignersConfig,
+    StorageConfig, format_duration, format_size, parse_duration, parse_size, payload_key_bytes,
+    secret_key_bytes,
 };
 use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
@@ -152,7 +152,10 @@ impl DocumentKeys {
     /// Reads the files `config` names; the error names the file and what is wrong.
     pub fn load(config: &Config) -> Result<DocumentKeys, (PathBuf, String)> {
         let read = |p: &Path| std::fs::read(p).map_err(|e| (p.to_owned(), e.to_string()));
-        let signer = match (&config.documents.signing_cert, &config.documents.signing_key) {
+        let signer = match (
+            &config.documents.signing_cert,
+            &config.documents.signing_key,
+        ) {
             (Some(cert), Some(key)) => Some(
                 siirto_core::dsig::Signer::from_pem(&read(cert)?, &read(key)?)
                     .map_err(|e| (key.clone(), e.to_string()))?,
@@ -182,12 +185,15 @@ impl DocumentKeys {
         siirto_core::pipeline::Signatures {
             signer: self.signer.as_ref(),
             sign_siirto_v1: self.sign_siirto_v1,
-            source: self.source_signers.get(source).map(|(signers, allow_sha1)| {
-                siirto_core::pipeline::SourceSigners {
-                    signers,
-                    allow_sha1: *allow_sha1,
-                }
-            }),
+            source: self
+                .source_signers
+                .get(source)
+                .map(
+                    |(signers, allow_sha1)| siirto_core::pipeline::SourceSigners {
+                        signers,
+                        allow_sha1: *allow_sha1,
+                    },
+                ),
         }
     }
 }
@@ -1585,8 +1591,16 @@ fn build_documents(t: &Table, directory: &Directory, check: &mut Checker) -> Doc
     let d = section(t, "documents").unwrap_or(&empty);
     let defaults = DocumentsConfig::default();
     let sign_siirto_v1 = check.boolean(d, "documents", "sign_siirto_v1", defaults.sign_siirto_v1);
-    let signing_cert = check.file(d, "documents", "signing_cert", false, FileKind::Certificates);
-    let signing_key = check.text(d, "documents", "signing_key", false).map(|k| check.resolve(&k));
+    let signing_cert = check.file(
+        d,
+        "documents",
+        "signing_cert",
+        false,
+        FileKind::Certificates,
+    );
+    let signing_key = check
+        .text(d, "documents", "signing_key", false)
+        .map(|k| check.resolve(&k));
     match (&signing_cert, &signing_key) {
         (Some(cert), Some(key)) => {
             if let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) {
@@ -1614,7 +1628,9 @@ fn build_documents(t: &Table, directory: &Directory, check: &mut Checker) -> Doc
         (None, None) => {
             if let Some(p) = directory.iter().find(|p| {
                 p.has_role(Role::Destination)
-                    && p.endpoint.as_ref().is_some_and(|e| e.format == Format::Elmo)
+                    && p.endpoint
+                        .as_ref()
+                        .is_some_and(|e| e.format == Format::Elmo)
             }) {
                 check.report(
                     "documents.signing_cert".to_owned(),
@@ -3721,7 +3737,11 @@ mod tests {
         std::fs::write(f.pki.dir.join("elmo.xsd"), "<schema/>").expect("write");
         let mut text = f
             .text
-            .replacen("format = \"siirto-v1\"", &format!("format = \"elmo\"\n{extra}"), 1)
+            .replacen(
+                "format = \"siirto-v1\"",
+                &format!("format = \"elmo\"\n{extra}"),
+                1,
+            )
             .replacen("\n[schemas]\n", "\n[schemas]\nelmo = \"elmo.xsd\"\n", 1);
         if let Some(documents) = documents {
             let at = text.find("\n[documents]").expect("[documents]");
@@ -3754,13 +3774,21 @@ mod tests {
         let cfg = f.load(&text).expect("loads");
         let turku = &cfg.source_signers["turku"];
         assert!(turku.allow_sha1);
-        assert_eq!(turku.elmo_signers, vec![f.pki.document_signing.cert.clone()]);
+        assert_eq!(
+            turku.elmo_signers,
+            vec![f.pki.document_signing.cert.clone()]
+        );
         let keys = DocumentKeys::load(&cfg).expect("keys");
         let signatures = keys.signatures("turku");
-        assert!(signatures.source.is_some_and(|s| s.allow_sha1 && !s.signers.is_empty()));
+        assert!(
+            signatures
+                .source
+                .is_some_and(|s| s.allow_sha1 && !s.signers.is_empty())
+        );
         assert!(signatures.signs(Format::Elmo) && signatures.signs(Format::SiirtoV1));
 
-        let cases: Vec<(String, &str, fn(&Cause) -> bool)> = vec![
+        type Case<'a> = (String, &'a str, fn(&Cause) -> bool);
+        let cases: Vec<Case> = vec![
             // An ELMO destination with no [documents]: the key is named.
             (
                 turku_elmo(&f, "", Some("\n")),
@@ -3768,7 +3796,11 @@ mod tests {
                 |c| matches!(c, Cause::SigningKeyNeeded { destination } if destination == "turku"),
             ),
             (
-                turku_elmo(&f, "", Some("\n[documents]\nsigning_cert = \"certs/document-signing.pem\"\n")),
+                turku_elmo(
+                    &f,
+                    "",
+                    Some("\n[documents]\nsigning_cert = \"certs/document-signing.pem\"\n"),
+                ),
                 "documents.signing_key",
                 |c| matches!(c, Cause::Missing),
             ),
@@ -3782,7 +3814,11 @@ mod tests {
                 |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("does not belong")),
             ),
             (
-                f.text.replacen("[documents]\n", "[documents]\nsign_siirto_v1 = \"yes\"\n", 1),
+                f.text.replacen(
+                    "[documents]\n",
+                    "[documents]\nsign_siirto_v1 = \"yes\"\n",
+                    1,
+                ),
                 "documents.sign_siirto_v1",
                 |c| matches!(c, Cause::WrongType { .. }),
             ),
@@ -3794,7 +3830,14 @@ mod tests {
                     1,
                 ),
                 "participants[0].elmo_signers",
-                |c| matches!(c, Cause::ElmoSourceOnly { field: "elmo_signers" }),
+                |c| {
+                    matches!(
+                        c,
+                        Cause::ElmoSourceOnly {
+                            field: "elmo_signers"
+                        }
+                    )
+                },
             ),
             (
                 turku_elmo(&f, "elmo_signers = []", None),

@@ -44,12 +44,11 @@ fn read(path: &Path) -> Result<Vec<u8>, ToolError> {
 /// `siirto sign`: `file` signed with `[documents]`, on stdout. Exit 0 signed; 1 the document
 /// cannot be signed; an error (exit 2) when there is no signing key or a file is unreadable.
 pub fn sign(config: &Config, file: &Path) -> Result<ExitCode, ToolError> {
-    let keys = crate::config::DocumentKeys::load(config).map_err(|(path, message)| {
-        ToolError::File {
+    let keys =
+        crate::config::DocumentKeys::load(config).map_err(|(path, message)| ToolError::File {
             path: path.display().to_string(),
             message,
-        }
-    })?;
+        })?;
     let Some(signer) = keys.signer else {
         return Err(ToolError::Usage(format!(
             "{}: [documents] signing_cert and signing_key are not set",
@@ -115,7 +114,12 @@ pub fn verify_signature(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("{}: invalid ({}): {}", file.display(), e.reason.code(), e.detail);
+            println!(
+                "{}: invalid ({}): {}",
+                file.display(),
+                e.reason.code(),
+                e.detail
+            );
             Ok(ExitCode::from(1))
         }
     }

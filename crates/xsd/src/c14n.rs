@@ -79,7 +79,10 @@ pub enum Content {
     /// Character data, references expanded, line ends normalized, CDATA merged in.
     Text(String),
     Comment(String),
-    Instruction { target: String, data: String },
+    Instruction {
+        target: String,
+        data: String,
+    },
 }
 
 impl Element {
@@ -175,7 +178,12 @@ impl Handler for Builder {
         // The scope lists bindings innermost first; this element's own declarations are the
         // ones its parent did not have.
         let declarations = if tag.declares_namespaces() {
-            let outer: usize = self.stack.iter().map(|e| e.declarations.len()).sum::<usize>() + 1;
+            let outer: usize = self
+                .stack
+                .iter()
+                .map(|e| e.declarations.len())
+                .sum::<usize>()
+                + 1;
             let all: Vec<(&str, &str)> = tag.namespaces_in_scope().collect();
             let own = all.len().saturating_sub(outer);
             let mut own: Vec<(String, String)> = all[..own]
@@ -373,7 +381,13 @@ impl Renderer<'_> {
         self.out.extend_from_slice(b"?>");
     }
 
-    fn element(&mut self, element: &Element, parent: &Scope, rendered: &Scope, extra: &[Attribute]) {
+    fn element(
+        &mut self,
+        element: &Element,
+        parent: &Scope,
+        rendered: &Scope,
+        extra: &[Attribute],
+    ) {
         let scope = extend_scope(parent, element);
         self.element_in_scope(element, scope, rendered, extra);
     }

@@ -1028,7 +1028,11 @@ impl State {
                     ));
                 }
                 check_chars(pi.content(), at)?;
-                Ok(flow(handler.processing_instruction(target, pi.content(), at)))
+                Ok(flow(handler.processing_instruction(
+                    target,
+                    pi.content(),
+                    at,
+                )))
             }
             Event::Decl(decl) => {
                 if !first || at.offset() > 3 {
