@@ -3,7 +3,7 @@
 //! digest, SignedInfo, the RSA or ECDSA signature, and the self-check that verifies the result
 //! before it is returned), and `dsig::verify`, all in the same run on the same documents.
 //!
-//! `cargo bench --bench signing` (`SIIRTO_BENCH_QUICK=1` for one small size). The documents
+//! `cargo bench -p siirto-core --bench signing` (`SIIRTO_BENCH_QUICK=1` for one small size). The documents
 //! are generated ELMO-shaped records (namespaced, attributes, non-ASCII text) of about 1 MB
 //! and 8 MB; figures are wall time, best of several runs, in MB/s and ms per MB.
 
