@@ -677,3 +677,90 @@ fn an_elmo_source_with_pinned_signers_is_checked_before_it_is_read() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The offline commands
+
+fn siirto(args: &[&std::ffi::OsStr]) -> (i32, Vec<u8>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_siirto"))
+        .env("SIIRTO_LOG", "warn")
+        .args(args)
+        .output()
+        .expect("run siirto");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn siirto_sign_and_verify_signature_exit_codes() {
+    use std::ffi::OsStr;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = dir.path().join("pki");
+    let (code, _, err) = siirto(&[
+        OsStr::new("pki"),
+        OsStr::new("init"),
+        pki.as_os_str(),
+        OsStr::new("--free-ports"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let config = pki.join("siirto.toml");
+    let cert = pki.join("certs/document-signing.pem");
+    let record = dir.path().join("record.xml");
+    std::fs::write(&record, siirto_devkit::demo::school_record(HETU, false)).expect("write");
+
+    // Signed: exit 0, and the result verifies with the [documents] certificate.
+    let (code, signed, err) = siirto(&[
+        OsStr::new("sign"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        record.as_os_str(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let signed_file = dir.path().join("signed.xml");
+    std::fs::write(&signed_file, &signed).expect("write");
+    let (code, said) = siirto_verify_signature(&cert, &signed_file);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("valid (http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"),
+        "{said}"
+    );
+    // Without --cert: the document's own certificate, and it says what that proves.
+    let (code, out, _) = siirto(&[OsStr::new("verify-signature"), signed_file.as_os_str()]);
+    assert_eq!(code, 0);
+    assert!(String::from_utf8_lossy(&out).contains("who signed it is not checked"));
+
+    // Already signed: exit 1. Not signed: verify-signature exit 1 with the reason.
+    let (code, _, err) = siirto(&[
+        OsStr::new("sign"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        signed_file.as_os_str(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already holds a ds:Signature"), "{err}");
+    let (code, said) = siirto_verify_signature(&cert, &record);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("invalid (signature_missing)"), "{said}");
+
+    // Unusable: no [documents] in the configuration, an unreadable certificate: exit 2.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let at = text.find("\n[documents]").expect("[documents]");
+    let bare = pki.join("bare.toml");
+    std::fs::write(&bare, &text[..at]).expect("write");
+    let (code, _, err) = siirto(&[
+        OsStr::new("sign"),
+        OsStr::new("--config"),
+        bare.as_os_str(),
+        record.as_os_str(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[documents] signing_cert and signing_key are not set"),
+        "{err}"
+    );
+    let (code, said) = siirto_verify_signature(&dir.path().join("missing.pem"), &signed_file);
+    assert_eq!(code, 2, "{said}");
+}
