@@ -80,6 +80,22 @@ pub enum Command {
     Validate(Validate),
     /// Convert a record offline: the document on stdout, the conversion report on stderr
     Convert(Convert),
+    /// Sign a document offline as the gateway signs what it delivers: the signed document on
+    /// stdout
+    ///
+    /// An enveloped XML Signature (Canonical XML 1.0, SHA-256, rsa-sha256 or ecdsa-sha256 by
+    /// the key type) as the last child of the root, with the configuration's [documents]
+    /// signing_cert and signing_key. Exit 0 signed; 1 the document cannot be signed (not
+    /// well-formed, not UTF-8, already signed); 2 unusable (no [documents] key, unreadable file).
+    Sign(Sign),
+    /// Verify a document's enveloped XML Signature offline
+    ///
+    /// With --cert, the signature must verify with one of these certificates' keys (as a
+    /// source's elmo_signers); without, with the certificate in the document itself, which
+    /// proves the document is unchanged but not who signed it. Exit 0 valid; 1 not (the reason:
+    /// signature_missing, digest_mismatch, signature_invalid, unknown_signer, weak_algorithm,
+    /// unreadable); 2 unusable (a file cannot be read).
+    VerifySignature(VerifySignature),
     /// Verify, export and prove the audit trail
     #[command(subcommand)]
     Audit(Audit),
@@ -225,6 +241,31 @@ pub struct Convert {
     #[arg(long, value_name = "ID")]
     pub subject: Option<String>,
     /// The document to convert
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `siirto sign`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct Sign {
+    /// The configuration: [documents] and [limits.xml]
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The document to sign (UTF-8 XML)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `siirto verify-signature`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct VerifySignature {
+    /// A PEM file of signer certificates whose keys are accepted (repeatable)
+    #[arg(long, value_name = "PEM")]
+    pub cert: Vec<PathBuf>,
+    /// Accept SHA-1 digests and rsa-sha1 (older EMREX signers), as a source's allow_sha1
+    #[arg(long)]
+    pub allow_sha1: bool,
+    /// The signed document
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }

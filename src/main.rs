@@ -164,6 +164,16 @@ async fn run(command: Command) -> Result<ExitCode> {
             subject.as_deref(),
             &file,
         )?),
+        Command::Sign(cli::Sign { config, file }) => {
+            Ok(siirto_gateway::tools::sign(&load_config(&config)?, &file)?)
+        }
+        Command::VerifySignature(cli::VerifySignature {
+            cert,
+            allow_sha1,
+            file,
+        }) => Ok(siirto_gateway::tools::verify_signature(
+            &cert, allow_sha1, &file,
+        )?),
         Command::Retention {
             config: cli::ConfigFile { config },
             dry_run,

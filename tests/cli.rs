@@ -79,6 +79,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
         "convert",
         &["--config", "--from", "--to", "--scope", "--subject", "FILE"],
     ),
+    ("sign", &["--config", "FILE"]),
+    ("verify-signature", &["--cert", "--allow-sha1", "FILE"]),
     ("audit", &["verify", "export", "verify-proof"]),
     ("audit verify", &["--config"]),
     ("audit export", &["--config", "--since"]),
@@ -148,10 +150,16 @@ const COMMANDS: &[(&str, &[&str])] = &[
 #[test]
 fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
     let started = Instant::now();
-    let out = run(&["demo"]);
+    // Without the corpus (and so without the ELMO schema): no EMREX destination.
+    let out = siirto()
+        .env_remove("SIIRTO_CORPUS")
+        .arg("demo")
+        .output()
+        .expect("run siirto");
     let text = stdout(&out);
     assert!(out.status.success(), "{}", said(&out));
     for expected in [
+        "XML Signature: verifies with the gateway's document-signing certificate (ecdsa-sha256)",
         "source       koski  (koski JSON, KOSKI luovutuspalvelu)",
         "gateway → KOSKI  POST /koski/api/luovutuspalvelu/hetu",
         "\"hetu\":\"<henkilötunnus>\"",
@@ -174,6 +182,32 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
     assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
     assert!(!text.contains("(not delivered)"), "{text}");
     eprintln!("siirto demo took {:.2} s", started.elapsed().as_secs_f64());
+}
+
+/// With `SIIRTO_CORPUS` naming the corpus (which holds the EMREX ELMO schema), the demo also
+/// delivers the KOSKI pupil's record to an EMREX destination as signed ELMO and says that the
+/// delivered document's signature verifies.
+#[test]
+fn the_demo_delivers_signed_elmo_when_the_elmo_schema_is_there() {
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    let out = siirto()
+        .env("SIIRTO_CORPUS", &corpus)
+        .arg("demo")
+        .output()
+        .expect("run siirto");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", said(&out));
+    for expected in [
+        "an EMREX destination, as a signed ELMO document",
+        "convert   ok         koski → elmo, valid elmo",
+        "the delivered ELMO's XML Signature: verifies with the gateway's document-signing certificate (ecdsa-sha256)",
+    ] {
+        assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
+    }
+    assert_eq!(text.matches("status: \"delivered\"").count(), 3, "{text}");
+    assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
 }
 
 #[test]

@@ -327,6 +327,7 @@ fn prepare(
             limits,
             json_limits: &siirto_core::formats::json_in::JsonLimits::default(),
             context: &context,
+            signatures: siirto_core::pipeline::Signatures::default(),
         },
     )
 }

@@ -180,6 +180,59 @@ async fn virta_to_an_elmo_destination() {
         conversion["categories"],
         serde_json::json!(["identity", "achievements"])
     );
+
+    // Signed as the ELMO schema requires: the bytes the destination stored verify with
+    // xmlsec1 (the document-signing certificate chains to the development CA) and with
+    // Siirto's own verifier, and the receipt's document_sha256 is theirs.
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.trim_end().ends_with("</Signature></elmo>"),
+        "the signature is the last child of elmo"
+    );
+    let pinned = siirto_core::dsig::certificates_from_pem(
+        &std::fs::read(&bed.pki.document_signing.cert).expect("signing cert"),
+    )
+    .expect("pem");
+    let verified = siirto_core::dsig::verify(
+        &body,
+        siirto_core::dsig::Policy {
+            trust: siirto_core::dsig::Trust::Pinned(&pinned),
+            allow_sha1: false,
+        },
+        &siirto_xsd::Limits::default(),
+    )
+    .expect("the delivered ELMO verifies");
+    assert!(verified.signature_method.ends_with("ecdsa-sha256"));
+    let key = siirto_gateway::tools::audit_public_key(&bed.config).expect("audit key");
+    let receipt =
+        siirto_core::receipt::verify_receipt(transfer["receipt"].as_str().expect("receipt"), &key)
+            .expect("the receipt verifies");
+    assert_eq!(
+        receipt.claims().document_sha256,
+        siirto_core::vault::sha256(&body)
+    );
+    let xmlsec1 = std::process::Command::new("xmlsec1")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if xmlsec1 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stored = dir.path().join("delivered.xml");
+        std::fs::write(&stored, &body).expect("write");
+        let out = std::process::Command::new("xmlsec1")
+            .args(["--verify", "--enabled-key-data", "x509", "--trusted-pem"])
+            .arg(&bed.pki.ca.cert)
+            .arg(&stored)
+            .output()
+            .expect("run xmlsec1");
+        assert!(
+            out.status.success(),
+            "xmlsec1 refuses the delivered ELMO: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        siirto_testsupport::skip("needs xmlsec1 (install the Debian package xmlsec1)");
+    }
     bed.stop().await;
 }
 

@@ -516,3 +516,34 @@ mod tests {
         }
     }
 }
+
+/// `[documents]`: the certificate and key delivered documents are signed with (CONTRACT.md,
+/// "Signed documents"). Both keys or neither; required when a destination's format is `elmo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentsConfig {
+    /// PEM certificate, written into each signature's `ds:X509Certificate`.
+    pub signing_cert: Option<PathBuf>,
+    /// PEM private key of `signing_cert`: RSA (at least 2048 bits) signs `rsa-sha256`, EC
+    /// P-256 `ecdsa-sha256`.
+    pub signing_key: Option<PathBuf>,
+    /// Sign siirto-v1 documents too (when a signing key is configured).
+    pub sign_siirto_v1: bool,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        DocumentsConfig {
+            signing_cert: None,
+            signing_key: None,
+            sign_siirto_v1: true,
+        }
+    }
+}
+
+/// An ELMO source's `elmo_signers` (PEM certificates whose keys may sign its documents) and
+/// `allow_sha1`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceSignersConfig {
+    pub elmo_signers: Vec<PathBuf>,
+    pub allow_sha1: bool,
+}

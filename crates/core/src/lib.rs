@@ -20,6 +20,8 @@
 //!   versioned consent texts composed from the reviewed text files and their hashes.
 //! - [`lang`]: fi/sv/en, texts in all three, filling placeholders, the Europe/Helsinki calendar
 //!   and ages.
+//! - [`dsig`]: XML Signature of records: sign (rsa-sha256/ecdsa-sha256) and verify with pinned
+//!   signers, over `siirto_xsd::c14n`.
 //! - [`record`]: the format-neutral student record and scope pruning.
 //! - [`formats`]: one module per record format, to and from the [`record`] model (`koski`, KOSKI's
 //!   JSON, only from it).
@@ -53,6 +55,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod dsig;
 pub mod formats;
 pub mod identity;
 pub mod lang;

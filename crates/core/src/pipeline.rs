@@ -1,6 +1,8 @@
 //! What happens to a fetched record before it may leave: validate against the source schema,
 //! read the named student's record, prune it to the authorized scope, convert it to the
-//! destination's format, and validate the result against the destination schema. A KOSKI
+//! destination's format, sign it when the destination's format is signed (every ELMO
+//! document; siirto-v1 by default), and validate the result against the destination schema.
+//! An ELMO source that lists pinned signers has its document's signature checked first. A KOSKI
 //! (JSON) source has no schema: it is read strictly into typed structures within
 //! `[limits.json]`, which is its validation.
 //!
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::config::{LimitsConfig, SchemaPaths};
+use crate::dsig::{self, Signer};
 use crate::formats::json_in::JsonLimits;
 use crate::formats::koski::{self, KoskiError};
 use crate::formats::{self, Format, FormatError, ReadReport, WriteContext};
@@ -22,6 +25,7 @@ use crate::record::StudentRecord;
 use crate::scope::Scope;
 use crate::student_id::StudentId;
 use crate::vault::sha256;
+use openssl::x509::X509;
 use siirto_xsd::schema::{Schema, SchemaError, ValidationFailure};
 
 use siirto_xsd::{Limits, dom};
@@ -105,7 +109,10 @@ impl Schemas {
 /// A document ready for delivery.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The document as delivered: signed when the destination's format is signed.
     pub document: Vec<u8>,
+    /// The signature algorithm's URI when the document was signed.
+    pub signature_method: Option<&'static str>,
     pub document_sha256: [u8; 32],
     pub source_sha256: [u8; 32],
     /// The conversion report's summary: counts and paths, no personal data.
@@ -125,6 +132,57 @@ pub enum PipelineError {
     InvalidOutput { format: Format, summary: String },
     #[error("no schema is loaded for `{0}`")]
     NoSchema(Format),
+    #[error("signing the converted document failed: {0}")]
+    SigningFailed(String),
+}
+
+/// How documents are signed on the way out and checked on the way in (CONTRACT.md, "Signed
+/// documents").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signatures<'a> {
+    /// The `[documents]` signer. Every ELMO document is signed with it, and a siirto-v1
+    /// document when `sign_siirto_v1`; without one nothing is signed (the offline tools; the
+    /// gateway's configuration requires it as soon as an ELMO destination exists).
+    pub signer: Option<&'a Signer>,
+    pub sign_siirto_v1: bool,
+    /// An ELMO source's `elmo_signers` and `allow_sha1`, when it lists signers.
+    pub source: Option<SourceSigners<'a>>,
+}
+
+/// An ELMO source's pinned signers.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceSigners<'a> {
+    pub signers: &'a [X509],
+    pub allow_sha1: bool,
+}
+
+impl Signatures<'_> {
+    /// Whether a document of format `to` is signed.
+    pub fn signs(&self, to: Format) -> bool {
+        self.signer.is_some()
+            && (to == Format::Elmo || (to == Format::SiirtoV1 && self.sign_siirto_v1))
+    }
+}
+
+/// Checks an ELMO source document's signature against the source's pinned signers.
+pub fn verify_source(
+    source: &[u8],
+    from: Format,
+    signers: SourceSigners<'_>,
+    limits: &Limits,
+) -> Result<dsig::Verified, PipelineError> {
+    dsig::verify(
+        source,
+        dsig::Policy {
+            trust: dsig::Trust::Pinned(signers.signers),
+            allow_sha1: signers.allow_sha1,
+        },
+        limits,
+    )
+    .map_err(|e| PipelineError::InvalidSource {
+        format: from,
+        summary: e.to_string(),
+    })
 }
 
 /// What one transfer asks of [`prepare`].
@@ -139,6 +197,7 @@ pub struct Task<'a> {
     /// `[limits.json]`, for a KOSKI source.
     pub json_limits: &'a JsonLimits,
     pub context: &'a WriteContext,
+    pub signatures: Signatures<'a>,
 }
 
 /// Runs the whole preparation for one transfer.
@@ -155,25 +214,46 @@ pub fn prepare(
         limits,
         json_limits,
         context,
+        signatures,
     } = task;
     let target_schema = schemas.get(to).ok_or(PipelineError::NoSchema(to))?;
+    if from == Format::Elmo
+        && let Some(signers) = signatures.source
+        && let Err(refused) = verify_source(source, from, signers, limits)
+    {
+        // Bytes that are not a readable document are reported as every other path reports
+        // them (the schema validator's code and position); anything else is the signature's.
+        read_source(source, schemas, from, subject, limits, json_limits)?;
+        return Err(refused);
+    }
     let (record, read_report) = read_source(source, schemas, from, subject, limits, json_limits)?;
     let conversion = formats::convert_record(from, to, record, read_report, scope, context)
         .map_err(|e| match e {
             FormatError::SubjectMismatch { .. } => PipelineError::SubjectMismatch,
             other => PipelineError::ConversionFailed(other.to_string()),
         })?;
+    // Signed after conversion and before the outbound validation: what is validated, hashed
+    // and delivered is the signed document.
+    let (document, signature_method) = match signatures.signer {
+        Some(signer) if signatures.signs(to) => (
+            dsig::sign(&conversion.document, signer, limits)
+                .map_err(|e| PipelineError::SigningFailed(e.to_string()))?,
+            Some(signer.signature_method()),
+        ),
+        _ => (conversion.document, None),
+    };
     target_schema
-        .validate(&conversion.document, limits)
+        .validate(&document, limits)
         .map_err(|failure| PipelineError::InvalidOutput {
             format: to,
             summary: summarize(&failure),
         })?;
     let report = serde_json::to_value(conversion.report.summary()).unwrap_or_else(|_| json!({}));
     Ok(Prepared {
-        document_sha256: sha256(&conversion.document),
+        document_sha256: sha256(&document),
         source_sha256: sha256(source),
-        document: conversion.document,
+        document,
+        signature_method,
         report,
     })
 }
@@ -299,6 +379,7 @@ mod tests {
                 limits: &Limits::default(),
                 json_limits: &JsonLimits::default(),
                 context: &context,
+                signatures: Signatures::default(),
             },
         )
     }

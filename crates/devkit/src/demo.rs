@@ -116,6 +116,78 @@ fn print_steps(transfer: &Value) {
     println!("   status: {}", transfer["status"]);
 }
 
+/// Whether a delivered document's XML Signature verifies with the `[documents]` certificate
+/// (`pki init`'s document-signing certificate), in words.
+fn signature_verdict(bed: &Testbed, document: &[u8]) -> Result<String, DemoError> {
+    let pem = std::fs::read(&bed.pki.document_signing.cert)
+        .map_err(|e| DemoError::Step(format!("the document-signing certificate: {e}")))?;
+    let pinned = siirto_core::dsig::certificates_from_pem(&pem).map_err(DemoError::Step)?;
+    let policy = siirto_core::dsig::Policy {
+        trust: siirto_core::dsig::Trust::Pinned(&pinned),
+        allow_sha1: false,
+    };
+    match siirto_core::dsig::verify(document, policy, &siirto_xsd::Limits::default()) {
+        Ok(v) => Ok(format!(
+            "XML Signature: verifies with the gateway's document-signing certificate ({})",
+            v.signature_method.rsplit('#').next().unwrap_or("")
+        )),
+        Err(e) => Err(DemoError::Step(format!(
+            "the delivered document's signature does not verify: {e}"
+        ))),
+    }
+}
+
+/// With the ELMO schema: the KOSKI pupil's record to an EMREX destination, signed as the ELMO
+/// schema requires, and the signature checked.
+async fn elmo_transfer(bed: &Testbed) -> Result<(), DemoError> {
+    step(
+        10,
+        "The same KOSKI pupil's record to an EMREX destination, as a signed ELMO document",
+    );
+    let authorization = bed.authorization(DEMO_STUDENT, "koski", "emrex", "identity achievements");
+    let token = bed.sign(&authorization.claims())?;
+    let answer = bed
+        .client("eservice")?
+        .submit(&token)
+        .await
+        .map_err(TestbedError::from)?;
+    let id = answer
+        .json()
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| DemoError::Step(format!("submission refused: {}", answer.json())))?;
+    let transfer = bed
+        .wait_for_status(
+            "eservice",
+            &id,
+            &["delivered", "failed", "cancelled"],
+            Duration::from_secs(30),
+        )
+        .await?;
+    print_steps(&transfer);
+    if transfer["status"] != "delivered" {
+        return Err(DemoError::Step(format!(
+            "the ELMO transfer did not arrive: {transfer}"
+        )));
+    }
+    let delivered = bed
+        .destinations
+        .get("emrex")
+        .and_then(|d| d.requests().into_iter().find(|r| r.idempotency_key == id))
+        .ok_or_else(|| DemoError::Step("the EMREX destination received nothing".into()))?;
+    println!(
+        "   {} bytes of ELMO, sha256 {}",
+        delivered.body.len(),
+        siirto_core::vault::sha256_hex(&delivered.body)
+    );
+    println!(
+        "   the delivered ELMO's {}",
+        signature_verdict(bed, &delivered.body)?
+    );
+    Ok(())
+}
+
 /// Step 7: the pupil's record from KOSKI to Espoo, and the conversion subject by subject.
 async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
     step(
@@ -504,10 +576,19 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
     );
 
     step(1, "Development PKI, configuration and SQLite store");
+    // The EMREX ELMO schema is not shipped with Siirto: with $SIIRTO_CORPUS naming the corpus
+    // that holds it, the demo also delivers ELMO to an EMREX destination.
+    let elmo_schema = std::env::var_os("SIIRTO_CORPUS")
+        .map(|c| Path::new(&c).join("elmo/schema.xsd"))
+        .filter(|p| p.is_file());
     let bed = Testbed::start(TestbedOptions {
         dir: keep.map(Path::to_path_buf),
         koski: true,
         omadata: true,
+        schemas: siirto_core::config::SchemaPaths {
+            elmo: elmo_schema,
+            ..siirto_core::config::SchemaPaths::default()
+        },
         ..TestbedOptions::default()
     })
     .await?;
@@ -661,6 +742,7 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
             }
         );
         println!("   sha256 {}", siirto_core::vault::sha256_hex(&r.body));
+        println!("   {}", signature_verdict(&bed, &r.body)?);
     }
 
     step(8, "The receipt (EdDSA JWS signed with the audit key)");
@@ -729,6 +811,9 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
 
     koski_transfer(&bed).await?;
     omadata_transfer(&bed).await?;
+    if bed.destinations.contains_key("emrex") {
+        elmo_transfer(&bed).await?;
+    }
 
     check(&bed, &eservice, &pupil, &guardian, &key).await?;
 

@@ -668,6 +668,9 @@ pub struct DevPki {
     pub gateway_server: CertFiles,
     /// The gateway's client certificate for outbound calls.
     pub gateway_client: CertFiles,
+    /// `[documents] signing_cert`/`signing_key`: signs every delivered ELMO (and siirto-v1)
+    /// document.
+    pub document_signing: CertFiles,
     pub participants: Vec<DevParticipant>,
     pub issuer: DevIssuer,
     /// Ed25519, PKCS#8 PEM.
@@ -970,6 +973,16 @@ impl DevPki {
         let gateway_client = ca
             .issue_client_cert(GATEWAY_CLIENT_SUBJECT, not_before, not_after, random)?
             .write(&certs, "gateway-client")?;
+        // `[documents]`: the certificate and key delivered documents are signed with (EC P-256,
+        // so `ecdsa-sha256`); issued by the development CA like every other certificate.
+        let document_signing = ca
+            .issue_client_cert(
+                "CN=Siirto document signing (development),O=Siirto,C=FI",
+                not_before,
+                not_after,
+                random,
+            )?
+            .write(&certs, "document-signing")?;
 
         let mut participants = Vec::new();
         let mut endpoint_index: u16 = 0;
@@ -1162,6 +1175,7 @@ impl DevPki {
             ca: ca_files,
             gateway_server,
             gateway_client,
+            document_signing,
             participants,
             issuer: DevIssuer {
                 id: DEV_ISSUER_ID.to_owned(),
@@ -1299,6 +1313,11 @@ impl DevPki {
             "\n[storage]\npayload_key = {}\n",
             rel(&self.payload_key)
         ));
+        out.push_str(&format!(
+            "\n[documents]\nsigning_cert = {}\nsigning_key = {}\n",
+            rel(&self.document_signing.cert),
+            rel(&self.document_signing.key)
+        ));
         out
     }
 
@@ -1313,6 +1332,10 @@ impl DevPki {
             format!("  CA               {}", self.ca.cert.display()),
             format!("  gateway server   {}", self.gateway_server.cert.display()),
             format!("  gateway client   {}", self.gateway_client.cert.display()),
+            format!(
+                "  document signing {}",
+                self.document_signing.cert.display()
+            ),
             format!("  CRL              {}", self.crl.display()),
             format!(
                 "  issuer           {} (kid {}), JWKS {}",

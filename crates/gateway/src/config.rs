@@ -65,9 +65,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
 use siirto_core::config::{
-    AuditConfig, ChecksConfig, ConsentConfig, CrlStale, DeliveryConfig, GatewayConfig,
-    IssuerConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths, StorageConfig,
-    format_duration, format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
+    AuditConfig, ChecksConfig, ConsentConfig, CrlStale, DeliveryConfig, DocumentsConfig,
+    GatewayConfig, IssuerConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths,
+    SourceSignersConfig, StorageConfig, format_duration, format_size, parse_duration, parse_size,
+    payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
@@ -99,6 +100,10 @@ pub struct Config {
     pub checks: ChecksConfig,
     pub storage: StorageConfig,
     pub retention: RetentionConfig,
+    /// `[documents]`: how delivered documents are signed.
+    pub documents: DocumentsConfig,
+    /// ELMO sources' pinned signers, by participant id (only sources that list `elmo_signers`).
+    pub source_signers: std::collections::BTreeMap<String, SourceSignersConfig>,
 }
 
 /// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
@@ -124,6 +129,75 @@ fn sqlite_relative_to(url: &str, resolve: impl FnOnce(&str) -> PathBuf) -> Strin
         resolved.push_str(q);
     }
     resolved
+}
+
+/// The `[documents]` signer and the ELMO sources' pinned signers, read from their files at
+/// start (the loader has checked them already).
+pub struct DocumentKeys {
+    pub signer: Option<siirto_core::dsig::Signer>,
+    pub sign_siirto_v1: bool,
+    /// By source id: the pinned certificates and `allow_sha1`.
+    pub source_signers: std::collections::BTreeMap<String, (Vec<openssl::x509::X509>, bool)>,
+}
+
+impl std::fmt::Debug for DocumentKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentKeys")
+            .field("signer", &self.signer)
+            .field("sign_siirto_v1", &self.sign_siirto_v1)
+            .field("sources", &self.source_signers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl DocumentKeys {
+    /// Reads the files `config` names; the error names the file and what is wrong.
+    pub fn load(config: &Config) -> Result<DocumentKeys, (PathBuf, String)> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| (p.to_owned(), e.to_string()));
+        let signer = match (
+            &config.documents.signing_cert,
+            &config.documents.signing_key,
+        ) {
+            (Some(cert), Some(key)) => Some(
+                siirto_core::dsig::Signer::from_pem(&read(cert)?, &read(key)?)
+                    .map_err(|e| (key.clone(), e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let mut source_signers = std::collections::BTreeMap::new();
+        for (id, s) in &config.source_signers {
+            let mut certs = Vec::new();
+            for path in &s.elmo_signers {
+                certs.extend(
+                    siirto_core::dsig::certificates_from_pem(&read(path)?)
+                        .map_err(|e| (path.clone(), e))?,
+                );
+            }
+            source_signers.insert(id.clone(), (certs, s.allow_sha1));
+        }
+        Ok(DocumentKeys {
+            signer,
+            sign_siirto_v1: config.documents.sign_siirto_v1,
+            source_signers,
+        })
+    }
+
+    /// What a transfer from `source` signs and checks.
+    pub fn signatures(&self, source: &str) -> siirto_core::pipeline::Signatures<'_> {
+        siirto_core::pipeline::Signatures {
+            signer: self.signer.as_ref(),
+            sign_siirto_v1: self.sign_siirto_v1,
+            source: self
+                .source_signers
+                .get(source)
+                .map(
+                    |(signers, allow_sha1)| siirto_core::pipeline::SourceSigners {
+                        signers,
+                        allow_sha1: *allow_sha1,
+                    },
+                ),
+        }
+    }
 }
 
 /// The origin (log name) of the gateway's audit checkpoints.
@@ -284,6 +358,12 @@ pub enum Cause {
     SchemaMissing(Format),
     #[error("only a source is called by a protocol; remove `{field}` or add the source role")]
     ProtocolFieldNotAllowed { field: &'static str },
+    #[error("`{field}` belongs to a source whose format is \"elmo\"")]
+    ElmoSourceOnly { field: &'static str },
+    #[error(
+        "destination \"{destination}\" receives ELMO, and every ELMO document is signed: set [documents] signing_cert and signing_key"
+    )]
+    SigningKeyNeeded { destination: String },
     #[error(
         "protocol \"{0}\" calls a source only, and this participant is also a destination (delivered to with Siirto's POST /records); give the register a participant entry of its own"
     )]
@@ -589,6 +669,13 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("statutory_scopes", Kind::List),
     ("statutory_purposes", Kind::List),
     ("statutory_law", Kind::Section(LOCALIZED_KEYS)),
+    ("elmo_signers", Kind::List),
+    ("allow_sha1", Kind::Boolean),
+];
+const DOCUMENTS_KEYS: &[(&str, Kind)] = &[
+    ("signing_cert", Kind::Text),
+    ("signing_key", Kind::Text),
+    ("sign_siirto_v1", Kind::Boolean),
 ];
 /// A text in each language (`name`, `statutory_law`).
 const LOCALIZED_KEYS: &[(&str, Kind)] =
@@ -669,6 +756,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("checks", Kind::Section(CHECKS_KEYS)),
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
+    ("documents", Kind::Section(DOCUMENTS_KEYS)),
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -1396,7 +1484,9 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
     let gateway = build_gateway(t, check);
     let issuers = build_issuers(t, check);
     let schemas = build_schemas(t, check);
-    let directory = build_directory(t, &schemas, check);
+    let mut source_signers = std::collections::BTreeMap::new();
+    let directory = build_directory(t, &schemas, &mut source_signers, check);
+    let documents = build_documents(t, &directory, check);
     let delivery = build_delivery(t, check);
     let limits = build_limits(t, check);
     let empty = Table::new();
@@ -1538,7 +1628,119 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
                 }),
             }
         },
+        documents,
+        source_signers,
     }
+}
+
+/// `[documents]`: both files or neither, a certificate and its key of a type that signs
+/// (`dsig::Signer`); required as soon as a destination receives ELMO, which is always signed.
+fn build_documents(t: &Table, directory: &Directory, check: &mut Checker) -> DocumentsConfig {
+    let empty = Table::new();
+    let d = section(t, "documents").unwrap_or(&empty);
+    let defaults = DocumentsConfig::default();
+    let sign_siirto_v1 = check.boolean(d, "documents", "sign_siirto_v1", defaults.sign_siirto_v1);
+    let signing_cert = check.file(
+        d,
+        "documents",
+        "signing_cert",
+        false,
+        FileKind::Certificates,
+    );
+    let signing_key = check
+        .text(d, "documents", "signing_key", false)
+        .map(|k| check.resolve(&k));
+    match (&signing_cert, &signing_key) {
+        (Some(cert), Some(key)) => {
+            if let (Ok(c), Ok(k)) = (std::fs::read(cert), std::fs::read(key)) {
+                if let Err(e) = siirto_core::dsig::Signer::from_pem(&c, &k) {
+                    check.report(
+                        "documents.signing_key".to_owned(),
+                        Cause::BadFileContent {
+                            path: key.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            } else if let Err(e) = std::fs::read(key) {
+                check.report(
+                    "documents.signing_key".to_owned(),
+                    Cause::FileUnreadable {
+                        path: key.clone(),
+                        reason: e.to_string(),
+                    },
+                );
+            }
+        }
+        (Some(_), None) => check.report("documents.signing_key".to_owned(), Cause::Missing),
+        (None, Some(_)) => check.report("documents.signing_cert".to_owned(), Cause::Missing),
+        (None, None) => {
+            if let Some(p) = directory.iter().find(|p| {
+                p.has_role(Role::Destination)
+                    && p.endpoint
+                        .as_ref()
+                        .is_some_and(|e| e.format == Format::Elmo)
+            }) {
+                check.report(
+                    "documents.signing_cert".to_owned(),
+                    Cause::SigningKeyNeeded {
+                        destination: p.id.clone(),
+                    },
+                );
+            }
+        }
+    }
+    DocumentsConfig {
+        signing_cert,
+        signing_key,
+        sign_siirto_v1,
+    }
+}
+
+/// `elmo_signers` and `allow_sha1`: only on a source whose format is `elmo`; each file PEM
+/// certificates.
+fn build_source_signers(
+    e: &Table,
+    prefix: &str,
+    roles: &[Role],
+    format: Option<Format>,
+    check: &mut Checker,
+) -> Option<SourceSignersConfig> {
+    let listed = e.contains_key("elmo_signers");
+    let sha1 = e.contains_key("allow_sha1");
+    if !listed && !sha1 {
+        return None;
+    }
+    if !roles.contains(&Role::Source) || format.is_some_and(|f| f != Format::Elmo) {
+        let field = if listed { "elmo_signers" } else { "allow_sha1" };
+        check.report(join_key(prefix, field), Cause::ElmoSourceOnly { field });
+        return None;
+    }
+    let allow_sha1 = check.boolean(e, prefix, "allow_sha1", false);
+    let Some(names) = check.list(e, prefix, "elmo_signers") else {
+        if !listed {
+            check.report(join_key(prefix, "elmo_signers"), Cause::Missing);
+        }
+        return None;
+    };
+    if names.is_empty() {
+        check.report(join_key(prefix, "elmo_signers"), Cause::Empty);
+        return None;
+    }
+    let mut elmo_signers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let path = check.resolve(name);
+        check.check_file(
+            format!("{}[{i}]", join_key(prefix, "elmo_signers")),
+            &path,
+            FileKind::Certificates,
+        );
+        elmo_signers.push(path);
+    }
+    Some(SourceSignersConfig {
+        elmo_signers,
+        allow_sha1,
+    })
 }
 
 fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
@@ -1717,7 +1919,12 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Directory {
+fn build_directory(
+    t: &Table,
+    schemas: &SchemaPaths,
+    source_signers: &mut std::collections::BTreeMap<String, SourceSignersConfig>,
+    check: &mut Checker,
+) -> Directory {
     let mut participants: Vec<Participant> = Vec::new();
     let mut first_at: HashMap<String, String> = HashMap::new();
     let mut rules: Vec<(IdentityRule, String)> = Vec::new();
@@ -1777,6 +1984,16 @@ fn build_directory(t: &Table, schemas: &SchemaPaths, check: &mut Checker) -> Dir
         }
 
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        let signers = build_source_signers(
+            e,
+            &prefix,
+            &roles,
+            endpoint.as_ref().map(|e| e.format),
+            check,
+        );
+        if let (Some(id), Some(signers)) = (&id, signers) {
+            source_signers.insert(id.clone(), signers);
+        }
         let name = build_name(e, &prefix, &roles, check);
         let statutory = build_statutory(e, &prefix, &roles, check);
         let redirect_uris = build_redirect_uris(e, &prefix, &roles, check);
@@ -2811,6 +3028,15 @@ timeout = "10s"                           # a check waits this long for its sour
 [storage]
 # payload_key = "certs/payload.key"       # 64 hex digits; default: derived from pseudonym_key
 # payload_previous_keys = []
+
+[documents]                               # XML Signature of delivered documents (README, "Signed records")
+# Required as soon as a destination's format is "elmo": every ELMO document is signed.
+# signing_cert = "certs/document-signing.pem"   # PEM; goes into each ds:X509Certificate
+# signing_key = "certs/document-signing.key"    # RSA >= 2048 (rsa-sha256) or EC P-256 (ecdsa-sha256)
+# sign_siirto_v1 = true                   # sign siirto-v1 documents too (when a key is set)
+# An ELMO source pins its signers on its [[participants]] entry:
+# elmo_signers = ["certs/emrex-signer.pem"]   # its documents must verify with one of these keys
+# allow_sha1 = false                      # accept rsa-sha1 / SHA-1 digests (older EMREX signers)
 "#;
 
 #[cfg(test)]
@@ -3739,6 +3965,139 @@ mod tests {
                 .contains("participants[2].base_url (set by SIIRTO__PARTICIPANTS__2__BASE_URL)"),
             "{err}"
         );
+    }
+
+    /// The fixture's text with turku (a source and destination) reading and writing ELMO,
+    /// `extra` lines on its entry, and `[documents]` replaced by `documents`.
+    fn turku_elmo(f: &Fixture, extra: &str, documents: Option<&str>) -> String {
+        std::fs::write(f.pki.dir.join("elmo.xsd"), "<schema/>").expect("write");
+        let mut text = f
+            .text
+            .replacen(
+                "format = \"siirto-v1\"",
+                &format!("format = \"elmo\"\n{extra}"),
+                1,
+            )
+            .replacen("\n[schemas]\n", "\n[schemas]\nelmo = \"elmo.xsd\"\n", 1);
+        if let Some(documents) = documents {
+            let at = text.find("\n[documents]").expect("[documents]");
+            text.truncate(at);
+            text.push_str(documents);
+        }
+        text
+    }
+
+    #[test]
+    fn documents_and_elmo_signers_are_read_and_checked() {
+        let f = fixture();
+        let cfg = f.load(&f.text).expect("loads");
+        assert_eq!(
+            cfg.documents.signing_cert.as_deref(),
+            Some(f.pki.document_signing.cert.as_path())
+        );
+        assert!(cfg.documents.sign_siirto_v1);
+        assert!(cfg.source_signers.is_empty());
+        let keys = DocumentKeys::load(&cfg).expect("keys");
+        assert!(keys.signer.is_some());
+        assert!(keys.signatures("turku").source.is_none());
+
+        // An ELMO source pinning its signers (here the development signer itself).
+        let text = turku_elmo(
+            &f,
+            "elmo_signers = [\"certs/document-signing.pem\"]\nallow_sha1 = true",
+            None,
+        );
+        let cfg = f.load(&text).expect("loads");
+        let turku = &cfg.source_signers["turku"];
+        assert!(turku.allow_sha1);
+        assert_eq!(
+            turku.elmo_signers,
+            vec![f.pki.document_signing.cert.clone()]
+        );
+        let keys = DocumentKeys::load(&cfg).expect("keys");
+        let signatures = keys.signatures("turku");
+        assert!(
+            signatures
+                .source
+                .is_some_and(|s| s.allow_sha1 && !s.signers.is_empty())
+        );
+        assert!(signatures.signs(Format::Elmo) && signatures.signs(Format::SiirtoV1));
+
+        type Case<'a> = (String, &'a str, fn(&Cause) -> bool);
+        let cases: Vec<Case> = vec![
+            // An ELMO destination with no [documents]: the key is named.
+            (
+                turku_elmo(&f, "", Some("\n")),
+                "documents.signing_cert",
+                |c| matches!(c, Cause::SigningKeyNeeded { destination } if destination == "turku"),
+            ),
+            (
+                turku_elmo(
+                    &f,
+                    "",
+                    Some("\n[documents]\nsigning_cert = \"certs/document-signing.pem\"\n"),
+                ),
+                "documents.signing_key",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                f.text.replacen(
+                    "signing_key = \"certs/document-signing.key\"",
+                    "signing_key = \"certs/gateway-client.key\"",
+                    1,
+                ),
+                "documents.signing_key",
+                |c| matches!(c, Cause::BadFileContent { reason, .. } if reason.contains("does not belong")),
+            ),
+            (
+                f.text.replacen(
+                    "[documents]\n",
+                    "[documents]\nsign_siirto_v1 = \"yes\"\n",
+                    1,
+                ),
+                "documents.sign_siirto_v1",
+                |c| matches!(c, Cause::WrongType { .. }),
+            ),
+            // elmo_signers only on an ELMO source.
+            (
+                f.text.replacen(
+                    "format = \"siirto-v1\"",
+                    "format = \"siirto-v1\"\nelmo_signers = [\"certs/document-signing.pem\"]",
+                    1,
+                ),
+                "participants[0].elmo_signers",
+                |c| {
+                    matches!(
+                        c,
+                        Cause::ElmoSourceOnly {
+                            field: "elmo_signers"
+                        }
+                    )
+                },
+            ),
+            (
+                turku_elmo(&f, "elmo_signers = []", None),
+                "participants[0].elmo_signers",
+                |c| matches!(c, Cause::Empty),
+            ),
+            (
+                turku_elmo(&f, "allow_sha1 = true", None),
+                "participants[0].elmo_signers",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                turku_elmo(&f, "elmo_signers = [\"certs/payload.key\"]", None),
+                "participants[0].elmo_signers[0]",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+        ];
+        for (text, key, cause) in cases {
+            let problems = f.problems(&text);
+            assert!(
+                problems.iter().any(|p| p.key == key && cause(&p.cause)),
+                "{key}: {problems:?}"
+            );
+        }
     }
 
     #[test]

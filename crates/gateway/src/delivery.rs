@@ -692,6 +692,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     c.document_sha256 = Some(prepared.document_sha256);
     c.detail.insert("from".into(), from.to_string());
     c.detail.insert("to".into(), to.to_string());
+    if let Some(method) = prepared.signature_method {
+        c.detail.insert("signature".into(), method.to_owned());
+    }
     c.detail
         .insert("report".into(), prepared.report.to_string());
     journal.audit.push(c);
@@ -747,6 +750,8 @@ async fn prepare_document(
     let json_limits = pipeline::json_limits(Some(&gw.config.limits));
     let context = WriteContext::new(gw.now()).with_source(row.src.clone());
     let small = body.len() <= BLOCKING_THRESHOLD;
+    let documents = gw.documents.clone();
+    let source = row.src.clone();
     let run = move |schemas: &pipeline::Schemas| {
         let task = pipeline::Task {
             from,
@@ -756,6 +761,7 @@ async fn prepare_document(
             limits: &limits,
             json_limits: &json_limits,
             context: &context,
+            signatures: documents.signatures(&source),
         };
         pipeline::prepare(&body, schemas, task)
     };

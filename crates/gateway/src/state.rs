@@ -96,6 +96,8 @@ pub struct Gateway {
     /// previous edition.
     pub consent_texts: &'static siirto_core::consent::Catalog,
     pub schemas: Schemas,
+    /// `[documents]` and the ELMO sources' pinned signers.
+    pub documents: Arc<crate::config::DocumentKeys>,
     pub outbound: Outbound,
     /// The CRLs of `gateway.crl`, verified against `client_ca` at start.
     pub crls: Arc<CrlSet>,
@@ -174,6 +176,12 @@ impl Gateway {
             .iter()
             .filter_map(|p| p.endpoint.as_ref().map(|e| e.format));
         let schemas = Schemas::load(&config.schemas, formats)?;
+        let documents = Arc::new(crate::config::DocumentKeys::load(&config).map_err(
+            |(path, message)| StartError::Key {
+                path: path.display().to_string(),
+                message,
+            },
+        )?);
         let outbound = Outbound::new(&config)?;
         let crls = Arc::new(crate::tls::load_crl_set(
             &config.gateway.crl,
@@ -263,6 +271,7 @@ impl Gateway {
             issuers: RwLock::new(Arc::new(issuers)),
             policy,
             schemas,
+            documents,
             outbound,
             crls,
             pseudonyms,

@@ -41,6 +41,90 @@ fn read(path: &Path) -> Result<Vec<u8>, ToolError> {
     })
 }
 
+/// `siirto sign`: `file` signed with `[documents]`, on stdout. Exit 0 signed; 1 the document
+/// cannot be signed; an error (exit 2) when there is no signing key or a file is unreadable.
+pub fn sign(config: &Config, file: &Path) -> Result<ExitCode, ToolError> {
+    let keys =
+        crate::config::DocumentKeys::load(config).map_err(|(path, message)| ToolError::File {
+            path: path.display().to_string(),
+            message,
+        })?;
+    let Some(signer) = keys.signer else {
+        return Err(ToolError::Usage(format!(
+            "{}: [documents] signing_cert and signing_key are not set",
+            config.source.display()
+        )));
+    };
+    let bytes = read(file)?;
+    let limits = siirto_core::pipeline::xml_limits(Some(&config.limits));
+    match siirto_core::dsig::sign(&bytes, &signer, &limits) {
+        Ok(signed) => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&signed)
+                .and_then(|()| out.flush())
+                .map_err(|e| ToolError::Other(format!("writing the signed document: {e}")))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `siirto verify-signature`: exit 0 valid, 1 not (the reason on stdout), an error (exit 2)
+/// when a file cannot be read.
+pub fn verify_signature(
+    certs: &[std::path::PathBuf],
+    allow_sha1: bool,
+    file: &Path,
+) -> Result<ExitCode, ToolError> {
+    let mut pinned = Vec::new();
+    for path in certs {
+        pinned.extend(
+            siirto_core::dsig::certificates_from_pem(&read(path)?).map_err(|message| {
+                ToolError::File {
+                    path: path.display().to_string(),
+                    message,
+                }
+            })?,
+        );
+    }
+    let bytes = read(file)?;
+    let trust = if pinned.is_empty() {
+        siirto_core::dsig::Trust::Embedded
+    } else {
+        siirto_core::dsig::Trust::Pinned(&pinned)
+    };
+    let policy = siirto_core::dsig::Policy { trust, allow_sha1 };
+    match siirto_core::dsig::verify(&bytes, policy, &siirto_xsd::Limits::default()) {
+        Ok(v) => {
+            let whose = if pinned.is_empty() {
+                "the certificate in the document; no --cert given, so who signed it is not checked"
+            } else {
+                "a --cert signer"
+            };
+            println!(
+                "{}: valid ({}, digest {}; key of {whose})",
+                file.display(),
+                v.signature_method,
+                v.digest_method
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!(
+                "{}: invalid ({}): {}",
+                file.display(),
+                e.reason.code(),
+                e.detail
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// The public half of the configured audit key, for verification.
 pub fn audit_public_key(config: &Config) -> Result<AuditPublicKey, ToolError> {
     let pem = read(&config.gateway.audit_key)?;

@@ -15,6 +15,7 @@
 //!   errors that name where a document broke them.
 //! - [`reader`]: the one hardened tokenizer (quick-xml underneath): namespaces, limits, no DTD.
 //! - [`dom`]: a bounded element tree, for readers that want the whole document.
+//! - [`c14n`]: Canonical XML 1.0 and the enveloped-signature transform, for XML Signature.
 //! - [`schema`]: XML Schema 1.0 — `load` (files, include/import), `compile` (components),
 //!   `content` (automata), `values` (built-in datatypes), `xsd_regex` (patterns), `model` (the
 //!   compiled form), `validate` (the streaming validator).
@@ -25,6 +26,7 @@
 //! its dependencies grow any of these. Fuzz targets are in `fuzz/` (its own workspace), the
 //! libxml2 comparison bench in `benches/validate.rs`.
 
+pub mod c14n;
 pub mod dom;
 pub mod encoding;
 pub mod reader;

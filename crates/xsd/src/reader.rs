@@ -149,6 +149,24 @@ pub trait Handler {
     fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
         self.text(text, at)
     }
+    /// A comment (anywhere in the document), its text as written between `<!--` and `-->`
+    /// (line ends not yet normalized). Most handlers ignore comments; the canonicalizer keeps
+    /// them.
+    fn comment(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        let _ = (text, at);
+        ControlFlow::Continue(())
+    }
+    /// A processing instruction (anywhere in the document): its target and its data as
+    /// written after the target (leading whitespace included, line ends not yet normalized).
+    fn processing_instruction(
+        &mut self,
+        target: &str,
+        data: &str,
+        at: &Locator<'_>,
+    ) -> ControlFlow<()> {
+        let _ = (target, data, at);
+        ControlFlow::Continue(())
+    }
     /// A streamed block is about to be dropped: turn every [`DeferredPosition`] still held
     /// into a known one with `at.resolve`. Positions in later blocks stay cheap.
     fn settle(&mut self, at: &Locator<'_>) {
@@ -213,6 +231,11 @@ impl<'a> StartTag<'a> {
     /// Whether any attribute has a namespace prefix (so `xsi:*` may be present).
     pub fn has_qualified_attributes(&self) -> bool {
         self.attributes.iter().any(|r| r.namespace.is_some())
+    }
+
+    /// The element's qualified name as written (`prefix:local` or `local`).
+    pub fn qname(&self) -> &'a str {
+        &self.content[..self.local.1]
     }
 
     /// The element's local name.
@@ -988,7 +1011,7 @@ impl State {
             }
             Event::Comment(comment) => {
                 check_chars(&comment, at)?;
-                Ok(Step::Continue)
+                Ok(flow(handler.comment(&comment, at)))
             }
             Event::PI(pi) => {
                 let target = pi.target();
@@ -1005,7 +1028,11 @@ impl State {
                     ));
                 }
                 check_chars(pi.content(), at)?;
-                Ok(Step::Continue)
+                Ok(flow(handler.processing_instruction(
+                    target,
+                    pi.content(),
+                    at,
+                )))
             }
             Event::Decl(decl) => {
                 if !first || at.offset() > 3 {
