@@ -255,8 +255,8 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
         .json();
     let note = served["note"].as_str().unwrap().to_owned();
     assert_eq!(served["cosignatures"][0]["witness"], "kaupunki-b/witness");
-    assert_eq!(count_cosigners(&note, &[b_verifier.clone()]).unwrap(), 1);
-    assert_eq!(count_cosigners(&note, &[a_verifier.clone()]).unwrap(), 0);
+    assert_eq!(count_cosigners(&note, std::slice::from_ref(&b_verifier)).unwrap(), 1);
+    assert_eq!(count_cosigners(&note, std::slice::from_ref(&a_verifier)).unwrap(), 0);
     assert!(
         metric(
             &gw_a,
