@@ -89,6 +89,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--public-key",
             "--proof",
             "--old-checkpoint",
+            "--witness-key",
+            "--quorum",
         ],
     ),
     ("migrate", &["--config"]),

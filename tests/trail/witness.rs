@@ -26,7 +26,7 @@ use siirto_devkit::testbed::{Instance, Testbed, TestbedOptions};
 use siirto_gateway::config::Config;
 use siirto_gateway::state::Gateway;
 
-use crate::support::{OPERATOR, python, python_available};
+use crate::support::{OPERATOR, python, python_available, siirto, stdout};
 
 /// A fresh Ed25519 key as PKCS#8 PEM in `dir/name.pem`.
 fn ed25519_key(dir: &Path, name: &str) -> (PathBuf, AuditSigningKey) {
@@ -255,8 +255,14 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
         .json();
     let note = served["note"].as_str().unwrap().to_owned();
     assert_eq!(served["cosignatures"][0]["witness"], "kaupunki-b/witness");
-    assert_eq!(count_cosigners(&note, std::slice::from_ref(&b_verifier)).unwrap(), 1);
-    assert_eq!(count_cosigners(&note, std::slice::from_ref(&a_verifier)).unwrap(), 0);
+    assert_eq!(
+        count_cosigners(&note, std::slice::from_ref(&b_verifier)).unwrap(),
+        1
+    );
+    assert_eq!(
+        count_cosigners(&note, std::slice::from_ref(&a_verifier)).unwrap(),
+        0
+    );
     assert!(
         metric(
             &gw_a,
@@ -266,6 +272,61 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
 
     // The cosignature checked by Python `cryptography`, from the tlog-cosignature spec.
     python_checks_cosignature(&note, &b.witness_key());
+
+    // Offline: `siirto audit verify-proof --witness-key --quorum`.
+    let proof = operator_a
+        .get("/v1/audit/proof/inclusion?index=0", &[])
+        .await
+        .unwrap()
+        .json();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let note_file = file("checkpoint.txt", &note);
+    let proof_file = file("proof.json", &proof.to_string());
+    let key_file = file("a.pem", &a.audit.1.public_key().to_spki_pem());
+    let b_key = b.witness_key();
+    let a_key = a.witness_key();
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            "verify-proof",
+            "--checkpoint",
+            &note_file,
+            "--public-key",
+            &key_file,
+            "--proof",
+            &proof_file,
+        ];
+        args.extend_from_slice(extra);
+        let out = siirto(&args);
+        (out.status.code().unwrap_or(-1), stdout(&out))
+    };
+    let (code, out) = verify(&["--witness-key", &b_key, "--quorum", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("cosigned by 1 of the 1 witnesses given"),
+        "{out}"
+    );
+    let (code, out) = verify(&["--witness-key", &b_key, "--witness-key", &a_key]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("NOT cosigned by a quorum: 1 of the 2"),
+        "{out}"
+    );
+    let (code, _) = verify(&[
+        "--witness-key",
+        &b_key,
+        "--witness-key",
+        &a_key,
+        "--quorum",
+        "1",
+    ]);
+    assert_eq!(code, 0);
+    let (code, _) = verify(&["--witness-key", "not-a-key"]);
+    assert_eq!(code, 2);
 
     // Witness endpoint refusals, asked as A's gateway (role log) and as the operator.
     let gateway_client = &bed.pki.gateway_client;
