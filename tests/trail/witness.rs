@@ -273,6 +273,20 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
     // The cosignature checked by Python `cryptography`, from the tlog-cosignature spec.
     python_checks_cosignature(&note, &b.witness_key());
 
+    // The operator page shows the witness's latest cosigned size.
+    let page = operator_a
+        .get("/operator", &[("accept-language", "en")])
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.body).into_owned();
+    let cosigned = gw_a.store.witness_peers().await.unwrap()[0].cosigned_size;
+    assert!(
+        page.contains(&format!(
+            "Witness kaupunki-b/witness has cosigned this log up to tree size {cosigned}."
+        )),
+        "{page}"
+    );
+
     // Offline: `siirto audit verify-proof --witness-key --quorum`.
     let proof = operator_a
         .get("/v1/audit/proof/inclusion?index=0", &[])
@@ -453,6 +467,16 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
     })
     .await;
     assert!(metric(&gw_b, "siirto_audit_witness_conflicts_total") >= 1.0);
+    let operator_rolled = client_for(&bed, inst_a.api.port(), (&op.client.cert, &op.client.key));
+    let page = operator_rolled
+        .get("/operator", &[("accept-language", "en")])
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&page.body).contains(&format!(
+            "Witness kaupunki-b/witness holds a conflicting history of this log at tree size {cosigned_by_b}"
+        ))
+    );
     // The witness never went back.
     assert_eq!(
         gw_b.store
