@@ -548,3 +548,154 @@ sys.exit(0 if found == 1 else 1)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("cosignatures verified: 1"));
 }
+
+/// `GET /readyz` on the plain admin listener answers 200.
+async fn ready(admin: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
+        s.write_all(b"GET /readyz HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+async fn serve(config: &Path, log: &Path, admin: std::net::SocketAddr) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siirto"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("SIIRTO_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("siirto serve starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(admin).await {
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// The `siirto serve` binary as a witness, killed with SIGKILL after cosigning: restarted, it
+/// still refuses what conflicts with the checkpoint it cosigned, and continues from it. The
+/// log side is played by the test with its own key (the requests are built as tlog-witness
+/// describes them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_state_survives_kill_9() {
+    use siirto_core::audit::merkle::{MerkleTree, leaf_hash};
+    let bed = Testbed::start(TestbedOptions {
+        in_process_gateway: false,
+        ..TestbedOptions::default()
+    })
+    .await
+    .expect("testbed");
+    let dir = tempfile::tempdir().unwrap();
+    let (witness_path, witness_key) = ed25519_key(dir.path(), "witness");
+    let (_, log_key) = ed25519_key(dir.path(), "log");
+    let origin = "kaupunki-a/audit";
+    let mut text = std::fs::read_to_string(bed.config_path()).unwrap();
+    text.push_str(&format!(
+        "\n[witness]\nkey = \"{}\"\n\n[[witness.logs]]\norigin = \"{origin}\"\nkey = \"{}\"\n\n\
+         [[participants]]\nid = \"kaupunki-a-gateway\"\nroles = [\"log\"]\n\
+         subject = \"CN=siirto-gateway,O=Siirto,C=FI\"\n",
+        witness_path.display(),
+        log_key.public_key().note_verifier_key(origin)
+    ));
+    let config = bed.dir.join("witness.toml");
+    std::fs::write(&config, text).unwrap();
+    let admin = bed.config.gateway.admin_listen;
+    let mut child = serve(&config, &dir.path().join("serve-1.log"), admin).await;
+
+    let name = format!("{}/witness", bed.config.gateway.id);
+    let verifier = CosignatureVerifier::from_verifier_key(
+        &witness_key.public_key().typed_verifier_key(&name, 0x04),
+    )
+    .unwrap();
+    let signer = CheckpointSigner::new(log_key, origin).unwrap();
+    let mut tree = MerkleTree::new();
+    let mut fork = MerkleTree::new();
+    for i in 0..9u32 {
+        tree.push(leaf_hash(format!("entry {i}").as_bytes()));
+        fork.push(leaf_hash(format!("other {i}").as_bytes()));
+    }
+    let note = |t: &MerkleTree, size: u64| {
+        signer
+            .sign(
+                size,
+                t.root_at(size).unwrap(),
+                Timestamp::from_millis(1_000),
+            )
+            .into_string()
+    };
+    let body = |old: u64, proof: Vec<[u8; 32]>, note: String| {
+        Submission {
+            old_size: old,
+            proof,
+            note,
+        }
+        .to_body()
+    };
+    let gc = &bed.pki.gateway_client;
+    let port = bed.config.gateway.listen.port();
+    let client = client_for(&bed, port, (&gc.cert, &gc.key));
+    let cosigned = |n: &str, answer: &str| {
+        let b = siirto_core::audit::witness::note_body(n).unwrap();
+        verifier.find(b, answer).unwrap().is_some()
+    };
+
+    let three = note(&tree, 3);
+    let (status, _, answer) = post(&client, body(0, vec![], three.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(cosigned(&three, &answer));
+    let five = note(&tree, 5);
+    let proof = tree.consistency_proof(3, 5).unwrap();
+    let (status, _, answer) = post(&client, body(3, proof, five.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(cosigned(&five, &answer));
+
+    // SIGKILL right after the cosignature was answered, then restart.
+    child.kill().await.unwrap();
+    let _child = serve(&config, &dir.path().join("serve-2.log"), admin).await;
+
+    // Split view at the cosigned size, and a rollback: refused with the size it cosigned.
+    let (status, ct, answer) = post(&client, body(5, vec![], note(&fork, 5))).await;
+    assert_eq!(
+        (status, ct.as_str(), answer.as_str()),
+        (StatusCode::CONFLICT, "text/x.tlog.size", "5\n")
+    );
+    let (status, _, answer) = post(&client, body(0, vec![], three)).await;
+    assert_eq!((status, answer.as_str()), (StatusCode::CONFLICT, "5\n"));
+    // A proof from the fork's size 5 does not lead from the root it cosigned.
+    let (status, _, _) = post(
+        &client,
+        body(5, fork.consistency_proof(5, 9).unwrap(), note(&fork, 9)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The true history continues from what it cosigned before the kill.
+    let nine = note(&tree, 9);
+    let (status, _, answer) = post(
+        &client,
+        body(5, tree.consistency_proof(5, 9).unwrap(), nine.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(cosigned(&nine, &answer));
+    let log = std::fs::read_to_string(dir.path().join("serve-2.log")).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+}
