@@ -217,6 +217,18 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
     let dir = tempfile::tempdir().unwrap();
     let mut a = City::new(dir.path(), "kaupunki-a").await;
     let mut b = City::new(dir.path(), "kaupunki-b").await;
+    // The witness B on PostgreSQL when SIIRTO_TEST_POSTGRES is set (A stays on SQLite: its
+    // rollback copies the database file).
+    let pg = siirto_gateway::store::testdb::TestDb::postgres()
+        .await
+        .expect("SIIRTO_TEST_POSTGRES names a usable server");
+    if let Some(pg) = &pg {
+        b.db = pg.url.clone();
+    }
+    eprintln!(
+        "witness B stores in {}",
+        if pg.is_some() { "postgres" } else { "sqlite" }
+    );
     let config_a = config_for(&bed.config, &bed, &a, &b);
     let config_b = config_for(&bed.config, &bed, &b, &a);
     let gw_a = open(config_a.clone()).await;
