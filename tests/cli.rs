@@ -159,6 +159,9 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "KU Kuvataide                           S         →  <code scheme=koskioppiaineetyleissivistava>KU</code>  <hyvaksytty-hylatty>S</hyvaksytty-hylatty>",
         "support decisions (in KOSKI's lisätiedot) in the delivered record: none (not in scope)",
         "audit verify: OK — 13 entries",
+        "POST /witness/add-checkpoint (old 0) → 200 OK",
+        "   | 13\n",
+        "cosignature/v1 by tampere.dev.test/witness",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }

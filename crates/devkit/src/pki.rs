@@ -548,6 +548,9 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
 }
 
 /// Writes a private key or secret with mode 0600 (owner only) from the start.
+/// The subject of the gateway's client certificate.
+const GATEWAY_CLIENT_SUBJECT: &str = "CN=siirto-gateway,O=Siirto,C=FI";
+
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -943,12 +946,7 @@ impl DevPki {
             )?
             .write(&certs, "gateway")?;
         let gateway_client = ca
-            .issue_client_cert(
-                "CN=siirto-gateway,O=Siirto,C=FI",
-                not_before,
-                not_after,
-                random,
-            )?
+            .issue_client_cert(GATEWAY_CLIENT_SUBJECT, not_before, not_after, random)?
             .write(&certs, "gateway-client")?;
 
         let mut participants = Vec::new();
@@ -1150,6 +1148,11 @@ impl DevPki {
         };
         write_public(&pki.config, pki.config_toml(options).as_bytes())?;
         Ok(pki)
+    }
+
+    /// The subject of the gateway's client certificate.
+    pub fn gateway_client_subject(&self) -> String {
+        GATEWAY_CLIENT_SUBJECT.to_owned()
     }
 
     pub fn participant(&self, id: &str) -> Option<&DevParticipant> {
