@@ -2741,6 +2741,7 @@ require_text_hash = true                  # consent needs consent_sha256 and con
 #[cfg(test)]
 mod tests {
     use super::*;
+    use siirto_core::audit::AuditSigningKey;
     use siirto_core::clock::{SeededRandom, Timestamp};
     use siirto_core::config::redact_url;
     use siirto_devkit::pki::{DevPki, PkiOptions};
@@ -3157,6 +3158,42 @@ mod tests {
             ),
             (
                 "[storage]",
+                "[[audit.witnesses]]\nurl = \"http://w.example\"\nkey = \"w+00000000+BAAA\"\n\n[storage]",
+                "audit.witnesses[0].url",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                "[storage]",
+                "[[audit.witnesses]]\nurl = \"https://w.example\"\nkey = \"w+00000000+BAAA\"\n\n[storage]",
+                "audit.witnesses[0].key",
+                |c| matches!(c, Cause::BadVerifierKey(_)),
+            ),
+            (
+                "[storage]",
+                "[audit]\nwitness_quorum = 2\n\n[storage]",
+                "audit.witness_quorum",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[witness]\nkey = \"certs/audit-signing.key\"\n[[witness.logs]]\norigin = \"a/audit\"\nkey = \"b/audit+00000000+AQAA\"\n\n[storage]",
+                "witness.logs[0].key",
+                |c| matches!(c, Cause::BadVerifierKey(_)),
+            ),
+            (
+                "[storage]",
+                "[witness]\n[[witness.logs]]\norigin = \"a/audit\"\nkey = \"x\"\n\n[storage]",
+                "witness.key",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                "[storage]",
+                "[witness]\nkey = \"certs/gateway.pem\"\n\n[storage]",
+                "witness.key",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+            (
+                "[storage]",
                 "[retention]\ntransfers = \"1h\"\n\n[storage]",
                 "retention.transfers",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "1h"),
@@ -3245,6 +3282,36 @@ mod tests {
                 "replacing {from:?} by {to:?}: expected a problem at {key}, got {problems:#?}"
             );
         }
+    }
+
+    #[test]
+    fn witness_keys_load() {
+        let f = fixture();
+        let key = AuditSigningKey::from_pkcs8_pem(
+            &std::fs::read_to_string(&f.pki.audit_key).expect("audit key"),
+        )
+        .expect("key")
+        .public_key();
+        let text = f.text.replacen(
+            "[storage]",
+            &format!(
+                "[[audit.witnesses]]\nurl = \"https://espoo.example:8443/witness/\"\nkey = \"{}\"\n\n\
+                 [witness]\nkey = \"certs/audit-signing.key\"\n[[witness.logs]]\norigin = \"espoo.example/audit\"\nkey = \"{}\"\n\n[storage]",
+                key.typed_verifier_key("espoo.example/witness", 0x04),
+                key.note_verifier_key("espoo.example/audit"),
+            ),
+            1,
+        );
+        let cfg = f.load(&text).expect("loads");
+        assert_eq!(
+            cfg.audit.witnesses[0].url,
+            "https://espoo.example:8443/witness"
+        );
+        assert_eq!(cfg.audit.witnesses[0].port, 8443);
+        assert_eq!(cfg.audit.witnesses[0].server_ca, cfg.gateway.client_ca);
+        assert_eq!(cfg.audit.witness_quorum, None);
+        assert_eq!(cfg.witness.logs[0].origin, "espoo.example/audit");
+        assert!(cfg.witness.key.is_some());
     }
 
     #[test]
