@@ -233,8 +233,33 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
     let config_b = config_for(&bed.config, &bed, &b, &a);
     let gw_a = open(config_a.clone()).await;
     let gw_b = open(config_b.clone()).await;
+    // B is down at first (its port refuses connections): A's first checkpoint waits for it.
+    drop(b.listeners.take());
     let inst_a = Instance::start_on(gw_a.clone(), a.listeners.take().unwrap());
-    let inst_b = Instance::start_on(gw_b.clone(), b.listeners.take().unwrap());
+    write_entries(&gw_a, 4).await;
+    let written = gw_a.store.audit_len().await.unwrap();
+    wait_until("A's first checkpoint", || async {
+        latest_cosigned(&gw_a).await.0 >= written
+    })
+    .await;
+    let first = latest_cosigned(&gw_a).await.0;
+    let b_listeners = siirto_gateway::start::Listeners {
+        api: tokio::net::TcpListener::bind(("127.0.0.1", b.port))
+            .await
+            .expect("B's port again"),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    assert_eq!(
+        latest_cosigned(&gw_a).await,
+        (first, 0),
+        "cosigned while B was down"
+    );
+    let inst_b = Instance::start_on(gw_b.clone(), b_listeners);
+    wait_until(
+        "B, once up, cosigns A's checkpoint made while it was down",
+        || async { latest_cosigned(&gw_a).await == (first, 1) },
+    )
+    .await;
 
     // Cosignatures accumulate on both sides, checkpoint after checkpoint.
     let mut sizes_a = Vec::new();
