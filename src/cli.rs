@@ -380,6 +380,13 @@ pub enum Audit {
         /// An older checkpoint that vouches for a consistency proof's `from` root
         #[arg(long, value_name = "FILE")]
         old_checkpoint: Option<PathBuf>,
+        /// A witness's verifier key (`name+id+base64`, or a file holding one); repeatable
+        #[arg(long, value_name = "KEY")]
+        witness_key: Vec<String>,
+        /// Prove only when at least N of the given witnesses cosigned the checkpoint
+        /// (default: all of them)
+        #[arg(long, value_name = "N")]
+        quorum: Option<usize>,
     },
 }
 
@@ -719,7 +726,9 @@ mod tests {
                 checkpoint: "a".into(),
                 public_key: "b".into(),
                 proof: "p".into(),
-                old_checkpoint: None
+                old_checkpoint: None,
+                witness_key: Vec::new(),
+                quorum: None
             })
         );
         assert_eq!(

@@ -264,11 +264,17 @@ async fn run(command: Command) -> Result<ExitCode> {
             public_key,
             proof,
             old_checkpoint,
+            witness_key,
+            quorum,
         }) => Ok(siirto_gateway::tools::audit_verify_proof(
             &checkpoint,
             &public_key,
             &proof,
             old_checkpoint.as_deref(),
+            &siirto_gateway::tools::WitnessQuorum {
+                keys: witness_key,
+                quorum,
+            },
         )?),
         Command::Attestation(cli::Attestation::Verify { file, public_key }) => Ok(
             siirto_gateway::tools::attestation_verify(&file, &public_key)?,

@@ -60,10 +60,10 @@ mod external;
 mod limits;
 #[path = "api/metrics.rs"]
 mod metrics;
-#[path = "api/openapi.rs"]
-mod openapi;
 #[path = "api/omadata.rs"]
 mod omadata;
+#[path = "api/openapi.rs"]
+mod openapi;
 #[path = "api/operations.rs"]
 mod operations;
 #[path = "api/people.rs"]

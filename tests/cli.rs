@@ -91,6 +91,8 @@ const COMMANDS: &[(&str, &[&str])] = &[
             "--public-key",
             "--proof",
             "--old-checkpoint",
+            "--witness-key",
+            "--quorum",
         ],
     ),
     ("attestation", &["verify"]),
@@ -175,6 +177,9 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "with response_type, client_id, redirect_uri, scope, state, code_challenge, code_challenge_method, response_mode",
         "token endpoint (mutual TLS, code + PKCE verifier): 1 exchange; resource endpoint (Bearer): 1 fetch",
         "consent given at KOSKI",
+        "POST /witness/add-checkpoint (old 0) → 200 OK",
+        "   | 13\n",
+        "cosignature/v1 by tampere.dev.test/witness",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }

@@ -37,3 +37,5 @@ mod students;
 mod support;
 #[path = "trail/tamper.rs"]
 mod tamper;
+#[path = "trail/witness.rs"]
+mod witness;

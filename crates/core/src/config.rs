@@ -190,6 +190,42 @@ pub struct AuditConfig {
     /// The previous audit key's private key (PKCS#8 PEM), kept only while rotating: every
     /// checkpoint is then signed by both keys, which ties the new key to the old chain.
     pub previous_key: Option<PathBuf>,
+    /// `[[audit.witnesses]]`: the witnesses asked to cosign each checkpoint.
+    pub witnesses: Vec<AuditWitness>,
+    /// `witness_quorum`: how many cosignatures a checkpoint needs (default: every witness).
+    pub witness_quorum: Option<u64>,
+}
+
+/// One `[[audit.witnesses]]` entry: a witness (usually another city's gateway) asked to
+/// cosign this gateway's checkpoints per C2SP `tlog-witness`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditWitness {
+    /// The submission prefix, `https://host[:port][/prefix]` without a trailing slash.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// The witness's verifier key (`<name>+<key ID>+<base64(0x04 ‖ Ed25519 key)>`).
+    pub key: String,
+    /// The CA bundle its server certificate must chain to (default: `gateway.client_ca`).
+    pub server_ca: PathBuf,
+}
+
+/// `[witness]`: this gateway as a witness of other gateways' audit logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WitnessConfig {
+    /// `key`: the Ed25519 witness key (PKCS#8 PEM); the witness name is `<gateway.id>/witness`.
+    pub key: Option<PathBuf>,
+    /// `[[witness.logs]]`: the logs it witnesses.
+    pub logs: Vec<WitnessedLog>,
+}
+
+/// One `[[witness.logs]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessedLog {
+    /// The log's checkpoint origin (`<gateway id>/audit`).
+    pub origin: String,
+    /// The log's signed-note verifier key (type 0x01), named by the origin.
+    pub key: String,
 }
 
 impl Default for AuditConfig {
@@ -200,6 +236,8 @@ impl Default for AuditConfig {
             on_broken: OnBroken::default(),
             previous_public_keys: Vec::new(),
             previous_key: None,
+            witnesses: Vec::new(),
+            witness_quorum: None,
         }
     }
 }

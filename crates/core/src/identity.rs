@@ -33,14 +33,17 @@ pub enum Role {
     Destination,
     Eservice,
     Operator,
+    /// Another gateway whose audit log this gateway witnesses (`POST /witness/add-checkpoint`).
+    Log,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Source,
         Role::Destination,
         Role::Eservice,
         Role::Operator,
+        Role::Log,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Role {
             Role::Destination => "destination",
             Role::Eservice => "eservice",
             Role::Operator => "operator",
+            Role::Log => "log",
         }
     }
 

@@ -141,7 +141,7 @@ fn signature_verdict(bed: &Testbed, document: &[u8]) -> Result<String, DemoError
 /// schema requires, and the signature checked.
 async fn elmo_transfer(bed: &Testbed) -> Result<(), DemoError> {
     step(
-        10,
+        11,
         "The same KOSKI pupil's record to an EMREX destination, as a signed ELMO document",
     );
     let authorization = bed.authorization(DEMO_STUDENT, "koski", "emrex", "identity achievements");
@@ -330,7 +330,7 @@ async fn koski_transfer(bed: &Testbed) -> Result<(), DemoError> {
 /// fetches on KOSKI's own consent record.
 async fn omadata_transfer(bed: &Testbed) -> Result<(), DemoError> {
     step(
-        11,
+        12,
         "A pupil consents at KOSKI itself (OmaData): the record moves on KOSKI's own consent",
     );
     let peer = bed
@@ -451,7 +451,7 @@ async fn check(
     key: &siirto_core::audit::AuditPublicKey,
 ) -> Result<(), DemoError> {
     step(
-        12,
+        13,
         "A check without transfer: Espoo asks whether the pupil has a study place; no record moves",
     );
     let answer = eservice
@@ -817,7 +817,7 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
 
     check(&bed, &eservice, &pupil, &guardian, &key).await?;
 
-    step(13, "The audit trail");
+    step(14, "The audit trail");
     let gateway = bed
         .gateway
         .clone()
@@ -868,7 +868,135 @@ pub async fn run(keep: Option<&Path>, page: Option<&Path>) -> Result<(), DemoErr
         "   (the pupil and the guardian appear only as keyed pseudonyms; no record content is in the log)"
     );
 
+    witnessed_checkpoint(&bed, &gateway).await?;
+
     bed.stop().await;
     println!("\nDone in {:.2} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Step 12: a second city's gateway, started beside the first with its own SQLite store and
+/// witness key, witnesses the first one's log (C2SP tlog-witness): the latest checkpoint is
+/// submitted over mutual TLS with the gateway's client certificate (role `log` at the
+/// witness), and the cosigned note is printed with the cosignature checked.
+async fn witnessed_checkpoint(
+    bed: &Testbed,
+    gateway: &std::sync::Arc<siirto_gateway::state::Gateway>,
+) -> Result<(), DemoError> {
+    use siirto_core::audit::witness::{CosignatureVerifier, Submission, note_body};
+    use siirto_core::identity::{Directory, IdentityRule, Participant, Role, parse_subject};
+    let fail = |e: &dyn std::fmt::Display| DemoError::Step(e.to_string());
+    step(
+        15,
+        "A second city's gateway witnesses the checkpoint (C2SP tlog-witness)",
+    );
+    gateway
+        .trail
+        .sync(&gateway.store)
+        .await
+        .map_err(|e| fail(&e))?;
+    gateway
+        .trail
+        .checkpoint_if_due(&gateway.store, gateway.now(), true)
+        .await
+        .map_err(|e| fail(&e))?;
+    let latest = gateway
+        .store
+        .latest_checkpoint()
+        .await
+        .map_err(|e| fail(&e))?
+        .ok_or_else(|| DemoError::Step("no checkpoint".into()))?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| fail(&e))?;
+    let key_path = bed.dir.join("certs").join("witness-tampere.key");
+    crate::pki::write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|e| fail(&e))?;
+    let audit_key = siirto_core::audit::AuditSigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(&bed.config.gateway.audit_key).map_err(|e| fail(&e))?,
+    )
+    .map_err(|e| fail(&e))?;
+    let origin = siirto_gateway::config::audit_origin(&bed.config);
+    let mut config = bed.config.clone();
+    config.gateway.id = "tampere.dev.test".into();
+    config.gateway.database_url = format!("sqlite://{}", bed.dir.join("tampere.db").display());
+    config.witness = siirto_core::config::WitnessConfig {
+        key: Some(key_path),
+        logs: vec![siirto_core::config::WitnessedLog {
+            origin: origin.clone(),
+            key: audit_key.public_key().note_verifier_key(&origin),
+        }],
+    };
+    let mut participants: Vec<Participant> = config.directory.iter().cloned().collect();
+    let subject = parse_subject(&bed.pki.gateway_client_subject()).map_err(|e| fail(&e))?;
+    participants.push(Participant {
+        id: "siirto-dev-gateway".into(),
+        roles: vec![Role::Log],
+        identity: IdentityRule::Subject(subject),
+        endpoint: None,
+        name: None,
+        statutory: None,
+        redirect_uris: Vec::new(),
+    });
+    config.directory = Directory::from_participants(participants);
+    let witness = siirto_gateway::state::Gateway::open(
+        config,
+        bed.clock.clone(),
+        bed.random.clone(),
+        crate::testbed::build_info(),
+    )
+    .await
+    .map_err(|e| fail(&e))?;
+    let verifier = CosignatureVerifier::from_verifier_key(
+        &witness
+            .witness
+            .as_ref()
+            .ok_or_else(|| DemoError::Step("no witness key".into()))?
+            .cosigner
+            .verifier_key(),
+    )
+    .map_err(|e| fail(&e))?;
+    let instance = crate::testbed::Instance::start(witness)
+        .await
+        .map_err(|e| fail(&e))?;
+    let gc = &bed.pki.gateway_client;
+    let client = crate::client::MtlsClient::new(
+        &format!("https://{}", instance.api),
+        &bed.pki.ca.cert,
+        Some((&gc.cert, &gc.key)),
+    )
+    .map_err(|e| fail(&e))?;
+    let body = Submission {
+        old_size: 0,
+        proof: Vec::new(),
+        note: latest.note.clone(),
+    }
+    .to_body();
+    let answer = client
+        .send(
+            http::Method::POST,
+            "/witness/add-checkpoint",
+            &[],
+            Some(bytes::Bytes::from(body)),
+        )
+        .await
+        .map_err(|e| fail(&e))?;
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    println!(
+        "   POST /witness/add-checkpoint (old 0) → {} {}",
+        answer.status.as_u16(),
+        answer.status.canonical_reason().unwrap_or_default()
+    );
+    let cosignature = note_body(&latest.note)
+        .and_then(|b| verifier.find(b, &text).ok().flatten())
+        .ok_or_else(|| DemoError::Step(format!("no valid cosignature in: {text}")))?;
+    println!("   the checkpoint with the witness's cosignature:");
+    for line in format!("{}{}", latest.note, cosignature.line).lines() {
+        println!("   | {line}");
+    }
+    println!(
+        "   cosignature/v1 by {} (timestamp {}) verifies with its key {}",
+        cosignature.witness,
+        cosignature.timestamp,
+        verifier.name()
+    );
+    let _ = instance.stop().await;
     Ok(())
 }

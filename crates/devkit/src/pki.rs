@@ -1201,6 +1201,11 @@ impl DevPki {
         Ok(pki)
     }
 
+    /// The subject of the gateway's client certificate.
+    pub fn gateway_client_subject(&self) -> String {
+        GATEWAY_CLIENT_SUBJECT.to_owned()
+    }
+
     pub fn participant(&self, id: &str) -> Option<&DevParticipant> {
         self.participants.iter().find(|p| p.id == id)
     }

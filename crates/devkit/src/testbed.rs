@@ -515,6 +515,28 @@ impl Instance {
         })
     }
 
+    /// Starts `gateway` on listeners already bound (when the configuration of another
+    /// gateway must name their ports before this one is opened).
+    pub fn start_on(gateway: Arc<Gateway>, listeners: Listeners) -> Instance {
+        let api = listeners
+            .api
+            .local_addr()
+            .expect("a bound listener has an address");
+        let admin = listeners
+            .admin
+            .local_addr()
+            .expect("a bound listener has an address");
+        let (stop, signal) = Shutdown::new();
+        let running = tokio::spawn(start::run(gateway.clone(), listeners, signal));
+        Instance {
+            gateway,
+            api,
+            admin,
+            stop,
+            running,
+        }
+    }
+
     /// Stops it as SIGTERM would (in-flight work finishes, a last checkpoint is signed) and
     /// returns how its run ended.
     pub async fn stop(self) -> Result<(), String> {

@@ -64,11 +64,13 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use toml::{Table, Value};
 
+use siirto_core::audit::AuditPublicKey;
+use siirto_core::audit::witness::CosignatureVerifier;
 use siirto_core::config::{
-    AuditConfig, ChecksConfig, ConsentConfig, CrlStale, DeliveryConfig, DocumentsConfig,
-    GatewayConfig, IssuerConfig, LimitsConfig, OnBroken, RetentionConfig, SchemaPaths,
-    SourceSignersConfig, StorageConfig, format_duration, format_size, parse_duration, parse_size,
-    payload_key_bytes, secret_key_bytes,
+    AuditConfig, AuditWitness, ChecksConfig, ConsentConfig, CrlStale, DeliveryConfig,
+    DocumentsConfig, GatewayConfig, IssuerConfig, LimitsConfig, OnBroken, RetentionConfig,
+    SchemaPaths, SourceSignersConfig, StorageConfig, WitnessConfig, WitnessedLog, format_duration,
+    format_size, parse_duration, parse_size, payload_key_bytes, secret_key_bytes,
 };
 use siirto_core::consent::StatutoryRules;
 use siirto_core::formats::Format;
@@ -104,6 +106,7 @@ pub struct Config {
     pub documents: DocumentsConfig,
     /// ELMO sources' pinned signers, by participant id (only sources that list `elmo_signers`).
     pub source_signers: std::collections::BTreeMap<String, SourceSignersConfig>,
+    pub witness: WitnessConfig,
 }
 
 /// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
@@ -325,7 +328,7 @@ pub enum Cause {
         "\"{0}\" is not a valid id (letters, digits, '.', '_', '-'; at most 64, starting with a letter or digit)"
     )]
     BadId(String),
-    #[error("unknown role \"{0}\" (known: source, destination, eservice, operator)")]
+    #[error("unknown role \"{0}\" (known: source, destination, eservice, operator, log)")]
     UnknownRole(String),
     #[error("role \"{0}\" is listed twice")]
     DuplicateRole(String),
@@ -397,6 +400,8 @@ pub enum Cause {
         "not a usable path: \"{0}\" (starts with /, no trailing /, letters, digits and - . _ ~ / only)"
     )]
     BadKoskiPath(String),
+    #[error("not a usable verifier key: {0}")]
+    BadVerifierKey(String),
     #[error("must be an https:// URL, found \"{0}\"")]
     NotHttps(String),
     #[error("not an OAuth scope list: {0}")]
@@ -738,7 +743,19 @@ const AUDIT_KEYS: &[(&str, Kind)] = &[
     ("on_broken", Kind::Text),
     ("previous_public_keys", Kind::List),
     ("previous_key", Kind::Text),
+    ("witnesses", Kind::Entries(AUDIT_WITNESS_KEYS)),
+    ("witness_quorum", Kind::Integer),
 ];
+const AUDIT_WITNESS_KEYS: &[(&str, Kind)] = &[
+    ("url", Kind::Text),
+    ("key", Kind::Text),
+    ("server_ca", Kind::Text),
+];
+const WITNESS_KEYS: &[(&str, Kind)] = &[
+    ("key", Kind::Text),
+    ("logs", Kind::Entries(WITNESSED_LOG_KEYS)),
+];
+const WITNESSED_LOG_KEYS: &[(&str, Kind)] = &[("origin", Kind::Text), ("key", Kind::Text)];
 const STORAGE_KEYS: &[(&str, Kind)] = &[
     ("payload_key", Kind::Text),
     ("payload_previous_keys", Kind::List),
@@ -757,6 +774,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("storage", Kind::Section(STORAGE_KEYS)),
     ("retention", Kind::Section(RETENTION_KEYS)),
     ("documents", Kind::Section(DOCUMENTS_KEYS)),
+    ("witness", Kind::Section(WITNESS_KEYS)),
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -1538,7 +1556,17 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
             })
             .collect(),
         previous_key: check.file(a, "audit", "previous_key", false, FileKind::Ed25519Key),
+        witnesses: build_audit_witnesses(a, &gateway, check),
+        witness_quorum: None,
     };
+    let audit = AuditConfig {
+        witness_quorum: a.contains_key("witness_quorum").then(|| {
+            let most = audit.witnesses.len().max(1) as u64;
+            check.integer(a, "audit", "witness_quorum", most, (1, most))
+        }),
+        ..audit
+    };
+    let witness = build_witness(t, check);
     let c = section(t, "consent").unwrap_or(&empty);
     let defaults = ConsentConfig::default();
     let consent = ConsentConfig {
@@ -1630,6 +1658,7 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         },
         documents,
         source_signers,
+        witness,
     }
 }
 
@@ -1741,6 +1770,96 @@ fn build_source_signers(
         elmo_signers,
         allow_sha1,
     })
+}
+
+/// `[[audit.witnesses]]`: URL, verifier key (type 0x04) and the CA of the witness's server.
+fn build_audit_witnesses(
+    a: &Table,
+    gateway: &GatewayConfig,
+    check: &mut Checker,
+) -> Vec<AuditWitness> {
+    let mut out: Vec<AuditWitness> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for (i, e) in entries(a, "witnesses").into_iter().enumerate() {
+        let prefix = format!("audit.witnesses[{i}]");
+        let url = check.text(e, &prefix, "url", true).unwrap_or_default();
+        let (url, host, port) = match parse_base_url(&url) {
+            Ok(parts) => parts,
+            Err(cause) => {
+                if !url.is_empty() {
+                    check.report(format!("{prefix}.url"), cause);
+                }
+                Default::default()
+            }
+        };
+        let key = check.text(e, &prefix, "key", true).unwrap_or_default();
+        match CosignatureVerifier::from_verifier_key(&key) {
+            Ok(v) if names.iter().any(|n| n == v.name()) => check.report(
+                format!("{prefix}.key"),
+                Cause::BadVerifierKey(format!("witness {} is listed twice", v.name())),
+            ),
+            Ok(v) => names.push(v.name().to_owned()),
+            Err(e) if !key.is_empty() => {
+                check.report(
+                    format!("{prefix}.key"),
+                    Cause::BadVerifierKey(e.to_string()),
+                );
+            }
+            Err(_) => {}
+        }
+        let server_ca = check
+            .file(e, &prefix, "server_ca", false, FileKind::CaCertificates)
+            .unwrap_or_else(|| gateway.client_ca.clone());
+        out.push(AuditWitness {
+            url,
+            host,
+            port,
+            key,
+            server_ca,
+        });
+    }
+    out
+}
+
+/// `[witness]`: the witness key and the logs witnessed, each with its note verifier key.
+fn build_witness(t: &Table, check: &mut Checker) -> WitnessConfig {
+    let empty = Table::new();
+    let w = section(t, "witness").unwrap_or(&empty);
+    let key = check.file(w, "witness", "key", false, FileKind::Ed25519Key);
+    let mut logs: Vec<WitnessedLog> = Vec::new();
+    for (i, e) in entries(w, "logs").into_iter().enumerate() {
+        let prefix = format!("witness.logs[{i}]");
+        let origin = check.text(e, &prefix, "origin", true).unwrap_or_default();
+        let log_key = check.text(e, &prefix, "key", true).unwrap_or_default();
+        match AuditPublicKey::from_note_verifier_key(&log_key) {
+            Ok((name, _)) if name != origin => check.report(
+                format!("{prefix}.key"),
+                Cause::BadVerifierKey(format!("the key is named {name:?}, not the origin")),
+            ),
+            Ok(_) => {}
+            Err(e) if !log_key.is_empty() => {
+                check.report(
+                    format!("{prefix}.key"),
+                    Cause::BadVerifierKey(e.to_string()),
+                );
+            }
+            Err(_) => {}
+        }
+        if logs.iter().any(|l| l.origin == origin) {
+            check.report(
+                format!("{prefix}.origin"),
+                Cause::BadVerifierKey(format!("origin {origin:?} is listed twice")),
+            );
+        }
+        logs.push(WitnessedLog {
+            origin,
+            key: log_key,
+        });
+    }
+    if !logs.is_empty() && !w.contains_key("key") {
+        check.report("witness.key", Cause::Missing);
+    }
+    WitnessConfig { key, logs }
 }
 
 fn build_gateway(t: &Table, check: &mut Checker) -> GatewayConfig {
@@ -3042,6 +3161,7 @@ timeout = "10s"                           # a check waits this long for its sour
 #[cfg(test)]
 mod tests {
     use super::*;
+    use siirto_core::audit::AuditSigningKey;
     use siirto_core::clock::{SeededRandom, Timestamp};
     use siirto_core::config::redact_url;
     use siirto_devkit::pki::{DevPki, PkiOptions};
@@ -3476,6 +3596,42 @@ mod tests {
             ),
             (
                 "[storage]",
+                "[[audit.witnesses]]\nurl = \"http://w.example\"\nkey = \"w+00000000+BAAA\"\n\n[storage]",
+                "audit.witnesses[0].url",
+                |c| matches!(c, Cause::NotHttps(_)),
+            ),
+            (
+                "[storage]",
+                "[[audit.witnesses]]\nurl = \"https://w.example\"\nkey = \"w+00000000+BAAA\"\n\n[storage]",
+                "audit.witnesses[0].key",
+                |c| matches!(c, Cause::BadVerifierKey(_)),
+            ),
+            (
+                "[storage]",
+                "[audit]\nwitness_quorum = 2\n\n[storage]",
+                "audit.witness_quorum",
+                |c| matches!(c, Cause::OutOfRange { .. }),
+            ),
+            (
+                "[storage]",
+                "[witness]\nkey = \"certs/audit-signing.key\"\n[[witness.logs]]\norigin = \"a/audit\"\nkey = \"b/audit+00000000+AQAA\"\n\n[storage]",
+                "witness.logs[0].key",
+                |c| matches!(c, Cause::BadVerifierKey(_)),
+            ),
+            (
+                "[storage]",
+                "[witness]\n[[witness.logs]]\norigin = \"a/audit\"\nkey = \"x\"\n\n[storage]",
+                "witness.key",
+                |c| matches!(c, Cause::Missing),
+            ),
+            (
+                "[storage]",
+                "[witness]\nkey = \"certs/gateway.pem\"\n\n[storage]",
+                "witness.key",
+                |c| matches!(c, Cause::BadFileContent { .. }),
+            ),
+            (
+                "[storage]",
                 "[retention]\ntransfers = \"1h\"\n\n[storage]",
                 "retention.transfers",
                 |c| matches!(c, Cause::OutOfRange { value, .. } if value == "1h"),
@@ -3564,6 +3720,36 @@ mod tests {
                 "replacing {from:?} by {to:?}: expected a problem at {key}, got {problems:#?}"
             );
         }
+    }
+
+    #[test]
+    fn witness_keys_load() {
+        let f = fixture();
+        let key = AuditSigningKey::from_pkcs8_pem(
+            &std::fs::read_to_string(&f.pki.audit_key).expect("audit key"),
+        )
+        .expect("key")
+        .public_key();
+        let text = f.text.replacen(
+            "[storage]",
+            &format!(
+                "[[audit.witnesses]]\nurl = \"https://espoo.example:8443/witness/\"\nkey = \"{}\"\n\n\
+                 [witness]\nkey = \"certs/audit-signing.key\"\n[[witness.logs]]\norigin = \"espoo.example/audit\"\nkey = \"{}\"\n\n[storage]",
+                key.typed_verifier_key("espoo.example/witness", 0x04),
+                key.note_verifier_key("espoo.example/audit"),
+            ),
+            1,
+        );
+        let cfg = f.load(&text).expect("loads");
+        assert_eq!(
+            cfg.audit.witnesses[0].url,
+            "https://espoo.example:8443/witness"
+        );
+        assert_eq!(cfg.audit.witnesses[0].port, 8443);
+        assert_eq!(cfg.audit.witnesses[0].server_ca, cfg.gateway.client_ca);
+        assert_eq!(cfg.audit.witness_quorum, None);
+        assert_eq!(cfg.witness.logs[0].origin, "espoo.example/audit");
+        assert!(cfg.witness.key.is_some());
     }
 
     #[test]

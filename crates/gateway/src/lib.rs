@@ -27,6 +27,8 @@
 //!   sets), with the process's from `/proc`.
 //! - [`trail`]: the running audit service: Merkle tree following the store, checkpoints,
 //!   proofs, whole-log verification.
+//! - [`witness`]: the witnessed audit: `POST /witness/add-checkpoint` as a witness, and
+//!   submitting each checkpoint to `[[audit.witnesses]]` as a log.
 //! - [`state`]: [`state::Gateway`], the shared state handlers and workers run on; readiness.
 //! - [`delivery`]: the outbox worker (fetch → prepare → deliver, one step at a time).
 //! - [`omadata`]: the worker's fetch on consent given at KOSKI OmaData: the code taken and
@@ -60,4 +62,5 @@ pub mod store;
 pub mod tls;
 pub mod tools;
 pub mod trail;
+pub mod witness;
 pub mod x509_policy;

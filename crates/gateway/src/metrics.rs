@@ -219,6 +219,11 @@ struct ParticipantLabel {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WitnessLabel {
+    witness: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerLabel {
     issuer: String,
 }
@@ -253,6 +258,8 @@ pub struct Metrics {
     audit_entries_verified: Gauge,
     audit_log_broken: Gauge,
     audit_checkpoint_size: Gauge,
+    audit_witness_size: Family<WitnessLabel, Gauge>,
+    audit_witness_conflicts: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -290,6 +297,8 @@ impl Metrics {
             audit_entries_verified: Gauge::default(),
             audit_log_broken: Gauge::default(),
             audit_checkpoint_size: Gauge::default(),
+            audit_witness_size: Family::default(),
+            audit_witness_conflicts: Counter::default(),
             registry: Registry::default(),
         };
         // The one table: exposed name (counters get `_total` from the library), help, metric.
@@ -405,6 +414,16 @@ impl Metrics {
             "siirto_audit_checkpoint_size",
             "Tree size of the last checkpoint this instance signed",
             m.audit_checkpoint_size.clone(),
+        );
+        r.register(
+            "siirto_audit_witness_size",
+            "Tree size of this gateway's latest checkpoint each witness cosigned",
+            m.audit_witness_size.clone(),
+        );
+        r.register(
+            "siirto_audit_witness_conflicts",
+            "Conflicting checkpoints seen: as a witness (rollback or split view), or told by a witness",
+            m.audit_witness_conflicts.clone(),
         );
         #[cfg(target_os = "linux")]
         r.register_collector(Box::new(process::ProcessCollector::new()));
@@ -572,6 +591,20 @@ impl Metrics {
         self.peer_backlog
             .get_or_create(&label)
             .set(saturating_i64(backlog));
+    }
+
+    /// The tree size `witness` last cosigned.
+    pub fn set_witness_size(&self, witness: &str, size: u64) {
+        self.audit_witness_size
+            .get_or_create(&WitnessLabel {
+                witness: witness.to_owned(),
+            })
+            .set(saturating_i64(size));
+    }
+
+    /// A conflicting checkpoint (audited as `witness.conflict`).
+    pub fn witness_conflict(&self) {
+        self.audit_witness_conflicts.inc();
     }
 
     pub fn set_pending(&self, pending: u64) {

@@ -44,7 +44,9 @@ use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::tls::{TlsError, client_config, server_name};
-use siirto_core::identity::Role;
+use siirto_core::audit::witness::CosignatureVerifier;
+use siirto_core::formats::Format;
+use siirto_core::identity::{Endpoint, Role};
 use siirto_core::protocol::SourceProtocol;
 use siirto_core::student_id::StudentId;
 use siirto_xsd::Limits;
@@ -715,6 +717,8 @@ struct Peer {
 #[derive(Clone)]
 pub struct Outbound {
     peers: Arc<HashMap<String, Peer>>,
+    /// `[[audit.witnesses]]`, by witness name.
+    witnesses: Arc<HashMap<String, Peer>>,
     request_timeout: Duration,
     max_response_bytes: usize,
 }
@@ -743,10 +747,26 @@ impl Outbound {
     pub fn new(cfg: &Config) -> Result<Outbound, TlsError> {
         let delivery = &cfg.delivery;
         let mut peers = HashMap::new();
-        for participant in cfg.directory.iter() {
-            let Some(endpoint) = &participant.endpoint else {
-                continue;
+        let witness_endpoints = cfg.audit.witnesses.iter().filter_map(|w| {
+            let name = CosignatureVerifier::from_verifier_key(&w.key).ok()?;
+            let endpoint = Endpoint {
+                base_url: w.url.clone(),
+                host: w.host.clone(),
+                port: w.port,
+                server_ca: w.server_ca.clone(),
+                format: Format::SiirtoV1,
+                protocol: SourceProtocol::Siirto,
             };
+            Some((name.name().to_owned(), Vec::new(), endpoint))
+        });
+        let participant_endpoints = cfg.directory.iter().filter_map(|p| {
+            let endpoint = p.endpoint.clone()?;
+            Some((p.id.clone(), p.roles.clone(), endpoint))
+        });
+        let mut witnesses = HashMap::new();
+        for (id, roles, endpoint) in participant_endpoints.chain(witness_endpoints) {
+            let is_witness = roles.is_empty();
+            let endpoint = &endpoint;
             let connector = TlsConnector {
                 tls: tokio_rustls::TlsConnector::from(client_config(cfg, endpoint)?),
                 server_name: server_name(endpoint)?,
@@ -760,25 +780,28 @@ impl Outbound {
                 .pool_idle_timeout(Duration::from_secs(90))
                 .pool_max_idle_per_host(delivery.per_destination_concurrency.max(1))
                 .build(connector);
-            peers.insert(
-                participant.id.clone(),
-                Peer {
-                    client,
-                    base_url: endpoint.base_url.clone(),
-                    roles: participant.roles.clone(),
-                    connect_timeout: delivery.connect_timeout,
-                    protocol: source_call(&endpoint.protocol, cfg.limits.xml),
-                    omadata: match &endpoint.protocol {
-                        SourceProtocol::KoskiOmadata(call) => {
-                            Some(Arc::new(omadata::Omadata { call: call.clone() }))
-                        }
-                        _ => None,
-                    },
+            let peer = Peer {
+                client,
+                base_url: endpoint.base_url.clone(),
+                roles,
+                connect_timeout: delivery.connect_timeout,
+                protocol: source_call(&endpoint.protocol, cfg.limits.xml),
+                omadata: match &endpoint.protocol {
+                    SourceProtocol::KoskiOmadata(call) => {
+                        Some(Arc::new(omadata::Omadata { call: call.clone() }))
+                    }
+                    _ => None,
                 },
-            );
+            };
+            if is_witness {
+                witnesses.insert(id, peer);
+            } else {
+                peers.insert(id, peer);
+            }
         }
         Ok(Outbound {
             peers: Arc::new(peers),
+            witnesses: Arc::new(witnesses),
             request_timeout: delivery.request_timeout,
             max_response_bytes: delivery.max_response_bytes,
         })
@@ -967,6 +990,79 @@ impl Outbound {
             delivered
         })
         .await
+    }
+
+    /// `POST {url}/add-checkpoint` to the witness named `witness` (C2SP tlog-witness) with
+    /// `body`: the answer's status, `Content-Type` and (at most 64 KiB of) body text.
+    pub async fn add_checkpoint(
+        &self,
+        witness: &str,
+        body: String,
+    ) -> Result<(u16, String, String), CallError> {
+        let peer = self
+            .witnesses
+            .get(witness)
+            .ok_or_else(|| CallError::NotConfigured {
+                participant: witness.to_owned(),
+                role: "witness",
+            })?;
+        let uri = format!("{}/add-checkpoint", peer.base_url);
+        let request = http_request(
+            Method::POST,
+            &uri,
+            &[("content-type", "text/plain; charset=utf-8")],
+            Bytes::from(body),
+        )
+        .map_err(|e| CallError::InvalidRequest {
+            participant: witness.to_owned(),
+            reason: e.0.to_owned(),
+        })?;
+        self.call_answer(witness, peer, request).await
+    }
+
+    async fn call_answer(
+        &self,
+        participant: &str,
+        peer: &Peer,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(u16, String, String), CallError> {
+        let response = tokio::time::timeout(self.request_timeout, async {
+            let response = peer
+                .client
+                .request(request)
+                .await
+                .map_err(|e| map_client_error(participant, peer, &e))?;
+            let (parts, body) = response.into_parts();
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let (bytes, _) =
+                read_prefix(body, DRAIN_LIMIT, participant)
+                    .await
+                    .map_err(|f| match f {
+                        Failure::Call(e) => e,
+                        Failure::TooLarge => CallError::ResponseTooLarge {
+                            participant: participant.to_owned(),
+                            limit: DRAIN_LIMIT,
+                        },
+                    })?;
+            Ok::<_, CallError>((
+                parts.status.as_u16(),
+                content_type,
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
+        })
+        .await;
+        response.unwrap_or_else(|_| {
+            Err(CallError::Timeout {
+                participant: participant.to_owned(),
+                phase: Phase::Request,
+                limit: self.request_timeout,
+            })
+        })
     }
 
     /// Sends `request`, hands status and body to `handle`, all within `request_timeout`.

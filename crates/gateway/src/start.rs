@@ -93,11 +93,13 @@ pub async fn run(
         gateway.clock.clone(),
         shutdown.clone(),
     ));
+    let witnessing = tokio::spawn(crate::witness::run(gateway.clone(), shutdown.clone()));
     let _ = api.await;
     let _ = admin.await;
     let _ = workers.await;
     let _ = housekeeping.await;
     let _ = trail.await;
+    let _ = witnessing.await;
     // Everything this run wrote is in the store now: anchor it with a last checkpoint.
     gateway.trail.finish(&gateway.store, gateway.now()).await;
     gateway.store.close().await;

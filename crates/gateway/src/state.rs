@@ -114,6 +114,10 @@ pub struct Gateway {
     pub audit_previous_keys: Vec<siirto_core::audit::AuditPublicKey>,
     /// The audit service: Merkle tree, checkpoints, proofs (`trail.rs`).
     pub trail: Arc<Trail>,
+    /// This gateway as a witness of other gateways' logs (`[witness]`), when configured.
+    pub witness: Option<crate::witness::WitnessRole>,
+    /// The witnesses asked to cosign this gateway's checkpoints (`[[audit.witnesses]]`).
+    pub witnesses: crate::witness::Witnesses,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     pub metrics: Metrics,
@@ -240,6 +244,9 @@ impl Gateway {
             )
             .with_previous_keys(audit_previous_keys.clone()),
         );
+        let witness = crate::witness::witness_role(&config)
+            .map_err(|(path, message)| StartError::Key { path, message })?;
+        let witnesses = crate::witness::witnesses(&config);
         let store = Store::open(&config.gateway.database_url).await?;
         // Receipts an earlier version stored in clear (migration 0003 could not seal them).
         let sealed = store
@@ -281,6 +288,8 @@ impl Gateway {
             audit_key,
             audit_previous_keys,
             trail,
+            witness,
+            witnesses,
             clock,
             random,
             metrics,

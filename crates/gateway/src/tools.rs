@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::{Config, audit_origin};
 use crate::store::Store;
 use crate::trail::{ProofCheck, ProofDocument, check_proof};
+use siirto_core::audit::witness::{CosignatureVerifier, count_cosigners};
 use siirto_core::audit::{AuditPublicKey, AuditSigningKey, CheckpointVerifier};
 use siirto_core::clock::{Timestamp, hex};
 use siirto_core::formats::{self, Format, koski};
@@ -708,12 +709,47 @@ pub fn attestation_verify(file: &Path, public_key: &Path) -> Result<ExitCode, To
 /// `GET /v1/audit/proof/...`) against a checkpoint signed by the audit key, offline. Exit 0
 /// when it proves what it says, 1 when it does not (or the checkpoint's signature fails), 2
 /// when a file is unusable.
+/// `--witness-key` (verifier keys, or files holding one) and `--quorum`.
+#[derive(Debug, Default)]
+pub struct WitnessQuorum {
+    pub keys: Vec<String>,
+    pub quorum: Option<usize>,
+}
+
+impl WitnessQuorum {
+    fn verifiers(&self) -> Result<Vec<CosignatureVerifier>, ToolError> {
+        self.keys
+            .iter()
+            .map(|k| {
+                let text = if Path::new(k).is_file() {
+                    String::from_utf8_lossy(&read(Path::new(k))?)
+                        .trim()
+                        .to_owned()
+                } else {
+                    k.clone()
+                };
+                CosignatureVerifier::from_verifier_key(&text)
+                    .map_err(|e| ToolError::Usage(format!("--witness-key {k}: {e}")))
+            })
+            .collect()
+    }
+}
+
 pub fn audit_verify_proof(
     checkpoint: &Path,
     public_key: &Path,
     proof: &Path,
     old_checkpoint: Option<&Path>,
+    witnesses: &WitnessQuorum,
 ) -> Result<ExitCode, ToolError> {
+    let witness_verifiers = witnesses.verifiers()?;
+    let quorum = witnesses.quorum.unwrap_or(witness_verifiers.len());
+    if quorum > witness_verifiers.len() {
+        return Err(ToolError::Usage(format!(
+            "--quorum {quorum} is more than the {} --witness-key given",
+            witness_verifiers.len()
+        )));
+    }
     let mut keys = read_public_keys(public_key)?.into_iter();
     let Some(key) = keys.next() else {
         return Err(ToolError::Usage(format!(
@@ -738,6 +774,27 @@ pub fn audit_verify_proof(
             return Ok(ExitCode::from(1));
         }
     };
+    if !witness_verifiers.is_empty() {
+        match count_cosigners(&note, &witness_verifiers) {
+            Ok(n) if n >= quorum => {
+                println!(
+                    "cosigned by {n} of the {} witnesses given (quorum {quorum})",
+                    witness_verifiers.len()
+                );
+            }
+            Ok(n) => {
+                println!(
+                    "checkpoint is NOT cosigned by a quorum: {n} of the {} witnesses given, {quorum} needed",
+                    witness_verifiers.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                println!("checkpoint's cosignatures do NOT verify: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
     let older = match old_checkpoint {
         None => None,
         Some(path) => match verifier.verify(&checkpoint_note(path)?) {

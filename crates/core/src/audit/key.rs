@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 /// Signed-note signature type of Ed25519 (C2SP signed-note).
 pub const NOTE_ED25519: u8 = 0x01;
+/// Signed-note signature type of Ed25519 `cosignature/v1` (C2SP tlog-cosignature).
+pub const NOTE_COSIGNATURE_V1: u8 = 0x04;
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -197,10 +199,16 @@ impl AuditPublicKey {
 
     /// Signed-note key ID: the first four bytes of SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key).
     pub fn note_key_id(&self, name: &str) -> [u8; 4] {
+        self.typed_key_id(name, NOTE_ED25519)
+    }
+
+    /// Signed-note key ID of signature type `sig_type`: the first four bytes of
+    /// SHA-256(name ‖ 0x0A ‖ type ‖ public key).
+    pub fn typed_key_id(&self, name: &str, sig_type: u8) -> [u8; 4] {
         let mut buf = Vec::with_capacity(name.len() + 34);
         buf.extend_from_slice(name.as_bytes());
         buf.push(b'\n');
-        buf.push(NOTE_ED25519);
+        buf.push(sig_type);
         buf.extend_from_slice(&self.0);
         let d = digest(&SHA256, &buf);
         let mut id = [0u8; 4];
@@ -211,30 +219,48 @@ impl AuditPublicKey {
     /// The verifier key string of the signed-note ecosystem:
     /// `<name>+<key ID as 8 hex digits>+<base64(0x01 ‖ public key)>`.
     pub fn note_verifier_key(&self, name: &str) -> String {
-        let mut typed = vec![NOTE_ED25519];
+        self.typed_verifier_key(name, NOTE_ED25519)
+    }
+
+    /// A verifier key string of signature type `sig_type` (0x04: a `cosignature/v1` witness).
+    pub fn typed_verifier_key(&self, name: &str, sig_type: u8) -> String {
+        let mut typed = vec![sig_type];
         typed.extend_from_slice(&self.0);
         format!(
             "{name}+{}+{}",
-            crate::clock::hex(&self.note_key_id(name)),
+            crate::clock::hex(&self.typed_key_id(name, sig_type)),
             STANDARD.encode(typed)
         )
     }
 
     /// Reads a verifier key string back into (name, key), checking its key ID.
     pub fn from_note_verifier_key(s: &str) -> Result<(String, AuditPublicKey), KeyError> {
-        let bad = |why: &str| KeyError::InvalidVerifierKey(why.into());
+        AuditPublicKey::from_typed_verifier_key(s, NOTE_ED25519)
+    }
+
+    /// Reads a verifier key string of signature type `sig_type`, checking its key ID.
+    pub fn from_typed_verifier_key(
+        s: &str,
+        sig_type: u8,
+    ) -> Result<(String, AuditPublicKey), KeyError> {
+        let bad = |why: String| KeyError::InvalidVerifierKey(why);
         let mut parts = s.trim().splitn(3, '+');
         let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected three parts separated by '+'"));
+            return Err(bad("expected three parts separated by '+'".into()));
         };
-        let typed = STANDARD.decode(key).map_err(|_| bad("key is not base64"))?;
-        let Some((&NOTE_ED25519, raw)) = typed.split_first() else {
-            return Err(bad("not an Ed25519 (type 0x01) key"));
+        let typed = STANDARD
+            .decode(key)
+            .map_err(|_| bad("key is not base64".into()))?;
+        let raw = match typed.split_first() {
+            Some((t, raw)) if *t == sig_type => raw,
+            _ => return Err(bad(format!("not a key of signature type 0x{sig_type:02x}"))),
         };
-        let raw: [u8; 32] = raw.try_into().map_err(|_| bad("key is not 32 bytes"))?;
+        let raw: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| bad("key is not 32 bytes".into()))?;
         let public = AuditPublicKey(raw);
-        if crate::clock::hex(&public.note_key_id(name)) != id.to_ascii_lowercase() {
-            return Err(bad("key ID does not match the name and key"));
+        if crate::clock::hex(&public.typed_key_id(name, sig_type)) != id.to_ascii_lowercase() {
+            return Err(bad("key ID does not match the name and key".into()));
         }
         Ok((name.to_owned(), public))
     }

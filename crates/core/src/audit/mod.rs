@@ -12,6 +12,7 @@
 //!   forms (JWK with RFC 7638 thumbprint, signed-note verifier key).
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` signed notes with a `time` extension line.
 //! - [`prune`]: what stands in for entries deleted by audit retention.
+//! - [`witness`]: C2SP `tlog-cosignature` and the `tlog-witness` add-checkpoint decision.
 //! - [`verify`]: streaming verification of a whole log against its checkpoints, naming the
 //!   first bad entry.
 
@@ -21,6 +22,7 @@ pub mod key;
 pub mod merkle;
 pub mod prune;
 pub mod verify;
+pub mod witness;
 
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointSigner, CheckpointVerifier, SignedCheckpoint,

@@ -251,6 +251,7 @@ enum Handler {
     Reload,
     OpenApi,
     Operator,
+    AddCheckpoint,
 }
 
 /// One route of the API: its method, its path, its label in the metrics, and what it does.
@@ -301,6 +302,7 @@ pub static ROUTES: &[Route] = &[
     route(Method::GET, &["v1", "audit", "public-key.pem"], "audit", Handler::PublicKey(KeyForm::Pem)),
     route(Method::POST, &["v1", "admin", "reload"], "reload", Handler::Reload),
     route(Method::GET, &["v1", "openapi.json"], "openapi", Handler::OpenApi),
+    route(Method::POST, &["witness", "add-checkpoint"], "witness", Handler::AddCheckpoint),
     route(Method::GET, &["operator", "*"], "operator_page", Handler::Operator),
     route(Method::POST, &["operator", "*"], "operator_page", Handler::Operator),
 ];
@@ -420,10 +422,35 @@ async fn api(
         Handler::Reload => operator::reload(gw, caller).await,
         Handler::OpenApi => openapi::serve(gw, caller),
         Handler::Operator => Ok(operator::handle(gw, caller, &taken, req).await),
+        Handler::AddCheckpoint => add_checkpoint(gw, caller, req).await,
     }
 }
 
 /// Requires `role` of the caller.
+/// `POST /witness/add-checkpoint` (C2SP tlog-witness), for participants with the `log` role.
+async fn add_checkpoint(
+    gw: &Arc<Gateway>,
+    caller: &AuthenticatedParticipant,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    require_role(caller, Role::Log)?;
+    let body = read_body(gw, req).await?;
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Ok(text_response(
+            StatusCode::BAD_REQUEST,
+            "text/plain; charset=utf-8",
+            "the body is not UTF-8\n",
+        ));
+    };
+    let (status, content_type, answer) =
+        crate::witness::add_checkpoint(gw, &caller.participant().id, text).await;
+    Ok(text_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        content_type,
+        answer,
+    ))
+}
+
 pub fn require_role(caller: &AuthenticatedParticipant, role: Role) -> Result<(), ApiError> {
     if caller.participant().has_role(role) {
         Ok(())

@@ -154,6 +154,8 @@ pub struct OperatorTexts {
     pub verify_whole: String,
     pub latest_checkpoint: String,
     pub no_checkpoint: String,
+    pub witness_cosigned: String,
+    pub witness_conflict: String,
     pub heading_search: String,
     pub heading_latest: String,
     pub transfers_found: String,
@@ -245,6 +247,7 @@ operator_page!(OverviewPage, "operator/overview.html", {
     followed: String,
     root: String,
     checkpoint: Option<(String, String)>,
+    witnesses: Vec<(String, bool)>,
     search: SearchView,
     filter: FilterView,
     recent: Vec<TransferView>,
@@ -837,8 +840,40 @@ async fn overview(
             })
         })
         .collect();
+    // Each configured witness's latest cosigned size, and any conflict it reported.
+    let known = gw.store.witness_peers().await?;
+    let witnesses = gw
+        .witnesses
+        .verifiers
+        .iter()
+        .map(|w| {
+            let row = known.iter().find(|p| p.witness == w.name());
+            let size = row.map_or(0, |p| p.cosigned_size);
+            match row.and_then(|p| p.conflict_at.zip(p.conflict_size)) {
+                Some((at, conflict)) => (
+                    fill(
+                        &t.witness_conflict,
+                        &[
+                            ("witness", &w.name()),
+                            ("size", &conflict),
+                            ("at", &at.helsinki()),
+                        ],
+                    ),
+                    true,
+                ),
+                None => (
+                    fill(
+                        &t.witness_cosigned,
+                        &[("witness", &w.name()), ("size", &size)],
+                    ),
+                    false,
+                ),
+            }
+        })
+        .collect();
     audit_view(gw, caller, "overview", None, recent.len()).await?;
     let page = OverviewPage {
+        witnesses,
         peers_down,
         broken: status.broken.as_ref().map(|fault| {
             fill(

@@ -156,16 +156,33 @@ pub async fn checkpoint(
         .filter_map(|l| l.split_once(' '))
         .find(|(name, _)| *name == cp.origin)
         .map(|(_, sig)| sig.to_owned());
+    // The witnesses' cosignatures kept for it, appended to the note as signature lines.
+    let cosignatures = gw.store.cosignatures(row.tree_size).await?;
+    let mut note = signed.as_str().to_owned();
+    for c in &cosignatures {
+        note.push_str(&c.line);
+    }
+    let cosignatures: Vec<serde_json::Value> = cosignatures
+        .iter()
+        .map(|c| {
+            json!({
+                "witness": c.witness,
+                "timestamp": c.timestamp,
+                "signature": c.line.trim_end().rsplit(' ').next().unwrap_or_default(),
+            })
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &json!({
+            "cosignatures": cosignatures,
             "origin": cp.origin,
             "tree_size": cp.tree_size,
             "root_hash": hex(&cp.root_hash),
             "root_hash_base64": STANDARD.encode(cp.root_hash),
             "time": cp.time.rfc3339(),
             "signature": signature,
-            "note": signed.as_str(),
+            "note": note,
         }),
     ))
 }

@@ -580,6 +580,9 @@ macro_rules! with_pool {
     };
 }
 
+mod witness;
+pub use witness::{StoredCosignature, WitnessPeerRow};
+
 /// How long the first connection to PostgreSQL may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
