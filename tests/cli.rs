@@ -178,7 +178,7 @@ fn the_demo_shows_a_koski_pupil_converted_for_a_school_system() {
         "token endpoint (mutual TLS, code + PKCE verifier): 1 exchange; resource endpoint (Bearer): 1 fetch",
         "consent given at KOSKI",
         "POST /witness/add-checkpoint (old 0) → 200 OK",
-        "   | 13\n",
+        "   | 26\n",
         "cosignature/v1 by tampere.dev.test/witness",
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
@@ -211,7 +211,7 @@ fn the_demo_delivers_signed_elmo_when_the_elmo_schema_is_there() {
     ] {
         assert!(text.contains(expected), "`{expected}` is not in:\n{text}");
     }
-    assert_eq!(text.matches("status: \"delivered\"").count(), 3, "{text}");
+    assert_eq!(text.matches("status: \"delivered\"").count(), 4, "{text}");
     assert!(!text.contains(siirto_devkit::demo::DEMO_STUDENT), "{text}");
 }
 
