@@ -293,6 +293,11 @@ async fn two_gateways_witness_each_other_and_refuse_forgery_bad_proofs_and_rollb
         .json();
     let note = served["note"].as_str().unwrap().to_owned();
     assert_eq!(served["cosignatures"][0]["witness"], "kaupunki-b/witness");
+    // One witness configured and no `witness_quorum`: the quorum is that one, and it is met.
+    assert_eq!(
+        served["witnessed"],
+        serde_json::json!({"quorum": 1, "cosigned": 1, "met": true})
+    );
     assert_eq!(
         count_cosigners(&note, std::slice::from_ref(&b_verifier)).unwrap(),
         1

@@ -172,9 +172,19 @@ pub async fn checkpoint(
             })
         })
         .collect();
+    // `[audit] witness_quorum`: whether this checkpoint has the cosignatures a verifier that
+    // requires the quorum (`verify-proof --quorum`) asks for; absent without witnesses.
+    let witnessed = (!gw.witnesses.verifiers.is_empty()).then(|| {
+        json!({
+            "quorum": gw.witnesses.quorum,
+            "cosigned": cosignatures.len(),
+            "met": cosignatures.len() >= gw.witnesses.quorum,
+        })
+    });
     Ok(json_response(
         StatusCode::OK,
         &json!({
+            "witnessed": witnessed,
             "cosignatures": cosignatures,
             "origin": cp.origin,
             "tree_size": cp.tree_size,
