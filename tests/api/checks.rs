@@ -621,6 +621,12 @@ async fn the_consent_text_of_a_check_names_the_question() {
         "{words}"
     );
     assert!(words.contains("only the answer, yes or no"), "{words}");
+    // Its title says something is checked, not sent.
+    assert!(
+        words.starts_with("Permission to check one thing in your school information"),
+        "{words}"
+    );
+    assert!(!words.contains("Permission to send"), "{words}");
     let mut claims = check_claims(&bed, STUDENT, "turku", "espoo", "active_study_right", None);
     // Without the hash: required by default.
     let answer = ask(&bed, "eservice", &check_token(&bed, &claims)).await;

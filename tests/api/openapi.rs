@@ -81,7 +81,11 @@ async fn schemathesis_finds_every_answer_as_documented() {
             .map(str::trim)
             .filter(|l| l.starts_with("Tested:") || l.contains(" generated, "))
             .collect();
-        println!("schemathesis as {participant}: {}", summary.join(" | "));
+        // Straight to the process's stderr, past libtest's capture, so the summary is seen.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("schemathesis as {participant}: {}\n", summary.join(" | ")).as_bytes(),
+        );
         assert!(
             out.status.success(),
             "schemathesis as {participant} failed:\n{stdout}\n{}",

@@ -129,6 +129,9 @@ impl QuestionTexts {
 pub struct ConsentTemplates {
     pub title_consent: String,
     pub title_statutory: String,
+    /// The titles of a check's text: nothing is sent, one thing is checked.
+    pub title_check_consent: String,
+    pub title_check_statutory: String,
     pub intro_categories: String,
     pub intro_question: String,
     pub basis_consent: String,
@@ -333,9 +336,11 @@ fn compose(
     ];
     let mut paragraphs: Vec<String> = Vec::new();
     let mut add = |template: &str| paragraphs.push(fill(template, &values));
-    add(match request.basis {
-        Basis::Consent => &t.title_consent,
-        Basis::Statutory => &t.title_statutory,
+    add(match (request.basis, &request.subject) {
+        (Basis::Consent, Subject::Categories(_)) => &t.title_consent,
+        (Basis::Statutory, Subject::Categories(_)) => &t.title_statutory,
+        (Basis::Consent, Subject::Question(_)) => &t.title_check_consent,
+        (Basis::Statutory, Subject::Question(_)) => &t.title_check_statutory,
     });
     match request.subject {
         Subject::Categories(_) => add(&t.intro_categories),
@@ -401,6 +406,8 @@ pub(crate) mod tests {
         ConsentTemplates {
             title_consent: s("title_consent"),
             title_statutory: s("title_statutory"),
+            title_check_consent: s("title_check_consent"),
+            title_check_statutory: s("title_check_statutory"),
             intro_categories: s("intro_categories"),
             intro_question: format!("{lang}:intro_question {{question}}"),
             basis_consent: s("basis_consent"),
