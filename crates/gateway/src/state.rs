@@ -186,7 +186,7 @@ impl Gateway {
                 message,
             },
         )?);
-        let outbound = Outbound::new(&config)?;
+        let outbound = Outbound::new(&config)?.with_random(random.clone());
         let crls = Arc::new(crate::tls::load_crl_set(
             &config.gateway.crl,
             &config.gateway.client_ca,
