@@ -456,11 +456,17 @@ pub enum Cause {
         "not an X-Road client identifier \"{0}\" (INSTANCE/CLASS/MEMBER/SUBSYSTEM; the subsystem may be left out)"
     )]
     BadXroadClient(String),
-    #[error("a participant with `xroad_service` is called through [xroad]: set [xroad] security_server_url, client and server_ca")]
+    #[error(
+        "a participant with `xroad_service` is called through [xroad]: set [xroad] security_server_url, client and server_ca"
+    )]
     XroadNotConfigured,
-    #[error("a participant with `xroad_service` is reached through [xroad] security_server_url and server_ca; remove `{field}`")]
+    #[error(
+        "a participant with `xroad_service` is reached through [xroad] security_server_url and server_ca; remove `{field}`"
+    )]
     XroadEndpointField { field: &'static str },
-    #[error("a KOSKI OmaData source is reached directly (its issuer and resource URLs), not through X-Road")]
+    #[error(
+        "a KOSKI OmaData source is reached directly (its issuer and resource URLs), not through X-Road"
+    )]
     XroadNotForOmadata,
     #[error("not a usable URL: {0}")]
     BadUrl(String),
@@ -1735,15 +1741,16 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
 fn build_xroad(t: &Table, check: &mut Checker) -> Option<XroadSecurityServer> {
     let x = section(t, "xroad")?;
     let p = "xroad";
-    let url = check
-        .text(x, p, "security_server_url", true)
-        .and_then(|u| match parse_base_url(&u) {
-            Ok(parts) => Some(parts),
-            Err(cause) => {
-                check.report("xroad.security_server_url", cause);
-                None
-            }
-        });
+    let url =
+        check
+            .text(x, p, "security_server_url", true)
+            .and_then(|u| match parse_base_url(&u) {
+                Ok(parts) => Some(parts),
+                Err(cause) => {
+                    check.report("xroad.security_server_url", cause);
+                    None
+                }
+            });
     let client = check.text(x, p, "client", true).and_then(|c| {
         if xroad_id_parts(&c, 3, 4).is_some() {
             Some(c)
@@ -2143,10 +2150,7 @@ fn build_directory(
     t: &Table,
     schemas: &SchemaPaths,
     source_signers: &mut std::collections::BTreeMap<String, SourceSignersConfig>,
-    (xroad, xroad_services): (
-        Option<&XroadSecurityServer>,
-        &mut BTreeMap<String, String>,
-    ),
+    (xroad, xroad_services): (Option<&XroadSecurityServer>, &mut BTreeMap<String, String>),
     check: &mut Checker,
 ) -> Directory {
     let mut participants: Vec<Participant> = Vec::new();
@@ -4387,8 +4391,10 @@ mod tests {
         // No [xroad] at all.
         let problems = key_of(&espoo_on_xroad(&f, ""));
         assert!(
-            problems.iter().any(|(k, c)| k == "participants[1].xroad_service"
-                && *c == Cause::XroadNotConfigured),
+            problems
+                .iter()
+                .any(|(k, c)| k == "participants[1].xroad_service"
+                    && *c == Cause::XroadNotConfigured),
             "{problems:?}"
         );
         // Its own base_url beside xroad_service.
@@ -4407,8 +4413,10 @@ mod tests {
         let text = espoo_on_xroad(&f, XROAD).replace("espoo siirto/records", "");
         let problems = key_of(&text);
         assert!(
-            problems.iter().any(|(k, c)| k == "participants[1].xroad_service"
-                && matches!(c, Cause::BadXroadService(_))),
+            problems
+                .iter()
+                .any(|(k, c)| k == "participants[1].xroad_service"
+                    && matches!(c, Cause::BadXroadService(_))),
             "{problems:?}"
         );
         // [xroad] client of the wrong form; a missing key.

@@ -50,9 +50,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::{Config, xroad_path};
-use siirto_core::clock::{Random, SystemRandom, uuid_v4};
 use crate::tls::{TlsError, client_config, server_name};
 use siirto_core::audit::witness::CosignatureVerifier;
+use siirto_core::clock::{Random, SystemRandom, uuid_v4};
 use siirto_core::formats::Format;
 use siirto_core::identity::{Endpoint, Role};
 use siirto_core::protocol::SourceProtocol;
@@ -1257,10 +1257,11 @@ impl Outbound {
                 headers.push(("x-road-issue", issue));
             }
             for (name, value) in headers {
-                let value = HeaderValue::from_str(value).map_err(|_| CallError::InvalidRequest {
-                    participant: participant.to_owned(),
-                    reason: format!("the {name} header is not valid"),
-                })?;
+                let value =
+                    HeaderValue::from_str(value).map_err(|_| CallError::InvalidRequest {
+                        participant: participant.to_owned(),
+                        reason: format!("the {name} header is not valid"),
+                    })?;
                 request.headers_mut().insert(name, value);
             }
             trace.sent_id = Some(id);
@@ -1466,13 +1467,19 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-road-request-id", HeaderValue::from_static("r-1"));
         headers.insert("x-road-request-hash", HeaderValue::from_static("aGFzaA=="));
-        headers.insert("x-road-error", HeaderValue::from_static("bad value with spaces"));
+        headers.insert(
+            "x-road-error",
+            HeaderValue::from_static("bad value with spaces"),
+        );
         let mut trace = XroadTrace::for_issue("t1");
         trace.sent_id = Some("sent".into());
         trace.read_answer(&headers);
         trace.audit_into(&mut detail);
         assert_eq!(detail.get("xroad_id").map(String::as_str), Some("sent"));
-        assert_eq!(detail.get("xroad_request_id").map(String::as_str), Some("r-1"));
+        assert_eq!(
+            detail.get("xroad_request_id").map(String::as_str),
+            Some("r-1")
+        );
         assert_eq!(
             detail.get("xroad_request_hash").map(String::as_str),
             Some("aGFzaA==")

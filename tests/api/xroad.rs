@@ -1,0 +1,228 @@
+//! X-Road (Suomi.fi-palveluväylä), outbound: sources and destinations reached through the
+//! city's own security server, per the X-Road Message Protocol for REST (r1). The security
+//! server is the in-test one of `siirto_devkit::xroad`, written from the protocol document; it
+//! is not the NIIS product. It checks every request's `X-Road-Client` and `/r1/{serviceId}`
+//! form (and records any it would refuse), forwards to the participant's own peer, and adds
+//! `X-Road-Id`, `X-Road-Request-Id` and `X-Road-Request-Hash`; told to, it answers with an
+//! `X-Road-Error`. The gateway sends a fresh `X-Road-Id` per attempt and the transfer id as
+//! `X-Road-Issue`, never `X-Road-UserId`, retries `Server.*` errors, stops at `Client.*` ones,
+//! and audits the answer's X-Road ids with each attempt.
+
+use siirto_core::audit::AuditEntry;
+use siirto_devkit::testbed::{Testbed, TestbedOptions, XROAD_CLIENT, xroad_service_of};
+use siirto_devkit::xroad::{XroadFault, XroadRequest};
+
+use crate::helpers::*;
+
+const SCOPE: &str = "identity enrolment achievements";
+
+/// Turku's school system (source) and Espoo's (destination), both on X-Road.
+async fn bed() -> Testbed {
+    start_with(TestbedOptions {
+        xroad: vec!["turku", "espoo"],
+        env: vec![(
+            "SIIRTO__DELIVERY__INITIAL_BACKOFF".to_owned(),
+            "20ms".to_owned(),
+        )],
+        ..TestbedOptions::default()
+    })
+    .await
+}
+
+fn requests(bed: &Testbed) -> Vec<XroadRequest> {
+    bed.security_server
+        .as_ref()
+        .expect("a security server")
+        .requests()
+}
+
+/// The service id of `participant` as the request path carries it: each part
+/// percent-encoded, the separators kept (§4.2).
+fn encoded_service(participant: &str) -> String {
+    xroad_service_of(participant).replace(' ', "%20")
+}
+
+/// Every request had the protocol's form: our client, a fresh UUID `X-Road-Id`, the transfer
+/// as `X-Road-Issue`, no `X-Road-UserId`, and no student identifier anywhere in the head.
+fn assert_well_formed(requests: &[XroadRequest], transfer: &str) {
+    let mut ids = Vec::new();
+    for r in requests {
+        assert_eq!(r.refused, None, "the security server refused: {r:#?}");
+        assert_eq!(r.header("x-road-client"), Some(XROAD_CLIENT), "{r:#?}");
+        assert_eq!(r.header("x-road-issue"), Some(transfer), "{r:#?}");
+        assert_eq!(r.header("x-road-userid"), None, "{r:#?}");
+        let id = r.header("x-road-id").expect("X-Road-Id").to_owned();
+        assert_eq!(id.len(), 36, "a UUID: {id}");
+        assert_eq!(id.as_bytes()[14], b'4', "a version 4 UUID: {id}");
+        ids.push(id);
+        for (name, value) in &r.headers {
+            assert!(!value.contains(STUDENT), "the student id in header {name}");
+        }
+    }
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "one X-Road-Id per attempt: {ids:?}"
+    );
+}
+
+/// The `action` entries of `transfer`, in order.
+async fn attempts(bed: &Testbed, transfer: &str, action: &str) -> Vec<AuditEntry> {
+    audit(bed)
+        .await
+        .into_iter()
+        .filter(|e| e.event.transfer_id.as_deref() == Some(transfer) && e.event.action == action)
+        .collect()
+}
+
+/// The entry carries the ids the security server answered with.
+fn assert_audited_ids(entry: &AuditEntry, request: &XroadRequest) {
+    let (id, request_id, hash) = request.answered_ids.clone().expect("answered ids");
+    let d = &entry.event.detail;
+    assert_eq!(d.get("xroad_id"), Some(&id), "{d:?}");
+    assert_eq!(d.get("xroad_request_id"), Some(&request_id), "{d:?}");
+    assert_eq!(d.get("xroad_request_hash"), Some(&hash), "{d:?}");
+    assert_eq!(d.get("xroad_error"), None, "{d:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_between_two_participants_on_xroad_is_delivered_with_the_ids_audited() {
+    let bed = bed().await;
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let id = submit_accepted(&bed, &token(&bed, STUDENT, "turku", "espoo", SCOPE)).await;
+    let transfer = finished(&bed, &id).await;
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}");
+
+    // Both calls went through the security server, each to its service.
+    let seen = requests(&bed);
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_well_formed(&seen, &id);
+    assert_eq!(seen[0].method, "GET");
+    assert!(
+        seen[0]
+            .target
+            .starts_with(&format!("/r1/{}/records/", encoded_service("turku"))),
+        "{}",
+        seen[0].target
+    );
+    assert_eq!(seen[0].service, Some(xroad_service_of("turku")));
+    assert_eq!(seen[1].method, "POST");
+    assert_eq!(
+        seen[1].target,
+        format!("/r1/{}/records", encoded_service("espoo"))
+    );
+    // The providers themselves were reached (through it): turku asked once, espoo stored it.
+    assert_eq!(bed.sources["turku"].requests(), vec![id.clone()]);
+    assert_eq!(bed.destinations["espoo"].stored().len(), 1);
+
+    // The answers' X-Road ids are in the attempts' audit entries.
+    let fetched = attempts(&bed, &id, "source.fetch").await;
+    assert_eq!(fetched.len(), 1);
+    assert_audited_ids(&fetched[0], &seen[0]);
+    let delivered = attempts(&bed, &id, "destination.deliver").await;
+    assert_eq!(delivered.len(), 1);
+    assert_audited_ids(&delivered[0], &seen[1]);
+    // The security server's request hash is a base64 SHA-512.
+    let hash = seen[1].answered_ids.clone().expect("ids").2;
+    assert_eq!(hash.len(), 88, "{hash}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_side_xroad_error_is_retried() {
+    let bed = bed().await;
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let ss = bed.security_server.clone().expect("security server");
+    // The first fetch and the first delivery meet a provider-side network error.
+    ss.fail_next(&xroad_service_of("turku"), &[XroadFault::NetworkError]);
+    ss.fail_next(&xroad_service_of("espoo"), &[XroadFault::NetworkError]);
+    let id = submit_accepted(&bed, &token(&bed, STUDENT, "turku", "espoo", SCOPE)).await;
+    let transfer = finished(&bed, &id).await;
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}");
+
+    let seen = requests(&bed);
+    assert_well_formed(&seen, &id);
+    let errors: Vec<_> = seen.iter().map(|r| r.error.clone()).collect();
+    assert_eq!(
+        errors.iter().flatten().count(),
+        2,
+        "two X-Road errors: {errors:?}"
+    );
+    let fetched = attempts(&bed, &id, "source.fetch").await;
+    assert_eq!(fetched.len(), 2, "the fetch was tried again");
+    assert_eq!(fetched[0].event.outcome, "source_unavailable");
+    assert_eq!(
+        fetched[0]
+            .event
+            .detail
+            .get("xroad_error")
+            .map(String::as_str),
+        Some("Server.ServerProxy.NetworkError")
+    );
+    assert_eq!(fetched[1].event.outcome, "ok");
+    let delivered = attempts(&bed, &id, "destination.deliver").await;
+    assert_eq!(delivered.len(), 2, "the delivery was tried again");
+    assert_eq!(delivered[0].event.outcome, "destination_unavailable");
+    assert_eq!(
+        delivered[0]
+            .event
+            .detail
+            .get("xroad_error")
+            .map(String::as_str),
+        Some("Server.ServerProxy.NetworkError")
+    );
+    assert_eq!(delivered[1].event.outcome, "delivered");
+    assert_eq!(bed.destinations["espoo"].stored().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_side_xroad_error_is_permanent() {
+    let bed = bed().await;
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let ss = bed.security_server.clone().expect("security server");
+
+    // The next call to each service is refused as a bad request.
+    ss.fail_next(&xroad_service_of("turku"), &[XroadFault::BadRequest]);
+    ss.fail_next(&xroad_service_of("espoo"), &[XroadFault::BadRequest]);
+
+    // At the source: source_refused, asked once.
+    let id = submit_accepted(&bed, &token(&bed, STUDENT, "turku", "espoo", SCOPE)).await;
+    let transfer = assert_failed(&bed, &id, "source_refused").await;
+    assert!(
+        transfer.to_string().contains("Client.BadRequest"),
+        "the step names the X-Road error: {transfer:#}"
+    );
+    let fetched = attempts(&bed, &id, "source.fetch").await;
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(
+        fetched[0]
+            .event
+            .detail
+            .get("xroad_error")
+            .map(String::as_str),
+        Some("Client.BadRequest")
+    );
+    assert!(bed.sources["turku"].requests().is_empty());
+
+    // At the destination: destination_rejected, delivered to once.
+    let other = submit_accepted(&bed, &token(&bed, STUDENT, "turku", "espoo", SCOPE)).await;
+    assert_failed(&bed, &other, "destination_rejected").await;
+    let delivered = attempts(&bed, &other, "destination.deliver").await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0]
+            .event
+            .detail
+            .get("xroad_error")
+            .map(String::as_str),
+        Some("Client.BadRequest")
+    );
+    assert!(bed.destinations["espoo"].stored().is_empty());
+    let seen = requests(&bed);
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    for r in &seen {
+        assert_eq!(r.refused, None, "{r:#?}");
+    }
+}
