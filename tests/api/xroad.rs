@@ -226,3 +226,51 @@ async fn a_client_side_xroad_error_is_permanent() {
         assert_eq!(r.refused, None, "{r:#?}");
     }
 }
+
+/// A register offered only on X-Road: KOSKI's luovutuspalvelu (`protocol = "koski"`) reached
+/// through the security server, its request still of KOSKI's shape (the henkilötunnus in the
+/// body only), delivered to a school system that is not on X-Road.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_koski_source_on_xroad_is_asked_in_its_own_protocol() {
+    let Some(corpus) = siirto_testsupport::corpus() else {
+        return;
+    };
+    let bed = start_with(TestbedOptions {
+        schemas: schemas_with_registers(&corpus),
+        koski: true,
+        xroad: vec!["koski"],
+        ..TestbedOptions::default()
+    })
+    .await;
+    bed.koski["koski"].insert(
+        siirto_devkit::registers::koski_pupil(STUDENT, "1.2.246.562.24.10000000008"),
+        None,
+    );
+    let id = submit_accepted(
+        &bed,
+        &token(&bed, STUDENT, "koski", "espoo", SCOPE_NO_SUPPORT),
+    )
+    .await;
+    let transfer = finished(&bed, &id).await;
+    assert_eq!(transfer["status"], "delivered", "{transfer:#}");
+    let seen = requests(&bed);
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_well_formed(&seen, &id);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(
+        seen[0].target,
+        format!(
+            "/r1/{}/koski/api/luovutuspalvelu/hetu",
+            encoded_service("koski")
+        )
+    );
+    let asked = bed.koski["koski"].requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        asked[0].refused, None,
+        "KOSKI's peer refused: {:#?}",
+        asked[0]
+    );
+    let fetched = attempts(&bed, &id, "source.fetch").await;
+    assert_audited_ids(&fetched[0], &seen[0]);
+}
