@@ -8,6 +8,7 @@
 //! `X-Road-Issue`, never `X-Road-UserId`, retries `Server.*` errors, stops at `Client.*` ones,
 //! and audits the answer's X-Road ids with each attempt.
 
+use rustls_pki_types::pem::PemObject;
 use siirto_core::audit::AuditEntry;
 use siirto_devkit::testbed::{Testbed, TestbedOptions, XROAD_CLIENT, xroad_service_of};
 use siirto_devkit::xroad::{XroadFault, XroadRequest};
@@ -273,4 +274,190 @@ async fn a_koski_source_on_xroad_is_asked_in_its_own_protocol() {
     );
     let fetched = attempts(&bed, &id, "source.fetch").await;
     assert_audited_ids(&fetched[0], &seen[0]);
+}
+
+// --- Inbound: the API behind a security server ----------------------------------------------
+
+/// The e-service's X-Road client subsystem in the inbound tests.
+const ESERVICE_CLIENT: &str = "FI-TEST/MUN/0204819-8/e palvelu";
+
+/// A gateway (over the testbed's configuration, database and peers) that accepts the
+/// testbed's gateway client certificate as an X-Road security server, and reaches the
+/// `eservice` only through it (`xroad_client`); with a client presenting that certificate.
+async fn behind_a_security_server(
+    bed: &Testbed,
+) -> (
+    siirto_devkit::testbed::Instance,
+    siirto_devkit::client::MtlsClient,
+    String,
+) {
+    let mut config = bed.config.clone();
+    let cert = std::fs::read(&bed.pki.gateway_client.cert).expect("cert");
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(&cert).expect("pem");
+    let summary = siirto_core::identity::describe(&der).expect("summary");
+    let pin = siirto_core::clock::unhex(&summary.spki_sha256_hex).expect("hex");
+    config
+        .xroad
+        .security_servers
+        .push(siirto_core::identity::IdentityRule::SpkiSha256(
+            pin.try_into().expect("32 bytes"),
+        ));
+    config
+        .xroad
+        .clients
+        .insert(ESERVICE_CLIENT.to_owned(), "eservice".to_owned());
+    let gateway = siirto_gateway::state::Gateway::open(
+        config,
+        bed.clock.clone(),
+        bed.random.clone(),
+        siirto_devkit::testbed::build_info(),
+    )
+    .await
+    .expect("gateway");
+    let instance = siirto_devkit::testbed::Instance::start(gateway)
+        .await
+        .expect("listeners");
+    let url = format!("https://{}", instance.api);
+    let client = siirto_devkit::client::MtlsClient::new(
+        &url,
+        &bed.pki.ca.cert,
+        Some((&bed.pki.gateway_client.cert, &bed.pki.gateway_client.key)),
+    )
+    .expect("client");
+    (instance, client, url)
+}
+
+async fn submit_as(
+    client: &siirto_devkit::client::MtlsClient,
+    headers: &[(&str, &str)],
+    token: &str,
+) -> siirto_devkit::client::Answer {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let body = serde_json::json!({ "authorization": token }).to_string();
+    client
+        .send(
+            http::Method::POST,
+            "/v1/transfers",
+            &all,
+            Some(bytes::Bytes::from(body)),
+        )
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_through_a_security_server_acts_as_the_named_client_only() {
+    let bed = start_with(TestbedOptions {
+        in_process_gateway: false,
+        ..TestbedOptions::default()
+    })
+    .await;
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let (instance, security_server, url) = behind_a_security_server(&bed).await;
+    let gw = instance.gateway.clone();
+    let token = token(&bed, STUDENT, "turku", "espoo", SCOPE);
+
+    // A known client: the e-service, its X-Road-Client percent-encoded (§4.3).
+    let encoded = ESERVICE_CLIENT.replace(' ', "%20");
+    let answer = submit_as(
+        &security_server,
+        &[
+            ("x-road-client", &encoded),
+            ("x-road-service", "FI-TEST/MUN/0204819-8/siirto/siirto"),
+            ("x-road-id", "5ea48ae9-15c1-465a-be15-9b6ef2c7ef4a"),
+            ("x-road-request-id", "f92591a3-6bf0-49b1-987b-0dd78c034cc3"),
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(answer.status.as_u16(), 202, "{}", answer.json());
+    let id = answer.json()["id"].as_str().expect("id").to_owned();
+    let entries = gw.store.audit_range(0, 100_000).await.expect("audit");
+    let of_request: Vec<_> = entries
+        .iter()
+        .filter(|e| e.event.transfer_id.as_deref() == Some(id.as_str()))
+        .filter(|e| e.event.detail.contains_key("xroad_client"))
+        .collect();
+    assert!(!of_request.is_empty(), "{}", describe(&entries));
+    for e in &of_request {
+        let d = &e.event.detail;
+        assert_eq!(d.get("xroad_client"), Some(&encoded), "{d:?}");
+        assert_eq!(
+            d.get("xroad_service").map(String::as_str),
+            Some("FI-TEST/MUN/0204819-8/siirto/siirto")
+        );
+        assert_eq!(
+            d.get("xroad_id").map(String::as_str),
+            Some("5ea48ae9-15c1-465a-be15-9b6ef2c7ef4a")
+        );
+        assert_eq!(
+            d.get("xroad_request_id").map(String::as_str),
+            Some("f92591a3-6bf0-49b1-987b-0dd78c034cc3")
+        );
+    }
+    assert_eq!(of_request[0].event.actor, "eservice");
+
+    // An unknown client, a participant without xroad_client, and no header at all.
+    for headers in [
+        vec![("x-road-client", "FI-TEST/MUN/0204819-8/nobody")],
+        vec![("x-road-client", "turku")],
+        vec![("x-road-client", "eservice")],
+        vec![],
+    ] {
+        let answer = submit_as(&security_server, &headers, &token).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            403,
+            "{headers:?}: {}",
+            answer.json()
+        );
+        assert_eq!(answer.json()["error"], "unknown_participant", "{headers:?}");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let entries = gw.store.audit_range(0, 100_000).await.expect("audit");
+        let refused = entries
+            .iter()
+            .filter(|e| e.event.action == "access.denied")
+            .filter(|e| e.event.outcome == "unknown_participant")
+            .count();
+        if refused >= 4 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            describe(&entries)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The e-service with its own certificate, not through the security server: refused.
+    let eservice = bed
+        .pki
+        .participant("eservice")
+        .expect("eservice")
+        .client
+        .clone();
+    let direct = siirto_devkit::client::MtlsClient::new(
+        &url,
+        &bed.pki.ca.cert,
+        Some((&eservice.cert, &eservice.key)),
+    )
+    .expect("client");
+    let answer = submit_as(&direct, &[], &token).await;
+    assert_eq!(answer.status.as_u16(), 403, "{}", answer.json());
+    assert_eq!(answer.json()["error"], "unknown_participant");
+    // Turku, which has no xroad_client, still comes directly.
+    let turku = bed.pki.participant("turku").expect("turku").client.clone();
+    let direct = siirto_devkit::client::MtlsClient::new(
+        &url,
+        &bed.pki.ca.cert,
+        Some((&turku.cert, &turku.key)),
+    )
+    .expect("client");
+    let answer = direct.get("/v1/openapi.json", &[]).await.expect("answer");
+    assert_eq!(answer.status.as_u16(), 200);
+    instance.stop().await.expect("stops");
 }

@@ -119,6 +119,12 @@ pub struct XroadConfig {
     pub security_server: Option<XroadSecurityServer>,
     /// Participant id → its `xroad_service` (`INSTANCE/CLASS/MEMBER[/SUBSYSTEM]/SERVICE`).
     pub services: BTreeMap<String, String>,
+    /// `[[xroad.security_servers]]`: the certificate rules of the security servers that may
+    /// call the API (inbound).
+    pub security_servers: Vec<IdentityRule>,
+    /// `X-Road-Client` (`INSTANCE/CLASS/MEMBER[/SUBSYSTEM]`, decoded) → participant id, for
+    /// participants with `xroad_client`: reached only through a security server.
+    pub clients: BTreeMap<String, String>,
 }
 
 /// The security server the gateway calls out through.
@@ -460,6 +466,8 @@ pub enum Cause {
         "a participant with `xroad_service` is called through [xroad]: set [xroad] security_server_url, client and server_ca"
     )]
     XroadNotConfigured,
+    #[error("participant \"{other}\" has the same xroad_client")]
+    DuplicateXroadClient { other: String },
     #[error(
         "a participant with `xroad_service` is reached through [xroad] security_server_url and server_ca; remove `{field}`"
     )]
@@ -733,11 +741,22 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("elmo_signers", Kind::List),
     ("allow_sha1", Kind::Boolean),
     ("xroad_service", Kind::Text),
+    ("xroad_client", Kind::Text),
 ];
 const XROAD_KEYS: &[(&str, Kind)] = &[
     ("security_server_url", Kind::Text),
     ("client", Kind::Text),
     ("server_ca", Kind::Text),
+    (
+        "security_servers",
+        Kind::Entries(XROAD_SECURITY_SERVER_KEYS),
+    ),
+];
+const XROAD_SECURITY_SERVER_KEYS: &[(&str, Kind)] = &[
+    ("subject", Kind::Text),
+    ("san_uri", Kind::Text),
+    ("san_dns", Kind::Text),
+    ("spki_sha256", Kind::Text),
 ];
 const DOCUMENTS_KEYS: &[(&str, Kind)] = &[
     ("signing_cert", Kind::Text),
@@ -1567,12 +1586,26 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
     let schemas = build_schemas(t, check);
     let mut source_signers = std::collections::BTreeMap::new();
     let xroad_server = build_xroad(t, check);
+    let empty_xroad = Table::new();
+    let security_servers = entries(
+        section(t, "xroad").unwrap_or(&empty_xroad),
+        "security_servers",
+    )
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, e)| build_identity_rule(e, &format!("xroad.security_servers[{i}]"), check))
+    .collect();
     let mut xroad_services = BTreeMap::new();
+    let mut xroad_clients = BTreeMap::new();
     let directory = build_directory(
         t,
         &schemas,
         &mut source_signers,
-        (xroad_server.as_ref(), &mut xroad_services),
+        (
+            xroad_server.as_ref(),
+            &mut xroad_services,
+            &mut xroad_clients,
+        ),
         check,
     );
     let documents = build_documents(t, &directory, check);
@@ -1733,13 +1766,21 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         xroad: XroadConfig {
             security_server: xroad_server,
             services: xroad_services,
+            security_servers,
+            clients: xroad_clients,
         },
     }
 }
 
-/// `[xroad]`: all three keys or none.
+/// `[xroad]`'s outbound keys: all three or none.
 fn build_xroad(t: &Table, check: &mut Checker) -> Option<XroadSecurityServer> {
     let x = section(t, "xroad")?;
+    if !["security_server_url", "client", "server_ca"]
+        .iter()
+        .any(|k| x.contains_key(*k))
+    {
+        return None;
+    }
     let p = "xroad";
     let url =
         check
@@ -2150,7 +2191,11 @@ fn build_directory(
     t: &Table,
     schemas: &SchemaPaths,
     source_signers: &mut std::collections::BTreeMap<String, SourceSignersConfig>,
-    (xroad, xroad_services): (Option<&XroadSecurityServer>, &mut BTreeMap<String, String>),
+    (xroad, xroad_services, xroad_clients): (
+        Option<&XroadSecurityServer>,
+        &mut BTreeMap<String, String>,
+        &mut BTreeMap<String, String>,
+    ),
     check: &mut Checker,
 ) -> Directory {
     let mut participants: Vec<Participant> = Vec::new();
@@ -2226,6 +2271,22 @@ fn build_directory(
             });
         if let (Some(id), Some(service)) = (&id, &xroad_service) {
             xroad_services.insert(id.clone(), service.clone());
+        }
+        let xroad_client = check.text(e, &prefix, "xroad_client", false);
+        if let (Some(id), Some(client)) = (&id, xroad_client) {
+            let key = join_key(&prefix, "xroad_client");
+            if xroad_id_parts(&client, 3, 4).is_none() {
+                check.report(key, Cause::BadXroadClient(client));
+            } else if let Some(other) = xroad_clients.get(&client) {
+                check.report(
+                    key,
+                    Cause::DuplicateXroadClient {
+                        other: other.clone(),
+                    },
+                );
+            } else {
+                xroad_clients.insert(client, id.clone());
+            }
         }
         let via = xroad_service.as_deref().map(|s| (xroad, s));
         let endpoint = build_endpoint(e, &prefix, &roles, schemas, via, check);
