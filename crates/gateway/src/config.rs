@@ -4441,6 +4441,49 @@ mod tests {
     }
 
     #[test]
+    fn security_servers_and_xroad_clients_are_read_and_checked() {
+        let f = fixture();
+        let inbound = "[[xroad.security_servers]]\nsan_dns = \"ss1.turku.test\"\n";
+        let text = f.text.replacen(
+            "san_dns = \"eservice.siirto.test\"",
+            "san_dns = \"eservice.siirto.test\"\nxroad_client = \"FI/MUN/0204819-8/e palvelu\"",
+            1,
+        );
+        assert_ne!(text, f.text, "the dev config's eservice moved");
+        let cfg = f.load(&format!("{text}\n{inbound}")).expect("loads");
+        assert_eq!(
+            cfg.xroad.security_servers,
+            vec![IdentityRule::SanDns("ss1.turku.test".into())]
+        );
+        assert_eq!(
+            cfg.xroad
+                .clients
+                .get("FI/MUN/0204819-8/e palvelu")
+                .map(String::as_str),
+            Some("eservice")
+        );
+        // Inbound alone needs none of the outbound keys.
+        assert_eq!(cfg.xroad.security_server, None);
+
+        let bad = text.replace("FI/MUN/0204819-8/e palvelu", "FI/MUN");
+        let problems = f.problems(&bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key.ends_with(".xroad_client")
+                    && matches!(p.cause, Cause::BadXroadClient(_))),
+            "{problems:?}"
+        );
+        let no_rule = format!("{text}\n[[xroad.security_servers]]\n");
+        let problems = f.problems(&no_rule);
+        assert!(
+            problems.iter().any(|p| p.key == "xroad.security_servers[0]"
+                && matches!(p.cause, Cause::IdentityRuleCount { .. })),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn xroad_mistakes_are_named_by_key() {
         let f = fixture();
         let key_of = |text: &str| -> Vec<(String, Cause)> {
