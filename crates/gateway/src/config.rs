@@ -3385,6 +3385,18 @@ timeout = "10s"                           # a check waits this long for its sour
 # An ELMO source pins its signers on its [[participants]] entry:
 # elmo_signers = ["certs/emrex-signer.pem"]   # its documents must verify with one of these keys
 # allow_sha1 = false                      # accept rsa-sha1 / SHA-1 digests (older EMREX signers)
+
+# X-Road (Suomi.fi-palveluväylä; README, "X-Road"). Outbound: the city's own security server.
+# [xroad]
+# security_server_url = "https://ss.example.fi:8443"
+# client = "FI/MUN/0123456-7/siirto"      # Siirto's subsystem: INSTANCE/CLASS/MEMBER[/SUBSYSTEM]
+# server_ca = "certs/security-server-ca.pem"
+# A source or destination on X-Road has xroad_service instead of base_url and server_ca:
+# xroad_service = "FI/GOV/1234567-8/koski/luovutuspalvelu"
+# Inbound: security servers that may call the API, and participants reached through them:
+# [[xroad.security_servers]]
+# subject = "CN=ss1.example.fi,O=Example,C=FI"
+# xroad_client = "FI/MUN/0123456-7/eservice"   # on a [[participants]] entry: only via X-Road
 "#;
 
 #[cfg(test)]
