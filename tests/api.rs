@@ -32,6 +32,9 @@
 //! - `omadata`: consent given at KOSKI (OmaData OAuth2): the whole flow through a browser-like
 //!   client to a delivered record, each refusal with its code, the in-test authorization server
 //!   cross-checked by Authlib, no code, token, state or henkilötunnus in clear.
+//! - `xroad`: sources and destinations reached through an X-Road security server (an in-test
+//!   one written from the REST message protocol): delivered with the X-Road ids audited,
+//!   `Server.*` errors retried, `Client.*` errors permanent.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/admin.rs"]
@@ -80,3 +83,5 @@ mod source_failures;
 mod tls;
 #[path = "api/transfer.rs"]
 mod transfer;
+#[path = "api/xroad.rs"]
+mod xroad;

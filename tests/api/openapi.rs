@@ -48,6 +48,8 @@ async fn schemathesis_finds_every_answer_as_documented() {
             .expect("participant")
             .client;
         let out = tokio::process::Command::new(&st)
+            // Its cache (`.schemathesis/`) goes to the temporary directory, not the repository.
+            .current_dir(report.path())
             .arg("run")
             .arg(&schema)
             .args(["--url", &bed.api_url()])

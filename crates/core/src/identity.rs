@@ -540,6 +540,33 @@ pub fn describe(cert: &CertificateDer<'_>) -> Result<CertificateSummary, Identit
     Ok(presented(&parsed)?.summary)
 }
 
+/// Whether a verified client chain's end-entity certificate satisfies any of `rules` (e.g. the
+/// certificate rules of `[[xroad.security_servers]]`), with the certificate's summary.
+pub fn matches_any(
+    rules: &[IdentityRule],
+    chain: &[CertificateDer<'_>],
+) -> Result<Option<CertificateSummary>, IdentityError> {
+    let end_entity = chain.first().ok_or(IdentityError::NoCertificate)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|e| IdentityError::Unparsable(e.to_string()))?;
+    let presented = presented(&parsed)?;
+    Ok(rules
+        .iter()
+        .any(|r| matches(r, &presented))
+        .then_some(presented.summary))
+}
+
+impl AuthenticatedParticipant {
+    /// `participant`, acting through an intermediary whose certificate is `certificate` (an
+    /// X-Road security server that named the participant as its client).
+    pub fn through(participant: Participant, certificate: CertificateSummary) -> Self {
+        AuthenticatedParticipant {
+            participant,
+            certificate,
+        }
+    }
+}
+
 /// Maps a verified client chain (end-entity certificate first, as rustls gives it) to the one
 /// participant whose identity rule it satisfies.
 pub fn identify(

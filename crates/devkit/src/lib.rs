@@ -36,3 +36,4 @@ pub mod peers;
 pub mod pki;
 pub mod registers;
 pub mod testbed;
+pub mod xroad;

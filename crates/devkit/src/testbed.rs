@@ -19,6 +19,7 @@ use crate::eservice::{self, AUTHORIZATION_TYP, Authorization, TRANSPARENCY_TYP};
 use crate::omadata::OmadataPeer;
 use crate::peers::{Destination, Source};
 use crate::registers::{KoskiPeer, VirtaSoapPeer, WsdlTypes};
+use crate::xroad::{Provider, SecurityServer};
 use siirto_core::clock::{Clock, Random, SystemClock, SystemRandom, Timestamp, uuid_v4};
 use siirto_core::config::SchemaPaths;
 use siirto_core::lang::Lang;
@@ -57,6 +58,17 @@ pub enum TestbedError {
         "participant `{0}` is a virta-soap source: its peer needs the VIRTA WSDL (TestbedOptions::virta_wsdl)"
     )]
     NoWsdl(String),
+    #[error("the written configuration cannot be edited: {0}")]
+    ConfigText(String),
+}
+
+/// Siirto's own X-Road subsystem in a testbed with [`TestbedOptions::xroad`].
+pub const XROAD_CLIENT: &str = "FI-TEST/MUN/0204819-8/siirto";
+
+/// The X-Road service id under which a testbed offers participant `id` (its subsystem carries
+/// a space, so that the percent-encoding of §4.2 is exercised).
+pub fn xroad_service_of(id: &str) -> String {
+    format!("FI-TEST/GOV/{id}-0000/{id} records/siirto")
 }
 
 /// What an in-process gateway says of its build (`siirto_build_info`): the workspace version and
@@ -85,6 +97,11 @@ pub struct TestbedOptions {
     /// Adds the `koski-omadata` source (consent given at KOSKI,
     /// [`crate::omadata::OmadataPeer`]) and the `eservice`'s `redirect_uris`.
     pub omadata: bool,
+    /// Participants reached through X-Road: each gets `xroad_service = `
+    /// [`xroad_service_of`]`(id)` in place of its own `base_url`/`server_ca`, and the
+    /// configuration an `[xroad]` section naming an in-test [`SecurityServer`] that forwards
+    /// to the participant's peer.
+    pub xroad: Vec<&'static str>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
 }
@@ -100,6 +117,7 @@ impl Default for TestbedOptions {
             koski: false,
             virta_wsdl: None,
             omadata: false,
+            xroad: Vec::new(),
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::new()),
         }
@@ -198,6 +216,78 @@ pub fn spawn_peers(
     Ok(peers)
 }
 
+/// Moves the participants `ids` of the configuration `text` behind an in-test security server
+/// (started here, on a port of its own, with the gateway's server certificate, requiring
+/// client certificates of the development CA, forwarding with the gateway's client
+/// certificate): `xroad_service` in place of `base_url` and `server_ca`, and `[xroad]`.
+async fn put_on_xroad(
+    text: &str,
+    pki: &DevPki,
+    ids: &[&str],
+    random: Arc<dyn Random>,
+    shutdown: &Shutdown,
+) -> Result<(String, SecurityServer), TestbedError> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| TestbedError::ConfigText(e.to_string()))?;
+    let mut providers = Vec::new();
+    let participants = table
+        .get_mut("participants")
+        .and_then(toml::Value::as_array_mut)
+        .ok_or_else(|| TestbedError::ConfigText("no [[participants]]".into()))?;
+    for id in ids {
+        let entry = participants
+            .iter_mut()
+            .filter_map(toml::Value::as_table_mut)
+            .find(|p| p.get("id").and_then(toml::Value::as_str) == Some(id))
+            .ok_or_else(|| TestbedError::UnknownParticipant((*id).to_owned()))?;
+        let url = entry
+            .remove("base_url")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .ok_or_else(|| TestbedError::ConfigText(format!("{id} has no base_url")))?;
+        entry.remove("server_ca");
+        entry.insert("xroad_service".into(), xroad_service_of(id).into());
+        providers.push((xroad_service_of(id), url));
+    }
+    let listener = bind().await?;
+    let url = format!("https://{}", listener.local_addr()?);
+    let mut xroad = toml::Table::new();
+    xroad.insert("security_server_url".into(), url.into());
+    xroad.insert("client".into(), XROAD_CLIENT.into());
+    xroad.insert(
+        "server_ca".into(),
+        pki.ca.cert.to_string_lossy().into_owned().into(),
+    );
+    table.insert("xroad".into(), xroad.into());
+    let tls = siirto_gateway::tls::server_config_from_files(
+        &pki.gateway_server.cert,
+        &pki.gateway_server.key,
+        &pki.ca.cert,
+        &[],
+    )?;
+    let providers: Vec<Provider<'_>> = providers
+        .into_iter()
+        .map(|(service, url)| Provider {
+            service,
+            url,
+            server_ca: &pki.ca.cert,
+        })
+        .collect();
+    let server = SecurityServer::spawn(
+        listener,
+        tls,
+        XROAD_CLIENT,
+        &providers,
+        (&pki.gateway_client.cert, &pki.gateway_client.key),
+        random,
+        shutdown.clone(),
+    )?;
+    Ok((
+        toml::to_string(&table).map_err(|e| TestbedError::ConfigText(e.to_string()))?,
+        server,
+    ))
+}
+
 /// A running installation.
 pub struct Testbed {
     _temp: Option<tempfile::TempDir>,
@@ -213,6 +303,8 @@ pub struct Testbed {
     pub virta_soap: HashMap<String, VirtaSoapPeer>,
     /// KOSKI OmaData peers, by participant id (with [`TestbedOptions::omadata`]).
     pub omadata: HashMap<String, OmadataPeer>,
+    /// The in-test security server (with [`TestbedOptions::xroad`]).
+    pub security_server: Option<SecurityServer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     peers_shutdown: ShutdownTrigger,
@@ -263,10 +355,25 @@ impl Testbed {
             endpoint_listeners.insert(id.to_owned(), l);
         }
         let pki = DevPki::generate(&dir, &pki_options, options.random.as_ref())?;
-        let text = std::fs::read_to_string(&pki.config)?;
+        let mut text = std::fs::read_to_string(&pki.config)?;
+        let (peers_shutdown, peers_signal) = Shutdown::new();
+        let security_server = if options.xroad.is_empty() {
+            None
+        } else {
+            let (edited, server) = put_on_xroad(
+                &text,
+                &pki,
+                &options.xroad,
+                options.random.clone(),
+                &peers_signal,
+            )
+            .await?;
+            text = edited;
+            std::fs::write(&pki.config, &text)?;
+            Some(server)
+        };
         let config = Config::from_toml(&text, &pki.config, options.env.clone())?;
 
-        let (peers_shutdown, peers_signal) = Shutdown::new();
         let Peers {
             sources,
             destinations,
@@ -292,6 +399,7 @@ impl Testbed {
             koski,
             virta_soap,
             omadata,
+            security_server,
             clock: options.clock.clone(),
             random: options.random.clone(),
             peers_shutdown,

@@ -107,6 +107,48 @@ pub struct Config {
     /// ELMO sources' pinned signers, by participant id (only sources that list `elmo_signers`).
     pub source_signers: std::collections::BTreeMap<String, SourceSignersConfig>,
     pub witness: WitnessConfig,
+    /// `[xroad]` and the participants reached through it.
+    pub xroad: XroadConfig,
+}
+
+/// `[xroad]`: the city's own X-Road security server, through which participants with
+/// `xroad_service` are called (CONTRACT.md, "X-Road", outbound).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XroadConfig {
+    /// `security_server_url`, `client`, `server_ca`; `None` when `[xroad]` is absent.
+    pub security_server: Option<XroadSecurityServer>,
+    /// Participant id → its `xroad_service` (`INSTANCE/CLASS/MEMBER[/SUBSYSTEM]/SERVICE`).
+    pub services: BTreeMap<String, String>,
+    /// `[[xroad.security_servers]]`: the certificate rules of the security servers that may
+    /// call the API (inbound).
+    pub security_servers: Vec<IdentityRule>,
+    /// `X-Road-Client` (`INSTANCE/CLASS/MEMBER[/SUBSYSTEM]`, decoded) → participant id, for
+    /// participants with `xroad_client`: reached only through a security server.
+    pub clients: BTreeMap<String, String>,
+}
+
+/// The security server the gateway calls out through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XroadSecurityServer {
+    /// `https://host[:port][/prefix]`, without a trailing slash.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// Siirto's own subsystem, `INSTANCE/CLASS/MEMBER[/SUBSYSTEM]`, as written.
+    pub client: String,
+    /// The CA bundle the security server's certificate must chain to.
+    pub server_ca: PathBuf,
+}
+
+/// The parts of an X-Road identifier (`/`-separated, each part non-empty, at most 255
+/// characters, no control characters), when there are `min..=max` of them.
+pub fn xroad_id_parts(id: &str, min: usize, max: usize) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let ok = (min..=max).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 255 && !p.chars().any(char::is_control));
+    ok.then_some(parts)
 }
 
 /// A SQLite URL whose file path is relative (`sqlite://siirto.db`, `sqlite:data/s.db`) names a
@@ -412,6 +454,28 @@ pub enum Cause {
     BadRedirectUri(String),
     #[error("only an e-service has `redirect_uris` (the addresses KOSKI returns the person to)")]
     RedirectUrisNotAllowed,
+    #[error(
+        "not an X-Road identifier \"{0}\" (INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE; the subsystem may be left out)"
+    )]
+    BadXroadService(String),
+    #[error(
+        "not an X-Road client identifier \"{0}\" (INSTANCE/CLASS/MEMBER/SUBSYSTEM; the subsystem may be left out)"
+    )]
+    BadXroadClient(String),
+    #[error(
+        "a participant with `xroad_service` is called through [xroad]: set [xroad] security_server_url, client and server_ca"
+    )]
+    XroadNotConfigured,
+    #[error("participant \"{other}\" has the same xroad_client")]
+    DuplicateXroadClient { other: String },
+    #[error(
+        "a participant with `xroad_service` is reached through [xroad] security_server_url and server_ca; remove `{field}`"
+    )]
+    XroadEndpointField { field: &'static str },
+    #[error(
+        "a KOSKI OmaData source is reached directly (its issuer and resource URLs), not through X-Road"
+    )]
+    XroadNotForOmadata,
     #[error("not a usable URL: {0}")]
     BadUrl(String),
     #[error("not a socket address (IP:port): \"{0}\"")]
@@ -676,6 +740,23 @@ const PARTICIPANT_KEYS: &[(&str, Kind)] = &[
     ("statutory_law", Kind::Section(LOCALIZED_KEYS)),
     ("elmo_signers", Kind::List),
     ("allow_sha1", Kind::Boolean),
+    ("xroad_service", Kind::Text),
+    ("xroad_client", Kind::Text),
+];
+const XROAD_KEYS: &[(&str, Kind)] = &[
+    ("security_server_url", Kind::Text),
+    ("client", Kind::Text),
+    ("server_ca", Kind::Text),
+    (
+        "security_servers",
+        Kind::Entries(XROAD_SECURITY_SERVER_KEYS),
+    ),
+];
+const XROAD_SECURITY_SERVER_KEYS: &[(&str, Kind)] = &[
+    ("subject", Kind::Text),
+    ("san_uri", Kind::Text),
+    ("san_dns", Kind::Text),
+    ("spki_sha256", Kind::Text),
 ];
 const DOCUMENTS_KEYS: &[(&str, Kind)] = &[
     ("signing_cert", Kind::Text),
@@ -775,6 +856,7 @@ const ROOT_KEYS: &[(&str, Kind)] = &[
     ("retention", Kind::Section(RETENTION_KEYS)),
     ("documents", Kind::Section(DOCUMENTS_KEYS)),
     ("witness", Kind::Section(WITNESS_KEYS)),
+    ("xroad", Kind::Section(XROAD_KEYS)),
 ];
 
 fn type_name(v: &Value) -> &'static str {
@@ -1503,7 +1585,29 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
     let issuers = build_issuers(t, check);
     let schemas = build_schemas(t, check);
     let mut source_signers = std::collections::BTreeMap::new();
-    let directory = build_directory(t, &schemas, &mut source_signers, check);
+    let xroad_server = build_xroad(t, check);
+    let empty_xroad = Table::new();
+    let security_servers = entries(
+        section(t, "xroad").unwrap_or(&empty_xroad),
+        "security_servers",
+    )
+    .into_iter()
+    .enumerate()
+    .filter_map(|(i, e)| build_identity_rule(e, &format!("xroad.security_servers[{i}]"), check))
+    .collect();
+    let mut xroad_services = BTreeMap::new();
+    let mut xroad_clients = BTreeMap::new();
+    let directory = build_directory(
+        t,
+        &schemas,
+        &mut source_signers,
+        (
+            xroad_server.as_ref(),
+            &mut xroad_services,
+            &mut xroad_clients,
+        ),
+        check,
+    );
     let documents = build_documents(t, &directory, check);
     let delivery = build_delivery(t, check);
     let limits = build_limits(t, check);
@@ -1659,7 +1763,52 @@ fn build(t: &Table, source: &Path, check: &mut Checker) -> Config {
         documents,
         source_signers,
         witness,
+        xroad: XroadConfig {
+            security_server: xroad_server,
+            services: xroad_services,
+            security_servers,
+            clients: xroad_clients,
+        },
     }
+}
+
+/// `[xroad]`'s outbound keys: all three or none.
+fn build_xroad(t: &Table, check: &mut Checker) -> Option<XroadSecurityServer> {
+    let x = section(t, "xroad")?;
+    if !["security_server_url", "client", "server_ca"]
+        .iter()
+        .any(|k| x.contains_key(*k))
+    {
+        return None;
+    }
+    let p = "xroad";
+    let url =
+        check
+            .text(x, p, "security_server_url", true)
+            .and_then(|u| match parse_base_url(&u) {
+                Ok(parts) => Some(parts),
+                Err(cause) => {
+                    check.report("xroad.security_server_url", cause);
+                    None
+                }
+            });
+    let client = check.text(x, p, "client", true).and_then(|c| {
+        if xroad_id_parts(&c, 3, 4).is_some() {
+            Some(c)
+        } else {
+            check.report("xroad.client", Cause::BadXroadClient(c));
+            None
+        }
+    });
+    let server_ca = check.file(x, p, "server_ca", true, FileKind::CaCertificates);
+    let (url, host, port) = url?;
+    Some(XroadSecurityServer {
+        url,
+        host,
+        port,
+        client: client?,
+        server_ca: server_ca?,
+    })
 }
 
 /// `[documents]`: both files or neither, a certificate and its key of a type that signs
@@ -2042,6 +2191,11 @@ fn build_directory(
     t: &Table,
     schemas: &SchemaPaths,
     source_signers: &mut std::collections::BTreeMap<String, SourceSignersConfig>,
+    (xroad, xroad_services, xroad_clients): (
+        Option<&XroadSecurityServer>,
+        &mut BTreeMap<String, String>,
+        &mut BTreeMap<String, String>,
+    ),
     check: &mut Checker,
 ) -> Directory {
     let mut participants: Vec<Participant> = Vec::new();
@@ -2102,7 +2256,40 @@ fn build_directory(
             }
         }
 
-        let endpoint = build_endpoint(e, &prefix, &roles, schemas, check);
+        let xroad_service = check
+            .text(e, &prefix, "xroad_service", false)
+            .and_then(|service| {
+                if xroad_id_parts(&service, 4, 5).is_some() {
+                    Some(service)
+                } else {
+                    check.report(
+                        join_key(&prefix, "xroad_service"),
+                        Cause::BadXroadService(service),
+                    );
+                    None
+                }
+            });
+        if let (Some(id), Some(service)) = (&id, &xroad_service) {
+            xroad_services.insert(id.clone(), service.clone());
+        }
+        let xroad_client = check.text(e, &prefix, "xroad_client", false);
+        if let (Some(id), Some(client)) = (&id, xroad_client) {
+            let key = join_key(&prefix, "xroad_client");
+            if xroad_id_parts(&client, 3, 4).is_none() {
+                check.report(key, Cause::BadXroadClient(client));
+            } else if let Some(other) = xroad_clients.get(&client) {
+                check.report(
+                    key,
+                    Cause::DuplicateXroadClient {
+                        other: other.clone(),
+                    },
+                );
+            } else {
+                xroad_clients.insert(client, id.clone());
+            }
+        }
+        let via = xroad_service.as_deref().map(|s| (xroad, s));
+        let endpoint = build_endpoint(e, &prefix, &roles, schemas, via, check);
         let signers = build_source_signers(
             e,
             &prefix,
@@ -2305,6 +2492,7 @@ fn build_endpoint(
     prefix: &str,
     roles: &[Role],
     schemas: &SchemaPaths,
+    xroad: Option<(Option<&XroadSecurityServer>, &str)>,
     check: &mut Checker,
 ) -> Option<Endpoint> {
     let role = if roles.contains(&Role::Source) {
@@ -2315,7 +2503,7 @@ fn build_endpoint(
         None
     };
     let Some(role) = role else {
-        for field in ["base_url", "server_ca", "format"]
+        for field in ["base_url", "server_ca", "format", "xroad_service"]
             .into_iter()
             .chain(PROTOCOL_FIELDS)
         {
@@ -2329,9 +2517,25 @@ fn build_endpoint(
         return None;
     };
     let omadata = e.get("protocol").and_then(Value::as_str) == Some("koski-omadata");
+    if let Some((server, _)) = xroad {
+        let key = join_key(prefix, "xroad_service");
+        if server.is_none() {
+            check.report(key.clone(), Cause::XroadNotConfigured);
+        }
+        if omadata {
+            check.report(key, Cause::XroadNotForOmadata);
+        }
+        for field in ["base_url", "server_ca"] {
+            if e.contains_key(field) {
+                check.report(join_key(prefix, field), Cause::XroadEndpointField { field });
+            }
+        }
+    }
     for field in ["base_url", "server_ca", "format"] {
-        // A KOSKI OmaData source is reached at its issuer: `base_url` defaults to it.
-        if !(e.contains_key(field) || omadata && field == "base_url") {
+        // A KOSKI OmaData source is reached at its issuer: `base_url` defaults to it; a
+        // participant on X-Road at the security server (`[xroad]`).
+        let via_xroad = xroad.is_some() && field != "format";
+        if !(e.contains_key(field) || omadata && field == "base_url" || via_xroad) {
             check.report(
                 join_key(prefix, field),
                 Cause::EndpointFieldMissing { role, field },
@@ -2343,16 +2547,31 @@ fn build_endpoint(
     } else {
         "base_url"
     };
-    let url = check
-        .text(e, prefix, url_key, false)
-        .and_then(|u| match parse_base_url(&u) {
-            Ok(parts) => Some(parts),
-            Err(cause) => {
-                check.report(join_key(prefix, url_key), cause);
-                None
-            }
-        });
-    let server_ca = check.file(e, prefix, "server_ca", false, FileKind::CaCertificates);
+    let (url, server_ca) = match xroad {
+        // X-Road Message Protocol for REST r1, §4.1: `{security server}/r1/{serviceId}`, each
+        // part of the service id percent-encoded on its own and the '/' between them kept
+        // (§4.2).
+        Some((server, service)) => {
+            let server = server?;
+            let url = format!("{}/r1/{}", server.url, xroad_path(service));
+            (
+                Some((url, server.host.clone(), server.port)),
+                Some(server.server_ca.clone()),
+            )
+        }
+        None => (
+            check
+                .text(e, prefix, url_key, false)
+                .and_then(|u| match parse_base_url(&u) {
+                    Ok(parts) => Some(parts),
+                    Err(cause) => {
+                        check.report(join_key(prefix, url_key), cause);
+                        None
+                    }
+                }),
+            check.file(e, prefix, "server_ca", false, FileKind::CaCertificates),
+        ),
+    };
     let format = check
         .text(e, prefix, "format", false)
         .and_then(|f| match Format::parse(&f) {
@@ -2741,6 +2960,16 @@ pub fn read_virta_caller(bytes: &[u8]) -> Result<VirtaCaller, String> {
         }
     }
     VirtaCaller::new(values[0], values[1], values[2]).map_err(|e| e.to_string())
+}
+
+/// An X-Road identifier as it goes in a URL path or an `X-Road-Client` header: each part
+/// percent-encoded as UTF-8 on its own, the '/' separators kept (X-Road Message Protocol for
+/// REST r1, §4.2 and §4.3).
+pub fn xroad_path(id: &str) -> String {
+    id.split('/')
+        .map(crate::outbound::encode_path_segment)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// `https://host[:port][/prefix]` → (base URL without trailing slash, host, port).
@@ -3156,6 +3385,18 @@ timeout = "10s"                           # a check waits this long for its sour
 # An ELMO source pins its signers on its [[participants]] entry:
 # elmo_signers = ["certs/emrex-signer.pem"]   # its documents must verify with one of these keys
 # allow_sha1 = false                      # accept rsa-sha1 / SHA-1 digests (older EMREX signers)
+
+# X-Road (Suomi.fi-palveluväylä; README, "X-Road"). Outbound: the city's own security server.
+# [xroad]
+# security_server_url = "https://ss.example.fi:8443"
+# client = "FI/MUN/0123456-7/siirto"      # Siirto's subsystem: INSTANCE/CLASS/MEMBER[/SUBSYSTEM]
+# server_ca = "certs/security-server-ca.pem"
+# A source or destination on X-Road has xroad_service instead of base_url and server_ca:
+# xroad_service = "FI/GOV/1234567-8/koski/luovutuspalvelu"
+# Inbound: security servers that may call the API, and participants reached through them:
+# [[xroad.security_servers]]
+# subject = "CN=ss1.example.fi,O=Example,C=FI"
+# xroad_client = "FI/MUN/0123456-7/eservice"   # on a [[participants]] entry: only via X-Road
 "#;
 
 #[cfg(test)]
@@ -4171,6 +4412,147 @@ mod tests {
             text.push_str(documents);
         }
         text
+    }
+
+    /// The dev config with espoo (participants[1]) on X-Road instead of its own endpoint, and
+    /// `[xroad]` as given.
+    fn espoo_on_xroad(f: &Fixture, xroad: &str) -> String {
+        let text = f.text.replacen(
+            "base_url = \"https://127.0.0.1:9444\"\nserver_ca = \"certs/participants-ca.pem\"\n",
+            "xroad_service = \"FI/GOV/0101263-6/espoo siirto/records\"\n",
+            1,
+        );
+        assert_ne!(text, f.text, "the dev config's espoo endpoint moved");
+        format!("{text}\n{xroad}")
+    }
+
+    const XROAD: &str = "[xroad]\nsecurity_server_url = \"https://ss.turku.test:8443/\"\nclient = \"FI/MUN/0204819-8/siirto\"\nserver_ca = \"certs/participants-ca.pem\"\n";
+
+    #[test]
+    fn a_participant_on_xroad_is_called_through_the_security_server() {
+        let f = fixture();
+        let cfg = f.load(&espoo_on_xroad(&f, XROAD)).expect("loads");
+        let server = cfg.xroad.security_server.as_ref().expect("[xroad]");
+        assert_eq!(server.url, "https://ss.turku.test:8443");
+        assert_eq!(server.client, "FI/MUN/0204819-8/siirto");
+        assert_eq!(
+            cfg.xroad.services.get("espoo").map(String::as_str),
+            Some("FI/GOV/0101263-6/espoo siirto/records")
+        );
+        let ep = cfg.directory.get("espoo").and_then(|p| p.endpoint.clone());
+        let ep = ep.expect("endpoint");
+        // Each part percent-encoded, the separators kept (r1 §4.2).
+        assert_eq!(
+            ep.base_url,
+            "https://ss.turku.test:8443/r1/FI/GOV/0101263-6/espoo%20siirto/records"
+        );
+        assert_eq!((ep.host.as_str(), ep.port), ("ss.turku.test", 8443));
+        assert_eq!(ep.server_ca, server.server_ca);
+        assert_eq!(xroad_path("A/B/C/BAR/SERVICE"), "A/B/C/BAR/SERVICE");
+        assert_eq!(xroad_path("FI/GOV/ä"), "FI/GOV/%C3%A4");
+    }
+
+    #[test]
+    fn security_servers_and_xroad_clients_are_read_and_checked() {
+        let f = fixture();
+        let inbound = "[[xroad.security_servers]]\nsan_dns = \"ss1.turku.test\"\n";
+        let text = f.text.replacen(
+            "san_dns = \"eservice.siirto.test\"",
+            "san_dns = \"eservice.siirto.test\"\nxroad_client = \"FI/MUN/0204819-8/e palvelu\"",
+            1,
+        );
+        assert_ne!(text, f.text, "the dev config's eservice moved");
+        let cfg = f.load(&format!("{text}\n{inbound}")).expect("loads");
+        assert_eq!(
+            cfg.xroad.security_servers,
+            vec![IdentityRule::SanDns("ss1.turku.test".into())]
+        );
+        assert_eq!(
+            cfg.xroad
+                .clients
+                .get("FI/MUN/0204819-8/e palvelu")
+                .map(String::as_str),
+            Some("eservice")
+        );
+        // Inbound alone needs none of the outbound keys.
+        assert_eq!(cfg.xroad.security_server, None);
+
+        let bad = text.replace("FI/MUN/0204819-8/e palvelu", "FI/MUN");
+        let problems = f.problems(&bad);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.key.ends_with(".xroad_client")
+                    && matches!(p.cause, Cause::BadXroadClient(_))),
+            "{problems:?}"
+        );
+        let no_rule = format!("{text}\n[[xroad.security_servers]]\n");
+        let problems = f.problems(&no_rule);
+        assert!(
+            problems.iter().any(|p| p.key == "xroad.security_servers[0]"
+                && matches!(p.cause, Cause::IdentityRuleCount { .. })),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn xroad_mistakes_are_named_by_key() {
+        let f = fixture();
+        let key_of = |text: &str| -> Vec<(String, Cause)> {
+            f.problems(text)
+                .into_iter()
+                .map(|p| (p.key.clone(), p.cause.clone()))
+                .collect()
+        };
+        // No [xroad] at all.
+        let problems = key_of(&espoo_on_xroad(&f, ""));
+        assert!(
+            problems
+                .iter()
+                .any(|(k, c)| k == "participants[1].xroad_service"
+                    && *c == Cause::XroadNotConfigured),
+            "{problems:?}"
+        );
+        // Its own base_url beside xroad_service.
+        let text = espoo_on_xroad(&f, XROAD).replacen(
+            "xroad_service =",
+            "base_url = \"https://127.0.0.1:9444\"\nxroad_service =",
+            1,
+        );
+        let problems = key_of(&text);
+        assert!(
+            problems.iter().any(|(k, c)| k == "participants[1].base_url"
+                && *c == Cause::XroadEndpointField { field: "base_url" }),
+            "{problems:?}"
+        );
+        // A service id of the wrong form.
+        let text = espoo_on_xroad(&f, XROAD).replace("espoo siirto/records", "");
+        let problems = key_of(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|(k, c)| k == "participants[1].xroad_service"
+                    && matches!(c, Cause::BadXroadService(_))),
+            "{problems:?}"
+        );
+        // [xroad] client of the wrong form; a missing key.
+        let text = espoo_on_xroad(&f, XROAD)
+            .replace("client = \"FI/MUN/0204819-8/siirto\"", "client = \"FI\"");
+        let problems = key_of(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|(k, c)| k == "xroad.client" && matches!(c, Cause::BadXroadClient(_))),
+            "{problems:?}"
+        );
+        let text = espoo_on_xroad(&f, &XROAD.replace("security_server_url", "security_server"));
+        let problems = key_of(&text);
+        assert!(
+            problems
+                .iter()
+                .any(|(k, c)| k == "xroad.security_server_url" && *c == Cause::Missing),
+            "{problems:?}"
+        );
     }
 
     #[test]

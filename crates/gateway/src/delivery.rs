@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::metrics::{Outcome, Step};
-use crate::outbound::{CallError, Delivered};
+use crate::outbound::{CallError, Delivered, XroadTrace};
 use crate::server::Shutdown;
 use crate::state::Gateway;
 use crate::store::{
@@ -564,10 +564,13 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
         return;
     };
     let attempt = state.attempts + 1;
+    let mut xroad = XroadTrace::for_issue(&row.id);
     let result = if gw.is_omadata_source(&row.src) {
         crate::omadata::fetch(gw, &row, &subject).await
     } else {
-        gw.outbound.fetch_record(&row.src, &subject, &row.id).await
+        gw.outbound
+            .fetch_record_traced(&row.src, &subject, &mut xroad)
+            .await
     };
     // An answer its protocol cannot read (a SOAP envelope with a DTD, say) was fetched all
     // the same: it fails validation, as a document failing its schema does.
@@ -595,6 +598,7 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     fetched.actor = GATEWAY_ACTOR.into();
     fetched.detail.insert("source".into(), row.src.clone());
     fetched.detail.insert("attempt".into(), attempt.to_string());
+    xroad.audit_into(&mut fetched.detail);
     let answered = result.as_ref().map_or_else(|e| !e.retryable(), |_| true);
     let source_call = peer_call(gw, &row.src, answered);
     let body = match result {
@@ -832,9 +836,10 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
         None => None,
     };
     let attempt = state.attempts + 1;
+    let mut xroad = XroadTrace::for_issue(&row.id);
     let result = gw
         .outbound
-        .deliver(&row.dst, &row.id, bytes::Bytes::from(document))
+        .deliver_traced(&row.dst, bytes::Bytes::from(document), &mut xroad)
         .await;
     let was_full = slots.is_some_and(|s| s.available_permits() == 0);
     drop(slot);
@@ -856,6 +861,7 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     attempt_event
         .detail
         .insert("attempt".into(), attempt.to_string());
+    xroad.audit_into(&mut attempt_event.detail);
     let event = match &result {
         Ok(_) => Event::Delivered,
         Err(e) => Event::DeliveryFailed(if e.retryable() {

@@ -14,6 +14,13 @@
 //! [`Outbound::omadata_fetch`], through the same client, limits and classification.
 //! [`Outbound::deliver`] is `POST {base_url}/records`.
 //!
+//! A participant with `xroad_service` is reached through the city's X-Road security server
+//! (`[xroad]`): its base URL is `{security_server_url}/r1/{service}` (built by the config
+//! loader), its client trusts `[xroad] server_ca`, and [`Outbound`]'s one call path adds the
+//! X-Road request headers, reads the answer's X-Road headers into an [`XroadTrace`] for the
+//! attempt's audit entry, and classifies an `X-Road-Error` answer before the protocol sees it
+//! (X-Road Message Protocol for REST r1, §4.3 and §4.6).
+//!
 //! It must not decide *when* to retry (that is the delivery policy's, using
 //! [`CallError::retryable`]), validate documents (the pipeline does, after the fetch), or put a
 //! student identifier or a credential in any error or log line: the identifier appears only in
@@ -42,9 +49,10 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::config::Config;
+use crate::config::{Config, xroad_path};
 use crate::tls::{TlsError, client_config, server_name};
 use siirto_core::audit::witness::CosignatureVerifier;
+use siirto_core::clock::{Random, SystemRandom, uuid_v4};
 use siirto_core::formats::Format;
 use siirto_core::identity::{Endpoint, Role};
 use siirto_core::protocol::SourceProtocol;
@@ -58,6 +66,114 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const USER_AGENT: &str = concat!("siirto/", env!("CARGO_PKG_VERSION"));
 /// How much of an unneeded response body is read so the connection can be reused.
 const DRAIN_LIMIT: usize = 64 * 1024;
+/// The longest X-Road header value of an answer kept for the audit (a base64 SHA-512 is 88).
+const XROAD_HEADER_MAX: usize = 128;
+
+/// The X-Road side of one call through the security server (X-Road Message Protocol for REST
+/// r1, §4.3), for the attempt's audit entry. Empty for a participant not on X-Road.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XroadTrace {
+    /// `X-Road-Issue` to send: the transfer (or check) the call is for.
+    pub issue: Option<String>,
+    /// The fresh `X-Road-Id` sent with the request.
+    pub sent_id: Option<String>,
+    /// The answer's `X-Road-Id`, `X-Road-Request-Id`, `X-Road-Request-Hash`, `X-Road-Error`.
+    pub id: Option<String>,
+    pub request_id: Option<String>,
+    pub request_hash: Option<String>,
+    pub error: Option<String>,
+}
+
+impl XroadTrace {
+    /// A trace for a call made for `issue` (a transfer or check id).
+    pub fn for_issue(issue: &str) -> XroadTrace {
+        XroadTrace {
+            issue: Some(issue.to_owned()),
+            ..XroadTrace::default()
+        }
+    }
+
+    /// Adds what was learnt to an audit entry's details (`xroad_id`, `xroad_request_id`,
+    /// `xroad_request_hash`, `xroad_error`); nothing for a call not made through X-Road.
+    pub fn audit_into(&self, detail: &mut std::collections::BTreeMap<String, String>) {
+        let Some(sent) = &self.sent_id else {
+            return;
+        };
+        let id = self.id.as_ref().unwrap_or(sent);
+        detail.insert("xroad_id".into(), id.clone());
+        for (key, value) in [
+            ("xroad_request_id", &self.request_id),
+            ("xroad_request_hash", &self.request_hash),
+            ("xroad_error", &self.error),
+        ] {
+            if let Some(v) = value {
+                detail.insert(key.into(), v.clone());
+            }
+        }
+    }
+
+    /// Reads the answer's X-Road headers: printable ASCII only, at most
+    /// [`XROAD_HEADER_MAX`] characters (anything else is left out).
+    fn read_answer(&mut self, headers: &http::HeaderMap) {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.len() <= XROAD_HEADER_MAX
+                        && v.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .map(str::to_owned)
+        };
+        self.id = get("x-road-id");
+        self.request_id = get("x-road-request-id");
+        self.request_hash = get("x-road-request-hash");
+        // An `X-Road-Error` is a flag first (§4.6): present but unreadable still marks the
+        // answer as X-Road's own, classified as the security server's trouble.
+        self.error = get("x-road-error").or_else(|| {
+            headers
+                .contains_key("x-road-error")
+                .then(|| "unreadable".to_owned())
+        });
+    }
+}
+
+/// What an answer carrying `X-Road-Error` means (pure). §4.6: the error arose in X-Road, not at
+/// the provider; its type starts with `Client` (the consumer's request is at fault: asking
+/// again cannot help) or `Server` (a security server's trouble: try again later). A type of
+/// neither kind is taken as the security server's trouble.
+pub fn classify_xroad_error(
+    participant: &str,
+    role: Role,
+    status: u16,
+    error_type: &str,
+) -> CallError {
+    let participant = participant.to_owned();
+    let detail = format!("X-Road error {error_type}");
+    let client_fault = error_type == "Client" || error_type.starts_with("Client.");
+    match (role, client_fault) {
+        (Role::Destination, true) => CallError::DestinationRejected {
+            participant,
+            status,
+        },
+        (Role::Destination, false) => CallError::DestinationUnavailable {
+            participant,
+            status,
+        },
+        (_, true) => CallError::SourceRefused {
+            participant,
+            status,
+            detail,
+        },
+        (_, false) => CallError::SourceUnavailable {
+            participant,
+            status,
+            detail,
+        },
+    }
+}
 
 /// Which part of a call ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -711,6 +827,8 @@ struct Peer {
     protocol: Arc<dyn SourceCall>,
     /// The OmaData requests, for a `koski-omadata` source.
     omadata: Option<Arc<omadata::Omadata>>,
+    /// `X-Road-Client` (Siirto's subsystem, §4.3-encoded) for a participant on X-Road.
+    xroad_client: Option<String>,
 }
 
 /// Pooled mTLS clients for every source and destination. Cheap to clone.
@@ -721,6 +839,8 @@ pub struct Outbound {
     witnesses: Arc<HashMap<String, Peer>>,
     request_timeout: Duration,
     max_response_bytes: usize,
+    /// For each attempt's `X-Road-Id`.
+    random: Arc<dyn Random>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -792,6 +912,10 @@ impl Outbound {
                     }
                     _ => None,
                 },
+                xroad_client: match (&cfg.xroad.security_server, cfg.xroad.services.get(&id)) {
+                    (Some(server), Some(_)) if !is_witness => Some(xroad_path(&server.client)),
+                    _ => None,
+                },
             };
             if is_witness {
                 witnesses.insert(id, peer);
@@ -804,7 +928,13 @@ impl Outbound {
             witnesses: Arc::new(witnesses),
             request_timeout: delivery.request_timeout,
             max_response_bytes: delivery.max_response_bytes,
+            random: Arc::new(SystemRandom::new()),
         })
+    }
+
+    /// The same clients, with `random` giving each X-Road call's `X-Road-Id`.
+    pub fn with_random(self, random: Arc<dyn Random>) -> Outbound {
+        Outbound { random, ..self }
     }
 
     fn peer(&self, id: &str, role: Role) -> Result<&Peer, CallError> {
@@ -827,6 +957,20 @@ impl Outbound {
         subject: &StudentId,
         transfer_id: &str,
     ) -> Result<Bytes, CallError> {
+        self.fetch_record_traced(source, subject, &mut XroadTrace::for_issue(transfer_id))
+            .await
+    }
+
+    /// [`Outbound::fetch_record`] for the transfer or check `trace.issue`, with what X-Road
+    /// said about the call left in `trace` (for a source on X-Road).
+    pub async fn fetch_record_traced(
+        &self,
+        source: &str,
+        subject: &StudentId,
+        trace: &mut XroadTrace,
+    ) -> Result<Bytes, CallError> {
+        let transfer_id = trace.issue.clone().unwrap_or_default();
+        let transfer_id = transfer_id.as_str();
         let peer = self.peer(source, Role::Source)?;
         let request = peer
             .protocol
@@ -835,7 +979,8 @@ impl Outbound {
                 participant: source.to_owned(),
                 reason: e.0.to_owned(),
             })?;
-        self.source_answer(source, peer, request, subject).await
+        self.source_answer(source, peer, request, subject, trace)
+            .await
     }
 
     /// Sends a source's request and classifies its answer with the source's protocol: a 200's
@@ -846,10 +991,12 @@ impl Outbound {
         peer: &Peer,
         request: Request<Full<Bytes>>,
         subject: &StudentId,
+        trace: &mut XroadTrace,
     ) -> Result<Bytes, CallError> {
         let limit = self.max_response_bytes;
         let protocol = peer.protocol.clone();
-        self.call(source, peer, request, |status, body| async move {
+        let call = (source, peer, Role::Source);
+        self.call(call, request, trace, |status, body| async move {
             let (body, truncated) = if status == StatusCode::OK {
                 (read_limited(body, limit, source).await?, false)
             } else {
@@ -893,7 +1040,9 @@ impl Outbound {
             .metadata_request()
             .map_err(|e| invalid_request(source, e))?;
         let issuer = omadata.call.issuer.clone();
-        self.call(source, peer, request, |status, body| async move {
+        let call = (source, peer, Role::Source);
+        let trace = &mut XroadTrace::default();
+        self.call(call, request, trace, |status, body| async move {
             let (body, _) = read_prefix(body, DRAIN_LIMIT, source).await?;
             let fetched = if status == StatusCode::OK {
                 match siirto_core::omadata::Metadata::parse(&body, &issuer) {
@@ -941,7 +1090,9 @@ impl Outbound {
         let request = omadata
             .token_request(token_endpoint, code, redirect_uri, verifier)
             .map_err(|e| invalid_request(source, e))?;
-        self.call(source, peer, request, |status, body| async move {
+        let call = (source, peer, Role::Source);
+        let trace = &mut XroadTrace::default();
+        self.call(call, request, trace, |status, body| async move {
             let (body, _) = read_prefix(body, DRAIN_LIMIT, source).await?;
             omadata::classify_token(status, &body).map_err(|fetched| {
                 Failure::Call(fetched.into_result(source, &body).err().unwrap_or_else(|| {
@@ -968,7 +1119,9 @@ impl Outbound {
         let request = omadata
             .resource_request(token)
             .map_err(|e| invalid_request(source, e))?;
-        self.source_answer(source, peer, request, subject).await
+        let trace = &mut XroadTrace::default();
+        self.source_answer(source, peer, request, subject, trace)
+            .await
     }
 
     /// `POST {base_url}/records` with `Idempotency-Key` and `Content-Type: application/xml`.
@@ -980,10 +1133,24 @@ impl Outbound {
         transfer_id: &str,
         body: Bytes,
     ) -> Result<Delivered, CallError> {
+        let trace = &mut XroadTrace::for_issue(transfer_id);
+        self.deliver_traced(destination, body, trace).await
+    }
+
+    /// [`Outbound::deliver`] for the transfer `trace.issue`, with what X-Road said about the
+    /// call left in `trace` (for a destination on X-Road).
+    pub async fn deliver_traced(
+        &self,
+        destination: &str,
+        body: Bytes,
+        trace: &mut XroadTrace,
+    ) -> Result<Delivered, CallError> {
+        let transfer_id = trace.issue.clone().unwrap_or_default();
         let peer = self.peer(destination, Role::Destination)?;
         let uri = format!("{}/records", peer.base_url);
-        let request = build_request(destination, &uri, transfer_id, body)?;
-        self.call(destination, peer, request, |status, response| async move {
+        let request = build_request(destination, &uri, &transfer_id, body)?;
+        let call = (destination, peer, Role::Destination);
+        self.call(call, request, trace, |status, response| async move {
             let delivered = classify_delivery(destination, status).map_err(Failure::Call);
             // Read (a bounded amount of) the answer so the connection can be reused.
             let _ = read_limited(response, DRAIN_LIMIT, destination).await;
@@ -1065,12 +1232,17 @@ impl Outbound {
         })
     }
 
-    /// Sends `request`, hands status and body to `handle`, all within `request_timeout`.
+    /// Sends `request` to `participant` (called in `role`), hands status and body to
+    /// `handle`, all within `request_timeout`. Through X-Road (a peer with `xroad_client`) the
+    /// request carries `X-Road-Client`, a fresh `X-Road-Id` and `X-Road-Issue` (§4.3; never
+    /// `X-Road-UserId`: the student is not the user), the answer's X-Road headers go to
+    /// `trace`, and an answer with `X-Road-Error` is classified by its type (§4.6) without
+    /// reaching `handle`.
     async fn call<'a, T, F, Fut>(
         &self,
-        participant: &'a str,
-        peer: &Peer,
-        request: Request<Full<Bytes>>,
+        (participant, peer, role): (&'a str, &Peer, Role),
+        mut request: Request<Full<Bytes>>,
+        trace: &mut XroadTrace,
         handle: F,
     ) -> Result<T, CallError>
     where
@@ -1078,6 +1250,23 @@ impl Outbound {
         Fut: Future<Output = Result<T, Failure>> + 'a,
     {
         let limit = self.max_response_bytes;
+        if let Some(client) = &peer.xroad_client {
+            let id = uuid_v4(self.random.as_ref());
+            let mut headers = vec![("x-road-client", client.as_str()), ("x-road-id", &id)];
+            if let Some(issue) = &trace.issue {
+                headers.push(("x-road-issue", issue));
+            }
+            for (name, value) in headers {
+                let value =
+                    HeaderValue::from_str(value).map_err(|_| CallError::InvalidRequest {
+                        participant: participant.to_owned(),
+                        reason: format!("the {name} header is not valid"),
+                    })?;
+                request.headers_mut().insert(name, value);
+            }
+            trace.sent_id = Some(id);
+        }
+        let on_xroad = peer.xroad_client.is_some();
         let exchange = async {
             let response = peer
                 .client
@@ -1085,6 +1274,19 @@ impl Outbound {
                 .await
                 .map_err(|e| Failure::Call(map_client_error(participant, peer, &e)))?;
             let (parts, body) = response.into_parts();
+            if on_xroad {
+                trace.read_answer(&parts.headers);
+                if let Some(error_type) = &trace.error {
+                    // Read (a bounded amount of) the error body so the connection can be reused.
+                    let _ = read_prefix(body, DRAIN_LIMIT, participant).await;
+                    return Err(Failure::Call(classify_xroad_error(
+                        participant,
+                        role,
+                        parts.status.as_u16(),
+                        error_type,
+                    )));
+                }
+            }
             if let Some(length) = parts
                 .headers
                 .get(header::CONTENT_LENGTH)
@@ -1236,6 +1438,58 @@ async fn read_prefix(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn xroad_errors_are_classified_by_type() {
+        let src = |t: &str, status| classify_xroad_error("koski", Role::Source, status, t);
+        let dst = |t: &str, status| classify_xroad_error("espoo", Role::Destination, status, t);
+        let e = src("Server.ServerProxy.NetworkError", 500);
+        assert_eq!((e.code(), e.retryable()), ("source_unavailable", true));
+        assert_eq!(
+            e.answer_detail().as_deref(),
+            Some("answered 500: X-Road error Server.ServerProxy.NetworkError")
+        );
+        let e = src("Client.BadRequest", 400);
+        assert_eq!((e.code(), e.retryable()), ("source_refused", false));
+        let e = dst("Server.ClientProxy.OutdatedGlobalConf", 500);
+        assert_eq!((e.code(), e.retryable()), ("destination_unavailable", true));
+        let e = dst("Client.BadRequest", 400);
+        assert_eq!((e.code(), e.retryable()), ("destination_rejected", false));
+        // Neither kind: the security server's trouble, tried again.
+        assert!(src("Clientele", 500).retryable());
+    }
+
+    #[test]
+    fn xroad_trace_goes_to_the_audit_only_for_calls_through_xroad() {
+        let mut detail = std::collections::BTreeMap::new();
+        XroadTrace::for_issue("t1").audit_into(&mut detail);
+        assert!(detail.is_empty());
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-road-request-id", HeaderValue::from_static("r-1"));
+        headers.insert("x-road-request-hash", HeaderValue::from_static("aGFzaA=="));
+        headers.insert(
+            "x-road-error",
+            HeaderValue::from_static("bad value with spaces"),
+        );
+        let mut trace = XroadTrace::for_issue("t1");
+        trace.sent_id = Some("sent".into());
+        trace.read_answer(&headers);
+        trace.audit_into(&mut detail);
+        assert_eq!(detail.get("xroad_id").map(String::as_str), Some("sent"));
+        assert_eq!(
+            detail.get("xroad_request_id").map(String::as_str),
+            Some("r-1")
+        );
+        assert_eq!(
+            detail.get("xroad_request_hash").map(String::as_str),
+            Some("aGFzaA==")
+        );
+        assert_eq!(
+            detail.get("xroad_error").map(String::as_str),
+            Some("unreadable"),
+            "not a printable token, but an X-Road error all the same"
+        );
+    }
 
     #[test]
     fn delivery_statuses_map_to_outcomes() {

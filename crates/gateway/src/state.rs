@@ -33,6 +33,12 @@ use siirto_core::pipeline::{SchemaLoadError, Schemas};
 use siirto_core::transfer::RetryPolicy;
 use siirto_core::vault::{Vault, VaultError};
 
+tokio::task_local! {
+    /// The X-Road headers (`xroad_client`, `xroad_service`, `xroad_id`, `xroad_request_id`) of
+    /// the API request being handled, when it came through an X-Road security server.
+    pub static XROAD_REQUEST: std::collections::BTreeMap<String, String>;
+}
+
 /// How long readiness waits for the database to answer and to commit a write.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -186,7 +192,7 @@ impl Gateway {
                 message,
             },
         )?);
-        let outbound = Outbound::new(&config)?;
+        let outbound = Outbound::new(&config)?.with_random(random.clone());
         let crls = Arc::new(crate::tls::load_crl_set(
             &config.gateway.crl,
             &config.gateway.client_ca,
@@ -547,6 +553,9 @@ impl Gateway {
 
     /// A new audit event at the current time.
     pub fn event(&self, actor: &str, action: &str, outcome: &str) -> AuditEvent {
+        // An API request that came through an X-Road security server: its X-Road headers go in
+        // every audit entry made while handling it (CONTRACT.md, "X-Road", inbound).
+        let detail = XROAD_REQUEST.try_with(Clone::clone).unwrap_or_default();
         AuditEvent {
             at: self.now(),
             actor: actor.to_owned(),
@@ -555,7 +564,7 @@ impl Gateway {
             transfer_id: None,
             subject: None,
             document_sha256: None,
-            detail: Default::default(),
+            detail,
         }
     }
 

@@ -64,15 +64,44 @@ pub fn api_connection(
     gw: Arc<Gateway>,
     conn: ConnectionInfo,
 ) -> impl Fn(Request<Incoming>) -> ResponseFuture + Send + Sync + 'static {
-    let caller = identity::identify(&gw.config.directory, &conn.certificates);
-    if let Err(e) = &caller {
+    let xroad = &gw.config.xroad;
+    let security_server = match xroad.security_servers.is_empty() {
+        true => None,
+        false => identity::matches_any(&xroad.security_servers, &conn.certificates)
+            .ok()
+            .flatten(),
+    };
+    let caller = match &security_server {
+        // Who calls is named by each request's X-Road-Client.
+        Some(_) => Err(IdentityError::NoCertificate),
+        None => identity::identify(&gw.config.directory, &conn.certificates).and_then(|p| {
+            // A participant on X-Road is reached only through a security server.
+            if xroad.clients.values().any(|id| *id == p.id) {
+                Err(IdentityError::UnknownParticipant {
+                    subject: p.certificate().subject.clone(),
+                })
+            } else {
+                Ok(p)
+            }
+        }),
+    };
+    if security_server.is_none()
+        && let Err(e) = &caller
+    {
         audit_unknown_participant(&gw, &conn, e);
     }
     let caller = Arc::new(caller);
+    let security_server = Arc::new(security_server);
     move |req| {
         let gw = gw.clone();
-        let caller = caller.clone();
-        Box::pin(async move {
+        let (caller, xroad) = match &*security_server {
+            None => (caller.clone(), None),
+            Some(summary) => {
+                let (caller, detail) = through_security_server(&gw, summary, &req);
+                (Arc::new(caller), Some(detail))
+            }
+        };
+        let handle = async move {
             let started = Instant::now();
             let route = route_name(req.method(), req.uri().path());
             let request_id = request_id(gw.random.as_ref());
@@ -90,7 +119,85 @@ pub fn api_connection(
             gw.metrics
                 .request(route, response.status().as_u16(), started.elapsed());
             answered(&span, &request_id, response, started)
-        })
+        };
+        match xroad {
+            None => Box::pin(handle) as ResponseFuture,
+            Some(detail) => Box::pin(crate::state::XROAD_REQUEST.scope(detail, handle)),
+        }
+    }
+}
+
+/// The participant a request from an X-Road security server acts as: the one whose
+/// `xroad_client` is the request's `X-Road-Client` (each part percent-decoded, X-Road Message
+/// Protocol for REST r1 §4.3), and the request's X-Road headers for its audit entries. No
+/// header, or no such participant: `unknown_participant`, audited.
+fn through_security_server(
+    gw: &Arc<Gateway>,
+    summary: &identity::CertificateSummary,
+    req: &Request<Incoming>,
+) -> (Caller, std::collections::BTreeMap<String, String>) {
+    let mut detail = std::collections::BTreeMap::new();
+    for (header, key) in [
+        ("x-road-client", "xroad_client"),
+        ("x-road-service", "xroad_service"),
+        ("x-road-id", "xroad_id"),
+        ("x-road-request-id", "xroad_request_id"),
+    ] {
+        if let Some(v) = req
+            .headers()
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            detail.insert(key.to_owned(), v.to_owned());
+        }
+    }
+    let client = detail.get("xroad_client").map(|c| {
+        c.split('/')
+            .map(|p| {
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    });
+    let participant = client
+        .as_ref()
+        .and_then(|c| gw.config.xroad.clients.get(c))
+        .and_then(|id| gw.config.directory.get(id));
+    match participant {
+        Some(p) => (
+            Ok(AuthenticatedParticipant::through(
+                p.clone(),
+                summary.clone(),
+            )),
+            detail,
+        ),
+        None => {
+            let mut event = gw.event("unknown", "access.denied", "unknown_participant");
+            event.detail.extend(detail.clone());
+            event
+                .detail
+                .insert("certificate_subject".into(), summary.subject.clone());
+            event.detail.insert(
+                "reason".into(),
+                "no participant has this X-Road-Client".into(),
+            );
+            let store = gw.clone();
+            tokio::spawn(async move {
+                if let Err(err) = store.store.append_audit(vec![event]).await {
+                    tracing::warn!(error = %err, "could not audit a refused X-Road client");
+                }
+            });
+            let subject = format!(
+                "{} for X-Road-Client {}",
+                summary.subject,
+                client.as_deref().unwrap_or("(none)")
+            );
+            (Err(IdentityError::UnknownParticipant { subject }), detail)
+        }
     }
 }
 
