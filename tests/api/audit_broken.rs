@@ -1,5 +1,5 @@
 //! While the stored audit log does not verify, the gateway does nothing it could not prove
-//! afterwards (issue 15): `/readyz` answers 503 and a submission 503 `audit_unavailable`,
+//! afterwards (issue 15): `/readyz` answers 503 and a submission (or a check) 503 `audit_unavailable`,
 //! audited; under `[audit] on_broken = "serve"` it goes on, as the operator chose.
 
 use std::time::Duration;
@@ -12,7 +12,11 @@ use crate::helpers::{self, STUDENT, start_with, submit, token};
 /// A testbed whose first audit entry was altered in the database, once the trail noticed.
 async fn tampered(on_broken: &str) -> Testbed {
     let bed = start_with(TestbedOptions {
-        env: vec![("SIIRTO__AUDIT__ON_BROKEN".into(), on_broken.into())],
+        env: vec![
+            ("SIIRTO__AUDIT__ON_BROKEN".into(), on_broken.into()),
+            // A check below is asked without the consent text's hash.
+            ("SIIRTO__CONSENT__REQUIRE_TEXT_HASH".into(), "false".into()),
+        ],
         ..TestbedOptions::default()
     })
     .await;
@@ -68,6 +72,39 @@ async fn a_log_that_does_not_verify_makes_the_gateway_unready_and_refuse_submiss
         .filter(|e| e.event.action == "transfer.refused" && e.event.outcome == "audit_unavailable")
         .count();
     assert_eq!(refused, 1, "the refusal is audited");
+
+    // A check is refused the same way, before anything is fetched.
+    let mut claims = bed
+        .authorization(STUDENT, "turku", "espoo", "identity")
+        .claims();
+    let map = claims.as_object_mut().expect("claims");
+    for k in ["scope", "consent_sha256", "consent_lang"] {
+        map.remove(k);
+    }
+    map.insert("question".into(), serde_json::json!("active_study_right"));
+    let check = bed
+        .sign_as(&claims, siirto_core::authz::CHECK_TYP)
+        .expect("sign");
+    let fetched_before = bed.sources["turku"].requests().len();
+    let answer = bed
+        .client("eservice")
+        .expect("client")
+        .post_json("/v1/checks", &serde_json::json!({ "authorization": check }))
+        .await
+        .expect("answer");
+    assert_eq!(answer.status.as_u16(), 503, "{}", answer.json());
+    assert_eq!(answer.error_code().as_deref(), Some("audit_unavailable"));
+    assert_eq!(
+        bed.sources["turku"].requests().len(),
+        fetched_before,
+        "nothing fetched"
+    );
+    let refused = helpers::audit(&bed)
+        .await
+        .into_iter()
+        .filter(|e| e.event.action == "check.refused" && e.event.outcome == "audit_unavailable")
+        .count();
+    assert_eq!(refused, 1, "the check's refusal is audited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,19 +61,8 @@ pub async fn submit(
         Ok(v) => v,
         Err(e) => return Err(refuse(gw, caller, e.into()).await),
     };
-    if let Some(fault) = gw.audit_refuses_work() {
-        let mut event = gw.event(
-            &caller.participant().id,
-            "check.refused",
-            "audit_unavailable",
-        );
-        event.detail.insert("fault".into(), fault.clone());
-        gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::new(
-            ErrorCode::AuditUnavailable,
-            "the gateway's audit log does not verify; no check is answered until an operator repairs it",
-        ));
-    }
+    super::transfers::refuse_while_audit_broken(gw, caller, "check", "no check is answered")
+        .await?;
     let id = uuid_v4(gw.random.as_ref());
     let pseudonym = gw.pseudonyms.pseudonym(verified.subject());
     let guardian = verified

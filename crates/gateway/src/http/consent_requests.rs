@@ -115,19 +115,13 @@ pub async fn create(
         let event = refusal_event(gw, &caller.participant().id, "consent.refused", &e);
         return Err(audited(gw, event, e).await);
     }
-    if let Some(fault) = gw.audit_refuses_work() {
-        let mut event = gw.event(
-            &caller.participant().id,
-            "consent.refused",
-            "audit_unavailable",
-        );
-        event.detail.insert("fault".into(), fault.clone());
-        gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::new(
-            ErrorCode::AuditUnavailable,
-            "the gateway's audit log does not verify; no consent request is accepted until an operator repairs it",
-        ));
-    }
+    super::transfers::refuse_while_audit_broken(
+        gw,
+        caller,
+        "consent",
+        "no consent request is accepted",
+    )
+    .await?;
     // The authorization endpoint, from the authorization server's own metadata (RFC 8414).
     let metadata = match gw.outbound.omadata_metadata(verified.source()).await {
         Ok(m) => m,

@@ -65,20 +65,7 @@ pub async fn submit(
         );
         return Err(refuse(gw, caller, e).await);
     }
-    if let Some(fault) = gw.audit_refuses_work() {
-        // `[audit] on_broken = "refuse"`: nothing new happens that could not be proven.
-        let mut event = gw.event(
-            &caller.participant().id,
-            "transfer.refused",
-            "audit_unavailable",
-        );
-        event.detail.insert("fault".into(), fault.clone());
-        gw.store.append_audit(vec![event]).await?;
-        return Err(ApiError::new(
-            ErrorCode::AuditUnavailable,
-            "the gateway's audit log does not verify; no transfer is accepted until an operator repairs it",
-        ));
-    }
+    refuse_while_audit_broken(gw, caller, "transfer", "no transfer is accepted").await?;
     let pending = gw.pending();
     if pending >= gw.config.delivery.max_pending {
         let mut event = gw.event(&caller.participant().id, "transfer.refused", "overloaded");
@@ -217,6 +204,32 @@ pub fn new_transfer(
         replay_until: verified.remember_until(),
     };
     (transfer, accepted)
+}
+
+/// `[audit] on_broken = "refuse"`: while the stored audit log does not verify, nothing new
+/// happens that could not be proven. The refusal of a `kind` (`transfer`, `check`, `consent`)
+/// is audited as `{kind}.refused` and answered 503 `audit_unavailable`; `what` says what is
+/// not done ("no transfer is accepted").
+pub(super) async fn refuse_while_audit_broken(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    kind: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let Some(fault) = gw.audit_refuses_work() else {
+        return Ok(());
+    };
+    let mut event = gw.event(
+        &caller.participant().id,
+        &format!("{kind}.refused"),
+        "audit_unavailable",
+    );
+    event.detail.insert("fault".into(), fault.clone());
+    gw.store.append_audit(vec![event]).await?;
+    Err(ApiError::new(
+        ErrorCode::AuditUnavailable,
+        format!("the gateway's audit log does not verify; {what} until an operator repairs it"),
+    ))
 }
 
 /// The body of a submission: at most `limits.max_request_bytes` of `{"authorization": "<JWS>"}`.
