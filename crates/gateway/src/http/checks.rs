@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::json;
 
-use super::transfers::{read_submission, refuse};
+use super::transfers::refuse;
 use super::{ApiError, ErrorCode, json_response};
 use crate::outbound::CallError;
 use crate::server::Body;
@@ -44,23 +44,8 @@ pub async fn submit(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let started = Instant::now();
-    let submission = match read_submission(gw, req).await {
-        Ok(s) => s,
-        Err(e) => return Err(refuse(gw, caller, e).await),
-    };
-    let now = gw.now();
-    let verified = match authz::verify_check(
-        &submission.authorization,
-        &gw.issuer_keys(),
-        &gw.policy,
-        &gw.config.directory,
-        gw.consent_texts,
-        caller.participant(),
-        now,
-    ) {
-        Ok(v) => v,
-        Err(e) => return Err(refuse(gw, caller, e.into()).await),
-    };
+    let (verified, now) =
+        super::transfers::verified_submission(gw, caller, req, authz::verify_check).await?;
     super::transfers::refuse_while_audit_broken(gw, caller, "check", "no check is answered")
         .await?;
     let id = uuid_v4(gw.random.as_ref());

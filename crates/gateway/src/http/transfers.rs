@@ -37,23 +37,7 @@ pub async fn submit(
     caller: &AuthenticatedParticipant,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let submission = match read_submission(gw, req).await {
-        Ok(s) => s,
-        Err(e) => return Err(refuse(gw, caller, e).await),
-    };
-    let now = gw.now();
-    let verified = match authz::verify_authorization(
-        &submission.authorization,
-        &gw.issuer_keys(),
-        &gw.policy,
-        &gw.config.directory,
-        gw.consent_texts,
-        caller.participant(),
-        now,
-    ) {
-        Ok(v) => v,
-        Err(e) => return Err(refuse(gw, caller, e.into()).await),
-    };
+    let (verified, now) = verified_submission(gw, caller, req, authz::verify_authorization).await?;
     if gw.is_omadata_source(verified.source()) {
         // Its data moves only on the consent the person gives at KOSKI itself.
         let e = ApiError::new(
@@ -204,6 +188,45 @@ pub fn new_transfer(
         replay_until: verified.remember_until(),
     };
     (transfer, accepted)
+}
+
+/// The signature of `authz::verify_authorization` and `authz::verify_check`.
+type Verify<T> = fn(
+    &str,
+    &authz::IssuerKeys,
+    &authz::Policy,
+    &siirto_core::identity::Directory,
+    &siirto_core::consent::Catalog,
+    &siirto_core::identity::Participant,
+    siirto_core::clock::Timestamp,
+) -> Result<T, authz::AuthzError>;
+
+/// Reads `{"authorization": "<JWS>"}` and verifies it with `verify` for `caller` now: the
+/// verified authorization and the time it was checked at. Any refusal is audited and counted
+/// ([`refuse`]) before it is returned.
+pub(super) async fn verified_submission<T>(
+    gw: &Gateway,
+    caller: &AuthenticatedParticipant,
+    req: Request<Incoming>,
+    verify: Verify<T>,
+) -> Result<(T, siirto_core::clock::Timestamp), ApiError> {
+    let submission = match read_submission(gw, req).await {
+        Ok(s) => s,
+        Err(e) => return Err(refuse(gw, caller, e).await),
+    };
+    let now = gw.now();
+    match verify(
+        &submission.authorization,
+        &gw.issuer_keys(),
+        &gw.policy,
+        &gw.config.directory,
+        gw.consent_texts,
+        caller.participant(),
+        now,
+    ) {
+        Ok(v) => Ok((v, now)),
+        Err(e) => Err(refuse(gw, caller, e.into()).await),
+    }
 }
 
 /// `[audit] on_broken = "refuse"`: while the stored audit log does not verify, nothing new
