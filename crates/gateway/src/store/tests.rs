@@ -1220,3 +1220,69 @@ async fn consent_requests_are_answered_once_and_their_secrets_forgotten() {
         assert_chain(&store.audit_range(0, 1000).await.unwrap());
     }
 }
+
+/// Audit retention's store half: a base not built from the stored entry before its size is
+/// refused with nothing deleted; one that is deletes the entries before it, keeps the base, and
+/// the next entry chains to the kept head even when every older entry is gone.
+#[tokio::test]
+async fn pruning_the_audit_keeps_its_base_and_refuses_one_from_another_log() {
+    for (db, store) in stores().await {
+        let b = db.backend;
+        let seqs = store
+            .append_audit((0..4).map(|i| event("step", None, 1000 + i)).collect())
+            .await
+            .unwrap();
+        assert_eq!(seqs, [0, 1, 2, 3], "{b}");
+        let entries = store.audit_range(0, 10).await.unwrap();
+        let mut tree = siirto_core::audit::MerkleTree::new();
+        for e in &entries {
+            tree.push(e.leaf_hash());
+        }
+        let base = PrunedBase::at(&tree, 4, entries[3].hash, &[4], None).unwrap();
+
+        let mut foreign = base.clone();
+        foreign.head = [7; 32];
+        let err = store
+            .prune_audit(
+                foreign,
+                Timestamp::from_millis(2000),
+                event("retention.audit_pruned", None, 2000),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("entry 3 is not the one the pruning point was computed from"),
+            "{b}: {err}"
+        );
+        assert_eq!(
+            store.audit_range(0, 10).await.unwrap().len(),
+            4,
+            "{b}: nothing deleted"
+        );
+        assert!(store.audit_base().await.unwrap().is_none(), "{b}");
+
+        let deleted = store
+            .prune_audit(
+                base.clone(),
+                Timestamp::from_millis(2000),
+                event("retention.audit_pruned", None, 2000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(deleted, 4, "{b}");
+        assert_eq!(store.audit_base().await.unwrap(), Some(base.clone()), "{b}");
+        let kept = store.audit_range(0, 10).await.unwrap();
+        assert_eq!(kept.len(), 1, "{b}: only the pruning's own entry");
+        assert_eq!((kept[0].seq, kept[0].prev_hash), (4, base.head), "{b}");
+        assert_eq!(
+            kept[0]
+                .event
+                .detail
+                .get("pruned_before")
+                .map(String::as_str),
+            Some("4"),
+            "{b}"
+        );
+    }
+}
