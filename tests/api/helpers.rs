@@ -421,7 +421,7 @@ pub fn element_names(root: &dom::Element) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(e) = stack.pop() {
-        out.push(e.local.clone());
+        out.push(e.local.to_string());
         stack.extend(e.elements());
     }
     out

@@ -6,19 +6,81 @@
 //! [`super::reader`]. Whitespace-only text between elements is dropped; CDATA becomes text;
 //! comments and processing instructions are skipped.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use super::reader::{self, Handler, Locator, StartTag};
 use super::{Limits, Position, XmlError};
+
+/// An element or attribute name, or a namespace URI: stored once per document and shared by
+/// every element that uses it (a record repeats a few dozen names thousands of times).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
 
 /// An element with its namespace resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     /// Namespace URI, `None` when the element is in no namespace.
-    pub namespace: Option<String>,
-    pub local: String,
-    pub attributes: Vec<Attribute>,
-    pub children: Vec<Node>,
+    pub namespace: Option<Name>,
+    pub local: Name,
+    pub attributes: Box<[Attribute]>,
+    pub children: Box<[Node]>,
     /// Byte offset of the start tag in the source (in its UTF-8 decoding when the source is
     /// UTF-16), for [`Position::of_offset`].
     pub offset: usize,
@@ -27,22 +89,24 @@ pub struct Element {
 /// An attribute (namespace declarations are not kept).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
-    pub namespace: Option<String>,
-    pub local: String,
-    pub value: String,
+    pub namespace: Option<Name>,
+    pub local: Name,
+    pub value: Box<str>,
 }
 
+/// A child of an element. An element child is boxed so a text child (the common case in a
+/// record's leaves) takes two words, not an element's size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    Element(Element),
-    Text(String),
+    Element(Box<Element>),
+    Text(Box<str>),
 }
 
 impl Element {
     /// Child elements, in document order.
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|n| match n {
-            Node::Element(e) => Some(e),
+            Node::Element(e) => Some(&**e),
             Node::Text(_) => None,
         })
     }
@@ -80,7 +144,7 @@ impl Element {
         self.attributes
             .iter()
             .find(|a| a.namespace.is_none() && a.local == local)
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 
     /// Value of an attribute in the given namespace.
@@ -88,54 +152,112 @@ impl Element {
         self.attributes
             .iter()
             .find(|a| a.namespace.as_deref() == Some(namespace) && a.local == local)
-            .map(|a| a.value.as_str())
+            .map(|a| &*a.value)
     }
 }
 
 /// Parses a whole document into its root element.
 pub fn parse(document: &[u8], limits: &Limits) -> Result<Element, XmlError> {
-    let mut builder = TreeBuilder {
-        stack: Vec::new(),
-        root: None,
-    };
+    let mut builder = TreeBuilder::default();
     reader::parse_slice(document, limits, &mut builder)?;
-    let mut root = builder.root.ok_or_else(|| XmlError::Malformed {
+    builder.root.ok_or_else(|| XmlError::Malformed {
         message: "no root element".into(),
         at: Position::default(),
-    })?;
-    drop_whitespace(&mut root);
-    Ok(root)
+    })
 }
 
-/// Builds the tree from the hardened tokenizer's events.
+/// An element being built: its children so far, and the text run not yet ended.
+struct Open {
+    namespace: Option<Name>,
+    local: Name,
+    attributes: Box<[Attribute]>,
+    offset: usize,
+    children: Vec<Node>,
+    has_elements: bool,
+    text: String,
+}
+
+impl Open {
+    /// Ends the current run of text: kept as a child, unless it is whitespace only and the
+    /// element also holds child elements (decided for earlier runs when the element ends).
+    fn end_text(&mut self) {
+        if !self.text.is_empty() {
+            let text = std::mem::take(&mut self.text);
+            if !(self.has_elements && text.trim().is_empty()) {
+                self.children.push(Node::Text(text.into_boxed_str()));
+            }
+        }
+    }
+
+    fn finish(mut self) -> Element {
+        self.end_text();
+        if self.has_elements {
+            // Whitespace-only text seen before the first child element.
+            self.children
+                .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
+        }
+        Element {
+            namespace: self.namespace,
+            local: self.local,
+            attributes: self.attributes,
+            children: self.children.into_boxed_slice(),
+            offset: self.offset,
+        }
+    }
+}
+
+/// Builds the tree from the hardened tokenizer's events, with every name stored once.
+#[derive(Default)]
 struct TreeBuilder {
-    stack: Vec<Element>,
+    stack: Vec<Open>,
     root: Option<Element>,
+    names: HashSet<Name>,
+}
+
+impl TreeBuilder {
+    fn name(&mut self, s: &str) -> Name {
+        if let Some(name) = self.names.get(s) {
+            return name.clone();
+        }
+        let name = Name::from(s);
+        self.names.insert(name.clone());
+        name
+    }
 }
 
 impl Handler for TreeBuilder {
     fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
-        self.stack.push(Element {
-            namespace: tag.namespace().map(str::to_owned),
-            local: tag.local().to_owned(),
-            attributes: tag
-                .attributes()
-                .map(|a| Attribute {
-                    namespace: a.namespace.map(str::to_owned),
-                    local: a.local.to_owned(),
-                    value: a.value.to_owned(),
-                })
-                .collect(),
-            children: Vec::new(),
+        if let Some(parent) = self.stack.last_mut() {
+            parent.end_text();
+            parent.has_elements = true;
+        }
+        let namespace = tag.namespace().map(|n| self.name(n));
+        let local = self.name(tag.local());
+        let attributes = tag
+            .attributes()
+            .map(|a| Attribute {
+                namespace: a.namespace.map(|n| self.name(n)),
+                local: self.name(a.local),
+                value: a.value.into(),
+            })
+            .collect();
+        self.stack.push(Open {
+            namespace,
+            local,
+            attributes,
             offset: at.offset(),
+            children: Vec::new(),
+            has_elements: false,
+            text: String::new(),
         });
         ControlFlow::Continue(())
     }
 
     fn end_element(&mut self, _at: &Locator<'_>) -> ControlFlow<()> {
-        if let Some(element) = self.stack.pop() {
+        if let Some(open) = self.stack.pop() {
+            let element = open.finish();
             match self.stack.last_mut() {
-                Some(parent) => parent.children.push(Node::Element(element)),
+                Some(parent) => parent.children.push(Node::Element(Box::new(element))),
                 None => self.root = Some(element),
             }
         }
@@ -145,29 +267,9 @@ impl Handler for TreeBuilder {
     fn text(&mut self, text: &str, _at: &Locator<'_>) -> ControlFlow<()> {
         // The tokenizer already bounds the length of one run of text.
         if let Some(parent) = self.stack.last_mut() {
-            match parent.children.last_mut() {
-                Some(Node::Text(previous)) => previous.push_str(text),
-                _ => parent.children.push(Node::Text(text.to_owned())),
-            }
+            parent.text.push_str(text);
         }
         ControlFlow::Continue(())
-    }
-}
-
-/// Removes whitespace-only text from elements that also hold child elements.
-fn drop_whitespace(element: &mut Element) {
-    let mut work = vec![element];
-    while let Some(e) = work.pop() {
-        let has_elements = e.children.iter().any(|n| matches!(n, Node::Element(_)));
-        if has_elements {
-            e.children
-                .retain(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()));
-        }
-        for child in e.children.iter_mut() {
-            if let Node::Element(c) = child {
-                work.push(c);
-            }
-        }
     }
 }
 

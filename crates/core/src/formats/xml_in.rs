@@ -6,7 +6,7 @@
 //! not carry. Error messages name paths and what is wrong, never values (they may be personal
 //! data).
 
-use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::record::{Date, Decimal};
 use siirto_xsd::dom::Element;
@@ -20,31 +20,57 @@ pub(crate) const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 /// An element of a document in the namespace `ns`, with its path.
+///
+/// The path is rendered only when it is needed (an error, a report entry): a node keeps the
+/// chain of elements that leads to it, and an index (`Opintosuoritus[3]`) is worked out from
+/// the siblings then, so reading a large record allocates no path strings.
 #[derive(Clone)]
 pub(crate) struct Node<'a> {
     pub(crate) element: &'a Element,
     ns: &'static str,
     /// Prefix of report paths (`virta:`).
     prefix: &'static str,
-    path: String,
-    generic: String,
+    /// The parent's node, `None` for the root.
+    parent: Option<Rc<Node<'a>>>,
 }
 
 impl<'a> Node<'a> {
     pub(crate) fn root(element: &'a Element, ns: &'static str, prefix: &'static str) -> Node<'a> {
-        let step = format!("/{}", element.local);
         Node {
             element,
             ns,
             prefix,
-            path: step.clone(),
-            generic: step,
+            parent: None,
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn path(&self) -> &str {
-        &self.path
+    /// The path naming this element in errors, with an index where siblings share its name
+    /// (`/Virta/Opiskelija[2]/Opintosuoritukset/Opintosuoritus[3]/SuoritusPvm`).
+    pub(crate) fn path(&self) -> String {
+        let mut steps = Vec::new();
+        let mut node = self;
+        loop {
+            let Some(parent) = node.parent.as_deref() else {
+                steps.push(format!("/{}", node.element.local));
+                break;
+            };
+            let mut index = 0;
+            let mut total = 0;
+            for sibling in parent.named(&node.element.local) {
+                total += 1;
+                if std::ptr::eq(sibling, node.element) {
+                    index = total;
+                }
+            }
+            steps.push(if total > 1 {
+                format!("/{}[{index}]", node.element.local)
+            } else {
+                format!("/{}", node.element.local)
+            });
+            node = parent;
+        }
+        steps.reverse();
+        steps.concat()
     }
 
     pub(crate) fn local(&self) -> &str {
@@ -53,52 +79,35 @@ impl<'a> Node<'a> {
 
     pub(crate) fn invalid(&self, problem: impl Into<String>) -> FormatError {
         FormatError::Invalid {
-            path: self.path.clone(),
+            path: self.path(),
             problem: problem.into(),
         }
     }
 
     /// The report path of this node without indices (`virta:/Virta/Opiskelija/...`).
     pub(crate) fn generic_path(&self) -> String {
-        format!("{}{}", self.prefix, self.generic)
-    }
-
-    /// Child elements in the format's namespace, each with its path.
-    pub(crate) fn children(&self) -> Vec<Node<'a>> {
-        let mine: Vec<&'a Element> = self
-            .element
-            .elements()
-            .filter(|e| e.namespace.as_deref() == Some(self.ns))
-            .collect();
-        // How many siblings share each name, then a running index per name: linear in the
-        // number of children (lists of items can be long).
-        let mut totals: HashMap<&str, usize> = HashMap::new();
-        for e in &mine {
-            *totals.entry(e.local.as_str()).or_insert(0) += 1;
+        let mut names = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            names.push(n.element.local.as_str());
+            node = n.parent.as_deref();
         }
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        let mut out = Vec::with_capacity(mine.len());
-        for e in &mine {
-            let total = totals.get(e.local.as_str()).copied().unwrap_or(1);
-            let index = {
-                let i = seen.entry(e.local.as_str()).or_insert(0);
-                *i += 1;
-                *i
-            };
-            let step = if total > 1 {
-                format!("{}[{index}]", e.local)
-            } else {
-                e.local.clone()
-            };
-            out.push(Node {
-                element: e,
-                ns: self.ns,
-                prefix: self.prefix,
-                path: format!("{}/{step}", self.path),
-                generic: format!("{}/{}", self.generic, e.local),
-            });
+        let mut out = String::from(self.prefix);
+        for name in names.iter().rev() {
+            out.push('/');
+            out.push_str(name);
         }
         out
+    }
+
+    /// Child elements in the format's namespace, in document order.
+    pub(crate) fn children(&self) -> Vec<Node<'a>> {
+        let parent = Rc::new(self.clone());
+        self.element
+            .elements()
+            .filter(|e| e.namespace.as_deref() == Some(self.ns))
+            .map(|e| self.child_node(e, &parent))
+            .collect()
     }
 
     fn named<'s>(&'s self, local: &'s str) -> impl Iterator<Item = &'a Element> + 's {
@@ -109,35 +118,27 @@ impl<'a> Node<'a> {
             .filter(move |e| e.local == local && e.namespace.as_deref() == Some(ns))
     }
 
-    fn child_node(&self, e: &'a Element, index: usize, total: usize) -> Node<'a> {
-        let step = if total > 1 {
-            format!("{}[{index}]", e.local)
-        } else {
-            e.local.clone()
-        };
+    fn child_node(&self, e: &'a Element, parent: &Rc<Node<'a>>) -> Node<'a> {
         Node {
             element: e,
             ns: self.ns,
             prefix: self.prefix,
-            path: format!("{}/{step}", self.path),
-            generic: format!("{}/{}", self.generic, e.local),
+            parent: Some(parent.clone()),
         }
     }
 
     /// Child elements with this name, in document order.
     pub(crate) fn all(&self, local: &str) -> Vec<Node<'a>> {
-        let total = self.named(local).count();
+        let parent = Rc::new(self.clone());
         self.named(local)
-            .enumerate()
-            .map(|(i, e)| self.child_node(e, i + 1, total))
+            .map(|e| self.child_node(e, &parent))
             .collect()
     }
 
     /// The first child element with this name.
     pub(crate) fn first(&self, local: &str) -> Option<Node<'a>> {
         let first = self.named(local).next()?;
-        let total = self.named(local).count();
-        Some(self.child_node(first, 1, total))
+        Some(self.child_node(first, &Rc::new(self.clone())))
     }
 
     pub(crate) fn required(&self, local: &str) -> Result<Node<'a>, FormatError> {
@@ -229,14 +230,14 @@ impl<'a> Node<'a> {
             let ours = e.namespace.as_deref() == Some(self.ns);
             if !ours || !known_children.contains(&e.local.as_str()) {
                 let name = if ours {
-                    e.local.clone()
+                    e.local.to_string()
                 } else {
                     format!("{{{}}}{}", e.namespace.as_deref().unwrap_or(""), e.local)
                 };
                 report.not_carried(format!("{}/{name}", self.generic_path()));
             }
         }
-        for a in &self.element.attributes {
+        for a in self.element.attributes.iter() {
             match a.namespace.as_deref() {
                 Some(XSI_NS) => {}
                 Some(XML_NS) if a.local == "lang" && known_attributes.contains(&"xml:lang") => {}
@@ -269,7 +270,7 @@ mod tests {
         );
         let node = Node::root(&root, "urn:t", "t:");
         let kids = node.children();
-        let paths: Vec<&str> = kids.iter().map(Node::path).collect();
+        let paths: Vec<String> = kids.iter().map(Node::path).collect();
         assert_eq!(paths, vec!["/r/a[1]", "/r/b", "/r/a[2]"]);
         let d = kids[2].required("d").unwrap();
         assert_eq!(d.path(), "/r/a[2]/d");
