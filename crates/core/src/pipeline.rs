@@ -28,7 +28,7 @@ use crate::vault::sha256;
 use openssl::x509::X509;
 use siirto_xsd::schema::{Schema, SchemaError, ValidationFailure};
 
-use siirto_xsd::{Limits, dom};
+use siirto_xsd::Limits;
 
 /// The `[limits.xml]` every path that reads a document applies: a transfer's fetched record and
 /// its converted document, `siirto convert`, `siirto validate --config`; and with no
@@ -290,16 +290,13 @@ pub fn read_source(
         });
     }
     let source_schema = schemas.get(from).ok_or(PipelineError::NoSchema(from))?;
-    source_schema
-        .validate(source, limits)
+    // Validated and read into its tree in one pass.
+    let root = source_schema
+        .validate_tree(source, limits)
         .map_err(|failure| PipelineError::InvalidSource {
             format: from,
             summary: summarize(&failure),
         })?;
-    let root = dom::parse(source, limits).map_err(|e| PipelineError::InvalidSource {
-        format: from,
-        summary: format!("{}: {e}", e.code()),
-    })?;
     formats::read_with_report(from, &root, subject).map_err(by_format)
 }
 

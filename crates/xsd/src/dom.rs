@@ -160,10 +160,7 @@ impl Element {
 pub fn parse(document: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     let mut builder = TreeBuilder::default();
     reader::parse_slice(document, limits, &mut builder)?;
-    builder.root.ok_or_else(|| XmlError::Malformed {
-        message: "no root element".into(),
-        at: Position::default(),
-    })
+    builder.finish()
 }
 
 /// An element being built: its children so far, and the text run not yet ended.
@@ -206,15 +203,25 @@ impl Open {
     }
 }
 
-/// Builds the tree from the hardened tokenizer's events, with every name stored once.
+/// Builds the tree from the hardened tokenizer's events, with every name stored once. The
+/// schema validator runs one beside itself ([`crate::schema::Schema::validate_tree`]), so a
+/// document is read once to be both validated and built.
 #[derive(Default)]
-struct TreeBuilder {
+pub(crate) struct TreeBuilder {
     stack: Vec<Open>,
     root: Option<Element>,
     names: HashSet<Name>,
 }
 
 impl TreeBuilder {
+    /// The root element, once the document has been read whole.
+    pub(crate) fn finish(self) -> Result<Element, XmlError> {
+        self.root.ok_or_else(|| XmlError::Malformed {
+            message: "no root element".into(),
+            at: Position::default(),
+        })
+    }
+
     fn name(&mut self, s: &str) -> Name {
         if let Some(name) = self.names.get(s) {
             return name.clone();

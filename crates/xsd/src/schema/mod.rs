@@ -26,7 +26,10 @@ use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::reader::{self, Outcome, StreamError};
+use std::ops::ControlFlow;
+
+use super::dom;
+use super::reader::{self, Handler, Locator, Outcome, StartTag, StreamError};
 use super::{Limits, XmlError};
 
 pub use validate::RootName;
@@ -217,6 +220,30 @@ impl Schema {
         }
     }
 
+    /// Validates an in-memory document and builds its element tree in the same pass (one
+    /// tokenization instead of two): the same verdict and errors as [`Schema::validate`], and
+    /// for a valid document the tree [`dom::parse`] would build.
+    pub fn validate_tree(
+        &self,
+        document: &[u8],
+        limits: &Limits,
+    ) -> Result<dom::Element, ValidationFailure> {
+        let mut both = Both {
+            validator: validate::Validator::new(&self.model, MAX_ERRORS),
+            tree: dom::TreeBuilder::default(),
+        };
+        match reader::parse_slice(document, limits, &mut both) {
+            Err(e) => Err(ValidationFailure::NotWellFormed(e)),
+            Ok(Outcome::Stopped) => Err(ValidationFailure::Invalid(both.validator.into_errors())),
+            Ok(Outcome::Complete) => {
+                if both.validator.has_errors() {
+                    return Err(ValidationFailure::Invalid(both.validator.into_errors()));
+                }
+                both.tree.finish().map_err(ValidationFailure::NotWellFormed)
+            }
+        }
+    }
+
     /// Validates a document read from `input` with memory bounded by its nesting depth,
     /// for documents too big to hold (the `validate` command, benchmarks).
     pub fn validate_reader<R: BufRead>(
@@ -329,6 +356,49 @@ pub fn validate_file_cli(
                 }
             }
         }
+    }
+}
+
+/// The validator and a tree builder fed the same events, the validator first (it alone can
+/// stop the parse).
+struct Both<'m> {
+    validator: validate::Validator<'m>,
+    tree: dom::TreeBuilder,
+}
+
+impl Handler for Both<'_> {
+    fn start_element(&mut self, tag: &StartTag<'_>, at: &Locator<'_>) -> ControlFlow<()> {
+        self.validator.start_element(tag, at)?;
+        self.tree.start_element(tag, at)
+    }
+    fn end_element(&mut self, at: &Locator<'_>) -> ControlFlow<()> {
+        self.validator.end_element(at)?;
+        self.tree.end_element(at)
+    }
+    fn text(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        self.validator.text(text, at)?;
+        self.tree.text(text, at)
+    }
+    fn whitespace(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        self.validator.whitespace(text, at)?;
+        self.tree.whitespace(text, at)
+    }
+    fn comment(&mut self, text: &str, at: &Locator<'_>) -> ControlFlow<()> {
+        self.validator.comment(text, at)?;
+        self.tree.comment(text, at)
+    }
+    fn processing_instruction(
+        &mut self,
+        target: &str,
+        data: &str,
+        at: &Locator<'_>,
+    ) -> ControlFlow<()> {
+        self.validator.processing_instruction(target, data, at)?;
+        self.tree.processing_instruction(target, data, at)
+    }
+    fn settle(&mut self, at: &Locator<'_>) {
+        self.validator.settle(at);
+        self.tree.settle(at);
     }
 }
 

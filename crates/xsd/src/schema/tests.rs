@@ -483,3 +483,35 @@ fn schema_files_in_utf16_load_and_report_positions_by_character() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn validate_tree_agrees_with_validate_then_parse() {
+    let s = schema(RECORD);
+    let limits = Limits::default();
+    let valid = [
+        "<r>\n  <a k=\"1\"><Koodi> x &amp; y </Koodi><!-- c --><Nimi>n<![CDATA[<m>]]></Nimi><Laajuus>2.5</Laajuus></a>\n  <a><Koodi/><Laajuus>1</Laajuus></a>\n</r>",
+        "<?xml version=\"1.0\"?><r><a><Koodi>ä</Koodi><Laajuus>0</Laajuus></a></r>",
+    ];
+    for doc in valid {
+        let tree = s.validate_tree(doc.as_bytes(), &limits).unwrap();
+        assert_eq!(
+            tree,
+            crate::dom::parse(doc.as_bytes(), &limits).unwrap(),
+            "{doc}"
+        );
+    }
+    let invalid = [
+        "<r>\n<a><Koodi>1</Koodi><Laajuus>2</Laajuus></a>\n<a>\n  <Laajuus>3</Laajuus></a></r>",
+        "<r><a><Koodi/><Laajuus>x</Laajuus></a><b/></r>",
+        "<r><a>",
+        "<!DOCTYPE r [<!ENTITY e \"x\">]><r/>",
+    ];
+    for doc in invalid {
+        let one = format!(
+            "{:?}",
+            s.validate_tree(doc.as_bytes(), &limits).unwrap_err()
+        );
+        let two = format!("{:?}", s.validate(doc.as_bytes(), &limits).unwrap_err());
+        assert_eq!(one, two, "{doc}");
+    }
+}
