@@ -1450,11 +1450,15 @@ async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
     }
 }
 
-/// The audit chain's end: the next leaf index and the hash the next entry chains to.
-#[derive(Debug, Clone, Copy)]
+/// The audit chain's end within a batch: the next leaf index, the hash the next entry chains
+/// to, and the entries chained in this batch but not yet inserted. A batch's entries go in
+/// together (one multi-row `INSERT` per [`ROWS_PER_INSERT`], before the commit, or before an
+/// operation reads the audit table) rather than one statement per operation: on PostgreSQL
+/// every statement is a round trip on the writer's connection.
 struct Head {
     next_seq: u64,
     prev_hash: [u8; 32],
+    pending: Vec<rows::AuditColumns>,
 }
 
 /// How one operation of a batch went. Every operation makes its refusal decision (a `jti`
@@ -1543,7 +1547,14 @@ macro_rules! backend {
                         }
                     }
                 }
-                let committed = tx.commit().await.map_err(|e| Arc::new(StoreError::from(e)));
+                // The batch's audit entries, then the commit: one outcome for every operation.
+                let committed = match flush(&mut tx, &mut head).await {
+                    Ok(()) => tx.commit().await.map_err(|e| Arc::new(StoreError::from(e))),
+                    // Dropping `tx` rolls it back.
+                    Err(e) => Err(Arc::new(StoreError::RolledBack(format!(
+                        "the batch's audit entries could not be written: {e}"
+                    )))),
+                };
                 for f in finishers {
                     f(committed.clone().map(|_| ()));
                 }
@@ -1563,13 +1574,14 @@ macro_rules! backend {
                             None => Ok(Head {
                                 next_seq: 0,
                                 prev_hash: [0u8; 32],
+                                pending: Vec::new(),
                             }),
                             Some((_, json)) => {
                                 let base = PrunedBase::decode(&json).map_err(|e| StoreError::Corrupt {
                                     what: "audit base",
                                     detail: e.to_string(),
                                 })?;
-                                Ok(Head { next_seq: base.size, prev_hash: base.head })
+                                Ok(Head { next_seq: base.size, prev_hash: base.head, pending: Vec::new() })
                             }
                         }
                     }
@@ -1584,23 +1596,32 @@ macro_rules! backend {
                             what: "audit sequence",
                             detail: format!("negative seq {seq}"),
                         })? + 1;
-                        Ok(Head { next_seq, prev_hash })
+                        Ok(Head { next_seq, prev_hash, pending: Vec::new() })
                     }
                 }
             }
 
-            /// Chains `events` onto the log and inserts them, up to [`ROWS_PER_INSERT`] per statement.
+            /// Chains `events` onto the log; they are inserted with the rest of the batch's
+            /// entries by [`flush`] (at once when a full statement's worth is waiting).
             async fn append(conn: &mut Conn, head: &mut Head, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
                 let mut seqs = Vec::with_capacity(events.len());
-                let mut columns = Vec::with_capacity(events.len());
                 for event in events {
                     let entry = AuditEntry::chained(head.next_seq, head.prev_hash, event);
-                    columns.push(rows::AuditColumns::of(&entry)?);
+                    head.pending.push(rows::AuditColumns::of(&entry)?);
                     seqs.push(entry.seq);
                     head.next_seq = entry.seq + 1;
                     head.prev_hash = entry.hash;
                 }
-                let mut columns = columns.into_iter().peekable();
+                if head.pending.len() >= ROWS_PER_INSERT {
+                    flush(conn, head).await?;
+                }
+                Ok(seqs)
+            }
+
+            /// Inserts the entries chained so far and not yet written, up to
+            /// [`ROWS_PER_INSERT`] per statement.
+            async fn flush(conn: &mut Conn, head: &mut Head) -> Result<(), StoreError> {
+                let mut columns = std::mem::take(&mut head.pending).into_iter().peekable();
                 while columns.peek().is_some() {
                     let chunk: Vec<rows::AuditColumns> = columns.by_ref().take(ROWS_PER_INSERT).collect();
                     let sql = format!(
@@ -1624,7 +1645,7 @@ macro_rules! backend {
                     }
                     q.execute(&mut *conn).await?;
                 }
-                Ok(seqs)
+                Ok(())
             }
 
             async fn run_op(conn: &mut Conn, op: Op, head: &mut Head) -> OpOutcome {
@@ -1826,6 +1847,8 @@ macro_rules! backend {
             }
 
             async fn prune_audit(conn: &mut Conn, head: &mut Head, base: &PrunedBase, at: Timestamp, mut audit: AuditEvent) -> Result<u64, StoreError> {
+                // It reads and deletes entries: the batch's earlier ones go in first.
+                flush(conn, head).await?;
                 let last = i64::try_from(base.size - 1).unwrap_or(i64::MAX);
                 let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = $1")
                     .bind(last)
