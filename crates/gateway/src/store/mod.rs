@@ -2296,9 +2296,13 @@ macro_rules! backend {
                     return Ok(Applied::LeaseLost);
                 }
                 add_steps(conn, &id, steps).await?;
-                if !matches!(status, Status::Accepted | Status::Fetching) {
-                    // Past the fetch: an OmaData consent's code, token and verifier are no
-                    // longer needed by anyone.
+                // Past the fetch an OmaData consent's code, token and verifier are no longer
+                // needed by anyone. A transfer leaves the fetch either with its document stored
+                // or ended (every later change finds them gone), so only those changes clear
+                // them: one statement fewer for every other change.
+                let past_fetch = !matches!(status, Status::Accepted | Status::Fetching)
+                    && (matches!(payload, PayloadChange::Put(_)) || status.is_terminal());
+                if past_fetch {
                     sqlx::query(
                         "UPDATE consent_requests SET code_sealed = NULL, token_sealed = NULL, verifier_sealed = NULL \
                          WHERE transfer_id = $1 AND (code_sealed IS NOT NULL OR token_sealed IS NOT NULL OR verifier_sealed IS NOT NULL)",
