@@ -8,9 +8,14 @@
 //! operation decides whether it is refused (a replayed `jti`, a lost lease) before it writes,
 //! so a refusal undoes nothing and needs no savepoint; a database error rolls the whole batch
 //! back and every operation in it is answered with the error (nothing half-written is kept).
-//! Rows go in as multi-row inserts: an operation costs a handful of statements. The writer also extends the audit hash chain, so chaining is serial by
-//! construction; on PostgreSQL it takes a transaction-scoped advisory lock first, so instances
-//! sharing a database extend one chain. A caller's write is acknowledged only after its commit.
+//! Rows go in as multi-row inserts: an operation costs a handful of statements. The writer also
+//! extends the audit hash chain: a batch's operations queue their entries, and at the end of the
+//! batch the entries are numbered, chained onto the log's end and inserted together, receipts and
+//! attestations are signed for their leaves, and the transaction commits. On PostgreSQL that end
+//! of the batch runs under a transaction-scoped advisory lock, so instances sharing a database
+//! extend one chain while the rest of their batches (state changes, steps, payloads, claims)
+//! run side by side; a batch that appends nothing takes no lock. A caller's write is
+//! acknowledged only after its commit.
 //!
 //! It does not decide anything: transitions come from `siirto_core::transfer`, hashes from `siirto_core::audit`.
 
@@ -431,6 +436,34 @@ pub enum Applied {
     LeaseLost,
 }
 
+/// An applied change before its batch is sequenced: leaf indexes relative to the batch, the
+/// receipt as a ticket into [`Sequenced::signed`].
+enum Applying {
+    Done {
+        audit_seqs: Vec<u64>,
+        receipt: Option<usize>,
+        peer: Option<PeerNews>,
+    },
+    LeaseLost,
+}
+
+impl Applying {
+    fn sequenced(self, q: &Sequenced) -> Applied {
+        match self {
+            Applying::Done {
+                audit_seqs,
+                receipt,
+                peer,
+            } => Applied::Done {
+                audit_seqs: q.leaves(audit_seqs),
+                receipt: receipt.and_then(|i| q.signed.get(i).cloned()),
+                peer,
+            },
+            Applying::LeaseLost => Applied::LeaseLost,
+        }
+    }
+}
+
 /// A read-modify-write decision made inside the writer (cancel, operator retry).
 pub type Decide<E> = Box<dyn FnOnce(&TransferRow) -> Result<TransferChange, E> + Send>;
 
@@ -442,7 +475,9 @@ pub enum Modified<E> {
     NotFound,
 }
 
-type Finish = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+/// Answers one operation once its batch has committed (or failed), with what the end of the
+/// batch decided: where its audit entries start and what was signed for them.
+type Finish = Box<dyn FnOnce(Result<&Sequenced, Arc<StoreError>>) + Send>;
 
 enum Op {
     Insert(
@@ -1450,15 +1485,71 @@ async fn writer_loop(pool: Pool, mut rx: mpsc::Receiver<Op>) {
     }
 }
 
-/// The audit chain's end within a batch: the next leaf index, the hash the next entry chains
-/// to, and the entries chained in this batch but not yet inserted. A batch's entries go in
-/// together (one multi-row `INSERT` per [`ROWS_PER_INSERT`], before the commit, or before an
-/// operation reads the audit table) rather than one statement per operation: on PostgreSQL
-/// every statement is a round trip on the writer's connection.
+/// The audit chain's end: the next leaf index and the hash the next entry chains to.
+#[derive(Debug, Clone, Copy)]
 struct Head {
     next_seq: u64,
     prev_hash: [u8; 32],
-    pending: Vec<rows::AuditColumns>,
+}
+
+/// What a batch's operations add to the audit log, numbered from the batch's first entry (0);
+/// and the receipts and attestations to sign for a leaf among them.
+///
+/// The entries are sequenced and chained only at the end of the batch ([`Sequenced`]): on
+/// PostgreSQL the audit lock that orders every instance's appends is taken there, just before
+/// the entries are inserted and the transaction commits, so the rest of a batch (state changes,
+/// steps, payloads, claims) runs beside other instances' batches instead of behind them. A batch
+/// that appends nothing takes no lock.
+#[derive(Default)]
+struct Pending {
+    events: Vec<AuditEvent>,
+    signs: Vec<LateSign>,
+}
+
+impl Pending {
+    /// Queues `events`; their leaf indexes relative to the batch's first entry.
+    fn append(&mut self, events: Vec<AuditEvent>) -> Vec<u64> {
+        let first = self.events.len() as u64;
+        let n = events.len() as u64;
+        self.events.extend(events);
+        (first..first + n).collect()
+    }
+
+    /// Signs for relative leaf `leaf` at the end of the batch; the ticket finds the signature
+    /// in [`Sequenced::signed`].
+    fn sign(&mut self, target: SignTarget, leaf: u64, sign: ReceiptSigner) -> usize {
+        self.signs.push(LateSign { target, leaf, sign });
+        self.signs.len() - 1
+    }
+}
+
+/// A receipt or an attestation that names its audit leaf, signed when the leaf is known.
+struct LateSign {
+    target: SignTarget,
+    /// Relative to the batch's first entry.
+    leaf: u64,
+    sign: ReceiptSigner,
+}
+
+/// The row a late signature is stored in.
+enum SignTarget {
+    Transfer(String),
+    Check(String),
+}
+
+/// What the end of a batch decided.
+#[derive(Debug, Default)]
+struct Sequenced {
+    /// The leaf index of the batch's first entry.
+    base: u64,
+    /// The signatures of [`Pending::signs`], in order.
+    signed: Vec<Sealed>,
+}
+
+impl Sequenced {
+    fn leaves(&self, relative: Vec<u64>) -> Vec<u64> {
+        relative.into_iter().map(|r| self.base + r).collect()
+    }
 }
 
 /// How one operation of a batch went. Every operation makes its refusal decision (a `jti`
@@ -1515,24 +1606,17 @@ macro_rules! backend {
                     Ok(t) => t,
                     Err(e) => return fail_all(ops, e.into()),
                 };
-                if let Some(lock) = $audit_lock {
-                    if let Err(e) = sqlx::query(lock).bind(AUDIT_LOCK_ID).execute(&mut *tx).await {
-                        return fail_all(ops, e.into());
-                    }
-                }
-                let mut head = match read_head(&mut tx).await {
-                    Ok(h) => h,
-                    Err(e) => return fail_all(ops, e),
-                };
+                let mut pending = Pending::default();
+                let nothing = Sequenced::default();
                 let mut finishers: Vec<Finish> = Vec::with_capacity(ops.len());
                 let mut ops = ops.into_iter();
                 while let Some(op) = ops.next() {
-                    match run_op(&mut tx, op, &mut head).await {
+                    match run_op(&mut tx, op, &mut pending).await {
                         OpOutcome::Keep(finish) => finishers.push(finish),
                         // Refused operations answer now; they wrote nothing.
-                        OpOutcome::Refused(finish) => finish(Ok(())),
+                        OpOutcome::Refused(finish) => finish(Ok(&nothing)),
                         OpOutcome::Failed(finish, error) => {
-                            finish(Ok(()));
+                            finish(Ok(&nothing));
                             let rolled_back = Arc::new(StoreError::RolledBack(format!(
                                 "another operation in the same transaction failed: {error}"
                             )));
@@ -1548,15 +1632,18 @@ macro_rules! backend {
                     }
                 }
                 // The batch's audit entries, then the commit: one outcome for every operation.
-                let committed = match flush(&mut tx, &mut head).await {
-                    Ok(()) => tx.commit().await.map_err(|e| Arc::new(StoreError::from(e))),
+                let committed = match sequence(&mut tx, pending).await {
+                    Ok(sequenced) => match tx.commit().await {
+                        Ok(()) => Ok(sequenced),
+                        Err(e) => Err(Arc::new(StoreError::from(e))),
+                    },
                     // Dropping `tx` rolls it back.
                     Err(e) => Err(Arc::new(StoreError::RolledBack(format!(
                         "the batch's audit entries could not be written: {e}"
                     )))),
                 };
                 for f in finishers {
-                    f(committed.clone().map(|_| ()));
+                    f(committed.as_ref().map_err(Arc::clone));
                 }
             }
 
@@ -1574,14 +1661,13 @@ macro_rules! backend {
                             None => Ok(Head {
                                 next_seq: 0,
                                 prev_hash: [0u8; 32],
-                                pending: Vec::new(),
                             }),
                             Some((_, json)) => {
                                 let base = PrunedBase::decode(&json).map_err(|e| StoreError::Corrupt {
                                     what: "audit base",
                                     detail: e.to_string(),
                                 })?;
-                                Ok(Head { next_seq: base.size, prev_hash: base.head, pending: Vec::new() })
+                                Ok(Head { next_seq: base.size, prev_hash: base.head })
                             }
                         }
                     }
@@ -1596,32 +1682,32 @@ macro_rules! backend {
                             what: "audit sequence",
                             detail: format!("negative seq {seq}"),
                         })? + 1;
-                        Ok(Head { next_seq, prev_hash, pending: Vec::new() })
+                        Ok(Head { next_seq, prev_hash })
                     }
                 }
             }
 
-            /// Chains `events` onto the log; they are inserted with the rest of the batch's
-            /// entries by [`flush`] (at once when a full statement's worth is waiting).
-            async fn append(conn: &mut Conn, head: &mut Head, events: Vec<AuditEvent>) -> Result<Vec<u64>, StoreError> {
-                let mut seqs = Vec::with_capacity(events.len());
-                for event in events {
+            /// The end of a batch: under the audit lock (PostgreSQL), reads the chain's end,
+            /// numbers and chains the batch's entries onto it and inserts them, up to
+            /// [`ROWS_PER_INSERT`] per statement, then signs each receipt and attestation for its
+            /// leaf and stores it with its row. The caller commits at once.
+            async fn sequence(conn: &mut Conn, pending: Pending) -> Result<Sequenced, StoreError> {
+                if pending.events.is_empty() {
+                    return Ok(Sequenced::default());
+                }
+                if let Some(lock) = $audit_lock {
+                    sqlx::query(lock).bind(AUDIT_LOCK_ID).execute(&mut *conn).await?;
+                }
+                let mut head = read_head(conn).await?;
+                let base = head.next_seq;
+                let mut columns = Vec::with_capacity(pending.events.len());
+                for event in pending.events {
                     let entry = AuditEntry::chained(head.next_seq, head.prev_hash, event);
-                    head.pending.push(rows::AuditColumns::of(&entry)?);
-                    seqs.push(entry.seq);
+                    columns.push(rows::AuditColumns::of(&entry)?);
                     head.next_seq = entry.seq + 1;
                     head.prev_hash = entry.hash;
                 }
-                if head.pending.len() >= ROWS_PER_INSERT {
-                    flush(conn, head).await?;
-                }
-                Ok(seqs)
-            }
-
-            /// Inserts the entries chained so far and not yet written, up to
-            /// [`ROWS_PER_INSERT`] per statement.
-            async fn flush(conn: &mut Conn, head: &mut Head) -> Result<(), StoreError> {
-                let mut columns = std::mem::take(&mut head.pending).into_iter().peekable();
+                let mut columns = columns.into_iter().peekable();
                 while columns.peek().is_some() {
                     let chunk: Vec<rows::AuditColumns> = columns.by_ref().take(ROWS_PER_INSERT).collect();
                     let sql = format!(
@@ -1645,12 +1731,35 @@ macro_rules! backend {
                     }
                     q.execute(&mut *conn).await?;
                 }
-                Ok(())
+                let mut signed = Vec::with_capacity(pending.signs.len());
+                for late in pending.signs {
+                    let leaf = base + late.leaf;
+                    let sealed = (late.sign)(leaf);
+                    let (sql, id) = match &late.target {
+                        SignTarget::Transfer(id) => (
+                            "UPDATE transfers SET receipt_sealed = $1, receipt_key_id = $2, receipt_leaf = $3 WHERE id = $4",
+                            id,
+                        ),
+                        SignTarget::Check(id) => (
+                            "UPDATE checks SET attestation_sealed = $1, attestation_key_id = $2, audit_leaf_index = $3 WHERE id = $4",
+                            id,
+                        ),
+                    };
+                    sqlx::query(sql)
+                        .bind(sealed.bytes.clone())
+                        .bind(sealed.key_id.clone())
+                        .bind(i64::try_from(leaf).unwrap_or(i64::MAX))
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                    signed.push(sealed);
+                }
+                Ok(Sequenced { base, signed })
             }
 
-            async fn run_op(conn: &mut Conn, op: Op, head: &mut Head) -> OpOutcome {
+            async fn run_op(conn: &mut Conn, op: Op, pending: &mut Pending) -> OpOutcome {
                 match op {
-                    Op::Insert(t, events, reply) => match insert(conn, head, t, events).await {
+                    Op::Insert(t, events, reply) => match insert(conn, pending, t, events).await {
                         Ok(Inserted::Replay) => OpOutcome::Refused(Box::new(move |_| {
                             let _ = reply.send(Ok(Inserted::Replay));
                         })),
@@ -1659,12 +1768,12 @@ macro_rules! backend {
                         })),
                         Err(e) => undo_with(reply, e),
                     },
-                    Op::Audit(events, reply) => match append(conn, head, events).await {
-                        Ok(seqs) => OpOutcome::Keep(Box::new(move |c| {
-                            let _ = reply.send(c.map(|_| seqs).map_err(unshare));
-                        })),
-                        Err(e) => undo_with(reply, e),
-                    },
+                    Op::Audit(events, reply) => {
+                        let seqs = pending.append(events);
+                        OpOutcome::Keep(Box::new(move |c| {
+                            let _ = reply.send(c.map(|q| q.leaves(seqs)).map_err(unshare));
+                        }))
+                    }
                     Op::Claim { owner, now, lease_until, limit, skip, expired_before, reply } => {
                         match claim(conn, &owner, now, lease_until, limit, &skip, expired_before).await {
                             Ok(rows) => OpOutcome::Keep(Box::new(move |c| {
@@ -1673,12 +1782,12 @@ macro_rules! backend {
                             Err(e) => undo_with(reply, e),
                         }
                     }
-                    Op::Apply(change, reply) => match apply(conn, head, change).await {
-                        Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| {
+                    Op::Apply(change, reply) => match apply(conn, pending, change).await {
+                        Ok(Applying::LeaseLost) => OpOutcome::Refused(Box::new(move |_| {
                             let _ = reply.send(Ok(Applied::LeaseLost));
                         })),
                         Ok(done) => OpOutcome::Keep(Box::new(move |c| {
-                            let _ = reply.send(c.map(|_| done).map_err(unshare));
+                            let _ = reply.send(c.map(|q| done.sequenced(q)).map_err(unshare));
                         })),
                         Err(e) => undo_with(reply, e),
                     },
@@ -1700,9 +1809,9 @@ macro_rules! backend {
                         };
                         match job.decide(row.as_ref()) {
                             ModifyStep::Answer(answer) => OpOutcome::Refused(Box::new(move |_| answer())),
-                            ModifyStep::Apply(change, reply) => match apply(conn, head, *change).await {
-                                Ok(Applied::LeaseLost) => OpOutcome::Refused(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
-                                Ok(done) => OpOutcome::Keep(Box::new(move |c| reply(c.map(|_| done).map_err(unshare)))),
+                            ModifyStep::Apply(change, reply) => match apply(conn, pending, *change).await {
+                                Ok(Applying::LeaseLost) => OpOutcome::Refused(Box::new(move |_| reply(Ok(Applied::LeaseLost)))),
+                                Ok(done) => OpOutcome::Keep(Box::new(move |c| reply(c.map(|q| done.sequenced(q)).map_err(unshare)))),
                                 Err(e) => {
                                     let text = e.to_string();
                                     OpOutcome::Failed(Box::new(move |_| reply(Err(e))), text)
@@ -1734,7 +1843,7 @@ macro_rules! backend {
                         let result = async {
                             let fresh = remember(conn, &issuer, &jti, until).await?;
                             if fresh {
-                                append(conn, head, audit).await?;
+                                pending.append(audit);
                             }
                             Ok::<bool, StoreError>(fresh)
                         }
@@ -1747,14 +1856,14 @@ macro_rules! backend {
                         }
                     }
                     Op::InsertCheck { check, audit, attestation, reply } => {
-                        match insert_check(conn, head, *check, audit, attestation).await {
+                        match insert_check(conn, pending, *check, audit, attestation).await {
                             Ok(leaf) => OpOutcome::Keep(Box::new(move |c| {
-                                let _ = reply.send(c.map(|_| leaf).map_err(unshare));
+                                let _ = reply.send(c.map(|q| q.base + leaf).map_err(unshare));
                             })),
                             Err(e) => undo_with(reply, e),
                         }
                     }
-                    Op::Consent(op, audit, reply) => match consent(conn, head, op, audit).await {
+                    Op::Consent(op, audit, reply) => match consent(conn, pending, op, audit).await {
                         Ok(ConsentDone::Refused) => OpOutcome::Refused(Box::new(move |_| {
                             let _ = reply.send(Ok(ConsentDone::Refused));
                         })),
@@ -1764,7 +1873,7 @@ macro_rules! backend {
                         Err(e) => undo_with(reply, e),
                     },
                     Op::PurgeFinished { before, limit, audit, reply } => {
-                        match purge_finished(conn, head, before, limit, audit).await {
+                        match purge_finished(conn, pending, before, limit, audit).await {
                             Ok(n) => OpOutcome::Keep(Box::new(move |c| {
                                 let _ = reply.send(c.map(|_| n).map_err(unshare));
                             })),
@@ -1772,7 +1881,7 @@ macro_rules! backend {
                         }
                     }
                     Op::PruneAudit { base, at, audit, reply } => {
-                        match prune_audit(conn, head, &base, at, audit).await {
+                        match prune_audit(conn, pending, &base, at, audit).await {
                             Ok(n) => OpOutcome::Keep(Box::new(move |c| {
                                 let _ = reply.send(c.map(|_| n).map_err(unshare));
                             })),
@@ -1811,7 +1920,7 @@ macro_rules! backend {
                 }
             }
 
-            async fn purge_finished(conn: &mut Conn, head: &mut Head, before: Timestamp, limit: u32, mut audit: AuditEvent) -> Result<u64, StoreError> {
+            async fn purge_finished(conn: &mut Conn, pending: &mut Pending, before: Timestamp, limit: u32, mut audit: AuditEvent) -> Result<u64, StoreError> {
                 let ids: Vec<String> = sqlx::query_scalar(
                     "SELECT id FROM transfers WHERE status IN ('delivered', 'failed', 'cancelled') AND updated_at < $1 \
                      ORDER BY updated_at LIMIT $2",
@@ -1841,14 +1950,18 @@ macro_rules! backend {
                 if n > 0 {
                     audit.detail.insert("deleted".into(), n.to_string());
                     audit.detail.insert("ended_before".into(), before.rfc3339());
-                    append(conn, head, vec![audit]).await?;
+                    pending.append(vec![audit]);
                 }
                 Ok(n)
             }
 
-            async fn prune_audit(conn: &mut Conn, head: &mut Head, base: &PrunedBase, at: Timestamp, mut audit: AuditEvent) -> Result<u64, StoreError> {
-                // It reads and deletes entries: the batch's earlier ones go in first.
-                flush(conn, head).await?;
+            async fn prune_audit(conn: &mut Conn, pending: &mut Pending, base: &PrunedBase, at: Timestamp, mut audit: AuditEvent) -> Result<u64, StoreError> {
+                // It deletes entries and may replace what stands in for the chain's end: no
+                // other instance may sequence meanwhile. (Taken again at the end of the batch;
+                // a transaction-scoped advisory lock may be taken twice.)
+                if let Some(lock) = $audit_lock {
+                    sqlx::query(lock).bind(AUDIT_LOCK_ID).execute(&mut *conn).await?;
+                }
                 let last = i64::try_from(base.size - 1).unwrap_or(i64::MAX);
                 let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit WHERE seq = $1")
                     .bind(last)
@@ -1874,7 +1987,7 @@ macro_rules! backend {
                     .await?;
                 audit.detail.insert("pruned_before".into(), base.size.to_string());
                 audit.detail.insert("deleted".into(), deleted.to_string());
-                append(conn, head, vec![audit]).await?;
+                pending.append(vec![audit]);
                 Ok(deleted)
             }
 
@@ -1890,7 +2003,7 @@ macro_rules! backend {
 
             async fn insert_check(
                 conn: &mut Conn,
-                head: &mut Head,
+                pending: &mut Pending,
                 c: NewCheck,
                 events: Vec<AuditEvent>,
                 attestation: Option<ReceiptSigner>,
@@ -1902,9 +2015,8 @@ macro_rules! backend {
                         detail: "a check is written with at least one audit entry".into(),
                     });
                 }
-                // The attestation names the leaf of the last entry, known before it is written.
-                let leaf = head.next_seq + n - 1;
-                let sealed = attestation.map(|sign| sign(leaf));
+                // The attestation names the leaf of the last entry: signed, with its leaf
+                // stored, when the batch is sequenced.
                 sqlx::query(
                     "INSERT INTO checks (id, submitter, issuer, jti, src, dst, question, purpose, subject_pseudonym, basis, \
                      guardian_pseudonym, consent_sha256, consent_version, consent_lang, consented_at, created_at, finished_at, \
@@ -1931,26 +2043,30 @@ macro_rules! backend {
                 .bind(&c.outcome)
                 .bind(c.answer.map(i64::from))
                 .bind(&c.document_sha256)
-                .bind(sealed.as_ref().map(|_| i64::try_from(leaf).unwrap_or(i64::MAX)))
-                .bind(sealed.as_ref().map(|s| s.bytes.clone()))
-                .bind(sealed.as_ref().map(|s| s.key_id.clone()))
+                .bind(None::<i64>)
+                .bind(None::<Vec<u8>>)
+                .bind(None::<String>)
                 .execute(&mut *conn)
                 .await?;
-                let seqs = append(conn, head, events).await?;
-                Ok(seqs.last().copied().unwrap_or(leaf))
+                let seqs = pending.append(events);
+                let leaf = seqs.last().copied().unwrap_or_default();
+                if let Some(sign) = attestation {
+                    pending.sign(SignTarget::Check(c.id.clone()), leaf, sign);
+                }
+                Ok(leaf)
             }
 
-            async fn insert(conn: &mut Conn, head: &mut Head, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
+            async fn insert(conn: &mut Conn, pending: &mut Pending, t: NewTransfer, events: Vec<AuditEvent>) -> Result<Inserted, StoreError> {
                 if !remember(conn, &t.issuer, &t.jti, t.replay_until).await? {
                     return Ok(Inserted::Replay);
                 }
                 insert_row(conn, &t).await?;
-                append(conn, head, events).await?;
+                pending.append(events);
                 Ok(Inserted::Accepted)
             }
 
             /// Every write of the OmaData flow. Refusals are decided before anything is written.
-            async fn consent(conn: &mut Conn, head: &mut Head, op: ConsentOp, audit: Vec<AuditEvent>) -> Result<ConsentDone, StoreError> {
+            async fn consent(conn: &mut Conn, pending: &mut Pending, op: ConsentOp, audit: Vec<AuditEvent>) -> Result<ConsentDone, StoreError> {
                 let done = match op {
                     ConsentOp::Insert(r) => {
                         if !remember(conn, &r.issuer, &r.jti, r.replay_until).await? {
@@ -2025,7 +2141,7 @@ macro_rules! backend {
                         ConsentDone::Written
                     }
                 };
-                append(conn, head, audit).await?;
+                pending.append(audit);
                 Ok(done)
             }
 
@@ -2226,7 +2342,7 @@ macro_rules! backend {
                 }))
             }
 
-            async fn apply(conn: &mut Conn, head: &mut Head, change: TransferChange) -> Result<Applied, StoreError> {
+            async fn apply(conn: &mut Conn, pending: &mut Pending, change: TransferChange) -> Result<Applying, StoreError> {
                 let TransferChange {
                     id,
                     guard,
@@ -2252,24 +2368,13 @@ macro_rules! backend {
                     Guard::Lease(o) => (false, o.clone()),
                     Guard::Any => (true, String::new()),
                 };
-                // The receipt names the leaf of the change's last audit entry, which is known
-                // before the entries are written: sign first and store it with the state.
-                let receipt = match (receipt, audit.len()) {
-                    (Some(sign), n) if n > 0 => {
-                        let leaf = head.next_seq + (n as u64) - 1;
-                        Some((sign(leaf), i64::try_from(leaf).unwrap_or(i64::MAX)))
-                    }
-                    _ => None,
-                };
                 let updated = sqlx::query(
                     "UPDATE transfers SET status = $1, reason = $2, attempts = $3, due_at = $4, \
                      lease_owner = CASE WHEN $5 THEN lease_owner ELSE NULL END, updated_at = $6, \
                      retry_from = COALESCE($7, retry_from), source_sha256 = COALESCE($8, source_sha256), \
                      document_sha256 = COALESCE($9, document_sha256), report = COALESCE($10, report), \
                      subject_sealed = CASE WHEN $11 THEN NULL ELSE subject_sealed END, \
-                     interrupted = CASE WHEN $12 THEN 0 ELSE interrupted END, \
-                     receipt_sealed = COALESCE($16, receipt_sealed), receipt_key_id = COALESCE($18, receipt_key_id), \
-                     receipt_leaf = COALESCE($17, receipt_leaf) \
+                     interrupted = CASE WHEN $12 THEN 0 ELSE interrupted END \
                      WHERE id = $13 AND ($14 OR lease_owner = $15)",
                 )
                 .bind(status.as_str())
@@ -2287,22 +2392,15 @@ macro_rules! backend {
                 .bind(&id)
                 .bind(anyone)
                 .bind(&owner)
-                .bind(receipt.as_ref().map(|r| r.0.bytes.clone()))
-                .bind(receipt.as_ref().map(|r| r.1))
-                .bind(receipt.as_ref().map(|r| r.0.key_id.clone()))
                 .execute(&mut *conn)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    return Ok(Applied::LeaseLost);
+                    return Ok(Applying::LeaseLost);
                 }
                 add_steps(conn, &id, steps).await?;
-                // Past the fetch an OmaData consent's code, token and verifier are no longer
-                // needed by anyone. A transfer leaves the fetch either with its document stored
-                // or ended (every later change finds them gone), so only those changes clear
-                // them: one statement fewer for every other change.
-                let past_fetch = !matches!(status, Status::Accepted | Status::Fetching)
-                    && (matches!(payload, PayloadChange::Put(_)) || status.is_terminal());
-                if past_fetch {
+                if !matches!(status, Status::Accepted | Status::Fetching) {
+                    // Past the fetch: an OmaData consent's code, token and verifier are no
+                    // longer needed by anyone.
                     sqlx::query(
                         "UPDATE consent_requests SET code_sealed = NULL, token_sealed = NULL, verifier_sealed = NULL \
                          WHERE transfer_id = $1 AND (code_sealed IS NOT NULL OR token_sealed IS NOT NULL OR verifier_sealed IS NOT NULL)",
@@ -2335,10 +2433,16 @@ macro_rules! backend {
                     Some(call) => record_call(conn, &owner, &id, now, call).await?,
                     None => None,
                 };
-                let audit_seqs = append(conn, head, audit).await?;
-                Ok(Applied::Done {
+                // The receipt names the leaf of the change's last audit entry: signed, and
+                // stored with the state, when the batch is sequenced.
+                let audit_seqs = pending.append(audit);
+                let receipt = match (receipt, audit_seqs.last()) {
+                    (Some(sign), Some(&leaf)) => Some(pending.sign(SignTarget::Transfer(id.clone()), leaf, sign)),
+                    _ => None,
+                };
+                Ok(Applying::Done {
                     audit_seqs,
-                    receipt: receipt.map(|r| r.0),
+                    receipt,
                     peer,
                 })
             }
@@ -2422,7 +2526,7 @@ fn fail_all(ops: Vec<Op>, e: StoreError) {
 
 fn fail_one(op: Op) -> Finish {
     fn send<T: Send + 'static>(reply: oneshot::Sender<Result<T, StoreError>>) -> Finish {
-        Box::new(move |r: Result<(), Arc<StoreError>>| {
+        Box::new(move |r: Result<&Sequenced, Arc<StoreError>>| {
             let e = r.err().map(unshare).unwrap_or(StoreError::WriterStopped);
             let _ = reply.send(Err(e));
         })
@@ -2432,7 +2536,7 @@ fn fail_one(op: Op) -> Finish {
         Op::Audit(_, r) => send(r),
         Op::Claim { reply, .. } => send(reply),
         Op::Apply(_, r) => send(r),
-        Op::Modify(_, job) => Box::new(move |r: Result<(), Arc<StoreError>>| {
+        Op::Modify(_, job) => Box::new(move |r: Result<&Sequenced, Arc<StoreError>>| {
             job.fail(r.err().map(unshare).unwrap_or(StoreError::WriterStopped));
         }),
         Op::Checkpoint(_, r) => send(r),
