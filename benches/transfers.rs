@@ -8,15 +8,20 @@
 //!
 //! ```text
 //! cargo bench --bench transfers -- [--transfers N] [--concurrency C] [--record-kb K]
-//!                                  [--workers W] [--instances I] [--backend sqlite|postgres|both]
+//!                                  [--workers W] [--instances I] [--in-flight F]
+//!                                  [--backend sqlite|postgres|both]
 //! ```
 //! Defaults: 2,000 transfers, 64 submitted at a time, 10 KB siirto-v1 records (turku → espoo,
 //! every scope category but `support`; `--record-kb` grows the sample record with further
 //! achievements, 4 to 4096 KB and beyond: the configured limits, `delivery.max_response_bytes`
 //! and `limits.xml.max_bytes` 16 MiB, let it through), the configured `delivery.workers`, both
 //! backends (PostgreSQL when `SIIRTO_TEST_POSTGRES` names a server; a fresh database is created
-//! and dropped). A warm-up of 100 transfers (fewer when N is smaller: N), not counted, opens the
-//! connection pools first.
+//! and dropped), and no bound on transfers in flight: the gateway answers a submission before it
+//! fetches, so C bounds submissions, not records in the gateway (its workers bound those).
+//! `--in-flight F` closes the loop: a submission waits until fewer than F transfers are
+//! submitted and not yet at the destination (peak RSS with F records at once). The bare run has
+//! C hops under way at a time. A warm-up of 100 transfers (N when N is smaller), not counted,
+//! opens the connection pools first.
 //!
 //! Where the gateway runs:
 //! - without `--instances`, in this process (a `Testbed` gateway); its CPU and peak RSS are
@@ -33,9 +38,9 @@
 //!
 //! Latency is from the start of `POST /v1/transfers` to the destination having read the
 //! delivered document; throughput is transfers delivered per wall second from the first
-//! submission to the last delivery. CPU is counted until the gateways' metrics
-//! (`siirto_transfers_total{outcome="delivered"}`) show every transfer delivered. The bare run
-//! reports the same for fetch + post. Each run ends with a Markdown table row, and the table
+//! submission to the last delivery. CPU is counted until the database holds no transfer that
+//! has not ended (the gateway records a delivery a little after the destination has it). The
+//! bare run reports the same for fetch + post. Each run ends with a Markdown table row, and the table
 //! (header and every run's row) is printed again at the end: backend, gateways (`in-process` or
 //! the number of processes), record KB, concurrency, transfers/s, p50, p99, gateway CPU ms per
 //! transfer, gateway peak RSS MiB (per instance), the bare figures and the gateway/bare ratios.
@@ -57,6 +62,7 @@ use siirto_devkit::client::MtlsClient;
 use siirto_devkit::peers::Destination;
 use siirto_devkit::testbed::{Testbed, TestbedOptions};
 use siirto_gateway::outbound::Outbound;
+use siirto_gateway::store::Store;
 use siirto_gateway::store::testdb::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -76,6 +82,9 @@ struct Options {
     workers: Option<usize>,
     /// Gateway processes; `None`: the gateway runs in this process.
     instances: Option<usize>,
+    /// At most this many transfers submitted and not yet at the destination (closed loop);
+    /// `None`: submissions do not wait for deliveries.
+    in_flight: Option<usize>,
     backends: Vec<&'static str>,
 }
 
@@ -92,6 +101,7 @@ fn options() -> Options {
         record_kb: 10,
         workers: None,
         instances: None,
+        in_flight: None,
         backends: vec!["sqlite", "postgres"],
     };
     for (name, value) in common::args() {
@@ -104,6 +114,11 @@ fn options() -> Options {
                 let n: usize = value.parse().expect("--instances I");
                 assert!(n >= 1, "--instances needs at least 1 gateway process");
                 o.instances = Some(n);
+            }
+            "--in-flight" => {
+                let n: usize = value.parse().expect("--in-flight F");
+                assert!(n >= 1, "--in-flight needs at least 1");
+                o.in_flight = Some(n);
             }
             "--backend" => o.backends = common::backends(&value),
             other => panic!("unknown option {other}"),
@@ -234,16 +249,24 @@ where
 }
 
 /// Submits `tokens[range]`, `concurrency` at a time, token `i` to gateway `i mod clients`;
-/// returns each transfer id with the instant its submission started.
+/// returns each transfer id with the instant its submission started. With `in_flight`, token
+/// `i` waits until the destination has stored more than `i - in_flight` documents (the tokens
+/// before `range` were all delivered), so that no more than that many transfers are under way.
 async fn submit_all(
     clients: Arc<Vec<MtlsClient>>,
     tokens: Arc<Vec<String>>,
     range: std::ops::Range<usize>,
     concurrency: usize,
+    in_flight: Option<(Destination, usize)>,
 ) -> Vec<(String, Instant)> {
     concurrently(range, concurrency, move |i| {
-        let (clients, tokens) = (clients.clone(), tokens.clone());
+        let (clients, tokens, in_flight) = (clients.clone(), tokens.clone(), in_flight.clone());
         async move {
+            if let Some((destination, limit)) = in_flight {
+                while destination.stored_count() + limit <= i {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
             let client = &clients[i % clients.len()];
             let started = Instant::now();
             let answer = client
@@ -292,35 +315,18 @@ async fn admin_get(admin: SocketAddr, path: &str) -> Option<(u16, String)> {
         .flatten()
 }
 
-/// `siirto_transfers_total{outcome="delivered"}` summed over the gateways' admin listeners.
-async fn delivered(admins: &[SocketAddr]) -> u64 {
-    let mut sum = 0;
-    for admin in admins {
-        let (_, body) = admin_get(*admin, "/metrics")
-            .await
-            .unwrap_or_else(|| panic!("GET /metrics on {admin} answers"));
-        sum += body
-            .lines()
-            .find(|l| l.starts_with("siirto_transfers_total{outcome=\"delivered\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .map_or(0, |n| n as u64);
-    }
-    sum
-}
-
-/// Waits until the gateways' metrics count `n` transfers delivered (the destination stores a
-/// document a little before the gateway records its delivery).
-async fn wait_delivered(admins: &[SocketAddr], n: usize) {
+/// Waits until no transfer in the database waits for anything (every one has ended): the
+/// destination stores a document a little before the gateway records its delivery.
+async fn wait_ended(store: &Store) {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let count = delivered(admins).await;
-        if count >= n as u64 {
+        let pending = store.pending_count().await.unwrap();
+        if pending == 0 {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "the gateways count {count} of {n} transfers delivered after {} s",
+            "{pending} transfers have not ended after {} s",
             DEADLINE.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -367,7 +373,6 @@ struct Process {
     child: tokio::process::Child,
     pid: u32,
     api: SocketAddr,
-    admin: SocketAddr,
     log: PathBuf,
 }
 
@@ -440,7 +445,6 @@ async fn start_processes(bed: &Testbed, env: &[(String, String)], n: usize) -> V
             child,
             pid,
             api,
-            admin,
             log,
         };
         let deadline = Instant::now() + DEADLINE;
@@ -467,13 +471,6 @@ enum Gateways {
 }
 
 impl Gateways {
-    fn admins(&self, bed: &Testbed) -> Vec<SocketAddr> {
-        match self {
-            Gateways::InProcess => vec![bed.config.gateway.admin_listen],
-            Gateways::Processes(ps) => ps.iter().map(|p| p.admin).collect(),
-        }
-    }
-
     /// The gateways' CPU so far: its processes', or this whole process's.
     fn cpu(&self) -> Duration {
         match self {
@@ -518,7 +515,17 @@ async fn gateway_run(
     subjects: &[String],
 ) -> Figures {
     let destination = &bed.destinations[DESTINATION];
-    let admins = gateways.admins(bed);
+    // The gateway's own store, or one of the bench's on the same database (for reading).
+    let own;
+    let store = match bed.gateway.as_ref() {
+        Some(gw) => &gw.store,
+        None => {
+            own = Store::connect(&bed.config.gateway.database_url)
+                .await
+                .unwrap();
+            &own
+        }
+    };
     let clients = Arc::new(gateways.clients(bed));
     let tokens: Vec<String> = subjects
         .iter()
@@ -529,36 +536,34 @@ async fn gateway_run(
         .collect();
     let tokens = Arc::new(tokens);
     let warmup = o.warmup();
-    submit_all(clients.clone(), tokens.clone(), 0..warmup, o.concurrency).await;
+    let in_flight = o.in_flight.map(|n| (destination.clone(), n));
+    submit_all(
+        clients.clone(),
+        tokens.clone(),
+        0..warmup,
+        o.concurrency,
+        in_flight.clone(),
+    )
+    .await;
     wait_stored(destination, warmup).await;
-    wait_delivered(&admins, warmup).await;
+    wait_ended(store).await;
 
     let (cpu, bench_cpu) = (gateways.cpu(), cpu_time());
     let submitted = submit_all(
-        clients.clone(),
+        clients,
         tokens,
         warmup..warmup + o.transfers,
         o.concurrency,
+        in_flight,
     )
     .await;
     wait_stored(destination, warmup + o.transfers).await;
-    wait_delivered(&admins, warmup + o.transfers).await;
+    wait_ended(store).await;
     let cpu = gateways.cpu().saturating_sub(cpu);
     let bench_cpu = cpu_time().saturating_sub(bench_cpu);
-    for (i, (id, _)) in submitted.iter().enumerate().take(20) {
-        let status = match gateways {
-            Gateways::InProcess => {
-                let gw = bed.gateway.as_ref().unwrap();
-                let row = gw.store.transfer(id).await.unwrap().unwrap();
-                row.status.as_str().to_owned()
-            }
-            Gateways::Processes(_) => {
-                let client = &clients[i % clients.len()];
-                let answer = client.get(&format!("/v1/transfers/{id}"), &[]).await.unwrap();
-                answer.json()["status"].as_str().unwrap_or("").to_owned()
-            }
-        };
-        assert_eq!(status, "delivered", "{id}");
+    for (id, _) in submitted.iter().take(20) {
+        let row = store.transfer(id).await.unwrap().unwrap();
+        assert_eq!(row.status.as_str(), "delivered", "{id}");
     }
     let bench_cpu = match gateways {
         Gateways::InProcess => None,
@@ -722,8 +727,11 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
         Gateways::InProcess => "the gateway in this process".to_owned(),
         Gateways::Processes(ps) => format!("{} gateway process(es) (siirto serve)", ps.len()),
     };
+    let in_flight = o
+        .in_flight
+        .map_or_else(String::new, |n| format!(" (at most {n} in flight)"));
     println!(
-        "{backend}: {} transfers, {} at a time, {:.1} KB records, {} workers, {where_}",
+        "{backend}: {} transfers, {} submitted at a time{in_flight}, {:.1} KB records, {} workers, {where_}",
         o.transfers,
         o.concurrency,
         size as f64 / 1000.0,
@@ -795,7 +803,10 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
         o.instances
             .map_or_else(|| "in-process".to_owned(), |i| i.to_string()),
         o.record_kb,
-        o.concurrency,
+        o.in_flight.map_or_else(
+            || o.concurrency.to_string(),
+            |n| format!("{} ({n} in flight)", o.concurrency)
+        ),
         gateway.per_second(),
         gateway.p50(),
         gateway.p99(),
