@@ -188,8 +188,8 @@ impl Figures {
     /// `cpu_label` names whose CPU `cpu` is.
     fn print(&self, label: &str, cpu_label: &str) {
         println!(
-            "  {label:<8} {:>7.0} transfers/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} in {:.2} s wall)",
-            self.per_second(),
+            "  {label:<8} {:>7} transfers/s  p50 {:>7.1} ms  p99 {:>7.1} ms  ({} in {:.2} s wall)",
+            rate(self.per_second()),
             self.p50(),
             self.p99(),
             self.n,
@@ -207,6 +207,15 @@ impl Figures {
                 ms(bench) / self.n as f64
             );
         }
+    }
+}
+
+/// A rate with as many decimals as a small one needs (a 4 MB record goes at about one a second).
+fn rate(per_second: f64) -> String {
+    match per_second {
+        r if r >= 100.0 => format!("{r:.0}"),
+        r if r >= 10.0 => format!("{r:.1}"),
+        r => format!("{r:.2}"),
     }
 }
 
@@ -799,7 +808,7 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
     );
     let rss: Vec<String> = rss.iter().map(|r| format!("{r:.0}")).collect();
     let row = format!(
-        "| {backend} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.2} | {} | {:.0} | {:.1} | {:.1} | {:.2} | {wall_x:.2} | {p50_x:.2} | {p99_x:.2} | {cpu_x:.2} |",
+        "| {backend} | {} | {} | {} | {} | {:.1} | {:.1} | {:.2} | {} | {} | {:.1} | {:.1} | {:.2} | {wall_x:.2} | {p50_x:.2} | {p99_x:.2} | {cpu_x:.2} |",
         o.instances
             .map_or_else(|| "in-process".to_owned(), |i| i.to_string()),
         o.record_kb,
@@ -807,12 +816,12 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
             || o.concurrency.to_string(),
             |n| format!("{} ({n} in flight)", o.concurrency)
         ),
-        gateway.per_second(),
+        rate(gateway.per_second()),
         gateway.p50(),
         gateway.p99(),
         gateway.cpu_each(),
         rss.join(" + "),
-        bare.per_second(),
+        rate(bare.per_second()),
         bare.p50(),
         bare.p99(),
         bare.cpu_each(),
