@@ -1,4 +1,5 @@
-//! What the benchmarks share: the machine line, CPU time and peak memory of this process.
+//! What the benchmarks share: the machine line, CPU time and peak memory of this process, of
+//! another process (a gateway the bench started) and of one thread.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -24,7 +25,16 @@ pub fn machine() -> String {
 
 /// Peak resident memory of this process, MiB.
 pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_mib_at("/proc/self/status")
+}
+
+/// Peak resident memory (`VmHWM`) of process `pid`, MiB (0 when it cannot be read).
+pub fn peak_rss_mib_of(pid: u32) -> f64 {
+    peak_rss_mib_at(&format!("/proc/{pid}/status"))
+}
+
+fn peak_rss_mib_at(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -39,14 +49,43 @@ pub fn peak_rss_mib() -> f64 {
 /// this process (SQLite), a rate per CPU second is a figure other load on the machine moves much
 /// less than wall time.
 pub fn cpu_time() -> Duration {
-    let ticks_per_second = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
+    cpu_time_at("/proc/self/stat")
+}
+
+/// CPU time of process `pid` so far (every thread, user + system; zero when it cannot be read).
+pub fn cpu_time_of(pid: u32) -> Duration {
+    cpu_time_at(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time of thread `tid` of this process so far (user + system; zero when it has ended).
+pub fn thread_cpu_time(tid: u32) -> Duration {
+    cpu_time_at(&format!("/proc/self/task/{tid}/stat"))
+}
+
+/// The id of the calling thread (its entry under `/proc/self/task`).
+pub fn current_tid() -> Option<u32> {
+    // `/proc/thread-self` links to `PID/task/TID`.
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
         .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(100);
-    let ticks = std::fs::read_to_string("/proc/self/stat")
+}
+
+/// utime + stime of a `/proc/.../stat` file.
+fn cpu_time_at(stat: &str) -> Duration {
+    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(100)
+    });
+    let ticks = std::fs::read_to_string(stat)
         .ok()
         .and_then(|s| {
             // After the command name (in parentheses): utime and stime are the 12th and 13th
