@@ -216,7 +216,10 @@ async fn a_record_finding_no_room_in_the_budget_waits_within_the_lease_then_fail
     assert!(err.retryable());
     // The source answered: the failure does not count towards marking it down.
     assert!(err.peer_answered());
-    assert!(err.to_string().contains("delivery.max_in_flight_bytes"), "{err}");
+    assert!(
+        err.to_string().contains("delivery.max_in_flight_bytes"),
+        "{err}"
+    );
     assert_eq!(server.requests().len(), 1);
     drop(everything);
     let body = outbound

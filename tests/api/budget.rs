@@ -180,9 +180,15 @@ async fn the_budget_bounds_records_in_flight(database_url: Option<String>) {
         peak >= 2 * smallest as u64,
         "peak {peak}: never two records of {smallest} bytes at once"
     );
-    assert!(highest <= BUDGET, "polled {highest} over the budget {BUDGET}");
+    assert!(
+        highest <= BUDGET,
+        "polled {highest} over the budget {BUDGET}"
+    );
     assert!(highest <= peak, "polled {highest} over the peak {peak}");
-    assert_eq!(now, 0, "bytes still reserved after every transfer was delivered");
+    assert_eq!(
+        now, 0,
+        "bytes still reserved after every transfer was delivered"
+    );
     bed.stop().await;
 }
 

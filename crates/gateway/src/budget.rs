@@ -288,7 +288,10 @@ mod tests {
         let b2 = b.clone();
         let big = tokio::spawn(async move { b2.reserve(50 << 20).await });
         settle().await;
-        assert!(!big.is_finished(), "the whole budget waits for the small one");
+        assert!(
+            !big.is_finished(),
+            "the whole budget waits for the small one"
+        );
         drop(small);
         let big = big.await.expect("the big reservation is granted");
         assert_eq!(big.bytes(), 1 << 20);
@@ -350,7 +353,12 @@ mod tests {
         }
         assert_eq!(held.len(), 15);
         assert_eq!(asked, b.reserved());
-        assert!(b.reserved() <= b.total(), "{} > {}", b.reserved(), b.total());
+        assert!(
+            b.reserved() <= b.total(),
+            "{} > {}",
+            b.reserved(),
+            b.total()
+        );
         assert!(usize::try_from(peak.get()).unwrap_or(0) <= 16_000_500);
     }
 }

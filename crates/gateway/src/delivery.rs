@@ -600,7 +600,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     fetched.detail.insert("source".into(), row.src.clone());
     fetched.detail.insert("attempt".into(), attempt.to_string());
     xroad.audit_into(&mut fetched.detail);
-    let answered = result.as_ref().map_or_else(CallError::peer_answered, |_| true);
+    let answered = result
+        .as_ref()
+        .map_or_else(CallError::peer_answered, |_| true);
     let source_call = peer_call(gw, &row.src, answered);
     let body = match result {
         Ok(body) => body,
@@ -892,7 +894,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     };
     journal.audit.push(attempt_event);
     journal.step(now, "deliver", outcome, Some(detail));
-    let answered = result.as_ref().map_or_else(CallError::peer_answered, |_| true);
+    let answered = result
+        .as_ref()
+        .map_or_else(CallError::peer_answered, |_| true);
     let mut change = change_for(gw, &row, &state, journal);
     change.peer = Some(peer_call(gw, &row.dst, answered));
     if state.status == Status::Delivered {

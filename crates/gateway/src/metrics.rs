@@ -788,8 +788,14 @@ mod tests {
         }
         drop(b);
         let text = m.render();
-        assert!(text.contains("\nsiirto_records_in_flight_bytes 0\n"), "{text}");
-        assert!(text.contains("\nsiirto_records_in_flight_peak_bytes 4000\n"), "{text}");
+        assert!(
+            text.contains("\nsiirto_records_in_flight_bytes 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsiirto_records_in_flight_peak_bytes 4000\n"),
+            "{text}"
+        );
     }
 
     #[test]

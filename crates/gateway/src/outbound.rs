@@ -1075,7 +1075,10 @@ impl Outbound {
             };
             // The reservation (the size of the whole answer) goes with what is returned: the
             // record is the body, a part of it, or (VIRTA, OmaData) a document cut from it.
-            match protocol.classify(answer, subject).into_result(source, &body) {
+            match protocol
+                .classify(answer, subject)
+                .into_result(source, &body)
+            {
                 Ok(record) => Ok(attach(record)),
                 Err(CallError::InvalidAnswer {
                     participant,
