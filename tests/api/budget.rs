@@ -3,7 +3,8 @@
 //! budget of 16,000,000 bytes are all delivered, valid; the gateway's own gauges, polled during
 //! the run and read afterwards, show that records were held at once (at least two) and that
 //! the bytes held never went over the budget, and nothing is held once every transfer is
-//! delivered. On SQLite and PostgreSQL.
+//! delivered. On SQLite and PostgreSQL. A delivery retried from the stored payload waits for
+//! room in the budget too.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use siirto_core::formats::Format;
 use siirto_core::student_id::synthetic_henkilotunnus;
-use siirto_devkit::testbed::TestbedOptions;
+use siirto_devkit::peers::Behaviour;
+use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
 use crate::helpers::*;
 
@@ -204,6 +206,103 @@ async fn twenty_4mb_records_within_a_16mb_budget_are_all_delivered_on_postgresql
     };
     the_budget_bounds_records_in_flight(Some(db.url.clone())).await;
     drop(db);
+}
+
+/// The completed worker steps so far (`siirto_worker_step_seconds_count`).
+fn worker_steps(bed: &Testbed) -> u64 {
+    let text = gateway(bed).metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix("siirto_worker_step_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no siirto_worker_step_seconds_count in:\n{text}"))
+}
+
+/// A delivery retried from the stored payload reserves the payload's size before it holds
+/// it: while the whole budget is taken (here by the test itself), the retry gives the transfer
+/// back to the store after each bounded wait and nothing goes out; once there is room, it is
+/// delivered, once, without fetching the record again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_retried_from_the_stored_payload_waits_for_room_in_the_budget() {
+    let env = [
+        // The wait for room: lease - (connect_timeout + request_timeout) = 1 s.
+        ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "1s"),
+        ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "2s"),
+        ("SIIRTO__DELIVERY__LEASE", "4s"),
+        ("SIIRTO__DELIVERY__INITIAL_BACKOFF", "1s"),
+        ("SIIRTO__DELIVERY__MAX_BACKOFF", "1s"),
+    ];
+    let bed = start_with(TestbedOptions {
+        env: env.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec(),
+        ..TestbedOptions::default()
+    })
+    .await;
+    let budget = gateway(&bed)
+        .outbound
+        .budget()
+        .expect("the gateway reads records within a budget")
+        .clone();
+    assert_eq!(budget.total(), 64 << 20, "the default");
+    let espoo = &bed.destinations["espoo"];
+    espoo.set_behaviour(Behaviour::FailTimes { status: 503, n: 1 });
+    bed.sources["turku"].insert(STUDENT, school_record(STUDENT, false).into_bytes());
+    let id = submit_accepted(
+        &bed,
+        &token(&bed, STUDENT, "turku", "espoo", SCOPE_NO_SUPPORT),
+    )
+    .await;
+    // Generous bounds against a hang, not timings.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(120);
+    while espoo.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < give_up, "no first delivery");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Granted once the first attempt's record is gone (when its delivery call returned).
+    let everything = budget.reserve(budget.total()).await;
+    let before = worker_steps(&bed);
+    // Three more steps: at most one is the first attempt finishing, the others are retries
+    // that found no room.
+    while worker_steps(&bed) < before + 3 && espoo.requests().len() == 1 {
+        assert!(tokio::time::Instant::now() < give_up, "no retries");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        espoo.requests().len(),
+        1,
+        "delivered without room in the budget"
+    );
+    assert_eq!(
+        budget.reserved(),
+        budget.total(),
+        "a retry holds part of the budget"
+    );
+    let t = gateway_view(&bed, &id).await;
+    assert_eq!(t["status"], "delivering", "{t:#}");
+    drop(everything);
+    let t = finished(&bed, &id).await;
+    assert_eq!(t["status"], "delivered", "{t:#}");
+    let requests = espoo.requests();
+    assert_eq!(
+        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![503, 200]
+    );
+    assert_eq!(requests[0].body, requests[1].body, "the stored payload");
+    assert_eq!(
+        bed.sources["turku"].requests(),
+        vec![id.clone()],
+        "fetched once"
+    );
+    assert_eq!(budget.reserved(), 0);
+    bed.stop().await;
+}
+
+/// The transfer's view as the e-service sees it.
+async fn gateway_view(bed: &Testbed, id: &str) -> serde_json::Value {
+    bed.client("eservice")
+        .expect("client")
+        .get(&format!("/v1/transfers/{id}"), &[])
+        .await
+        .expect("the gateway answers")
+        .json()
 }
 
 /// Keeps the helper honest: the grown record is as long as asked, and valid.

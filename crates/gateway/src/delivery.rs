@@ -804,7 +804,19 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
             (p.document, Some(s))
         }
         None => match stored_payload(gw, &row, &mut reserved).await {
-            Ok(doc) => (doc, subject_of(gw, &row)),
+            Ok(Some(doc)) => (doc, subject_of(gw, &row)),
+            Ok(None) => {
+                // No room in the budget within the wait: give the transfer back to the store
+                // (its record is stored), due at once, rather than call after the lease.
+                let _ = note_interrupted(gw, &row, &mut state, &mut journal, None);
+                tracing::info!(
+                    "no room in delivery.max_in_flight_bytes for the stored record; the delivery waits"
+                );
+                let mut change = change_for(gw, &row, &state, journal);
+                change.due_at = Some(gw.now());
+                persist(gw, change).await;
+                return;
+            }
             Err(problem) => {
                 // Failing anyway: whether the interrupted attempts exhausted the limits does
                 // not matter.
@@ -992,12 +1004,13 @@ fn delivered_scope(row: &TransferRow, authorized: Scope) -> Scope {
 }
 
 /// The stored payload of `row`, opened; its size (the sealed blob's, a little more) is
-/// reserved in the record budget into `reservation` before it is opened.
+/// reserved in the record budget into `reservation` before it is opened. `None` when the
+/// budget had no room for it within [`crate::outbound::Outbound::budget_wait`].
 async fn stored_payload(
     gw: &Gateway,
     row: &TransferRow,
     reservation: &mut Option<crate::budget::Reservation>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Option<Vec<u8>>, String> {
     let blob = gw
         .store
         .payload(&row.id)
@@ -1005,11 +1018,15 @@ async fn stored_payload(
         .map_err(|e| format!("reading the stored payload failed: {e}"))?
         .ok_or_else(|| "no stored payload for a transfer waiting for delivery".to_owned())?;
     if let Some(budget) = gw.outbound.budget() {
-        *reservation = Some(budget.reserve(blob.sealed.len()).await);
+        let wait = gw.outbound.budget_wait();
+        match tokio::time::timeout(wait, budget.reserve(blob.sealed.len())).await {
+            Ok(r) => *reservation = Some(r),
+            Err(_) => return Ok(None),
+        }
     }
     let plain = gw
         .vault
         .open(&format!("payload:{}", row.id), &blob.sealed)
         .map_err(|e| format!("stored payload cannot be opened: {e}"))?;
-    Ok(plain)
+    Ok(Some(plain))
 }

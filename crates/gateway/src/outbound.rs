@@ -988,6 +988,12 @@ impl Outbound {
         self.budget.as_ref()
     }
 
+    /// The longest wait for room in the budget before a call: what `delivery.lease` leaves
+    /// after `connect_timeout + request_timeout`, so that the call still ends within its lease.
+    pub fn budget_wait(&self) -> Duration {
+        self.budget_wait
+    }
+
     fn peer(&self, id: &str, role: Role) -> Result<&Peer, CallError> {
         self.peers
             .get(id)
