@@ -17,6 +17,8 @@
 //! - `audit_cli`: `siirto audit verify` accepts a real run and names an altered entry.
 //! - `operations`: the real binary's IO-edge errors (one line naming the key), JSON logs with
 //!   request and transfer ids and warnings about peers that are down, `X-Request-Id`, `Allow`.
+//! - `budget`: `delivery.max_in_flight_bytes`: 20 records of 4 MB through a 16 MB budget, all
+//!   delivered, the bytes held at once never over it (the gateway's own gauges).
 //! - `metrics`: `GET /metrics` parsed by a Prometheus text parser and by the Prometheus
 //!   project's Python client (both formats); every known series there from the start.
 //! - `external`: curl and a JWS signed by Python drive a transfer from outside.
@@ -53,6 +55,8 @@ mod walk;
 mod audit_broken;
 #[path = "api/audit_cli.rs"]
 mod audit_cli;
+#[path = "api/budget.rs"]
+mod budget;
 #[path = "api/checks.rs"]
 mod checks;
 #[path = "api/connections.rs"]

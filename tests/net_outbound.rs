@@ -1,5 +1,5 @@
 //! Outbound mTLS calls against real in-test servers on 127.0.0.1:0: fetch and deliver
-//! outcomes, limits, timeouts, and peers whose certificate must be refused.
+//! outcomes, limits, timeouts, the record budget, and peers whose certificate must be refused.
 
 #[path = "support/net_tls.rs"]
 mod net_tls;
@@ -13,6 +13,7 @@ use net_tls::{
 use siirto_core::identity::identify;
 use siirto_core::student_id::StudentId;
 use siirto_gateway::config::Config;
+use siirto_gateway::metrics::{BuildInfo, Metrics};
 use siirto_gateway::outbound::{CallError, Delivered, Outbound, Phase};
 
 const RECORD: &str = "<?xml version=\"1.0\"?><record xmlns=\"urn:siirto:record:v1\"/>";
@@ -126,6 +127,107 @@ async fn fetch_500_is_source_unavailable_and_retryable() {
     assert_eq!(err.code(), "source_unavailable");
     assert_eq!(err.status(), Some(500));
     assert!(err.retryable());
+}
+
+/// An Outbound whose records are read within a budget of `max_in_flight_bytes`, and the budget.
+fn budgeted(cfg: &Config) -> (Outbound, siirto_gateway::budget::RecordBudget) {
+    let metrics = Metrics::new(&BuildInfo::new("test", "test"));
+    let budget = metrics.record_budget(cfg.delivery.max_in_flight_bytes);
+    let outbound = Outbound::new(cfg)
+        .expect("outbound")
+        .with_budget(budget.clone());
+    (outbound, budget)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetched_record_holds_its_budget_until_its_last_copy_is_dropped() {
+    let t = dev_pki();
+    let record = vec![b'r'; 300_000];
+    for reply in [
+        Reply::xml(record.clone()),
+        Reply::xml(record.clone()).chunked(),
+    ] {
+        let chunked = reply.chunked;
+        let server = source(&t, reply).await;
+        let cfg = config_for(
+            &t,
+            "turku",
+            &server,
+            &[
+                ("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "2MiB".to_owned()),
+                ("SIIRTO__DELIVERY__MAX_IN_FLIGHT_BYTES", "4MiB".to_owned()),
+            ],
+        );
+        let (outbound, budget) = budgeted(&cfg);
+        let body = outbound
+            .fetch_record("turku", &student(), "t")
+            .await
+            .expect("fetch");
+        assert_eq!(body, Bytes::from(record.clone()));
+        // Reserved before the body was read: its Content-Length, or without one the most it
+        // may be (max_response_bytes), then given back down to the real size.
+        assert_eq!(
+            budget.peak(),
+            if chunked { 2 << 20 } else { 300_000 },
+            "chunked={chunked}"
+        );
+        assert_eq!(budget.reserved(), 300_000, "chunked={chunked}");
+        let part = body.slice(..10);
+        let copy = body.clone();
+        drop(body);
+        drop(copy);
+        assert_eq!(budget.reserved(), 300_000, "a slice still holds the record");
+        drop(part);
+        assert_eq!(budget.reserved(), 0, "chunked={chunked}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_finding_no_room_in_the_budget_waits_within_the_lease_then_fails_as_such() {
+    let t = dev_pki();
+    let server = source(&t, Reply::xml(RECORD)).await;
+    // The wait for the budget is bounded by lease - (connect_timeout + request_timeout): 1 s.
+    let cfg = config_for(
+        &t,
+        "turku",
+        &server,
+        &[
+            ("SIIRTO__DELIVERY__MAX_IN_FLIGHT_BYTES", "1MiB".to_owned()),
+            ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "1s".to_owned()),
+            ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "2s".to_owned()),
+            ("SIIRTO__DELIVERY__LEASE", "4s".to_owned()),
+        ],
+    );
+    let (outbound, budget) = budgeted(&cfg);
+    let everything = budget.reserve(budget.total()).await;
+    let err = outbound
+        .fetch_record("turku", &student(), "t")
+        .await
+        .expect_err("no room for the record");
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            participant: "turku".into(),
+            phase: Phase::Budget,
+            limit: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(err.code(), "timeout");
+    assert!(err.retryable());
+    // The source answered: the failure does not count towards marking it down.
+    assert!(err.peer_answered());
+    assert!(
+        err.to_string().contains("delivery.max_in_flight_bytes"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 1);
+    drop(everything);
+    let body = outbound
+        .fetch_record("turku", &student(), "t")
+        .await
+        .expect("room again");
+    assert_eq!(body, Bytes::from_static(RECORD.as_bytes()));
+    assert_eq!(budget.reserved(), RECORD.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

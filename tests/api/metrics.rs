@@ -257,6 +257,12 @@ async fn a_scrape_parses_and_every_known_series_is_there_from_the_start() {
     ];
     assert_eq!(value(&first, "siirto_build_info", &build), Some(1.0));
     assert_eq!(value(&first, "siirto_audit_log_broken", &[]), Some(0.0));
+    for name in [
+        "siirto_records_in_flight_bytes",
+        "siirto_records_in_flight_peak_bytes",
+    ] {
+        assert_eq!(value(&first, name, &[]), Some(0.0), "{name}");
+    }
     if cfg!(target_os = "linux") {
         for name in [
             "process_resident_memory_bytes",
@@ -310,6 +316,8 @@ async fn a_scrape_parses_and_every_known_series_is_there_from_the_start() {
         ),
         ("siirto_transfer_seconds_count", vec![], 1.0),
         ("siirto_build_info", build.to_vec(), 1.0),
+        // Given back when the delivery call returned, before `delivered` was stored.
+        ("siirto_records_in_flight_bytes", vec![], 0.0),
     ];
     for (name, labels, expected) in &series {
         assert_eq!(
@@ -318,6 +326,12 @@ async fn a_scrape_parses_and_every_known_series_is_there_from_the_start() {
             "{name}{labels:?} in:\n{text}"
         );
     }
+    let record = siirto_devkit::demo::school_record(STUDENT, false).len();
+    assert_eq!(
+        value(&after, "siirto_records_in_flight_peak_bytes", &[]),
+        Some(record as f64),
+        "the one record's bytes in:\n{text}"
+    );
 
     // The Prometheus project's own parser reads the same, in both formats.
     let Some(python) = python_reading("prometheus", &text) else {

@@ -91,8 +91,13 @@ pub struct DeliveryConfig {
     /// Largest response body accepted from a source (default 16 MiB).
     pub max_response_bytes: usize,
     /// Worker tasks claiming transfers (default 32). Each may hold one record (up to
-    /// `max_response_bytes`) and its conversion in memory.
+    /// `max_response_bytes`) and its conversion in memory, within `max_in_flight_bytes`.
     pub workers: usize,
+    /// The bytes of records fetched from sources held in memory at once, by every transfer
+    /// and check of this instance (default 64 MiB, at least 1 MiB). A record is counted from
+    /// just before its body is read until its last copy is dropped; one larger than the whole
+    /// budget takes the whole budget and is worked on alone.
+    pub max_in_flight_bytes: usize,
     /// Concurrent in-flight calls per destination (default 16).
     pub per_destination_concurrency: usize,
     /// Unfinished transfers above which new ones are refused with 503 (default 100 000).
@@ -134,6 +139,7 @@ impl Default for DeliveryConfig {
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 16 * 1024 * 1024,
             workers: 32,
+            max_in_flight_bytes: 64 * 1024 * 1024,
             per_destination_concurrency: 16,
             max_pending: 100_000,
             lease: Duration::from_secs(60),

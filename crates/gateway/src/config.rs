@@ -31,7 +31,7 @@
 //! | integer | `max_attempts`, `workers`, `per_destination_concurrency`, `max_pending`, `checkpoint_every`, `xml.max_depth`, `xml.max_elements`, `xml.max_attributes`, `own_consent_age` | decimal |
 //! | boolean | `require_text_hash` | `true` or `false` |
 //! | duration | `max_authorization_lifetime`, `clock_skew`, `max_age`, `*_backoff`, `*_timeout`, `timeout`, `lease`, `checkpoint_interval` | as in the file |
-//! | size | `max_response_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
+//! | size | `max_response_bytes`, `max_in_flight_bytes`, `max_request_bytes`, `max_header_bytes`, `xml.max_bytes`, `xml.max_name_len`, `xml.max_text_len` | as in the file |
 //! | list | `crl`, `roles`, `koski_types`, `payload_previous_keys`, `statutory_scopes`, `statutory_purposes` | comma-separated, or a TOML array `["a", "b"]` |
 //!
 //! A variable naming no known key is an error (`SIIRTO__` variables are never ignored), and a
@@ -787,6 +787,7 @@ const DELIVERY_KEYS: &[(&str, Kind)] = &[
     ("request_timeout", Kind::Duration),
     ("max_response_bytes", Kind::Size),
     ("workers", Kind::Integer),
+    ("max_in_flight_bytes", Kind::Size),
     ("per_destination_concurrency", Kind::Integer),
     ("max_pending", Kind::Integer),
     ("lease", Kind::Duration),
@@ -3093,6 +3094,14 @@ fn build_delivery(t: &Table, check: &mut Checker) -> DeliveryConfig {
             (KIB, GIB),
         ),
         workers: as_usize(check.integer(d, p, "workers", def.workers as u64, (1, 1024))),
+        // A record larger than the budget is still worked on (alone, holding all of it).
+        max_in_flight_bytes: check.size(
+            d,
+            p,
+            "max_in_flight_bytes",
+            def.max_in_flight_bytes,
+            (MIB, 1024 * GIB),
+        ),
         per_destination_concurrency: as_usize(check.integer(
             d,
             p,
@@ -3332,6 +3341,7 @@ connect_timeout = "5s"
 request_timeout = "30s"
 max_response_bytes = "16MiB"
 workers = 32
+max_in_flight_bytes = "64MiB"
 per_destination_concurrency = 16
 max_pending = 100000
 lease = "60s"
@@ -3909,6 +3919,12 @@ mod tests {
             ),
             (
                 "[storage]",
+                "[delivery]\nmax_in_flight_bytes = \"512KiB\"\n\n[storage]",
+                "delivery.max_in_flight_bytes",
+                |c| matches!(c, Cause::OutOfRange { min, .. } if min == "1MiB"),
+            ),
+            (
+                "[storage]",
                 "[limits]\nmax_header_bytes = \"big\"\n\n[storage]",
                 "limits.max_header_bytes",
                 |c| matches!(c, Cause::BadSize(_)),
@@ -4189,6 +4205,7 @@ mod tests {
                 ("SIIRTO__DELIVERY__REQUEST_TIMEOUT", "250ms"),
                 ("SIIRTO__DELIVERY__CONNECT_TIMEOUT", "3"),
                 ("SIIRTO__DELIVERY__MAX_RESPONSE_BYTES", "2MiB"),
+                ("SIIRTO__DELIVERY__MAX_IN_FLIGHT_BYTES", "48MiB"),
                 (
                     "SIIRTO__PARTICIPANTS__0__BASE_URL",
                     "https://localhost:10443/api/",
@@ -4209,6 +4226,7 @@ mod tests {
         assert_eq!(cfg.delivery.request_timeout, Duration::from_millis(250));
         assert_eq!(cfg.delivery.connect_timeout, Duration::from_secs(3));
         assert_eq!(cfg.delivery.max_response_bytes, 2 << 20);
+        assert_eq!(cfg.delivery.max_in_flight_bytes, 48 << 20);
         let turku = cfg.directory.get("turku").expect("turku");
         let ep = turku.endpoint.as_ref().expect("endpoint");
         assert_eq!(ep.base_url, "https://localhost:10443/api");

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -599,7 +600,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     fetched.detail.insert("source".into(), row.src.clone());
     fetched.detail.insert("attempt".into(), attempt.to_string());
     xroad.audit_into(&mut fetched.detail);
-    let answered = result.as_ref().map_or_else(|e| !e.retryable(), |_| true);
+    let answered = result
+        .as_ref()
+        .map_or_else(CallError::peer_answered, |_| true);
     let source_call = peer_call(gw, &row.src, answered);
     let body = match result {
         Ok(body) => body,
@@ -636,7 +639,9 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
             format: from,
             summary,
         }),
-        None => prepare_document(gw, &row, body.to_vec(), from, to, subject.clone(), scope).await,
+        // The fetched bytes themselves (no copy): they hold the record's share of
+        // `delivery.max_in_flight_bytes`, kept below until the delivery returns.
+        None => prepare_document(gw, &row, body.clone(), from, to, subject.clone(), scope).await,
     };
     let now = gw.now();
     let prepared = match prepared {
@@ -738,13 +743,14 @@ async fn fetch(gw: &Gateway, row: TransferRow) {
     row.report = Some(prepared.report.to_string());
     // Audited (and reset in the store) with the change just written.
     row.interrupted = 0;
-    deliver(gw, row, Some((prepared, subject))).await;
+    // The fetched record goes along: its reservation covers fetch, preparation and delivery.
+    deliver(gw, row, Some((prepared, subject, body))).await;
 }
 
 async fn prepare_document(
     gw: &Gateway,
     row: &TransferRow,
-    body: Vec<u8>,
+    body: Bytes,
     from: Format,
     to: Format,
     subject: StudentId,
@@ -782,13 +788,35 @@ async fn prepare_document(
         })
 }
 
-async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, StudentId)>) {
+/// Delivers `row`'s record: the one just prepared from the fetched record (`ready`, with the
+/// fetched bytes, held until the delivery call returns) or else the stored payload.
+async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, StudentId, Bytes)>) {
     let mut state = row.state();
     let mut journal = Journal::new();
+    // What holds the record's share of `delivery.max_in_flight_bytes` until the delivery call
+    // returns (and so before the outcome is stored): the fetched record, or a reservation of
+    // the stored payload's size.
+    let mut fetched = None;
+    let mut reserved = None;
     let (document, subject) = match ready {
-        Some((p, s)) => (p.document, Some(s)),
-        None => match stored_payload(gw, &row).await {
-            Ok(doc) => (doc, subject_of(gw, &row)),
+        Some((p, s, record)) => {
+            fetched = Some(record);
+            (p.document, Some(s))
+        }
+        None => match stored_payload(gw, &row, &mut reserved).await {
+            Ok(Some(doc)) => (doc, subject_of(gw, &row)),
+            Ok(None) => {
+                // No room in the budget within the wait: give the transfer back to the store
+                // (its record is stored), due at once, rather than call after the lease.
+                let _ = note_interrupted(gw, &row, &mut state, &mut journal, None);
+                tracing::info!(
+                    "no room in delivery.max_in_flight_bytes for the stored record; the delivery waits"
+                );
+                let mut change = change_for(gw, &row, &state, journal);
+                change.due_at = Some(gw.now());
+                persist(gw, change).await;
+                return;
+            }
             Err(problem) => {
                 // Failing anyway: whether the interrupted attempts exhausted the limits does
                 // not matter.
@@ -839,8 +867,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     let mut xroad = XroadTrace::for_issue(&row.id);
     let result = gw
         .outbound
-        .deliver_traced(&row.dst, bytes::Bytes::from(document), &mut xroad)
+        .deliver_traced(&row.dst, Bytes::from(document), &mut xroad)
         .await;
+    drop((fetched, reserved));
     let was_full = slots.is_some_and(|s| s.available_permits() == 0);
     drop(slot);
     if was_full {
@@ -877,7 +906,9 @@ async fn deliver(gw: &Gateway, row: TransferRow, ready: Option<(Prepared, Studen
     };
     journal.audit.push(attempt_event);
     journal.step(now, "deliver", outcome, Some(detail));
-    let answered = result.as_ref().map_or_else(|e| !e.retryable(), |_| true);
+    let answered = result
+        .as_ref()
+        .map_or_else(CallError::peer_answered, |_| true);
     let mut change = change_for(gw, &row, &state, journal);
     change.peer = Some(peer_call(gw, &row.dst, answered));
     if state.status == Status::Delivered {
@@ -972,16 +1003,30 @@ fn delivered_scope(row: &TransferRow, authorized: Scope) -> Scope {
     }
 }
 
-async fn stored_payload(gw: &Gateway, row: &TransferRow) -> Result<Vec<u8>, String> {
+/// The stored payload of `row`, opened; its size (the sealed blob's, a little more) is
+/// reserved in the record budget into `reservation` before it is opened. `None` when the
+/// budget had no room for it within [`crate::outbound::Outbound::budget_wait`].
+async fn stored_payload(
+    gw: &Gateway,
+    row: &TransferRow,
+    reservation: &mut Option<crate::budget::Reservation>,
+) -> Result<Option<Vec<u8>>, String> {
     let blob = gw
         .store
         .payload(&row.id)
         .await
         .map_err(|e| format!("reading the stored payload failed: {e}"))?
         .ok_or_else(|| "no stored payload for a transfer waiting for delivery".to_owned())?;
+    if let Some(budget) = gw.outbound.budget() {
+        let wait = gw.outbound.budget_wait();
+        match tokio::time::timeout(wait, budget.reserve(blob.sealed.len())).await {
+            Ok(r) => *reservation = Some(r),
+            Err(_) => return Ok(None),
+        }
+    }
     let plain = gw
         .vault
         .open(&format!("payload:{}", row.id), &blob.sealed)
         .map_err(|e| format!("stored payload cannot be opened: {e}"))?;
-    Ok(plain)
+    Ok(Some(plain))
 }

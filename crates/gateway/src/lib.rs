@@ -16,6 +16,8 @@
 //! - [`outbound`]: mTLS calls to sources and destinations (fetch, deliver), with limits; one
 //!   module per source protocol (`siirto`, `koski`, `virta-soap`, `koski-omadata`) builds its request and
 //!   classifies its answers.
+//! - [`budget`]: the memory budget of records in flight (`delivery.max_in_flight_bytes`):
+//!   fair reservations of a record's bytes, released with its last copy, and their gauges.
 //! - [`refusals`]: refused TLS handshakes as rate-limited audit entries.
 //! - [`listing`]: transfer listings as text: the filter from a query or options, rows as CSV
 //!   and JSON lines (the operator page, its export, `siirto transfers list`).
@@ -46,6 +48,7 @@
 //! never runs development material. Decisions (authorization, formats, audit hashing, the
 //! transfer state machine) stay in `siirto-core`; this crate carries them out.
 
+pub mod budget;
 pub mod config;
 pub mod delivery;
 pub mod http;

@@ -245,6 +245,8 @@ pub struct Metrics {
     checks: Family<CheckLabel, Counter>,
     check_seconds: Family<QuestionLabel, Histogram, fn() -> Histogram>,
     pending_transfers: Gauge,
+    records_in_flight_bytes: Gauge,
+    records_in_flight_peak_bytes: Gauge,
     worker_step_seconds: Histogram,
     attempts_interrupted: Family<StepLabel, Counter>,
     deliveries_deferred: Family<DestinationLabel, Counter>,
@@ -284,6 +286,8 @@ impl Metrics {
             checks: Family::default(),
             check_seconds: Family::new_with_constructor(histogram),
             pending_transfers: Gauge::default(),
+            records_in_flight_bytes: Gauge::default(),
+            records_in_flight_peak_bytes: Gauge::default(),
             worker_step_seconds: histogram(),
             attempts_interrupted: Family::default(),
             deliveries_deferred: Family::default(),
@@ -349,6 +353,16 @@ impl Metrics {
             "siirto_pending_transfers",
             "Transfers accepted but not yet at an end (last refresh)",
             m.pending_transfers.clone(),
+        );
+        r.register(
+            "siirto_records_in_flight_bytes",
+            "Bytes of fetched records held in memory now, as reserved in delivery.max_in_flight_bytes",
+            m.records_in_flight_bytes.clone(),
+        );
+        r.register(
+            "siirto_records_in_flight_peak_bytes",
+            "The most bytes of fetched records held in memory at once since the gateway started",
+            m.records_in_flight_peak_bytes.clone(),
         );
         r.register(
             "siirto_worker_step_seconds",
@@ -611,6 +625,16 @@ impl Metrics {
         self.pending_transfers.set(saturating_i64(pending));
     }
 
+    /// The budget of records in flight (`delivery.max_in_flight_bytes`), kept on
+    /// `siirto_records_in_flight_bytes` and `siirto_records_in_flight_peak_bytes`.
+    pub fn record_budget(&self, total: usize) -> crate::budget::RecordBudget {
+        crate::budget::RecordBudget::new(
+            total,
+            self.records_in_flight_bytes.clone(),
+            self.records_in_flight_peak_bytes.clone(),
+        )
+    }
+
     /// The audit trail's state: entries verified, whether the log is broken, and the tree size
     /// of the last checkpoint signed here (0 when none).
     pub fn set_trail(&self, verified: u64, broken: bool, checkpoint_size: u64) {
@@ -738,10 +762,40 @@ mod tests {
             "siirto_http_request_seconds_count{route=\"submit_transfer\"} 0".to_owned(),
             "siirto_http_request_seconds_count{route=\"other\"} 0".to_owned(),
             "siirto_audit_log_broken 0".to_owned(),
+            "siirto_records_in_flight_bytes 0".to_owned(),
+            "siirto_records_in_flight_peak_bytes 0".to_owned(),
         ]);
         for line in &expected {
             assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_record_budget_shows_bytes_in_flight_and_their_peak() {
+        let m = metrics();
+        let budget = m.record_budget(1 << 20);
+        let (a, b) = (budget.reserve(1000).await, budget.reserve(3000).await);
+        drop(a);
+        let text = m.render();
+        for line in [
+            "# HELP siirto_records_in_flight_bytes Bytes of fetched records held in memory now, as reserved in delivery.max_in_flight_bytes.",
+            "# TYPE siirto_records_in_flight_bytes gauge",
+            "siirto_records_in_flight_bytes 3000",
+            "# TYPE siirto_records_in_flight_peak_bytes gauge",
+            "siirto_records_in_flight_peak_bytes 4000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        drop(b);
+        let text = m.render();
+        assert!(
+            text.contains("\nsiirto_records_in_flight_bytes 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsiirto_records_in_flight_peak_bytes 4000\n"),
+            "{text}"
+        );
     }
 
     #[test]

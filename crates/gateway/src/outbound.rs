@@ -21,6 +21,15 @@
 //! attempt's audit entry, and classifies an `X-Road-Error` answer before the protocol sees it
 //! (X-Road Message Protocol for REST r1, §4.3 and §4.6).
 //!
+//! Every record a source answers with (a 200's body, on [`Outbound::fetch_record`] and
+//! [`Outbound::omadata_fetch`]) is read within the gateway's [`RecordBudget`]
+//! (`delivery.max_in_flight_bytes`, set with [`Outbound::with_budget`]): its `Content-Length`
+//! (or, without one, `max_response_bytes` capped at the budget, shrunk to the real size once
+//! read) is reserved before the body is read (the wait is not the source's: it does not count
+//! towards `request_timeout`, and is bounded by what `delivery.lease` leaves), and the
+//! reservation is attached to the returned [`Bytes`], so it is given back when the record's
+//! last copy is dropped, whoever holds it.
+//!
 //! It must not decide *when* to retry (that is the delivery policy's, using
 //! [`CallError::retryable`]), validate documents (the pipeline does, after the fetch), or put a
 //! student identifier or a credential in any error or log line: the identifier appears only in
@@ -49,6 +58,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::budget::{RecordBudget, Reservation};
 use crate::config::{Config, xroad_path};
 use crate::tls::{TlsError, client_config, server_name};
 use siirto_core::audit::witness::CosignatureVerifier;
@@ -182,6 +192,9 @@ pub enum Phase {
     Connect,
     /// Sending the request and reading the whole response (`delivery.request_timeout`).
     Request,
+    /// Waiting for room in the record budget (`delivery.max_in_flight_bytes`) to read a
+    /// record the source has started to send; the source has answered.
+    Budget,
 }
 
 impl std::fmt::Display for Phase {
@@ -189,6 +202,7 @@ impl std::fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "connect",
             Phase::Request => "request",
+            Phase::Budget => "room in delivery.max_in_flight_bytes",
         })
     }
 }
@@ -402,6 +416,20 @@ impl CallError {
             | CallError::Connect { .. }
             | CallError::Connection { .. } => true,
         }
+    }
+
+    /// Whether the participant answered, so that the failure says nothing about it being
+    /// down: every final error, and a wait for the record budget that ran out (the source had
+    /// begun its answer; the gateway was busy).
+    pub fn peer_answered(&self) -> bool {
+        !self.retryable()
+            || matches!(
+                self,
+                CallError::Timeout {
+                    phase: Phase::Budget,
+                    ..
+                }
+            )
     }
 
     /// The participant called.
@@ -841,6 +869,11 @@ pub struct Outbound {
     max_response_bytes: usize,
     /// For each attempt's `X-Road-Id`.
     random: Arc<dyn Random>,
+    /// The budget every record fetched from a source is read within (none: unbounded).
+    budget: Option<RecordBudget>,
+    /// The longest wait for the budget: what `delivery.lease` leaves after the connect and
+    /// request timeouts, so that a call still ends within its lease.
+    budget_wait: Duration,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -851,6 +884,7 @@ impl std::fmt::Debug for Outbound {
             .field("peers", &ids)
             .field("request_timeout", &self.request_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -929,12 +963,35 @@ impl Outbound {
             request_timeout: delivery.request_timeout,
             max_response_bytes: delivery.max_response_bytes,
             random: Arc::new(SystemRandom::new()),
+            budget: None,
+            budget_wait: delivery
+                .lease
+                .saturating_sub(delivery.connect_timeout + delivery.request_timeout),
         })
     }
 
     /// The same clients, with `random` giving each X-Road call's `X-Road-Id`.
     pub fn with_random(self, random: Arc<dyn Random>) -> Outbound {
         Outbound { random, ..self }
+    }
+
+    /// The same clients, with every record fetched from a source read within `budget`.
+    pub fn with_budget(self, budget: RecordBudget) -> Outbound {
+        Outbound {
+            budget: Some(budget),
+            ..self
+        }
+    }
+
+    /// The budget records are read within, when one is set.
+    pub fn budget(&self) -> Option<&RecordBudget> {
+        self.budget.as_ref()
+    }
+
+    /// The longest wait for room in the budget before a call: what `delivery.lease` leaves
+    /// after `connect_timeout + request_timeout`, so that the call still ends within its lease.
+    pub fn budget_wait(&self) -> Duration {
+        self.budget_wait
     }
 
     fn peer(&self, id: &str, role: Role) -> Result<&Peer, CallError> {
@@ -984,7 +1041,10 @@ impl Outbound {
     }
 
     /// Sends a source's request and classifies its answer with the source's protocol: a 200's
-    /// body read whole within `delivery.max_response_bytes`, any other status's first 64 KiB.
+    /// body read whole within `delivery.max_response_bytes` and the record budget, any other
+    /// status's first 64 KiB. The record returned (or the unreadable answer of
+    /// [`CallError::InvalidAnswer`]) holds the body's reservation until its last copy is
+    /// dropped.
     async fn source_answer(
         &self,
         source: &str,
@@ -996,9 +1056,17 @@ impl Outbound {
         let limit = self.max_response_bytes;
         let protocol = peer.protocol.clone();
         let call = (source, peer, Role::Source);
-        self.call(call, request, trace, |status, body| async move {
+        let handle = |status: StatusCode, body: Incoming, mut reservation: Option<Reservation>| async move {
             let (body, truncated) = if status == StatusCode::OK {
-                (read_limited(body, limit, source).await?, false)
+                // `call_reserving` has refused a Content-Length over the limit already.
+                let length = hyper::body::Body::size_hint(&body)
+                    .exact()
+                    .and_then(|n| usize::try_from(n).ok());
+                let body = read_limited(body, limit, length.unwrap_or(0), source).await?;
+                if let Some(r) = &mut reservation {
+                    r.shrink(body.len());
+                }
+                (body, false)
             } else {
                 read_prefix(body, DRAIN_LIMIT.min(limit), source).await?
             };
@@ -1007,12 +1075,31 @@ impl Outbound {
                 body: &body,
                 truncated,
             };
-            protocol
+            let attach = |bytes: Bytes| match reservation {
+                Some(r) => r.attach(bytes),
+                None => bytes,
+            };
+            // The reservation (the size of the whole answer) goes with what is returned: the
+            // record is the body, a part of it, or (VIRTA, OmaData) a document cut from it.
+            match protocol
                 .classify(answer, subject)
                 .into_result(source, &body)
-                .map_err(Failure::Call)
-        })
-        .await
+            {
+                Ok(record) => Ok(attach(record)),
+                Err(CallError::InvalidAnswer {
+                    participant,
+                    summary,
+                    answer,
+                }) => Err(Failure::Call(CallError::InvalidAnswer {
+                    participant,
+                    summary,
+                    answer: attach(answer),
+                })),
+                Err(e) => Err(Failure::Call(e)),
+            }
+        };
+        self.call_reserving(call, request, trace, true, handle)
+            .await
     }
 
     /// The OmaData requests of `source`, when it is a `koski-omadata` source.
@@ -1153,7 +1240,7 @@ impl Outbound {
         self.call(call, request, trace, |status, response| async move {
             let delivered = classify_delivery(destination, status).map_err(Failure::Call);
             // Read (a bounded amount of) the answer so the connection can be reused.
-            let _ = read_limited(response, DRAIN_LIMIT, destination).await;
+            let _ = read_limited(response, DRAIN_LIMIT, 0, destination).await;
             delivered
         })
         .await
@@ -1240,13 +1327,37 @@ impl Outbound {
     /// reaching `handle`.
     async fn call<'a, T, F, Fut>(
         &self,
-        (participant, peer, role): (&'a str, &Peer, Role),
-        mut request: Request<Full<Bytes>>,
+        call: (&'a str, &Peer, Role),
+        request: Request<Full<Bytes>>,
         trace: &mut XroadTrace,
         handle: F,
     ) -> Result<T, CallError>
     where
         F: FnOnce(StatusCode, Incoming) -> Fut,
+        Fut: Future<Output = Result<T, Failure>> + 'a,
+    {
+        self.call_reserving(call, request, trace, false, |status, body, _| {
+            handle(status, body)
+        })
+        .await
+    }
+
+    /// [`Outbound::call`], and with `reserve` a 200's body is given a [`Reservation`] of the
+    /// record budget before `handle` reads it: its `Content-Length`, or without one
+    /// `max_response_bytes` capped at the budget. The wait for it does not count towards
+    /// `request_timeout` (the peer has answered; the gateway is busy): it is bounded on its
+    /// own by what `delivery.lease` leaves after the call's timeouts, so the call still ends
+    /// within its lease, and running out of it is [`Phase::Budget`].
+    async fn call_reserving<'a, T, F, Fut>(
+        &self,
+        (participant, peer, role): (&'a str, &Peer, Role),
+        mut request: Request<Full<Bytes>>,
+        trace: &mut XroadTrace,
+        reserve: bool,
+        handle: F,
+    ) -> Result<T, CallError>
+    where
+        F: FnOnce(StatusCode, Incoming, Option<Reservation>) -> Fut,
         Fut: Future<Output = Result<T, Failure>> + 'a,
     {
         let limit = self.max_response_bytes;
@@ -1267,7 +1378,8 @@ impl Outbound {
             trace.sent_id = Some(id);
         }
         let on_xroad = peer.xroad_client.is_some();
-        let exchange = async {
+        let started = tokio::time::Instant::now();
+        let head = async {
             let response = peer
                 .client
                 .request(request)
@@ -1297,9 +1409,47 @@ impl Outbound {
             {
                 return Err(Failure::TooLarge);
             }
-            handle(parts.status, body).await
+            Ok((parts.status, body))
         };
-        match tokio::time::timeout(self.request_timeout, exchange).await {
+        let (status, body) = self.within(participant, started, head).await?;
+        let head_took = started.elapsed();
+        let reservation = match &self.budget {
+            Some(budget) if reserve && status == StatusCode::OK => {
+                // Exact when the answer has a Content-Length (hyper reads no more than that).
+                let wanted = hyper::body::Body::size_hint(&body)
+                    .exact()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or_else(|| limit.min(budget.total()));
+                let wait = self.budget_wait;
+                match tokio::time::timeout(wait, budget.reserve(wanted)).await {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        return Err(CallError::Timeout {
+                            participant: participant.to_owned(),
+                            phase: Phase::Budget,
+                            limit: wait,
+                        });
+                    }
+                }
+            }
+            _ => None,
+        };
+        // The body's time: what is left of `request_timeout`, the budget's wait not counted.
+        let resumed = tokio::time::Instant::now()
+            .checked_sub(head_took)
+            .unwrap_or(started);
+        self.within(participant, resumed, handle(status, body, reservation))
+            .await
+    }
+
+    /// Runs `part` of a call begun at `started` until `request_timeout` after it.
+    async fn within<T>(
+        &self,
+        participant: &str,
+        started: tokio::time::Instant,
+        part: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, CallError> {
+        match tokio::time::timeout_at(started + self.request_timeout, part).await {
             Err(_) => Err(CallError::Timeout {
                 participant: participant.to_owned(),
                 phase: Phase::Request,
@@ -1309,7 +1459,7 @@ impl Outbound {
             Ok(Err(Failure::Call(e))) => Err(e),
             Ok(Err(Failure::TooLarge)) => Err(CallError::ResponseTooLarge {
                 participant: participant.to_owned(),
-                limit,
+                limit: self.max_response_bytes,
             }),
         }
     }
@@ -1383,13 +1533,15 @@ fn tls_error(participant: String, e: &rustls::Error) -> CallError {
     }
 }
 
-/// Reads a body, failing as soon as it grows past `limit`.
+/// Reads a body, failing as soon as it grows past `limit`, into a buffer of `capacity` bytes
+/// (the `Content-Length` when known: one allocation of the record's size) that grows as needed.
 async fn read_limited(
     mut body: Incoming,
     limit: usize,
+    capacity: usize,
     participant: &str,
 ) -> Result<Bytes, Failure> {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(capacity.min(limit));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             Failure::Call(CallError::Connection {

@@ -192,12 +192,14 @@ impl Gateway {
                 message,
             },
         )?);
-        let outbound = Outbound::new(&config)?.with_random(random.clone());
+        let metrics = Metrics::new(&build);
+        let outbound = Outbound::new(&config)?
+            .with_random(random.clone())
+            .with_budget(metrics.record_budget(config.delivery.max_in_flight_bytes));
         let crls = Arc::new(crate::tls::load_crl_set(
             &config.gateway.crl,
             &config.gateway.client_ca,
         )?);
-        let metrics = Metrics::new(&build);
         metrics.know_participants(&config);
         for crl in crls.statuses() {
             metrics.crl_next_update(&crl.issuer, crl.next_update.secs());
