@@ -352,7 +352,7 @@ impl Document {
             exclude: None,
         };
         // The apex's scope is computed above; render it against an empty output ancestor.
-        r.element_in_scope(element, scope, &Scope::new(), &extra);
+        r.element_in_scope(element, &scope, &Scope::new(), &extra);
         Some(r.out)
     }
 }
@@ -388,8 +388,13 @@ impl Renderer<'_> {
         rendered: &Scope,
         extra: &[Attribute],
     ) {
-        let scope = extend_scope(parent, element);
-        self.element_in_scope(element, scope, rendered, extra);
+        // Most elements declare nothing: they render in their parent's scope, not a copy.
+        if element.declarations.is_empty() {
+            self.element_in_scope(element, parent, rendered, extra);
+        } else {
+            let scope = extend_scope(parent, element);
+            self.element_in_scope(element, &scope, rendered, extra);
+        }
     }
 
     /// Renders `element` whose bindings in scope are `scope`, below an output ancestor whose
@@ -397,7 +402,7 @@ impl Renderer<'_> {
     fn element_in_scope(
         &mut self,
         element: &Element,
-        scope: Scope,
+        scope: &Scope,
         rendered: &Scope,
         extra: &[Attribute],
     ) {
@@ -411,7 +416,7 @@ impl Renderer<'_> {
         if !scope.contains_key("") && rendered.get("").is_some_and(|u| !u.is_empty()) {
             self.out.extend_from_slice(b" xmlns=\"\"");
         }
-        for (prefix, uri) in &scope {
+        for (prefix, uri) in scope {
             if rendered.get(prefix) == Some(uri) {
                 continue;
             }
@@ -441,7 +446,7 @@ impl Renderer<'_> {
         self.out.push(b'>');
         for child in &element.children {
             match child {
-                Content::Element(e) => self.element(e, &scope, &scope, &[]),
+                Content::Element(e) => self.element(e, scope, scope, &[]),
                 Content::Text(t) => escape_text(&mut self.out, t),
                 Content::Comment(c) => {
                     if self.comments == Comments::Keep {
