@@ -23,9 +23,10 @@
 //! accepts it never needs. It must not: do IO, or know about signatures (that is
 //! `siirto_core::dsig`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 
+use super::dom::Name;
 use super::reader::{self, Handler, Locator, StartTag, XML_NAMESPACE};
 use super::{Limits, Position, XmlError};
 
@@ -50,12 +51,12 @@ pub enum Misc {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     /// The qualified name as written (`ds:Signature`).
-    pub qname: String,
-    pub namespace: Option<String>,
-    pub local: String,
+    pub qname: Name,
+    pub namespace: Option<Name>,
+    pub local: Name,
     /// The namespace declarations on this element: prefix (`""` for the default namespace)
     /// and URI (`""` undeclares the default namespace).
-    pub declarations: Vec<(String, String)>,
+    pub declarations: Vec<(Name, Name)>,
     pub attributes: Vec<Attribute>,
     pub children: Vec<Content>,
     /// Byte offset of the start tag (in the UTF-8 decoding of a UTF-16 source).
@@ -65,9 +66,9 @@ pub struct Element {
 /// An attribute (namespace declarations are in [`Element::declarations`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
-    pub qname: String,
-    pub namespace: Option<String>,
-    pub local: String,
+    pub qname: Name,
+    pub namespace: Option<Name>,
+    pub local: Name,
     /// The normalized value (references expanded).
     pub value: String,
 }
@@ -75,7 +76,8 @@ pub struct Attribute {
 /// What an element holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
-    Element(Element),
+    /// Boxed: a document's many text children need not be an element's size.
+    Element(Box<Element>),
     /// Character data, references expanded, line ends normalized, CDATA merged in.
     Text(String),
     Comment(String),
@@ -89,7 +91,7 @@ impl Element {
     /// Child elements, in document order.
     pub fn elements(&self) -> impl Iterator<Item = &Element> {
         self.children.iter().filter_map(|c| match c {
-            Content::Element(e) => Some(e),
+            Content::Element(e) => Some(&**e),
             _ => None,
         })
     }
@@ -134,6 +136,7 @@ pub fn parse(document: &[u8], limits: &Limits) -> Result<Document, XmlError> {
         root: None,
         before: Vec::new(),
         after: Vec::new(),
+        names: HashSet::new(),
     };
     reader::parse_slice(document, limits, &mut builder)?;
     let root = builder.root.ok_or_else(|| XmlError::Malformed {
@@ -161,9 +164,20 @@ struct Builder {
     root: Option<Element>,
     before: Vec<Misc>,
     after: Vec<Misc>,
+    /// Every name and namespace URI of the document, stored once.
+    names: HashSet<Name>,
 }
 
 impl Builder {
+    fn name(&mut self, s: &str) -> Name {
+        if let Some(name) = self.names.get(s) {
+            return name.clone();
+        }
+        let name = Name::from(s);
+        self.names.insert(name.clone());
+        name
+    }
+
     fn misc(&mut self, misc: Misc, content: Content) {
         match self.stack.last_mut() {
             Some(parent) => parent.children.push(content),
@@ -186,29 +200,33 @@ impl Handler for Builder {
                 + 1;
             let all: Vec<(&str, &str)> = tag.namespaces_in_scope().collect();
             let own = all.len().saturating_sub(outer);
-            let mut own: Vec<(String, String)> = all[..own]
+            let mut own: Vec<(Name, Name)> = all[..own]
                 .iter()
-                .map(|(p, u)| ((*p).to_owned(), (*u).to_owned()))
+                .map(|(p, u)| (self.name(p), self.name(u)))
                 .collect();
             own.reverse();
             own
         } else {
             Vec::new()
         };
+        let qname = self.name(tag.qname());
+        let namespace = tag.namespace().map(|n| self.name(n));
+        let local = self.name(tag.local());
+        let attributes = tag
+            .attributes()
+            .map(|a| Attribute {
+                qname: self.name(a.qname),
+                namespace: a.namespace.map(|n| self.name(n)),
+                local: self.name(a.local),
+                value: a.value.to_owned(),
+            })
+            .collect();
         self.stack.push(Element {
-            qname: tag.qname().to_owned(),
-            namespace: tag.namespace().map(str::to_owned),
-            local: tag.local().to_owned(),
+            qname,
+            namespace,
+            local,
             declarations,
-            attributes: tag
-                .attributes()
-                .map(|a| Attribute {
-                    qname: a.qname.to_owned(),
-                    namespace: a.namespace.map(str::to_owned),
-                    local: a.local.to_owned(),
-                    value: a.value.to_owned(),
-                })
-                .collect(),
+            attributes,
             children: Vec::new(),
             offset: at.offset(),
         });
@@ -216,9 +234,10 @@ impl Handler for Builder {
     }
 
     fn end_element(&mut self, _at: &Locator<'_>) -> ControlFlow<()> {
-        if let Some(element) = self.stack.pop() {
+        if let Some(mut element) = self.stack.pop() {
+            element.children.shrink_to_fit();
             match self.stack.last_mut() {
-                Some(parent) => parent.children.push(Content::Element(element)),
+                Some(parent) => parent.children.push(Content::Element(Box::new(element))),
                 None => self.root = Some(element),
             }
         }
@@ -271,9 +290,9 @@ fn extend_scope(parent: &Scope, element: &Element) -> Scope {
             continue;
         }
         if uri.is_empty() {
-            scope.remove(prefix);
+            scope.remove(prefix.as_str());
         } else {
-            scope.insert(prefix.clone(), uri.clone());
+            scope.insert(prefix.to_string(), uri.to_string());
         }
     }
     scope
@@ -320,12 +339,12 @@ impl Document {
     /// is at `path`.
     pub fn canonical_subtree(&self, path: &[usize], comments: Comments) -> Option<Vec<u8>> {
         let mut scope = extend_scope(&Scope::new(), &self.root);
-        let mut inherited: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut inherited: BTreeMap<String, (Name, String)> = BTreeMap::new();
         let mut element = &self.root;
         for &index in path {
             for a in &element.attributes {
                 if a.namespace.as_deref() == Some(XML_NAMESPACE) {
-                    inherited.insert(a.local.clone(), (a.qname.clone(), a.value.clone()));
+                    inherited.insert(a.local.to_string(), (a.qname.clone(), a.value.clone()));
                 }
             }
             element = element.elements().nth(index)?;
@@ -337,12 +356,12 @@ impl Document {
                 !element
                     .attributes
                     .iter()
-                    .any(|a| a.namespace.as_deref() == Some(XML_NAMESPACE) && &a.local == local)
+                    .any(|a| a.namespace.as_deref() == Some(XML_NAMESPACE) && a.local == **local)
             })
             .map(|(local, (qname, value))| Attribute {
                 qname,
-                namespace: Some(XML_NAMESPACE.to_owned()),
-                local,
+                namespace: Some(Name::from(XML_NAMESPACE)),
+                local: Name::from(local.as_str()),
                 value,
             })
             .collect();
