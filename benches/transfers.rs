@@ -48,11 +48,6 @@
 
 mod common;
 
-/// The allocator the `siirto` binary uses (src/main.rs), so the in-process gateway is measured
-/// as it runs in production.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

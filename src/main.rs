@@ -24,12 +24,6 @@ use siirto_gateway::server::Shutdown;
 use siirto_gateway::start::{self, Listeners};
 use siirto_gateway::state::Gateway;
 
-/// mimalloc rather than glibc's malloc: a transfer makes many small allocations on many threads,
-/// where glibc's allocator spent about a fifth of the gateway's CPU (perf) and kept freed memory
-/// in per-thread arenas (BENCHMARKS.md, "Transfers").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli) => cli.command,
