@@ -687,6 +687,9 @@ pub fn sign(document: &[u8], signer: &Signer, limits: &Limits) -> Result<Vec<u8>
     )?;
     let (signed_info, key_info) = signature_xml(signer.method, &digest, &signer.certificate_der);
     let end = root_end_tag(document, &doc)?;
+    // Each tree is several times the document: none outlives its use (the self-check below
+    // parses a third time), so one signature holds one tree at a time.
+    drop(doc);
     let open = format!("<Signature xmlns=\"{DSIG_NAMESPACE}\">");
     // SignedInfo is canonicalized in its place: the namespaces in scope there are the root's
     // and the Signature's default, so render it from a parse of the document with the
@@ -705,11 +708,13 @@ pub fn sign(document: &[u8], signer: &Signer, limits: &Limits) -> Result<Vec<u8>
     let canonical_signed_info = placed
         .canonical_subtree(&[index, 0], Comments::Omit)
         .ok_or_else(|| SignError::Document("the signature was not placed in the root".into()))?;
+    drop(placed);
     let value = STANDARD.encode(signer.sign_bytes(&canonical_signed_info)?);
     let mut signed = Vec::with_capacity(draft.len() + value.len());
     signed.extend_from_slice(&draft[..value_at]);
     signed.extend_from_slice(value.as_bytes());
     signed.extend_from_slice(&draft[value_at..]);
+    drop(draft);
     let own = [signer.certificate()?];
     verify(
         &signed,

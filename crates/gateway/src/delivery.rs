@@ -778,14 +778,11 @@ async fn prepare_document(
     if small {
         return run(&gw.schemas);
     }
-    let schemas = gw.schemas.clone();
-    tokio::task::spawn_blocking(move || run(&schemas))
-        .await
-        .unwrap_or_else(|e| {
-            Err(PipelineError::ConversionFailed(format!(
-                "preparation task failed: {e}"
-            )))
-        })
+    gw.on_blocking_pool(run).await.unwrap_or_else(|e| {
+        Err(PipelineError::ConversionFailed(format!(
+            "preparation task failed: {e}"
+        )))
+    })
 }
 
 /// Delivers `row`'s record: the one just prepared from the fetched record (`ready`, with the

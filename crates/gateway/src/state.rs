@@ -133,6 +133,9 @@ pub struct Gateway {
     pub instance: String,
     /// Concurrent deliveries allowed per destination.
     pub destination_slots: HashMap<String, Arc<Semaphore>>,
+    /// Large documents prepared or read at once: as many as the machine has cores (see
+    /// [`Gateway::on_blocking_pool`]).
+    large_documents: Arc<Semaphore>,
     /// Unfinished transfers, as last counted (refreshed every second, bumped on accept).
     pending: AtomicU64,
     /// Refused TLS handshakes waiting to be summarised in the audit.
@@ -170,6 +173,26 @@ fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
 }
 
 impl Gateway {
+    /// Runs `work` — preparing or reading a large document — on the blocking pool, at most as
+    /// many at once as the machine has cores: each holds a working set of several times its
+    /// document (a tree, the converted document, signing's trees), and more at once would not
+    /// finish sooner; the others wait holding only their fetched record.
+    pub(crate) async fn on_blocking_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Schemas) -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let _running = self
+            .large_documents
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| e.to_string())?;
+        let schemas = self.schemas.clone();
+        tokio::task::spawn_blocking(move || work(&schemas))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Builds the gateway from a validated configuration: opens (and migrates) the store, loads
     /// keys and schemas, and prepares the outbound clients. `build` is what the binary says of
     /// itself (`siirto_build_info`).
@@ -304,6 +327,9 @@ impl Gateway {
             wake: Notify::new(),
             instance,
             destination_slots,
+            large_documents: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
             pending: AtomicU64::new(0),
             refusals: crate::refusals::RefusalLog::new(Duration::from_secs(60), 10_000),
             call_warnings: crate::refusals::Windows::new(Duration::from_secs(60), 10_000),

@@ -329,14 +329,11 @@ async fn fetch_and_answer(gw: &Gateway, id: &str, verified: &VerifiedCheck) -> O
     let read = if body_len <= crate::delivery::BLOCKING_THRESHOLD {
         run(&gw.schemas)
     } else {
-        let schemas = gw.schemas.clone();
-        tokio::task::spawn_blocking(move || run(&schemas))
-            .await
-            .unwrap_or_else(|e| {
-                Err(PipelineError::ConversionFailed(format!(
-                    "the reading task failed: {e}"
-                )))
-            })
+        gw.on_blocking_pool(run).await.unwrap_or_else(|e| {
+            Err(PipelineError::ConversionFailed(format!(
+                "the reading task failed: {e}"
+            )))
+        })
     };
     let (record, _report) = match read {
         Ok(r) => r,
