@@ -129,33 +129,6 @@ fn options() -> Options {
     o
 }
 
-/// The sample school record of `subject`, grown with further achievements to at least `kb` KiB.
-fn record(subject: &str, kb: usize) -> Vec<u8> {
-    let base = siirto_devkit::demo::school_record(subject, false);
-    let (head, tail) = base
-        .split_once("</achievements>")
-        .expect("the sample record has achievements");
-    let mut doc = head.to_owned();
-    let mut i = 0;
-    while doc.len() + tail.len() + 16 < kb * 1024 {
-        doc.push_str(&format!(
-            r#"    <achievement key="extra-{i}" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
-      <code>VAL{i}</code>
-      <name lang="fi">Valinnainen kurssi {i}</name>
-      <date>2025-05-30</date>
-      <grade><asteikko-4-10>{}</asteikko-4-10></grade>
-      <credits unit="vvt">1</credits>
-    </achievement>
-"#,
-            4 + i % 7
-        ));
-        i += 1;
-    }
-    doc.push_str("</achievements>");
-    doc.push_str(tail);
-    doc.into_bytes()
-}
-
 /// What one run measured.
 struct Figures {
     n: usize,
@@ -712,7 +685,7 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
     let n = warmup + o.transfers;
     let subjects: Vec<String> = (0..n as u32).map(synthetic_henkilotunnus).collect();
     let source = &bed.sources[SOURCE];
-    let size = record(&subjects[0], o.record_kb).len();
+    let size = siirto_devkit::demo::school_record_of_size(&subjects[0], o.record_kb * 1024).len();
     for (limit, name) in [
         (
             bed.config.delivery.max_response_bytes,
@@ -726,7 +699,10 @@ async fn run(backend: &str, o: &Options) -> Option<String> {
         );
     }
     for s in &subjects {
-        source.insert(s, record(s, o.record_kb));
+        source.insert(
+            s,
+            siirto_devkit::demo::school_record_of_size(s, o.record_kb * 1024),
+        );
     }
     let gateways = match o.instances {
         None => Gateways::InProcess,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use siirto_core::formats::Format;
 use siirto_core::student_id::synthetic_henkilotunnus;
+use siirto_devkit::demo::school_record_of_size;
 use siirto_devkit::peers::Behaviour;
 use siirto_devkit::testbed::{Testbed, TestbedOptions};
 
@@ -23,37 +24,6 @@ const RECORD_BYTES: usize = 4_000_000;
 const BUDGET: u64 = 16_000_000;
 /// How long the 20 transfers of 4 MB may take on a busy two-core machine (debug build).
 const RUN_DEADLINE: Duration = Duration::from_secs(600);
-
-/// The sample school record of `subject`, grown with further achievements to just under
-/// `bytes` (as `benches/transfers.rs` grows it).
-fn record(subject: &str, bytes: usize) -> Vec<u8> {
-    let base = school_record(subject, false);
-    let (head, tail) = base
-        .split_once("</achievements>")
-        .expect("the sample record has achievements");
-    let mut doc = head.to_owned();
-    let end = "</achievements>";
-    for i in 0.. {
-        let achievement = format!(
-            r#"    <achievement key="extra-{i}" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
-      <code>VAL{i}</code>
-      <name lang="fi">Valinnainen kurssi {i}</name>
-      <date>2025-05-30</date>
-      <grade><asteikko-4-10>{}</asteikko-4-10></grade>
-      <credits unit="vvt">1</credits>
-    </achievement>
-"#,
-            4 + i % 7
-        );
-        if doc.len() + achievement.len() + end.len() + tail.len() > bytes {
-            break;
-        }
-        doc.push_str(&achievement);
-    }
-    doc.push_str(end);
-    doc.push_str(tail);
-    doc.into_bytes()
-}
 
 /// The value of the unlabelled gauge `name` in the gateway's `GET /metrics`.
 async fn gauge(admin: &str, name: &str) -> u64 {
@@ -92,7 +62,7 @@ async fn the_budget_bounds_records_in_flight(database_url: Option<String>) {
     let subjects: Vec<String> = (0..TRANSFERS).map(synthetic_henkilotunnus).collect();
     let mut sizes = Vec::new();
     for s in &subjects {
-        let doc = record(s, RECORD_BYTES);
+        let doc = school_record_of_size(s, RECORD_BYTES);
         sizes.push(doc.len());
         bed.sources["turku"].insert(s, doc);
     }
@@ -308,7 +278,7 @@ async fn gateway_view(bed: &Testbed, id: &str) -> serde_json::Value {
 /// Keeps the helper honest: the grown record is as long as asked, and valid.
 #[test]
 fn the_grown_record_is_just_under_its_size_and_valid() {
-    let doc = record(&synthetic_henkilotunnus(0), 300_000);
+    let doc = school_record_of_size(&synthetic_henkilotunnus(0), 300_000);
     assert!(doc.len() <= 300_000 && doc.len() > 299_000, "{}", doc.len());
     assert_valid(Format::SiirtoV1, &doc, "the grown record");
 }

@@ -31,6 +31,38 @@ pub const DEMO_LEARNER: &str = "1.2.246.562.24.10000000008";
 /// but belongs to no one.
 pub const DEMO_STUDENT: &str = "150608A123J";
 
+/// [`school_record`] of `subject` grown with further course achievements to just under `bytes`
+/// (the largest such record not longer than `bytes`): large records for the benchmarks and the
+/// memory tests.
+pub fn school_record_of_size(subject: &str, bytes: usize) -> Vec<u8> {
+    let base = school_record(subject, false);
+    let end = "</achievements>";
+    let Some((head, tail)) = base.split_once(end) else {
+        return base.into_bytes();
+    };
+    let mut doc = head.to_owned();
+    for i in 0.. {
+        let achievement = format!(
+            r#"    <achievement key="extra-{i}" kind="course" provider="1.2.246.562.10.10000000001" studyRight="perusopetus-1">
+      <code>VAL{i}</code>
+      <name lang="fi">Valinnainen kurssi {i}</name>
+      <date>2025-05-30</date>
+      <grade><asteikko-4-10>{}</asteikko-4-10></grade>
+      <credits unit="vvt">1</credits>
+    </achievement>
+"#,
+            4 + i % 7
+        );
+        if doc.len() + achievement.len() + end.len() + tail.len() > bytes {
+            break;
+        }
+        doc.push_str(&achievement);
+    }
+    doc.push_str(end);
+    doc.push_str(tail);
+    doc.into_bytes()
+}
+
 /// A municipal school record (siirto-v1) for `subject` with every category: identity with home
 /// municipality, address and contact; a study right; three achievements; a special-support
 /// decision. The birth date is the one the henkilötunnus encodes (a record whose birth date

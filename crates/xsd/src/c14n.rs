@@ -23,10 +23,10 @@
 //! accepts it never needs. It must not: do IO, or know about signatures (that is
 //! `siirto_core::dsig`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use super::dom::Name;
+use super::dom::{Name, Names};
 use super::reader::{self, Handler, Locator, StartTag, XML_NAMESPACE};
 use super::{Limits, Position, XmlError};
 
@@ -136,7 +136,7 @@ pub fn parse(document: &[u8], limits: &Limits) -> Result<Document, XmlError> {
         root: None,
         before: Vec::new(),
         after: Vec::new(),
-        names: HashSet::new(),
+        names: Names::default(),
     };
     reader::parse_slice(document, limits, &mut builder)?;
     let root = builder.root.ok_or_else(|| XmlError::Malformed {
@@ -165,17 +165,12 @@ struct Builder {
     before: Vec<Misc>,
     after: Vec<Misc>,
     /// Every name and namespace URI of the document, stored once.
-    names: HashSet<Name>,
+    names: Names,
 }
 
 impl Builder {
     fn name(&mut self, s: &str) -> Name {
-        if let Some(name) = self.names.get(s) {
-            return name.clone();
-        }
-        let name = Name::from(s);
-        self.names.insert(name.clone());
-        name
+        self.names.get(s)
     }
 
     fn misc(&mut self, misc: Misc, content: Content) {

@@ -73,6 +73,21 @@ impl std::fmt::Debug for Name {
     }
 }
 
+/// The names of one document, each stored once: [`Names::get`] gives the shared copy.
+#[derive(Default)]
+pub(crate) struct Names(HashSet<Name>);
+
+impl Names {
+    pub(crate) fn get(&mut self, s: &str) -> Name {
+        if let Some(name) = self.0.get(s) {
+            return name.clone();
+        }
+        let name = Name::from(s);
+        self.0.insert(name.clone());
+        name
+    }
+}
+
 /// An element with its namespace resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -210,7 +225,7 @@ impl Open {
 pub(crate) struct TreeBuilder {
     stack: Vec<Open>,
     root: Option<Element>,
-    names: HashSet<Name>,
+    names: Names,
 }
 
 impl TreeBuilder {
@@ -223,12 +238,7 @@ impl TreeBuilder {
     }
 
     fn name(&mut self, s: &str) -> Name {
-        if let Some(name) = self.names.get(s) {
-            return name.clone();
-        }
-        let name = Name::from(s);
-        self.names.insert(name.clone());
-        name
+        self.names.get(s)
     }
 }
 
